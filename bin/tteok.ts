@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+// tteok's one entry point: `tteok ingest`, `tteok gateway`, `tteok controller`.
+// One image, one binary; the role is chosen by the command.
+import { ConfigError } from '../common/env-config.ts';
+import { createLogger } from '../common/log.ts';
+
+const role = process.argv[2];
+const log = createLogger(role ?? 'tteok');
+
+async function main(): Promise<void> {
+  switch (role) {
+    case 'ingest': {
+      const { loadIngestConfig } = await import('../ingest/config.ts');
+      const { startIngest } = await import('../ingest/ingest.ts');
+      const ingest = await startIngest(loadIngestConfig(), { log });
+      onTermination(() => ingest.shutdown());
+      return;
+    }
+    case 'local': {
+      const { startLocalMode } = await import('./local-mode.ts');
+      const local = await startLocalMode(log);
+      onTermination(() => local.shutdown());
+      return;
+    }
+    default:
+      process.stderr.write('usage: tteok <ingest|local>\n');
+      process.exit(2);
+  }
+}
+
+function onTermination(shutdown: () => Promise<void>): void {
+  let stopping = false;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      shutdown().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          log.error({ err: error }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    });
+  }
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError) log.fatal(`configuration error: ${error.message}`);
+  else log.fatal({ err: error }, 'failed to start');
+  process.exit(1);
+});

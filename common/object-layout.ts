@@ -1,0 +1,42 @@
+// Where a stream's media lives, on the ingest's media volume and in the object
+// store. The ingest writes it, the gateway serves and follows it, and the
+// controller deletes it: one definition for all three.
+//
+//   <prefix>/<namespace>/<name>/index.m3u8              stable playlist key (short-lived cache)
+//   <prefix>/<namespace>/<name>/<run>/init-<n>.mp4       init segment, one per publish session
+//   <prefix>/<namespace>/<name>/<run>/<n>-<seq>.m4s      media segments (cached forever)
+//
+// <run> is unique per publish session and never reused, so every segment name
+// is unique for all time and CDNs can cache segments as immutable. The stream
+// key appears nowhere in this layout.
+import type { StreamRef } from './livestream.ts';
+
+export const PLAYLIST_FILE = 'index.m3u8';
+
+export function streamPrefix(ref: StreamRef, prefix = ''): string {
+  return joinKey(prefix, ref.namespace, ref.name);
+}
+
+export function playlistKey(ref: StreamRef, prefix = ''): string {
+  return joinKey(prefix, ref.namespace, ref.name, PLAYLIST_FILE);
+}
+
+export function joinKey(...parts: string[]): string {
+  return parts
+    .flatMap((p) => p.split('/'))
+    .filter((p) => p.length > 0)
+    .join('/');
+}
+
+export function contentTypeFor(key: string): string {
+  if (key.endsWith('.m3u8')) return 'application/vnd.apple.mpegurl';
+  if (key.endsWith('.m4s') || key.endsWith('.mp4')) return 'video/mp4';
+  return 'application/octet-stream';
+}
+
+export const SEGMENT_CACHE_CONTROL = 'public, max-age=31536000, immutable';
+
+/** Playlists are cached for at most half a segment, so a CDN never holds the live edge back by more. */
+export function playlistCacheControl(maxAgeSeconds: number): string {
+  return `public, max-age=${Math.max(0, Math.floor(maxAgeSeconds))}`;
+}

@@ -1,0 +1,59 @@
+// The ingest's configuration, from environment variables. README.md lists
+// every one with its default; keep the two in step.
+import { ConfigError, envBool, envInt, envNumber, envOptional, envString, type Env } from '../common/env-config.ts';
+
+export interface IngestConfig {
+  rtmpHost: string;
+  rtmpPort: number;
+  rtmpApp: string;
+  httpHost: string;
+  httpPort: number;
+  mediaDir: string;
+  keySource: 'file' | 'kubernetes';
+  keysFile: string;
+  storage: 's3' | 'local';
+  localOriginDir: string;
+  s3: { bucket: string; prefix: string; region: string; endpoint?: string; forcePathStyle: boolean; requestTimeoutMs: number };
+  playlistMaxAgeSeconds: number | undefined;
+  reconnectGraceMs: number;
+  deleteDelayMs: number;
+  uploadConcurrency: number;
+  backlogWarnSegments: number;
+  shutdownTimeoutMs: number;
+}
+
+export function loadIngestConfig(env: Env = process.env): IngestConfig {
+  const storage = envString(env, 'TTEOK_STORAGE', 's3');
+  if (storage !== 's3' && storage !== 'local') throw new ConfigError(`TTEOK_STORAGE must be "s3" or "local", got "${storage}"`);
+  const keySource = envString(env, 'TTEOK_KEY_SOURCE', 'file');
+  if (keySource !== 'file' && keySource !== 'kubernetes') throw new ConfigError(`TTEOK_KEY_SOURCE must be "file" or "kubernetes", got "${keySource}"`);
+  const bucket = envString(env, 'TTEOK_S3_BUCKET', '');
+  if (storage === 's3' && bucket === '') throw new ConfigError('TTEOK_S3_BUCKET is required when TTEOK_STORAGE is "s3" (or set TTEOK_STORAGE=local)');
+  const maxAge = envOptional(env, 'TTEOK_PLAYLIST_MAX_AGE_SECONDS');
+  return {
+    rtmpHost: envString(env, 'TTEOK_RTMP_HOST', '0.0.0.0'),
+    rtmpPort: envInt(env, 'TTEOK_RTMP_PORT', 1935, 0, 65535),
+    rtmpApp: envString(env, 'TTEOK_RTMP_APP', 'live'),
+    httpHost: envString(env, 'TTEOK_HTTP_HOST', '0.0.0.0'),
+    httpPort: envInt(env, 'TTEOK_HTTP_PORT', 9935, 0, 65535),
+    mediaDir: envString(env, 'TTEOK_MEDIA_DIR', '/var/lib/tteok/media'),
+    keySource,
+    keysFile: envString(env, 'TTEOK_KEYS_FILE', 'tteok-keys.yaml'),
+    storage,
+    localOriginDir: envString(env, 'TTEOK_LOCAL_ORIGIN_DIR', '.tteok/origin'),
+    s3: {
+      bucket,
+      prefix: envString(env, 'TTEOK_S3_PREFIX', ''),
+      region: envString(env, 'TTEOK_S3_REGION', envString(env, 'AWS_REGION', 'us-east-1')),
+      endpoint: envOptional(env, 'TTEOK_S3_ENDPOINT'),
+      forcePathStyle: envBool(env, 'TTEOK_S3_FORCE_PATH_STYLE', false),
+      requestTimeoutMs: envInt(env, 'TTEOK_S3_REQUEST_TIMEOUT_MS', 5000, 100),
+    },
+    playlistMaxAgeSeconds: maxAge === undefined ? undefined : envNumber(env, 'TTEOK_PLAYLIST_MAX_AGE_SECONDS', 0, 0, 3600),
+    reconnectGraceMs: envNumber(env, 'TTEOK_RECONNECT_GRACE_SECONDS', 10, 0, 600) * 1000,
+    deleteDelayMs: envNumber(env, 'TTEOK_DELETE_DELAY_SECONDS', 60, 0, 86400) * 1000,
+    uploadConcurrency: envInt(env, 'TTEOK_UPLOAD_CONCURRENCY', 8, 1, 256),
+    backlogWarnSegments: envInt(env, 'TTEOK_BACKLOG_WARN_SEGMENTS', 30, 1),
+    shutdownTimeoutMs: envNumber(env, 'TTEOK_SHUTDOWN_TIMEOUT_SECONDS', 25, 0, 3600) * 1000,
+  };
+}

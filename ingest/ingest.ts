@@ -1,0 +1,114 @@
+// Wires the ingest together: key source → stream hub → RTMP listener, the
+// packagers writing to the media volume, the uploader storing from it, and
+// the HTTP side. `startIngest` returns a handle whose `shutdown` does what
+// SIGTERM must: stop taking publishes, end live streams, finish uploads.
+import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { createLogger, type Logger } from '../common/log.ts';
+import type { IngestConfig } from './config.ts';
+import { createIngestHttpServer } from './http-server.ts';
+import { FileKeySource } from './keys/file-key-source.ts';
+import type { KeySource } from './keys/key-source.ts';
+import { IngestMetrics } from './metrics.ts';
+import { RtmpServer } from './rtmp/rtmp-server.ts';
+import { LocalDirectoryStore } from './storage/local-store.ts';
+import type { ObjectStore } from './storage/object-store.ts';
+import { S3Store } from './storage/s3-store.ts';
+import { StreamHub, type StreamClaims } from './stream-hub.ts';
+import { Uploader } from './upload/uploader.ts';
+
+export interface IngestDeps {
+  log?: Logger;
+  /** Replaces the configured key source (the Kubernetes one is plugged in here). */
+  keys?: KeySource;
+  claims?: StreamClaims;
+}
+
+export interface RunningIngest {
+  rtmpPort: number;
+  httpPort: number;
+  metrics: IngestMetrics;
+  shutdown(): Promise<void>;
+}
+
+export function createStore(config: IngestConfig): ObjectStore {
+  return config.storage === 'local'
+    ? new LocalDirectoryStore(config.localOriginDir)
+    : new S3Store({
+        bucket: config.s3.bucket,
+        region: config.s3.region,
+        ...(config.s3.endpoint ? { endpoint: config.s3.endpoint } : {}),
+        forcePathStyle: config.s3.forcePathStyle,
+        requestTimeoutMs: config.s3.requestTimeoutMs,
+      });
+}
+
+export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): Promise<RunningIngest> {
+  const log = deps.log ?? createLogger('ingest');
+  const metrics = new IngestMetrics();
+  await mkdir(config.mediaDir, { recursive: true });
+  const keys = deps.keys ?? new FileKeySource(config.keysFile, log);
+  await keys.ready();
+  const store = createStore(config);
+  const uploader = new Uploader({
+    mediaDir: config.mediaDir,
+    store,
+    prefix: config.storage === 's3' ? config.s3.prefix : '',
+    playlistMaxAgeSeconds: config.playlistMaxAgeSeconds,
+    concurrency: config.uploadConcurrency,
+    backlogWarnSegments: config.backlogWarnSegments,
+    deleteDelayMs: config.deleteDelayMs,
+    metrics,
+    log,
+  });
+  const hub = new StreamHub({
+    app: config.rtmpApp,
+    mediaDir: config.mediaDir,
+    reconnectGraceMs: config.reconnectGraceMs,
+    keys,
+    ...(deps.claims ? { claims: deps.claims } : {}),
+    metrics,
+    log,
+    onStreamEnded: (end) => uploader.streamEnded(end),
+  });
+  // Files left by a previous process are uploaded first, and its unfinished
+  // streams wait for their publishers to come back.
+  await uploader.start();
+  await hub.recover();
+
+  let shuttingDown = false;
+  let rtmpUp = false;
+  const http: Server = createIngestHttpServer(metrics.registry, { ready: () => rtmpUp && !shuttingDown });
+  const httpPort = await new Promise<number>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(config.httpPort, config.httpHost, () => {
+      const a = http.address();
+      resolve(typeof a === 'object' && a ? a.port : config.httpPort);
+    });
+  });
+  const rtmp = new RtmpServer({ host: config.rtmpHost, port: config.rtmpPort, hub, log, metrics });
+  const rtmpPort = await rtmp.listen();
+  rtmpUp = true;
+  log.info({ rtmpPort, httpPort, store: store.description, mediaDir: config.mediaDir }, 'ingest ready');
+
+  return {
+    rtmpPort,
+    httpPort,
+    metrics,
+    async shutdown() {
+      if (shuttingDown) return;
+      shuttingDown = true;
+      log.info('shutting down: refusing new publishes, ending live streams, finishing uploads');
+      hub.stopAccepting();
+      await rtmp.stopListening().catch(() => undefined);
+      await hub.finishAll();
+      rtmp.destroyAll();
+      const drained = await uploader.drain(config.shutdownTimeoutMs);
+      if (!drained) log.error('shutdown timeout reached with uploads pending; they stay on the media volume for the next start');
+      await uploader.close();
+      await keys.close();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      log.info('ingest stopped');
+    },
+  };
+}

@@ -1,0 +1,108 @@
+// The local key source: a YAML file of LiveStream objects, each with the key
+// it accepts in a top-level `streamKey` field (local mode only; in Kubernetes
+// the controller keeps keys in Secrets). The file is reloaded when it changes;
+// a file with errors is refused as a whole and the last good view stays.
+import { readFile } from 'node:fs/promises';
+import { watch, type FSWatcher } from 'chokidar';
+import { parseAllDocuments } from 'yaml';
+import type { Logger } from '../../common/log.ts';
+import {
+  API_VERSION_FULL,
+  KIND,
+  isValidName,
+  isValidNamespace,
+  settingsFromSpec,
+  type LiveStreamObject,
+} from '../../common/livestream.ts';
+import { isWellFormedKey, type KeySource, type StreamGrant } from './key-source.ts';
+
+export interface LocalLiveStream extends LiveStreamObject {
+  streamKey: string;
+}
+
+/** Parses the key file; throws with every problem found, each naming its document. */
+export function parseKeyFile(text: string): Map<string, StreamGrant> {
+  const grants = new Map<string, StreamGrant>();
+  const seen = new Set<string>();
+  const problems: string[] = [];
+  parseAllDocuments(text).forEach((doc, index) => {
+    const where = `document ${index + 1}`;
+    if (doc.errors.length > 0) {
+      // Only the first line: the rest quotes the file, which holds keys.
+      problems.push(`${where}: ${doc.errors[0]!.message.split('\n')[0]}`);
+      return;
+    }
+    const obj = doc.toJSON() as Partial<LocalLiveStream> | null;
+    if (obj === null || obj === undefined) return;
+    if (obj.apiVersion !== API_VERSION_FULL || obj.kind !== KIND) {
+      problems.push(`${where}: expected apiVersion ${API_VERSION_FULL} and kind ${KIND}`);
+      return;
+    }
+    const name = obj.metadata?.name ?? '';
+    const namespace = obj.metadata?.namespace ?? 'default';
+    const label = `${where} (${namespace}/${name})`;
+    if (!isValidName(name)) problems.push(`${label}: metadata.name must be a lowercase DNS name`);
+    if (!isValidNamespace(namespace)) problems.push(`${label}: metadata.namespace must be a lowercase DNS label`);
+    if (typeof obj.streamKey !== 'string' || !isWellFormedKey(obj.streamKey)) {
+      problems.push(`${label}: streamKey must be 16 to 128 characters of A-Z, a-z, 0-9, _ or -`);
+      return;
+    }
+    const { settings, problems: specProblems } = settingsFromSpec(obj.spec);
+    problems.push(...specProblems.map((p) => `${label}: ${p}`));
+    if (seen.has(`${namespace}/${name}`)) problems.push(`${label}: this LiveStream is listed twice`);
+    if (grants.has(obj.streamKey)) problems.push(`${label}: its streamKey is already used by another LiveStream`);
+    seen.add(`${namespace}/${name}`);
+    grants.set(obj.streamKey, { ref: { namespace, name }, settings });
+  });
+  if (problems.length > 0) throw new Error(`invalid key file: ${problems.join('; ')}`);
+  return grants;
+}
+
+export class FileKeySource implements KeySource {
+  private grants = new Map<string, StreamGrant>();
+  private readonly listeners: Array<() => void> = [];
+  private watcher: FSWatcher | undefined;
+  private readonly initial: Promise<void>;
+
+  constructor(
+    private readonly path: string,
+    private readonly log: Logger,
+  ) {
+    this.initial = this.load(true);
+    this.watcher = watch(path, { ignoreInitial: true, awaitWriteFinish: { stabilityThreshold: 50, pollInterval: 20 } });
+    this.watcher.on('all', () => void this.load(false));
+  }
+
+  lookup(key: string): StreamGrant | undefined {
+    return this.grants.get(key);
+  }
+
+  streams(): StreamGrant[] {
+    return [...this.grants.values()];
+  }
+
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  ready(): Promise<void> {
+    return this.initial;
+  }
+
+  async close(): Promise<void> {
+    await this.watcher?.close();
+    this.watcher = undefined;
+  }
+
+  private async load(first: boolean): Promise<void> {
+    try {
+      const text = await readFile(this.path, 'utf8');
+      this.grants = parseKeyFile(text);
+      this.log.info({ file: this.path, streams: this.grants.size }, 'loaded stream keys');
+      if (!first) for (const l of this.listeners) l();
+    } catch (error) {
+      if (first) throw error;
+      this.log.error({ file: this.path, err: (error as Error).message }, 'key file not reloaded; keeping the previous keys');
+    }
+  }
+}

@@ -1,0 +1,29 @@
+// Where the ingest learns which stream keys are valid and which LiveStream
+// each one publishes to. Lookups are synchronous, served from memory that the
+// implementation keeps in sync (a watched file here, an informer on the key
+// Secrets in Kubernetes), so accepting a publish never waits on a backend.
+import type { StreamRef, StreamSettings } from '../../common/livestream.ts';
+
+export interface StreamGrant {
+  ref: StreamRef;
+  settings: StreamSettings;
+}
+
+export interface KeySource {
+  /** The stream a key publishes to, or undefined for an unknown key. Disabled streams are returned with enabled=false. */
+  lookup(key: string): StreamGrant | undefined;
+  /** Every stream this source knows, enabled or not. */
+  streams(): StreamGrant[];
+  /** Called after every change, so live publishes can be re-checked (a rotated key, a disabled stream). */
+  onChange(listener: () => void): void;
+  /** Resolves once the first full view is loaded. */
+  ready(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Keys are URL- and path-safe tokens; anything else is refused before a lookup. */
+export const STREAM_KEY_PATTERN = /^[A-Za-z0-9_-]{16,128}$/;
+
+export function isWellFormedKey(key: string): boolean {
+  return STREAM_KEY_PATTERN.test(key);
+}

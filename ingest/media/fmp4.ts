@@ -1,0 +1,127 @@
+// Just enough ISO-BMFF parsing to describe the fragments mediabunny writes:
+// each track's timescale from the init segment, and each fragment's start and
+// duration from its moof. The playlist's EXTINF and the segment's start time
+// come from the media itself, so they are exact whatever cut the fragment.
+
+interface Box {
+  type: string;
+  start: number; // offset of the box payload
+  end: number;
+}
+
+function* boxes(data: Uint8Array, start = 0, end = data.length): Generator<Box> {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let pos = start;
+  while (pos + 8 <= end) {
+    let size = view.getUint32(pos);
+    const type = String.fromCharCode(data[pos + 4]!, data[pos + 5]!, data[pos + 6]!, data[pos + 7]!);
+    let header = 8;
+    if (size === 1) {
+      size = Number(view.getBigUint64(pos + 8));
+      header = 16;
+    } else if (size === 0) {
+      size = end - pos;
+    }
+    if (size < header || pos + size > end) throw new Error(`malformed ${type} box at ${pos}`);
+    yield { type, start: pos + header, end: pos + size };
+    pos += size;
+  }
+}
+
+function child(data: Uint8Array, parent: Box, type: string): Box | undefined {
+  for (const b of boxes(data, parent.start, parent.end)) if (b.type === type) return b;
+  return undefined;
+}
+
+export interface TrackInfo {
+  id: number;
+  timescale: number;
+  kind: 'video' | 'audio' | 'other';
+}
+
+/** Track ids, timescales and kinds from an init segment (ftyp + moov). */
+export function parseInitSegment(init: Uint8Array): Map<number, TrackInfo> {
+  const view = new DataView(init.buffer, init.byteOffset, init.byteLength);
+  const tracks = new Map<number, TrackInfo>();
+  for (const top of boxes(init)) {
+    if (top.type !== 'moov') continue;
+    for (const trak of boxes(init, top.start, top.end)) {
+      if (trak.type !== 'trak') continue;
+      const tkhd = child(init, trak, 'tkhd');
+      const mdia = child(init, trak, 'mdia');
+      if (!tkhd || !mdia) continue;
+      const id = view.getUint32(tkhd.start + (init[tkhd.start] === 1 ? 20 : 12));
+      const mdhd = child(init, mdia, 'mdhd');
+      const hdlr = child(init, mdia, 'hdlr');
+      if (!mdhd) continue;
+      const timescale = view.getUint32(mdhd.start + (init[mdhd.start] === 1 ? 20 : 12));
+      const handler = hdlr ? String.fromCharCode(...init.subarray(hdlr.start + 8, hdlr.start + 12)) : '';
+      tracks.set(id, { id, timescale, kind: handler === 'vide' ? 'video' : handler === 'soun' ? 'audio' : 'other' });
+    }
+  }
+  return tracks;
+}
+
+export interface FragmentTiming {
+  /** Earliest presentation time of the fragment, in seconds. */
+  start: number;
+  /** Duration of the fragment, in seconds: the longest of its tracks. */
+  duration: number;
+  /** Presentation start of the video track, in seconds, when the fragment has video. */
+  videoStart?: number;
+}
+
+/** Start and duration of a media fragment (a moof, optionally followed by its mdat). */
+export function parseFragmentTiming(fragment: Uint8Array, tracks: Map<number, TrackInfo>): FragmentTiming {
+  const view = new DataView(fragment.buffer, fragment.byteOffset, fragment.byteLength);
+  let start = Infinity;
+  let duration = 0;
+  let videoStart: number | undefined;
+  for (const top of boxes(fragment)) {
+    if (top.type !== 'moof') continue;
+    for (const traf of boxes(fragment, top.start, top.end)) {
+      if (traf.type !== 'traf') continue;
+      const tfhd = child(fragment, traf, 'tfhd');
+      if (!tfhd) continue;
+      const tfhdFlags = view.getUint32(tfhd.start) & 0xffffff;
+      const trackId = view.getUint32(tfhd.start + 4);
+      let p = tfhd.start + 8;
+      if (tfhdFlags & 0x01) p += 8; // base-data-offset
+      if (tfhdFlags & 0x02) p += 4; // sample-description-index
+      const defaultDuration = tfhdFlags & 0x08 ? view.getUint32(p) : 0;
+      const track = tracks.get(trackId);
+      if (!track) continue;
+      const tfdt = child(fragment, traf, 'tfdt');
+      const baseTime = !tfdt ? 0 : fragment[tfdt.start] === 1 ? Number(view.getBigUint64(tfdt.start + 4)) : view.getUint32(tfdt.start + 4);
+      let total = 0;
+      let firstOffset = 0;
+      for (const trun of boxes(fragment, traf.start, traf.end)) {
+        if (trun.type !== 'trun') continue;
+        const version = fragment[trun.start]!;
+        const flags = view.getUint32(trun.start) & 0xffffff;
+        const count = view.getUint32(trun.start + 4);
+        let q = trun.start + 8;
+        if (flags & 0x001) q += 4; // data-offset
+        if (flags & 0x004) q += 4; // first-sample-flags
+        for (let i = 0; i < count; i++) {
+          const sampleDuration = flags & 0x100 ? view.getUint32(q) : defaultDuration;
+          if (flags & 0x100) q += 4;
+          if (flags & 0x200) q += 4; // size
+          if (flags & 0x400) q += 4; // flags
+          if (flags & 0x800) {
+            const offset = version === 0 ? view.getUint32(q) : view.getInt32(q);
+            if (i === 0 && total === 0) firstOffset = offset;
+            q += 4;
+          }
+          total += sampleDuration;
+        }
+      }
+      const trackStart = (baseTime + firstOffset) / track.timescale;
+      start = Math.min(start, trackStart);
+      duration = Math.max(duration, total / track.timescale);
+      if (track.kind === 'video') videoStart = trackStart;
+    }
+  }
+  if (!Number.isFinite(start)) throw new Error('fragment has no track fragment');
+  return { start, duration, ...(videoStart !== undefined ? { videoStart } : {}) };
+}

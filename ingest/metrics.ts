@@ -1,0 +1,94 @@
+// The ingest's Prometheus metrics. No metric carries a stream key, and none
+// carries a per-stream label: an ingest pod serves many streams and label
+// cardinality must stay bounded. Per-stream views live in the gateway.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+// Sub-second resolution where the latency targets are, up to 30 s of outage.
+const LATENCY_BUCKETS = [0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30];
+
+export class IngestMetrics {
+  readonly registry = new Registry();
+
+  readonly segmentLatency = new Histogram({
+    name: 'tteok_ingest_segment_latency_seconds',
+    help: 'From a segment being complete on the media volume to the segment and a playlist naming it both stored.',
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly uploadDuration = new Histogram({
+    name: 'tteok_ingest_upload_duration_seconds',
+    help: 'Duration of one successful object upload.',
+    labelNames: ['kind'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly uploadFailures = new Counter({
+    name: 'tteok_ingest_upload_failures_total',
+    help: 'Failed upload attempts (each is retried until it succeeds).',
+    labelNames: ['kind', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly backlogSegments = new Gauge({
+    name: 'tteok_ingest_upload_backlog_segments',
+    help: 'Segments on the media volume not yet uploaded.',
+    registers: [this.registry],
+  });
+
+  readonly backlogBytes = new Gauge({
+    name: 'tteok_ingest_upload_backlog_bytes',
+    help: 'Bytes of segments on the media volume not yet uploaded.',
+    registers: [this.registry],
+  });
+
+  readonly liveStreams = new Gauge({
+    name: 'tteok_ingest_live_streams',
+    help: 'Streams with a publisher connected to this ingest.',
+    registers: [this.registry],
+  });
+
+  readonly receivedBytes = new Counter({
+    name: 'tteok_ingest_received_bytes_total',
+    help: 'Bytes received from RTMP publishers.',
+    registers: [this.registry],
+  });
+
+  readonly segmentDuration = new Histogram({
+    name: 'tteok_ingest_segment_duration_seconds',
+    help: 'Media duration of each segment written.',
+    buckets: [0.5, 0.9, 1, 1.1, 1.5, 2, 3, 4, 6, 8, 10, 15, 20],
+    registers: [this.registry],
+  });
+
+  readonly longSegments = new Counter({
+    name: 'tteok_ingest_long_segments_total',
+    help: 'Segments longer than 1.5x their target: the publisher keyframe interval is too long.',
+    registers: [this.registry],
+  });
+
+  readonly publishes = new Counter({
+    name: 'tteok_ingest_publishes_total',
+    help: 'Publish attempts by outcome.',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly droppedPackets = new Counter({
+    name: 'tteok_ingest_dropped_packets_total',
+    help: 'Media packets not packaged, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly muxerRestarts = new Counter({
+    name: 'tteok_ingest_muxer_restarts_total',
+    help: 'Times packaging restarted after a muxer error (each adds a discontinuity).',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'tteok_ingest_' });
+  }
+}

@@ -1,0 +1,295 @@
+// Turns one publish session's H.264 + AAC packets into CMAF: an init segment
+// and a stream of media segments (moof + mdat), muxed in process by
+// mediabunny. A fragment is cut at a video keyframe once it is at least as
+// long as the target segment duration.
+//
+// mediabunny is strict about timestamps: it throws when a packet's timestamp
+// falls below the largest presentation time of the previous GOP (its issues
+// #321, #511, #526; seen when publishers stop mid-GOP). One bad packet must
+// never end a stream's packaging, so packets that would break that rule are
+// dropped and counted before they reach the muxer, and if the muxer fails
+// anyway it is restarted at the next keyframe with a new init segment, which
+// the playlist marks as a discontinuity.
+import {
+  EncodedAudioPacketSource,
+  EncodedPacket,
+  EncodedVideoPacketSource,
+  Mp4OutputFormat,
+  NullTarget,
+  Output,
+} from 'mediabunny';
+import type { AacConfig } from '../media/aac.ts';
+import type { AvcConfig } from '../media/h264.ts';
+import { parseFragmentTiming, parseInitSegment, type TrackInfo } from '../media/fmp4.ts';
+
+export interface SegmentOutput {
+  data: Uint8Array;
+  /** Media duration in seconds, from the fragment itself. */
+  duration: number;
+  /** Wall-clock ms at which the segment's first video frame arrived. */
+  arrivedAt: number;
+  /** Set on the first segment after a new init segment. */
+  initGeneration: number;
+}
+
+export interface FragmenterSink {
+  onInit(init: Uint8Array, generation: number): void;
+  onSegment(segment: SegmentOutput): void;
+  onDroppedPacket(reason: DropReason): void;
+  onMuxerError(error: unknown): void;
+}
+
+export type DropReason = 'before_first_keyframe' | 'timestamp_regression' | 'muxer_error';
+
+interface KeyframeArrival {
+  pts: number;
+  arrivedAt: number;
+}
+
+/** One mediabunny Output: everything between two init segments. */
+class Generation {
+  readonly output: Output;
+  readonly video: EncodedVideoPacketSource;
+  readonly audio: EncodedAudioPacketSource | undefined;
+  private ftyp: Uint8Array | undefined;
+  private tracks: Map<number, TrackInfo> | undefined;
+  private pendingMoof: Uint8Array | undefined;
+  private firstVideoPacket = true;
+  private firstAudioPacket = true;
+  /** Keyframes fed but not yet matched to a segment, to give each segment its arrival time. */
+  private readonly keyframes: KeyframeArrival[] = [];
+  /** Offset between the presentation times we feed and those mediabunny writes. */
+  private ptsShift: number | undefined;
+  /** Largest video pts in the GOP being fed, and in the one before it. */
+  gopMaxPts = -Infinity;
+  prevGopMaxPts = -Infinity;
+  lastVideoDts = -Infinity;
+  lastAudioDts = -Infinity;
+  failed = false;
+
+  constructor(
+    readonly number: number,
+    readonly baseDtsMs: number,
+    segmentSeconds: number,
+    private readonly videoConfig: AvcConfig,
+    private readonly audioConfig: AacConfig | undefined,
+    private readonly sink: FragmenterSink,
+  ) {
+    this.output = new Output({
+      target: new NullTarget(),
+      format: new Mp4OutputFormat({
+        fastStart: 'fragmented',
+        // Cut at the first keyframe at or after the target; the small margin
+        // keeps a 30 fps GOP of exactly the target from waiting for the next one.
+        minimumFragmentDuration: Math.max(0.1, segmentSeconds - 0.05),
+        onFtyp: (data) => {
+          this.ftyp = data.slice();
+        },
+        onMoov: (data) => {
+          const init = concat(this.ftyp ?? new Uint8Array(), data);
+          this.tracks = parseInitSegment(init);
+          this.sink.onInit(init, this.number);
+        },
+        onMoof: (data) => {
+          this.pendingMoof = data.slice();
+        },
+        onMdat: (data) => {
+          const moof = this.pendingMoof;
+          this.pendingMoof = undefined;
+          if (!moof || !this.tracks) return;
+          const segment = concat(moof, data);
+          const timing = parseFragmentTiming(moof, this.tracks);
+          this.sink.onSegment({
+            data: segment,
+            duration: timing.duration,
+            arrivedAt: this.arrivalOf(timing.videoStart ?? timing.start),
+            initGeneration: this.number,
+          });
+        },
+      }),
+    });
+    this.video = new EncodedVideoPacketSource('avc');
+    this.output.addVideoTrack(this.video);
+    if (audioConfig) {
+      this.audio = new EncodedAudioPacketSource('aac');
+      this.output.addAudioTrack(this.audio);
+    }
+  }
+
+  async addVideo(pts: number, keyframe: boolean, data: Uint8Array, arrivedAt: number): Promise<void> {
+    if (keyframe) this.keyframes.push({ pts, arrivedAt });
+    const packet = new EncodedPacket(data, keyframe ? 'key' : 'delta', pts, 0);
+    if (this.firstVideoPacket) {
+      this.firstVideoPacket = false;
+      await this.video.add(packet, {
+        decoderConfig: {
+          codec: this.videoConfig.codec,
+          codedWidth: this.videoConfig.width,
+          codedHeight: this.videoConfig.height,
+          description: this.videoConfig.description,
+        },
+      });
+    } else {
+      await this.video.add(packet);
+    }
+  }
+
+  async addAudio(pts: number, data: Uint8Array): Promise<void> {
+    if (!this.audio || !this.audioConfig) return;
+    const duration = 1024 / this.audioConfig.sampleRate;
+    const packet = new EncodedPacket(data, 'key', pts, duration);
+    if (this.firstAudioPacket) {
+      this.firstAudioPacket = false;
+      await this.audio.add(packet, {
+        decoderConfig: {
+          codec: this.audioConfig.codec,
+          sampleRate: this.audioConfig.sampleRate,
+          numberOfChannels: this.audioConfig.channels,
+          description: this.audioConfig.description,
+        },
+      });
+    } else {
+      await this.audio.add(packet);
+    }
+  }
+
+  /** The arrival time of the keyframe that starts a segment whose video begins at `mediaStart`. */
+  private arrivalOf(mediaStart: number): number {
+    const first = this.keyframes[0];
+    if (!first) return Date.now();
+    this.ptsShift ??= mediaStart - first.pts;
+    let best = 0;
+    for (let i = 1; i < this.keyframes.length; i++) {
+      if (Math.abs(this.keyframes[i]!.pts + this.ptsShift - mediaStart) < Math.abs(this.keyframes[best]!.pts + this.ptsShift - mediaStart)) best = i;
+    }
+    const arrivedAt = this.keyframes[best]!.arrivedAt;
+    this.keyframes.splice(0, best + 1);
+    return arrivedAt;
+  }
+}
+
+export class Fragmenter {
+  private videoConfig: AvcConfig | undefined;
+  private audioConfig: AacConfig | undefined;
+  private generation: Generation | undefined;
+  private generationCount = 0;
+  /** Packets are fed to mediabunny one at a time, in arrival (decode) order. */
+  private chain: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(
+    private readonly segmentSeconds: number,
+    private readonly sink: FragmenterSink,
+  ) {}
+
+  setVideoConfig(config: AvcConfig): void {
+    const changed = this.videoConfig !== undefined && !sameBytes(this.videoConfig.description, config.description);
+    this.videoConfig = config;
+    // A new SPS (resolution change in OBS) needs a new init segment.
+    if (changed) this.retireGeneration();
+  }
+
+  setAudioConfig(config: AacConfig): void {
+    const changed = this.audioConfig !== undefined && !sameBytes(this.audioConfig.description, config.description);
+    this.audioConfig = config;
+    if (changed) this.retireGeneration();
+  }
+
+  video(dtsMs: number, compositionOffsetMs: number, keyframe: boolean, data: Uint8Array, arrivedAt: number): void {
+    if (this.closed) return;
+    let gen = this.generation;
+    if (!gen || gen.failed) {
+      if (!keyframe || !this.videoConfig) {
+        this.sink.onDroppedPacket('before_first_keyframe');
+        return;
+      }
+      if (gen) this.retireGeneration();
+      gen = this.generation = new Generation(++this.generationCount, dtsMs, this.segmentSeconds, this.videoConfig, this.audioConfig, this.sink);
+      const started = gen;
+      this.enqueue(started, () => started.output.start());
+    }
+    const pts = (dtsMs + compositionOffsetMs - gen.baseDtsMs) / 1000;
+    const dts = (dtsMs - gen.baseDtsMs) / 1000;
+    if (dts < gen.lastVideoDts || pts < gen.prevGopMaxPts) {
+      this.sink.onDroppedPacket('timestamp_regression');
+      return;
+    }
+    if (keyframe) {
+      gen.prevGopMaxPts = Math.max(gen.prevGopMaxPts, gen.gopMaxPts);
+      gen.gopMaxPts = pts;
+    } else {
+      gen.gopMaxPts = Math.max(gen.gopMaxPts, pts);
+    }
+    gen.lastVideoDts = dts;
+    const target = gen;
+    this.enqueue(target, () => target.addVideo(pts, keyframe, data, arrivedAt));
+  }
+
+  audio(dtsMs: number, data: Uint8Array): void {
+    if (this.closed) return;
+    const gen = this.generation;
+    if (!gen || gen.failed || !gen.audio) {
+      if (!gen) this.sink.onDroppedPacket('before_first_keyframe');
+      return;
+    }
+    const pts = (dtsMs - gen.baseDtsMs) / 1000;
+    if (pts < 0) {
+      this.sink.onDroppedPacket('before_first_keyframe');
+      return;
+    }
+    if (pts < gen.lastAudioDts) {
+      this.sink.onDroppedPacket('timestamp_regression');
+      return;
+    }
+    gen.lastAudioDts = pts;
+    this.enqueue(gen, () => gen.addAudio(pts, data));
+  }
+
+  /** Flushes the last segment. Safe to call more than once. */
+  async close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      this.retireGeneration();
+    }
+    await this.chain;
+  }
+
+  private enqueue(gen: Generation, step: () => Promise<void>): void {
+    this.chain = this.chain.then(async () => {
+      if (gen.failed) return;
+      try {
+        await step();
+      } catch (error) {
+        gen.failed = true;
+        this.sink.onDroppedPacket('muxer_error');
+        this.sink.onMuxerError(error);
+        await gen.output.cancel().catch(() => undefined);
+      }
+    });
+  }
+
+  private retireGeneration(): void {
+    const gen = this.generation;
+    if (!gen) return;
+    this.generation = undefined;
+    this.chain = this.chain.then(async () => {
+      if (gen.failed || gen.output.state !== 'started') return;
+      try {
+        await gen.output.finalize();
+      } catch (error) {
+        this.sink.onMuxerError(error);
+      }
+    });
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}

@@ -1,0 +1,228 @@
+// Everything one stream writes to the media volume while it is live: its
+// playlist, and for each publish session an init segment and media segments
+// in a folder of that session's own. A publisher that drops and comes back
+// within the reconnect grace period continues the same playlist after a
+// discontinuity; a clean unpublish, or the end of the grace period, ends the
+// playlist with EXT-X-ENDLIST.
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../../common/log.ts';
+import { PLAYLIST_FILE } from '../../common/object-layout.ts';
+import { streamId, type StreamRef, type StreamSettings } from '../../common/livestream.ts';
+import type { IngestMetrics } from '../metrics.ts';
+import { writeFileAtomic } from './atomic-file.ts';
+import { Fragmenter, type SegmentOutput } from './fragmenter.ts';
+import { MediaPlaylist } from './playlist.ts';
+import { PublishSession } from './publish-session.ts';
+
+export interface StreamEnd {
+  ref: StreamRef;
+  /** The session folders of the run that ended (relative to the stream's folder). */
+  sessionFolders: string[];
+  keep: boolean;
+}
+
+export interface StreamPackagerOptions {
+  ref: StreamRef;
+  settings: StreamSettings;
+  mediaDir: string;
+  reconnectGraceMs: number;
+  metrics: IngestMetrics;
+  log: Logger;
+  onEnded: (end: StreamEnd) => void;
+}
+
+type State = 'idle' | 'live' | 'grace' | 'ended';
+
+export class StreamPackager {
+  readonly ref: StreamRef;
+  private settings: StreamSettings;
+  private playlist: MediaPlaylist;
+  private state: State = 'idle';
+  private session: PublishSession | undefined;
+  private sessionFolders: string[] = [];
+  private graceTimer: NodeJS.Timeout | undefined;
+  /** File writes happen one after another, so a playlist is never written before its segment. */
+  private writes: Promise<void> = Promise.resolve();
+  private nextSegmentIsDiscontinuity = false;
+  private currentInitUri: string | undefined;
+  private warnedLongSegments = false;
+  private readonly dir: string;
+
+  constructor(private readonly options: StreamPackagerOptions) {
+    this.ref = options.ref;
+    this.settings = options.settings;
+    this.dir = join(options.mediaDir, options.ref.namespace, options.ref.name);
+    this.playlist = this.newPlaylist();
+  }
+
+  get isLive(): boolean {
+    return this.state === 'live';
+  }
+
+  get hasEnded(): boolean {
+    return this.state === 'ended';
+  }
+
+  /**
+   * Picks up a playlist left on the media volume by a process that did not
+   * end it (killed, or the node restarted the container): the stream waits in
+   * its reconnect grace period, as if its publisher had just dropped.
+   */
+  async resumeFromDisk(): Promise<boolean> {
+    let text: string;
+    try {
+      text = await readFile(join(this.dir, PLAYLIST_FILE), 'utf8');
+    } catch {
+      return false;
+    }
+    const playlist = MediaPlaylist.parse(text, this.settings.playlistLength);
+    if (playlist.ended || playlist.segments.length === 0) return false;
+    this.playlist = playlist;
+    this.sessionFolders = [...new Set(playlist.segments.map((s) => s.uri.split('/')[0]!))];
+    this.currentInitUri = playlist.segments.at(-1)?.initUri;
+    this.nextSegmentIsDiscontinuity = true;
+    this.enterGrace();
+    this.options.log.info({ stream: streamId(this.ref), segments: playlist.segments.length }, 'resumed an unfinished stream from the media volume');
+    return true;
+  }
+
+  /** Starts packaging a new publish session. */
+  beginSession(settings: StreamSettings): PublishSession {
+    if (this.state === 'live') throw new Error(`${streamId(this.ref)} already has a publisher`);
+    if (this.state === 'ended' || this.state === 'idle') {
+      this.settings = settings;
+      this.playlist = this.newPlaylist();
+      this.sessionFolders = [];
+      this.nextSegmentIsDiscontinuity = false;
+      this.warnedLongSegments = false;
+    } else {
+      clearTimeout(this.graceTimer);
+      this.graceTimer = undefined;
+      this.nextSegmentIsDiscontinuity = true;
+    }
+    this.state = 'live';
+    const id = newSessionId();
+    this.sessionFolders.push(id);
+    const fragmenter = new Fragmenter(this.settings.segmentSeconds, {
+      onInit: (init, generation) => this.onInit(id, init, generation),
+      onSegment: (segment) => this.onSegment(id, segment),
+      onDroppedPacket: (reason) => this.options.metrics.droppedPackets.inc({ reason }),
+      onMuxerError: (error) => {
+        this.options.metrics.muxerRestarts.inc();
+        this.options.log.warn({ stream: streamId(this.ref), err: error }, 'muxer failed; packaging restarts at the next keyframe after a discontinuity');
+      },
+    });
+    this.session = new PublishSession(id, fragmenter);
+    return this.session;
+  }
+
+  /**
+   * The publish session ended. `clean` is true when the publisher unpublished
+   * (OBS "Stop Streaming"), false when the connection dropped.
+   */
+  async endSession(session: PublishSession, clean: boolean): Promise<void> {
+    if (this.session !== session) return;
+    this.session = undefined;
+    await session.close();
+    if (clean) await this.finish();
+    else this.enterGrace();
+  }
+
+  /** Ends the stream now, whatever its state, and waits until its files are written. */
+  async finish(): Promise<void> {
+    if (this.state === 'ended') return this.writes;
+    clearTimeout(this.graceTimer);
+    this.graceTimer = undefined;
+    const session = this.session;
+    this.session = undefined;
+    if (session) await session.close();
+    this.state = 'ended';
+    this.playlist.ended = true;
+    if (this.playlist.segments.length > 0) {
+      this.writePlaylist({ vod: this.settings.keepAfterEnd });
+      await this.writes;
+      this.options.onEnded({ ref: this.ref, sessionFolders: [...this.sessionFolders], keep: this.settings.keepAfterEnd });
+    }
+    await this.writes;
+  }
+
+  /** Resolves once every file queued so far is on the media volume. */
+  flushed(): Promise<void> {
+    return this.writes;
+  }
+
+  private enterGrace(): void {
+    this.state = 'grace';
+    this.graceTimer = setTimeout(() => {
+      this.graceTimer = undefined;
+      void this.finish();
+    }, this.options.reconnectGraceMs);
+    this.graceTimer.unref();
+  }
+
+  private newPlaylist(): MediaPlaylist {
+    return new MediaPlaylist(this.settings.segmentSeconds, this.settings.playlistLength);
+  }
+
+  private onInit(sessionFolder: string, init: Uint8Array, generation: number): void {
+    const uri = `${sessionFolder}/init-${generation}.mp4`;
+    // A new init segment inside a session means the muxer restarted or the
+    // publisher changed its encoder settings: timestamps start over.
+    if (generation > 1) this.nextSegmentIsDiscontinuity = true;
+    this.currentInitUri = uri;
+    this.queueWrite(uri, init);
+  }
+
+  private onSegment(sessionFolder: string, segment: SegmentOutput): void {
+    const { metrics, log } = this.options;
+    const sequence = this.playlist.nextSequence;
+    const uri = `${sessionFolder}/${sequence}.m4s`;
+    metrics.segmentDuration.observe(segment.duration);
+    if (segment.duration > 1.5 * this.settings.segmentSeconds) {
+      metrics.longSegments.inc();
+      if (!this.warnedLongSegments) {
+        this.warnedLongSegments = true;
+        log.warn(
+          { stream: streamId(this.ref), segmentSeconds: segment.duration, targetSeconds: this.settings.segmentSeconds },
+          `segments are longer than their target: the publisher's keyframe interval is too long. In OBS set Output > Keyframe Interval to ${this.settings.segmentSeconds} s`,
+        );
+      }
+    }
+    this.queueWrite(uri, segment.data);
+    this.playlist.append({
+      uri,
+      duration: segment.duration,
+      programDateTime: segment.arrivedAt,
+      initUri: this.currentInitUri ?? `${sessionFolder}/init-${segment.initGeneration}.mp4`,
+      discontinuity: this.nextSegmentIsDiscontinuity,
+    });
+    this.nextSegmentIsDiscontinuity = false;
+    // Without retention only the live window is ever rendered again.
+    if (!this.settings.keepAfterEnd) {
+      const excess = this.playlist.segments.length - this.settings.playlistLength;
+      if (excess > 0) this.playlist.forgetBefore(excess);
+    }
+    this.writePlaylist();
+  }
+
+  private writePlaylist(options: { vod?: boolean } = {}): void {
+    this.queueWrite(PLAYLIST_FILE, this.playlist.render(options));
+  }
+
+  private queueWrite(relativePath: string, data: Uint8Array | string): void {
+    const path = join(this.dir, relativePath);
+    this.writes = this.writes.then(() =>
+      writeFileAtomic(path, data).catch((error: unknown) => {
+        // A full or broken media volume loses this file; say so loudly.
+        this.options.log.error({ stream: streamId(this.ref), file: relativePath, err: error }, 'could not write to the media volume');
+      }),
+    );
+  }
+}
+
+/** Unique for all time: a session's segment names are never reused, so CDNs may cache them forever. */
+export function newSessionId(): string {
+  return `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+}

@@ -1,0 +1,160 @@
+// Decides who may publish and keeps each stream's packager. A publish is
+// admitted only for a well-formed, known key of an enabled LiveStream that
+// has no publisher yet, here or (through the claim hook) anywhere in the
+// fleet. Live publishes are re-checked whenever the keys change, so a rotated
+// key or a disabled stream ends the publish.
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../common/log.ts';
+import { DEFAULT_SETTINGS, isValidName, isValidNamespace, streamId, type StreamRef } from '../common/livestream.ts';
+import { isWellFormedKey, type KeySource, type StreamGrant } from './keys/key-source.ts';
+import type { IngestMetrics } from './metrics.ts';
+import type { PublishSession } from './packager/publish-session.ts';
+import { StreamPackager, type StreamEnd } from './packager/stream-packager.ts';
+
+/** Fleet-wide "one publisher per stream"; the Kubernetes implementation holds a Lease per stream. */
+export interface StreamClaims {
+  acquire(ref: StreamRef): Promise<boolean>;
+  release(ref: StreamRef): Promise<void>;
+}
+
+export type Admission =
+  | { ok: true; publish: LivePublish }
+  | { ok: false; code: string; reason: string; description: string };
+
+export interface LivePublish {
+  ref: StreamRef;
+  session: PublishSession;
+  /** Ends the publish; `clean` when the publisher unpublished rather than dropped. */
+  end(clean: boolean): Promise<void>;
+}
+
+interface LiveEntry {
+  key: string;
+  publish: LivePublish;
+  disconnect: () => void;
+}
+
+export interface StreamHubOptions {
+  app: string;
+  mediaDir: string;
+  reconnectGraceMs: number;
+  keys: KeySource;
+  claims?: StreamClaims;
+  metrics: IngestMetrics;
+  log: Logger;
+  onStreamEnded: (end: StreamEnd) => void;
+}
+
+export class StreamHub {
+  private readonly packagers = new Map<string, StreamPackager>();
+  private readonly live = new Map<string, LiveEntry>();
+  private accepting = true;
+
+  constructor(private readonly options: StreamHubOptions) {
+    options.keys.onChange(() => this.recheckLive());
+  }
+
+  get liveCount(): number {
+    return this.live.size;
+  }
+
+  /** Picks up streams a previous process left unfinished on the media volume. */
+  async recover(): Promise<void> {
+    const { mediaDir, keys } = this.options;
+    const namespaces = await readdir(mediaDir).catch(() => [] as string[]);
+    for (const namespace of namespaces.filter(isValidNamespace)) {
+      const names = await readdir(join(mediaDir, namespace)).catch(() => [] as string[]);
+      for (const name of names.filter(isValidName)) {
+        const ref = { namespace, name };
+        const grant = keys.streams().find((g) => g.ref.namespace === namespace && g.ref.name === name);
+        const packager = this.packagerFor(ref, grant);
+        if (!(await packager.resumeFromDisk())) this.packagers.delete(streamId(ref));
+      }
+    }
+  }
+
+  /** Stops admitting publishes (shutdown). */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  async admit(app: string, key: string, disconnect: () => void): Promise<Admission> {
+    const refuse = (code: string, reason: string, description: string): Admission => {
+      this.options.metrics.publishes.inc({ outcome: reason });
+      return { ok: false, code, reason, description };
+    };
+    if (!this.accepting) return refuse('NetStream.Publish.Denied', 'shutting_down', 'This ingest is shutting down; reconnect.');
+    if (app !== this.options.app) return refuse('NetStream.Publish.BadName', 'unknown_app', `Unknown application; publish to /${this.options.app}/<stream key>.`);
+    if (!isWellFormedKey(key)) return refuse('NetStream.Publish.BadName', 'malformed_key', 'Malformed stream key.');
+    const grant = this.options.keys.lookup(key);
+    if (!grant) return refuse('NetStream.Publish.BadName', 'unknown_key', 'Unknown stream key.');
+    if (!grant.settings.enabled) return refuse('NetStream.Publish.Denied', 'disabled', 'This stream is disabled.');
+    const id = streamId(grant.ref);
+    if (this.live.has(id)) return refuse('NetStream.Publish.BadName', 'already_live', 'This stream already has a publisher.');
+    // Reserve the stream before any await, so two concurrent publishes cannot both pass.
+    const entry: LiveEntry = { key, disconnect, publish: undefined as unknown as LivePublish };
+    this.live.set(id, entry);
+    if (this.options.claims && !(await this.options.claims.acquire(grant.ref).catch(() => false))) {
+      this.live.delete(id);
+      return refuse('NetStream.Publish.BadName', 'live_elsewhere', 'This stream is live on another ingest.');
+    }
+    const packager = this.packagerFor(grant.ref, grant);
+    const session = packager.beginSession(grant.settings);
+    let ended = false;
+    entry.publish = {
+      ref: grant.ref,
+      session,
+      end: async (clean: boolean) => {
+        if (ended) return;
+        ended = true;
+        this.live.delete(id);
+        this.options.metrics.liveStreams.set(this.live.size);
+        await packager.endSession(session, clean);
+        await this.options.claims?.release(grant.ref).catch(() => undefined);
+      },
+    };
+    this.options.metrics.publishes.inc({ outcome: 'accepted' });
+    this.options.metrics.liveStreams.set(this.live.size);
+    return { ok: true, publish: entry.publish };
+  }
+
+  /** Ends every publish and every stream waiting for its publisher (shutdown). */
+  async finishAll(): Promise<void> {
+    for (const entry of [...this.live.values()]) entry.disconnect();
+    await Promise.all([...this.live.values()].map((e) => e.publish.end(false)));
+    await Promise.all([...this.packagers.values()].map((p) => p.finish()));
+  }
+
+  private recheckLive(): void {
+    for (const [id, entry] of this.live) {
+      const grant: StreamGrant | undefined = this.options.keys.lookup(entry.key);
+      const why = !grant || streamId(grant.ref) !== id ? 'its stream key is no longer valid' : !grant.settings.enabled ? 'the stream was disabled' : undefined;
+      if (why) {
+        this.options.log.info({ stream: id }, `ending a live publish: ${why}`);
+        entry.disconnect();
+        void entry.publish.end(true);
+      }
+    }
+  }
+
+  private packagerFor(ref: StreamRef, grant: StreamGrant | undefined): StreamPackager {
+    const id = streamId(ref);
+    const existing = this.packagers.get(id);
+    if (existing) return existing;
+    const packager: StreamPackager = new StreamPackager({
+      ref,
+      settings: grant?.settings ?? DEFAULT_SETTINGS,
+      mediaDir: this.options.mediaDir,
+      reconnectGraceMs: this.options.reconnectGraceMs,
+      metrics: this.options.metrics,
+      log: this.options.log,
+      onEnded: (end) => {
+        if (this.packagers.get(id) === packager && !packager.isLive) this.packagers.delete(id);
+        this.options.onStreamEnded(end);
+      },
+    });
+    this.packagers.set(id, packager);
+    return packager;
+  }
+}

@@ -1,0 +1,196 @@
+// Watches the media volume and stores what the packager finishes. The volume
+// is the durable queue between the two: an emptyDir outlives a container
+// restart, so on start every file already there is reported and uploaded,
+// and nothing the packager wrote is lost to a crash of this process.
+import { readFile, readdir, rm, rmdir, stat } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import type { Logger } from '../../common/log.ts';
+import { joinKey, PLAYLIST_FILE } from '../../common/object-layout.ts';
+import { streamId } from '../../common/livestream.ts';
+import type { IngestMetrics } from '../metrics.ts';
+import { isTemporaryName } from '../packager/atomic-file.ts';
+import type { StreamEnd } from '../packager/stream-packager.ts';
+import type { ObjectStore } from '../storage/object-store.ts';
+import { backoffDelay, sleep } from './backoff.ts';
+import { Semaphore } from './semaphore.ts';
+import { StreamUploadQueue, type BacklogTracker } from './stream-upload-queue.ts';
+
+export interface UploaderOptions {
+  mediaDir: string;
+  store: ObjectStore;
+  prefix: string;
+  playlistMaxAgeSeconds: number | undefined;
+  concurrency: number;
+  backlogWarnSegments: number;
+  /** How long a finished stream's media stays before it is deleted (when not retained). */
+  deleteDelayMs: number;
+  metrics: IngestMetrics;
+  log: Logger;
+}
+
+export class Uploader implements BacklogTracker {
+  private readonly queues = new Map<string, StreamUploadQueue>();
+  private readonly backlog = new Map<string, number>();
+  private backlogBytes = 0;
+  private backlogWarned = false;
+  private watcher: FSWatcher | undefined;
+  private readonly semaphore: Semaphore;
+  private readonly deletionTimers = new Set<NodeJS.Timeout>();
+
+  constructor(private readonly options: UploaderOptions) {
+    this.semaphore = new Semaphore(options.concurrency);
+  }
+
+  /** Starts watching; resolves once the files already on the volume are queued. */
+  async start(): Promise<void> {
+    const { mediaDir } = this.options;
+    this.watcher = watch(mediaDir, {
+      ignored: (path) => isTemporaryName(path) && path !== mediaDir,
+      alwaysStat: true,
+      ignoreInitial: false,
+    });
+    const onFile = (path: string, stats?: { size: number; mtimeMs: number }) => this.fileAppeared(path, stats);
+    this.watcher.on('add', onFile);
+    this.watcher.on('change', onFile);
+    this.watcher.on('error', (error) => this.options.log.error({ err: error }, 'media volume watcher failed'));
+    await new Promise<void>((resolve) => this.watcher!.once('ready', () => resolve()));
+  }
+
+  /** Deletes a finished stream's media after the delay, unless its LiveStream keeps it. */
+  streamEnded(end: StreamEnd): void {
+    if (end.keep) return;
+    const streamPath = `${end.ref.namespace}/${end.ref.name}`;
+    const timer = setTimeout(() => {
+      this.deletionTimers.delete(timer);
+      this.queueFor(streamPath).enqueue(() => this.deleteRun(streamPath, end));
+    }, this.options.deleteDelayMs);
+    timer.unref();
+    this.deletionTimers.add(timer);
+  }
+
+  /**
+   * Resolves when every file on the media volume is stored, or after
+   * timeoutMs. Returns whether it drained. Files are looked up on disk rather
+   * than trusted to the watcher, whose events for the last writes may still
+   * be on their way.
+   */
+  async drain(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    await this.sweep(this.options.mediaDir);
+    while (Date.now() < deadline) {
+      const busy = [...this.queues.values()].filter((q) => !q.idle);
+      if (busy.length === 0) return true;
+      await Promise.race([Promise.all(busy.map((q) => q.whenIdle())), sleep(Math.max(0, deadline - Date.now()))]);
+    }
+    return [...this.queues.values()].every((q) => q.idle);
+  }
+
+  async close(): Promise<void> {
+    for (const timer of this.deletionTimers) clearTimeout(timer);
+    for (const q of this.queues.values()) q.close();
+    await this.watcher?.close();
+  }
+
+  private fileAppeared(path: string, stats?: { size: number; mtimeMs: number }): void {
+    const rel = relative(this.options.mediaDir, path).split(sep);
+    // <namespace>/<name>/index.m3u8 or <namespace>/<name>/<session>/<file>
+    if (rel.length < 3 || rel.some(isTemporaryName)) return;
+    const streamPath = `${rel[0]}/${rel[1]}`;
+    const uri = rel.slice(2).join('/');
+    if (uri !== PLAYLIST_FILE && !/\.(m4s|mp4)$/.test(uri)) return;
+    if (uri !== PLAYLIST_FILE) this.add(path, stats?.size ?? 0);
+    this.queueFor(streamPath).fileAppeared(uri, stats?.mtimeMs ?? Date.now());
+  }
+
+  private async sweep(dir: string): Promise<void> {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const entry of entries) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) await this.sweep(path);
+      else if (entry.isFile()) {
+        const s = await stat(path).catch(() => undefined);
+        if (s) this.fileAppeared(path, s);
+      }
+    }
+  }
+
+  // BacklogTracker
+  add(path: string, bytes: number): void {
+    if (this.backlog.has(path)) return;
+    this.backlog.set(path, bytes);
+    this.backlogBytes += bytes;
+    this.updateBacklog();
+  }
+
+  remove(path: string): void {
+    const bytes = this.backlog.get(path);
+    if (bytes === undefined) return;
+    this.backlog.delete(path);
+    this.backlogBytes -= bytes;
+    this.updateBacklog();
+  }
+
+  private updateBacklog(): void {
+    const { metrics, log, backlogWarnSegments } = this.options;
+    metrics.backlogSegments.set(this.backlog.size);
+    metrics.backlogBytes.set(this.backlogBytes);
+    if (this.backlog.size >= backlogWarnSegments && !this.backlogWarned) {
+      this.backlogWarned = true;
+      log.warn({ segments: this.backlog.size, bytes: this.backlogBytes }, 'upload backlog is above its high-water mark: the object store is slow or unreachable; segments wait on the media volume');
+    } else if (this.backlog.size < backlogWarnSegments / 2 && this.backlogWarned) {
+      this.backlogWarned = false;
+      log.info({ segments: this.backlog.size }, 'upload backlog is back below its high-water mark');
+    }
+  }
+
+  private queueFor(streamPath: string): StreamUploadQueue {
+    let queue = this.queues.get(streamPath);
+    if (!queue) {
+      queue = new StreamUploadQueue(streamPath, {
+        mediaDir: this.options.mediaDir,
+        store: this.options.store,
+        prefix: this.options.prefix,
+        playlistMaxAgeSeconds: this.options.playlistMaxAgeSeconds,
+        metrics: this.options.metrics,
+        log: this.options.log,
+        semaphore: this.semaphore,
+        backlog: this,
+      });
+      this.queues.set(streamPath, queue);
+    }
+    return queue;
+  }
+
+  private async deleteRun(streamPath: string, end: StreamEnd): Promise<void> {
+    const { store, prefix, mediaDir, log } = this.options;
+    const playlistPath = join(mediaDir, streamPath, PLAYLIST_FILE);
+    const playlist = await readFile(playlistPath, 'utf8').catch(() => '');
+    // A new run may have started since; its playlist must stay.
+    const sameRun = playlist.includes('#EXT-X-ENDLIST') && end.sessionFolders.some((f) => playlist.includes(`${f}/`));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        for (const folder of end.sessionFolders) await store.deletePrefix(joinKey(prefix, streamPath, folder));
+        if (sameRun) await store.delete(joinKey(prefix, streamPath, PLAYLIST_FILE));
+        break;
+      } catch (error) {
+        if (attempt >= 10) {
+          log.error({ stream: streamId(end.ref), err: (error as Error).message }, 'could not delete an ended stream\'s media; a bucket lifecycle rule should catch it');
+          return;
+        }
+        await sleep(backoffDelay(attempt, 500, 10_000));
+      }
+    }
+    if (sameRun) await rm(playlistPath, { force: true });
+    for (const folder of end.sessionFolders) await removeIfEmpty(join(mediaDir, streamPath, folder));
+    log.info({ stream: streamId(end.ref), sessions: end.sessionFolders.length }, 'deleted an ended stream\'s media (retention.keepAfterEnd is false)');
+  }
+}
+
+async function removeIfEmpty(dir: string): Promise<void> {
+  try {
+    if ((await readdir(dir)).length === 0) await rmdir(dir);
+  } catch {
+    // already gone
+  }
+}

@@ -1,0 +1,30 @@
+// Polling helpers: wait for a condition that a real server reaches in its own time.
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  { timeoutMs = 30_000, intervalMs = 100 } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    await sleep(intervalMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export async function httpReady(url: string, timeoutMs = 30_000): Promise<void> {
+  await waitFor(`${url} to answer`, async () => {
+    const res = await fetch(url);
+    return res.status < 500;
+  }, { timeoutMs, intervalMs: 200 });
+}

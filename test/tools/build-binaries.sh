@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds the test-only servers from their Go modules and caches them, so the
+# second run does not rebuild. Each tool has a small Go module in
+# test/tools/<tool>/ that pins its version; a binary is rebuilt only when that
+# module's go.mod or go.sum changes. Nothing built here is ever shipped.
+#
+#   TTEOK_TOOLS_CACHE  where binaries are kept (default ~/.cache/tteok)
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cache="${TTEOK_TOOLS_CACHE:-$HOME/.cache/tteok}"
+mkdir -p "$cache/bin"
+
+# build <tool dir> <binary name> <package>
+build() {
+  local dir="$here/$1" name="$2" pkg="$3"
+  local stamp
+  stamp="$(cat "$dir/go.mod" "$dir/go.sum" 2>/dev/null | sha256sum | cut -c1-16)"
+  if [[ -x "$cache/bin/$name" && "$(cat "$cache/bin/$name.stamp" 2>/dev/null)" == "$stamp" ]]; then
+    echo "build-binaries: $name is cached ($stamp)"
+    return
+  fi
+  echo "build-binaries: building $name from $pkg (a few minutes the first time)"
+  local started=$SECONDS
+  (cd "$dir" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags="-s -w" -o "$cache/bin/$name.tmp" "$pkg")
+  mv "$cache/bin/$name.tmp" "$cache/bin/$name"
+  echo "$stamp" > "$cache/bin/$name.stamp"
+  echo "build-binaries: built $name in $((SECONDS - started)) s"
+}
+
+tools="${*:-weed}"
+for tool in $tools; do
+  case "$tool" in
+    weed) build seaweedfs weed github.com/seaweedfs/seaweedfs/weed ;;
+    kube-apiserver) build kube-apiserver kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver ;;
+    *) echo "build-binaries: unknown tool $tool" >&2; exit 2 ;;
+  esac
+done

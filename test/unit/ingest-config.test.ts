@@ -1,0 +1,125 @@
+// The ingest's environment configuration: documented defaults, and a
+// ConfigError naming the variable for anything it cannot use.
+import t from 'tap';
+import { ConfigError } from '../../common/env-config.ts';
+import { loadIngestConfig, type IngestConfig } from '../../ingest/config.ts';
+
+/** Loads `env`, which must be refused: returns the ConfigError's message. */
+function refused(env: Record<string, string>): string {
+  try {
+    loadIngestConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.message;
+    throw error;
+  }
+  return '(accepted)';
+}
+
+t.test('defaults', async (t) => {
+  const config = loadIngestConfig({ TTEOK_S3_BUCKET: 'media' });
+  const expected: IngestConfig = {
+    rtmpHost: '0.0.0.0',
+    rtmpPort: 1935,
+    rtmpApp: 'live',
+    httpHost: '0.0.0.0',
+    httpPort: 9935,
+    mediaDir: '/var/lib/tteok/media',
+    keySource: 'file',
+    keysFile: 'tteok-keys.yaml',
+    storage: 's3',
+    localOriginDir: '.tteok/origin',
+    s3: { bucket: 'media', prefix: '', region: 'us-east-1', endpoint: undefined, forcePathStyle: false, requestTimeoutMs: 5000 },
+    playlistMaxAgeSeconds: undefined,
+    reconnectGraceMs: 10_000,
+    deleteDelayMs: 60_000,
+    uploadConcurrency: 8,
+    backlogWarnSegments: 30,
+    shutdownTimeoutMs: 25_000,
+  };
+  t.same(config, expected);
+  t.same(loadIngestConfig({ TTEOK_S3_BUCKET: 'media', TTEOK_RTMP_PORT: '', TTEOK_S3_FORCE_PATH_STYLE: '' }), expected, 'an empty variable means the default');
+  t.equal(loadIngestConfig({ TTEOK_STORAGE: 'local' }).storage, 'local', 'local storage needs no bucket');
+});
+
+t.test('values are read and converted', async (t) => {
+  const config = loadIngestConfig({
+    TTEOK_STORAGE: 's3',
+    TTEOK_S3_BUCKET: 'b',
+    TTEOK_S3_ENDPOINT: 'http://127.0.0.1:8333',
+    TTEOK_S3_FORCE_PATH_STYLE: 'yes',
+    AWS_REGION: 'eu-west-3',
+    TTEOK_RTMP_PORT: '19350',
+    TTEOK_KEY_SOURCE: 'kubernetes',
+    TTEOK_RECONNECT_GRACE_SECONDS: '2.5',
+    TTEOK_PLAYLIST_MAX_AGE_SECONDS: '0',
+    TTEOK_SHUTDOWN_TIMEOUT_SECONDS: '0',
+  });
+  t.equal(config.rtmpPort, 19350);
+  t.equal(config.keySource, 'kubernetes');
+  t.equal(config.s3.endpoint, 'http://127.0.0.1:8333');
+  t.equal(config.s3.forcePathStyle, true);
+  t.equal(config.s3.region, 'eu-west-3', 'AWS_REGION is the fallback region');
+  t.equal(loadIngestConfig({ TTEOK_S3_BUCKET: 'b', AWS_REGION: 'eu-west-3', TTEOK_S3_REGION: 'ap-south-1' }).s3.region, 'ap-south-1', 'TTEOK_S3_REGION wins');
+  t.equal(config.reconnectGraceMs, 2500, 'seconds become milliseconds');
+  t.equal(config.playlistMaxAgeSeconds, 0, 'an explicit 0 is kept, not taken as unset');
+  t.equal(config.shutdownTimeoutMs, 0);
+  for (const [raw, value] of [['1', true], ['TRUE', true], ['on', true], ['0', false], ['No', false], ['off', false]] as const) {
+    t.equal(loadIngestConfig({ TTEOK_STORAGE: 'local', TTEOK_S3_FORCE_PATH_STYLE: raw }).s3.forcePathStyle, value, `bool "${raw}"`);
+  }
+});
+
+t.test('a bad integer names the variable', async (t) => {
+  const bad: Array<[string, string]> = [
+    ['TTEOK_RTMP_PORT', 'abc'],
+    ['TTEOK_RTMP_PORT', '1935.5'],
+    ['TTEOK_RTMP_PORT', '70000'],
+    ['TTEOK_RTMP_PORT', '-1'],
+    ['TTEOK_HTTP_PORT', '99999'],
+    ['TTEOK_UPLOAD_CONCURRENCY', '0'],
+    ['TTEOK_UPLOAD_CONCURRENCY', '8 workers'],
+    ['TTEOK_S3_REQUEST_TIMEOUT_MS', '50'],
+    ['TTEOK_BACKLOG_WARN_SEGMENTS', 'many'],
+    ['TTEOK_RECONNECT_GRACE_SECONDS', 'ten'],
+    ['TTEOK_RECONNECT_GRACE_SECONDS', '601'],
+    ['TTEOK_PLAYLIST_MAX_AGE_SECONDS', '-5'],
+    ['TTEOK_DELETE_DELAY_SECONDS', 'NaN'],
+    ['TTEOK_SHUTDOWN_TIMEOUT_SECONDS', 'Infinity'],
+  ];
+  for (const [name, raw] of bad) {
+    const message = refused({ TTEOK_STORAGE: 'local', [name]: raw });
+    t.match(message, new RegExp(`^${name} must be`), `${name}="${raw}" is refused, naming the variable`);
+    t.match(message, raw, 'and quoting the value');
+  }
+});
+
+t.test('a bad bool names the variable', async (t) => {
+  for (const raw of ['maybe', '2', 'enabled']) {
+    const message = refused({ TTEOK_STORAGE: 'local', TTEOK_S3_FORCE_PATH_STYLE: raw });
+    t.match(message, /^TTEOK_S3_FORCE_PATH_STYLE must be true or false/, `"${raw}"`);
+  }
+});
+
+t.test('a blank integer is not silently zero', async (t) => {
+  // A variable set to spaces (a templating slip) must not become port 0, which
+  // would make the ingest listen on a random port: either the default applies
+  // or the value is refused.
+  for (const name of ['TTEOK_RTMP_PORT', 'TTEOK_HTTP_PORT']) {
+    let outcome: string;
+    try {
+      const config = loadIngestConfig({ TTEOK_STORAGE: 'local', [name]: ' ' });
+      outcome = String(name === 'TTEOK_RTMP_PORT' ? config.rtmpPort : config.httpPort);
+    } catch (error) {
+      outcome = error instanceof ConfigError && error.message.startsWith(name) ? 'ConfigError' : `other error: ${String(error)}`;
+    }
+    t.ok(outcome === 'ConfigError' || outcome === (name === 'TTEOK_RTMP_PORT' ? '1935' : '9935'), `${name}=" " gives ${outcome}`);
+  }
+});
+
+t.test('S3 storage without a bucket, and unknown choices, are refused', async (t) => {
+  t.match(refused({}), /^TTEOK_S3_BUCKET is required/, 'S3 is the default storage, so the bucket is required');
+  t.match(refused({ TTEOK_STORAGE: 's3' }), /TTEOK_S3_BUCKET/);
+  t.match(refused({ TTEOK_STORAGE: 's3', TTEOK_S3_BUCKET: '' }), /TTEOK_S3_BUCKET/, 'an empty bucket is no bucket');
+  t.match(refused({ TTEOK_STORAGE: 'gcs', TTEOK_S3_BUCKET: 'b' }), /^TTEOK_STORAGE must be "s3" or "local", got "gcs"/);
+  t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_KEY_SOURCE: 'vault' }), /^TTEOK_KEY_SOURCE must be/);
+  t.equal(new ConfigError('x').name, 'ConfigError');
+});

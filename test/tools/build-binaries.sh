@@ -10,28 +10,40 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${TTEOK_TOOLS_CACHE:-$HOME/.cache/tteok}"
 mkdir -p "$cache/bin"
 
-# build <tool dir> <binary name> <package>
+# build <tool dir> <binary name> <package> [extra -ldflags]
 build() {
-  local dir="$here/$1" name="$2" pkg="$3"
+  local dir="$here/$1" name="$2" pkg="$3" ldflags="${4:-}"
   local stamp
-  stamp="$(cat "$dir/go.mod" "$dir/go.sum" 2>/dev/null | sha256sum | cut -c1-16)"
+  stamp="$( (cat "$dir/go.mod" "$dir/go.sum" 2>/dev/null; [[ -z "$ldflags" ]] || echo "$ldflags") | sha256sum | cut -c1-16)"
   if [[ -x "$cache/bin/$name" && "$(cat "$cache/bin/$name.stamp" 2>/dev/null)" == "$stamp" ]]; then
     echo "build-binaries: $name is cached ($stamp)"
     return
   fi
   echo "build-binaries: building $name from $pkg (a few minutes the first time)"
   local started=$SECONDS
-  (cd "$dir" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags="-s -w" -o "$cache/bin/$name.tmp" "$pkg")
+  (cd "$dir" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags="-s -w${ldflags:+ $ldflags}" -o "$cache/bin/$name.tmp" "$pkg")
   mv "$cache/bin/$name.tmp" "$cache/bin/$name"
   echo "$stamp" > "$cache/bin/$name.stamp"
   echo "build-binaries: built $name in $((SECONDS - started)) s"
+}
+
+# kube-apiserver reports (in /version, and for its compatibility checks) the
+# version stamped here, as Kubernetes' own release build does; without it, it
+# says v0.0.0-master.
+kube_version_ldflags() {
+  local v
+  v="$(cd "$here/kube-apiserver" && go list -mod=mod -m -f '{{.Version}}' k8s.io/kubernetes)"
+  local major="${v#v}"; major="${major%%.*}"
+  local minor="${v#v*.}"; minor="${minor%%.*}"
+  local pkg=k8s.io/component-base/version
+  echo "-X $pkg.gitVersion=$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
 }
 
 tools="${*:-weed}"
 for tool in $tools; do
   case "$tool" in
     weed) build seaweedfs weed github.com/seaweedfs/seaweedfs/weed ;;
-    kube-apiserver) build kube-apiserver kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver ;;
+    kube-apiserver) build kube-apiserver kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$(kube_version_ldflags)" ;;
     *) echo "build-binaries: unknown tool $tool" >&2; exit 2 ;;
   esac
 done

@@ -5,6 +5,7 @@
 import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { createLogger, type Logger } from '../common/log.ts';
+import type { LiveEvents } from '../common/stream-view.ts';
 import type { IngestConfig } from './config.ts';
 import { createIngestHttpServer } from './http-server.ts';
 import { FileKeySource } from './keys/file-key-source.ts';
@@ -28,6 +29,8 @@ export interface RunningIngest {
   rtmpPort: number;
   httpPort: number;
   metrics: IngestMetrics;
+  /** Streams going live and ending, for a gateway in the same process. */
+  live: LiveEvents;
   shutdown(): Promise<void>;
 }
 
@@ -95,19 +98,23 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     rtmpPort,
     httpPort,
     metrics,
+    live: hub,
     async shutdown() {
       if (shuttingDown) return;
       shuttingDown = true;
       log.info('shutting down: refusing new publishes, ending live streams, finishing uploads');
       hub.stopAccepting();
-      await rtmp.stopListening().catch(() => undefined);
+      rtmp.stopListening();
       await hub.finishAll();
       rtmp.destroyAll();
       const drained = await uploader.drain(config.shutdownTimeoutMs);
       if (!drained) log.error('shutdown timeout reached with uploads pending; they stay on the media volume for the next start');
       await uploader.close();
       await keys.close();
-      await new Promise<void>((resolve) => http.close(() => resolve()));
+      await new Promise<void>((resolve) => {
+        http.close(() => resolve());
+        http.closeAllConnections();
+      });
       log.info('ingest stopped');
     },
   };

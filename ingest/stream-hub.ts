@@ -6,6 +6,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../common/log.ts';
+import type { LiveEvents } from '../common/stream-view.ts';
 import { DEFAULT_SETTINGS, isValidName, isValidNamespace, streamId, type StreamRef } from '../common/livestream.ts';
 import { isWellFormedKey, type KeySource, type StreamGrant } from './keys/key-source.ts';
 import type { IngestMetrics } from './metrics.ts';
@@ -46,8 +47,11 @@ export interface StreamHubOptions {
   onStreamEnded: (end: StreamEnd) => void;
 }
 
-export class StreamHub {
+export class StreamHub implements LiveEvents {
   private readonly packagers = new Map<string, StreamPackager>();
+  private readonly liveListeners: Array<(ref: StreamRef, live: boolean, since: Date | undefined) => void> = [];
+  /** When each stream's current run went live; a run lasts until its playlist ends. */
+  private readonly runsSince = new Map<string, Date>();
   private readonly live = new Map<string, LiveEntry>();
   private accepting = true;
 
@@ -57,6 +61,15 @@ export class StreamHub {
 
   get liveCount(): number {
     return this.live.size;
+  }
+
+  onLiveChange(listener: (ref: StreamRef, live: boolean, since: Date | undefined) => void): void {
+    this.liveListeners.push(listener);
+  }
+
+  private emitLive(ref: StreamRef, live: boolean): void {
+    const since = this.runsSince.get(streamId(ref));
+    for (const l of this.liveListeners) l(ref, live, since);
   }
 
   /** Picks up streams a previous process left unfinished on the media volume. */
@@ -116,6 +129,11 @@ export class StreamHub {
     };
     this.options.metrics.publishes.inc({ outcome: 'accepted' });
     this.options.metrics.liveStreams.set(this.live.size);
+    // A reconnect within the grace period continues the run that was live.
+    if (!this.runsSince.has(id)) {
+      this.runsSince.set(id, new Date());
+      this.emitLive(grant.ref, true);
+    }
     return { ok: true, publish: entry.publish };
   }
 
@@ -151,6 +169,8 @@ export class StreamHub {
       log: this.options.log,
       onEnded: (end) => {
         if (this.packagers.get(id) === packager && !packager.isLive) this.packagers.delete(id);
+        this.runsSince.delete(id);
+        this.emitLive(ref, false);
         this.options.onStreamEnded(end);
       },
     });

@@ -27,12 +27,21 @@ export function parseKeyFile(text: string): Map<string, StreamGrant> {
   const problems: string[] = [];
   parseAllDocuments(text).forEach((doc, index) => {
     const where = `document ${index + 1}`;
+    // Parser messages quote the file, and the file holds keys (an alias
+    // name, a bad scalar): report only the error's code and position.
     if (doc.errors.length > 0) {
-      // Only the first line: the rest quotes the file, which holds keys.
-      problems.push(`${where}: ${doc.errors[0]!.message.split('\n')[0]}`);
+      const e = doc.errors[0]!;
+      const at = e.linePos?.[0];
+      problems.push(`${where}: YAML ${e.code}${at ? ` at line ${at.line}, column ${at.col}` : ''}`);
       return;
     }
-    const obj = doc.toJSON() as Partial<LocalLiveStream> | null;
+    let obj: Partial<LocalLiveStream> | null;
+    try {
+      obj = doc.toJSON() as Partial<LocalLiveStream> | null;
+    } catch {
+      problems.push(`${where}: YAML that cannot be resolved (an alias to a missing anchor?)`);
+      return;
+    }
     if (obj === null || obj === undefined) return;
     if (obj.apiVersion !== API_VERSION_FULL || obj.kind !== KIND) {
       problems.push(`${where}: expected apiVersion ${API_VERSION_FULL} and kind ${KIND}`);

@@ -23,9 +23,38 @@ export function parseAvcDecoderConfigurationRecord(avcC: Uint8Array): AvcConfig 
   const spsLength = (avcC[6]! << 8) | avcC[7]!;
   const sps = avcC.subarray(8, 8 + spsLength);
   if (sps.length !== spsLength) throw new Error('truncated SPS in AVCDecoderConfigurationRecord');
+  validateParameterSetLists(avcC);
   const hex = (b: number) => b.toString(16).padStart(2, '0');
   const { width, height } = parseSpsPictureSize(sps);
   return { codec: `avc1.${hex(avcC[1]!)}${hex(avcC[2]!)}${hex(avcC[3]!)}`, width, height, description: avcC };
+}
+
+/**
+ * Walks the whole record: every SPS and PPS must be there whole, or the init
+ * segment would carry a record no player can decode a frame with.
+ */
+function validateParameterSetLists(avcC: Uint8Array): void {
+  let pos = 6;
+  const readSets = (count: number, what: string) => {
+    for (let i = 0; i < count; i++) {
+      if (pos + 2 > avcC.length) throw new Error(`truncated ${what} list in AVCDecoderConfigurationRecord`);
+      const length = (avcC[pos]! << 8) | avcC[pos + 1]!;
+      pos += 2 + length;
+      if (pos > avcC.length) throw new Error(`truncated ${what} in AVCDecoderConfigurationRecord`);
+    }
+  };
+  readSets(avcC[5]! & 0x1f, 'SPS');
+  if (pos >= avcC.length) throw new Error('AVCDecoderConfigurationRecord has no PPS list');
+  const ppsCount = avcC[pos++]!;
+  if (ppsCount < 1) throw new Error('AVCDecoderConfigurationRecord has no PPS');
+  readSets(ppsCount, 'PPS');
+  // High profiles may carry 4 more bytes and SPS extensions; present means whole.
+  if (pos < avcC.length && HIGH_PROFILES.has(avcC[1]!)) {
+    if (pos + 4 > avcC.length) throw new Error('truncated high-profile extension in AVCDecoderConfigurationRecord');
+    const extCount = avcC[pos + 3]!;
+    pos += 4;
+    readSets(extCount, 'SPS extension');
+  }
 }
 
 /** Picture size after cropping, from an SPS NAL unit (with its one-byte NAL header). */

@@ -39,7 +39,7 @@ export interface FragmenterSink {
   onMuxerError(error: unknown): void;
 }
 
-export type DropReason = 'before_first_keyframe' | 'timestamp_regression' | 'muxer_error';
+export type DropReason = 'before_first_keyframe' | 'timestamp_regression' | 'muxer_error' | 'no_audio_track';
 
 interface KeyframeArrival {
   pts: number;
@@ -191,8 +191,11 @@ export class Fragmenter {
 
   setAudioConfig(config: AacConfig): void {
     const changed = this.audioConfig !== undefined && !sameBytes(this.audioConfig.description, config.description);
+    // Audio that starts after video has begun (its header comes late) needs a
+    // track the running init segment lacks: start over at the next keyframe.
+    const late = this.generation !== undefined && this.generation.audio === undefined;
     this.audioConfig = config;
-    if (changed) this.retireGeneration();
+    if (changed || late) this.retireGeneration();
   }
 
   video(dtsMs: number, compositionOffsetMs: number, keyframe: boolean, data: Uint8Array, arrivedAt: number): void {
@@ -229,7 +232,7 @@ export class Fragmenter {
     if (this.closed) return;
     const gen = this.generation;
     if (!gen || gen.failed || !gen.audio) {
-      if (!gen) this.sink.onDroppedPacket('before_first_keyframe');
+      this.sink.onDroppedPacket(!gen || gen.failed ? 'before_first_keyframe' : 'no_audio_track');
       return;
     }
     const pts = (dtsMs - gen.baseDtsMs) / 1000;

@@ -5,7 +5,7 @@
 // discontinuity; a clean unpublish, or the end of the grace period, ends the
 // playlist with EXT-X-ENDLIST.
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { appendFile, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../common/log.ts';
 import { PLAYLIST_FILE } from '../../common/object-layout.ts';
@@ -13,7 +13,7 @@ import { streamId, type StreamRef, type StreamSettings } from '../../common/live
 import type { IngestMetrics } from '../metrics.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 import { Fragmenter, type SegmentOutput } from './fragmenter.ts';
-import { MediaPlaylist } from './playlist.ts';
+import { MediaPlaylist, type PlaylistSegment } from './playlist.ts';
 import { PublishSession } from './publish-session.ts';
 
 export interface StreamEnd {
@@ -34,6 +34,14 @@ export interface StreamPackagerOptions {
 }
 
 type State = 'idle' | 'live' | 'grace' | 'ended';
+
+/**
+ * A retained run's full segment list, one JSON line per segment, appended as
+ * segments are written: the live playlist holds only the window, and a
+ * process that restarts mid-run still has to end it with the whole VOD list.
+ * A dot-file, so the uploader leaves it alone.
+ */
+const JOURNAL_FILE = '.segments.jsonl';
 
 export class StreamPackager {
   readonly ref: StreamRef;
@@ -79,6 +87,15 @@ export class StreamPackager {
     }
     const playlist = MediaPlaylist.parse(text, this.settings.playlistLength);
     if (playlist.ended || playlist.segments.length === 0) return false;
+    if (this.settings.keepAfterEnd) {
+      const journal = await readFile(join(this.dir, JOURNAL_FILE), 'utf8').catch(() => '');
+      const all = journal.split('\n').filter(Boolean).map((line) => JSON.parse(line) as PlaylistSegment);
+      if (all.length > 0 && all.at(-1)?.uri === playlist.segments.at(-1)?.uri) {
+        playlist.segments = all;
+        playlist.firstSequence = 0;
+        playlist.discontinuitiesBefore = 0;
+      }
+    }
     this.playlist = playlist;
     this.sessionFolders = [...new Set(playlist.segments.map((s) => s.uri.split('/')[0]!))];
     this.currentInitUri = playlist.segments.at(-1)?.initUri;
@@ -95,6 +112,7 @@ export class StreamPackager {
       this.settings = settings;
       this.playlist = this.newPlaylist();
       this.sessionFolders = [];
+      this.queueRemove(JOURNAL_FILE);
       this.nextSegmentIsDiscontinuity = false;
       this.warnedLongSegments = false;
     } else {
@@ -142,10 +160,10 @@ export class StreamPackager {
     this.playlist.ended = true;
     if (this.playlist.segments.length > 0) {
       this.writePlaylist({ vod: this.settings.keepAfterEnd });
-      await this.writes;
-      this.options.onEnded({ ref: this.ref, sessionFolders: [...this.sessionFolders], keep: this.settings.keepAfterEnd });
+      this.queueRemove(JOURNAL_FILE);
     }
     await this.writes;
+    this.options.onEnded({ ref: this.ref, sessionFolders: [...this.sessionFolders], keep: this.settings.keepAfterEnd });
   }
 
   /** Resolves once every file queued so far is on the media volume. */
@@ -191,13 +209,15 @@ export class StreamPackager {
       }
     }
     this.queueWrite(uri, segment.data);
-    this.playlist.append({
+    const entry: PlaylistSegment = {
       uri,
       duration: segment.duration,
       programDateTime: segment.arrivedAt,
       initUri: this.currentInitUri ?? `${sessionFolder}/init-${segment.initGeneration}.mp4`,
       discontinuity: this.nextSegmentIsDiscontinuity,
-    });
+    };
+    this.playlist.append(entry);
+    if (this.settings.keepAfterEnd) this.queueAppend(JOURNAL_FILE, JSON.stringify(entry) + '\n');
     this.nextSegmentIsDiscontinuity = false;
     // Without retention only the live window is ever rendered again.
     if (!this.settings.keepAfterEnd) {
@@ -212,9 +232,21 @@ export class StreamPackager {
   }
 
   private queueWrite(relativePath: string, data: Uint8Array | string): void {
+    this.queueFileOp(relativePath, (path) => writeFileAtomic(path, data));
+  }
+
+  private queueAppend(relativePath: string, line: string): void {
+    this.queueFileOp(relativePath, (path) => appendFile(path, line));
+  }
+
+  private queueRemove(relativePath: string): void {
+    this.queueFileOp(relativePath, (path) => rm(path, { force: true }));
+  }
+
+  private queueFileOp(relativePath: string, op: (path: string) => Promise<void>): void {
     const path = join(this.dir, relativePath);
     this.writes = this.writes.then(() =>
-      writeFileAtomic(path, data).catch((error: unknown) => {
+      op(path).catch((error: unknown) => {
         // A full or broken media volume loses this file; say so loudly.
         this.options.log.error({ stream: streamId(this.ref), file: relativePath, err: error }, 'could not write to the media volume');
       }),

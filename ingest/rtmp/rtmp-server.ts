@@ -169,9 +169,12 @@ export class RtmpServer {
     });
   }
 
-  /** Stops accepting connections; existing ones stay until closed. */
-  stopListening(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
+  /**
+   * Stops accepting connections; existing ones stay until closed. (Not
+   * waiting for close's callback: it fires only once every connection is gone.)
+   */
+  stopListening(): void {
+    this.server.close();
   }
 
   destroyAll(): void {

@@ -59,7 +59,7 @@ export class Uploader implements BacklogTracker {
 
   /** Deletes a finished stream's media after the delay, unless its LiveStream keeps it. */
   streamEnded(end: StreamEnd): void {
-    if (end.keep) return;
+    if (end.keep || end.sessionFolders.length === 0) return;
     const streamPath = `${end.ref.namespace}/${end.ref.name}`;
     const timer = setTimeout(() => {
       this.deletionTimers.delete(timer);

@@ -41,6 +41,8 @@ export async function startS3Server(bucket = 'tteok-test'): Promise<S3TestServer
           credentials: [{ accessKey: TEST_ACCESS_KEY, secretKey: TEST_SECRET_KEY }],
           actions: ['Admin', 'Read', 'Write', 'List', 'Tagging'],
         },
+        // Anonymous reads, as a CDN would do them: ffprobe and browsers fetch over plain HTTP.
+        { name: 'anonymous', actions: ['Read'] },
       ],
     }),
   );
@@ -81,9 +83,10 @@ export async function startS3Server(bucket = 'tteok-test'): Promise<S3TestServer
 
   let proc: ManagedProcess | undefined;
   const start = async () => {
-    proc = spawnManaged('seaweedfs', toolsBin('weed'), args);
+    const p = (proc = spawnManaged('seaweedfs', toolsBin('weed'), args));
     // Ready when the S3 API answers a signed request that needs the filer.
     await waitFor('SeaweedFS S3 to accept requests', async () => {
+      if (p.child.exitCode !== null) throw new Error(`SeaweedFS exited with ${p.child.exitCode}:\n${p.lines.slice(-15).join('\n')}`);
       try {
         await client.send(new CreateBucketCommand({ Bucket: bucket }));
         return true;
@@ -91,7 +94,9 @@ export async function startS3Server(bucket = 'tteok-test'): Promise<S3TestServer
         const name = (error as { name?: string }).name ?? '';
         return /BucketAlreadyExists|BucketAlreadyOwnedByYou/.test(name) ? true : undefined;
       }
-    }, { timeoutMs: 60_000, intervalMs: 250 });
+    }, { timeoutMs: 120_000, intervalMs: 250 }).catch((error: Error) => {
+      throw new Error(`${error.message}\nSeaweedFS's last lines:\n${p.lines.slice(-15).join('\n')}`);
+    });
   };
   await start();
 

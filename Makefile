@@ -2,10 +2,11 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# Debian packages the tests drive for real: ffmpeg publishes RTMP and probes HLS.
-DEBIAN_TEST_PACKAGES := ffmpeg
+# Debian packages the tests drive for real: ffmpeg publishes RTMP and probes HLS;
+# etcd backs the real kube-apiserver.
+DEBIAN_TEST_PACKAGES := ffmpeg etcd-server
 # Test-only servers built from their Go modules and cached (test/tools/build-binaries.sh).
-GO_TEST_TOOLS := weed
+GO_TEST_TOOLS := weed kube-apiserver
 
 .PHONY: help deps node_modules test typecheck build run clean
 

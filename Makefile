@@ -28,7 +28,7 @@ typecheck:
 	npx tsc --noEmit -p tsconfig.json
 
 test: deps typecheck
-	npx tap
+	bash test/tools/run-tests.sh
 
 build: node_modules
 	npx tsc -p tsconfig.build.json

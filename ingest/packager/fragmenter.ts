@@ -211,11 +211,23 @@ export class Fragmenter {
       const started = gen;
       this.enqueue(started, () => started.output.start());
     }
-    const pts = (dtsMs + compositionOffsetMs - gen.baseDtsMs) / 1000;
-    const dts = (dtsMs - gen.baseDtsMs) / 1000;
+    let pts = (dtsMs + compositionOffsetMs - gen.baseDtsMs) / 1000;
+    let dts = (dtsMs - gen.baseDtsMs) / 1000;
     if (dts < gen.lastVideoDts || pts < gen.prevGopMaxPts) {
-      this.sink.onDroppedPacket('timestamp_regression');
-      return;
+      if (!keyframe) {
+        this.sink.onDroppedPacket('timestamp_regression');
+        return;
+      }
+      // A keyframe that goes back in time is a new timeline (an encoder that
+      // restarted without reconnecting, a 32-bit timestamp wrap): dropping
+      // everything after it would end the stream, so start over with a new
+      // init segment after a discontinuity.
+      this.retireGeneration();
+      gen = this.generation = new Generation(++this.generationCount, dtsMs, this.segmentSeconds, this.videoConfig!, this.audioConfig, this.sink);
+      const restarted = gen;
+      this.enqueue(restarted, () => restarted.output.start());
+      pts = compositionOffsetMs / 1000;
+      dts = 0;
     }
     if (keyframe) {
       gen.prevGopMaxPts = Math.max(gen.prevGopMaxPts, gen.gopMaxPts);

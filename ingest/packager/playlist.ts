@@ -33,6 +33,9 @@ export class MediaPlaylist {
 
   append(segment: PlaylistSegment): void {
     this.segments.push(segment);
+    // RFC 8216 forbids the target duration to change within a playlist, so it
+    // only ever grows, to cover the longest segment listed so far.
+    this.targetDuration = Math.max(this.targetDuration, Math.round(segment.duration));
   }
 
   /** The sequence number the next appended segment gets. */
@@ -53,12 +56,10 @@ export class MediaPlaylist {
     const visible = all.slice(start);
     let discontinuitySequence = this.discontinuitiesBefore;
     for (const s of all.slice(0, start)) if (s.discontinuity) discontinuitySequence++;
-    // The target duration must cover the longest segment listed (rounded, as RFC 8216 says).
-    const target = Math.max(this.targetDuration, ...visible.map((s) => Math.round(s.duration)));
     const lines = [
       '#EXTM3U',
       '#EXT-X-VERSION:7',
-      `#EXT-X-TARGETDURATION:${target}`,
+      `#EXT-X-TARGETDURATION:${this.targetDuration}`,
       `#EXT-X-MEDIA-SEQUENCE:${this.firstSequence + start}`,
       `#EXT-X-DISCONTINUITY-SEQUENCE:${discontinuitySequence}`,
       '#EXT-X-INDEPENDENT-SEGMENTS',

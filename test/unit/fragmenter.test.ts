@@ -272,3 +272,29 @@ t.test('an AAC sequence header after the first keyframe does not lose audio sile
     `audio packaged (${withAudio.length} of ${packaged.inits.length} init segments have an audio track) or counted (${dropped} drops for ${audioAfterConfig} audio packets)`,
   );
 });
+
+t.test('a timeline that jumps back at a keyframe restarts packaging after a discontinuity', async (t) => {
+  // An encoder restarted without reconnecting (or a 32-bit timestamp wrap):
+  // from some keyframe on, every timestamp is far below what came before.
+  // Dropping them all would end the stream; instead a new init segment starts.
+  let videoSeen = -1;
+  const resetAt = sourcePackets.findIndex((p) => p.type === 'video' && ++videoSeen === 60);
+  t.ok((sourcePackets[resetAt] as { key: boolean }).key, 'the 61st frame is a keyframe');
+  const shift = (sourcePackets[resetAt] as { dts: number }).dts;
+  const packets = sourcePackets.map((p, i) => (i >= resetAt && (p.type === 'video' || p.type === 'audio') ? { ...p, dts: p.dts - shift } : p));
+  const packaged = await packageAll(packets, 1);
+  t.same(packaged.errors, [], 'the muxer never failed');
+  t.equal(packaged.inits.length, 2, 'a second init segment for the new timeline');
+  const total = packaged.segments.reduce((a, s) => a + s.duration, 0);
+  t.ok(Math.abs(total - inputDuration) < 0.3, `nothing after the jump is lost (${total.toFixed(2)} of ${inputDuration.toFixed(2)} s)`);
+  // ffmpeg's HLS demuxer does not rebase timestamps at a discontinuity (hls.js
+  // does), so each side of it is played on its own.
+  let frames = 0;
+  for (const generation of [1, 2]) {
+    const part: Packaged = { ...packaged, inits: packaged.inits.filter((i) => i.generation === generation), segments: packaged.segments.filter((s) => s.initGeneration === generation) };
+    const played = await play(writeHls(join(dir, `reset-${generation}`), part, 1));
+    t.equal(played.errors, '', `timeline ${generation} plays without an error`);
+    frames += played.videoFrames;
+  }
+  t.ok(Math.abs(frames - videoFrameCount) <= 3, `${frames} of ${videoFrameCount} video frames play`);
+});

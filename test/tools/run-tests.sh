@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the tap suite and ends with one plain line, "tests: N passed, N failed",
+# that CI systems read without knowing tap. tap's exit code is kept.
+set -uo pipefail
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+npx tap "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+summary="$(grep -E '^# \{ total: ' "$log" | tail -n 1)"
+pass="$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")"
+fail="$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")"
+echo "tests: ${pass:-0} passed, ${fail:-0} failed"
+if [[ $status -eq 0 && -z "$pass" ]]; then
+  echo "run-tests: tap printed no summary" >&2
+  exit 1
+fi
+exit "$status"

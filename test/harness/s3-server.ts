@@ -71,7 +71,12 @@ export async function startS3Server(bucket = 'tteok-test'): Promise<S3TestServer
     '-s3.port.iceberg=0',
     '-s3.port.lance=0',
     `-s3.config=${join(dir, 's3.json')}`,
+    `-filer.localSocket=${join(dir, 'filer.sock')}`,
+    `-s3.localSocket=${join(dir, 's3.sock')}`,
   ];
+  // SeaweedFS also opens a unix socket per gRPC port under /tmp, with no flag
+  // to move it: those are removed at stop.
+  const grpcSockets = Object.values(ports).map((port) => ['master', 'volume', 'filer', 's3'].map((role) => `/tmp/seaweedfs-${role}-grpc-${port}.sock`)).flat();
   const client = new S3Client({
     endpoint,
     region: 'us-east-1',
@@ -123,6 +128,7 @@ export async function startS3Server(bucket = 'tteok-test'): Promise<S3TestServer
       await proc?.stop('SIGTERM', 5000);
       client.destroy();
       rmSync(dir, { recursive: true, force: true });
+      for (const socket of grpcSockets) rmSync(socket, { force: true });
     },
   };
 }

@@ -3,10 +3,12 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Debian packages the tests drive for real: ffmpeg publishes RTMP and probes HLS;
-# etcd backs the real kube-apiserver.
-DEBIAN_TEST_PACKAGES := ffmpeg etcd-server
-# Test-only servers built from their Go modules and cached (test/tools/build-binaries.sh).
-GO_TEST_TOOLS := weed kube-apiserver
+# etcd backs the real kube-apiserver; prometheus provides promtool, which checks
+# the chart's alert rules.
+DEBIAN_TEST_PACKAGES := ffmpeg etcd-server prometheus
+# Test-only servers and tools built from their Go modules and cached (test/tools/build-binaries.sh);
+# kubeconform and the monitoring.coreos.com CRDs are for the Helm chart tests.
+GO_TEST_TOOLS := weed kube-apiserver kubeconform monitoring-crds
 
 .PHONY: help deps node_modules test typecheck build run clean
 
@@ -23,6 +25,8 @@ deps:
 	npm ci --no-audit --no-fund
 	bash test/tools/install-debian-packages.sh $(DEBIAN_TEST_PACKAGES)
 	bash test/tools/build-binaries.sh $(GO_TEST_TOOLS)
+	bash test/tools/install-helm-kubectl.sh
+	bash test/tools/install-cfn-lint.sh
 
 typecheck:
 	npx tsc --noEmit -p tsconfig.json

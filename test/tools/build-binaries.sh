@@ -39,11 +39,34 @@ kube_version_ldflags() {
   echo "-X $pkg.gitVersion=$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
 }
 
+# generate_monitoring_crds: the monitoring.coreos.com CRDs (ServiceMonitor,
+# PodMonitor, PrometheusRule, ...) from prometheus-operator's Go API types with
+# controller-gen, into $cache/crds/monitoring.coreos.com; regenerated only when
+# the pinned module changes.
+generate_monitoring_crds() {
+  local dir="$here/prometheus-operator-crds" out="$cache/crds/monitoring.coreos.com"
+  build prometheus-operator-crds controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen
+  local stamp
+  stamp="$(cat "$dir/go.mod" "$dir/go.sum" | sha256sum | cut -c1-16)"
+  if [[ -d "$out" && "$(cat "$out.stamp" 2>/dev/null)" == "$stamp" ]]; then
+    echo "build-binaries: monitoring.coreos.com CRDs are cached ($stamp)"
+    return
+  fi
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+  (cd "$dir" && "$cache/bin/controller-gen" crd:crdVersions=v1,maxDescLen=0 \
+    paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1 output:crd:dir="$out.tmp")
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  echo "$stamp" > "$out.stamp"
+  echo "build-binaries: generated $(ls "$out" | wc -l) monitoring.coreos.com CRDs"
+}
+
 tools="${*:-weed}"
 for tool in $tools; do
   case "$tool" in
     weed) build seaweedfs weed github.com/seaweedfs/seaweedfs/weed ;;
     kube-apiserver) build kube-apiserver kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$(kube_version_ldflags)" ;;
+    kubeconform) build kubeconform kubeconform github.com/yannh/kubeconform/cmd/kubeconform ;;
+    monitoring-crds) generate_monitoring_crds ;;
     *) echo "build-binaries: unknown tool $tool" >&2; exit 2 ;;
   esac
 done

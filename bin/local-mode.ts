@@ -1,12 +1,17 @@
 // `make run`: tteok on one machine, no Kubernetes, no AWS. The ingest stores
 // into a local directory (the origin), streams and their keys come from a
-// local key file made from manifests/examples/ on the first run.
+// local key file made from manifests/examples/ on the first run, and the
+// gateway in the same process serves the origin under /origin/, the playback
+// lookup, its metrics and the player page at http://127.0.0.1:8080/.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import { envInt, envString } from '../common/env-config.ts';
-import type { Logger } from '../common/log.ts';
+import { envString } from '../common/env-config.ts';
+import { createLogger, type Logger } from '../common/log.ts';
+import { gatewayOptionsFrom, loadGatewayConfig } from '../gateway/config.ts';
+import { startGateway, type RunningGateway } from '../gateway/gateway.ts';
+import { LocalStreamView } from '../gateway/views/local-stream-view.ts';
 import { loadIngestConfig } from '../ingest/config.ts';
 import { startIngest } from '../ingest/ingest.ts';
 import { parseKeyFile } from '../ingest/keys/file-key-source.ts';
@@ -38,7 +43,6 @@ export async function startLocalMode(log: Logger): Promise<LocalMode> {
   mkdirSync(home, { recursive: true });
   const keysFile = join(home, 'keys.yaml');
   ensureKeyFile(keysFile, resolve('manifests/examples/livestream.yaml'));
-  const rtmpPort = envInt(process.env, 'TTEOK_RTMP_PORT', 1935, 0, 65535);
   const config = loadIngestConfig({
     TTEOK_STORAGE: 'local',
     TTEOK_LOCAL_ORIGIN_DIR: join(home, 'origin'),
@@ -48,18 +52,51 @@ export async function startLocalMode(log: Logger): Promise<LocalMode> {
     TTEOK_HTTP_HOST: '127.0.0.1',
     ...process.env,
   });
+  const gatewayConfig = loadGatewayConfig({
+    TTEOK_GATEWAY_HOST: '127.0.0.1',
+    ...process.env,
+    // The gateway serves what this ingest stores and knows the streams it accepts.
+    TTEOK_STORAGE: config.storage,
+    TTEOK_LOCAL_ORIGIN_DIR: config.localOriginDir,
+    TTEOK_KEYS_FILE: config.keysFile,
+  });
   const ingest = await startIngest(config, { log });
+  const gatewayLog = createLogger('gateway');
+  const view = LocalStreamView.fromFile(gatewayConfig.keysFile, gatewayLog, ingest.live);
+  let gateway: RunningGateway;
+  try {
+    await view.ready();
+    gateway = await startGateway({ ...gatewayOptionsFrom(gatewayConfig), view, log: gatewayLog });
+  } catch (error) {
+    await view.close();
+    await ingest.shutdown();
+    throw error;
+  }
   const grants = parseKeyFile(readFileSync(keysFile, 'utf8'));
-  const lines = ['', 'tteok is running on this machine.', ''];
+  const lines = ['', 'tteok is running on this machine.', '', `  Watch:  ${gateway.url}/`, ''];
   for (const [key, grant] of grants) {
-    lines.push(`  Stream ${grant.ref.namespace}/${grant.ref.name}${grant.settings.title ? ` ("${grant.settings.title}")` : ''}`);
+    const id = `${grant.ref.namespace}/${grant.ref.name}`;
+    lines.push(`  Stream ${id}${grant.settings.title ? ` ("${grant.settings.title}")` : ''}`);
     lines.push(`    OBS > Settings > Stream > Service: Custom`);
-    lines.push(`    Server:      rtmp://127.0.0.1:${rtmpPort}/live`);
+    lines.push(`    Server:      rtmp://127.0.0.1:${ingest.rtmpPort}/live`);
     lines.push(`    Stream Key:  ${key}`);
+    lines.push(`    Watch:       ${gateway.url}/?stream=${id}`);
+    lines.push(`    Playback:    ${gateway.app.playbackUrl(grant.ref)}`);
     lines.push(`    HLS output:  ${join(config.localOriginDir, grant.ref.namespace, grant.ref.name, 'index.m3u8')}`);
     lines.push('');
   }
-  lines.push(`  Keys live in ${keysFile}; metrics at http://127.0.0.1:${ingest.httpPort}/metrics. Ctrl-C stops.`, '');
+  lines.push(
+    `  Keys live in ${keysFile}. Metrics: ingest http://127.0.0.1:${ingest.httpPort}/metrics, gateway ${gateway.url}/metrics.`,
+    '  No OBS at hand? `make demo` publishes a test pattern to the first stream. Ctrl-C stops.',
+    '',
+  );
   process.stdout.write(lines.join('\n') + '\n');
-  return { shutdown: () => ingest.shutdown() };
+  return {
+    async shutdown() {
+      // The ingest first: it ends live playlists, which viewers should still get.
+      await ingest.shutdown();
+      await gateway.close();
+      await view.close();
+    },
+  };
 }

@@ -16,6 +16,20 @@ async function main(): Promise<void> {
       onTermination(() => ingest.shutdown());
       return;
     }
+    case 'gateway': {
+      const { gatewayOptionsFrom, loadGatewayConfig } = await import('../gateway/config.ts');
+      const { startGateway } = await import('../gateway/gateway.ts');
+      const { createStreamView } = await import('../gateway/views/create-view.ts');
+      const config = loadGatewayConfig();
+      // TTEOK_VIEW picks the stream view: `local` (the key file) now, `kubernetes` to come.
+      const view = await createStreamView(config, log);
+      const gateway = await startGateway({ ...gatewayOptionsFrom(config), view, log });
+      onTermination(async () => {
+        await gateway.close();
+        await view.close();
+      });
+      return;
+    }
     case 'local': {
       const { startLocalMode } = await import('./local-mode.ts');
       const local = await startLocalMode(log);
@@ -23,7 +37,7 @@ async function main(): Promise<void> {
       return;
     }
     default:
-      process.stderr.write('usage: tteok <ingest|local>\n');
+      process.stderr.write('usage: tteok <ingest|gateway|local>\n');
       process.exit(2);
   }
 }

@@ -1,0 +1,179 @@
+// Follows the playlist of every live stream the way a viewer does: over HTTP,
+// through its playback URL (the CDN in production, the gateway's own /origin/
+// in the one-machine mode), every `intervalMs`. For each segment seen for the
+// first time it records how late it became visible to viewers:
+//
+//   now - (EXT-X-PROGRAM-DATE-TIME + segment duration)
+//
+// i.e. from the last frame of the segment arriving at the ingest to the
+// segment being listed by a playlist a viewer can fetch. The polling interval
+// adds up to one interval of delay, as it does for a viewer.
+//
+// The segments already listed the first time a stream's playlist is fetched
+// are taken as a baseline, not observed: how long they have been visible is
+// unknown. (When following starts before the run's first playlist exists,
+// which is the usual case since a stream is live from the publish, the
+// baseline is empty and every segment is observed.)
+import type { Logger } from '../common/log.ts';
+import { streamId, type StreamRef } from '../common/livestream.ts';
+import type { StreamView } from '../common/stream-view.ts';
+import type { GatewayMetrics } from './metrics.ts';
+
+export interface FollowerOptions {
+  view: StreamView;
+  playbackUrl: (ref: StreamRef) => string;
+  metrics: GatewayMetrics;
+  intervalMs: number;
+  log: Logger;
+  fetchTimeoutMs?: number;
+}
+
+interface Followed {
+  ref: StreamRef;
+  stop: AbortController;
+  done: Promise<void>;
+}
+
+interface SegmentLine {
+  uri: string;
+  duration: number;
+  programDateTime: number | undefined;
+}
+
+export class PlaylistFollower {
+  private readonly followed = new Map<string, Followed>();
+  private running = false;
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: FollowerOptions) {}
+
+  start(): void {
+    if (this.running || this.options.intervalMs <= 0) return;
+    this.running = true;
+    this.options.view.onChange(() => this.reconcile());
+    this.reconcile();
+    // Also reconcile periodically: cheap, and robust to a view that changes without telling.
+    this.sweepTimer = setInterval(() => {
+      this.reconcile();
+      this.options.metrics.releaseEnded();
+    }, 5_000);
+    this.sweepTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    clearInterval(this.sweepTimer);
+    const all = [...this.followed.values()];
+    this.followed.clear();
+    for (const f of all) f.stop.abort();
+    await Promise.all(all.map((f) => f.done));
+  }
+
+  private reconcile(): void {
+    if (!this.running) return;
+    const live = new Map<string, StreamRef>();
+    for (const s of this.options.view.list()) if (s.live) live.set(streamId(s), { namespace: s.namespace, name: s.name });
+    for (const [id, f] of this.followed) {
+      if (!live.has(id)) {
+        this.followed.delete(id);
+        f.stop.abort();
+        this.options.metrics.streamEnded(f.ref);
+      }
+    }
+    for (const [id, ref] of live) {
+      if (this.followed.has(id)) continue;
+      const stop = new AbortController();
+      this.options.metrics.streamFollowed(ref);
+      const f: Followed = { ref, stop, done: this.follow(ref, stop.signal) };
+      this.followed.set(id, f);
+    }
+  }
+
+  private async follow(ref: StreamRef, signal: AbortSignal): Promise<void> {
+    const { intervalMs, metrics, log } = this.options;
+    const url = this.options.playbackUrl(ref);
+    const timeoutMs = this.options.fetchTimeoutMs ?? Math.max(2000, intervalMs * 4);
+    let seen: Set<string> | undefined;
+    while (!signal.aborted) {
+      const started = Date.now();
+      const result = await fetchPlaylist(url, AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]));
+      if (signal.aborted) break;
+      if (result.ok) {
+        const now = Date.now();
+        const segments = parseSegments(result.text);
+        if (seen !== undefined) {
+          for (const s of segments) {
+            if (!seen.has(s.uri) && s.programDateTime !== undefined) {
+              metrics.observeSegment(ref, (now - (s.programDateTime + s.duration * 1000)) / 1000);
+            }
+          }
+        }
+        seen = new Set(segments.map((s) => s.uri));
+        const newest = segments.at(-1);
+        if (newest?.programDateTime !== undefined) metrics.setNewestSegmentEnd(ref, newest.programDateTime + newest.duration * 1000);
+      } else {
+        metrics.followFailures.inc({ reason: result.reason });
+        // No playlist yet: every segment that appears from now on is new.
+        if (result.reason === 'not_found' && seen === undefined) seen = new Set();
+        log.debug({ stream: streamId(ref), reason: result.reason }, 'could not fetch a live playlist');
+      }
+      await sleepUnless(Math.max(0, intervalMs - (Date.now() - started)), signal);
+    }
+  }
+}
+
+type FetchResult = { ok: true; text: string } | { ok: false; reason: string };
+
+async function fetchPlaylist(url: string, signal: AbortSignal): Promise<FetchResult> {
+  try {
+    const res = await fetch(url, { signal });
+    if (res.status === 404 || res.status === 403) {
+      await res.body?.cancel();
+      return { ok: false, reason: 'not_found' };
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      return { ok: false, reason: res.status >= 500 ? 'http_5xx' : 'http_4xx' };
+    }
+    const text = await res.text();
+    if (!text.startsWith('#EXTM3U')) return { ok: false, reason: 'not_a_playlist' };
+    return { ok: true, text };
+  } catch (error) {
+    const name = (error as Error).name;
+    return { ok: false, reason: name === 'TimeoutError' || name === 'AbortError' ? 'timeout' : 'network' };
+  }
+}
+
+/** Media segments of a playlist with their duration and program date-time. */
+export function parseSegments(text: string): SegmentLine[] {
+  const out: SegmentLine[] = [];
+  let duration = 0;
+  let pdt: number | undefined;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line.startsWith('#EXTINF:')) duration = Number.parseFloat(line.slice(8)) || 0;
+    else if (line.startsWith('#EXT-X-PROGRAM-DATE-TIME:')) {
+      const t = Date.parse(line.slice(25));
+      pdt = Number.isNaN(t) ? undefined : t;
+    } else if (line.length > 0 && !line.startsWith('#')) {
+      out.push({ uri: line, duration, programDateTime: pdt });
+      // RFC 8216: a PDT applies to its segment; later ones follow on from it.
+      if (pdt !== undefined) pdt += duration * 1000;
+      duration = 0;
+    }
+  }
+  return out;
+}
+
+function sleepUnless(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

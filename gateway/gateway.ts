@@ -1,0 +1,120 @@
+// The gateway: frontends ask it where to play a stream, operators scrape its
+// metrics, and in the one-machine mode it is also the origin and serves the
+// player page. One Fastify plugin per concern:
+//
+//   errors   (fastify-plugin) JSON errors everywhere, 404 for unknown routes
+//   cors     (@fastify/cors)  allowed origins, GET and HEAD, preflight
+//   context  (fastify-plugin) decorators: streamView, playbackUrl
+//   metrics  (fastify-plugin) /metrics, request timing hook, playlist follower
+//   health                    /healthz, /readyz
+//   streams  (prefix /v1)     /v1/streams, /v1/streams/:namespace/:name
+//   origin   (prefix /origin) the local origin directory (one-machine mode)
+//   player                    /, the player page and hls.js
+//
+// createGateway takes any StreamView: the local one (key file + live events)
+// today, an informer on LiveStreams in Kubernetes.
+import type { AddressInfo } from 'node:net';
+import cors from '@fastify/cors';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { createLogger, type Logger } from '../common/log.ts';
+import type { StreamRef } from '../common/livestream.ts';
+import { playlistKey } from '../common/object-layout.ts';
+import type { StreamView } from '../common/stream-view.ts';
+import context from './plugins/context.ts';
+import errors from './plugins/errors.ts';
+import health from './plugins/health.ts';
+import metrics from './plugins/metrics.ts';
+import origin from './plugins/origin.ts';
+import player from './plugins/player.ts';
+import streams from './plugins/streams.ts';
+import { schemaFormats } from './schemas.ts';
+
+export interface GatewayOptions {
+  view: StreamView;
+  /**
+   * Base URL viewers fetch media from (the CDN). Omit it when the gateway
+   * serves the local origin (`originDir`): playback URLs then point at the
+   * gateway's own /origin/, on `publicHost` and the port it listens on.
+   */
+  playbackBaseUrl?: string | undefined;
+  /** Object key prefix (TTEOK_S3_PREFIX) in CDN playback URLs. */
+  prefix?: string;
+  /** Allowed CORS origins; ['*'] (the default) allows any. */
+  corsOrigins?: string[];
+  /** Serve this directory (the local object store) under /origin/. */
+  originDir?: string | undefined;
+  playlistMaxAgeSeconds?: number | undefined;
+  /** Host in playback URLs of the local origin; default 127.0.0.1. */
+  publicHost?: string;
+  /** Live playlist polling for the segment latency metric; 0 turns it off. Default 500. */
+  followIntervalMs?: number;
+  /** Streams with their own metric labels (TTEOK_METRICS_MAX_STREAMS). Default 100. */
+  metricsMaxStreams?: number;
+  /** Serve the player page at `/`. Default true. */
+  player?: boolean;
+  log?: Logger;
+}
+
+export async function createGateway(options: GatewayOptions): Promise<FastifyInstance> {
+  const log = options.log ?? createLogger('gateway');
+  if (!options.playbackBaseUrl && !options.originDir) throw new Error('createGateway needs playbackBaseUrl, or originDir to serve the local origin');
+  const app = Fastify({
+    // pino's Logger is a FastifyBaseLogger; typed as one so the instance is the default FastifyInstance.
+    loggerInstance: log as FastifyBaseLogger,
+    // No log line per request: players poll playlists several times a second.
+    logController: new LogController({ disableRequestLogging: true }),
+    ajv: { customOptions: { formats: schemaFormats } },
+  });
+
+  const publicHost = options.publicHost ?? '127.0.0.1';
+  const localBase = () => {
+    const address = app.server.address() as AddressInfo | null;
+    const host = publicHost.includes(':') ? `[${publicHost}]` : publicHost;
+    return `http://${host}:${address?.port ?? 0}/origin`;
+  };
+  const playbackUrl = (ref: StreamRef): string => {
+    // The local store has no prefix; the bucket behind the CDN may.
+    const base = options.playbackBaseUrl ?? localBase();
+    const key = options.playbackBaseUrl ? playlistKey(ref, options.prefix ?? '') : playlistKey(ref);
+    return `${base.replace(/\/+$/, '')}/${key}`;
+  };
+
+  await app.register(errors);
+  const allowed = options.corsOrigins ?? ['*'];
+  await app.register(cors, {
+    origin: allowed.includes('*') ? '*' : allowed,
+    methods: ['GET', 'HEAD'],
+    exposedHeaders: ['Content-Length', 'Content-Range', 'Accept-Ranges'],
+    maxAge: 600,
+    strictPreflight: false,
+  });
+  await app.register(context, { view: options.view, playbackUrl });
+  await app.register(metrics, {
+    maxStreams: options.metricsMaxStreams ?? 100,
+    followIntervalMs: options.followIntervalMs ?? 500,
+    log,
+  });
+  await app.register(health);
+  await app.register(streams, { prefix: '/v1' });
+  if (options.originDir) await app.register(origin, { prefix: '/origin', root: options.originDir, playlistMaxAgeSeconds: options.playlistMaxAgeSeconds });
+  if (options.player ?? true) await app.register(player);
+  return app;
+}
+
+export interface RunningGateway {
+  app: FastifyInstance;
+  port: number;
+  /** http://<host>:<port>, what a browser on this machine opens. */
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startGateway(options: GatewayOptions & { host: string; port: number }): Promise<RunningGateway> {
+  const publicHost = options.publicHost ?? (options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host);
+  const app = await createGateway({ ...options, publicHost });
+  await app.listen({ host: options.host, port: options.port });
+  const port = (app.server.address() as AddressInfo).port;
+  const host = publicHost.includes(':') ? `[${publicHost}]` : publicHost;
+  app.log.info({ host: options.host, port }, 'gateway ready');
+  return { app, port, url: `http://${host}:${port}`, close: () => app.close() };
+}

@@ -1,0 +1,321 @@
+// tteok's player page: lists the gateway's streams, plays the chosen one with
+// hls.js, close to the live edge, and shows how far behind live it is.
+// Plain browser JavaScript, no build step. Measurements are exposed on
+// window.tteokStats for benchmarks and tests.
+(function () {
+  'use strict';
+
+  // hls.js by default sits three target durations behind the live edge
+  // (liveSyncDurationCount: 3, about 3.2 s with 1 s segments). Ours aims at
+  // 1.25 s behind the edge: the edge moves in whole segments, so much closer
+  // than one segment and the buffer runs dry at every segment boundary (hls.js
+  // will not go closer than one target duration anyway). Measured on one
+  // machine with 1 s segments, this puts the frame on screen about 1.9 s
+  // behind its arrival at the ingest, without stalls. Start-up and stalls (network, a slow segment)
+  // leave the player further behind; it then plays up to 15 % faster until it
+  // is back at the target, and jumps to the target if it falls more than 5 s
+  // behind. hls.js does that rate catch-up only in lowLatencyMode, hence on;
+  // its LL-HLS parts and blocking reloads stay unused, since tteok's playlists
+  // have neither (no EXT-X-PART, no EXT-X-SERVER-CONTROL).
+  var HLS_CONFIG = {
+    lowLatencyMode: true,
+    liveSyncDuration: 1.25,
+    liveMaxLatencyDuration: 5,
+    maxLiveSyncPlaybackRate: 1.15,
+    // After a stall hls.js moves the target back by this much per stall, at most one segment.
+    liveSyncOnStallIncrease: 0.25,
+    liveDurationInfinity: true,
+    maxBufferLength: 4,
+    maxMaxBufferLength: 8,
+    backBufferLength: 8,
+    initialLiveManifestSize: 1,
+    startFragPrefetch: true,
+    enableWorker: true,
+    // The stream may be between segments or restarting: keep retrying quietly.
+    manifestLoadPolicy: {
+      default: {
+        maxTimeToFirstByteMs: 4000,
+        maxLoadTimeMs: 8000,
+        timeoutRetry: { maxNumRetry: 4, retryDelayMs: 250, maxRetryDelayMs: 1000 },
+        errorRetry: { maxNumRetry: 6, retryDelayMs: 500, maxRetryDelayMs: 2000 },
+      },
+    },
+    playlistLoadPolicy: {
+      default: {
+        maxTimeToFirstByteMs: 4000,
+        maxLoadTimeMs: 8000,
+        timeoutRetry: { maxNumRetry: 4, retryDelayMs: 250, maxRetryDelayMs: 1000 },
+        errorRetry: { maxNumRetry: 6, retryDelayMs: 500, maxRetryDelayMs: 2000 },
+      },
+    },
+  };
+  // ?target=<seconds> overrides the latency target (1 to 10), for benchmarks.
+  var targetParam = Number(new URLSearchParams(location.search).get('target'));
+  if (targetParam >= 1 && targetParam <= 10) {
+    HLS_CONFIG.liveSyncDuration = targetParam;
+    HLS_CONFIG.liveMaxLatencyDuration = Math.max(HLS_CONFIG.liveMaxLatencyDuration, targetParam + 3.5);
+  }
+  var LIST_REFRESH_MS = 2000;
+  var STATS_INTERVAL_MS = 250;
+  var MAX_SAMPLES = 2400; // 10 minutes at 4 samples a second
+
+  var el = function (id) { return document.getElementById(id); };
+  var video = el('video');
+  var ui = {
+    list: el('streams'), title: el('title'), badge: el('badge'), overlay: el('overlay'),
+    golive: el('golive'), message: el('message'), latency: el('latency'), median: el('median'),
+    target: el('target'), buffer: el('buffer'), rate: el('rate'), stalls: el('stalls'),
+  };
+
+  var stats = {
+    stream: null,        // "namespace/name"
+    state: 'loading',    // loading | live | offline | disabled | not-found | error
+    playing: false,      // frames advancing now
+    currentTime: 0,      // video.currentTime
+    latency: null,       // seconds, now - playingDate
+    latencyMedian: null, // median of the samples taken while playing
+    latencies: [],       // samples (seconds), oldest first
+    edgeDistance: null,  // hls.latency: distance to the playlist's live edge as hls.js estimates it
+    targetLatency: null, // hls.targetLatency
+    bufferAhead: 0,
+    playbackRate: 1,
+    stalls: 0,
+    errors: [],
+    hlsVersion: window.Hls ? window.Hls.version : null,
+  };
+  window.tteokStats = stats;
+
+  var streams = [];
+  var selected = selectedFromUrl();
+  var current = null; // the stream object being played
+  var hls = null;
+  var playingUrl = null;
+
+  function selectedFromUrl() {
+    var q = new URLSearchParams(location.search).get('stream');
+    var h = location.hash ? decodeURIComponent(location.hash.slice(1)) : null;
+    return q || h || null;
+  }
+
+  function idOf(s) { return s.namespace + '/' + s.name; }
+
+  function setMessage(text) { ui.message.textContent = text || ''; }
+
+  async function refreshList() {
+    try {
+      var res = await fetch('/v1/streams', { cache: 'no-store' });
+      if (!res.ok) throw new Error('HTTP ' + res.status);
+      var body = await res.json();
+      streams = body.streams;
+      renderList();
+      update();
+    } catch (err) {
+      setMessage('Cannot reach the gateway: ' + err.message);
+    }
+  }
+
+  function renderList() {
+    ui.list.replaceChildren();
+    if (streams.length === 0) {
+      var empty = document.createElement('li');
+      empty.className = 'empty';
+      empty.textContent = 'No streams. Add a LiveStream to the key file.';
+      ui.list.append(empty);
+      return;
+    }
+    streams.forEach(function (s) {
+      var li = document.createElement('li');
+      var a = document.createElement('a');
+      a.href = '?stream=' + encodeURIComponent(idOf(s));
+      a.setAttribute('aria-current', String(selected === idOf(s)));
+      a.addEventListener('click', function (event) {
+        event.preventDefault();
+        selected = idOf(s);
+        history.replaceState(null, '', '?stream=' + encodeURIComponent(selected));
+        renderList();
+        update();
+      });
+      var title = document.createElement('span');
+      title.className = 'stream-title';
+      title.textContent = (s.title || s.name) + (s.live ? '  ●' : '');
+      var id = document.createElement('span');
+      id.className = 'stream-id';
+      id.textContent = idOf(s) + ' · ' + (s.live ? 'live' : s.phase.toLowerCase());
+      a.append(title, id);
+      li.append(a);
+      ui.list.append(li);
+    });
+  }
+
+  function update() {
+    if (!selected) {
+      var firstLive = streams.find(function (s) { return s.live; });
+      var pick = firstLive || streams[0];
+      if (pick) selected = idOf(pick);
+    }
+    current = streams.find(function (s) { return idOf(s) === selected; }) || null;
+    stats.stream = selected;
+    if (!current) {
+      ui.title.textContent = selected ? selected + ' (not found)' : 'No stream selected';
+      setBadge('offline', 'offline');
+      stats.state = selected ? 'not-found' : 'loading';
+      stopPlayback();
+      ui.overlay.textContent = selected ? 'No such stream on this gateway.' : 'No streams yet.';
+      ui.overlay.hidden = false;
+      return;
+    }
+    ui.title.textContent = current.title || current.name;
+    if (current.phase === 'Disabled') {
+      setBadge('disabled', 'disabled');
+      stats.state = 'disabled';
+    } else if (current.live) {
+      setBadge('live', 'live');
+      stats.state = 'live';
+    } else {
+      setBadge('offline', 'offline');
+      stats.state = 'offline';
+    }
+    if (current.live) {
+      if (playingUrl !== current.playbackUrl || !hls) startPlayback(current.playbackUrl);
+    } else if (hls && (video.ended || !stats.playing)) {
+      // The run ended: the player plays out what it has, then stops.
+      stopPlayback();
+    }
+    if (!hls) {
+      ui.overlay.textContent = current.phase === 'Disabled' ? 'This stream is disabled.' : 'Offline. Waiting for the stream to go live…';
+      ui.overlay.hidden = false;
+    }
+  }
+
+  function setBadge(cls, text) {
+    ui.badge.className = 'badge ' + cls;
+    ui.badge.textContent = text;
+  }
+
+  function startPlayback(url) {
+    stopPlayback();
+    playingUrl = url;
+    ui.overlay.textContent = 'Loading…';
+    ui.overlay.hidden = false;
+    if (!window.Hls || !window.Hls.isSupported()) {
+      // Safari plays HLS natively (without the latency tuning above).
+      if (video.canPlayType('application/vnd.apple.mpegurl')) {
+        video.src = url;
+        video.play().catch(function () {});
+        return;
+      }
+      setMessage('This browser cannot play HLS (no Media Source Extensions).');
+      stats.state = 'error';
+      return;
+    }
+    hls = new window.Hls(HLS_CONFIG);
+    var instance = hls;
+    hls.on(window.Hls.Events.MANIFEST_PARSED, function () {
+      video.play().catch(function (err) { setMessage('Press play: ' + err.message); });
+    });
+    hls.on(window.Hls.Events.ERROR, function (_event, data) {
+      if (instance !== hls) return;
+      if (!data.fatal) return;
+      stats.errors.push(data.type + ': ' + data.details);
+      if (stats.errors.length > 50) stats.errors.shift();
+      if (data.type === window.Hls.ErrorTypes.MEDIA_ERROR) {
+        hls.recoverMediaError();
+        return;
+      }
+      // Network: the playlist is gone (the run ended) or unreachable. Start
+      // over on the next list refresh if the stream is still live.
+      setMessage('Playback interrupted (' + data.details + '); retrying…');
+      stopPlayback();
+    });
+    hls.loadSource(url);
+    hls.attachMedia(video);
+  }
+
+  function stopPlayback() {
+    if (hls) {
+      hls.destroy();
+      hls = null;
+    }
+    playingUrl = null;
+    stats.playing = false;
+    if (video.getAttribute('src')) {
+      video.removeAttribute('src');
+      video.load();
+    }
+  }
+
+  function goLive() {
+    if (hls && hls.liveSyncPosition !== null && hls.liveSyncPosition !== undefined) {
+      video.currentTime = hls.liveSyncPosition;
+    }
+    video.play().catch(function () {});
+  }
+
+  ui.golive.addEventListener('click', goLive);
+
+  // Back to the tab after a while: jump to the edge rather than crawl there.
+  document.addEventListener('visibilitychange', function () {
+    if (!document.hidden && stats.latency !== null && hls && stats.latency > hls.targetLatency + 3) goLive();
+  });
+
+  var lastTime = 0;
+  video.addEventListener('waiting', function () {
+    if (stats.playing) stats.stalls++;
+  });
+  video.addEventListener('playing', function () {
+    ui.overlay.hidden = true;
+    setMessage('');
+  });
+  video.addEventListener('ended', function () { update(); });
+
+  function bufferAhead() {
+    var b = video.buffered;
+    for (var i = 0; i < b.length; i++) {
+      if (b.start(i) <= video.currentTime + 0.1 && video.currentTime <= b.end(i)) return b.end(i) - video.currentTime;
+    }
+    return 0;
+  }
+
+  function median(values) {
+    if (values.length === 0) return null;
+    var sorted = values.slice().sort(function (a, b) { return a - b; });
+    var mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  }
+
+  function fmt(seconds) {
+    return seconds === null || seconds === undefined || !isFinite(seconds) ? '–' : seconds.toFixed(2) + ' s';
+  }
+
+  function sample() {
+    var t = video.currentTime;
+    stats.currentTime = t;
+    stats.playing = !video.paused && !video.ended && video.readyState >= 3 && t !== lastTime;
+    lastTime = t;
+    stats.bufferAhead = bufferAhead();
+    stats.playbackRate = video.playbackRate;
+    if (hls) {
+      stats.edgeDistance = typeof hls.latency === 'number' ? hls.latency : null;
+      stats.targetLatency = typeof hls.targetLatency === 'number' ? hls.targetLatency : null;
+      var date = hls.playingDate;
+      if (date && stats.playing) {
+        stats.latency = (Date.now() - date.getTime()) / 1000;
+        stats.latencies.push(stats.latency);
+        if (stats.latencies.length > MAX_SAMPLES) stats.latencies.shift();
+        stats.latencyMedian = median(stats.latencies);
+      }
+    }
+    if (!stats.playing && !hls) stats.latency = null;
+    ui.latency.textContent = fmt(stats.latency);
+    ui.median.textContent = fmt(stats.latencyMedian);
+    ui.target.textContent = fmt(stats.targetLatency);
+    ui.buffer.textContent = fmt(stats.bufferAhead);
+    ui.rate.textContent = stats.playbackRate.toFixed(2) + '×';
+    ui.stalls.textContent = String(stats.stalls);
+    ui.golive.disabled = !(hls && stats.latency !== null && stats.targetLatency !== null && stats.latency > stats.targetLatency + 1.5);
+  }
+
+  setInterval(sample, STATS_INTERVAL_MS);
+  setInterval(refreshList, LIST_REFRESH_MS);
+  refreshList();
+})();

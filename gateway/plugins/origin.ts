@@ -1,0 +1,126 @@
+// The local origin of the one-machine mode: the directory the ingest stores
+// into (TTEOK_STORAGE=local), served the way S3 behind CloudFront serves the
+// bucket: the same Content-Type and Cache-Control the ingest gives each
+// object (common/object-layout.ts), HEAD and single byte ranges. Only the
+// media layout's files are served: playlists (.m3u8), init segments (.mp4)
+// and media segments (.m4s), by names whose every part starts with a letter
+// or digit, so no dot-file (the store's temporary files) and no `..`.
+import type { FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { resolve, sep } from 'node:path';
+import type { FastifyPluginAsync } from 'fastify';
+import { contentTypeFor, playlistCacheControl, SEGMENT_CACHE_CONTROL } from '../../common/object-layout.ts';
+import { errorResponses, errorSchema, noQuerystring, textBody } from '../schemas.ts';
+import { sendError } from './errors.ts';
+
+export interface OriginOptions {
+  root: string;
+  /** Fixed playlist max-age; undefined means half the playlist's target duration, like the ingest. */
+  playlistMaxAgeSeconds: number | undefined;
+}
+
+const PART = '[A-Za-z0-9][A-Za-z0-9_.-]{0,127}';
+/** `<namespace>/<name>/index.m3u8` or `<namespace>/<name>/<run>/<file>`, nothing else. */
+export const ORIGIN_PATH_PATTERN = `^(${PART}/){2,3}${PART}\\.(m3u8|mp4|m4s)$`;
+
+interface OriginParams {
+  '*': string;
+}
+
+const origin: FastifyPluginAsync<OriginOptions> = async (app, options) => {
+  const root = resolve(options.root);
+
+  app.route<{ Params: OriginParams }>({
+    method: ['GET', 'HEAD'],
+    url: '/*',
+    exposeHeadRoute: false,
+    schema: {
+      params: {
+        type: 'object',
+        required: ['*'],
+        properties: { '*': { type: 'string', pattern: ORIGIN_PATH_PATTERN, maxLength: 600 } },
+        additionalProperties: false,
+      },
+      querystring: noQuerystring,
+      response: { 200: textBody, 206: textBody, 416: errorSchema, ...errorResponses },
+    },
+    handler: async (request, reply) => {
+      const key = request.params['*'];
+      const path = resolve(root, key);
+      if (!path.startsWith(root + sep)) return sendError(reply, 404, 'not found');
+      let handle: FileHandle;
+      try {
+        handle = await open(path, 'r');
+      } catch {
+        return sendError(reply, 404, `${key} not found`);
+      }
+      // From here the open handle is the file, even if it is replaced or deleted meanwhile.
+      let handed = false;
+      try {
+        const stat = await handle.stat();
+        if (!stat.isFile()) return sendError(reply, 404, `${key} not found`);
+        const isPlaylist = key.endsWith('.m3u8');
+        // A playlist is small, and its target duration sets its cache lifetime.
+        const body = isPlaylist ? await handle.readFile() : undefined;
+        const size = body?.length ?? stat.size;
+        const range = parseRange(request.headers.range, size);
+        if (range === 'unsatisfiable') {
+          reply.header('content-range', `bytes */${size}`);
+          return sendError(reply, 416, `range not satisfiable for ${size} bytes`);
+        }
+        const cacheControl = body
+          ? playlistCacheControl(options.playlistMaxAgeSeconds ?? targetDurationOf(body.toString('utf8')) / 2)
+          : SEGMENT_CACHE_CONTROL;
+        const [start, end] = range ?? [0, size - 1];
+        const length = size === 0 ? 0 : end - start + 1;
+        reply
+          .header('content-type', contentTypeFor(key))
+          .header('cache-control', cacheControl)
+          .header('accept-ranges', 'bytes')
+          .header('x-content-type-options', 'nosniff')
+          .header('content-length', String(length));
+        if (range) reply.code(206).header('content-range', `bytes ${start}-${end}/${size}`);
+        if (request.method === 'HEAD' || length === 0) return reply.send();
+        if (body) return reply.send(body.subarray(start, end + 1));
+        handed = true;
+        return reply.send(handle.createReadStream({ start, end }));
+      } finally {
+        if (!handed) await handle.close();
+      }
+    },
+  });
+};
+
+function targetDurationOf(m3u8: string): number {
+  const match = /#EXT-X-TARGETDURATION:(\d+)/.exec(m3u8);
+  return match ? Number(match[1]) : 1;
+}
+
+/**
+ * One byte range (RFC 9110): `bytes=a-b`, `bytes=a-`, `bytes=-n`. Anything
+ * else (several ranges, other units, garbage) is ignored and the whole file
+ * is sent, as the RFC allows.
+ */
+export function parseRange(header: string | undefined, size: number): [number, number] | 'unsatisfiable' | undefined {
+  if (!header) return undefined;
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!match) return undefined;
+  const [, a = '', b = ''] = match;
+  if (a === '' && b === '') return undefined;
+  let start: number;
+  let end: number;
+  if (a === '') {
+    const suffix = Number(b);
+    if (suffix === 0) return 'unsatisfiable';
+    start = Math.max(0, size - suffix);
+    end = size - 1;
+  } else {
+    start = Number(a);
+    end = b === '' ? size - 1 : Math.min(Number(b), size - 1);
+    if (b !== '' && Number(b) < start) return undefined;
+  }
+  if (start >= size) return 'unsatisfiable';
+  return [start, end];
+}
+
+export default origin;

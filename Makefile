@@ -10,12 +10,13 @@ DEBIAN_TEST_PACKAGES := ffmpeg etcd-server prometheus
 # kubeconform and the monitoring.coreos.com CRDs are for the Helm chart tests.
 GO_TEST_TOOLS := weed kube-apiserver kubeconform monitoring-crds
 
-.PHONY: help deps node_modules test typecheck build run clean
+.PHONY: help deps node_modules test typecheck build run bench clean
 
 help:
 	@echo "make run    start tteok on this machine (ingest + local origin), print OBS settings"
 	@echo "make test   install everything the tests need, type-check, run the whole suite"
 	@echo "make build  compile TypeScript to dist/"
+	@echo "make bench  measure latency, density and throughput against nginx-rtmp and Fastify (prints tables)"
 
 node_modules: package-lock.json
 	npm ci --no-audit --no-fund
@@ -39,6 +40,11 @@ build: node_modules
 
 run: node_modules
 	npx tsx bin/tteok.ts local
+
+# Installs its peers (nginx with the RTMP module) and the S3 test server itself.
+bench: node_modules
+	bash test/tools/build-binaries.sh weed
+	npx tsx bench/run.ts
 
 clean:
 	rm -rf dist .tteok test/artifacts

@@ -1,0 +1,115 @@
+// Density: what each concurrent stream costs in CPU and memory, for our
+// ingest process versus the nginx-rtmp worker, at 10, 25 and 50 publishers
+// replaying the 720p 2.5 Mbps input in copy mode; and, as a reference, one
+// `ffmpeg -c copy` HLS process per stream (the design we did not take).
+// A stream stalls when its playlist stops advancing; the largest count at
+// which no stream stalled is reported.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parsePlaylist } from '../test/harness/hls.ts';
+import { metricValue, startIngestProcess, writeKeyFile, type TestStream } from '../test/harness/ingest-process.ts';
+import { spawnManaged, type ManagedProcess } from '../test/harness/process.ts';
+import { startS3Server } from '../test/harness/s3-server.ts';
+import { sleep } from '../test/harness/wait.ts';
+import { replay } from './lib/media.ts';
+import { startNginxRtmp } from './lib/nginx-rtmp.ts';
+import { cpuSeconds, measure, rssMiB } from './lib/proc-stats.ts';
+
+export interface DensityResult {
+  system: string;
+  streams: number;
+  cpuPerStream: number;
+  memPerStreamMiB: number;
+  stalledStreams: number;
+}
+
+const WARMUP_MS = 10_000;
+const WINDOW_MS = 30_000;
+
+function keyOf(i: number): string {
+  return `density_key_${String(i).padStart(4, '0')}_abcdefgh`;
+}
+
+/** Counts the segments each stream produced during the window, read from its playlist files. */
+function segmentsSeen(playlistPath: (i: number) => string, n: number): number[] {
+  return Array.from({ length: n }, (_, i) => {
+    const path = playlistPath(i);
+    if (!existsSync(path)) return 0;
+    const p = parsePlaylist(readFileSync(path, 'utf8'));
+    return p.mediaSequence + p.segments.length;
+  });
+}
+
+async function run(
+  system: string,
+  n: number,
+  baselinePids: () => number[],
+  start: (i: number) => ManagedProcess,
+  playlistPath: (i: number) => string,
+): Promise<DensityResult> {
+  const baseline = baselinePids().reduce((a, p) => a + rssMiB(p), 0);
+  const publishers = Array.from({ length: n }, (_, i) => start(i));
+  await sleep(WARMUP_MS);
+  const before = segmentsSeen(playlistPath, n);
+  const usage = await measure(baselinePids, WINDOW_MS);
+  const after = segmentsSeen(playlistPath, n);
+  await Promise.all(publishers.map((p) => p.stop('SIGKILL')));
+  // A stream that produced fewer than 80 % of the 1 s segments the window holds stalled.
+  const expected = WINDOW_MS / 1000;
+  const stalled = after.filter((a, i) => a - before[i]! < expected * 0.8).length;
+  return { system, streams: n, cpuPerStream: usage.cpuPercent / n, memPerStreamMiB: Math.max(0, usage.rssMiB - baseline) / n, stalledStreams: stalled };
+}
+
+export async function density(input: string, counts = [10, 25, 50]): Promise<DensityResult[]> {
+  const results: DensityResult[] = [];
+
+  for (const n of counts) {
+    const nginx = await startNginxRtmp();
+    try {
+      results.push(await run('nginx-rtmp worker', n, nginx.workerPids, (i) => replay(input, `rtmp://127.0.0.1:${nginx.rtmpPort}/live/${keyOf(i)}`, `pub-${i}`), (i) => join(nginx.hlsDir, `${keyOf(i)}.m3u8`)));
+    } finally {
+      await nginx.stop();
+    }
+    await sleep(2000);
+
+    const s3 = await startS3Server('density');
+    const dir = mkdtempSync(join(tmpdir(), 'tteok-density-'));
+    try {
+      const streams: TestStream[] = Array.from({ length: n }, (_, i) => ({ name: `s${i}`, key: keyOf(i) }));
+      writeKeyFile(join(dir, 'keys.yaml'), streams);
+      const mediaDir = join(dir, 'media');
+      const ingest = await startIngestProcess({ ...s3.ingestEnv, TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_MEDIA_DIR: mediaDir, TTEOK_LOG_LEVEL: 'info' });
+      const pid = ingest.proc.child.pid!;
+      const r = await run('tteok ingest (to S3)', n, () => [pid], (i) => replay(input, ingest.rtmpUrl(keyOf(i)), `pub-${i}`), (i) => join(mediaDir, 'default', `s${i}`, 'index.m3u8'));
+      const backlog = metricValue(await ingest.metrics(), 'tteok_ingest_upload_backlog_segments');
+      if (backlog > n) r.stalledStreams = Math.max(r.stalledStreams, 1);
+      results.push(r);
+      await ingest.proc.stop('SIGTERM', 30_000);
+    } finally {
+      await s3.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    await sleep(2000);
+  }
+
+  // Reference: one ffmpeg per stream, remuxing to HLS itself (no RTMP hop), at the smallest count.
+  const n = counts[0]!;
+  const dir = mkdtempSync(join(tmpdir(), 'tteok-ffmpeg-hls-'));
+  try {
+    const procs: ManagedProcess[] = [];
+    const startOne = (i: number) => {
+      const out = join(dir, `s${i}`);
+      mkdirSync(out);
+      const p = spawnManaged(`ffmpeg-hls-${i}`, 'ffmpeg', ['-hide_banner', '-nostats', '-loglevel', 'error', '-re', '-stream_loop', '-1', '-i', input, '-c', 'copy', '-f', 'hls', '-hls_time', '1', '-hls_list_size', '6', '-hls_flags', 'delete_segments', join(out, 'index.m3u8')]);
+      procs.push(p);
+      return p;
+    };
+    const r = await run('ffmpeg -c copy per stream', n, () => procs.map((p) => p.child.pid!).filter((pid) => { try { cpuSeconds(pid); return true; } catch { return false; } }), startOne, (i) => join(dir, `s${i}`, 'index.m3u8'));
+    // Its baseline is zero processes: the per-stream memory is the whole RSS.
+    results.push(r);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return results;
+}

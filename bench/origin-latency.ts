@@ -1,0 +1,89 @@
+// Origin live-edge latency: from the wall-clock time a segment's last frame
+// was sent by the publisher to the moment the segment is listed in a
+// playlist at the origin. nginx-rtmp writing to local disk versus our ingest
+// storing into a real S3 server (SeaweedFS). One stream each, one after the
+// other, each over at least 60 segments.
+//
+// The publisher replays a pre-encoded file with `-re`, so the frame at media
+// time t is sent at t0 + t, where t0 is when the publisher started; a
+// segment's last frame is sent at t0 + (the sum of the durations of the
+// segments up to it). The same clock and the same method for both systems.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parsePlaylist } from '../test/harness/hls.ts';
+import { startIngestProcess, writeKeyFile } from '../test/harness/ingest-process.ts';
+import { getObject } from '../test/harness/s3-objects.ts';
+import { startS3Server } from '../test/harness/s3-server.ts';
+import { replay } from './lib/media.ts';
+import { startNginxRtmp } from './lib/nginx-rtmp.ts';
+import { median, p95 } from './lib/stats.ts';
+
+export interface LatencyResult {
+  system: string;
+  samples: number[];
+  median: number;
+  p95: number;
+}
+
+const KEY = 'bench_key_0123456789abcdefgh';
+
+/** Polls a playlist and records when each segment first appears; returns latencies in ms. */
+async function follow(read: () => Promise<string | undefined>, t0: number, seconds: number): Promise<number[]> {
+  const seen = new Set<string>();
+  let mediaEnd = 0;
+  const latencies: number[] = [];
+  const deadline = Date.now() + seconds * 1000;
+  while (Date.now() < deadline) {
+    const text = await read().catch(() => undefined);
+    const now = Date.now();
+    if (text) {
+      for (const seg of parsePlaylist(text).segments) {
+        if (seen.has(seg.uri)) continue;
+        seen.add(seg.uri);
+        mediaEnd += seg.duration;
+        // The first few segments include the publisher's and server's start-up.
+        if (seen.size > 3) latencies.push(now - (t0 + mediaEnd * 1000));
+      }
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return latencies;
+}
+
+export async function originLatency(input: string, seconds = 75): Promise<LatencyResult[]> {
+  const results: LatencyResult[] = [];
+
+  const nginx = await startNginxRtmp();
+  try {
+    const t0 = Date.now();
+    const pub = replay(input, `rtmp://127.0.0.1:${nginx.rtmpPort}/live/${KEY}`, 'nginx-publisher', seconds + 2);
+    const samples = await follow(async () => readFileSync(join(nginx.hlsDir, `${KEY}.m3u8`), 'utf8'), t0, seconds);
+    await pub.stop('SIGKILL');
+    results.push({ system: 'nginx-rtmp (local disk)', samples, median: median(samples), p95: p95(samples) });
+  } finally {
+    await nginx.stop();
+  }
+
+  const s3 = await startS3Server('bench');
+  const dir = mkdtempSync(join(tmpdir(), 'tteok-bench-'));
+  try {
+    writeKeyFile(join(dir, 'keys.yaml'), [{ name: 'bench', key: KEY }]);
+    const ingest = await startIngestProcess({
+      ...s3.ingestEnv,
+      TTEOK_KEYS_FILE: join(dir, 'keys.yaml'),
+      TTEOK_MEDIA_DIR: join(dir, 'media'),
+      TTEOK_LOG_LEVEL: 'info',
+    });
+    const t0 = Date.now();
+    const pub = replay(input, ingest.rtmpUrl(KEY), 'tteok-publisher', seconds + 2);
+    const samples = await follow(async () => (await getObject(s3.client, s3.bucket, 'default/bench/index.m3u8'))?.body.toString('utf8'), t0, seconds);
+    await pub.stop('SIGKILL');
+    await ingest.proc.stop('SIGTERM', 20_000);
+    results.push({ system: 'tteok (SeaweedFS S3)', samples, median: median(samples), p95: p95(samples) });
+  } finally {
+    await s3.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return results;
+}

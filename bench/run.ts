@@ -1,0 +1,69 @@
+// `make bench`: measures tteok against real peers, side by side in one run,
+// and prints tables to paste into README's Performance section. Benchmarks
+// print figures; they never fail on speed.
+//
+//   BENCH=origin,density,gateway  which benchmarks to run (default: all)
+//   BENCH_SECONDS=75              length of the latency runs
+import { cpus, totalmem } from 'node:os';
+import { stopAll } from '../test/harness/process.ts';
+import { density } from './density.ts';
+import { gatewayThroughput } from './gateway.ts';
+import { benchInput } from './lib/media.ts';
+import { installNginxRtmp } from './lib/nginx-rtmp.ts';
+import { fmt, ratio, table } from './lib/stats.ts';
+import { originLatency } from './origin-latency.ts';
+
+const selected = new Set((process.env.BENCH ?? 'origin,density,gateway').split(',').map((s) => s.trim()));
+const seconds = Number(process.env.BENCH_SECONDS ?? 75);
+const out: string[] = [];
+const print = (text: string) => {
+  out.push(text);
+  process.stdout.write(text + '\n');
+};
+
+print(`## tteok benchmark, ${new Date().toISOString().slice(0, 10)}`);
+print(`Machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
+
+try {
+  installNginxRtmp();
+  const input = benchInput();
+
+  if (selected.has('origin')) {
+    const [peer, ours] = await originLatency(input, seconds);
+    print(table('Origin live-edge latency (last frame sent → segment listed at the origin), ms', ['system', 'segments', 'median', 'p95'], [
+      [peer!.system, String(peer!.samples.length), fmt(peer!.median), fmt(peer!.p95)],
+      [ours!.system, String(ours!.samples.length), fmt(ours!.median), fmt(ours!.p95)],
+      ['ours − peer', '', fmt(ours!.median - peer!.median), fmt(ours!.p95 - peer!.p95)],
+    ]));
+    print(`Target: our p95 ≤ nginx-rtmp's + 100 ms while storing to S3 → ${ours!.p95 <= peer!.p95 + 100 ? 'met' : 'NOT met'}`);
+  }
+
+  if (selected.has('density')) {
+    const results = await density(input);
+    print(table('Density: CPU (% of one core) and memory per stream, 720p 2.5 Mbps copy-mode publishers', ['system', 'streams', 'CPU/stream', 'MiB/stream', 'stalled'], results.map((r) => [
+      r.system, String(r.streams), fmt(r.cpuPerStream, 2, ' %'), fmt(r.memPerStreamMiB, 2), String(r.stalledStreams),
+    ])));
+    const rows: string[][] = [];
+    for (const n of new Set(results.map((r) => r.streams))) {
+      const peer = results.find((r) => r.streams === n && r.system.startsWith('nginx'));
+      const ours = results.find((r) => r.streams === n && r.system.startsWith('tteok'));
+      if (peer && ours) rows.push([String(n), ratio(ours.cpuPerStream, peer.cpuPerStream), ratio(ours.memPerStreamMiB, peer.memPerStreamMiB)]);
+    }
+    print(table('Density ratio ours/nginx-rtmp', ['streams', 'CPU', 'memory'], rows));
+    const clean = results.filter((r) => r.system.startsWith('tteok') && r.stalledStreams === 0).map((r) => r.streams);
+    print(`Largest stream count with no stalled stream (tteok): ${clean.length ? Math.max(...clean) : 'none'}; target ≥ 50 on 2 cores, CPU per stream ≤ 1.5× nginx-rtmp`);
+  }
+
+  if (selected.has('gateway')) {
+    const [hello, gateway] = await gatewayThroughput(10);
+    print(table('Gateway lookups under autocannon (50 connections, 10 s)', ['system', 'req/s', 'p99 ms', 'errors'], [
+      [hello!.system, fmt(hello!.requestsPerSecond), fmt(hello!.p99Ms), String(hello!.errors)],
+      [gateway!.system, fmt(gateway!.requestsPerSecond), fmt(gateway!.p99Ms), String(gateway!.errors)],
+      ['ratio', ratio(gateway!.requestsPerSecond, hello!.requestsPerSecond), '', ''],
+    ]));
+    print('Target: gateway ≥ 0.8× hello-world');
+  }
+} finally {
+  await stopAll();
+}
+process.exit(0);

@@ -18,9 +18,14 @@
 //   - `synced` is true once the first list is in the cache.
 // Objects are plain JSON as the API server sends them (timestamps are strings).
 import type { IncomingMessage } from 'node:http';
-import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
 import { KubeHttpError, openRequest, rawJson } from './client.ts';
+
+/** What the informer needs of an object: its identity and version. */
+export interface KubeObjectLike {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+}
 
 export type EventType = 'add' | 'update' | 'delete';
 export type Handler<T> = (type: EventType, obj: T, old: T | undefined) => void;
@@ -65,11 +70,11 @@ interface WatchEvent<T> {
 
 export const DEFAULT_IDLE_RELIST_MS = 5 * 60_000;
 
-function keyOf(obj: KubernetesObject): string {
+function keyOf(obj: KubeObjectLike): string {
   return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
 }
 
-export class Informer<T extends KubernetesObject> {
+export class Informer<T extends KubeObjectLike> {
   private readonly cache = new Map<string, T>();
   private readonly handlers: Array<Handler<T>> = [];
   private resourceVersion = '';
@@ -80,6 +85,7 @@ export class Informer<T extends KubernetesObject> {
   private isSynced = false;
   private readonly readyWaiters: Array<() => void> = [];
   private failures = 0;
+  private consistentListNext = false;
   readonly stats: InformerStats = { lists: 0, watches: 0, events: 0, bookmarks: 0, errors: 0, goneRelists: 0, idleRelists: 0 };
   private readonly idleRelistMs: number;
   private readonly watchTimeoutSeconds: number;
@@ -150,6 +156,7 @@ export class Informer<T extends KubernetesObject> {
           this.stats.goneRelists++;
           this.log.info('watch expired (410 Gone); re-listing');
           this.resourceVersion = '';
+          this.consistentListNext = true;
         } else if (outcome === 'idle') {
           this.stats.idleRelists++;
           this.log.warn({ idleMs: this.idleRelistMs }, 'no watch event or bookmark for too long; re-listing');
@@ -168,11 +175,13 @@ export class Informer<T extends KubernetesObject> {
         if (err instanceof KubeHttpError && err.statusCode === 410) {
           this.stats.goneRelists++;
           this.resourceVersion = '';
+          this.consistentListNext = true;
           continue;
         }
         this.stats.errors++;
         this.failures++;
-        const jittered = this.backoffDelay();
+        // 404: the resource type is not served (yet): a CRD being installed is picked up within 2 s.
+        const jittered = err instanceof KubeHttpError && err.statusCode === 404 ? Math.min(2000, this.backoffDelay()) : this.backoffDelay();
         this.log[this.failures > 3 ? 'warn' : 'info']({ err: errString(err), retryInMs: Math.round(jittered) }, 'list/watch failed; retrying');
         await this.sleep(jittered);
       }
@@ -203,18 +212,31 @@ export class Informer<T extends KubernetesObject> {
     return `${this.options.path}?${q.toString()}`;
   }
 
+  /**
+   * Lists everything. Like client-go's reflector, the first list (and a re-list
+   * after an idle watch) asks for resourceVersion=0, served from the API
+   * server's watch cache, so the watch that follows starts from a version the
+   * cache has and is not held back waiting for it; after 410 Gone the list is
+   * a consistent read from etcd (resourceVersion unset), paginated.
+   */
   private async doList(): Promise<void> {
+    const fromCache = !this.consistentListNext;
+    this.consistentListNext = false;
     const items: T[] = [];
     let cont: string | undefined;
     let rv = '';
     do {
-      const page = await rawJson<ListResponse<T>>(this.options.kc, this.query({ limit: String(this.options.pageSize ?? 500), ...(cont ? { continue: cont } : {}) }), { timeoutMs: 60_000 });
+      const params: Record<string, string> = fromCache
+        ? { resourceVersion: '0' }
+        : { limit: String(this.options.pageSize ?? 500), ...(cont ? { continue: cont } : {}) };
+      const page = await rawJson<ListResponse<T>>(this.options.kc, this.query(params), { timeoutMs: 60_000 });
       items.push(...(page.items ?? []));
       cont = page.metadata?.continue || undefined;
       rv = page.metadata?.resourceVersion ?? '';
     } while (cont);
     if (!this.running) return;
     this.stats.lists++;
+    this.log.debug({ items: items.length, resourceVersion: rv }, 'listed');
     // Diff against the cache: handlers see exactly what changed while we were not watching.
     const seen = new Set<string>();
     for (const item of items) {
@@ -303,6 +325,7 @@ export class Informer<T extends KubernetesObject> {
         throw new KubeHttpError(status, `watch answered ${status}: ${message}`);
       }
       this.stats.watches++;
+      this.log.debug({ resourceVersion: this.resourceVersion }, 'watching');
       let gone = false;
       let streamError: Error | undefined;
       let buffered = '';
@@ -335,6 +358,7 @@ export class Informer<T extends KubernetesObject> {
               continue;
             }
             this.stats.events++;
+            this.log.debug({ type: event.type, name: event.object?.metadata?.name }, 'watch event');
             this.apply(event.type, event.object);
             if (rv) this.resourceVersion = rv;
           }

@@ -1,0 +1,93 @@
+// The controller's configuration, from environment variables. README.md's
+// "Controller" table lists every one with its default; keep the two in step.
+import { hostname } from 'node:os';
+import { ConfigError, envBool, envInt, envNumber, envOptional, envString, type Env } from '../common/env-config.ts';
+import { podNamespace } from '../common/kube/client.ts';
+
+export interface ControllerConfig {
+  podName: string;
+  podNamespace: string;
+  /** Only LiveStreams in this namespace; every namespace when undefined. */
+  watchNamespace: string | undefined;
+  httpHost: string;
+  httpPort: number;
+  workers: number;
+  ingest: {
+    namespace: string;
+    /** Empty: capacity is not managed. */
+    statefulSet: string;
+    streamsPerPod: number;
+    minReplicas: number;
+    maxReplicas: number;
+    scaleDownDelayMs: number;
+    publicUrl: string | undefined;
+  };
+  playbackBaseUrl: string | undefined;
+  claimLeaseSeconds: number;
+  /** Empty bucket: stored media is not deleted by the controller. */
+  s3: { bucket: string; prefix: string; region: string; endpoint?: string; forcePathStyle: boolean; requestTimeoutMs: number };
+  leaderElection: {
+    enabled: boolean;
+    leaseName: string;
+    namespace: string;
+    leaseDurationMs: number;
+    renewDeadlineMs: number;
+    retryPeriodMs: number;
+  };
+  informerIdleRelistMs: number;
+  /** How often everything is reconciled even with no event (a safety net; 0 = never). */
+  resyncMs: number;
+}
+
+export function loadControllerConfig(env: Env = process.env): ControllerConfig {
+  const ns = podNamespace(env);
+  const minReplicas = envInt(env, 'TTEOK_INGEST_MIN_REPLICAS', 1, 0, 10_000);
+  const maxReplicas = envInt(env, 'TTEOK_INGEST_MAX_REPLICAS', 10, 0, 10_000);
+  if (maxReplicas < minReplicas) throw new ConfigError(`TTEOK_INGEST_MAX_REPLICAS (${maxReplicas}) must be at least TTEOK_INGEST_MIN_REPLICAS (${minReplicas})`);
+  const leaseDurationMs = envNumber(env, 'TTEOK_LEADER_LEASE_SECONDS', 15, 1, 3600) * 1000;
+  const renewDeadlineMs = envNumber(env, 'TTEOK_LEADER_RENEW_DEADLINE_SECONDS', 10, 0.5, 3600) * 1000;
+  const retryPeriodMs = envNumber(env, 'TTEOK_LEADER_RETRY_SECONDS', 2, 0.1, 600) * 1000;
+  if (renewDeadlineMs >= leaseDurationMs) throw new ConfigError('TTEOK_LEADER_RENEW_DEADLINE_SECONDS must be less than TTEOK_LEADER_LEASE_SECONDS');
+  if (retryPeriodMs >= renewDeadlineMs) throw new ConfigError('TTEOK_LEADER_RETRY_SECONDS must be less than TTEOK_LEADER_RENEW_DEADLINE_SECONDS');
+  const publicUrl = envOptional(env, 'TTEOK_INGEST_PUBLIC_URL');
+  if (publicUrl && !/^rtmps?:\/\/[^/]+/.test(publicUrl)) throw new ConfigError(`TTEOK_INGEST_PUBLIC_URL must be an rtmp:// or rtmps:// URL, got "${publicUrl}"`);
+  const playbackBaseUrl = envOptional(env, 'TTEOK_PLAYBACK_BASE_URL');
+  if (playbackBaseUrl && !/^https?:\/\//.test(playbackBaseUrl)) throw new ConfigError(`TTEOK_PLAYBACK_BASE_URL must be an http(s) URL, got "${playbackBaseUrl}"`);
+  return {
+    podName: envString(env, 'TTEOK_POD_NAME', hostname()),
+    podNamespace: ns,
+    watchNamespace: envOptional(env, 'TTEOK_WATCH_NAMESPACE'),
+    httpHost: envString(env, 'TTEOK_CONTROLLER_HTTP_HOST', '0.0.0.0'),
+    httpPort: envInt(env, 'TTEOK_CONTROLLER_HTTP_PORT', 9937, 0, 65535),
+    workers: envInt(env, 'TTEOK_CONTROLLER_WORKERS', 4, 1, 64),
+    ingest: {
+      namespace: envString(env, 'TTEOK_INGEST_NAMESPACE', ns),
+      statefulSet: envString(env, 'TTEOK_INGEST_STATEFULSET', ''),
+      streamsPerPod: envInt(env, 'TTEOK_STREAMS_PER_INGEST', 10, 1, 100_000),
+      minReplicas,
+      maxReplicas,
+      scaleDownDelayMs: envNumber(env, 'TTEOK_SCALE_DOWN_DELAY_SECONDS', 300, 0, 86_400) * 1000,
+      publicUrl: publicUrl?.replace(/\/+$/, ''),
+    },
+    playbackBaseUrl: playbackBaseUrl?.replace(/\/+$/, ''),
+    claimLeaseSeconds: envInt(env, 'TTEOK_CLAIM_LEASE_SECONDS', 15, 2, 3600),
+    s3: {
+      bucket: envString(env, 'TTEOK_S3_BUCKET', ''),
+      prefix: envString(env, 'TTEOK_S3_PREFIX', ''),
+      region: envString(env, 'TTEOK_S3_REGION', envString(env, 'AWS_REGION', 'us-east-1')),
+      endpoint: envOptional(env, 'TTEOK_S3_ENDPOINT'),
+      forcePathStyle: envBool(env, 'TTEOK_S3_FORCE_PATH_STYLE', false),
+      requestTimeoutMs: envInt(env, 'TTEOK_S3_REQUEST_TIMEOUT_MS', 5000, 100),
+    },
+    leaderElection: {
+      enabled: envBool(env, 'TTEOK_LEADER_ELECTION', true),
+      leaseName: envString(env, 'TTEOK_LEADER_ELECTION_LEASE', 'tteok-controller'),
+      namespace: envString(env, 'TTEOK_LEADER_ELECTION_NAMESPACE', ns),
+      leaseDurationMs,
+      renewDeadlineMs,
+      retryPeriodMs,
+    },
+    informerIdleRelistMs: envNumber(env, 'TTEOK_KUBE_RELIST_IDLE_SECONDS', 300, 1, 86_400) * 1000,
+    resyncMs: envNumber(env, 'TTEOK_CONTROLLER_RESYNC_SECONDS', 600, 0, 86_400) * 1000,
+  };
+}

@@ -1,0 +1,353 @@
+// Reconciling one LiveStream: level-based and idempotent. It reads the world
+// (the LiveStream, its key Secret, its claim Lease, all from informer caches)
+// and writes only what differs:
+//   - the finalizer, so deletion waits for cleanup;
+//   - the key Secret (created with a fresh key; a new key when
+//     spec.keyRotation changes; the settings annotation kept in sync);
+//   - the status (phase, conditions, URLs, live state from the claim), through
+//     the status subresource as a merge patch;
+//   - Events for what a user should see.
+// On delete: the key Secret goes (the ingest drops the key and ends a live
+// publish), the controller waits for the claim to be released, deletes the
+// stored media unless retention keeps it, then removes the finalizer.
+import { randomBytes } from 'node:crypto';
+import type { CustomObjectsApi, KubeConfig, V1Secret } from '@kubernetes/client-node';
+import { API_GROUP, API_VERSION, API_VERSION_FULL, KIND, settingsFromSpec, streamId, type LiveStreamObject, type StreamRef } from '../common/livestream.ts';
+import type { Logger } from '../common/log.ts';
+import { joinKey, playlistKey } from '../common/object-layout.ts';
+import { JSON_PATCH, KubeHttpError, MERGE_PATCH, errorMessage, rawJson, statusCode } from '../common/kube/client.ts';
+import {
+  ANNOTATION_KEY_ROTATION,
+  ANNOTATION_SETTINGS,
+  FINALIZER,
+  LABEL_LIVESTREAM,
+  LABEL_STREAM_KEY,
+  LIVESTREAM_PLURAL,
+  SECRET_KEY_FIELD,
+  claimLeaseName,
+  encodeSettings,
+  keySecretName,
+  secretsPath,
+  type LiveStreamCondition,
+  type LiveStreamStatus,
+} from '../common/kube/contract.ts';
+import { leaseExpiresAt, leaseHeld, type LeaseObject } from '../common/kube/lease.ts';
+import type { Informer } from '../common/kube/informer.ts';
+import type { ControllerConfig } from './config.ts';
+import type { EventRecorder } from './events.ts';
+import type { FreshCache } from './fresh-cache.ts';
+
+export type LiveStream = LiveStreamObject & {
+  metadata: LiveStreamObject['metadata'] & {
+    finalizers?: string[];
+    deletionTimestamp?: string;
+    resourceVersion?: string;
+  };
+};
+
+/** Where stored media is deleted from (S3Store in production). */
+export interface MediaStore {
+  deletePrefix(prefix: string): Promise<void>;
+}
+
+/** A problem the user must fix (shown as phase Error); retried on the next change or resync, not with backoff. */
+export class UserError extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ReconcileResult {
+  /** Reconcile again after this long (a claim that will expire, a deletion waiting for a publish to end). */
+  requeueAfterMs?: number;
+  phase?: LiveStreamStatus['phase'];
+}
+
+export interface ReconcilerDeps {
+  kc: KubeConfig;
+  custom: CustomObjectsApi;
+  config: ControllerConfig;
+  liveStreams: FreshCache<LiveStream>;
+  secrets: FreshCache<V1Secret>;
+  claims: Informer<LeaseObject>;
+  store: MediaStore | undefined;
+  events: EventRecorder;
+  log: Logger;
+}
+
+/** 192 random bits, URL-safe: 32 characters of A-Z a-z 0-9 _ - (STREAM_KEY_PATTERN). */
+export function newStreamKey(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+export class LiveStreamReconciler {
+  constructor(private readonly d: ReconcilerDeps) {}
+
+  async reconcile(ref: StreamRef, failures: { count: number; lastError?: string }): Promise<ReconcileResult> {
+    const ls = this.d.liveStreams.get(ref.namespace, ref.name);
+    if (!ls) return {};
+    if (ls.metadata.deletionTimestamp) return this.finalize(ls, ref);
+    let current = ls;
+    if (!(ls.metadata.finalizers ?? []).includes(FINALIZER)) current = await this.addFinalizer(ls);
+
+    const { settings } = settingsFromSpec(current.spec);
+    let secret: V1Secret | undefined;
+    let userError: UserError | undefined;
+    try {
+      secret = await this.ensureSecret(current, ref);
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      userError = err;
+    }
+    if (!userError && failures.count >= 5 && failures.lastError) {
+      // Still failing after retries: say so in the status while retrying goes on.
+      userError = new UserError('ReconcileFailing', failures.lastError);
+    }
+
+    const claim = this.d.claims.get(this.d.config.ingest.namespace, claimLeaseName(ref));
+    const live = leaseHeld(claim);
+    const status = this.desiredStatus(current, ref, { secret, live, claim, enabled: settings.enabled, userError });
+    await this.writeStatus(current, ref, status);
+    const result: ReconcileResult = { phase: status.phase };
+    if (live) {
+      const expires = leaseExpiresAt(claim)!;
+      result.requeueAfterMs = Math.max(100, expires - Date.now() + 100);
+    }
+    return result;
+  }
+
+  private async addFinalizer(ls: LiveStream): Promise<LiveStream> {
+    const finalizers = ls.metadata.finalizers;
+    const ops = finalizers
+      ? [{ op: 'test', path: '/metadata/finalizers', value: finalizers }, { op: 'add', path: '/metadata/finalizers/-', value: FINALIZER }]
+      : [{ op: 'test', path: '/metadata/resourceVersion', value: ls.metadata.resourceVersion }, { op: 'add', path: '/metadata/finalizers', value: [FINALIZER] }];
+    const updated = (await this.d.custom.patchNamespacedCustomObject(
+      { group: API_GROUP, version: API_VERSION, namespace: ls.metadata.namespace!, plural: LIVESTREAM_PLURAL, name: ls.metadata.name, body: ops },
+      JSON_PATCH,
+    )) as LiveStream;
+    this.d.liveStreams.wrote(updated);
+    return updated;
+  }
+
+  private secretBody(ls: LiveStream, ref: StreamRef, key: string, base?: V1Secret): V1Secret {
+    const { settings } = settingsFromSpec(ls.spec);
+    return {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name: keySecretName(ref.name),
+        namespace: ref.namespace,
+        ...(base?.metadata?.resourceVersion ? { resourceVersion: base.metadata.resourceVersion } : {}),
+        labels: { ...(base?.metadata?.labels ?? {}), [LABEL_STREAM_KEY]: 'true', [LABEL_LIVESTREAM]: ref.name, 'app.kubernetes.io/managed-by': 'tteok' },
+        annotations: {
+          ...(base?.metadata?.annotations ?? {}),
+          [ANNOTATION_SETTINGS]: encodeSettings(settings),
+          [ANNOTATION_KEY_ROTATION]: String(ls.spec?.keyRotation ?? 0),
+        },
+        ownerReferences: [
+          { apiVersion: API_VERSION_FULL, kind: KIND, name: ref.name, uid: ls.metadata.uid!, controller: true, blockOwnerDeletion: true },
+        ],
+      },
+      type: 'Opaque',
+      data: { [SECRET_KEY_FIELD]: Buffer.from(key).toString('base64') },
+    };
+  }
+
+  private async ensureSecret(ls: LiveStream, ref: StreamRef): Promise<V1Secret> {
+    const name = keySecretName(ref.name);
+    const path = `${secretsPath(ref.namespace)}/${name}`;
+    let secret = this.d.secrets.get(ref.namespace, name);
+    const target = { namespace: ref.namespace, name: ref.name, uid: ls.metadata.uid };
+    if (!secret) {
+      try {
+        secret = await rawJson<V1Secret>(this.d.kc, secretsPath(ref.namespace), { method: 'POST', body: this.secretBody(ls, ref, newStreamKey()) });
+        this.d.secrets.wrote(secret);
+        this.d.log.info({ stream: streamId(ref), secret: name }, 'stream key allocated');
+        this.d.events.normal(target, 'KeyAllocated', `Stream key created in Secret ${name}`);
+        return secret;
+      } catch (err) {
+        if (statusCode(err) !== 409) throw err;
+        // Already there: our cache is behind, or it is somebody else's Secret.
+        secret = await rawJson<V1Secret>(this.d.kc, path);
+        if (secret.metadata?.labels?.[LABEL_STREAM_KEY] !== 'true') {
+          throw new UserError('SecretConflict', `Secret ${name} already exists and is not a tteok stream key Secret; delete or rename it`);
+        }
+        this.d.secrets.wrote(secret);
+      }
+    }
+    const owned = (secret.metadata?.ownerReferences ?? []).some((o) => o.uid === ls.metadata.uid);
+    const rotation = String(ls.spec?.keyRotation ?? 0);
+    const currentKey = Buffer.from(secret.data?.[SECRET_KEY_FIELD] ?? '', 'base64').toString('utf8');
+    const needsKey = !owned || secret.metadata?.annotations?.[ANNOTATION_KEY_ROTATION] !== rotation || !/^[A-Za-z0-9_-]{16,128}$/.test(currentKey);
+    const { settings } = settingsFromSpec(ls.spec);
+    const settingsStale = secret.metadata?.annotations?.[ANNOTATION_SETTINGS] !== encodeSettings(settings);
+    if (!needsKey && !settingsStale && secret.metadata?.labels?.[LABEL_LIVESTREAM] === ref.name) return secret;
+    const key = needsKey ? newStreamKey() : currentKey;
+    try {
+      const updated = await rawJson<V1Secret>(this.d.kc, path, { method: 'PUT', body: this.secretBody(ls, ref, key, secret) });
+      this.d.secrets.wrote(updated);
+      if (needsKey) {
+        const why = owned ? `spec.keyRotation is now ${rotation}` : 'the Secret belonged to an earlier LiveStream of this name';
+        this.d.log.info({ stream: streamId(ref), secret: name }, `stream key rotated: ${why}`);
+        this.d.events.normal(target, 'KeyRotated', `New stream key in Secret ${name} (${why}); the old key no longer works`);
+      }
+      return updated;
+    } catch (err) {
+      if (statusCode(err) === 404) this.d.secrets.deleted(ref.namespace, name); // deleted meanwhile: the retry creates it
+      throw err;
+    }
+  }
+
+  private desiredStatus(
+    ls: LiveStream,
+    ref: StreamRef,
+    s: { secret: V1Secret | undefined; live: boolean; claim: LeaseObject | undefined; enabled: boolean; userError: UserError | undefined },
+  ): LiveStreamStatus {
+    const old = (ls.status ?? {}) as LiveStreamStatus;
+    const generation = ls.metadata.generation;
+    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const cond = (type: string, status: 'True' | 'False', reason: string, message: string): LiveStreamCondition => {
+      const prev = old.conditions?.find((c) => c.type === type);
+      return {
+        type,
+        status,
+        reason,
+        message,
+        ...(generation !== undefined ? { observedGeneration: generation } : {}),
+        lastTransitionTime: prev && prev.status === status ? prev.lastTransitionTime : now,
+      };
+    };
+    const { config } = this.d;
+    const secretName = s.secret?.metadata?.name;
+    let ready: LiveStreamCondition;
+    if (s.userError) ready = cond('Ready', 'False', s.userError.reason, s.userError.message);
+    else if (!secretName) ready = cond('Ready', 'False', 'KeyPending', 'The stream key is being allocated');
+    else if (!s.enabled) ready = cond('Ready', 'False', 'Disabled', 'spec.enabled is false: publishes are refused');
+    else ready = cond('Ready', 'True', 'KeyAllocated', `The stream key is in Secret ${secretName}; publishers may connect`);
+    const holder = s.claim?.spec?.holderIdentity ?? undefined;
+    const since = s.claim?.spec?.acquireTime ? new Date(String(s.claim.spec.acquireTime)).toISOString().replace(/\.\d{3}Z$/, 'Z') : undefined;
+    const liveCond = s.live
+      ? cond('Live', 'True', 'Publishing', `Live on ingest pod ${holder}`)
+      : cond('Live', 'False', 'NoPublisher', 'No publisher is connected');
+    const phase: LiveStreamStatus['phase'] = s.userError ? 'Error' : !s.enabled ? 'Disabled' : s.live ? 'Live' : secretName ? 'Ready' : 'Pending';
+    const status: LiveStreamStatus = {
+      phase,
+      ...(generation !== undefined ? { observedGeneration: generation } : {}),
+      conditions: [ready, liveCond],
+      ...(secretName ? { streamKeySecret: secretName } : {}),
+      ...(config.ingest.publicUrl ? { ingestUrl: config.ingest.publicUrl } : {}),
+      ...(config.playbackBaseUrl ? { playbackUrl: `${config.playbackBaseUrl}/${playlistKey(ref, config.s3.prefix)}` } : {}),
+      ...(s.live && since ? { liveSince: since } : {}),
+      ...(s.live && holder ? { ingestPod: holder } : {}),
+    };
+    return status;
+  }
+
+  private async writeStatus(ls: LiveStream, ref: StreamRef, status: LiveStreamStatus): Promise<void> {
+    const old = (ls.status ?? {}) as LiveStreamStatus;
+    if (sameStatus(old, status)) return;
+    // A merge patch replaces the lists and sets fields; fields we no longer report are nulled.
+    const patch: Record<string, unknown> = { ...status };
+    for (const field of ['streamKeySecret', 'ingestUrl', 'playbackUrl', 'liveSince', 'ingestPod'] as const) {
+      if (status[field] === undefined && old[field] !== undefined) patch[field] = null;
+    }
+    const updated = (await this.d.custom.patchNamespacedCustomObjectStatus(
+      { group: API_GROUP, version: API_VERSION, namespace: ref.namespace, plural: LIVESTREAM_PLURAL, name: ref.name, body: { status: patch } },
+      MERGE_PATCH,
+    )) as LiveStream;
+    this.d.liveStreams.wrote(updated);
+    const target = { namespace: ref.namespace, name: ref.name, uid: ls.metadata.uid };
+    const wasLive = old.conditions?.find((c) => c.type === 'Live')?.status === 'True';
+    const isLive = status.conditions?.find((c) => c.type === 'Live')?.status === 'True';
+    if (!wasLive && isLive) this.d.events.normal(target, 'Live', `The stream went live on ingest pod ${status.ingestPod ?? 'unknown'}`);
+    if (wasLive && !isLive) this.d.events.normal(target, 'Ended', 'The stream ended');
+    if (status.phase === 'Error' && old.phase !== 'Error') {
+      const ready = status.conditions?.find((c) => c.type === 'Ready');
+      this.d.events.warning(target, ready?.reason ?? 'Error', ready?.message ?? 'reconcile failed');
+    }
+    this.d.log.debug({ stream: streamId(ref), phase: status.phase }, 'status updated');
+  }
+
+  private async finalize(ls: LiveStream, ref: StreamRef): Promise<ReconcileResult> {
+    const finalizers = ls.metadata.finalizers ?? [];
+    if (!finalizers.includes(FINALIZER)) return {};
+    const target = { namespace: ref.namespace, name: ref.name, uid: ls.metadata.uid };
+    const name = keySecretName(ref.name);
+    // 1. Revoke the key: the ingest drops it and ends a live publish.
+    // Always asked of the API server: the cache may not have a Secret created moments ago.
+    const secret = this.d.secrets.get(ref.namespace, name);
+    try {
+      await rawJson(this.d.kc, `${secretsPath(ref.namespace)}/${name}`, {
+        method: 'DELETE',
+        body: { apiVersion: 'v1', kind: 'DeleteOptions', ...(secret?.metadata?.uid ? { preconditions: { uid: secret.metadata.uid } } : {}) },
+      });
+      this.d.log.info({ stream: streamId(ref) }, 'stream key revoked (LiveStream deleted)');
+      this.d.events.normal(target, 'KeyRevoked', `Deleted Secret ${name}: the stream key no longer works`);
+    } catch (err) {
+      if (statusCode(err) === 409) throw err; // a different Secret of that name now: look again
+      if (statusCode(err) !== 404) throw err;
+    }
+    this.d.secrets.deleted(ref.namespace, name);
+    // 2. Wait for a live publish to end (its claim released or expired).
+    const claim = this.d.claims.get(this.d.config.ingest.namespace, claimLeaseName(ref));
+    if (leaseHeld(claim)) {
+      const wait = Math.min(1000, Math.max(100, leaseExpiresAt(claim)! - Date.now() + 100));
+      this.d.log.info({ stream: streamId(ref), ingestPod: claim?.spec?.holderIdentity }, 'waiting for the live publish to end before deleting media');
+      return { requeueAfterMs: wait };
+    }
+    // 3. Delete stored media unless retention keeps it.
+    const { settings } = settingsFromSpec(ls.spec);
+    if (!settings.keepAfterEnd) {
+      if (this.d.store) {
+        const prefix = joinKey(this.d.config.s3.prefix, ref.namespace, ref.name);
+        await this.d.store.deletePrefix(prefix);
+        this.d.log.info({ stream: streamId(ref) }, 'stored media deleted');
+        this.d.events.normal(target, 'MediaDeleted', 'Deleted the stream\'s stored media');
+      } else {
+        this.d.log.warn({ stream: streamId(ref) }, 'no object store configured (TTEOK_S3_BUCKET); stored media was not deleted');
+      }
+    }
+    // 4. Let the deletion finish.
+    try {
+      await this.d.custom.patchNamespacedCustomObject(
+        {
+          group: API_GROUP,
+          version: API_VERSION,
+          namespace: ref.namespace,
+          plural: LIVESTREAM_PLURAL,
+          name: ref.name,
+          body: [
+            { op: 'test', path: '/metadata/finalizers', value: finalizers },
+            { op: 'replace', path: '/metadata/finalizers', value: finalizers.filter((f) => f !== FINALIZER) },
+          ],
+        },
+        JSON_PATCH,
+      );
+    } catch (err) {
+      if (statusCode(err) !== 404) throw err;
+    }
+    this.d.liveStreams.forget(ref.namespace, ref.name);
+    this.d.log.info({ stream: streamId(ref) }, 'LiveStream cleaned up');
+    return {};
+  }
+}
+
+function sameStatus(a: LiveStreamStatus, b: LiveStreamStatus): boolean {
+  const norm = (s: LiveStreamStatus) =>
+    JSON.stringify({
+      phase: s.phase,
+      observedGeneration: s.observedGeneration,
+      conditions: (s.conditions ?? []).map((c) => [c.type, c.status, c.reason, c.message, c.observedGeneration, c.lastTransitionTime]),
+      streamKeySecret: s.streamKeySecret,
+      ingestUrl: s.ingestUrl,
+      playbackUrl: s.playbackUrl,
+      liveSince: s.liveSince,
+      ingestPod: s.ingestPod,
+    });
+  return norm(a) === norm(b);
+}
+
+export { KubeHttpError, errorMessage };

@@ -12,7 +12,10 @@ async function main(): Promise<void> {
     case 'ingest': {
       const { loadIngestConfig } = await import('../ingest/config.ts');
       const { startIngest } = await import('../ingest/ingest.ts');
-      const ingest = await startIngest(loadIngestConfig(), { log });
+      const config = loadIngestConfig();
+      // TTEOK_KEY_SOURCE=kubernetes: keys from the controller's Secrets, fleet-wide claims on Leases.
+      const kube = config.keySource === 'kubernetes' ? await (await import('../ingest/keys/kube-key-source.ts')).kubernetesIngestDeps(process.env, log) : {};
+      const ingest = await startIngest(config, { log, ...kube });
       onTermination(() => ingest.shutdown());
       return;
     }
@@ -30,6 +33,13 @@ async function main(): Promise<void> {
       });
       return;
     }
+    case 'controller': {
+      const { loadControllerConfig } = await import('../controller/config.ts');
+      const { startController } = await import('../controller/controller.ts');
+      const controller = await startController(loadControllerConfig(), { log });
+      onTermination(() => controller.shutdown());
+      return;
+    }
     case 'local': {
       const { startLocalMode } = await import('./local-mode.ts');
       const local = await startLocalMode(log);
@@ -37,7 +47,7 @@ async function main(): Promise<void> {
       return;
     }
     default:
-      process.stderr.write('usage: tteok <ingest|gateway|local>\n');
+      process.stderr.write('usage: tteok <ingest|gateway|controller|local>\n');
       process.exit(2);
   }
 }

@@ -8,11 +8,30 @@
 #       the chart rendered for plain `kubectl apply` users, release "tteok" in
 #       namespace "tteok", with manifests/install-values.yaml.
 # Needs helm (bash test/tools/install-helm-kubectl.sh puts it in ~/.cache/tteok/bin).
+#
+#   bash manifests/generate.sh          rewrite both
+#   bash manifests/generate.sh --check  change nothing; exit 1 if either is out of date
 set -euo pipefail
+check=false
+[[ "${1:-}" == "--check" ]] && check=true
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 helm="${HELM:-$(command -v "${TTEOK_TOOLS_CACHE:-$HOME/.cache/tteok}/bin/helm" || command -v helm)}"
 
-cp "$root/manifests/crd/livestreams.tteok.dev.yaml" "$root/charts/tteok/files/crds/livestreams.tteok.dev.yaml"
+crd_src="$root/manifests/crd/livestreams.tteok.dev.yaml"
+crd_copy="$root/charts/tteok/files/crds/livestreams.tteok.dev.yaml"
+install="$root/manifests/install.yaml"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+if $check; then
+  # Render with the CRD as it is in manifests/crd, so an out-of-date copy shows in both checks.
+  cp -r "$root/charts/tteok" "$tmp/chart"
+  cp "$crd_src" "$tmp/chart/files/crds/livestreams.tteok.dev.yaml"
+  chart="$tmp/chart"
+else
+  cp "$crd_src" "$crd_copy"
+  chart="$root/charts/tteok"
+fi
 
 {
   cat <<'HEADER'
@@ -38,7 +57,23 @@ metadata:
     app.kubernetes.io/name: tteok
     app.kubernetes.io/part-of: tteok
 HEADER
-  "$helm" template tteok "$root/charts/tteok" --namespace tteok -f "$root/manifests/install-values.yaml"
-} > "$root/manifests/install.yaml.tmp"
-mv "$root/manifests/install.yaml.tmp" "$root/manifests/install.yaml"
+  "$helm" template tteok "$chart" --namespace tteok -f "$root/manifests/install-values.yaml"
+} > "$tmp/install.yaml"
+
+if $check; then
+  stale=()
+  cmp -s "$crd_src" "$crd_copy" || stale+=("charts/tteok/files/crds/livestreams.tteok.dev.yaml (differs from manifests/crd/livestreams.tteok.dev.yaml)")
+  if ! cmp -s "$tmp/install.yaml" "$install"; then
+    stale+=("manifests/install.yaml")
+    diff -u "$install" "$tmp/install.yaml" | head -40 >&2 || true
+  fi
+  if [[ ${#stale[@]} -gt 0 ]]; then
+    printf 'generate: out of date: %s\n' "${stale[@]}" >&2
+    echo "generate: run bash manifests/generate.sh and commit the result" >&2
+    exit 1
+  fi
+  echo "generate: up to date"
+  exit 0
+fi
+mv "$tmp/install.yaml" "$install"
 echo "generate: charts/tteok/files/crds/livestreams.tteok.dev.yaml, manifests/install.yaml"

@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # Debian packages the tests drive for real: ffmpeg publishes RTMP and probes HLS;
 # etcd backs the real kube-apiserver; prometheus provides promtool, which checks
 # the chart's alert rules.
-DEBIAN_TEST_PACKAGES := ffmpeg etcd-server prometheus
+DEBIAN_TEST_PACKAGES := ffmpeg etcd-server prometheus chromium
 # Test-only servers and tools built from their Go modules and cached (test/tools/build-binaries.sh);
 # kubeconform and the monitoring.coreos.com CRDs are for the Helm chart tests.
 GO_TEST_TOOLS := weed kube-apiserver kubeconform monitoring-crds
@@ -38,8 +38,31 @@ test: deps typecheck
 build: node_modules
 	npx tsc -p tsconfig.build.json
 
-run: node_modules
+# Installs node_modules only when missing or older than package-lock.json
+# (the phony node_modules target would reinstall them on every run).
+run:
+	@test node_modules/.package-lock.json -nt package-lock.json || npm ci --no-audit --no-fund
 	npx tsx bin/tteok.ts local
+
+# With `make run` going in another terminal: publishes a test pattern with
+# ffmpeg to the first enabled stream of the local key file, so the player at
+# http://127.0.0.1:8080/ shows video without OBS. Ctrl-C stops it.
+.PHONY: demo
+demo:
+	@command -v ffmpeg >/dev/null || { echo "make demo needs ffmpeg (Debian/Ubuntu: sudo apt-get install ffmpeg)"; exit 1; }
+	@home="$${TTEOK_LOCAL_HOME:-.tteok}"; \
+	test -f "$$home/keys.yaml" || { echo "$$home/keys.yaml does not exist yet: start 'make run' in another terminal first"; exit 1; }; \
+	stream=$$(KEYS="$$home/keys.yaml" node --input-type=module -e "import { parseAllDocuments } from 'yaml'; import { readFileSync } from 'node:fs'; \
+	  const s = parseAllDocuments(readFileSync(process.env.KEYS, 'utf8')).map((d) => d.toJSON()).find((d) => d && d.streamKey && d.spec?.enabled !== false); \
+	  if (!s) { console.error('no enabled LiveStream with a streamKey in ' + process.env.KEYS); process.exit(1); } \
+	  console.log((s.metadata.namespace ?? 'default') + '/' + s.metadata.name + ' ' + s.streamKey);") || exit 1; \
+	id=$${stream% *}; key=$${stream#* }; \
+	echo "Publishing a test pattern to $$id; watch it at http://127.0.0.1:$${TTEOK_GATEWAY_PORT:-8080}/?stream=$$id (Ctrl-C stops)"; \
+	exec ffmpeg -hide_banner -loglevel warning -re \
+	  -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+	  -c:v libx264 -preset veryfast -tune zerolatency -pix_fmt yuv420p -g 30 -keyint_min 30 -sc_threshold 0 -b:v 2500k \
+	  -c:a aac -b:a 128k -ar 48000 -ac 2 \
+	  -f flv "rtmp://127.0.0.1:$${TTEOK_RTMP_PORT:-1935}/live/$$key"
 
 # Installs its peers (nginx with the RTMP module) and the S3 test server itself.
 bench: node_modules

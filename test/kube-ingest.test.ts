@@ -1,0 +1,223 @@
+// The ingest in Kubernetes mode, for real: ingest processes with
+// TTEOK_KEY_SOURCE=kubernetes (as pods ingest-0 and ingest-1, on their own
+// RBAC-limited service account), the controller, one kube-apiserver, and
+// ffmpeg publishing over RTMP. Key rotation refuses the old key and accepts
+// the new one; one publisher per stream across pods; a dead pod's claim
+// expires and the stream can go live on the other pod.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import { createLogger } from '../common/log.ts';
+import { rawJson } from '../common/kube/client.ts';
+import { loadControllerConfig } from '../controller/config.ts';
+import { startController } from '../controller/controller.ts';
+import { startIngestProcess, type IngestProcess } from './harness/ingest-process.ts';
+import { startKubeApiServer } from './harness/kube.ts';
+import { stopAll, type ManagedProcess } from './harness/process.ts';
+import { publishTestPattern } from './harness/publisher.ts';
+import { waitFor } from './harness/wait.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const NS = 'streams';
+const SYSTEM = 'tteok-system';
+const GROUP = { group: 'tteok.dev', version: 'v1alpha1', plural: 'livestreams' };
+const CLAIM_SECONDS = 3;
+
+const kube = await startKubeApiServer();
+const dir = mkdtempSync(join(tmpdir(), 'tteok-kube-ingest-'));
+const kc = new KubeConfig();
+kc.loadFromFile(kube.kubeconfigPath);
+const core = kc.makeApiClient(CoreV1Api);
+const custom = kc.makeApiClient(CustomObjectsApi);
+await applyCrd();
+for (const name of [NS, SYSTEM]) await core.createNamespace({ body: { metadata: { name } } });
+
+const controller = await startController(
+  loadControllerConfig({
+    TTEOK_POD_NAME: 'controller-0',
+    TTEOK_POD_NAMESPACE: SYSTEM,
+    TTEOK_CONTROLLER_HTTP_HOST: '127.0.0.1',
+    TTEOK_CONTROLLER_HTTP_PORT: '0',
+    TTEOK_LEADER_ELECTION: 'false',
+    TTEOK_CLAIM_LEASE_SECONDS: String(CLAIM_SECONDS),
+  }),
+  { kc, log: createLogger('controller', process.env.TTEOK_TEST_VERBOSE === '1' ? 'debug' : 'warn') },
+);
+await controller.ready();
+
+// The ingest runs as its own service account with exactly the RBAC the README lists.
+const ingestKubeconfig = await serviceAccountKubeconfig('tteok-ingest', [
+  { kind: 'ClusterRole', rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['list', 'watch'] }] },
+  { kind: 'Role', namespace: SYSTEM, rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update', 'delete'] }] },
+]);
+
+function ingestEnv(pod: string): Record<string, string> {
+  return {
+    TTEOK_KEY_SOURCE: 'kubernetes',
+    KUBECONFIG: ingestKubeconfig,
+    TTEOK_POD_NAME: pod,
+    TTEOK_POD_NAMESPACE: SYSTEM,
+    TTEOK_CLAIM_LEASE_SECONDS: String(CLAIM_SECONDS),
+    TTEOK_STORAGE: 'local',
+    TTEOK_LOCAL_ORIGIN_DIR: join(dir, pod, 'origin'),
+    TTEOK_MEDIA_DIR: join(dir, pod, 'media'),
+    TTEOK_RECONNECT_GRACE_SECONDS: '1',
+    TTEOK_DELETE_DELAY_SECONDS: '3600',
+  };
+}
+const ingest0: IngestProcess = await startIngestProcess(ingestEnv('ingest-0'));
+let ingest1: IngestProcess | undefined;
+
+t.teardown(async () => {
+  await stopAll();
+  await controller.shutdown();
+  await kube.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function createLs(name: string, spec: Record<string, unknown> = {}): Promise<void> {
+  await custom.createNamespacedCustomObject({ ...GROUP, namespace: NS, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name }, spec } });
+}
+async function status(name: string): Promise<{ phase?: string; ingestPod?: string; liveSince?: string }> {
+  const ls = (await custom.getNamespacedCustomObject({ ...GROUP, namespace: NS, name })) as { status?: { phase?: string; ingestPod?: string; liveSince?: string } };
+  return ls.status ?? {};
+}
+async function keyOf(name: string): Promise<string> {
+  const s = await core.readNamespacedSecret({ namespace: NS, name: `${name}-stream-key` });
+  return Buffer.from(s.data?.streamKey ?? '', 'base64').toString();
+}
+/** Lines logged after `from` (an index into proc.lines). */
+function linesSince(proc: ManagedProcess, from: number): string[] {
+  return proc.lines.slice(from);
+}
+async function waitForLogLine(proc: ManagedProcess, from: number, pattern: RegExp, timeoutMs = 15_000): Promise<string> {
+  return waitFor(`${proc.name}: ${pattern}`, () => linesSince(proc, from).find((l) => pattern.test(l)), { timeoutMs, intervalMs: 50 });
+}
+
+t.test('key rotation: the live publish ends, the old key is refused, the new one accepted', async (t) => {
+  await createLs('rot', { title: 'Rotation' });
+  await waitFor('rot Ready', async () => (await status('rot')).phase === 'Ready', { timeoutMs: 5000, intervalMs: 50 });
+  const oldKey = await keyOf('rot');
+  let mark = ingest0.proc.lines.length;
+  const first = publishTestPattern({ url: ingest0.rtmpUrl(oldKey), name: 'ffmpeg-old-key' });
+  await waitForLogLine(ingest0.proc, mark, /"msg":"publish accepted"/);
+  const live = await waitFor('Live on ingest-0', async () => {
+    const s = await status('rot');
+    return s.phase === 'Live' ? s : undefined;
+  }, { timeoutMs: 5000, intervalMs: 50 });
+  t.equal(live.ingestPod, 'ingest-0', 'status names the pod that holds the claim');
+
+  mark = ingest0.proc.lines.length;
+  await rawJson(kc, `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams/rot`, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { spec: { keyRotation: 1 } } });
+  const newKey = await waitFor('a new key', async () => {
+    const k = await keyOf('rot');
+    return k !== oldKey ? k : undefined;
+  }, { timeoutMs: 3000, intervalMs: 20 });
+  await waitForLogLine(ingest0.proc, mark, /ending a live publish: its stream key is no longer valid/, 5000);
+  t.pass('the live publish on the old key was ended');
+  await Promise.race([first.exited, new Promise((r) => setTimeout(r, 5000))]);
+  await first.stop('SIGKILL', 1000);
+  await waitFor('not live any more', async () => (await status('rot')).phase === 'Ready', { timeoutMs: 8000, intervalMs: 100 });
+
+  mark = ingest0.proc.lines.length;
+  const retry = publishTestPattern({ url: ingest0.rtmpUrl(oldKey), seconds: 3, name: 'ffmpeg-old-key-again' });
+  const refused = await waitForLogLine(ingest0.proc, mark, /publish refused/);
+  t.match(refused, /"reason":"unknown_key"/, 'the old key is refused as unknown');
+  t.not((await retry.exited).code, 0, 'ffmpeg fails with the old key');
+  t.notOk(refused.includes(oldKey) || refused.includes(newKey), 'no key in the log line');
+
+  mark = ingest0.proc.lines.length;
+  const fresh = publishTestPattern({ url: ingest0.rtmpUrl(newKey), name: 'ffmpeg-new-key' });
+  await waitForLogLine(ingest0.proc, mark, /"msg":"publish accepted"/);
+  t.pass('the new key is accepted');
+  await waitFor('Live again', async () => (await status('rot')).phase === 'Live', { timeoutMs: 5000, intervalMs: 50 });
+  await fresh.stop('SIGTERM', 3000);
+  for (const line of ingest0.proc.lines) if (line.includes(oldKey) || line.includes(newKey)) t.fail(`a key was logged: ${line.slice(0, 80)}`);
+});
+
+t.test('one publisher per stream across pods; a dead pod\'s claim expires', async (t) => {
+  ingest1 = await startIngestProcess(ingestEnv('ingest-1'));
+  await createLs('solo');
+  await waitFor('solo Ready', async () => (await status('solo')).phase === 'Ready', { timeoutMs: 5000, intervalMs: 50 });
+  const key = await keyOf('solo');
+  // ingest-1 must know the key too before the second publish means anything.
+  const mark0 = ingest0.proc.lines.length;
+  const onZero = publishTestPattern({ url: ingest0.rtmpUrl(key), name: 'ffmpeg-pod0' });
+  await waitForLogLine(ingest0.proc, mark0, /"msg":"publish accepted"/);
+  await waitFor('Live on ingest-0', async () => (await status('solo')).ingestPod === 'ingest-0', { timeoutMs: 5000, intervalMs: 50 });
+
+  let mark1 = ingest1.proc.lines.length;
+  const onOne = publishTestPattern({ url: ingest1.rtmpUrl(key), seconds: 3, name: 'ffmpeg-pod1' });
+  const refused = await waitForLogLine(ingest1.proc, mark1, /publish refused/);
+  t.match(refused, /"reason":"live_elsewhere"/, 'the second publish, on the other pod, is refused');
+  t.not((await onOne.exited).code, 0, 'its ffmpeg fails');
+  t.equal(onZero.child.exitCode, null, 'the first publisher goes on');
+
+  // ingest-0 dies without a goodbye: its claim is not released, it expires.
+  const killedAt = Date.now();
+  await ingest0.proc.stop('SIGKILL', 1000);
+  await onZero.stop('SIGKILL', 1000);
+  mark1 = ingest1.proc.lines.length;
+  const early = publishTestPattern({ url: ingest1.rtmpUrl(key), seconds: 2, name: 'ffmpeg-pod1-early' });
+  const early1 = await waitForLogLine(ingest1.proc, mark1, /publish (refused|accepted)/);
+  t.match(early1, /live_elsewhere/, 'refused while the dead pod\'s claim is still valid');
+  await early.exited;
+
+  const taken = await waitFor('the stream to go live on ingest-1', async () => {
+    const from = ingest1!.proc.lines.length;
+    const pub = publishTestPattern({ url: ingest1!.rtmpUrl(key), name: 'ffmpeg-pod1-retry' });
+    const line = await waitForLogLine(ingest1!.proc, from, /publish (refused|accepted)/);
+    if (/accepted/.test(line)) return pub;
+    await pub.stop('SIGKILL', 1000);
+    return undefined;
+  }, { timeoutMs: 15_000, intervalMs: 300 });
+  const after = (Date.now() - killedAt) / 1000;
+  t.ok(after >= CLAIM_SECONDS - 1, `taken over after ${after.toFixed(1)} s (claim lasts ${CLAIM_SECONDS} s)`);
+  const s = await waitFor('status names ingest-1', async () => {
+    const st = await status('solo');
+    return st.phase === 'Live' && st.ingestPod === 'ingest-1' ? st : undefined;
+  }, { timeoutMs: 5000, intervalMs: 50 });
+  t.ok(s.liveSince, 'liveSince set');
+  await taken.stop('SIGTERM', 3000);
+});
+
+async function applyCrd(): Promise<void> {
+  const crd = parse(readFileSync(join(ROOT, 'manifests/crd/livestreams.tteok.dev.yaml'), 'utf8')) as { metadata: { name: string } };
+  await rawJson(kc, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', { method: 'POST', body: crd });
+  await waitFor('LiveStreams served', async () => {
+    await rawJson(kc, '/apis/tteok.dev/v1alpha1/livestreams');
+    return true;
+  }, { timeoutMs: 20_000, intervalMs: 100 });
+}
+
+interface RoleSpec {
+  kind: 'ClusterRole' | 'Role';
+  namespace?: string;
+  rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
+}
+
+/** A ServiceAccount in SYSTEM bound to exactly these rules, and a kubeconfig with a token for it. */
+async function serviceAccountKubeconfig(name: string, roles: RoleSpec[]): Promise<string> {
+  await core.createNamespacedServiceAccount({ namespace: SYSTEM, body: { metadata: { name } } });
+  for (const [i, role] of roles.entries()) {
+    const roleName = `${name}-${i}`;
+    const rbac = role.kind === 'ClusterRole' ? '/apis/rbac.authorization.k8s.io/v1' : `/apis/rbac.authorization.k8s.io/v1/namespaces/${role.namespace}`;
+    await rawJson(kc, `${rbac}/${role.kind === 'ClusterRole' ? 'clusterroles' : 'roles'}`, { method: 'POST', body: { metadata: { name: roleName }, rules: role.rules } });
+    await rawJson(kc, `${rbac}/${role.kind === 'ClusterRole' ? 'clusterrolebindings' : 'rolebindings'}`, {
+      method: 'POST',
+      body: { metadata: { name: roleName }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: role.kind, name: roleName }, subjects: [{ kind: 'ServiceAccount', name, namespace: SYSTEM }] },
+    });
+  }
+  const tr = await rawJson<{ status: { token: string } }>(kc, `/api/v1/namespaces/${SYSTEM}/serviceaccounts/${name}/token`, {
+    method: 'POST',
+    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
+  });
+  const config = JSON.parse(readFileSync(kube.kubeconfigPath, 'utf8')) as { users: Array<{ user: { token: string } }> };
+  config.users[0]!.user.token = tr.status.token;
+  const path = join(dir, `${name}.kubeconfig`);
+  writeFileSync(path, JSON.stringify(config), { mode: 0o600 });
+  return path;
+}

@@ -1,0 +1,133 @@
+// Viewer latency: tteok's player page in headless Chromium, sampled once a
+// second for 60 s while a publisher replays the 720p input in real time.
+// Two figures per setup, both from hls.js:
+//   - now − hls.playingDate: the frame on screen against the wall-clock time
+//     it arrived at the ingest (EXT-X-PROGRAM-DATE-TIME). nginx-rtmp writes no
+//     program date time, so the peer has no such figure;
+//   - hls.latency: how far behind the playlist's live edge the player sits, as
+//     hls.js estimates it; the same measure for every setup.
+// Setups: through the S3 server (SeaweedFS), through the one-machine origin,
+// and the same player on nginx-rtmp's HLS.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { launchBrowser } from '../test/harness/browser.ts';
+import { startIngestProcess, writeKeyFile } from '../test/harness/ingest-process.ts';
+import { freePort } from '../test/harness/ports.ts';
+import { spawnManaged, type ManagedProcess } from '../test/harness/process.ts';
+import { startS3Server } from '../test/harness/s3-server.ts';
+import { httpReady, sleep, waitFor } from '../test/harness/wait.ts';
+import { replay } from './lib/media.ts';
+import { startNginxRtmp } from './lib/nginx-rtmp.ts';
+import { median, p95 } from './lib/stats.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const KEY = 'viewer_bench_key_0123456789ab';
+
+export interface ViewerResult {
+  setup: string;
+  /** now − playingDate, seconds (empty without program date times). */
+  endToEnd: number[];
+  /** hls.latency, seconds. */
+  edge: number[];
+  stalls: number;
+}
+
+interface Stats {
+  playing: boolean;
+  latency: number | null;
+  edgeDistance: number | null;
+  stalls: number;
+}
+
+async function sample(pageUrl: string, seconds: number): Promise<{ endToEnd: number[]; edge: number[]; stalls: number }> {
+  const browser = await launchBrowser();
+  try {
+    await browser.page.goto(pageUrl);
+    await waitFor('the player to play', async () => (await browser.page.evaluate(() => (window as unknown as { tteokStats: Stats }).tteokStats.playing)) || undefined, { timeoutMs: 60_000, intervalMs: 250 });
+    // Let the player settle at its target before measuring.
+    await sleep(5000);
+    const endToEnd: number[] = [];
+    const edge: number[] = [];
+    let stalls = 0;
+    for (let i = 0; i < seconds; i++) {
+      await sleep(1000);
+      const s = await browser.page.evaluate(() => (window as unknown as { tteokStats: Stats }).tteokStats);
+      if (s.latency !== null) endToEnd.push(s.latency);
+      if (s.edgeDistance !== null) edge.push(s.edgeDistance);
+      stalls = s.stalls;
+    }
+    return { endToEnd, edge, stalls };
+  } finally {
+    await browser.close();
+  }
+}
+
+function gatewayProcess(env: Record<string, string>): ManagedProcess {
+  return spawnManaged('gateway', process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'gateway'], { cwd: ROOT, env: { TTEOK_GATEWAY_HOST: '127.0.0.1', TTEOK_LOG_LEVEL: 'warn', ...env } });
+}
+
+export async function viewerLatency(input: string, seconds = 60): Promise<ViewerResult[]> {
+  const results: ViewerResult[] = [];
+
+  // 1. Through the S3 server: ingest → SeaweedFS ← player, the gateway only looks up.
+  {
+    const s3 = await startS3Server('viewer');
+    const dir = mkdtempSync(join(tmpdir(), 'tteok-viewer-'));
+    try {
+      writeKeyFile(join(dir, 'keys.yaml'), [{ name: 'bench', key: KEY }]);
+      const ingest = await startIngestProcess({ ...s3.ingestEnv, TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_MEDIA_DIR: join(dir, 'media'), TTEOK_LOG_LEVEL: 'info' });
+      const port = await freePort();
+      const gateway = gatewayProcess({ TTEOK_GATEWAY_PORT: String(port), TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_PLAYBACK_BASE_URL: `${s3.endpoint}/${s3.bucket}` });
+      await httpReady(`http://127.0.0.1:${port}/readyz`);
+      const pub = replay(input, ingest.rtmpUrl(KEY), 'publisher');
+      const r = await sample(`http://127.0.0.1:${port}/?stream=default/bench`, seconds);
+      results.push({ setup: 'tteok, through S3 (SeaweedFS)', ...r });
+      await pub.stop('SIGKILL');
+      await gateway.stop();
+      await ingest.proc.stop('SIGTERM', 20_000);
+    } finally {
+      await s3.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  // 2. The one-machine mode: the gateway serves the origin itself.
+  const home = mkdtempSync(join(tmpdir(), 'tteok-viewer-local-'));
+  const rtmpPort = await freePort();
+  const gatewayPort = await freePort();
+  const local = spawnManaged('local', process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'local'], {
+    cwd: ROOT,
+    env: { TTEOK_LOCAL_HOME: home, TTEOK_RTMP_PORT: String(rtmpPort), TTEOK_HTTP_PORT: String(await freePort()), TTEOK_GATEWAY_PORT: String(gatewayPort), TTEOK_LOG_LEVEL: 'warn' },
+  });
+  try {
+    await httpReady(`http://127.0.0.1:${gatewayPort}/readyz`);
+    const doc = parseAllDocuments(readFileSync(join(home, 'keys.yaml'), 'utf8'))[0]!.toJSON() as { streamKey: string; metadata: { name: string; namespace?: string } };
+    const pub = replay(input, `rtmp://127.0.0.1:${rtmpPort}/live/${doc.streamKey}`, 'publisher');
+    const r = await sample(`http://127.0.0.1:${gatewayPort}/?stream=${doc.metadata.namespace ?? 'default'}/${doc.metadata.name}`, seconds);
+    results.push({ setup: 'tteok, one-machine origin', ...r });
+    await pub.stop('SIGKILL');
+
+    // 3. The peer: the same page and player on nginx-rtmp's HLS.
+    const nginx = await startNginxRtmp();
+    try {
+      const pubNginx = replay(input, `rtmp://127.0.0.1:${nginx.rtmpPort}/live/${KEY}`, 'nginx-publisher');
+      const src = encodeURIComponent(`http://127.0.0.1:${nginx.httpPort}/hls/${KEY}.m3u8`);
+      const rn = await sample(`http://127.0.0.1:${gatewayPort}/?src=${src}`, seconds);
+      results.push({ setup: 'nginx-rtmp HLS (same player)', ...rn });
+      await pubNginx.stop('SIGKILL');
+    } finally {
+      await nginx.stop();
+    }
+  } finally {
+    await local.stop();
+    rmSync(home, { recursive: true, force: true });
+  }
+  return results;
+}
+
+export function summarize(r: ViewerResult): string[] {
+  const s = (v: number[], f: (x: number[]) => number) => (v.length ? f(v).toFixed(2) : 'n/a');
+  return [r.setup, s(r.endToEnd, median), s(r.endToEnd, p95), s(r.edge, median), s(r.edge, p95), String(r.stalls)];
+}

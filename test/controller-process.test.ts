@@ -1,0 +1,191 @@
+// The controller as it runs in a pod: `tteok controller` child processes on
+// one kube-apiserver, with a service account holding exactly the RBAC the
+// README lists. Killed mid-way and restarted, it converges with one Secret
+// per LiveStream; two replicas elect one leader, and the other takes over
+// when the leader stops (at once on SIGTERM, after the lease on SIGKILL).
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import { rawJson } from '../common/kube/client.ts';
+import { startKubeApiServer } from './harness/kube.ts';
+import { freePort } from './harness/ports.ts';
+import { spawnManaged, stopAll, type ManagedProcess } from './harness/process.ts';
+import { waitFor } from './harness/wait.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const NS = 'streams';
+const SYSTEM = 'tteok-system';
+const GROUP = { group: 'tteok.dev', version: 'v1alpha1', plural: 'livestreams' };
+
+const kube = await startKubeApiServer();
+const dir = mkdtempSync(join(tmpdir(), 'tteok-controller-proc-'));
+const kc = new KubeConfig();
+kc.loadFromFile(kube.kubeconfigPath);
+const core = kc.makeApiClient(CoreV1Api);
+const custom = kc.makeApiClient(CustomObjectsApi);
+await applyCrd();
+for (const name of [NS, SYSTEM]) await core.createNamespace({ body: { metadata: { name } } });
+
+const controllerKubeconfig = await serviceAccountKubeconfig('tteok-controller', [
+  {
+    kind: 'ClusterRole',
+    rules: [
+      { apiGroups: ['tteok.dev'], resources: ['livestreams'], verbs: ['get', 'list', 'watch', 'patch'] },
+      { apiGroups: ['tteok.dev'], resources: ['livestreams/status'], verbs: ['patch'] },
+      { apiGroups: ['tteok.dev'], resources: ['livestreams/finalizers'], verbs: ['update'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+    ],
+  },
+  {
+    kind: 'Role',
+    namespace: SYSTEM,
+    rules: [
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'watch', 'create', 'update'] },
+      { apiGroups: ['apps'], resources: ['statefulsets'], verbs: ['list', 'watch'] },
+      { apiGroups: ['apps'], resources: ['statefulsets/scale'], verbs: ['patch'] },
+    ],
+  },
+]);
+
+t.teardown(async () => {
+  await stopAll();
+  await kube.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface ControllerProc {
+  proc: ManagedProcess;
+  httpPort: number;
+  leader(): Promise<boolean>;
+}
+async function startControllerProcess(name: string): Promise<ControllerProc> {
+  const httpPort = await freePort();
+  const proc = spawnManaged(name, process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'controller'], {
+    cwd: ROOT,
+    env: {
+      KUBECONFIG: controllerKubeconfig,
+      TTEOK_POD_NAME: name,
+      TTEOK_POD_NAMESPACE: SYSTEM,
+      TTEOK_CONTROLLER_HTTP_HOST: '127.0.0.1',
+      TTEOK_CONTROLLER_HTTP_PORT: String(httpPort),
+      TTEOK_LEADER_LEASE_SECONDS: '3',
+      TTEOK_LEADER_RENEW_DEADLINE_SECONDS: '2',
+      TTEOK_LEADER_RETRY_SECONDS: '0.5',
+      TTEOK_LOG_LEVEL: 'info',
+    },
+  });
+  await proc.waitForLine(/"msg":"controller started"/, 30_000);
+  return {
+    proc,
+    httpPort,
+    async leader() {
+      const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+      return /^tteok_controller_leader 1$/m.test(text);
+    },
+  };
+}
+
+async function createLs(name: string): Promise<void> {
+  await custom.createNamespacedCustomObject({ ...GROUP, namespace: NS, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name }, spec: { title: name } } });
+}
+async function allReady(names: string[]): Promise<boolean> {
+  const list = (await custom.listNamespacedCustomObject({ ...GROUP, namespace: NS })) as { items: Array<{ metadata: { name: string }; status?: { phase?: string } }> };
+  const ready = new Set(list.items.filter((i) => i.status?.phase === 'Ready').map((i) => i.metadata.name));
+  return names.every((n) => ready.has(n));
+}
+async function keySecrets(): Promise<Array<{ name: string; owner: string | undefined; livestream: string | undefined }>> {
+  const list = await core.listNamespacedSecret({ namespace: NS, labelSelector: 'tteok.dev/stream-key=true' });
+  return list.items.map((s) => ({ name: s.metadata!.name!, owner: s.metadata?.ownerReferences?.[0]?.uid, livestream: s.metadata?.labels?.['tteok.dev/livestream'] }));
+}
+
+t.test('killed mid-way and restarted, the controller converges with no duplicate Secrets', async (t) => {
+  const first = await startControllerProcess('controller-a');
+  await waitFor('controller-a leads', () => first.leader(), { timeoutMs: 10_000, intervalMs: 100 });
+  const names = Array.from({ length: 40 }, (_, i) => `s${String(i).padStart(2, '0')}`);
+  const creating = Promise.all(names.map((n) => createLs(n)));
+  await waitFor('some Secrets made', async () => (await keySecrets()).length >= 5, { timeoutMs: 15_000, intervalMs: 20 });
+  await first.proc.stop('SIGKILL', 1000);
+  await creating;
+  const before = (await keySecrets()).length;
+  t.ok(before < names.length, `killed with ${before} of ${names.length} Secrets made`);
+
+  const second = await startControllerProcess('controller-b');
+  const started = Date.now();
+  await waitFor('every LiveStream Ready', () => allReady(names), { timeoutMs: 30_000, intervalMs: 200 });
+  t.pass(`converged ${((Date.now() - started) / 1000).toFixed(1)} s after the restart (the dead leader's 3 s lease had to expire first)`);
+  const secrets = await keySecrets();
+  t.equal(secrets.length, names.length, 'exactly one key Secret per LiveStream');
+  t.same(secrets.map((s) => s.livestream).sort(), names, 'each names its LiveStream');
+  const list = (await custom.listNamespacedCustomObject({ ...GROUP, namespace: NS })) as { items: Array<{ metadata: { name: string; uid: string; finalizers?: string[] } }> };
+  const uids = new Map(list.items.map((i) => [i.metadata.name, i.metadata.uid]));
+  t.ok(secrets.every((s) => s.owner === uids.get(s.livestream!)), 'each is owned by its LiveStream');
+  t.ok(list.items.every((i) => i.metadata.finalizers?.filter((f) => f === 'tteok.dev/cleanup').length === 1), 'one finalizer each');
+  t.notOk(second.proc.lines.some((l) => /"level":"(error|fatal)"/.test(l)), 'no errors logged');
+  await second.proc.stop('SIGTERM', 5000);
+});
+
+t.test('two replicas: one leader; the other takes over when it stops', async (t) => {
+  const a = await startControllerProcess('replica-a');
+  const b = await startControllerProcess('replica-b');
+  const leader = await waitFor('one leader', async () => {
+    const [la, lb] = await Promise.all([a.leader(), b.leader()]);
+    return la !== lb ? (la ? a : b) : undefined;
+  }, { timeoutMs: 10_000, intervalMs: 100 });
+  const standby = leader === a ? b : a;
+  await createLs('failover-1');
+  await waitFor('reconciled by the leader', () => allReady(['failover-1']), { timeoutMs: 5000, intervalMs: 50 });
+  t.notOk(await standby.leader(), 'the standby does not act');
+  t.notOk(standby.proc.lines.some((l) => /stream key allocated/.test(l)), 'the standby made no Secret');
+
+  // A clean stop releases the lease: the standby takes over at once.
+  const stoppedAt = Date.now();
+  await leader.proc.stop('SIGTERM', 5000);
+  await waitFor('the standby leads', () => standby.leader(), { timeoutMs: 5000, intervalMs: 50 });
+  t.ok(Date.now() - stoppedAt < 2500, `took over ${Date.now() - stoppedAt} ms after the leader stopped`);
+  await createLs('failover-2');
+  await waitFor('reconciled by the new leader', () => allReady(['failover-2']), { timeoutMs: 5000, intervalMs: 50 });
+  t.ok(standby.proc.lines.some((l) => /stream key allocated/.test(l)), 'the new leader acts');
+  await standby.proc.stop('SIGTERM', 5000);
+});
+
+async function applyCrd(): Promise<void> {
+  const crd = parse(readFileSync(join(ROOT, 'manifests/crd/livestreams.tteok.dev.yaml'), 'utf8')) as { metadata: { name: string } };
+  await rawJson(kc, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', { method: 'POST', body: crd });
+  await waitFor('LiveStreams served', async () => {
+    await rawJson(kc, '/apis/tteok.dev/v1alpha1/livestreams');
+    return true;
+  }, { timeoutMs: 20_000, intervalMs: 100 });
+}
+
+interface RoleSpec {
+  kind: 'ClusterRole' | 'Role';
+  namespace?: string;
+  rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
+}
+
+/** A ServiceAccount in SYSTEM bound to exactly these rules, and a kubeconfig with a token for it. */
+async function serviceAccountKubeconfig(name: string, roles: RoleSpec[]): Promise<string> {
+  await core.createNamespacedServiceAccount({ namespace: SYSTEM, body: { metadata: { name } } });
+  for (const [i, role] of roles.entries()) {
+    const roleName = `${name}-${i}`;
+    const rbac = role.kind === 'ClusterRole' ? '/apis/rbac.authorization.k8s.io/v1' : `/apis/rbac.authorization.k8s.io/v1/namespaces/${role.namespace}`;
+    await rawJson(kc, `${rbac}/${role.kind === 'ClusterRole' ? 'clusterroles' : 'roles'}`, { method: 'POST', body: { metadata: { name: roleName }, rules: role.rules } });
+    await rawJson(kc, `${rbac}/${role.kind === 'ClusterRole' ? 'clusterrolebindings' : 'rolebindings'}`, {
+      method: 'POST',
+      body: { metadata: { name: roleName }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: role.kind, name: roleName }, subjects: [{ kind: 'ServiceAccount', name, namespace: SYSTEM }] },
+    });
+  }
+  const tr = await rawJson<{ status: { token: string } }>(kc, `/api/v1/namespaces/${SYSTEM}/serviceaccounts/${name}/token`, {
+    method: 'POST',
+    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
+  });
+  const config = JSON.parse(readFileSync(kube.kubeconfigPath, 'utf8')) as { users: Array<{ user: { token: string } }> };
+  config.users[0]!.user.token = tr.status.token;
+  const path = join(dir, `${name}.kubeconfig`);
+  writeFileSync(path, JSON.stringify(config), { mode: 0o600 });
+  return path;
+}

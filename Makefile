@@ -10,7 +10,7 @@ DEBIAN_TEST_PACKAGES := ffmpeg etcd-server prometheus chromium
 # kubeconform and the monitoring.coreos.com CRDs are for the Helm chart tests.
 GO_TEST_TOOLS := weed kube-apiserver kubeconform monitoring-crds
 
-.PHONY: help deps node_modules test typecheck build run bench clean
+.PHONY: help deps test typecheck build run bench clean
 
 help:
 	@echo "make run    start tteok on this machine (ingest + local origin), print OBS settings"

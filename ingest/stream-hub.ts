@@ -82,7 +82,13 @@ export class StreamHub implements LiveEvents {
         const ref = { namespace, name };
         const grant = keys.streams().find((g) => g.ref.namespace === namespace && g.ref.name === name);
         const packager = this.packagerFor(ref, grant);
-        if (!(await packager.resumeFromDisk())) this.packagers.delete(streamId(ref));
+        if (!(await packager.resumeFromDisk())) {
+          this.packagers.delete(streamId(ref));
+          continue;
+        }
+        // Still a live run to viewers until its grace period ends it.
+        this.runsSince.set(streamId(ref), packager.oldestListedSegmentAt ?? new Date());
+        this.emitLive(ref, true);
       }
     }
   }

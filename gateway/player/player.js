@@ -316,6 +316,17 @@
   }
 
   setInterval(sample, STATS_INTERVAL_MS);
-  setInterval(refreshList, LIST_REFRESH_MS);
-  refreshList();
+  // ?src=<playlist URL> plays any live HLS URL with the same tuned player,
+  // without the gateway's stream list (benchmarks use it on other servers).
+  var srcParam = new URLSearchParams(location.search).get('src');
+  if (srcParam && /^https?:\/\//.test(srcParam)) {
+    stats.stream = srcParam;
+    stats.state = 'live';
+    ui.title.textContent = srcParam;
+    setBadge('live', 'external');
+    startPlayback(srcParam);
+  } else {
+    setInterval(refreshList, LIST_REFRESH_MS);
+    refreshList();
+  }
 })();

@@ -69,8 +69,10 @@ export class StreamPackager {
     return this.state === 'live';
   }
 
-  get hasEnded(): boolean {
-    return this.state === 'ended';
+  /** When the oldest segment the playlist still lists arrived (the run's start, when retained). */
+  get oldestListedSegmentAt(): Date | undefined {
+    const first = this.playlist.segments[0];
+    return first ? new Date(first.programDateTime) : undefined;
   }
 
   /**

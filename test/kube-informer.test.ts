@@ -21,6 +21,8 @@ import { DEFAULT_SETTINGS } from '../common/livestream.ts';
 import { KubeStreamView } from '../gateway/views/kube-stream-view.ts';
 import { KubeKeySource } from '../ingest/keys/kube-key-source.ts';
 import { startKubeApiServer } from './harness/kube.ts';
+import { freePort } from './harness/ports.ts';
+import { spawnManaged } from './harness/process.ts';
 import { sleep, waitFor } from './harness/wait.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -261,6 +263,25 @@ t.test('the ingest key source and the gateway view follow changes within a secon
   t.ok(viewChanges >= 3, 'onChange on every change');
   await keys.close();
   await view.close();
+});
+
+t.test('the gateway role with TTEOK_VIEW=kubernetes serves streams from LiveStreams', async (t) => {
+  const port = await freePort();
+  const gateway = spawnManaged('gateway', process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'gateway'], {
+    cwd: ROOT,
+    env: { KUBECONFIG: kube.kubeconfigPath, TTEOK_VIEW: 'kubernetes', TTEOK_GATEWAY_HOST: '127.0.0.1', TTEOK_GATEWAY_PORT: String(port), TTEOK_PLAYBACK_BASE_URL: 'https://cdn.example.com' },
+  });
+  t.teardown(() => gateway.stop('SIGTERM', 5000));
+  await gateway.waitForLine(/gateway ready/, 30_000);
+  const path = `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams`;
+  await rawJson(admin, path, { method: 'POST', body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'via-gateway' }, spec: { title: 'Via the gateway' } } });
+  const body = await waitFor('the stream in the gateway', async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/v1/streams/${NS}/via-gateway`);
+    return res.status === 200 ? ((await res.json()) as Record<string, unknown>) : undefined;
+  }, { timeoutMs: 2000, intervalMs: 20 });
+  t.match(body, { namespace: NS, name: 'via-gateway', title: 'Via the gateway', phase: 'Pending', live: false, playbackUrl: `https://cdn.example.com/${NS}/via-gateway/index.m3u8` });
+  await rawJson(admin, `${path}/via-gateway`, { method: 'DELETE' });
+  await waitFor('gone from the gateway', async () => (await fetch(`http://127.0.0.1:${port}/v1/streams/${NS}/via-gateway`)).status === 404, { timeoutMs: 2000, intervalMs: 20 });
 });
 
 /** Compacts etcd at its current revision through etcd's v3 JSON API. */

@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1
+# One image for all three roles; the container's args choose one:
+#   docker run IMAGE ingest | gateway | controller
+# (the chart sets args: ["ingest"] and so on). No ffmpeg: the ingest packages
+# RTMP into CMAF in process. Runs as uid 10001 and works with a read-only root
+# filesystem (writable: /tmp, and the ingest's media volume).
+#
+#   docker build -t registry.example.com/tteok:0.1.0 .
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# Compile TypeScript (needs the dev dependencies).
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY bin ./bin
+COPY common ./common
+COPY ingest ./ingest
+COPY gateway ./gateway
+COPY controller ./controller
+RUN npm run build
+
+# Production dependencies only.
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY package.json ./
+# The gateway's player page is static files read at run time (gateway/plugins/player.ts
+# finds them at /app/gateway/player from /app/dist/gateway/plugins).
+COPY gateway/player ./gateway/player
+USER 10001:10001
+# RTMP, ingest HTTP (metrics, probes), gateway, controller HTTP.
+EXPOSE 1935 9935 8080 9937
+ENTRYPOINT ["node", "--enable-source-maps", "/app/dist/bin/tteok.js"]
+CMD ["ingest"]

@@ -105,7 +105,7 @@ export async function startController(config: ControllerConfig, deps: Controller
     enqueueCapacity();
   };
 
-  async function process(key: string): Promise<void> {
+  async function processKey(key: string): Promise<void> {
     const kind = key === CAPACITY_KEY ? 'capacity' : 'livestream';
     log.debug({ item: key }, 'reconcile start');
     const end = metrics.reconcileDuration.startTimer({ kind });
@@ -156,7 +156,7 @@ export async function startController(config: ControllerConfig, deps: Controller
             return;
           }
           try {
-            await process(key);
+            await processKey(key);
           } finally {
             queue.done(key);
           }

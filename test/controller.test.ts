@@ -309,6 +309,24 @@ t.test('delete: the key is revoked, media deleted unless retained, then the fina
   t.ok(body.Body, 'still readable');
 });
 
+t.test('a problem the user must fix shows as phase Error with a Warning event', async (t) => {
+  // Somebody else's Secret already has the name the key Secret needs.
+  await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'taken-stream-key' }, data: { other: 'eA==' } } });
+  await createLs('taken');
+  const ls = await waitFor('phase Error', async () => {
+    const ls = await getLs('taken');
+    return ls?.status?.phase === 'Error' ? ls : undefined;
+  }, { timeoutMs: 3000, intervalMs: 20 });
+  t.match(cond(ls, 'Ready'), { status: 'False', reason: 'SecretConflict', message: /taken-stream-key already exists/ });
+  const secret = await core.readNamespacedSecret({ namespace: NS, name: 'taken-stream-key' });
+  t.same(secret.data, { other: 'eA==' }, 'the foreign Secret is left alone');
+  await waitFor('a Warning event', async () => (await eventsOf('taken')).some((e) => e.type === 'Warning' && e.reason === 'SecretConflict'), { timeoutMs: 3000 });
+  // Fixed by the user: the next reconcile (here triggered by a spec change) recovers.
+  await core.deleteNamespacedSecret({ namespace: NS, name: 'taken-stream-key' });
+  await patchSpec('taken', { title: 'now it works' });
+  await waitFor('Ready once fixed', async () => (await getLs('taken'))?.status?.phase === 'Ready', { timeoutMs: 3000, intervalMs: 20 });
+});
+
 t.test('metrics and probes', async (t) => {
   const base = `http://127.0.0.1:${controller.httpPort}`;
   t.equal((await fetch(`${base}/healthz`)).status, 200);

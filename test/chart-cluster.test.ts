@@ -169,9 +169,12 @@ t.test('helm install, least privilege as each service account, CRD upgrade, unin
   crd.spec.versions[0]!.additionalPrinterColumns.push({ name: 'Upgraded', type: 'string', jsonPath: '.spec.title', priority: 1 });
   await writeFile(crdPath, stringifyYaml(crd));
   const printerColumns = async () => kubectlOk('get', 'crd', 'livestreams.tteok.dev', '-o', 'jsonpath={.spec.versions[0].additionalPrinterColumns[*].name}');
+  // Meanwhile the controller scaled the ingest (through the scale subresource, as it does).
+  await kubectlOk('scale', 'statefulset', 't-tteok-ingest', '-n', NAMESPACE, '--replicas=3');
   const upgrade = await helm('upgrade', 't', chart2, '--namespace', NAMESPACE, '--values', CI_VALUES['default']!);
   t.equal(upgrade.code, 0, upgrade.stderr);
   t.match(await printerColumns(), /Upgraded/, 'the upgraded CRD is on the server');
+  t.equal((await kubectlOk('get', 'statefulset', 't-tteok-ingest', '-n', NAMESPACE, '-o', 'jsonpath={.spec.replicas}')).trim(), '3', 'helm upgrade leaves the controller\'s ingest replicas alone');
 
   const uninstall = await helm('uninstall', 't', '--namespace', NAMESPACE);
   t.equal(uninstall.code, 0, uninstall.stderr);

@@ -45,7 +45,10 @@ async function sample(pageUrl: string, seconds: number): Promise<{ endToEnd: num
   const browser = await launchBrowser();
   try {
     await browser.page.goto(pageUrl);
-    await waitFor('the player to play', async () => (await browser.page.evaluate(() => (window as unknown as { tteokStats: Stats }).tteokStats.playing)) || undefined, { timeoutMs: 60_000, intervalMs: 250 });
+    await waitFor('the player to play', async () => (await browser.page.evaluate(() => (window as unknown as { tteokStats: Stats }).tteokStats.playing)) || undefined, { timeoutMs: 60_000, intervalMs: 250 }).catch(async (error: Error) => {
+      const stats = await browser.page.evaluate(() => JSON.stringify((window as unknown as { tteokStats: Stats }).tteokStats)).catch(() => '');
+      throw new Error(`${error.message} at ${pageUrl}\nstats: ${stats}\nconsole:\n${browser.console.slice(-15).join('\n')}`);
+    });
     // Let the player settle at its target before measuring.
     await sleep(5000);
     const endToEnd: number[] = [];
@@ -82,7 +85,12 @@ export async function viewerLatency(input: string, seconds = 60): Promise<Viewer
       const gateway = gatewayProcess({ TTEOK_GATEWAY_PORT: String(port), TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_PLAYBACK_BASE_URL: `${s3.endpoint}/${s3.bucket}` });
       await httpReady(`http://127.0.0.1:${port}/readyz`);
       const pub = replay(input, ingest.rtmpUrl(KEY), 'publisher');
-      const r = await sample(`http://127.0.0.1:${port}/?stream=default/bench`, seconds);
+      // A standalone gateway with the local view cannot know which streams are
+      // live (that comes from the ingest in the same process, or from the
+      // LiveStream status in Kubernetes), so the page plays the S3 URL directly.
+      const playlist = `${s3.endpoint}/${s3.bucket}/default/bench/index.m3u8`;
+      await waitFor('the first playlist in S3', async () => (await fetch(playlist)).ok || undefined, { timeoutMs: 30_000, intervalMs: 200 });
+      const r = await sample(`http://127.0.0.1:${port}/?src=${encodeURIComponent(playlist)}`, seconds);
       results.push({ setup: 'tteok, through S3 (SeaweedFS)', ...r });
       await pub.stop('SIGKILL');
       await gateway.stop();

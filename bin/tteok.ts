@@ -24,10 +24,7 @@ async function main(): Promise<void> {
       const { startGateway } = await import('../gateway/gateway.ts');
       const { createStreamView } = await import('../gateway/views/create-view.ts');
       const config = loadGatewayConfig();
-      // TTEOK_VIEW picks the stream view: `local` (the key file), or `kubernetes` (an informer on LiveStreams).
-      const view = config.view === 'kubernetes'
-        ? await (await import('../gateway/views/kube-stream-view.ts')).createKubeStreamView(process.env, log)
-        : await createStreamView(config, log);
+      const view = await createStreamView(config, log);
       const gateway = await startGateway({ ...gatewayOptionsFrom(config), view, log });
       onTermination(async () => {
         await gateway.close();

@@ -53,7 +53,7 @@ export class ControllerMetrics {
   });
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry });
+    collectDefaultMetrics({ register: this.registry, prefix: 'tteok_controller_' });
     this.leader.set(0);
   }
 }

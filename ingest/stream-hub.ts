@@ -17,6 +17,8 @@ import { StreamPackager, type StreamEnd } from './packager/stream-packager.ts';
 export interface StreamClaims {
   acquire(ref: StreamRef): Promise<boolean>;
   release(ref: StreamRef): Promise<void>;
+  /** Called when a held claim is lost (not renewed in time, taken over): the publish must end. */
+  onLost?(listener: (ref: StreamRef) => void): void;
 }
 
 export type Admission =
@@ -57,6 +59,14 @@ export class StreamHub implements LiveEvents {
 
   constructor(private readonly options: StreamHubOptions) {
     options.keys.onChange(() => this.recheckLive());
+    // Another ingest may now have the stream: two publishers must never both package it.
+    options.claims?.onLost?.((ref) => {
+      const entry = this.live.get(streamId(ref));
+      if (!entry) return;
+      this.options.log.warn({ stream: streamId(ref) }, 'ending a live publish: this ingest lost its claim on the stream');
+      entry.disconnect();
+      void entry.publish.end(true);
+    });
   }
 
   get liveCount(): number {
@@ -114,9 +124,20 @@ export class StreamHub implements LiveEvents {
     // Reserve the stream before any await, so two concurrent publishes cannot both pass.
     const entry: LiveEntry = { key, disconnect, publish: undefined as unknown as LivePublish };
     this.live.set(id, entry);
-    if (this.options.claims && !(await this.options.claims.acquire(grant.ref).catch(() => false))) {
-      this.live.delete(id);
-      return refuse('NetStream.Publish.BadName', 'live_elsewhere', 'This stream is live on another ingest.');
+    if (this.options.claims) {
+      let claimed: boolean;
+      try {
+        claimed = await this.options.claims.acquire(grant.ref);
+      } catch (error) {
+        // Without the claim another ingest could take the same stream: refuse, and say it is on our side.
+        this.live.delete(id);
+        this.options.log.error({ stream: id, err: (error as Error).message }, 'cannot claim the stream (Kubernetes API unreachable?)');
+        return refuse('NetStream.Publish.Denied', 'claim_unavailable', 'The ingest cannot claim this stream right now; retry shortly.');
+      }
+      if (!claimed) {
+        this.live.delete(id);
+        return refuse('NetStream.Publish.BadName', 'live_elsewhere', 'This stream is live on another ingest.');
+      }
     }
     const packager = this.packagerFor(grant.ref, grant);
     const session = packager.beginSession(grant.settings);

@@ -1,8 +1,7 @@
-// Picks the gateway's StreamView (TTEOK_VIEW). This is the seam for the
-// Kubernetes view: an informer on LiveStreams (status.phase, status.liveSince)
-// implementing common/stream-view.ts goes in gateway/views/ and is returned
-// here for `kubernetes`; nothing else in the gateway changes.
-import { ConfigError } from '../../common/env-config.ts';
+// Picks the gateway's StreamView (TTEOK_VIEW): `local`, the key file (with
+// live state from an ingest in the same process), or `kubernetes`, an
+// informer on LiveStreams and their status. Nothing else in the gateway
+// depends on which.
 import type { Logger } from '../../common/log.ts';
 import type { LiveEvents, StreamView } from '../../common/stream-view.ts';
 import type { GatewayConfig } from '../config.ts';
@@ -15,7 +14,10 @@ export async function createStreamView(config: GatewayConfig, log: Logger, live?
       await view.ready();
       return view;
     }
-    case 'kubernetes':
-      throw new ConfigError('TTEOK_VIEW=kubernetes is not available yet (gateway/views/create-view.ts is where it plugs in); use TTEOK_VIEW=local with TTEOK_KEYS_FILE');
+    case 'kubernetes': {
+      // Loaded only here: the local mode never needs the Kubernetes client.
+      const { createKubeStreamView } = await import('./kube-stream-view.ts');
+      return createKubeStreamView(process.env, log);
+    }
   }
 }

@@ -53,6 +53,8 @@ export class LeaseStreamClaims implements StreamClaims {
   private readonly held = new Map<string, Held>();
   private readonly renewEveryMs: number;
 
+  private readonly lostListeners: Array<(ref: StreamRef) => void> = [];
+
   constructor(private readonly options: LeaseStreamClaimsOptions) {
     this.leases = new LeaseClient(options.kc, Math.max(2000, (options.leaseDurationSeconds * 1000) / 3));
     this.renewEveryMs = Math.max(500, (options.leaseDurationSeconds * 1000) / 3);
@@ -101,6 +103,10 @@ export class LeaseStreamClaims implements StreamClaims {
       return true;
     }
     return false;
+  }
+
+  onLost(listener: (ref: StreamRef) => void): void {
+    this.lostListeners.push(listener);
   }
 
   async release(ref: StreamRef): Promise<void> {
@@ -161,6 +167,7 @@ export class LeaseStreamClaims implements StreamClaims {
         clearInterval(held.timer);
         this.held.delete(streamId(ref));
         this.options.log.error({ stream: streamId(ref), holder: current?.spec?.holderIdentity }, 'lost the stream claim (it expired and another pod took it, or it was deleted)');
+        for (const listener of this.lostListeners) listener(ref);
       }
     }
   }

@@ -41,8 +41,9 @@ try {
   }
 
   if (selected.has('viewer')) {
-    const results = await viewerLatency(input, 60);
-    print(table('Viewer latency in headless Chromium, seconds (sampled once a second for 60 s)', ['setup', 'now−playingDate median', 'p95', 'behind live edge median', 'p95', 'stalls'], results.map(summarize)));
+    const viewerSeconds = Number(process.env.BENCH_VIEWER_SECONDS ?? 60);
+    const results = await viewerLatency(input, viewerSeconds);
+    print(table(`Viewer latency in headless Chromium, seconds (sampled once a second for ${viewerSeconds} s)`, ['setup', 'now−playingDate median', 'p95', 'behind live edge median', 'p95', 'stalls'], results.map(summarize)));
     print('Target: viewer latency median ≤ 2.5 s with 1 s segments. nginx-rtmp writes no EXT-X-PROGRAM-DATE-TIME, so only its distance to the live edge can be measured.');
   }
 

@@ -3,16 +3,15 @@
 // README lists. Killed mid-way and restarted, it converges with one Secret
 // per LiveStream; two replicas elect one leader, and the other takes over
 // when the leader stops (at once on SIGTERM, after the lease on SIGKILL).
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
-import { parse } from 'yaml';
-import { rawJson } from '../common/kube/client.ts';
 import { startKubeApiServer } from './harness/kube.ts';
 import { freePort } from './harness/ports.ts';
 import { spawnManaged, stopAll, type ManagedProcess } from './harness/process.ts';
+import { applyLiveStreamCrd, serviceAccountKubeconfig } from './harness/kube-fixtures.ts';
 import { waitFor } from './harness/wait.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -26,10 +25,10 @@ const kc = new KubeConfig();
 kc.loadFromFile(kube.kubeconfigPath);
 const core = kc.makeApiClient(CoreV1Api);
 const custom = kc.makeApiClient(CustomObjectsApi);
-await applyCrd();
+await applyLiveStreamCrd(kc);
 for (const name of [NS, SYSTEM]) await core.createNamespace({ body: { metadata: { name } } });
 
-const controllerKubeconfig = await serviceAccountKubeconfig('tteok-controller', [
+const controllerKubeconfig = await serviceAccountKubeconfig(kc, kube.kubeconfigPath, dir, SYSTEM, 'tteok-controller', [
   {
     kind: 'ClusterRole',
     rules: [
@@ -152,40 +151,5 @@ t.test('two replicas: one leader; the other takes over when it stops', async (t)
   await standby.proc.stop('SIGTERM', 5000);
 });
 
-async function applyCrd(): Promise<void> {
-  const crd = parse(readFileSync(join(ROOT, 'manifests/crd/livestreams.tteok.dev.yaml'), 'utf8')) as { metadata: { name: string } };
-  await rawJson(kc, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', { method: 'POST', body: crd });
-  await waitFor('LiveStreams served', async () => {
-    await rawJson(kc, '/apis/tteok.dev/v1alpha1/livestreams');
-    return true;
-  }, { timeoutMs: 20_000, intervalMs: 100 });
-}
-
-interface RoleSpec {
-  kind: 'ClusterRole' | 'Role';
-  namespace?: string;
-  rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
-}
 
 /** A ServiceAccount in SYSTEM bound to exactly these rules, and a kubeconfig with a token for it. */
-async function serviceAccountKubeconfig(name: string, roles: RoleSpec[]): Promise<string> {
-  await core.createNamespacedServiceAccount({ namespace: SYSTEM, body: { metadata: { name } } });
-  for (const [i, role] of roles.entries()) {
-    const roleName = `${name}-${i}`;
-    const rbac = role.kind === 'ClusterRole' ? '/apis/rbac.authorization.k8s.io/v1' : `/apis/rbac.authorization.k8s.io/v1/namespaces/${role.namespace}`;
-    await rawJson(kc, `${rbac}/${role.kind === 'ClusterRole' ? 'clusterroles' : 'roles'}`, { method: 'POST', body: { metadata: { name: roleName }, rules: role.rules } });
-    await rawJson(kc, `${rbac}/${role.kind === 'ClusterRole' ? 'clusterrolebindings' : 'rolebindings'}`, {
-      method: 'POST',
-      body: { metadata: { name: roleName }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: role.kind, name: roleName }, subjects: [{ kind: 'ServiceAccount', name, namespace: SYSTEM }] },
-    });
-  }
-  const tr = await rawJson<{ status: { token: string } }>(kc, `/api/v1/namespaces/${SYSTEM}/serviceaccounts/${name}/token`, {
-    method: 'POST',
-    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
-  });
-  const config = JSON.parse(readFileSync(kube.kubeconfigPath, 'utf8')) as { users: Array<{ user: { token: string } }> };
-  config.users[0]!.user.token = tr.status.token;
-  const path = join(dir, `${name}.kubeconfig`);
-  writeFileSync(path, JSON.stringify(config), { mode: 0o600 });
-  return path;
-}

@@ -2,12 +2,9 @@
 // real S3-compatible server for the finalizer's media cleanup): the CRD's
 // validation, key Secrets, status, Events, live state from claim Leases,
 // capacity through the StatefulSet scale subresource, and deletion.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import t from 'tap';
 import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import { parse } from 'yaml';
 import { createLogger } from '../common/log.ts';
 import { rawJson } from '../common/kube/client.ts';
 import { LeaseClient, microTime } from '../common/kube/lease.ts';
@@ -17,9 +14,9 @@ import { STREAM_KEY_PATTERN } from '../ingest/keys/key-source.ts';
 import { startKubeApiServer } from './harness/kube.ts';
 import { stopAll } from './harness/process.ts';
 import { startS3Server, TEST_ACCESS_KEY, TEST_SECRET_KEY } from './harness/s3-server.ts';
+import { applyLiveStreamCrd } from './harness/kube-fixtures.ts';
 import { sleep, waitFor } from './harness/wait.ts';
 
-const ROOT = join(import.meta.dirname, '..');
 const NS = 'streams';
 const SYSTEM = 'tteok-system';
 const GROUP = { group: 'tteok.dev', version: 'v1alpha1', plural: 'livestreams' };
@@ -31,7 +28,7 @@ kc.loadFromFile(kube.kubeconfigPath);
 const core = kc.makeApiClient(CoreV1Api);
 const custom = kc.makeApiClient(CustomObjectsApi);
 
-await applyCrd(kc);
+await applyLiveStreamCrd(kc);
 for (const name of [NS, SYSTEM]) await core.createNamespace({ body: { metadata: { name } } });
 await rawJson(kc, `/apis/apps/v1/namespaces/${SYSTEM}/statefulsets`, {
   method: 'POST',
@@ -342,16 +339,3 @@ async function keysUnder(prefix: string): Promise<number> {
   return page.KeyCount ?? 0;
 }
 
-async function applyCrd(kc: KubeConfig): Promise<void> {
-  const crd = parse(readFileSync(join(ROOT, 'manifests/crd/livestreams.tteok.dev.yaml'), 'utf8')) as { metadata: { name: string } };
-  await rawJson(kc, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', { method: 'POST', body: crd });
-  await waitFor('the CRD to be established', async () => {
-    const got = await rawJson<{ status?: { conditions?: Array<{ type: string; status: string }> } }>(kc, `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`);
-    return got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
-  }, { timeoutMs: 20_000, intervalMs: 100 });
-  // Established can come a moment before the resource is served.
-  await waitFor('LiveStreams to be served', async () => {
-    await rawJson(kc, '/apis/tteok.dev/v1alpha1/livestreams');
-    return true;
-  }, { timeoutMs: 20_000, intervalMs: 100 });
-}

@@ -4,12 +4,11 @@
 // ffmpeg publishing over RTMP. Key rotation refuses the old key and accepts
 // the new one; one publisher per stream across pods; a dead pod's claim
 // expires and the stream can go live on the other pod.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
-import { parse } from 'yaml';
 import { createLogger } from '../common/log.ts';
 import { rawJson } from '../common/kube/client.ts';
 import { loadControllerConfig } from '../controller/config.ts';
@@ -18,9 +17,9 @@ import { startIngestProcess, type IngestProcess } from './harness/ingest-process
 import { startKubeApiServer } from './harness/kube.ts';
 import { stopAll, type ManagedProcess } from './harness/process.ts';
 import { publishTestPattern } from './harness/publisher.ts';
+import { applyLiveStreamCrd, serviceAccountKubeconfig } from './harness/kube-fixtures.ts';
 import { waitFor } from './harness/wait.ts';
 
-const ROOT = join(import.meta.dirname, '..');
 const NS = 'streams';
 const SYSTEM = 'tteok-system';
 const GROUP = { group: 'tteok.dev', version: 'v1alpha1', plural: 'livestreams' };
@@ -32,7 +31,7 @@ const kc = new KubeConfig();
 kc.loadFromFile(kube.kubeconfigPath);
 const core = kc.makeApiClient(CoreV1Api);
 const custom = kc.makeApiClient(CustomObjectsApi);
-await applyCrd();
+await applyLiveStreamCrd(kc);
 for (const name of [NS, SYSTEM]) await core.createNamespace({ body: { metadata: { name } } });
 
 const controller = await startController(
@@ -49,7 +48,7 @@ const controller = await startController(
 await controller.ready();
 
 // The ingest runs as its own service account with exactly the RBAC the README lists.
-const ingestKubeconfig = await serviceAccountKubeconfig('tteok-ingest', [
+const ingestKubeconfig = await serviceAccountKubeconfig(kc, kube.kubeconfigPath, dir, SYSTEM, 'tteok-ingest', [
   { kind: 'ClusterRole', rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['list', 'watch'] }] },
   { kind: 'Role', namespace: SYSTEM, rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update', 'delete'] }] },
 ]);
@@ -184,40 +183,5 @@ t.test('one publisher per stream across pods; a dead pod\'s claim expires', asyn
   await taken.stop('SIGTERM', 3000);
 });
 
-async function applyCrd(): Promise<void> {
-  const crd = parse(readFileSync(join(ROOT, 'manifests/crd/livestreams.tteok.dev.yaml'), 'utf8')) as { metadata: { name: string } };
-  await rawJson(kc, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', { method: 'POST', body: crd });
-  await waitFor('LiveStreams served', async () => {
-    await rawJson(kc, '/apis/tteok.dev/v1alpha1/livestreams');
-    return true;
-  }, { timeoutMs: 20_000, intervalMs: 100 });
-}
-
-interface RoleSpec {
-  kind: 'ClusterRole' | 'Role';
-  namespace?: string;
-  rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
-}
 
 /** A ServiceAccount in SYSTEM bound to exactly these rules, and a kubeconfig with a token for it. */
-async function serviceAccountKubeconfig(name: string, roles: RoleSpec[]): Promise<string> {
-  await core.createNamespacedServiceAccount({ namespace: SYSTEM, body: { metadata: { name } } });
-  for (const [i, role] of roles.entries()) {
-    const roleName = `${name}-${i}`;
-    const rbac = role.kind === 'ClusterRole' ? '/apis/rbac.authorization.k8s.io/v1' : `/apis/rbac.authorization.k8s.io/v1/namespaces/${role.namespace}`;
-    await rawJson(kc, `${rbac}/${role.kind === 'ClusterRole' ? 'clusterroles' : 'roles'}`, { method: 'POST', body: { metadata: { name: roleName }, rules: role.rules } });
-    await rawJson(kc, `${rbac}/${role.kind === 'ClusterRole' ? 'clusterrolebindings' : 'rolebindings'}`, {
-      method: 'POST',
-      body: { metadata: { name: roleName }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: role.kind, name: roleName }, subjects: [{ kind: 'ServiceAccount', name, namespace: SYSTEM }] },
-    });
-  }
-  const tr = await rawJson<{ status: { token: string } }>(kc, `/api/v1/namespaces/${SYSTEM}/serviceaccounts/${name}/token`, {
-    method: 'POST',
-    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
-  });
-  const config = JSON.parse(readFileSync(kube.kubeconfigPath, 'utf8')) as { users: Array<{ user: { token: string } }> };
-  config.users[0]!.user.token = tr.status.token;
-  const path = join(dir, `${name}.kubeconfig`);
-  writeFileSync(path, JSON.stringify(config), { mode: 0o600 });
-  return path;
-}

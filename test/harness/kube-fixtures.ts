@@ -1,0 +1,67 @@
+// What the control-plane tests set up on the real API server again and
+// again: the LiveStream CRD, served; and a ServiceAccount bound to exactly the
+// RBAC rules a role gets in the chart, with a kubeconfig that uses its token,
+// so that a process under test runs with least privilege, not as admin.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import { rawJson } from '../../common/kube/client.ts';
+import { waitFor } from './wait.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+export const CRD_PATH = join(ROOT, 'manifests/crd/livestreams.tteok.dev.yaml');
+
+/** Creates the LiveStream CRD and waits until LiveStreams are served. */
+export async function applyLiveStreamCrd(kc: KubeConfig): Promise<void> {
+  const crd = parse(readFileSync(CRD_PATH, 'utf8')) as { metadata: { name: string } };
+  await rawJson(kc, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', { method: 'POST', body: crd });
+  await waitFor('the CRD to be established', async () => {
+    const got = await rawJson<{ status?: { conditions?: Array<{ type: string; status: string }> } }>(kc, `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`);
+    return got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
+  }, { timeoutMs: 20_000, intervalMs: 100 });
+  // Established can come a moment before the resource is served.
+  await waitFor('LiveStreams to be served', async () => {
+    await rawJson(kc, '/apis/tteok.dev/v1alpha1/livestreams');
+    return true;
+  }, { timeoutMs: 20_000, intervalMs: 100 });
+}
+
+export interface RoleSpec {
+  kind: 'ClusterRole' | 'Role';
+  namespace?: string;
+  rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
+}
+
+/**
+ * A ServiceAccount `name` in `namespace` bound to exactly these rules, and the
+ * path of a kubeconfig (written into `dir`) that authenticates with its token.
+ */
+export async function serviceAccountKubeconfig(
+  admin: KubeConfig,
+  adminKubeconfigPath: string,
+  dir: string,
+  namespace: string,
+  name: string,
+  roles: RoleSpec[],
+): Promise<string> {
+  await rawJson(admin, `/api/v1/namespaces/${namespace}/serviceaccounts`, { method: 'POST', body: { metadata: { name } } });
+  for (const [i, role] of roles.entries()) {
+    const roleName = `${name}-${i}`;
+    const rbac = role.kind === 'ClusterRole' ? '/apis/rbac.authorization.k8s.io/v1' : `/apis/rbac.authorization.k8s.io/v1/namespaces/${role.namespace}`;
+    await rawJson(admin, `${rbac}/${role.kind === 'ClusterRole' ? 'clusterroles' : 'roles'}`, { method: 'POST', body: { metadata: { name: roleName }, rules: role.rules } });
+    await rawJson(admin, `${rbac}/${role.kind === 'ClusterRole' ? 'clusterrolebindings' : 'rolebindings'}`, {
+      method: 'POST',
+      body: { metadata: { name: roleName }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: role.kind, name: roleName }, subjects: [{ kind: 'ServiceAccount', name, namespace }] },
+    });
+  }
+  const tr = await rawJson<{ status: { token: string } }>(admin, `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
+    method: 'POST',
+    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
+  });
+  const config = JSON.parse(readFileSync(adminKubeconfigPath, 'utf8')) as { users: Array<{ user: { token: string } }> };
+  config.users[0]!.user.token = tr.status.token;
+  const path = join(dir, `${name}.kubeconfig`);
+  writeFileSync(path, JSON.stringify(config), { mode: 0o600 });
+  return path;
+}

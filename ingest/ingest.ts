@@ -73,6 +73,8 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     metrics,
     log,
     onStreamEnded: (end) => uploader.streamEnded(end),
+    onFileWritten: (path) => uploader.fileWritten(path),
+    uploadsSettled: (ref) => uploader.streamSettled(`${ref.namespace}/${ref.name}`, config.shutdownTimeoutMs),
   });
   // Files left by a previous process are uploaded first, and its unfinished
   // streams wait for their publishers to come back.

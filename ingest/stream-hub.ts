@@ -47,6 +47,10 @@ export interface StreamHubOptions {
   metrics: IngestMetrics;
   log: Logger;
   onStreamEnded: (end: StreamEnd) => void;
+  /** Resolves once everything the stream wrote is stored (bounded by the implementation). */
+  uploadsSettled?: (ref: StreamRef) => Promise<unknown>;
+  /** Passed to each stream's packager: a file is complete on the media volume. */
+  onFileWritten?: (path: string) => void;
 }
 
 export class StreamHub implements LiveEvents {
@@ -151,6 +155,10 @@ export class StreamHub implements LiveEvents {
         this.live.delete(id);
         this.options.metrics.liveStreams.set(this.live.size);
         await packager.endSession(session, clean);
+        // The claim says "this stream's media is being written here": the
+        // controller deletes a removed stream's media once the claim is gone,
+        // so a run that ended keeps it until its last objects are stored.
+        if (clean) await this.options.uploadsSettled?.(grant.ref);
         await this.options.claims?.release(grant.ref).catch(() => undefined);
       },
     };
@@ -192,6 +200,7 @@ export class StreamHub implements LiveEvents {
       settings: grant?.settings ?? DEFAULT_SETTINGS,
       mediaDir: this.options.mediaDir,
       reconnectGraceMs: this.options.reconnectGraceMs,
+      ...(this.options.onFileWritten ? { onFileWritten: this.options.onFileWritten } : {}),
       metrics: this.options.metrics,
       log: this.options.log,
       onEnded: (end) => {

@@ -28,6 +28,13 @@ export interface StreamPackagerOptions {
   settings: StreamSettings;
   mediaDir: string;
   reconnectGraceMs: number;
+  /**
+   * Called once a file is complete on the media volume. The uploader's
+   * watcher finds every file anyway; this only saves the time the watcher
+   * takes to notice (chokidar re-reads a changed directory at most once a
+   * second, which would cost up to a second of live latency per segment).
+   */
+  onFileWritten?: (path: string) => void;
   metrics: IngestMetrics;
   log: Logger;
   onEnded: (end: StreamEnd) => void;
@@ -234,7 +241,10 @@ export class StreamPackager {
   }
 
   private queueWrite(relativePath: string, data: Uint8Array | string): void {
-    this.queueFileOp(relativePath, (path) => writeFileAtomic(path, data));
+    this.queueFileOp(relativePath, async (path) => {
+      await writeFileAtomic(path, data);
+      this.options.onFileWritten?.(path);
+    });
   }
 
   private queueAppend(relativePath: string, line: string): void {

@@ -76,20 +76,38 @@ export class Uploader implements BacklogTracker {
    * be on their way.
    */
   async drain(timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
     await this.sweep(this.options.mediaDir);
+    return this.settle(() => [...this.queues.values()], timeoutMs);
+  }
+
+  /** The same for one stream ("<namespace>/<name>"): everything it wrote is stored. */
+  async streamSettled(streamPath: string, timeoutMs: number): Promise<boolean> {
+    await this.sweep(join(this.options.mediaDir, streamPath));
+    return this.settle(() => [this.queues.get(streamPath)].filter((q) => q !== undefined), timeoutMs);
+  }
+
+  private async settle(queues: () => StreamUploadQueue[], timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      const busy = [...this.queues.values()].filter((q) => !q.idle);
+      const busy = queues().filter((q) => !q.idle);
       if (busy.length === 0) return true;
       await Promise.race([Promise.all(busy.map((q) => q.whenIdle())), sleep(Math.max(0, deadline - Date.now()))]);
     }
-    return [...this.queues.values()].every((q) => q.idle);
+    return queues().every((q) => q.idle);
   }
 
   async close(): Promise<void> {
     for (const timer of this.deletionTimers) clearTimeout(timer);
     for (const q of this.queues.values()) q.close();
     await this.watcher?.close();
+  }
+
+  /** The packager finished a file: queue it now rather than when the watcher notices. */
+  fileWritten(path: string): void {
+    stat(path).then(
+      (s) => this.fileAppeared(path, s),
+      () => undefined, // already stored and removed, or replaced: the watcher covers it
+    );
   }
 
   private fileAppeared(path: string, stats?: { size: number; mtimeMs: number }): void {

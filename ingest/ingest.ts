@@ -2,12 +2,14 @@
 // packagers writing to the media volume, the uploader storing from it, and
 // the HTTP side. `startIngest` returns a handle whose `shutdown` does what
 // SIGTERM must: stop taking publishes, end live streams, finish uploads.
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { createLogger, type Logger } from '../common/log.ts';
 import type { LiveEvents } from '../common/stream-view.ts';
 import type { IngestConfig } from './config.ts';
 import { createIngestHttpServer } from './http-server.ts';
+import { MEDIA_TMP_DIR } from './packager/atomic-file.ts';
 import { FileKeySource } from './keys/file-key-source.ts';
 import type { KeySource } from './keys/key-source.ts';
 import { IngestMetrics } from './metrics.ts';
@@ -49,7 +51,10 @@ export function createStore(config: IngestConfig): ObjectStore {
 export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): Promise<RunningIngest> {
   const log = deps.log ?? createLogger('ingest');
   const metrics = new IngestMetrics();
-  await mkdir(config.mediaDir, { recursive: true });
+  // Temporary files left by a killed process are incomplete writes: the
+  // packager never renamed them into place, so nothing refers to them.
+  await rm(join(config.mediaDir, MEDIA_TMP_DIR), { recursive: true, force: true });
+  await mkdir(join(config.mediaDir, MEDIA_TMP_DIR), { recursive: true });
   const keys = deps.keys ?? new FileKeySource(config.keysFile, log);
   await keys.ready();
   const store = createStore(config);

@@ -11,7 +11,7 @@ import type { Logger } from '../../common/log.ts';
 import { PLAYLIST_FILE } from '../../common/object-layout.ts';
 import { streamId, type StreamRef, type StreamSettings } from '../../common/livestream.ts';
 import type { IngestMetrics } from '../metrics.ts';
-import { writeFileAtomic } from './atomic-file.ts';
+import { MEDIA_TMP_DIR, writeFileAtomic } from './atomic-file.ts';
 import { Fragmenter, type SegmentOutput } from './fragmenter.ts';
 import { MediaPlaylist, type PlaylistSegment } from './playlist.ts';
 import { PublishSession } from './publish-session.ts';
@@ -64,11 +64,13 @@ export class StreamPackager {
   private currentInitUri: string | undefined;
   private warnedLongSegments = false;
   private readonly dir: string;
+  private readonly tmpDir: string;
 
   constructor(private readonly options: StreamPackagerOptions) {
     this.ref = options.ref;
     this.settings = options.settings;
     this.dir = join(options.mediaDir, options.ref.namespace, options.ref.name);
+    this.tmpDir = join(options.mediaDir, MEDIA_TMP_DIR);
     this.playlist = this.newPlaylist();
   }
 
@@ -242,7 +244,7 @@ export class StreamPackager {
 
   private queueWrite(relativePath: string, data: Uint8Array | string): void {
     this.queueFileOp(relativePath, async (path) => {
-      await writeFileAtomic(path, data);
+      await writeFileAtomic(path, data, this.tmpDir);
       this.options.onFileWritten?.(path);
     });
   }

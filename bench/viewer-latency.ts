@@ -121,7 +121,9 @@ export async function viewerLatency(input: string, seconds = 60): Promise<Viewer
     const nginx = await startNginxRtmp();
     try {
       const pubNginx = replay(input, `rtmp://127.0.0.1:${nginx.rtmpPort}/live/${KEY}`, 'nginx-publisher');
-      const src = encodeURIComponent(`http://127.0.0.1:${nginx.httpPort}/hls/${KEY}.m3u8`);
+      const playlist = `http://127.0.0.1:${nginx.httpPort}/hls/${KEY}.m3u8`;
+      await waitFor('nginx-rtmp\'s first playlist', async () => (await fetch(playlist)).ok || undefined, { timeoutMs: 30_000, intervalMs: 200 });
+      const src = encodeURIComponent(playlist);
       const rn = await sample(`http://127.0.0.1:${gatewayPort}/?src=${src}`, seconds);
       results.push({ setup: 'nginx-rtmp HLS (same player)', ...rn });
       await pubNginx.stop('SIGKILL');

@@ -69,8 +69,8 @@ http {
     listen 127.0.0.1:${httpPort};
     location /hls/ {
       alias ${hlsDir}/;
-      add_header Cache-Control no-cache;
-      add_header Access-Control-Allow-Origin *;
+      add_header Cache-Control no-cache always;
+      add_header Access-Control-Allow-Origin * always;
     }
   }
 }

@@ -85,6 +85,11 @@
   };
   window.tteokStats = stats;
 
+  // ?src=<playlist URL> plays any live HLS URL with the same tuned player,
+  // without the gateway's stream list (benchmarks use it on other servers).
+  var srcParam = new URLSearchParams(location.search).get('src');
+  var srcMode = !!srcParam && /^https?:\/\//.test(srcParam);
+
   var streams = [];
   var selected = selectedFromUrl();
   var current = null; // the stream object being played
@@ -223,9 +228,12 @@
         return;
       }
       // Network: the playlist is gone (the run ended) or unreachable. Start
-      // over on the next list refresh if the stream is still live.
+      // over on the next list refresh if the stream is still live (with
+      // ?src= there is no list: try the URL again in a second).
       setMessage('Playback interrupted (' + data.details + '); retrying…');
+      var retryUrl = playingUrl;
       stopPlayback();
+      if (srcMode && retryUrl) setTimeout(function () { if (!hls) startPlayback(retryUrl); }, 1000);
     });
     hls.loadSource(url);
     hls.attachMedia(video);
@@ -316,10 +324,7 @@
   }
 
   setInterval(sample, STATS_INTERVAL_MS);
-  // ?src=<playlist URL> plays any live HLS URL with the same tuned player,
-  // without the gateway's stream list (benchmarks use it on other servers).
-  var srcParam = new URLSearchParams(location.search).get('src');
-  if (srcParam && /^https?:\/\//.test(srcParam)) {
+  if (srcMode) {
     stats.stream = srcParam;
     stats.state = 'live';
     ui.title.textContent = srcParam;

@@ -14,7 +14,7 @@ import {
   settingsFromSpec,
   type LiveStreamObject,
 } from '../../common/livestream.ts';
-import { isWellFormedKey, type KeySource, type StreamGrant } from './key-source.ts';
+import { GrantTable, isWellFormedKey, type StreamGrant } from './key-source.ts';
 
 export interface LocalLiveStream extends LiveStreamObject {
   streamKey: string;
@@ -67,9 +67,7 @@ export function parseKeyFile(text: string): Map<string, StreamGrant> {
   return grants;
 }
 
-export class FileKeySource implements KeySource {
-  private grants = new Map<string, StreamGrant>();
-  private readonly listeners: Array<() => void> = [];
+export class FileKeySource extends GrantTable {
   private watcher: FSWatcher | undefined;
   private readonly initial: Promise<void>;
 
@@ -77,21 +75,10 @@ export class FileKeySource implements KeySource {
     private readonly path: string,
     private readonly log: Logger,
   ) {
+    super();
     this.initial = this.load(true);
     this.watcher = watch(path, { ignoreInitial: true, awaitWriteFinish: { stabilityThreshold: 50, pollInterval: 20 } });
     this.watcher.on('all', () => void this.load(false));
-  }
-
-  lookup(key: string): StreamGrant | undefined {
-    return this.grants.get(key);
-  }
-
-  streams(): StreamGrant[] {
-    return [...this.grants.values()];
-  }
-
-  onChange(listener: () => void): void {
-    this.listeners.push(listener);
   }
 
   ready(): Promise<void> {
@@ -106,9 +93,8 @@ export class FileKeySource implements KeySource {
   private async load(first: boolean): Promise<void> {
     try {
       const text = await readFile(this.path, 'utf8');
-      this.grants = parseKeyFile(text);
+      this.replaceGrants(parseKeyFile(text), !first);
       this.log.info({ file: this.path, streams: this.grants.size }, 'loaded stream keys');
-      if (!first) for (const l of this.listeners) l();
     } catch (error) {
       if (first) throw error;
       this.log.error({ file: this.path, err: (error as Error).message }, 'key file not reloaded; keeping the previous keys');

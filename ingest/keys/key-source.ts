@@ -27,3 +27,32 @@ export const STREAM_KEY_PATTERN = /^[A-Za-z0-9_-]{16,128}$/;
 export function isWellFormedKey(key: string): boolean {
   return STREAM_KEY_PATTERN.test(key);
 }
+
+/**
+ * The in-memory table both key sources keep: key → grant, replaced whole on
+ * every change, and the listeners told about it. Subclasses only fill it.
+ */
+export abstract class GrantTable implements KeySource {
+  protected grants = new Map<string, StreamGrant>();
+  private readonly listeners: Array<() => void> = [];
+
+  lookup(key: string): StreamGrant | undefined {
+    return this.grants.get(key);
+  }
+
+  streams(): StreamGrant[] {
+    return [...this.grants.values()];
+  }
+
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  protected replaceGrants(next: Map<string, StreamGrant>, notify: boolean): void {
+    this.grants = next;
+    if (notify) for (const l of this.listeners) l();
+  }
+
+  abstract ready(): Promise<void>;
+  abstract close(): Promise<void>;
+}

@@ -19,7 +19,7 @@ import {
   secretsPath,
 } from '../../common/kube/contract.ts';
 import { Informer } from '../../common/kube/informer.ts';
-import { isWellFormedKey, type KeySource, type StreamGrant } from './key-source.ts';
+import { GrantTable, isWellFormedKey, type KeySource, type StreamGrant } from './key-source.ts';
 import type { StreamClaims } from '../stream-hub.ts';
 
 export interface KubeKeySourceOptions {
@@ -44,14 +44,13 @@ export function grantFromSecret(secret: V1Secret): { key: string; grant: StreamG
   return { key, grant: { ref: { namespace, name }, settings } };
 }
 
-export class KubeKeySource implements KeySource {
+export class KubeKeySource extends GrantTable {
   private readonly informer: Informer<V1Secret>;
-  private grants = new Map<string, StreamGrant>();
-  private readonly listeners: Array<() => void> = [];
   private readonly log: Logger;
   private readonly reported = new Map<string, string>();
 
   constructor(options: KubeKeySourceOptions) {
+    super();
     this.log = options.log;
     this.informer = new Informer<V1Secret>({
       kc: options.kc,
@@ -73,18 +72,6 @@ export class KubeKeySource implements KeySource {
 
   get synced(): boolean {
     return this.informer.synced;
-  }
-
-  lookup(key: string): StreamGrant | undefined {
-    return this.grants.get(key);
-  }
-
-  streams(): StreamGrant[] {
-    return [...this.grants.values()];
-  }
-
-  onChange(listener: () => void): void {
-    this.listeners.push(listener);
   }
 
   async ready(): Promise<void> {
@@ -123,8 +110,7 @@ export class KubeKeySource implements KeySource {
       next.delete(key);
     }
     for (const where of [...this.reported.keys()]) if (!seen.has(where)) this.reported.delete(where);
-    this.grants = next;
-    if (notify) for (const l of this.listeners) l();
+    this.replaceGrants(next, notify);
   }
 }
 

@@ -206,8 +206,12 @@ export class StreamHub implements LiveEvents {
       onEnded: (end) => {
         if (this.packagers.get(id) === packager && !packager.isLive) this.packagers.delete(id);
         this.runsSince.delete(id);
-        this.emitLive(ref, false);
         this.options.onStreamEnded(end);
+        // Viewers see the run end when its final playlist (ENDLIST) is stored,
+        // not when it is written: only then say it is over.
+        void Promise.resolve(this.options.uploadsSettled?.(ref)).then(() => {
+          if (!this.runsSince.has(id)) this.emitLive(ref, false);
+        });
       },
     });
     this.packagers.set(id, packager);

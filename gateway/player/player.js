@@ -5,6 +5,17 @@
 (function () {
   'use strict';
 
+  // Playlist loads: the stream may be between segments or restarting, so
+  // retry quietly and quickly rather than fail.
+  var RETRYING_LOAD_POLICY = {
+    default: {
+      maxTimeToFirstByteMs: 4000,
+      maxLoadTimeMs: 8000,
+      timeoutRetry: { maxNumRetry: 4, retryDelayMs: 250, maxRetryDelayMs: 1000 },
+      errorRetry: { maxNumRetry: 6, retryDelayMs: 500, maxRetryDelayMs: 2000 },
+    },
+  };
+
   // hls.js by default sits three target durations behind the live edge
   // (liveSyncDurationCount: 3, about 3.2 s with 1 s segments). Ours aims at
   // 1.25 s behind the edge: the edge moves in whole segments, so much closer
@@ -32,22 +43,8 @@
     startFragPrefetch: true,
     enableWorker: true,
     // The stream may be between segments or restarting: keep retrying quietly.
-    manifestLoadPolicy: {
-      default: {
-        maxTimeToFirstByteMs: 4000,
-        maxLoadTimeMs: 8000,
-        timeoutRetry: { maxNumRetry: 4, retryDelayMs: 250, maxRetryDelayMs: 1000 },
-        errorRetry: { maxNumRetry: 6, retryDelayMs: 500, maxRetryDelayMs: 2000 },
-      },
-    },
-    playlistLoadPolicy: {
-      default: {
-        maxTimeToFirstByteMs: 4000,
-        maxLoadTimeMs: 8000,
-        timeoutRetry: { maxNumRetry: 4, retryDelayMs: 250, maxRetryDelayMs: 1000 },
-        errorRetry: { maxNumRetry: 6, retryDelayMs: 500, maxRetryDelayMs: 2000 },
-      },
-    },
+    manifestLoadPolicy: RETRYING_LOAD_POLICY,
+    playlistLoadPolicy: RETRYING_LOAD_POLICY,
   };
   // ?target=<seconds> overrides the latency target (1 to 10), for benchmarks.
   var targetParam = Number(new URLSearchParams(location.search).get('target'));

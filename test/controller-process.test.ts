@@ -7,11 +7,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { startKubeApiServer } from './harness/kube.ts';
 import { freePort } from './harness/ports.ts';
 import { spawnManaged, stopAll, type ManagedProcess } from './harness/process.ts';
-import { applyLiveStreamCrd, serviceAccountKubeconfig } from './harness/kube-fixtures.ts';
+import { adminWithLiveStreams, serviceAccountKubeconfig } from './harness/kube-fixtures.ts';
 import { waitFor } from './harness/wait.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -21,12 +20,7 @@ const GROUP = { group: 'tteok.dev', version: 'v1alpha1', plural: 'livestreams' }
 
 const kube = await startKubeApiServer();
 const dir = mkdtempSync(join(tmpdir(), 'tteok-controller-proc-'));
-const kc = new KubeConfig();
-kc.loadFromFile(kube.kubeconfigPath);
-const core = kc.makeApiClient(CoreV1Api);
-const custom = kc.makeApiClient(CustomObjectsApi);
-await applyLiveStreamCrd(kc);
-for (const name of [NS, SYSTEM]) await core.createNamespace({ body: { metadata: { name } } });
+const { kc, core, custom } = await adminWithLiveStreams(kube, [NS, SYSTEM]);
 
 const controllerKubeconfig = await serviceAccountKubeconfig(kc, kube.kubeconfigPath, dir, SYSTEM, 'tteok-controller', [
   {

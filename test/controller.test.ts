@@ -3,7 +3,7 @@
 // validation, key Secrets, status, Events, live state from claim Leases,
 // capacity through the StatefulSet scale subresource, and deletion.
 import t from 'tap';
-import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { ApiException } from '@kubernetes/client-node';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { createLogger } from '../common/log.ts';
 import { rawJson } from '../common/kube/client.ts';
@@ -14,7 +14,7 @@ import { STREAM_KEY_PATTERN } from '../ingest/keys/key-source.ts';
 import { startKubeApiServer } from './harness/kube.ts';
 import { stopAll } from './harness/process.ts';
 import { startS3Server, TEST_ACCESS_KEY, TEST_SECRET_KEY } from './harness/s3-server.ts';
-import { applyLiveStreamCrd } from './harness/kube-fixtures.ts';
+import { adminWithLiveStreams } from './harness/kube-fixtures.ts';
 import { sleep, waitFor } from './harness/wait.ts';
 
 const NS = 'streams';
@@ -23,13 +23,7 @@ const GROUP = { group: 'tteok.dev', version: 'v1alpha1', plural: 'livestreams' }
 
 const kube = await startKubeApiServer();
 const s3 = await startS3Server('tteok-controller-test');
-const kc = new KubeConfig();
-kc.loadFromFile(kube.kubeconfigPath);
-const core = kc.makeApiClient(CoreV1Api);
-const custom = kc.makeApiClient(CustomObjectsApi);
-
-await applyLiveStreamCrd(kc);
-for (const name of [NS, SYSTEM]) await core.createNamespace({ body: { metadata: { name } } });
+const { kc, core, custom } = await adminWithLiveStreams(kube, [NS, SYSTEM]);
 await rawJson(kc, `/apis/apps/v1/namespaces/${SYSTEM}/statefulsets`, {
   method: 'POST',
   body: {

@@ -8,7 +8,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '../common/log.ts';
 import { rawJson } from '../common/kube/client.ts';
 import { loadControllerConfig } from '../controller/config.ts';
@@ -17,7 +16,7 @@ import { startIngestProcess, type IngestProcess } from './harness/ingest-process
 import { startKubeApiServer } from './harness/kube.ts';
 import { stopAll, type ManagedProcess } from './harness/process.ts';
 import { publishTestPattern } from './harness/publisher.ts';
-import { applyLiveStreamCrd, serviceAccountKubeconfig } from './harness/kube-fixtures.ts';
+import { adminWithLiveStreams, serviceAccountKubeconfig } from './harness/kube-fixtures.ts';
 import { waitFor } from './harness/wait.ts';
 
 const NS = 'streams';
@@ -27,12 +26,7 @@ const CLAIM_SECONDS = 3;
 
 const kube = await startKubeApiServer();
 const dir = mkdtempSync(join(tmpdir(), 'tteok-kube-ingest-'));
-const kc = new KubeConfig();
-kc.loadFromFile(kube.kubeconfigPath);
-const core = kc.makeApiClient(CoreV1Api);
-const custom = kc.makeApiClient(CustomObjectsApi);
-await applyLiveStreamCrd(kc);
-for (const name of [NS, SYSTEM]) await core.createNamespace({ body: { metadata: { name } } });
+const { kc, core, custom } = await adminWithLiveStreams(kube, [NS, SYSTEM]);
 
 const controller = await startController(
   loadControllerConfig({

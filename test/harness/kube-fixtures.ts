@@ -4,13 +4,31 @@
 // so that a process under test runs with least privilege, not as admin.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { rawJson } from '../../common/kube/client.ts';
+import type { KubeTestServer } from './kube.ts';
 import { waitFor } from './wait.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 export const CRD_PATH = join(ROOT, 'manifests/crd/livestreams.tteok.dev.yaml');
+
+export interface AdminClients {
+  kc: KubeConfig;
+  core: CoreV1Api;
+  custom: CustomObjectsApi;
+}
+
+/** Admin clients for the test API server, with the LiveStream CRD served and these namespaces created. */
+export async function adminWithLiveStreams(kube: KubeTestServer, namespaces: string[]): Promise<AdminClients> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kube.kubeconfigPath);
+  const core = kc.makeApiClient(CoreV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  await applyLiveStreamCrd(kc);
+  for (const name of namespaces) await core.createNamespace({ body: { metadata: { name } } });
+  return { kc, core, custom };
+}
 
 /** Creates the LiveStream CRD and waits until LiveStreams are served. */
 export async function applyLiveStreamCrd(kc: KubeConfig): Promise<void> {

@@ -34,7 +34,8 @@ export interface LivePublish {
 
 interface LiveEntry {
   key: string;
-  publish: LivePublish;
+  /** Undefined while the publish is being admitted (its fleet-wide claim is under way). */
+  publish?: LivePublish;
   disconnect: () => void;
 }
 
@@ -69,7 +70,7 @@ export class StreamHub implements LiveEvents {
       if (!entry) return;
       this.options.log.warn({ stream: streamId(ref) }, 'ending a live publish: this ingest lost its claim on the stream');
       entry.disconnect();
-      void entry.publish.end(true);
+      void entry.publish?.end(true);
     });
   }
 
@@ -126,7 +127,7 @@ export class StreamHub implements LiveEvents {
     const id = streamId(grant.ref);
     if (this.live.has(id)) return refuse('NetStream.Publish.BadName', 'already_live', 'This stream already has a publisher.');
     // Reserve the stream before any await, so two concurrent publishes cannot both pass.
-    const entry: LiveEntry = { key, disconnect, publish: undefined as unknown as LivePublish };
+    const entry: LiveEntry = { key, disconnect };
     this.live.set(id, entry);
     if (this.options.claims) {
       let claimed: boolean;
@@ -175,7 +176,7 @@ export class StreamHub implements LiveEvents {
   /** Ends every publish and every stream waiting for its publisher (shutdown). */
   async finishAll(): Promise<void> {
     for (const entry of [...this.live.values()]) entry.disconnect();
-    await Promise.all([...this.live.values()].map((e) => e.publish.end(false)));
+    await Promise.all([...this.live.values()].map((e) => e.publish?.end(false)));
     await Promise.all([...this.packagers.values()].map((p) => p.finish()));
   }
 
@@ -186,7 +187,7 @@ export class StreamHub implements LiveEvents {
       if (why) {
         this.options.log.info({ stream: id }, `ending a live publish: ${why}`);
         entry.disconnect();
-        void entry.publish.end(true);
+        void entry.publish?.end(true);
       }
     }
   }

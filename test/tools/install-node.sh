@@ -89,7 +89,7 @@ fetch "node-$platform" "$node_version" "$node_integrity"
 fetch npm "$npm_version" "$npm_integrity"
 
 # The layout of Node's own release tarball: bin/{node,npm,npx}, lib/node_modules/npm,
-# include/node (node-gyp builds against these headers, see npm_config_nodedir in the Makefile).
+# include/node (the headers node-gyp builds native addons against).
 tree="$work/$name"
 mkdir -p "$tree/lib/node_modules/npm"
 tar -xzf "$work/node-$platform.tgz" -C "$tree" --strip-components=1 package/bin package/include package/share package/LICENSE

@@ -29,7 +29,7 @@ help:
 	@echo "make test   install everything the tests need, type-check, run the whole suite"
 	@echo "make build  compile TypeScript to dist/"
 	@echo "make bench  measure latency, density and throughput against nginx-rtmp and Fastify (prints tables)"
-	@echo "make node   install the pinned Node 24 into $(NODE_HOME) (every target does this first)"
+	@echo "make node   install the pinned Node 24 into $(NODE_HOME) (run, test, build and bench do this first)"
 
 node:
 	@bash test/tools/install-node.sh

@@ -6,7 +6,9 @@
 # filesystem (writable: /tmp, and the ingest's media volume).
 #
 #   docker build -t registry.example.com/tteok:0.1.0 .
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Node 24 LTS, the release line the tests run on (test/tools/install-node.sh
+# pins the exact version); Debian 13 slim.
+ARG NODE_IMAGE=node:24-trixie-slim
 
 # Compile TypeScript (needs the dev dependencies).
 FROM ${NODE_IMAGE} AS build

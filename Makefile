@@ -10,26 +10,45 @@ DEBIAN_TEST_PACKAGES := ffmpeg etcd-server prometheus chromium
 # kubeconform and the monitoring.coreos.com CRDs are for the Helm chart tests.
 GO_TEST_TOOLS := weed kube-apiserver kubeconform monitoring-crds
 
-.PHONY: help deps test typecheck build run bench clean
+# Node: every target runs on the Node release pinned in test/tools/install-node.sh
+# (Node 24 LTS), which installs it into the tools cache; its bin/ goes first on
+# PATH here, so npm, npx, tsx, tap and every process they start use it, whatever
+# `node` the machine has.
+TOOLS_CACHE := $(or $(TTEOK_TOOLS_CACHE),$(HOME)/.cache/tteok)
+NODE_HOME := $(TOOLS_CACHE)/node
+export PATH := $(NODE_HOME)/bin:$(PATH)
+
+# npm ci, run by the Node above; node_modules/.tteok-node records which Node
+# installed them, so a change of Node (or of package-lock.json) reinstalls.
+NPM_CI := npm ci --no-audit --no-fund && node --version > node_modules/.tteok-node
+
+.PHONY: help node node_modules deps test typecheck build run bench clean
 
 help:
 	@echo "make run    start tteok on this machine (ingest + local origin), print OBS settings"
 	@echo "make test   install everything the tests need, type-check, run the whole suite"
 	@echo "make build  compile TypeScript to dist/"
 	@echo "make bench  measure latency, density and throughput against nginx-rtmp and Fastify (prints tables)"
+	@echo "make node   install the pinned Node 24 into $(NODE_HOME) (run, test, build and bench do this first)"
 
-node_modules: package-lock.json
-	npm ci --no-audit --no-fund
-	@touch node_modules
+node:
+	@bash test/tools/install-node.sh
 
-deps:
-	npm ci --no-audit --no-fund
+# Installs node_modules only when missing, older than package-lock.json or
+# installed by another Node.
+node_modules: node
+	@test "$$(cat node_modules/.tteok-node 2>/dev/null)" = "$$(node --version)" \
+	  && test node_modules/.package-lock.json -nt package-lock.json \
+	  || { $(NPM_CI); }
+
+deps: node
+	$(NPM_CI)
 	bash test/tools/install-debian-packages.sh $(DEBIAN_TEST_PACKAGES)
 	bash test/tools/build-binaries.sh $(GO_TEST_TOOLS)
 	bash test/tools/install-helm-kubectl.sh
 	bash test/tools/install-cfn-lint.sh
 
-typecheck:
+typecheck: node_modules
 	npx tsc --noEmit -p tsconfig.json
 
 test: deps typecheck
@@ -38,17 +57,14 @@ test: deps typecheck
 build: node_modules
 	npx tsc -p tsconfig.build.json
 
-# Installs node_modules only when missing or older than package-lock.json
-# (the phony node_modules target would reinstall them on every run).
-run:
-	@test node_modules/.package-lock.json -nt package-lock.json || npm ci --no-audit --no-fund
+run: node_modules
 	npx tsx bin/tteok.ts local
 
 # With `make run` going in another terminal: publishes a test pattern with
 # ffmpeg to the first enabled stream of the local key file, so the player at
 # http://127.0.0.1:8080/ shows video without OBS. Ctrl-C stops it.
 .PHONY: demo
-demo:
+demo: node
 	@command -v ffmpeg >/dev/null || { echo "make demo needs ffmpeg (Debian/Ubuntu: sudo apt-get install ffmpeg)"; exit 1; }
 	@home="$${TTEOK_LOCAL_HOME:-.tteok}"; \
 	test -f "$$home/keys.yaml" || { echo "$$home/keys.yaml does not exist yet: start 'make run' in another terminal first"; exit 1; }; \

@@ -2,6 +2,16 @@
 # Runs the tap suite and ends with one plain line, "tests: N passed, N failed",
 # that CI systems read without knowing tap. tap's exit code is kept.
 set -uo pipefail
+# The suite runs on the Node that is first on PATH; make puts the pinned Node 24
+# there (test/tools/install-node.sh). An older one is refused rather than
+# failing somewhere in the middle.
+node_version="$(node --version 2>/dev/null)"
+node_major="${node_version#v}"; node_major="${node_major%%.*}"
+echo "run-tests: Node ${node_version:-(none)} ($(command -v node))"
+if ! [[ "$node_major" =~ ^[0-9]+$ ]] || (( node_major < 24 )); then
+  echo "run-tests: needs Node 24 or newer first on PATH (see README, Node); \`make test\` installs it" >&2
+  exit 1
+fi
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 npx tap "$@" 2>&1 | tee "$log"

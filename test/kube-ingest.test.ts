@@ -8,15 +8,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '../common/log.ts';
-import { rawJson } from '../common/kube/client.ts';
+import { rawJson, statusCode } from '../common/kube/client.ts';
 import { loadControllerConfig } from '../controller/config.ts';
 import { startController } from '../controller/controller.ts';
 import { startIngestProcess, type IngestProcess } from './harness/ingest-process.ts';
 import { startKubeApiServer } from './harness/kube.ts';
 import { stopAll, type ManagedProcess } from './harness/process.ts';
 import { publishTestPattern } from './harness/publisher.ts';
-import { adminWithLiveStreams, serviceAccountKubeconfig } from './harness/kube-fixtures.ts';
+import { adminWithLiveStreams, chartRoles, serviceAccountKubeconfig } from './harness/kube-fixtures.ts';
 import { waitFor } from './harness/wait.ts';
 
 const NS = 'streams';
@@ -41,11 +42,9 @@ const controller = await startController(
 );
 await controller.ready();
 
-// The ingest runs as its own service account with exactly the RBAC the README lists.
-const ingestKubeconfig = await serviceAccountKubeconfig(kc, kube.kubeconfigPath, dir, SYSTEM, 'tteok-ingest', [
-  { kind: 'ClusterRole', rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['list', 'watch'] }] },
-  { kind: 'Role', namespace: SYSTEM, rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update', 'delete'] }] },
-]);
+// The ingest runs as its own service account with exactly the RBAC the chart gives it.
+const ingestRoles = await chartRoles('ingest', SYSTEM);
+const ingestKubeconfig = await serviceAccountKubeconfig(kc, kube.kubeconfigPath, dir, SYSTEM, 'tteok-ingest', ingestRoles);
 
 function ingestEnv(pod: string): Record<string, string> {
   return {
@@ -177,5 +176,25 @@ t.test('one publisher per stream across pods; a dead pod\'s claim expires', asyn
   await taken.stop('SIGTERM', 3000);
 });
 
-
-/** A ServiceAccount in SYSTEM bound to exactly these rules, and a kubeconfig with a token for it. */
+t.test('the ingest\'s service account cannot read a single Secret', async (t) => {
+  await createLs('guarded');
+  await waitFor('guarded Ready', async () => (await status('guarded')).phase === 'Ready', { timeoutMs: 5000, intervalMs: 50 });
+  const asIngest = new KubeConfig();
+  asIngest.loadFromFile(ingestKubeconfig);
+  for (const path of [
+    '/api/v1/secrets',
+    `/api/v1/namespaces/${NS}/secrets`,
+    `/api/v1/namespaces/${NS}/secrets/guarded-stream-key`,
+    `/api/v1/namespaces/${SYSTEM}/secrets`,
+    '/api/v1/secrets?labelSelector=tteok.dev%2Fstream-key%3Dtrue',
+  ]) {
+    const code = await rawJson(asIngest, path).then(() => 200, (err: unknown) => statusCode(err));
+    t.equal(code, 403, `GET ${path} is forbidden`);
+  }
+  // And yet it accepts the stream's key.
+  const mark = ingest1!.proc.lines.length;
+  const pub = publishTestPattern({ url: ingest1!.rtmpUrl(await keyOf('guarded')), name: 'ffmpeg-guarded' });
+  await waitForLogLine(ingest1!.proc, mark, /"msg":"publish accepted"/);
+  t.pass('the key is accepted without the ingest reading the Secret');
+  await pub.stop('SIGTERM', 3000);
+});

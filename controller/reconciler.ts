@@ -175,13 +175,13 @@ export class LiveStreamReconciler {
         if (statusCode(err) !== 409) throw err;
         // Already there: our cache is behind, or it is somebody else's Secret.
         secret = await rawJson<V1Secret>(this.d.kc, path);
+        if (ownedBy(secret, ls.metadata.uid)) this.d.secrets.wrote(secret);
       }
     }
     if (!ownedBy(secret, ls.metadata.uid)) {
       // Names and labels can be copied; only our owner reference says it is ours. Never touch it.
       throw new UserError('SecretConflict', `Secret ${name} already exists and is not this LiveStream's (no owner reference to it); delete or rename it`);
     }
-    this.d.secrets.wrote(secret);
     const rotation = String(ls.spec?.keyRotation ?? 0);
     const needsKey = secret.metadata?.annotations?.[ANNOTATION_KEY_ROTATION] !== rotation || !isWellFormedKey(keyIn(secret));
     const labels = secret.metadata?.labels ?? {};

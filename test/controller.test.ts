@@ -391,7 +391,11 @@ t.test('the key Secret is taken over behind the controller\'s back: it is not de
     name: 'swapped-stream-key',
     body: { metadata: { name: 'swapped-stream-key', resourceVersion: current.metadata!.resourceVersion! }, data: { other: 'eQ==' } },
   });
-  await waitFor('phase Error', async () => (await getLs('swapped'))?.status?.phase === 'Error', { timeoutMs: 3000, intervalMs: 20 });
+  const errored = await waitFor('phase Error', async () => {
+    const ls = await getLs('swapped');
+    return ls?.status?.phase === 'Error' ? ls : undefined;
+  }, { timeoutMs: 3000, intervalMs: 20 });
+  t.notOk(errored.status?.streamKeySha256, 'the old key\'s hash is withdrawn: the ingest stops accepting it');
   await custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'swapped' });
   await waitFor('the LiveStream deleted', async () => (await getLs('swapped')) === undefined, { timeoutMs: 5000, intervalMs: 50 });
   const left = await core.readNamespacedSecret({ namespace: NS, name: 'swapped-stream-key' });

@@ -3,31 +3,39 @@
 // and writes only what differs:
 //   - the finalizer, so deletion waits for cleanup;
 //   - the key Secret (created with a fresh key; a new key when
-//     spec.keyRotation changes; the settings annotation kept in sync);
-//   - the status (phase, conditions, URLs, live state from the claim), through
-//     the status subresource as a merge patch;
+//     spec.keyRotation changes), owned by the LiveStream;
+//   - the status (phase, conditions, URLs, the key's SHA-256 for the ingest,
+//     live state from the claim), through the status subresource as a merge
+//     patch;
 //   - Events for what a user should see.
-// On delete: the key Secret goes (the ingest drops the key and ends a live
-// publish), the controller waits for the claim to be released, deletes the
-// stored media unless retention keeps it, then removes the finalizer.
+// Only a Secret whose owner references carry the LiveStream's uid is ever
+// updated or deleted: a Secret of the same name that is somebody else's (or
+// only looks like a key Secret) is a conflict the user must resolve, shown as
+// phase Error, and is left exactly as it is.
+// On delete: the ingest stops accepting the key as soon as the LiveStream has
+// a deletionTimestamp (ending a live publish); the key Secret goes if it is
+// the LiveStream's own, the controller waits for the claim to be released,
+// deletes the stored media unless retention keeps it, then removes the
+// finalizer.
 import { randomBytes } from 'node:crypto';
 import type { CustomObjectsApi, KubeConfig, V1Secret } from '@kubernetes/client-node';
+import { isWellFormedKey } from '../ingest/keys/key-source.ts';
 import { API_GROUP, API_VERSION, API_VERSION_FULL, KIND, settingsFromSpec, streamId, type LiveStreamObject, type StreamRef } from '../common/livestream.ts';
 import type { Logger } from '../common/log.ts';
 import { joinKey, playlistKey } from '../common/object-layout.ts';
 import { JSON_PATCH, KubeHttpError, MERGE_PATCH, errorMessage, rawJson, statusCode } from '../common/kube/client.ts';
 import {
   ANNOTATION_KEY_ROTATION,
-  ANNOTATION_SETTINGS,
   FINALIZER,
   LABEL_LIVESTREAM,
   LABEL_STREAM_KEY,
   LIVESTREAM_PLURAL,
   SECRET_KEY_FIELD,
   claimLeaseName,
-  encodeSettings,
   keySecretName,
+  ownedBy,
   secretsPath,
+  streamKeySha256,
   type LiveStreamCondition,
   type LiveStreamStatus,
 } from '../common/kube/contract.ts';
@@ -133,7 +141,6 @@ export class LiveStreamReconciler {
   }
 
   private secretBody(ls: LiveStream, ref: StreamRef, key: string, base?: V1Secret): V1Secret {
-    const { settings } = settingsFromSpec(ls.spec);
     return {
       apiVersion: 'v1',
       kind: 'Secret',
@@ -142,11 +149,7 @@ export class LiveStreamReconciler {
         namespace: ref.namespace,
         ...(base?.metadata?.resourceVersion ? { resourceVersion: base.metadata.resourceVersion } : {}),
         labels: { ...(base?.metadata?.labels ?? {}), [LABEL_STREAM_KEY]: 'true', [LABEL_LIVESTREAM]: ref.name, 'app.kubernetes.io/managed-by': 'tteok' },
-        annotations: {
-          ...(base?.metadata?.annotations ?? {}),
-          [ANNOTATION_SETTINGS]: encodeSettings(settings),
-          [ANNOTATION_KEY_ROTATION]: String(ls.spec?.keyRotation ?? 0),
-        },
+        annotations: { ...(base?.metadata?.annotations ?? {}), [ANNOTATION_KEY_ROTATION]: String(ls.spec?.keyRotation ?? 0) },
         ownerReferences: [
           { apiVersion: API_VERSION_FULL, kind: KIND, name: ref.name, uid: ls.metadata.uid!, controller: true, blockOwnerDeletion: true },
         ],
@@ -172,25 +175,24 @@ export class LiveStreamReconciler {
         if (statusCode(err) !== 409) throw err;
         // Already there: our cache is behind, or it is somebody else's Secret.
         secret = await rawJson<V1Secret>(this.d.kc, path);
-        if (secret.metadata?.labels?.[LABEL_STREAM_KEY] !== 'true') {
-          throw new UserError('SecretConflict', `Secret ${name} already exists and is not a tteok stream key Secret; delete or rename it`);
-        }
-        this.d.secrets.wrote(secret);
+        if (ownedBy(secret, ls.metadata.uid)) this.d.secrets.wrote(secret);
       }
     }
-    const owned = (secret.metadata?.ownerReferences ?? []).some((o) => o.uid === ls.metadata.uid);
+    if (!ownedBy(secret, ls.metadata.uid)) {
+      // Names and labels can be copied; only our owner reference says it is ours. Never touch it.
+      throw new UserError('SecretConflict', `Secret ${name} already exists and is not this LiveStream's (no owner reference to it); delete or rename it`);
+    }
     const rotation = String(ls.spec?.keyRotation ?? 0);
-    const currentKey = Buffer.from(secret.data?.[SECRET_KEY_FIELD] ?? '', 'base64').toString('utf8');
-    const needsKey = !owned || secret.metadata?.annotations?.[ANNOTATION_KEY_ROTATION] !== rotation || !/^[A-Za-z0-9_-]{16,128}$/.test(currentKey);
-    const { settings } = settingsFromSpec(ls.spec);
-    const settingsStale = secret.metadata?.annotations?.[ANNOTATION_SETTINGS] !== encodeSettings(settings);
-    if (!needsKey && !settingsStale && secret.metadata?.labels?.[LABEL_LIVESTREAM] === ref.name) return secret;
-    const key = needsKey ? newStreamKey() : currentKey;
+    const needsKey = secret.metadata?.annotations?.[ANNOTATION_KEY_ROTATION] !== rotation || !isWellFormedKey(keyIn(secret));
+    const labels = secret.metadata?.labels ?? {};
+    if (!needsKey && labels[LABEL_STREAM_KEY] === 'true' && labels[LABEL_LIVESTREAM] === ref.name) return secret;
+    const key = needsKey ? newStreamKey() : keyIn(secret);
     try {
+      // With the resourceVersion we checked ownership on: if the Secret changed since, this fails and we look again.
       const updated = await rawJson<V1Secret>(this.d.kc, path, { method: 'PUT', body: this.secretBody(ls, ref, key, secret) });
       this.d.secrets.wrote(updated);
       if (needsKey) {
-        const why = owned ? `spec.keyRotation is now ${rotation}` : 'the Secret belonged to an earlier LiveStream of this name';
+        const why = isWellFormedKey(keyIn(secret)) ? `spec.keyRotation is now ${rotation}` : 'the Secret held no valid key';
         this.d.log.info({ stream: streamId(ref), secret: name }, `stream key rotated: ${why}`);
         this.d.events.normal(target, 'KeyRotated', `New stream key in Secret ${name} (${why}); the old key no longer works`);
       }
@@ -222,6 +224,7 @@ export class LiveStreamReconciler {
     };
     const { config } = this.d;
     const secretName = s.secret?.metadata?.name;
+    const key = s.secret ? keyIn(s.secret) : '';
     let ready: LiveStreamCondition;
     if (s.userError) ready = cond('Ready', 'False', s.userError.reason, s.userError.message);
     else if (!secretName) ready = cond('Ready', 'False', 'KeyPending', 'The stream key is being allocated');
@@ -238,6 +241,7 @@ export class LiveStreamReconciler {
       ...(generation !== undefined ? { observedGeneration: generation } : {}),
       conditions: [ready, liveCond],
       ...(secretName ? { streamKeySecret: secretName } : {}),
+      ...(secretName && isWellFormedKey(key) ? { streamKeySha256: streamKeySha256(key) } : {}),
       ...(config.ingest.publicUrl ? { ingestUrl: config.ingest.publicUrl } : {}),
       ...(config.playbackBaseUrl ? { playbackUrl: `${config.playbackBaseUrl}/${playlistKey(ref, config.s3.prefix)}` } : {}),
       ...(s.live && since ? { liveSince: since } : {}),
@@ -251,7 +255,7 @@ export class LiveStreamReconciler {
     if (sameStatus(old, status)) return;
     // A merge patch replaces the lists and sets fields; fields we no longer report are nulled.
     const patch: Record<string, unknown> = { ...status };
-    for (const field of ['streamKeySecret', 'ingestUrl', 'playbackUrl', 'liveSince', 'ingestPod'] as const) {
+    for (const field of ['streamKeySecret', 'streamKeySha256', 'ingestUrl', 'playbackUrl', 'liveSince', 'ingestPod'] as const) {
       if (status[field] === undefined && old[field] !== undefined) patch[field] = null;
     }
     const updated = (await this.d.custom.patchNamespacedCustomObjectStatus(
@@ -276,21 +280,34 @@ export class LiveStreamReconciler {
     if (!finalizers.includes(FINALIZER)) return {};
     const target = { namespace: ref.namespace, name: ref.name, uid: ls.metadata.uid };
     const name = keySecretName(ref.name);
-    // 1. Revoke the key: the ingest drops it and ends a live publish.
-    // Always asked of the API server: the cache may not have a Secret created moments ago.
-    const secret = this.d.secrets.get(ref.namespace, name);
+    // 1. Revoke the key: delete the key Secret, if it is this LiveStream's.
+    // (The ingest already refuses the key: it ignores a LiveStream being deleted.)
+    // Asked of the API server, not the cache: the cache may lack a Secret created
+    // moments ago, and holds none that is not labelled as a key Secret.
+    let secret: V1Secret | undefined;
     try {
-      await rawJson(this.d.kc, `${secretsPath(ref.namespace)}/${name}`, {
-        method: 'DELETE',
-        body: { apiVersion: 'v1', kind: 'DeleteOptions', ...(secret?.metadata?.uid ? { preconditions: { uid: secret.metadata.uid } } : {}) },
-      });
-      this.d.log.info({ stream: streamId(ref) }, 'stream key revoked (LiveStream deleted)');
-      this.d.events.normal(target, 'KeyRevoked', `Deleted Secret ${name}: the stream key no longer works`);
+      secret = await rawJson<V1Secret>(this.d.kc, `${secretsPath(ref.namespace)}/${name}`);
     } catch (err) {
-      if (statusCode(err) === 409) throw err; // a different Secret of that name now: look again
       if (statusCode(err) !== 404) throw err;
     }
-    this.d.secrets.deleted(ref.namespace, name);
+    if (secret && ownedBy(secret, ls.metadata.uid)) {
+      try {
+        // Preconditions: exactly the object whose ownership was just checked, not a replacement of the same name.
+        await rawJson(this.d.kc, `${secretsPath(ref.namespace)}/${name}`, {
+          method: 'DELETE',
+          body: { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: secret.metadata!.uid!, resourceVersion: secret.metadata!.resourceVersion! } },
+        });
+        this.d.log.info({ stream: streamId(ref) }, 'stream key revoked (LiveStream deleted)');
+        this.d.events.normal(target, 'KeyRevoked', `Deleted Secret ${name}: the stream key no longer works`);
+      } catch (err) {
+        if (statusCode(err) !== 404) throw err; // 409: it changed since it was read; look again
+      }
+      this.d.secrets.deleted(ref.namespace, name);
+    } else if (!secret) {
+      this.d.secrets.deleted(ref.namespace, name);
+    } else {
+      this.d.log.info({ stream: streamId(ref), secret: name }, 'Secret of the key Secret\'s name left in place: it is not this LiveStream\'s');
+    }
     // 2. Wait for a live publish to end (its claim released or expired).
     const claim = this.d.claims.get(this.d.config.ingest.namespace, claimLeaseName(ref));
     if (leaseHeld(claim)) {
@@ -335,6 +352,11 @@ export class LiveStreamReconciler {
   }
 }
 
+/** The key a key Secret holds ('' when none). */
+function keyIn(secret: V1Secret): string {
+  return Buffer.from(secret.data?.[SECRET_KEY_FIELD] ?? '', 'base64').toString('utf8');
+}
+
 function sameStatus(a: LiveStreamStatus, b: LiveStreamStatus): boolean {
   const norm = (s: LiveStreamStatus) =>
     JSON.stringify({
@@ -342,6 +364,7 @@ function sameStatus(a: LiveStreamStatus, b: LiveStreamStatus): boolean {
       observedGeneration: s.observedGeneration,
       conditions: (s.conditions ?? []).map((c) => [c.type, c.status, c.reason, c.message, c.observedGeneration, c.lastTransitionTime]),
       streamKeySecret: s.streamKeySecret,
+      streamKeySha256: s.streamKeySha256,
       ingestUrl: s.ingestUrl,
       playbackUrl: s.playbackUrl,
       liveSince: s.liveSince,

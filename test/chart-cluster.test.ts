@@ -145,7 +145,8 @@ t.test('helm install, least privilege as each service account, CRD upgrade, unin
     ['controller', 'update', 'livestreams.tteok.dev/finalizers'], ['controller', 'create', 'secrets'], ['controller', 'delete', 'secrets'],
     ['controller', 'create', 'events'], ['controller', 'update', 'leases', NAMESPACE], ['controller', 'watch', 'leases', NAMESPACE],
     ['controller', 'watch', 'statefulsets', NAMESPACE], ['controller', 'patch', 'statefulsets/scale', NAMESPACE],
-    ['ingest', 'watch', 'secrets'], ['ingest', 'get', 'leases', NAMESPACE], ['ingest', 'create', 'leases', NAMESPACE], ['ingest', 'delete', 'leases', NAMESPACE],
+    ['controller', 'get', 'secrets'], ['controller', 'list', 'secrets'], ['controller', 'watch', 'secrets'], ['controller', 'update', 'secrets'],
+    ['ingest', 'list', 'livestreams.tteok.dev'], ['ingest', 'watch', 'livestreams.tteok.dev'], ['ingest', 'get', 'leases', NAMESPACE], ['ingest', 'create', 'leases', NAMESPACE], ['ingest', 'delete', 'leases', NAMESPACE],
     ['gateway', 'watch', 'livestreams.tteok.dev'],
   ];
   const denied: Array<[string, string, string, string?]> = [
@@ -153,7 +154,12 @@ t.test('helm install, least privilege as each service account, CRD upgrade, unin
     ['controller', 'get', 'configmaps'], ['controller', 'create', 'pods'], ['controller', 'update', 'statefulsets', NAMESPACE],
     ['controller', 'update', 'leases', 'default'], ['controller', 'delete', 'leases', NAMESPACE], ['controller', 'patch', 'statefulsets/scale', 'default'],
     ['controller', 'update', 'statefulsets/status', NAMESPACE], ['controller', 'escalate', 'clusterroles.rbac.authorization.k8s.io'],
-    ['ingest', 'get', 'secrets'], ['ingest', 'create', 'secrets'], ['ingest', 'update', 'secrets'], ['ingest', 'get', 'livestreams.tteok.dev'],
+    ['controller', 'patch', 'secrets'], ['controller', 'deletecollection', 'secrets'],
+    // The internet-facing ingest reads no Secret anywhere: not the key Secrets, not its own namespace's.
+    ...(['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] as const).flatMap((verb): Array<[string, string, string, string?]> => [
+      ['ingest', verb, 'secrets'], ['ingest', verb, 'secrets', 'streams'], ['ingest', verb, 'secrets', NAMESPACE], ['ingest', verb, 'secrets', 'default'],
+    ]),
+    ['ingest', 'get', 'livestreams.tteok.dev'], ['ingest', 'patch', 'livestreams.tteok.dev'],
     ['ingest', 'create', 'leases', 'default'], ['ingest', 'create', 'events'], ['ingest', 'patch', 'livestreams.tteok.dev/status'],
     ['gateway', 'get', 'secrets'], ['gateway', 'patch', 'livestreams.tteok.dev'], ['gateway', 'get', 'leases', NAMESPACE],
   ];

@@ -292,7 +292,8 @@ t.test('RBAC is exactly the least privilege each component needs', async (t) => 
       { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
     ],
-    ingest: [{ apiGroups: [''], resources: ['secrets'], verbs: ['list', 'watch'] }],
+    // The internet-facing ingest reads no Secret: it checks keys against the hash in LiveStream status.
+    ingest: [{ apiGroups: ['tteok.dev'], resources: ['livestreams'], verbs: ['list', 'watch'] }],
     gateway: [{ apiGroups: ['tteok.dev'], resources: ['livestreams'], verbs: ['list', 'watch'] }],
   };
   const local: Record<string, Rule[]> = {
@@ -319,6 +320,11 @@ t.test('RBAC is exactly the least privilege each component needs', async (t) => 
     t.same(role.rules, expected, `${component} Role in the release namespace`);
   }
   t.notOk(find(def, 'Role', 't-tteok-gateway-local'), 'the gateway needs nothing in its namespace');
+  for (const render of [def, namespaced]) {
+    for (const o of render.filter((x) => x.kind.endsWith('Role') && x.metadata.name.includes('ingest'))) {
+      t.notOk((o.rules as Rule[]).some((r) => r.resources.includes('secrets')), `${o.kind}/${o.metadata.name}: the ingest gets no access to Secrets`);
+    }
+  }
   for (const o of [...def, ...namespaced].filter((x) => x.kind.endsWith('Role'))) {
     for (const r of o.rules as Rule[]) t.notOk([...r.apiGroups, ...r.resources, ...r.verbs].includes('*'), `${o.kind}/${o.metadata.name}: no wildcards`);
   }

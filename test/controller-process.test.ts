@@ -1,6 +1,6 @@
 // The controller as it runs in a pod: `tteok controller` child processes on
 // one kube-apiserver, with a service account holding exactly the RBAC the
-// README lists. Killed mid-way and restarted, it converges with one Secret
+// chart gives it. Killed mid-way and restarted, it converges with one Secret
 // per LiveStream; two replicas elect one leader, and the other takes over
 // when the leader stops (at once on SIGTERM, after the lease on SIGKILL).
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,7 +10,7 @@ import t from 'tap';
 import { startKubeApiServer } from './harness/kube.ts';
 import { freePort } from './harness/ports.ts';
 import { spawnManaged, stopAll, type ManagedProcess } from './harness/process.ts';
-import { adminWithLiveStreams, serviceAccountKubeconfig } from './harness/kube-fixtures.ts';
+import { adminWithLiveStreams, chartRoles, serviceAccountKubeconfig } from './harness/kube-fixtures.ts';
 import { waitFor } from './harness/wait.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -22,27 +22,8 @@ const kube = await startKubeApiServer();
 const dir = mkdtempSync(join(tmpdir(), 'tteok-controller-proc-'));
 const { kc, core, custom } = await adminWithLiveStreams(kube, [NS, SYSTEM]);
 
-const controllerKubeconfig = await serviceAccountKubeconfig(kc, kube.kubeconfigPath, dir, SYSTEM, 'tteok-controller', [
-  {
-    kind: 'ClusterRole',
-    rules: [
-      { apiGroups: ['tteok.dev'], resources: ['livestreams'], verbs: ['get', 'list', 'watch', 'patch'] },
-      { apiGroups: ['tteok.dev'], resources: ['livestreams/status'], verbs: ['patch'] },
-      { apiGroups: ['tteok.dev'], resources: ['livestreams/finalizers'], verbs: ['update'] },
-      { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] },
-      { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
-    ],
-  },
-  {
-    kind: 'Role',
-    namespace: SYSTEM,
-    rules: [
-      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'watch', 'create', 'update'] },
-      { apiGroups: ['apps'], resources: ['statefulsets'], verbs: ['list', 'watch'] },
-      { apiGroups: ['apps'], resources: ['statefulsets/scale'], verbs: ['patch'] },
-    ],
-  },
-]);
+// The controller runs as its own service account with exactly the RBAC the chart gives it.
+const controllerKubeconfig = await serviceAccountKubeconfig(kc, kube.kubeconfigPath, dir, SYSTEM, 'tteok-controller', await chartRoles('controller', SYSTEM));
 
 t.teardown(async () => {
   await stopAll();
@@ -144,6 +125,3 @@ t.test('two replicas: one leader; the other takes over when it stops', async (t)
   t.ok(standby.proc.lines.some((l) => /stream key allocated/.test(l)), 'the new leader acts');
   await standby.proc.stop('SIGTERM', 5000);
 });
-
-
-/** A ServiceAccount in SYSTEM bound to exactly these rules, and a kubeconfig with a token for it. */

@@ -2,6 +2,7 @@
 // real S3-compatible server for the finalizer's media cleanup): the CRD's
 // validation, key Secrets, status, Events, live state from claim Leases,
 // capacity through the StatefulSet scale subresource, and deletion.
+import { createHash } from 'node:crypto';
 import t from 'tap';
 import { ApiException } from '@kubernetes/client-node';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -86,6 +87,7 @@ interface LS {
     phase?: string;
     observedGeneration?: number;
     streamKeySecret?: string;
+    streamKeySha256?: string;
     ingestUrl?: string;
     playbackUrl?: string;
     liveSince?: string;
@@ -126,6 +128,7 @@ async function eventsOf(name: string): Promise<Array<{ reason: string; message: 
   const list = await core.listNamespacedEvent({ namespace: NS, fieldSelector: `involvedObject.name=${name}` });
   return list.items.map((e) => ({ reason: e.reason ?? '', message: e.message ?? '', type: e.type ?? '', count: e.count ?? 0 }));
 }
+const sha256 = (key: string) => createHash('sha256').update(key, 'utf8').digest('hex');
 const cond = (ls: LS | undefined, type: string) => ls?.status?.conditions?.find((c) => c.type === type);
 const leases = new LeaseClient(kc);
 async function claim(name: string, holder: string, seconds: number): Promise<void> {
@@ -154,8 +157,8 @@ t.test('a LiveStream gets its key Secret and status Ready within 2 s', async (t)
   t.ok(Buffer.from(secret.key, 'base64url').length * 8 >= 128, 'at least 128 random bits');
   t.equal(secret.labels['tteok.dev/stream-key'], 'true');
   t.equal(secret.labels['tteok.dev/livestream'], 'first');
-  t.same(JSON.parse(secret.annotations['tteok.dev/settings']!), { title: 'First stream', enabled: true, segmentSeconds: 2, playlistLength: 6, keepAfterEnd: false });
   t.same(secret.owners, [{ uid: created.metadata.uid, kind: 'LiveStream' }], 'owned by the LiveStream');
+  t.equal(ls.status?.streamKeySha256, sha256(secret.key), 'the status carries the SHA-256 of the key, for the ingest to verify keys against');
 
   t.same(ls.metadata.finalizers, ['tteok.dev/cleanup']);
   t.equal(ls.status?.streamKeySecret, 'first-stream-key');
@@ -198,13 +201,15 @@ t.test('spec changes: settings follow, disable, key rotation', async (t) => {
   await createLs('second', { title: 'Second' });
   const first = await waitFor('second Ready', async () => ((await getLs('second'))?.status?.phase === 'Ready' ? secretOf('second') : undefined), { timeoutMs: 3000, intervalMs: 20 });
 
+  const firstHash = (await getLs('second'))?.status?.streamKeySha256;
+  t.equal(firstHash, sha256(first.key));
   await patchSpec('second', { title: 'Renamed', hls: { playlistLength: 10 }, retention: { keepAfterEnd: true } });
-  await waitFor('settings annotation in sync', async () => {
-    const s = await secretOf('second');
-    const settings = JSON.parse(s?.annotations['tteok.dev/settings'] ?? '{}') as Record<string, unknown>;
-    return settings.title === 'Renamed' && settings.playlistLength === 10 && settings.keepAfterEnd === true;
+  await waitFor('the settings change reconciled', async () => {
+    const ls = await getLs('second');
+    return ls?.status?.observedGeneration === ls?.metadata.generation;
   }, { timeoutMs: 2000, intervalMs: 20 });
   t.equal((await secretOf('second'))?.key, first.key, 'a settings change keeps the key');
+  t.equal((await getLs('second'))?.status?.streamKeySha256, firstHash, 'and its hash');
 
   await patchSpec('second', { enabled: false });
   const disabled = await waitFor('phase Disabled', async () => {
@@ -212,7 +217,6 @@ t.test('spec changes: settings follow, disable, key rotation', async (t) => {
     return ls?.status?.phase === 'Disabled' && ls.status.observedGeneration === ls.metadata.generation ? ls : undefined;
   }, { timeoutMs: 2000, intervalMs: 20 });
   t.match(cond(disabled, 'Ready'), { status: 'False', reason: 'Disabled' });
-  t.equal(JSON.parse((await secretOf('second'))!.annotations['tteok.dev/settings']!).enabled, false, 'the ingest learns it is disabled');
   await patchSpec('second', { enabled: true });
   await waitFor('Ready again', async () => (await getLs('second'))?.status?.phase === 'Ready', { timeoutMs: 2000, intervalMs: 20 });
 
@@ -222,11 +226,18 @@ t.test('spec changes: settings follow, disable, key rotation', async (t) => {
     return s && s.key !== first.key && s.annotations['tteok.dev/key-rotation'] === '1' ? s : undefined;
   }, { timeoutMs: 2000, intervalMs: 20 });
   t.match(rotated.key, STREAM_KEY_PATTERN);
+  await waitFor('the new key\'s hash in the status', async () => (await getLs('second'))?.status?.streamKeySha256 === sha256(rotated.key), { timeoutMs: 2000, intervalMs: 20 });
   await waitFor('the KeyRotated event', async () => (await eventsOf('second')).some((e) => e.reason === 'KeyRotated'), { timeoutMs: 3000 });
   await sleep(300);
   t.equal((await secretOf('second'))?.key, rotated.key, 'rotated exactly once');
   const secrets = await core.listNamespacedSecret({ namespace: NS, labelSelector: 'tteok.dev/livestream=second' });
   t.equal(secrets.items.length, 1, 'one Secret per LiveStream');
+
+  // A key written into the Secret by hand: the published hash follows it.
+  const handMade = 'hand-made-key-' + 'x'.repeat(24);
+  await rawJson(kc, `/api/v1/namespaces/${NS}/secrets/second-stream-key`, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { data: { streamKey: Buffer.from(handMade).toString('base64') } } });
+  await waitFor('the hand-made key\'s hash in the status', async () => (await getLs('second'))?.status?.streamKeySha256 === sha256(handMade), { timeoutMs: 2000, intervalMs: 20 });
+  t.equal((await secretOf('second'))?.key, handMade, 'the controller keeps a well-formed key it finds');
 });
 
 t.test('live state comes from claim Leases; expiry ends it', async (t) => {
@@ -309,6 +320,7 @@ t.test('a problem the user must fix shows as phase Error with a Warning event', 
     return ls?.status?.phase === 'Error' ? ls : undefined;
   }, { timeoutMs: 3000, intervalMs: 20 });
   t.match(cond(ls, 'Ready'), { status: 'False', reason: 'SecretConflict', message: /taken-stream-key already exists/ });
+  t.notOk(ls.status?.streamKeySha256, 'no key hash published: nothing can publish to it');
   const secret = await core.readNamespacedSecret({ namespace: NS, name: 'taken-stream-key' });
   t.same(secret.data, { other: 'eA==' }, 'the foreign Secret is left alone');
   await waitFor('a Warning event', async () => (await eventsOf('taken')).some((e) => e.type === 'Warning' && e.reason === 'SecretConflict'), { timeoutMs: 3000 });
@@ -316,6 +328,79 @@ t.test('a problem the user must fix shows as phase Error with a Warning event', 
   await core.deleteNamespacedSecret({ namespace: NS, name: 'taken-stream-key' });
   await patchSpec('taken', { title: 'now it works' });
   await waitFor('Ready once fixed', async () => (await getLs('taken'))?.status?.phase === 'Ready', { timeoutMs: 3000, intervalMs: 20 });
+});
+
+t.test('a Secret the LiveStream does not own is never updated or deleted, even when the LiveStream is deleted', async (t) => {
+  // Two kinds of foreign Secret in the key Secret's place: an unrelated one,
+  // and one that looks like a tteok key Secret (its labels copied, a key in
+  // it) but is owned by no LiveStream of that uid.
+  const foreign = {
+    plain: { metadata: { name: 'plain-stream-key', labels: { app: 'billing' } }, data: { password: Buffer.from('hunter2-hunter2').toString('base64') } },
+    lookalike: {
+      metadata: { name: 'lookalike-stream-key', labels: { 'tteok.dev/stream-key': 'true', 'tteok.dev/livestream': 'lookalike' }, annotations: { 'tteok.dev/key-rotation': '0' } },
+      data: { streamKey: Buffer.from('someone-elses-key-0123456789abcdef').toString('base64') },
+    },
+  };
+  const before = new Map<string, { resourceVersion: string; uid: string; data: unknown; labels: unknown; annotations: unknown; owners: unknown }>();
+  const snapshot = async (name: string) => {
+    const s = await core.readNamespacedSecret({ namespace: NS, name: `${name}-stream-key` });
+    return { resourceVersion: s.metadata!.resourceVersion!, uid: s.metadata!.uid!, data: s.data, labels: s.metadata?.labels, annotations: s.metadata?.annotations, owners: s.metadata?.ownerReferences };
+  };
+  for (const [name, body] of Object.entries(foreign)) {
+    await core.createNamespacedSecret({ namespace: NS, body });
+    before.set(name, await snapshot(name));
+    await createLs(name);
+  }
+  for (const name of Object.keys(foreign)) {
+    const ls = await waitFor(`${name}: phase Error`, async () => {
+      const ls = await getLs(name);
+      return ls?.status?.phase === 'Error' ? ls : undefined;
+    }, { timeoutMs: 3000, intervalMs: 20 });
+    t.match(cond(ls, 'Ready'), { status: 'False', reason: 'SecretConflict', message: new RegExp(`${name}-stream-key`) }, `${name}: the condition names the Secret`);
+    t.notOk(ls.status?.streamKeySha256, `${name}: no key hash published`);
+    await waitFor(`${name}: a Warning event`, async () => (await eventsOf(name)).some((e) => e.type === 'Warning' && e.reason === 'SecretConflict'), { timeoutMs: 3000 });
+    // More reconciles (a spec change) still leave it alone.
+    await patchSpec(name, { title: 'again' });
+  }
+  await waitFor('the spec changes reconciled', async () => {
+    for (const name of Object.keys(foreign)) if ((await getLs(name))?.status?.observedGeneration !== 2) return false;
+    return true;
+  }, { timeoutMs: 3000, intervalMs: 20 });
+  for (const name of Object.keys(foreign)) t.same(await snapshot(name), before.get(name), `${name}: the foreign Secret is unchanged after reconciles`);
+
+  for (const name of Object.keys(foreign)) await custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name });
+  for (const name of Object.keys(foreign)) {
+    await waitFor(`${name}: the LiveStream deleted`, async () => (await getLs(name)) === undefined, { timeoutMs: 5000, intervalMs: 50 });
+    t.same(await snapshot(name), before.get(name), `${name}: the foreign Secret is unchanged after the LiveStream was deleted`);
+    await core.deleteNamespacedSecret({ namespace: NS, name: `${name}-stream-key` });
+  }
+});
+
+t.test('the key Secret is taken over behind the controller\'s back: it is not deleted with the LiveStream', async (t) => {
+  // Somebody rewrites the key Secret for another use (its owner reference and
+  // labels gone, other data): from then on it is not the LiveStream's.
+  await createLs('swapped');
+  const ls = await waitFor('swapped Ready', async () => {
+    const ls = await getLs('swapped');
+    return ls?.status?.phase === 'Ready' ? ls : undefined;
+  }, { timeoutMs: 3000, intervalMs: 20 });
+  t.equal((await secretOf('swapped'))?.owners[0]?.uid, ls.metadata.uid);
+  const current = await core.readNamespacedSecret({ namespace: NS, name: 'swapped-stream-key' });
+  await core.replaceNamespacedSecret({
+    namespace: NS,
+    name: 'swapped-stream-key',
+    body: { metadata: { name: 'swapped-stream-key', resourceVersion: current.metadata!.resourceVersion! }, data: { other: 'eQ==' } },
+  });
+  const errored = await waitFor('phase Error', async () => {
+    const ls = await getLs('swapped');
+    return ls?.status?.phase === 'Error' ? ls : undefined;
+  }, { timeoutMs: 3000, intervalMs: 20 });
+  t.notOk(errored.status?.streamKeySha256, 'the old key\'s hash is withdrawn: the ingest stops accepting it');
+  await custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'swapped' });
+  await waitFor('the LiveStream deleted', async () => (await getLs('swapped')) === undefined, { timeoutMs: 5000, intervalMs: 50 });
+  const left = await core.readNamespacedSecret({ namespace: NS, name: 'swapped-stream-key' });
+  t.same(left.data, { other: 'eQ==' }, 'the Secret that is no longer the LiveStream\'s is still there');
+  await core.deleteNamespacedSecret({ namespace: NS, name: 'swapped-stream-key' });
 });
 
 t.test('metrics and probes', async (t) => {

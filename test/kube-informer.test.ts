@@ -6,6 +6,7 @@
 // re-lists after a silent stall, and keeps retrying after a non-410 error
 // (403 until RBAC allows it). Then the ingest's key source and the gateway's
 // view, both built on it, follow changes within a second.
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,9 +16,7 @@ import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1ConfigMap } from '@kube
 import { parse } from 'yaml';
 import { createLogger } from '../common/log.ts';
 import { rawJson } from '../common/kube/client.ts';
-import { encodeSettings } from '../common/kube/contract.ts';
 import { Informer } from '../common/kube/informer.ts';
-import { DEFAULT_SETTINGS } from '../common/livestream.ts';
 import { KubeStreamView } from '../gateway/views/kube-stream-view.ts';
 import { KubeKeySource } from '../ingest/keys/kube-key-source.ts';
 import { startKubeApiServer } from './harness/kube.ts';
@@ -26,6 +25,7 @@ import { spawnManaged } from './harness/process.ts';
 import { sleep, waitFor } from './harness/wait.ts';
 
 const ROOT = join(import.meta.dirname, '..');
+const sha256 = (key: string) => createHash('sha256').update(key, 'utf8').digest('hex');
 const NS = 'inf';
 const log = createLogger('informer-test', process.env.TTEOK_TEST_VERBOSE === '1' ? 'debug' : 'silent');
 
@@ -229,26 +229,33 @@ t.test('the ingest key source and the gateway view follow changes within a secon
     t.ok(Date.now() - at <= 1000, `${what} within ${Date.now() - at} ms of the request`);
   };
 
-  const secret = (enabled: boolean, k = key) => ({
-    metadata: {
-      name: 'show-stream-key',
-      labels: { 'tteok.dev/stream-key': 'true', 'tteok.dev/livestream': 'show' },
-      annotations: { 'tteok.dev/settings': encodeSettings({ ...DEFAULT_SETTINGS, title: 'Show', enabled }) },
-    },
-    data: { streamKey: Buffer.from(k).toString('base64') },
-  });
-  await within('key source: a new key', () => core.createNamespacedSecret({ namespace: NS, body: secret(true) }), () => keys.lookup(key)?.ref.name === 'show');
-  t.equal(keys.lookup(key)?.settings.title, 'Show');
-  await within('key source: disabled', () => core.replaceNamespacedSecret({ namespace: NS, name: 'show-stream-key', body: secret(false) }), () => keys.lookup(key)?.settings.enabled === false);
-  const rotated = 'k_' + 'b'.repeat(30);
-  await within('key source: rotated', () => core.replaceNamespacedSecret({ namespace: NS, name: 'show-stream-key', body: secret(true, rotated) }), () => keys.lookup(key) === undefined && keys.lookup(rotated) !== undefined);
-  await within('key source: deleted', () => core.deleteNamespacedSecret({ namespace: NS, name: 'show-stream-key' }), () => keys.lookup(rotated) === undefined);
-  t.ok(keyChanges >= 4, 'onChange on every change');
-  // A Secret without the label is not a key.
-  await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'other' }, data: { streamKey: Buffer.from('k_' + 'c'.repeat(30)).toString('base64') } } });
-
   const custom = admin.makeApiClient(CustomObjectsApi);
   const GROUP = { group: 'tteok.dev', version: 'v1alpha1', plural: 'livestreams' };
+  const keyedPath = `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams/keyed`;
+  const publishHash = (k: string | null) => rawJson(admin, `${keyedPath}/status`, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { status: { streamKeySha256: k === null ? null : sha256(k) } } });
+  const patchSpec = (spec: Record<string, unknown>) => rawJson(admin, keyedPath, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { spec } });
+  // A LiveStream the controller has not published a key hash for yet: no key publishes to it.
+  await custom.createNamespacedCustomObject({ ...GROUP, namespace: NS, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'keyed', finalizers: ['tteok.dev/cleanup'] }, spec: { title: 'Show' } } });
+  // A second one with a hash: once the key source has it, it has seen the first (one watch, in order).
+  const otherKey = 'k_' + 'o'.repeat(30);
+  await custom.createNamespacedCustomObject({ ...GROUP, namespace: NS, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'other' } } });
+  await rawJson(admin, `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams/other/status`, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { status: { streamKeySha256: sha256(otherKey) } } });
+  await waitFor('the other stream granted', () => keys.lookup(otherKey)?.ref.name === 'other', { timeoutMs: 2000, intervalMs: 5 });
+  t.same(keys.streams().map((g) => g.ref.name), ['other'], 'a LiveStream without a published key hash grants nothing');
+  await custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'other' });
+  await within('key source: a new key', () => publishHash(key), () => keys.lookup(key)?.ref.name === 'keyed');
+  t.equal(keys.lookup(key)?.settings.title, 'Show', 'settings come from the spec');
+  t.equal(keys.lookup('k_' + 'a'.repeat(29) + 'b'), undefined, 'another key is unknown');
+  t.equal(keys.lookup(sha256(key)), undefined, 'the hash itself is not a key');
+  await within('key source: disabled', () => patchSpec({ enabled: false }), () => keys.lookup(key)?.settings.enabled === false);
+  await patchSpec({ enabled: true });
+  const rotated = 'k_' + 'b'.repeat(30);
+  await within('key source: rotated', () => publishHash(rotated), () => keys.lookup(key) === undefined && keys.lookup(rotated) !== undefined);
+  // Deleting: the finalizer holds the object, and the key stops working at once.
+  await within('key source: deleted', () => custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'keyed' }), () => keys.lookup(rotated) === undefined);
+  t.ok(keyChanges >= 4, 'onChange on every change');
+  await rawJson(admin, keyedPath, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { metadata: { finalizers: null } } });
+
   await within('view: a new stream', () => custom.createNamespacedCustomObject({ ...GROUP, namespace: NS, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'show' }, spec: { title: 'The Show' } } }), () => view.get({ namespace: NS, name: 'show' })?.title === 'The Show');
   t.equal(view.get({ namespace: NS, name: 'show' })?.phase, 'Pending');
   const since = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');

@@ -1,22 +1,25 @@
 // The ingest in Kubernetes mode, for real: ingest processes with
-// TTEOK_KEY_SOURCE=kubernetes (as pods ingest-0 and ingest-1, on their own
-// RBAC-limited service account), the controller, one kube-apiserver, and
-// ffmpeg publishing over RTMP. Key rotation refuses the old key and accepts
-// the new one; one publisher per stream across pods; a dead pod's claim
-// expires and the stream can go live on the other pod.
+// TTEOK_KEY_SOURCE=kubernetes (as pods ingest-0 and ingest-1, on a service
+// account with exactly the chart's RBAC, which reads no Secret: keys are
+// checked against the hash in LiveStream status), the controller, one
+// kube-apiserver, and ffmpeg publishing over RTMP. Key rotation refuses the
+// old key and accepts the new one; one publisher per stream across pods; a
+// dead pod's claim expires and the stream can go live on the other pod;
+// deleting a live LiveStream ends its publish.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '../common/log.ts';
-import { rawJson } from '../common/kube/client.ts';
+import { rawJson, statusCode } from '../common/kube/client.ts';
 import { loadControllerConfig } from '../controller/config.ts';
 import { startController } from '../controller/controller.ts';
 import { startIngestProcess, type IngestProcess } from './harness/ingest-process.ts';
 import { startKubeApiServer } from './harness/kube.ts';
 import { stopAll, type ManagedProcess } from './harness/process.ts';
 import { publishTestPattern } from './harness/publisher.ts';
-import { adminWithLiveStreams, serviceAccountKubeconfig } from './harness/kube-fixtures.ts';
+import { adminWithLiveStreams, chartRoles, serviceAccountKubeconfig } from './harness/kube-fixtures.ts';
 import { waitFor } from './harness/wait.ts';
 
 const NS = 'streams';
@@ -41,11 +44,9 @@ const controller = await startController(
 );
 await controller.ready();
 
-// The ingest runs as its own service account with exactly the RBAC the README lists.
-const ingestKubeconfig = await serviceAccountKubeconfig(kc, kube.kubeconfigPath, dir, SYSTEM, 'tteok-ingest', [
-  { kind: 'ClusterRole', rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['list', 'watch'] }] },
-  { kind: 'Role', namespace: SYSTEM, rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update', 'delete'] }] },
-]);
+// The ingest runs as its own service account with exactly the RBAC the chart gives it.
+const ingestRoles = await chartRoles('ingest', SYSTEM);
+const ingestKubeconfig = await serviceAccountKubeconfig(kc, kube.kubeconfigPath, dir, SYSTEM, 'tteok-ingest', ingestRoles);
 
 function ingestEnv(pod: string): Record<string, string> {
   return {
@@ -177,5 +178,49 @@ t.test('one publisher per stream across pods; a dead pod\'s claim expires', asyn
   await taken.stop('SIGTERM', 3000);
 });
 
+t.test('the ingest\'s service account cannot read a single Secret', async (t) => {
+  await createLs('guarded');
+  await waitFor('guarded Ready', async () => (await status('guarded')).phase === 'Ready', { timeoutMs: 5000, intervalMs: 50 });
+  const asIngest = new KubeConfig();
+  asIngest.loadFromFile(ingestKubeconfig);
+  for (const path of [
+    '/api/v1/secrets',
+    `/api/v1/namespaces/${NS}/secrets`,
+    `/api/v1/namespaces/${NS}/secrets/guarded-stream-key`,
+    `/api/v1/namespaces/${SYSTEM}/secrets`,
+    '/api/v1/secrets?labelSelector=tteok.dev%2Fstream-key%3Dtrue',
+  ]) {
+    const code = await rawJson(asIngest, path).then(() => 200, (err: unknown) => statusCode(err));
+    t.equal(code, 403, `GET ${path} is forbidden`);
+  }
+  // And yet it accepts the stream's key.
+  const mark = ingest1!.proc.lines.length;
+  const pub = publishTestPattern({ url: ingest1!.rtmpUrl(await keyOf('guarded')), name: 'ffmpeg-guarded' });
+  await waitForLogLine(ingest1!.proc, mark, /"msg":"publish accepted"/);
+  t.pass('the key is accepted without the ingest reading the Secret');
+  await pub.stop('SIGTERM', 3000);
+});
 
-/** A ServiceAccount in SYSTEM bound to exactly these rules, and a kubeconfig with a token for it. */
+t.test('deleting a live LiveStream ends its publish at once, then the LiveStream goes', async (t) => {
+  await createLs('doomed');
+  await waitFor('doomed Ready', async () => (await status('doomed')).phase === 'Ready', { timeoutMs: 5000, intervalMs: 50 });
+  const key = await keyOf('doomed');
+  let mark = ingest1!.proc.lines.length;
+  const pub = publishTestPattern({ url: ingest1!.rtmpUrl(key), name: 'ffmpeg-doomed' });
+  await waitForLogLine(ingest1!.proc, mark, /"msg":"publish accepted"/);
+  await waitFor('doomed Live', async () => (await status('doomed')).phase === 'Live', { timeoutMs: 5000, intervalMs: 50 });
+  mark = ingest1!.proc.lines.length;
+  await custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'doomed' });
+  await waitForLogLine(ingest1!.proc, mark, /ending a live publish: its stream key is no longer valid/, 5000);
+  t.pass('the live publish was ended');
+  await waitFor('the LiveStream gone', async () => {
+    const list = (await custom.listNamespacedCustomObject({ ...GROUP, namespace: NS })) as { items: Array<{ metadata: { name: string } }> };
+    return !list.items.some((i) => i.metadata.name === 'doomed');
+  }, { timeoutMs: 10_000, intervalMs: 100 });
+  t.equal((await core.listNamespacedSecret({ namespace: NS, fieldSelector: 'metadata.name=doomed-stream-key' })).items.length, 0, 'its key Secret deleted');
+  await pub.stop('SIGKILL', 1000);
+  mark = ingest1!.proc.lines.length;
+  const again = publishTestPattern({ url: ingest1!.rtmpUrl(key), seconds: 2, name: 'ffmpeg-doomed-again' });
+  t.match(await waitForLogLine(ingest1!.proc, mark, /publish (refused|accepted)/), /"reason":"unknown_key"/, 'the key is refused');
+  await again.exited;
+});

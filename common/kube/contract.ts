@@ -2,13 +2,21 @@
 // (the ingest's key source and stream claims, the gateway's view). One place
 // for names, labels and formats, so the three cannot drift apart.
 //
-// Stream key Secret (written by the controller, read by the ingest):
+// Stream key Secret (written by the controller, read by the controller and
+// by users, never by the ingest):
 //   name       <livestream>-stream-key, in the LiveStream's namespace
 //   labels     tteok.dev/stream-key: "true", tteok.dev/livestream: <livestream>
 //   data       streamKey: the key (base64, as all Secret data)
-//   annotation tteok.dev/settings: the StreamSettings as JSON, kept in sync with the spec
 //   annotation tteok.dev/key-rotation: the spec.keyRotation the key was made for
-//   owner      the LiveStream (controller=true)
+//   owner      the LiveStream (controller=true, its uid): the controller
+//              updates and deletes only a Secret that names the LiveStream's
+//              uid here, never one that merely has the name or the labels
+//
+// LiveStream status.streamKeySha256 (written by the controller, read by the
+// ingest): the lowercase hex SHA-256 of the key in that Secret. The ingest
+// verifies a presented key by hashing it and looking the hash up, so it needs
+// no access to Secrets. The key is 192 random bits, so its hash reveals
+// nothing usable.
 //
 // Stream claim Lease (written by the ingest pod that accepted the publish,
 // read by the controller and the other ingest pods):
@@ -16,13 +24,13 @@
 //   labels     tteok.dev/claim: "true", tteok.dev/livestream-namespace, tteok.dev/livestream
 //   spec       holderIdentity = pod name, acquireTime = when the stream went live,
 //              renewTime renewed while live, leaseDurationSeconds
-import { API_GROUP, API_VERSION, DEFAULT_SETTINGS, settingsFromSpec, type StreamRef, type StreamSettings } from '../livestream.ts';
+import { createHash } from 'node:crypto';
+import { API_GROUP, API_VERSION, type StreamRef } from '../livestream.ts';
 
 export const LABEL_STREAM_KEY = 'tteok.dev/stream-key';
 export const LABEL_LIVESTREAM = 'tteok.dev/livestream';
 export const LABEL_CLAIM = 'tteok.dev/claim';
 export const LABEL_LIVESTREAM_NAMESPACE = 'tteok.dev/livestream-namespace';
-export const ANNOTATION_SETTINGS = 'tteok.dev/settings';
 export const ANNOTATION_KEY_ROTATION = 'tteok.dev/key-rotation';
 export const FINALIZER = 'tteok.dev/cleanup';
 export const SECRET_KEY_FIELD = 'streamKey';
@@ -55,40 +63,19 @@ export const secretsPath = (namespace?: string) => `/api/v1${nsPath(namespace)}/
 export const leasesPath = (namespace?: string) => `/apis/coordination.k8s.io/v1${nsPath(namespace)}/leases`;
 export const statefulSetsPath = (namespace?: string) => `/apis/apps/v1${nsPath(namespace)}/statefulsets`;
 
-/** The settings annotation: fixed key order, so equal settings give equal text. */
-export function encodeSettings(s: StreamSettings): string {
-  return JSON.stringify({
-    title: s.title,
-    enabled: s.enabled,
-    segmentSeconds: s.segmentSeconds,
-    playlistLength: s.playlistLength,
-    keepAfterEnd: s.keepAfterEnd,
-  });
+/** The form status.streamKeySha256 has: 64 lowercase hex digits. */
+export const STREAM_KEY_SHA256_PATTERN = /^[0-9a-f]{64}$/;
+
+/** What the controller publishes for a key, and what the ingest compares a presented key with. */
+export function streamKeySha256(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
 }
 
-/** Parses and checks the settings annotation; undefined if it is missing or malformed. */
-export function decodeSettings(text: string | undefined): StreamSettings | undefined {
-  if (!text) return undefined;
-  let raw: Partial<StreamSettings>;
-  try {
-    raw = JSON.parse(text) as Partial<StreamSettings>;
-  } catch {
-    return undefined;
-  }
-  if (typeof raw !== 'object' || raw === null) return undefined;
-  const { settings, problems } = settingsFromSpec({
-    ...(raw.title !== undefined ? { title: raw.title } : {}),
-    ...(raw.enabled !== undefined ? { enabled: raw.enabled } : {}),
-    hls: {
-      ...(raw.segmentSeconds !== undefined ? { segmentSeconds: raw.segmentSeconds } : {}),
-      ...(raw.playlistLength !== undefined ? { playlistLength: raw.playlistLength } : {}),
-    },
-    retention: raw.keepAfterEnd !== undefined ? { keepAfterEnd: raw.keepAfterEnd } : {},
-  });
-  return problems.length === 0 ? settings : undefined;
+/** Whether an object's owner references name this owner uid (the only test of ownership: names and labels can be copied, a uid cannot be reused). */
+export function ownedBy(obj: { metadata?: { ownerReferences?: Array<{ uid: string }> } } | undefined, ownerUid: string | undefined): boolean {
+  if (!ownerUid) return false;
+  return (obj?.metadata?.ownerReferences ?? []).some((o) => o.uid === ownerUid);
 }
-
-export { DEFAULT_SETTINGS };
 
 /** What the controller writes to a LiveStream's status. */
 export interface LiveStreamCondition {
@@ -105,6 +92,8 @@ export interface LiveStreamStatus {
   observedGeneration?: number;
   conditions?: LiveStreamCondition[];
   streamKeySecret?: string;
+  /** SHA-256 (hex) of the key in streamKeySecret; absent until the key exists, and while the Secret is not the LiveStream's own. */
+  streamKeySha256?: string;
   ingestUrl?: string;
   playbackUrl?: string;
   liveSince?: string;

@@ -1,7 +1,8 @@
 // Where the ingest learns which stream keys are valid and which LiveStream
 // each one publishes to. Lookups are synchronous, served from memory that the
 // implementation keeps in sync (a watched file here, an informer on the key
-// Secrets in Kubernetes), so accepting a publish never waits on a backend.
+// hashes in LiveStream status in Kubernetes), so accepting a publish never
+// waits on a backend.
 import type { StreamRef, StreamSettings } from '../../common/livestream.ts';
 
 export interface StreamGrant {

@@ -1,23 +1,23 @@
-// The Kubernetes key source: an informer on the stream key Secrets the
-// controller writes (label tteok.dev/stream-key=true), in every namespace or
-// in $TTEOK_WATCH_NAMESPACE. Each Secret names its LiveStream (label), holds
-// the key (data.streamKey) and the stream's settings (annotation), so the
-// ingest watches nothing but Secrets. A deleted Secret or a rotated key
-// changes the view at once, and StreamHub ends a publish whose key is gone.
+// The Kubernetes key source: an informer on LiveStreams, in every namespace or
+// in $TTEOK_WATCH_NAMESPACE. The ingest never reads a Secret: the controller
+// publishes the SHA-256 of each stream's key in status.streamKeySha256, and a
+// presented key is verified by hashing it and looking the hash up. The keys
+// are 192 random bits, so their hashes, readable by whoever may read
+// LiveStreams, give nothing away; and this internet-facing process holds no
+// credential that could read the cluster's Secrets.
+//
+// A stream grants publishes from when the controller has published its hash
+// (a brand-new LiveStream has none for the moment until its key Secret exists:
+// no key can publish to it yet, and none is known to anyone yet either) until
+// it is being deleted. A rotated key is a new hash: the old key is unknown from
+// then on, and StreamHub ends a publish whose key is no longer valid. Settings
+// (title, enabled, HLS, retention) come straight from the spec.
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { V1Secret } from '@kubernetes/client-node';
 import { envInt, envOptional, type Env } from '../../common/env-config.ts';
 import type { Logger } from '../../common/log.ts';
-import { isValidName, isValidNamespace, streamId } from '../../common/livestream.ts';
+import { isValidName, isValidNamespace, settingsFromSpec, streamId, type LiveStreamObject } from '../../common/livestream.ts';
 import { loadKubeConfig } from '../../common/kube/client.ts';
-import {
-  ANNOTATION_SETTINGS,
-  LABEL_LIVESTREAM,
-  SECRET_KEY_FIELD,
-  STREAM_KEY_SELECTOR,
-  decodeSettings,
-  secretsPath,
-} from '../../common/kube/contract.ts';
+import { STREAM_KEY_SHA256_PATTERN, liveStreamsPath, streamKeySha256, type LiveStreamStatus } from '../../common/kube/contract.ts';
 import { Informer } from '../../common/kube/informer.ts';
 import { GrantTable, isWellFormedKey, type KeySource, type StreamGrant } from './key-source.ts';
 import type { StreamClaims } from '../stream-hub.ts';
@@ -30,32 +30,38 @@ export interface KubeKeySourceOptions {
   idleRelistMs?: number;
 }
 
-/** Reads one Secret into a grant; undefined (with the reason) if it is not usable. */
-export function grantFromSecret(secret: V1Secret): { key: string; grant: StreamGrant } | { problem: string } {
-  const namespace = secret.metadata?.namespace ?? '';
-  const name = secret.metadata?.labels?.[LABEL_LIVESTREAM] ?? '';
-  if (!isValidNamespace(namespace) || !isValidName(name)) return { problem: `label ${LABEL_LIVESTREAM} does not name a LiveStream` };
-  const encoded = secret.data?.[SECRET_KEY_FIELD];
-  if (!encoded) return { problem: `no data.${SECRET_KEY_FIELD}` };
-  const key = Buffer.from(encoded, 'base64').toString('utf8');
-  if (!isWellFormedKey(key)) return { problem: 'the stream key is malformed' };
-  const settings = decodeSettings(secret.metadata?.annotations?.[ANNOTATION_SETTINGS]);
-  if (!settings) return { problem: `annotation ${ANNOTATION_SETTINGS} is missing or invalid` };
-  return { key, grant: { ref: { namespace, name }, settings } };
+type LiveStream = LiveStreamObject & { metadata: { deletionTimestamp?: string } };
+
+/**
+ * Reads one LiveStream into a grant keyed by its key's hash; `none` when it
+ * grants nothing (yet, or any more), `problem` when it is unusable.
+ */
+export function grantFromLiveStream(ls: LiveStream): { keySha256: string; grant: StreamGrant } | { none: string } | { problem: string } {
+  if (ls.metadata.deletionTimestamp) return { none: 'being deleted' };
+  const hash = (ls.status as LiveStreamStatus | undefined)?.streamKeySha256;
+  if (hash === undefined) return { none: 'no key published yet' };
+  if (typeof hash !== 'string' || !STREAM_KEY_SHA256_PATTERN.test(hash)) return { problem: 'status.streamKeySha256 is not a SHA-256 in hex' };
+  const namespace = ls.metadata.namespace ?? '';
+  const name = ls.metadata.name;
+  if (!isValidNamespace(namespace) || !isValidName(name)) return { problem: 'not a valid LiveStream name' };
+  // The API server validated the spec against the CRD; this fills in defaults.
+  const { settings, problems } = settingsFromSpec(ls.spec);
+  if (problems.length > 0) return { problem: problems.join('; ') };
+  return { keySha256: hash, grant: { ref: { namespace, name }, settings } };
 }
 
 export class KubeKeySource extends GrantTable {
-  private readonly informer: Informer<V1Secret>;
+  private readonly informer: Informer<LiveStream>;
   private readonly log: Logger;
   private readonly reported = new Map<string, string>();
+  private fingerprint = '';
 
   constructor(options: KubeKeySourceOptions) {
     super();
     this.log = options.log;
-    this.informer = new Informer<V1Secret>({
+    this.informer = new Informer<LiveStream>({
       kc: options.kc,
-      path: secretsPath(options.namespace),
-      labelSelector: STREAM_KEY_SELECTOR,
+      path: liveStreamsPath(options.namespace),
       log: options.log,
       ...(options.idleRelistMs !== undefined ? { idleRelistMs: options.idleRelistMs } : {}),
     });
@@ -66,12 +72,18 @@ export class KubeKeySource extends GrantTable {
     this.informer.start();
     void this.informer.ready().then(() => {
       this.rebuild();
-      this.log.info({ streams: this.grants.size }, 'stream keys loaded from Kubernetes Secrets');
+      this.log.info({ streams: this.grants.size }, 'stream key hashes loaded from LiveStreams');
     });
   }
 
   get synced(): boolean {
     return this.informer.synced;
+  }
+
+  /** The table is keyed by the key's SHA-256: hash the presented key and look that up. */
+  override lookup(key: string): StreamGrant | undefined {
+    if (!isWellFormedKey(key)) return undefined;
+    return this.grants.get(streamKeySha256(key));
   }
 
   async ready(): Promise<void> {
@@ -83,40 +95,45 @@ export class KubeKeySource extends GrantTable {
     await this.informer.stop();
   }
 
-  private rebuild(notify = true): void {
+  private rebuild(): void {
     const next = new Map<string, StreamGrant>();
     const owners = new Map<string, string>();
     const duplicates = new Set<string>();
     const seen = new Set<string>();
-    for (const secret of this.informer.list()) {
-      const where = `${secret.metadata?.namespace}/${secret.metadata?.name}`;
+    for (const ls of this.informer.list()) {
+      const where = `${ls.metadata.namespace}/${ls.metadata.name}`;
       seen.add(where);
-      const read = grantFromSecret(secret);
+      const read = grantFromLiveStream(ls);
       if ('problem' in read) {
-        // Once per Secret and problem, and never with the key in it.
+        // Once per LiveStream and problem.
         if (this.reported.get(where) !== read.problem) {
           this.reported.set(where, read.problem);
-          this.log.warn({ secret: where }, `stream key Secret ignored: ${read.problem}`);
+          this.log.warn({ stream: where }, `LiveStream ignored: ${read.problem}`);
         }
         continue;
       }
       this.reported.delete(where);
-      if (next.has(read.key) && owners.get(read.key) !== streamId(read.grant.ref)) duplicates.add(read.key);
-      next.set(read.key, read.grant);
-      owners.set(read.key, streamId(read.grant.ref));
+      if ('none' in read) continue;
+      if (next.has(read.keySha256) && owners.get(read.keySha256) !== streamId(read.grant.ref)) duplicates.add(read.keySha256);
+      next.set(read.keySha256, read.grant);
+      owners.set(read.keySha256, streamId(read.grant.ref));
     }
-    for (const key of duplicates) {
-      this.log.error({ streams: owners.get(key) }, 'the same stream key is in two Secrets; refusing it for both');
-      next.delete(key);
+    for (const hash of duplicates) {
+      this.log.error({ streams: owners.get(hash) }, 'the same stream key is in two LiveStreams\' key Secrets; refusing it for both');
+      next.delete(hash);
     }
     for (const where of [...this.reported.keys()]) if (!seen.has(where)) this.reported.delete(where);
-    this.replaceGrants(next, notify);
+    // Most LiveStream events are status writes that change no grant (live, ended): tell listeners only of real changes.
+    const fingerprint = JSON.stringify([...next].sort(([a], [b]) => (a < b ? -1 : 1)));
+    const changed = fingerprint !== this.fingerprint;
+    this.fingerprint = fingerprint;
+    this.replaceGrants(next, changed);
   }
 }
 
 /**
  * The ingest's Kubernetes dependencies for `startIngest(config, deps)`:
- * the Secret-backed key source and the Lease-backed stream claims.
+ * the LiveStream-backed key source and the Lease-backed stream claims.
  */
 export async function kubernetesIngestDeps(env: Env, log: Logger): Promise<{ keys: KeySource; claims: StreamClaims }> {
   const { LeaseStreamClaims, claimsConfigFromEnv } = await import('../claims/lease-claims.ts');

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { rawJson } from '../../common/kube/client.ts';
+import { CI_VALUES, NAMESPACE, find, parseDocs, render } from '../tools/chart-tools.ts';
 import type { KubeTestServer } from './kube.ts';
 import { waitFor } from './wait.ts';
 
@@ -49,6 +50,23 @@ export interface RoleSpec {
   kind: 'ClusterRole' | 'Role';
   namespace?: string;
   rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
+}
+
+/**
+ * The RBAC rules the chart (rendered with its default values) gives a
+ * component: its ClusterRole, and its Role in the release namespace, here
+ * bound in `releaseNamespace`. Tests run processes with exactly these, so a
+ * chart that grants too little fails them and README's table cannot drift.
+ */
+export async function chartRoles(component: 'controller' | 'ingest' | 'gateway', releaseNamespace: string): Promise<RoleSpec[]> {
+  const objects = parseDocs(await render({ values: [CI_VALUES['default']!] }));
+  const cluster = find(objects, 'ClusterRole', `${NAMESPACE}-t-tteok-${component}`);
+  const local = find(objects, 'Role', `t-tteok-${component}-local`);
+  if (!cluster) throw new Error(`the chart renders no ClusterRole for ${component}`);
+  return [
+    { kind: 'ClusterRole', rules: cluster.rules as RoleSpec['rules'] },
+    ...(local ? [{ kind: 'Role' as const, namespace: releaseNamespace, rules: local.rules as RoleSpec['rules'] }] : []),
+  ];
 }
 
 /**

@@ -13,7 +13,7 @@ async function main(): Promise<void> {
       const { loadIngestConfig } = await import('../ingest/config.ts');
       const { startIngest } = await import('../ingest/ingest.ts');
       const config = loadIngestConfig();
-      // TTEOK_KEY_SOURCE=kubernetes: keys from the controller's Secrets, fleet-wide claims on Leases.
+      // TTEOK_KEY_SOURCE=kubernetes: keys checked against the SHA-256 the controller publishes on each LiveStream, fleet-wide claims on Leases.
       const kube = config.keySource === 'kubernetes' ? await (await import('../ingest/keys/kube-key-source.ts')).kubernetesIngestDeps(process.env, log) : {};
       const ingest = await startIngest(config, { log, ...kube });
       onTermination(() => ingest.shutdown());

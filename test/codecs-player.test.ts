@@ -48,6 +48,15 @@ const page = browser.page;
 type Stats = { state: string; playing: boolean; currentTime: number; errors: string[] };
 const stats = () => page.evaluate(() => (window as unknown as { tteokStats: Stats }).tteokStats);
 
+/** Waits until the origin serves the new run's playlist: not ended, two segments. */
+async function waitForLiveRun(what: string): Promise<void> {
+  await waitFor(`${what}: a live playlist with two segments`, async () => {
+    const res = await fetch(`${gateway}/origin/default/demo/index.m3u8`);
+    const p = res.ok ? parsePlaylist(await res.text()) : undefined;
+    return p && !p.ended && p.segments.length >= 2 ? true : undefined;
+  }, { timeoutMs: 40_000, intervalMs: 250 });
+}
+
 /** Publishes with ffmpeg 9, opens the player page and checks that it plays; stops the publisher after. */
 async function assertPlays(tt: Test, what: string, options: Omit<PublishOptions, 'url'>): Promise<void> {
   const publisher = publishTestPattern({
@@ -61,11 +70,7 @@ async function assertPlays(tt: Test, what: string, options: Omit<PublishOptions,
     ...options,
   });
   try {
-    await waitFor(`${what}: a playlist with two segments`, async () => {
-      const res = await fetch(`${gateway}/origin/default/demo/index.m3u8`);
-      const p = res.ok ? parsePlaylist(await res.text()) : undefined;
-      return p && !p.ended && p.segments.length >= 2 ? true : undefined;
-    }, { timeoutMs: 40_000, intervalMs: 250 });
+    await waitForLiveRun(what);
     await page.goto(`${gateway}/?stream=default/demo`);
     const first = await waitFor(`${what}: the page to play`, async () => {
       const s = await stats();
@@ -119,6 +124,38 @@ t.test('the player page plays AV1 + Opus', (tt) => assertPlays(tt, 'AV1 + Opus',
 t.test('the player page plays audio-only Opus', (tt) => assertPlays(tt, 'audio-only Opus', { video: false, audio: ['-c:a', 'libopus', '-b:a', '64k', '-ac', '2'] }));
 
 t.test('the player page plays audio-only AAC', (tt) => assertPlays(tt, 'audio-only AAC', { video: false, audio: ['-c:a', 'aac', '-b:a', '64k', '-ac', '2'] }));
+
+t.test('HEVC: played where this Chromium decodes it; otherwise the page says so instead of loading forever', async (tt) => {
+  await page.goto(`${gateway}/`);
+  const decodesHevc = await page.evaluate(() => MediaSource.isTypeSupported('video/mp4; codecs="hvc1.1.6.L60.90"'));
+  const hevc = { video: ['-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', 'log-level=error', '-b:v', '300k'], audio: ['-c:a', 'aac', '-b:a', '64k', '-ac', '2'] };
+  if (decodesHevc) {
+    await assertPlays(tt, 'HEVC + AAC', hevc);
+    return;
+  }
+  const publisher = publishTestPattern({ url: `rtmp://127.0.0.1:${rtmpPort}/live/${key}`, binary: FFMPEG9, size: '320x180', fps: 15, outputArgs: ['-rtmp_enhanced_codecs', 'hvc1,av01,Opus'], name: 'ffmpeg9-hevc', ...hevc });
+  try {
+    // The previous run's ended playlist stays at the origin until this run's first segment replaces it.
+    await waitForLiveRun('HEVC + AAC');
+    await page.goto(`${gateway}/?stream=default/demo`);
+    const shown = await waitFor('the page to say it cannot decode HEVC', async () => {
+      const s = await page.evaluate(() => ({
+        unsupported: (window as unknown as { tteokStats: { unsupportedCodec?: string | null } }).tteokStats.unsupportedCodec ?? null,
+        overlay: document.getElementById('overlay')!.textContent ?? '',
+      }));
+      return s.unsupported ? s : undefined;
+    }, { timeoutMs: 40_000, intervalMs: 250 });
+    tt.match(shown.unsupported, /hvc1/, `the codec it cannot decode is named (${shown.unsupported})`);
+    tt.match(shown.overlay, /cannot decode.*HEVC/i, `the viewer reads why: "${shown.overlay}"`);
+    // It stays that way rather than restarting the player on every list refresh.
+    const errorsBefore = (await stats()).errors.length;
+    await sleep(5000);
+    tt.equal((await stats()).errors.length, errorsBefore, 'no further attempts while the same run is live');
+  } finally {
+    await publisher.stop('SIGINT', 10_000);
+    await page.goto('about:blank');
+  }
+});
 
 t.test('SIGTERM stops the one-machine mode cleanly', async (tt) => {
   await browser?.close();

@@ -3,7 +3,7 @@
 // (the committed fixtures) and Debian's ffmpeg (AAC-only): what comes out
 // must be CMAF HLS that ffmpeg decodes without an error, with the right
 // sample entries, cut at the target duration.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
@@ -88,6 +88,30 @@ t.test('HEVC + AAC: hvc1 sample entry, cut at keyframes, decodes', async (t) => 
     { codec_type: 'video', codec_name: 'hevc', codec_tag_string: 'hvc1', width: 160, height: 90, nb_read_frames: '15' },
     { codec_type: 'audio', codec_name: 'aac', channels: 2, sample_rate: '48000' },
   ]);
+});
+
+t.test('HEVC open GOPs: a segment lasts from its keyframe to the next, leading pictures included', async (t) => {
+  // x265 makes open GOPs: each keyframe (CRA) after the first has a leading
+  // picture, decoded after it but shown before it. The muxer's durations for a
+  // fragment then start at that picture, overlapping the previous fragment,
+  // and the playlist would claim more time than the stream has.
+  const videoOnly = join(dir, 'hevc-video.flv');
+  const flv = readFileSync(fixture('hevc-aac.flv'));
+  // The FLV with its audio tags removed (header flags left as they are).
+  const parts: Buffer[] = [flv.subarray(0, 13)];
+  for (let pos = 13; pos + 11 <= flv.length; ) {
+    const size = flv.readUIntBE(pos + 1, 3);
+    if (flv[pos] !== 8) parts.push(flv.subarray(pos, pos + 11 + size + 4));
+    pos += 11 + size + 4;
+  }
+  writeFileSync(videoOnly, Buffer.concat(parts));
+  const packaged = await publishFile(videoOnly, 0.3);
+  t.same(packaged.errors, []);
+  const durations = packaged.segments.map((s) => s.duration);
+  t.ok(durations.length >= 3, `${durations.length} segments`);
+  // Keyframes at frames 0, 4 and 9 (x265 moved one): GOPs of 4 and 5 frames at 15 fps.
+  t.ok(Math.abs(durations[0]! - 4 / 15) < 0.005 || Math.abs(durations[0]! - 5 / 15) < 0.005, `the first GOP lasts whole frames (${durations[0]!.toFixed(3)} s)`);
+  t.ok(Math.abs(durations[1]! - 5 / 15) < 0.005, `the second GOP lasts its 5 frames, 0.333 s, not 0.4 (${durations[1]!.toFixed(3)} s)`);
 });
 
 t.test('AV1 + Opus: av01 and Opus sample entries, decodes', async (t) => {

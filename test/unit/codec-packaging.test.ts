@@ -209,6 +209,29 @@ t.test('video that starts after an audio-only stream began gets a new init segme
   t.ok(out.segments.some((s) => s.initGeneration === 2), 'segments with video follow');
 });
 
+t.test('audio-only: a timeline that jumps back starts over after a discontinuity; a single late frame is dropped', async (t) => {
+  const tags = readFlvTags(fixture('opus-only.flv')).filter((tag) => tag.type === 8);
+  const resetAt = tags.findIndex((tag) => tag.timestampMs >= 1500);
+  // An encoder restarted without reconnecting: from 1.5 s on, time starts again at 0.
+  const shifted = tags.map((tag, i) => (i >= resetAt ? { ...tag, timestampMs: tag.timestampMs - tags[resetAt]!.timestampMs } : tag));
+  // And one frame 200 ms late, before the reset.
+  shifted.splice(20, 0, { ...shifted[19]!, timestampMs: shifted[19]!.timestampMs - 200 });
+  const out: Packaged = { inits: [], segments: [], drops: [], errors: [], ignoredTracks: [] };
+  const session = new PublishSession('reset', new Fragmenter(1, {
+    onInit: (init, generation) => out.inits.push({ init, generation }),
+    onSegment: (segment) => out.segments.push(segment),
+    onDroppedPacket: (reason) => out.drops.push(reason),
+    onMuxerError: (error) => out.errors.push(error),
+  }));
+  for (const tag of shifted) session.audio(tag.timestampMs, tag.body);
+  await session.close();
+  t.same(out.errors, []);
+  t.same(out.drops, ['timestamp_regression'], 'the late frame is dropped');
+  t.equal(out.inits.length, 2, 'a second init segment for the new timeline');
+  const total = out.segments.reduce((a, s) => a + s.duration, 0);
+  t.ok(Math.abs(total - 3) < 0.1, `nothing after the jump is lost (${total.toFixed(2)} s)`);
+});
+
 t.test('codecs still unsupported are refused with the codec and what to set in OBS', async (t) => {
   const refusal = (name: string) => {
     const session = new PublishSession('refused', new Fragmenter(1, { onInit() {}, onSegment() {}, onDroppedPacket() {}, onMuxerError() {} }));

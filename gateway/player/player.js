@@ -78,6 +78,7 @@
     playbackRate: 1,
     stalls: 0,
     errors: [],
+    unsupportedCodec: null, // the MIME type this browser cannot decode, when that stopped playback
     hlsVersion: window.Hls ? window.Hls.version : null,
   };
   window.tteokStats = stats;
@@ -92,6 +93,8 @@
   var current = null; // the stream object being played
   var hls = null;
   var playingUrl = null;
+  // A run this browser cannot decode (HEVC in most browsers): not retried until the stream goes offline.
+  var undecodableUrl = null;
 
   function selectedFromUrl() {
     var q = new URLSearchParams(location.search).get('stream');
@@ -177,7 +180,10 @@
       setBadge('offline', 'offline');
       stats.state = 'offline';
     }
-    if (current.live) {
+    if (!current.live) undecodableUrl = null;
+    if (current.live && undecodableUrl === current.playbackUrl) {
+      // The reason stays on screen (see the ERROR handler).
+    } else if (current.live) {
       if (playingUrl !== current.playbackUrl || !hls) startPlayback(current.playbackUrl);
     } else if (hls && (video.ended || !stats.playing)) {
       // The run ended: the player plays out what it has, then stops.
@@ -220,6 +226,16 @@
       if (!data.fatal) return;
       stats.errors.push(data.type + ': ' + data.details);
       if (stats.errors.length > 50) stats.errors.shift();
+      if (/^(bufferAddCodecError|bufferIncompatibleCodecsError|manifestIncompatibleCodecsError)$/.test(data.details)) {
+        // No decoder for the stream's codec: recovering would only loop. Say so and stop.
+        stats.unsupportedCodec = data.mimeType || data.details;
+        undecodableUrl = playingUrl;
+        stopPlayback();
+        ui.overlay.textContent = 'This browser cannot decode this stream (' + stats.unsupportedCodec + '). ' +
+          'HEVC plays in Safari, and in Chrome or Edge with hardware HEVC decoding; H.264 plays everywhere, AV1 in current Chrome, Edge and Firefox.';
+        ui.overlay.hidden = false;
+        return;
+      }
       if (data.type === window.Hls.ErrorTypes.MEDIA_ERROR) {
         hls.recoverMediaError();
         return;

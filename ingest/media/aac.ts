@@ -1,10 +1,8 @@
 // AAC decoder configuration from the RTMP sequence header's AudioSpecificConfig.
-export interface AacConfig {
-  /** RFC 6381 codec string, e.g. mp4a.40.2 */
-  codec: string;
-  sampleRate: number;
-  channels: number;
-  description: Uint8Array;
+import type { AudioConfig } from './media-config.ts';
+
+export interface AacConfig extends AudioConfig {
+  format: 'aac';
 }
 
 const SAMPLE_RATES = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
@@ -30,5 +28,5 @@ export function parseAudioSpecificConfig(asc: Uint8Array): AacConfig {
   const channelConfig = read(4);
   // channelConfiguration 7 means 7.1 (8 channels); 0 means "in the program config element": assume stereo.
   const channels = channelConfig === 7 ? 8 : channelConfig === 0 ? 2 : channelConfig;
-  return { codec: `mp4a.40.${objectType}`, sampleRate, channels, description: asc };
+  return { format: 'aac', codec: `mp4a.40.${objectType}`, sampleRate, channels, description: asc };
 }

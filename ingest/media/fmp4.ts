@@ -95,6 +95,9 @@ export function parseFragmentTiming(fragment: Uint8Array, tracks: Map<number, Tr
       const baseTime = !tfdt ? 0 : fragment[tfdt.start] === 1 ? Number(view.getBigUint64(tfdt.start + 4)) : view.getUint32(tfdt.start + 4);
       let total = 0;
       let firstOffset = 0;
+      // Presentation times relative to baseTime: the first sample's (the keyframe) and the earliest.
+      let firstPts: number | undefined;
+      let minPts = Infinity;
       for (const trun of boxes(fragment, traf.start, traf.end)) {
         if (trun.type !== 'trun') continue;
         const version = fragment[trun.start]!;
@@ -108,17 +111,27 @@ export function parseFragmentTiming(fragment: Uint8Array, tracks: Map<number, Tr
           if (flags & 0x100) q += 4;
           if (flags & 0x200) q += 4; // size
           if (flags & 0x400) q += 4; // flags
+          let offset = 0;
           if (flags & 0x800) {
-            const offset = version === 0 ? view.getUint32(q) : view.getInt32(q);
+            offset = version === 0 ? view.getUint32(q) : view.getInt32(q);
             if (i === 0 && total === 0) firstOffset = offset;
             q += 4;
           }
+          firstPts ??= total + offset;
+          minPts = Math.min(minPts, total + offset);
           total += sampleDuration;
         }
       }
       const trackStart = (baseTime + firstOffset) / track.timescale;
       start = Math.min(start, trackStart);
-      duration = Math.max(duration, total / track.timescale);
+      // An open GOP (x265's default: a CRA keyframe with leading pictures
+      // shown before it) puts frames from before the keyframe into the
+      // fragment, and the muxer's durations then span from the earliest of
+      // them, overlapping the previous fragment, which already reaches this
+      // keyframe. The fragment's own time runs from its keyframe, so segment
+      // durations add up to the stream's (as ffmpeg's HLS muxer counts them).
+      const leading = firstPts !== undefined && minPts < firstPts ? firstPts - minPts : 0;
+      duration = Math.max(duration, (total - leading) / track.timescale);
       if (track.kind === 'video') videoStart = trackStart;
     }
   }

@@ -4,14 +4,10 @@
 // from the publisher's optional onMetaData, which OBS and others fill in
 // inconsistently; mediabunny needs it for the init segment.
 import { BitReader, toRbsp } from './bit-reader.ts';
+import type { VideoConfig } from './media-config.ts';
 
-export interface AvcConfig {
-  /** RFC 6381 codec string, e.g. avc1.64001f */
-  codec: string;
-  width: number;
-  height: number;
-  /** The avcC record, passed through as the decoder description. */
-  description: Uint8Array;
+export interface AvcConfig extends VideoConfig {
+  format: 'avc';
 }
 
 const HIGH_PROFILES = new Set([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135]);
@@ -26,7 +22,7 @@ export function parseAvcDecoderConfigurationRecord(avcC: Uint8Array): AvcConfig 
   validateParameterSetLists(avcC);
   const hex = (b: number) => b.toString(16).padStart(2, '0');
   const { width, height } = parseSpsPictureSize(sps);
-  return { codec: `avc1.${hex(avcC[1]!)}${hex(avcC[2]!)}${hex(avcC[3]!)}`, width, height, description: avcC };
+  return { format: 'avc', codec: `avc1.${hex(avcC[1]!)}${hex(avcC[2]!)}${hex(avcC[3]!)}`, width, height, description: avcC };
 }
 
 /**

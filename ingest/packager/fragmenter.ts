@@ -1,7 +1,9 @@
-// Turns one publish session's H.264 + AAC packets into CMAF: an init segment
-// and a stream of media segments (moof + mdat), muxed in process by
-// mediabunny. A fragment is cut at a video keyframe once it is at least as
-// long as the target segment duration.
+// Turns one publish session's packets (H.264, HEVC or AV1 video; AAC or Opus
+// audio; either may be absent) into CMAF: an init segment and a stream of
+// media segments (moof + mdat), muxed in process by mediabunny. A fragment is
+// cut at a video keyframe once it is at least as long as the target segment
+// duration; a stream with no video is cut on the target duration alone, since
+// every AAC or Opus frame can start a segment.
 //
 // mediabunny is strict about timestamps: it throws when a packet's timestamp
 // falls below the largest presentation time of the previous GOP (its issues
@@ -18,15 +20,15 @@ import {
   NullTarget,
   Output,
 } from 'mediabunny';
-import type { AacConfig } from '../media/aac.ts';
-import type { AvcConfig } from '../media/h264.ts';
 import { parseFragmentTiming, parseInitSegment, type TrackInfo } from '../media/fmp4.ts';
+import type { AudioConfig, VideoConfig } from '../media/media-config.ts';
+import { opusPacketDuration } from '../media/opus.ts';
 
 export interface SegmentOutput {
   data: Uint8Array;
   /** Media duration in seconds, from the fragment itself. */
   duration: number;
-  /** Wall-clock ms at which the segment's first video frame arrived. */
+  /** Wall-clock ms at which the segment's first video frame (first audio frame, with no video) arrived. */
   arrivedAt: number;
   /** Set on the first segment after a new init segment. */
   initGeneration: number;
@@ -39,24 +41,34 @@ export interface FragmenterSink {
   onMuxerError(error: unknown): void;
 }
 
-export type DropReason = 'before_first_keyframe' | 'timestamp_regression' | 'muxer_error' | 'no_audio_track';
+export type DropReason = 'before_first_keyframe' | 'timestamp_regression' | 'muxer_error' | 'no_audio_track' | 'no_video_track';
 
 interface KeyframeArrival {
   pts: number;
   arrivedAt: number;
 }
 
+/**
+ * An audio-only timeline that jumps back by more than this is a new timeline
+ * (an encoder restarted without reconnecting); smaller steps back are single
+ * bad packets, dropped.
+ */
+const AUDIO_TIMELINE_RESET_SECONDS = 1;
+
 /** One mediabunny Output: everything between two init segments. */
 class Generation {
   readonly output: Output;
-  readonly video: EncodedVideoPacketSource;
+  readonly video: EncodedVideoPacketSource | undefined;
   readonly audio: EncodedAudioPacketSource | undefined;
   private ftyp: Uint8Array | undefined;
   private tracks: Map<number, TrackInfo> | undefined;
   private pendingMoof: Uint8Array | undefined;
   private firstVideoPacket = true;
   private firstAudioPacket = true;
-  /** Keyframes fed but not yet matched to a segment, to give each segment its arrival time. */
+  /**
+   * Keyframes fed but not yet matched to a segment, to give each segment its
+   * arrival time (with no video track, every audio frame is a keyframe).
+   */
   private readonly keyframes: KeyframeArrival[] = [];
   /** Offset between the presentation times we feed and those mediabunny writes. */
   private ptsShift: number | undefined;
@@ -71,8 +83,8 @@ class Generation {
     readonly number: number,
     readonly baseDtsMs: number,
     segmentSeconds: number,
-    private readonly videoConfig: AvcConfig,
-    private readonly audioConfig: AacConfig | undefined,
+    private readonly videoConfig: VideoConfig | undefined,
+    private readonly audioConfig: AudioConfig | undefined,
     private readonly sink: FragmenterSink,
   ) {
     this.output = new Output({
@@ -81,7 +93,9 @@ class Generation {
         fastStart: 'fragmented',
         // Cut at the first keyframe at or after the target; the small margin
         // keeps a 30 fps GOP of exactly the target from waiting for the next one.
-        minimumFragmentDuration: Math.max(0.1, segmentSeconds - 0.05),
+        // With no video every frame is a keyframe, so the cut can fall on the
+        // target itself (less a hair for float error in the frame times).
+        minimumFragmentDuration: Math.max(0.1, segmentSeconds - (videoConfig ? 0.05 : 0.001)),
         onFtyp: (data) => {
           this.ftyp = data.slice();
         },
@@ -108,15 +122,18 @@ class Generation {
         },
       }),
     });
-    this.video = new EncodedVideoPacketSource('avc');
-    this.output.addVideoTrack(this.video);
+    if (videoConfig) {
+      this.video = new EncodedVideoPacketSource(videoConfig.format);
+      this.output.addVideoTrack(this.video);
+    }
     if (audioConfig) {
-      this.audio = new EncodedAudioPacketSource('aac');
+      this.audio = new EncodedAudioPacketSource(audioConfig.format);
       this.output.addAudioTrack(this.audio);
     }
   }
 
   async addVideo(pts: number, keyframe: boolean, data: Uint8Array, arrivedAt: number): Promise<void> {
+    if (!this.video || !this.videoConfig) return;
     if (keyframe) this.keyframes.push({ pts, arrivedAt });
     const packet = new EncodedPacket(data, keyframe ? 'key' : 'delta', pts, 0);
     if (this.firstVideoPacket) {
@@ -134,9 +151,10 @@ class Generation {
     }
   }
 
-  async addAudio(pts: number, data: Uint8Array): Promise<void> {
+  async addAudio(pts: number, data: Uint8Array, arrivedAt: number): Promise<void> {
     if (!this.audio || !this.audioConfig) return;
-    const duration = 1024 / this.audioConfig.sampleRate;
+    if (!this.video) this.keyframes.push({ pts, arrivedAt });
+    const duration = this.audioConfig.format === 'opus' ? opusPacketDuration(data) : 1024 / this.audioConfig.sampleRate;
     const packet = new EncodedPacket(data, 'key', pts, duration);
     if (this.firstAudioPacket) {
       this.firstAudioPacket = false;
@@ -169,8 +187,8 @@ class Generation {
 }
 
 export class Fragmenter {
-  private videoConfig: AvcConfig | undefined;
-  private audioConfig: AacConfig | undefined;
+  private videoConfig: VideoConfig | undefined;
+  private audioConfig: AudioConfig | undefined;
   private generation: Generation | undefined;
   private generationCount = 0;
   /** Packets are fed to mediabunny one at a time, in arrival (decode) order. */
@@ -182,15 +200,18 @@ export class Fragmenter {
     private readonly sink: FragmenterSink,
   ) {}
 
-  setVideoConfig(config: AvcConfig): void {
-    const changed = this.videoConfig !== undefined && !sameBytes(this.videoConfig.description, config.description);
+  setVideoConfig(config: VideoConfig): void {
+    const changed = this.videoConfig !== undefined && !sameConfig(this.videoConfig, config);
+    // Video that starts after an audio-only stream has begun needs a track the
+    // running init segment lacks: start over at the next keyframe.
+    const late = this.generation !== undefined && this.generation.video === undefined;
     this.videoConfig = config;
-    // A new SPS (resolution change in OBS) needs a new init segment.
-    if (changed) this.retireGeneration();
+    // A new SPS or sequence header (resolution or codec change in OBS) needs a new init segment.
+    if (changed || late) this.retireGeneration();
   }
 
-  setAudioConfig(config: AacConfig): void {
-    const changed = this.audioConfig !== undefined && !sameBytes(this.audioConfig.description, config.description);
+  setAudioConfig(config: AudioConfig): void {
+    const changed = this.audioConfig !== undefined && !sameConfig(this.audioConfig, config);
     // Audio that starts after video has begun (its header comes late) needs a
     // track the running init segment lacks: start over at the next keyframe.
     const late = this.generation !== undefined && this.generation.audio === undefined;
@@ -207,9 +228,12 @@ export class Fragmenter {
         return;
       }
       if (gen) this.retireGeneration();
-      gen = this.generation = new Generation(++this.generationCount, dtsMs, this.segmentSeconds, this.videoConfig, this.audioConfig, this.sink);
-      const started = gen;
-      this.enqueue(started, () => started.output.start());
+      gen = this.startGeneration(dtsMs);
+    }
+    if (!gen.video) {
+      // Frames with no sequence header while an audio-only stream runs: nothing to decode them with.
+      this.sink.onDroppedPacket('no_video_track');
+      return;
     }
     let pts = (dtsMs + compositionOffsetMs - gen.baseDtsMs) / 1000;
     let dts = (dtsMs - gen.baseDtsMs) / 1000;
@@ -223,9 +247,7 @@ export class Fragmenter {
       // everything after it would end the stream, so start over with a new
       // init segment after a discontinuity.
       this.retireGeneration();
-      gen = this.generation = new Generation(++this.generationCount, dtsMs, this.segmentSeconds, this.videoConfig!, this.audioConfig, this.sink);
-      const restarted = gen;
-      this.enqueue(restarted, () => restarted.output.start());
+      gen = this.startGeneration(dtsMs);
       pts = compositionOffsetMs / 1000;
       dts = 0;
     }
@@ -240,14 +262,30 @@ export class Fragmenter {
     this.enqueue(target, () => target.addVideo(pts, keyframe, data, arrivedAt));
   }
 
-  audio(dtsMs: number, data: Uint8Array): void {
+  /**
+   * Feeds one audio frame. With no video configuration (an audio-only
+   * publish: a radio show, a podcast) audio starts the packaging itself.
+   */
+  audio(dtsMs: number, data: Uint8Array, arrivedAt: number = Date.now()): void {
     if (this.closed) return;
-    const gen = this.generation;
+    let gen = this.generation;
+    const audioOnly = this.videoConfig === undefined && this.audioConfig !== undefined;
+    if ((!gen || gen.failed) && audioOnly) {
+      if (gen) this.retireGeneration();
+      gen = this.startGeneration(dtsMs);
+    }
     if (!gen || gen.failed || !gen.audio) {
       this.sink.onDroppedPacket(!gen || gen.failed ? 'before_first_keyframe' : 'no_audio_track');
       return;
     }
-    const pts = (dtsMs - gen.baseDtsMs) / 1000;
+    let pts = (dtsMs - gen.baseDtsMs) / 1000;
+    if (!gen.video && pts < gen.lastAudioDts - AUDIO_TIMELINE_RESET_SECONDS) {
+      // With no video, every frame is a keyframe: a timeline that jumps far
+      // back starts over after a discontinuity, as a video keyframe would.
+      this.retireGeneration();
+      gen = this.startGeneration(dtsMs);
+      pts = 0;
+    }
     if (pts < 0) {
       this.sink.onDroppedPacket('before_first_keyframe');
       return;
@@ -257,7 +295,8 @@ export class Fragmenter {
       return;
     }
     gen.lastAudioDts = pts;
-    this.enqueue(gen, () => gen.addAudio(pts, data));
+    const target = gen;
+    this.enqueue(target, () => target.addAudio(pts, data, arrivedAt));
   }
 
   /** Flushes the last segment. Safe to call more than once. */
@@ -267,6 +306,13 @@ export class Fragmenter {
       this.retireGeneration();
     }
     await this.chain;
+  }
+
+  private startGeneration(baseDtsMs: number): Generation {
+    const gen = new Generation(++this.generationCount, baseDtsMs, this.segmentSeconds, this.videoConfig, this.audioConfig, this.sink);
+    this.generation = gen;
+    this.enqueue(gen, () => gen.output.start());
+    return gen;
   }
 
   private enqueue(gen: Generation, step: () => Promise<void>): void {
@@ -305,6 +351,6 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
+function sameConfig(a: VideoConfig | AudioConfig, b: VideoConfig | AudioConfig): boolean {
+  return a.format === b.format && a.description.length === b.description.length && a.description.every((v, i) => v === b.description[i]);
 }

@@ -143,7 +143,9 @@ export class StreamPackager {
         this.options.log.warn({ stream: streamId(this.ref), err: error }, 'muxer failed; packaging restarts at the next keyframe after a discontinuity');
       },
     });
-    this.session = new PublishSession(id, fragmenter);
+    this.session = new PublishSession(id, fragmenter, {
+      onIgnoredTrack: (kind, trackId) => this.options.log.info({ stream: streamId(this.ref), kind, trackId }, `multitrack publish: ${kind} track ${trackId} is ignored; only the default track 0 is packaged`),
+    });
     return this.session;
   }
 

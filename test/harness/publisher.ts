@@ -1,6 +1,9 @@
 // A real RTMP publisher: ffmpeg sending a test pattern the way OBS does
-// (H.264 with B-frames and a fixed GOP, AAC audio, FLV over RTMP).
+// (H.264 with B-frames and a fixed GOP, AAC audio, FLV over RTMP). The codec
+// tests swap in another ffmpeg (ffmpeg 9, which speaks Enhanced RTMP) and
+// other encoders, or leave out the video or the audio.
 import { spawnManaged, type ManagedProcess } from './process.ts';
+import { toolsBin } from './s3-server.ts';
 
 export interface PublishOptions {
   url: string;
@@ -12,22 +15,42 @@ export interface PublishOptions {
   size?: string;
   bframes?: number;
   name?: string;
+  /** The ffmpeg to run (default: Debian's `ffmpeg`); see `FFMPEG9`. */
+  binary?: string;
+  /**
+   * Video encoder arguments instead of x264's (the keyframe interval is still
+   * set from gopSeconds with -g); false publishes no video (audio only).
+   */
+  video?: string[] | false;
+  /** Audio encoder arguments instead of AAC's; false publishes no audio (video only). */
+  audio?: string[] | false;
+  /** More output options before the URL, e.g. ['-rtmp_enhanced_codecs', 'hvc1,av01,Opus']. */
+  outputArgs?: string[];
 }
+
+/** ffmpeg 9 from the tools cache (test/tools/install-ffmpeg9.sh): it can publish HEVC, AV1 and Opus over Enhanced RTMP. */
+export const FFMPEG9 = toolsBin('ffmpeg9');
 
 export function publishTestPattern(options: PublishOptions): ManagedProcess {
   const fps = options.fps ?? 30;
   const gop = Math.round((options.gopSeconds ?? 1) * fps);
+  const video = options.video ?? [
+    '-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'high', '-pix_fmt', 'yuv420p',
+    '-bf', String(options.bframes ?? 2), '-keyint_min', String(gop), '-sc_threshold', '0',
+    '-b:v', '600k',
+  ];
+  const audio = options.audio ?? ['-c:a', 'aac', '-b:a', '96k', '-ar', '48000', '-ac', '2'];
   const args = [
     '-hide_banner', '-nostats', '-loglevel', 'warning',
     '-re',
-    '-f', 'lavfi', '-i', `testsrc2=size=${options.size ?? '426x240'}:rate=${fps}`,
-    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
+    ...(video ? ['-f', 'lavfi', '-i', `testsrc2=size=${options.size ?? '426x240'}:rate=${fps}`] : []),
+    ...(audio ? ['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000'] : []),
     ...(options.seconds !== undefined ? ['-t', String(options.seconds)] : []),
-    '-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'high', '-pix_fmt', 'yuv420p',
-    '-bf', String(options.bframes ?? 2), '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0',
-    '-b:v', '600k',
-    '-c:a', 'aac', '-b:a', '96k', '-ar', '48000', '-ac', '2',
+    ...(video ? [...video, '-g', String(gop)] : []),
+    ...(audio ? audio : []),
+    ...(options.outputArgs ?? []),
     '-f', 'flv', options.url,
   ];
-  return spawnManaged(options.name ?? 'ffmpeg-publisher', 'ffmpeg', args);
+  // SVT-AV1 prints its banner on stderr whatever ffmpeg's log level.
+  return spawnManaged(options.name ?? 'ffmpeg-publisher', options.binary ?? 'ffmpeg', args, { env: { SVT_LOG: '1' } });
 }

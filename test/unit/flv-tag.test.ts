@@ -99,13 +99,14 @@ t.test('other legacy FLV codec ids are unsupported with a readable name', async 
   t.match(parseAudioTag(Uint8Array.from([0x6e, 0])), { kind: 'audio-unsupported', codecName: /Nellymoser/ });
 });
 
-t.test('enhanced RTMP headers are unsupported, named by their FourCC', async (t) => {
+t.test('enhanced RTMP headers: HEVC, AV1 and H.264 are read, others are unsupported by their FourCC', async (t) => {
   const ex = (first: number, fourcc: string) => parseVideoTag(Uint8Array.from([first, ...Buffer.from(fourcc, 'latin1'), 0, 0, 0, 0]));
   // IsExHeader | FrameType 1 (key) | PacketType 0 (sequence start), then the FourCC.
-  t.match(ex(0x80 | 0x10 | 0, 'hvc1'), { kind: 'video-unsupported', codecName: /HEVC/ });
-  // Coded frames of an inter frame: still HEVC.
-  t.match(ex(0x80 | 0x20 | 1, 'hvc1'), { kind: 'video-unsupported', codecName: /HEVC/ });
-  t.match(ex(0x90, 'av01'), { kind: 'video-unsupported', codecName: /AV1/ });
+  t.match(ex(0x80 | 0x10 | 0, 'hvc1'), { kind: 'video-config', codec: 'hevc' });
+  // Coded frames of an inter frame: a 3-byte composition offset, then the data.
+  t.match(ex(0x80 | 0x20 | 1, 'hvc1'), { kind: 'video-frame', codec: 'hevc', keyframe: false, compositionOffsetMs: 0 });
+  t.match(ex(0x90, 'av01'), { kind: 'video-config', codec: 'av1' });
+  t.match(ex(0x90, 'avc1'), { kind: 'video-config', codec: 'avc' });
   t.match(ex(0x90, 'vp09'), { kind: 'video-unsupported', codecName: /VP9/ });
   t.match(ex(0x90, 'xyz1'), { kind: 'video-unsupported', codecName: /xyz1/ });
 });

@@ -47,6 +47,7 @@ deps: node
 	bash test/tools/build-binaries.sh $(GO_TEST_TOOLS)
 	bash test/tools/install-helm-kubectl.sh
 	bash test/tools/install-cfn-lint.sh
+	bash test/tools/install-ffmpeg9.sh
 
 typecheck: node_modules
 	npx tsc --noEmit -p tsconfig.json

@@ -49,6 +49,11 @@ const SILENCE_POLL_MS = 200;
 /** After a failed write, how long before trying again (the renewal interval still bounds it). */
 const RETRY_MS = 1000;
 
+/** A claim is renewed every third of its duration, so two renewals can fail before it expires. */
+function renewIntervalMs(leaseDurationMs: number): number {
+  return Math.max(500, leaseDurationMs / 3);
+}
+
 export interface ClaimsConfig {
   /** This pod's name: the holder identity. */
   podName: string;
@@ -94,7 +99,7 @@ export class LeaseStreamClaims implements StreamClaims {
 
   constructor(private readonly options: LeaseStreamClaimsOptions) {
     this.leases = new LeaseClient(options.kc, Math.max(2000, (options.leaseDurationSeconds * 1000) / 3));
-    this.renewEveryMs = Math.max(500, (options.leaseDurationSeconds * 1000) / 3);
+    this.renewEveryMs = renewIntervalMs(options.leaseDurationSeconds * 1000);
   }
 
   async acquire(ref: StreamRef, options: { waitForSilenceMs?: number } = {}): Promise<boolean | 'taken_over'> {
@@ -123,7 +128,9 @@ export class LeaseStreamClaims implements StreamClaims {
           if (holder && holder !== podName && leaseHeld(current)) {
             const silentSince = current.metadata.annotations?.[ANNOTATION_MEDIA_SILENT_SINCE];
             if (!silentSince) {
-              if (performance.now() < deadline) {
+              // A holder that has missed a renewal (a dead pod) will not mark its stream silent either:
+              // do not wait for it; its claim expires on its own.
+              if (performance.now() < deadline && !this.missedRenewal(current)) {
                 await sleep(SILENCE_POLL_MS);
                 continue;
               }
@@ -163,6 +170,13 @@ export class LeaseStreamClaims implements StreamClaims {
       return 'taken_over';
     }
     return false;
+  }
+
+  /** True when the holder has not renewed for one and a half renewal intervals (holders all renew on the same schedule). */
+  private missedRenewal(lease: LeaseObject): boolean {
+    const renewed = Date.parse(String(lease.spec?.renewTime ?? lease.spec?.acquireTime ?? ''));
+    const duration = (lease.spec?.leaseDurationSeconds ?? this.options.leaseDurationSeconds) * 1000;
+    return Number.isNaN(renewed) || Date.now() - renewed > 1.5 * renewIntervalMs(duration);
   }
 
   reportSilence(ref: StreamRef, silentSince: Date | undefined): void {

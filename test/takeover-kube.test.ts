@@ -10,13 +10,15 @@
 //   playlist is ingest-1's, live.
 // - A silent publisher alone: after the idle timeout and the grace period the
 //   playlist ends and the LiveStream is no longer Live (the claim is released).
-// - A publisher whose media flows keeps its stream against a publish on the other pod.
+// - A publisher whose media flows keeps its stream against a publish on the
+//   other pod, also after a brief silence it recovered from.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { createLogger } from '../common/log.ts';
+import { LeaseClient } from '../common/kube/lease.ts';
 import { loadControllerConfig } from '../controller/config.ts';
 import { startController } from '../controller/controller.ts';
 import { parsePlaylist, type ParsedPlaylist } from './harness/hls.ts';
@@ -25,6 +27,7 @@ import { adminWithLiveStreams, serviceAccountKubeconfig } from './harness/kube-f
 import { startKubeApiServer } from './harness/kube.ts';
 import { stopAll, type ManagedProcess } from './harness/process.ts';
 import { publishTestPattern } from './harness/publisher.ts';
+import { ANNOTATION_MEDIA_SILENT_SINCE } from '../ingest/claims/lease-claims.ts';
 import { waitFor } from './harness/wait.ts';
 
 const NS = 'streams';
@@ -196,4 +199,32 @@ t.test('a publisher whose media flows keeps its stream against a publish on the 
   tt.equal(first.child.exitCode, null, 'the first publisher is still connected');
   await first.stop('SIGTERM', 5000);
   for (const proc of [pod0.proc, pod1.proc]) for (const line of proc.lines) if (line.includes(key)) tt.fail(`a key was logged: ${line.slice(0, 80)}`);
+});
+
+t.test('a publisher that recovers from a brief silence keeps its stream', async (tt) => {
+  const key = await createLs('hiccup');
+  const leases = new LeaseClient(kc);
+  const silentMark = async () => (await leases.get(SYSTEM, 'claim.streams.hiccup'))?.metadata.annotations?.[ANNOTATION_MEDIA_SILENT_SINCE];
+  const mark0 = pod0.proc.lines.length;
+  const first = publishTestPattern({ url: pod0.rtmpUrl(key), name: 'ffmpeg-hiccup-pod0' });
+  await waitForLogLine(pod0.proc, mark0, /"msg":"publish accepted"/);
+  const before = await waitForPlaylist('hiccup', 'two segments', (p) => p.segments.length >= 2);
+
+  // A stall long enough for ingest-0 to report the stream silent on its claim, then the network recovers.
+  first.child.kill('SIGSTOP');
+  const since = await waitFor('ingest-0 to mark its claim silent', silentMark, { timeoutMs: 5000, intervalMs: 50 });
+  tt.ok(!Number.isNaN(Date.parse(since)), `the claim says since when (${since})`);
+  first.child.kill('SIGCONT');
+  await waitFor('the mark to be cleared once media flows again', async () => (await silentMark()) === undefined, { timeoutMs: 5000, intervalMs: 50 });
+  tt.pass('media flows again: the mark is cleared');
+
+  const mark1 = pod1.proc.lines.length;
+  const intruder = publishTestPattern({ url: pod1.rtmpUrl(key), seconds: 5, name: 'ffmpeg-hiccup-pod1' });
+  const refused = await waitForLogLine(pod1.proc, mark1, /publish (refused|accepted)/);
+  tt.match(refused, /"reason":"live_elsewhere"/, 'a publish on ingest-1 is refused');
+  tt.not((await intruder.exited).code, 0, 'its ffmpeg fails');
+  const after = await waitForPlaylist('hiccup', 'three more segments', (p) => p.segments.length >= before.segments.length + 3);
+  tt.ok(after.segments.every((x) => sessionOf(x.uri) === sessionOf(before.segments[0]!.uri)), 'ingest-0\'s run goes on');
+  tt.equal(first.child.exitCode, null, 'the first publisher is still connected');
+  await first.stop('SIGTERM', 5000);
 });

@@ -16,6 +16,10 @@ export interface IngestConfig {
   s3: { bucket: string; prefix: string; region: string; endpoint?: string; forcePathStyle: boolean; requestTimeoutMs: number };
   playlistMaxAgeSeconds: number | undefined;
   reconnectGraceMs: number;
+  /** A publisher that sends no media for this long is treated as dropped. */
+  publisherIdleMs: number;
+  /** A second publish with the same key takes over from a publisher that sent no media for this long. */
+  takeoverSilenceMs: number;
   deleteDelayMs: number;
   uploadConcurrency: number;
   backlogWarnSegments: number;
@@ -30,6 +34,12 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
   const bucket = envString(env, 'TTEOK_S3_BUCKET', '');
   if (storage === 's3' && bucket === '') throw new ConfigError('TTEOK_S3_BUCKET is required when TTEOK_STORAGE is "s3" (or set TTEOK_STORAGE=local)');
   const maxAge = envOptional(env, 'TTEOK_PLAYLIST_MAX_AGE_SECONDS');
+  const publisherIdleMs = envNumber(env, 'TTEOK_PUBLISHER_IDLE_SECONDS', 5, 0.5, 600) * 1000;
+  const takeoverSilenceMs = envNumber(env, 'TTEOK_TAKEOVER_SILENCE_SECONDS', 1, 0.2, 600) * 1000;
+  // Past the idle timeout the publisher is already dropped: a takeover threshold beyond it could never apply.
+  if (takeoverSilenceMs >= publisherIdleMs) {
+    throw new ConfigError(`TTEOK_TAKEOVER_SILENCE_SECONDS (${takeoverSilenceMs / 1000}) must be less than TTEOK_PUBLISHER_IDLE_SECONDS (${publisherIdleMs / 1000})`);
+  }
   return {
     rtmpHost: envString(env, 'TTEOK_RTMP_HOST', '0.0.0.0'),
     rtmpPort: envInt(env, 'TTEOK_RTMP_PORT', 1935, 0, 65535),
@@ -51,6 +61,8 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
     },
     playlistMaxAgeSeconds: maxAge === undefined ? undefined : envNumber(env, 'TTEOK_PLAYLIST_MAX_AGE_SECONDS', 0, 0, 3600),
     reconnectGraceMs: envNumber(env, 'TTEOK_RECONNECT_GRACE_SECONDS', 10, 0, 600) * 1000,
+    publisherIdleMs,
+    takeoverSilenceMs,
     deleteDelayMs: envNumber(env, 'TTEOK_DELETE_DELAY_SECONDS', 60, 0, 86400) * 1000,
     uploadConcurrency: envInt(env, 'TTEOK_UPLOAD_CONCURRENCY', 8, 1, 256),
     backlogWarnSegments: envInt(env, 'TTEOK_BACKLOG_WARN_SEGMENTS', 30, 1),

@@ -73,6 +73,8 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     app: config.rtmpApp,
     mediaDir: config.mediaDir,
     reconnectGraceMs: config.reconnectGraceMs,
+    publisherIdleMs: config.publisherIdleMs,
+    takeoverSilenceMs: config.takeoverSilenceMs,
     keys,
     ...(deps.claims ? { claims: deps.claims } : {}),
     metrics,

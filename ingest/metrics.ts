@@ -88,6 +88,19 @@ export class IngestMetrics {
     registers: [this.registry],
   });
 
+  readonly idlePublishersDropped = new Counter({
+    name: 'tteok_ingest_idle_publishers_dropped_total',
+    help: 'Publishers disconnected for sending no media for TTEOK_PUBLISHER_IDLE_SECONDS (treated as dropped: reconnect grace, then the end).',
+    registers: [this.registry],
+  });
+
+  readonly takeovers = new Counter({
+    name: 'tteok_ingest_takeovers_total',
+    help: 'Publishes admitted by taking over a stream whose publisher had gone silent, by where that publisher was (same_ingest, other_ingest).',
+    labelNames: ['from'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'tteok_ingest_' });
   }

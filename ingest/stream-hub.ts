@@ -3,6 +3,16 @@
 // has no publisher yet, here or (through the claim hook) anywhere in the
 // fleet. Live publishes are re-checked whenever the keys change, so a rotated
 // key or a disabled stream ends the publish.
+//
+// A streamer whose network drops is never locked out. The hub watches each
+// publisher's media: one that sends none for `publisherIdleMs` is treated as
+// a dropped connection (closed; reconnect grace; then the end), because a
+// connection lost without a FIN (Wi-Fi to LTE, a NAT timeout, a pulled
+// cable) can stay open for minutes. And a second publish with the same key
+// takes over at once from a publisher that has sent nothing for
+// `takeoverSilenceMs` (the old connection is closed, the playlist continues
+// after a discontinuity), here or, through the claims, on another ingest pod.
+// A publisher whose media flows is never displaced.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../common/log.ts';
@@ -12,22 +22,43 @@ import { isWellFormedKey, type KeySource, type StreamGrant } from './keys/key-so
 import type { IngestMetrics } from './metrics.ts';
 import type { PublishSession } from './packager/publish-session.ts';
 import { StreamPackager, type StreamEnd } from './packager/stream-packager.ts';
+import { sleep } from './upload/backoff.ts';
 
-/** Fleet-wide "one publisher per stream"; the Kubernetes implementation holds a Lease per stream. */
+/**
+ * Fleet-wide "one publisher per stream"; the Kubernetes implementation holds
+ * a Lease per stream. A claim is held from the publish's admission until the
+ * run ends (through its reconnect grace period), so that only one ingest ever
+ * writes the stream's playlist.
+ */
 export interface StreamClaims {
-  acquire(ref: StreamRef): Promise<boolean>;
+  /**
+   * Claims the stream for this ingest. When another ingest holds it, waits up
+   * to `waitForSilenceMs` for that holder to report its stream silent, and
+   * then takes the claim over ('taken_over'). False: held elsewhere.
+   */
+  acquire(ref: StreamRef, options?: { waitForSilenceMs?: number }): Promise<boolean | 'taken_over'>;
   release(ref: StreamRef): Promise<void>;
   /** Called when a held claim is lost (not renewed in time, taken over): the publish must end. */
   onLost?(listener: (ref: StreamRef) => void): void;
+  /**
+   * The holder's report, repeated freely: since when the stream has had no
+   * media for the takeover threshold (no publisher at all counts), or
+   * undefined while its media flows. Another ingest may take over a silent claim.
+   */
+  reportSilence?(ref: StreamRef, silentSince: Date | undefined): void;
 }
 
 export type Admission =
   | { ok: true; publish: LivePublish }
   | { ok: false; code: string; reason: string; description: string };
 
+/** What the RTMP layer feeds a publisher's media into. */
+export type PublishMedia = Pick<PublishSession, 'id' | 'video' | 'audio'>;
+
 export interface LivePublish {
   ref: StreamRef;
-  session: PublishSession;
+  /** The packager's session, seen through the hub, which notes when media last arrived. */
+  session: PublishMedia;
   /** Ends the publish; `clean` when the publisher unpublished rather than dropped. */
   end(clean: boolean): Promise<void>;
 }
@@ -37,12 +68,27 @@ interface LiveEntry {
   /** Undefined while the publish is being admitted (its fleet-wide claim is under way). */
   publish?: LivePublish;
   disconnect: () => void;
+  /** performance.now() of the publisher's last audio or video message (its admission before the first). */
+  lastMediaAt: number;
+  /** A second publish with the same key is waiting to see whether this publisher is silent. */
+  contended: boolean;
 }
+
+/**
+ * How much longer than the takeover threshold a publish waits for another
+ * ingest's holder to report its stream silent: the holder notices within a
+ * sweep and writes its claim, and the claimant reads it at its next poll.
+ */
+const REMOTE_SILENCE_MARGIN_MS = 1000;
 
 export interface StreamHubOptions {
   app: string;
   mediaDir: string;
   reconnectGraceMs: number;
+  /** A publisher that sends no media for this long is treated as dropped. */
+  publisherIdleMs: number;
+  /** A second publish with the same key takes over from a publisher silent for this long. */
+  takeoverSilenceMs: number;
   keys: KeySource;
   claims?: StreamClaims;
   metrics: IngestMetrics;
@@ -60,18 +106,36 @@ export class StreamHub implements LiveEvents {
   /** When each stream's current run went live; a run lasts until its playlist ends. */
   private readonly runsSince = new Map<string, Date>();
   private readonly live = new Map<string, LiveEntry>();
+  /** Streams whose fleet-wide claim this ingest holds (Kubernetes), from admission to the end of the run. */
+  private readonly claimed = new Map<string, StreamRef>();
+  private readonly sweepTimer: NodeJS.Timeout;
   private accepting = true;
 
   constructor(private readonly options: StreamHubOptions) {
     options.keys.onChange(() => this.recheckLive());
     // Another ingest may now have the stream: two publishers must never both package it.
     options.claims?.onLost?.((ref) => {
-      const entry = this.live.get(streamId(ref));
-      if (!entry) return;
-      this.options.log.warn({ stream: streamId(ref) }, 'ending a live publish: this ingest lost its claim on the stream');
-      entry.disconnect();
-      void entry.publish?.end(true);
+      const id = streamId(ref);
+      this.claimed.delete(id);
+      const entry = this.live.get(id);
+      if (entry) {
+        this.options.log.warn({ stream: id }, 'ending a live publish: this ingest lost its claim on the stream');
+        void entry.publish?.end(true);
+        entry.disconnect();
+        return;
+      }
+      // Waiting in its grace period: the stream is another ingest's now. End
+      // the run at once, not when the grace runs out and its final playlist
+      // would overwrite the new holder's live one.
+      const packager = this.packagers.get(id);
+      if (packager && !packager.isLive && this.runsSince.has(id)) {
+        this.options.log.info({ stream: id }, 'another ingest took the stream over during its reconnect grace; ending the run here');
+        void packager.finish();
+      }
     });
+    // Silence is noticed within a quarter of the takeover threshold.
+    this.sweepTimer = setInterval(() => this.sweep(), Math.min(250, options.takeoverSilenceMs / 4));
+    this.sweepTimer.unref();
   }
 
   get liveCount(): number {
@@ -125,42 +189,84 @@ export class StreamHub implements LiveEvents {
     if (!grant) return refuse('NetStream.Publish.BadName', 'unknown_key', 'Unknown stream key.');
     if (!grant.settings.enabled) return refuse('NetStream.Publish.Denied', 'disabled', 'This stream is disabled.');
     const id = streamId(grant.ref);
-    if (this.live.has(id)) return refuse('NetStream.Publish.BadName', 'already_live', 'This stream already has a publisher.');
-    // Reserve the stream before any await, so two concurrent publishes cannot both pass.
-    const entry: LiveEntry = { key, disconnect };
+    const alreadyLive = () => refuse('NetStream.Publish.BadName', 'already_live', 'This stream already has a publisher.');
+    const current = this.live.get(id);
+    let silentFor: number | undefined;
+    if (current) {
+      // The same key again while a publisher is live: the newcomer takes over
+      // only if that publisher has gone silent.
+      if (!current.publish || current.contended) return alreadyLive();
+      current.contended = true;
+      const silent = await this.waitForSilence(id, current);
+      current.contended = false;
+      if (this.live.has(id) && this.live.get(id) !== current) return alreadyLive();
+      if (this.live.get(id) === current) {
+        if (!silent) return alreadyLive();
+        silentFor = performance.now() - current.lastMediaAt;
+      }
+      // (Or the publisher ended while we watched: the stream is free.)
+      if (!this.accepting) return refuse('NetStream.Publish.Denied', 'shutting_down', 'This ingest is shutting down; reconnect.');
+    }
+    // Reserve the stream before any other await, so two concurrent publishes cannot both pass.
+    const entry: LiveEntry = { key, disconnect, lastMediaAt: performance.now(), contended: false };
     this.live.set(id, entry);
-    if (this.options.claims) {
-      let claimed: boolean;
+    if (current && silentFor !== undefined) {
+      this.options.metrics.takeovers.inc({ from: 'same_ingest' });
+      this.options.log.info(
+        { stream: id, silentSeconds: Number((silentFor / 1000).toFixed(1)) },
+        'a new publish with the same key takes over from the silent publisher; the playlist continues after a discontinuity',
+      );
+      // A drop, not an unpublish: the packager waits for a publisher and the new one continues the run.
+      const ending = current.publish?.end(false);
+      current.disconnect();
+      await ending;
+    }
+    if (this.options.claims && this.claimed.has(id)) {
+      // Still ours from the run this publish continues: tell the fleet the stream is no longer silent.
+      this.options.claims.reportSilence?.(grant.ref, undefined);
+    } else if (this.options.claims) {
+      let claimed: boolean | 'taken_over';
       try {
-        claimed = await this.options.claims.acquire(grant.ref);
+        claimed = await this.options.claims.acquire(grant.ref, { waitForSilenceMs: this.options.takeoverSilenceMs + REMOTE_SILENCE_MARGIN_MS });
       } catch (error) {
         // Without the claim another ingest could take the same stream: refuse, and say it is on our side.
-        this.live.delete(id);
+        if (this.live.get(id) === entry) this.live.delete(id);
         this.options.log.error({ stream: id, err: (error as Error).message }, 'cannot claim the stream (Kubernetes API unreachable?)');
         return refuse('NetStream.Publish.Denied', 'claim_unavailable', 'The ingest cannot claim this stream right now; retry shortly.');
       }
       if (!claimed) {
-        this.live.delete(id);
+        if (this.live.get(id) === entry) this.live.delete(id);
         return refuse('NetStream.Publish.BadName', 'live_elsewhere', 'This stream is live on another ingest.');
       }
+      this.claimed.set(id, grant.ref);
+      if (claimed === 'taken_over') this.options.metrics.takeovers.inc({ from: 'other_ingest' });
     }
     const packager = this.packagerFor(grant.ref, grant);
     const session = packager.beginSession(grant.settings);
     let ended = false;
+    const media: PublishMedia = {
+      id: session.id,
+      video: (timestampMs, body, arrivedAt) => {
+        entry.lastMediaAt = performance.now();
+        session.video(timestampMs, body, arrivedAt);
+      },
+      audio: (timestampMs, body) => {
+        entry.lastMediaAt = performance.now();
+        session.audio(timestampMs, body);
+      },
+    };
     entry.publish = {
       ref: grant.ref,
-      session,
+      session: media,
       end: async (clean: boolean) => {
         if (ended) return;
         ended = true;
-        this.live.delete(id);
+        // A publish that took over is in the map now: leave it there.
+        if (this.live.get(id) === entry) this.live.delete(id);
         this.options.metrics.liveStreams.set(this.live.size);
+        // The claim is released when the run ends (packagerFor's onEnded), not
+        // here: through the reconnect grace the playlist is still this ingest's.
         await packager.endSession(session, clean);
-        // The claim says "this stream's media is being written here": the
-        // controller deletes a removed stream's media once the claim is gone,
-        // so a run that ended keeps it until its last objects are stored.
-        if (clean) await this.options.uploadsSettled?.(grant.ref);
-        await this.options.claims?.release(grant.ref).catch(() => undefined);
       },
     };
     this.options.metrics.publishes.inc({ outcome: 'accepted' });
@@ -175,9 +281,65 @@ export class StreamHub implements LiveEvents {
 
   /** Ends every publish and every stream waiting for its publisher (shutdown). */
   async finishAll(): Promise<void> {
+    clearInterval(this.sweepTimer);
     for (const entry of [...this.live.values()]) entry.disconnect();
     await Promise.all([...this.live.values()].map((e) => e.publish?.end(false)));
     await Promise.all([...this.packagers.values()].map((p) => p.finish()));
+    // This pod is going away: its streams may go live elsewhere at once.
+    await Promise.all([...this.claimed.keys()].map((id) => this.releaseClaim(id)));
+  }
+
+  /**
+   * Resolves true once `entry`'s publisher has sent no media for the takeover
+   * threshold (or its publish ended), false as soon as it sends media.
+   */
+  private async waitForSilence(id: string, entry: LiveEntry): Promise<boolean> {
+    const arrived = performance.now();
+    // Bounded: silence is reached by lastMediaAt + threshold at the latest.
+    for (let i = 0; i < 10_000; i++) {
+      if (this.live.get(id) !== entry) return true;
+      if (entry.lastMediaAt > arrived) return false;
+      const silentFor = performance.now() - entry.lastMediaAt;
+      if (silentFor >= this.options.takeoverSilenceMs) return true;
+      await sleep(Math.min(50, this.options.takeoverSilenceMs - silentFor + 1));
+    }
+    return false;
+  }
+
+  /** Drops idle publishers, and tells the fleet which claimed streams are silent. */
+  private sweep(): void {
+    const now = performance.now();
+    for (const entry of [...this.live.values()]) {
+      const publish = entry.publish;
+      if (!publish) continue;
+      const silentFor = now - entry.lastMediaAt;
+      if (silentFor < this.options.publisherIdleMs) continue;
+      this.options.log.warn(
+        { stream: streamId(publish.ref), silentSeconds: Number((silentFor / 1000).toFixed(1)) },
+        'publisher sent no media for too long (TTEOK_PUBLISHER_IDLE_SECONDS): closing it as a dropped connection',
+      );
+      this.options.metrics.idlePublishersDropped.inc();
+      // A drop, not an unpublish: the stream waits in its reconnect grace.
+      void publish.end(false);
+      entry.disconnect();
+    }
+    const claims = this.options.claims;
+    if (!claims?.reportSilence) return;
+    for (const [id, ref] of this.claimed) {
+      const entry = this.live.get(id);
+      if (entry && !entry.publish) continue; // being admitted
+      // No publisher at all (the reconnect grace) is silence too.
+      const silentFor = entry ? now - entry.lastMediaAt : Infinity;
+      const since = silentFor >= this.options.takeoverSilenceMs ? new Date(Date.now() - (entry ? silentFor : 0)) : undefined;
+      claims.reportSilence(ref, since);
+    }
+  }
+
+  private async releaseClaim(id: string): Promise<void> {
+    const ref = this.claimed.get(id);
+    if (!ref) return;
+    this.claimed.delete(id);
+    await this.options.claims?.release(ref).catch(() => undefined);
   }
 
   private recheckLive(): void {
@@ -210,8 +372,13 @@ export class StreamHub implements LiveEvents {
         this.options.onStreamEnded(end);
         // Viewers see the run end when its final playlist (ENDLIST) is stored,
         // not when it is written: only then say it is over.
-        void Promise.resolve(this.options.uploadsSettled?.(ref)).then(() => {
-          if (!this.runsSince.has(id)) this.emitLive(ref, false);
+        // The claim says "this stream's media is being written here": the
+        // controller deletes a removed stream's media once the claim is gone,
+        // so a run that ended keeps it until its last objects are stored.
+        void Promise.resolve(this.options.uploadsSettled?.(ref)).then(async () => {
+          if (this.runsSince.has(id)) return; // a new run began meanwhile: it goes on with the claim
+          this.emitLive(ref, false);
+          await this.releaseClaim(id);
         });
       },
     });

@@ -7,7 +7,23 @@
 // The controller watches these Leases for the Live condition, liveSince and
 // ingestPod. Writes carry the resourceVersion they read, so two pods racing
 // for the same stream cannot both win.
+//
+// Takeover. A streamer whose connection died silently reconnects, and the
+// load balancer may send it to another pod, while the old pod still holds
+// the claim (the dead connection looks open for a while). So the holder
+// reports silence in the claim itself: once its stream has had no media for
+// the takeover threshold (or no publisher at all, in its reconnect grace) it
+// writes the annotation tteok.dev/media-silent-since at once, not at the next
+// renewal, and removes it when media flows again. A pod asked to accept the
+// stream waits briefly for that mark, then takes the claim over with a write
+// conditioned on the resourceVersion it read — so a holder whose media
+// resumed, and which cleared the mark first, keeps its stream. While its
+// claim is marked, the holder reads it a few times a second, so it learns of
+// a takeover within a fraction of a second and ends its run before the new
+// holder's first playlist is written. The renewal interval plays no part in
+// how fast a takeover happens.
 import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { envInt, envString, type Env } from '../../common/env-config.ts';
 import type { Logger } from '../../common/log.ts';
@@ -17,8 +33,26 @@ import { CLAIM_SELECTOR, LABEL_CLAIM, LABEL_LIVESTREAM, LABEL_LIVESTREAM_NAMESPA
 import { podNamespace } from '../../common/kube/client.ts';
 import { LeaseClient, leaseHeld, microTime, type LeaseObject } from '../../common/kube/lease.ts';
 import type { StreamClaims } from '../stream-hub.ts';
+import { sleep } from '../upload/backoff.ts';
 
 export { CLAIM_SELECTOR };
+
+/** On a held claim: since when (RFC 3339) the holder's stream has had no media; absent while media flows. */
+export const ANNOTATION_MEDIA_SILENT_SINCE = 'tteok.dev/media-silent-since';
+
+/** How often each held claim looks whether it has something to write or check. */
+const TICK_MS = 100;
+/** While its claim is marked silent, how often the holder reads it to learn of a takeover. */
+const SILENT_CHECK_MS = 250;
+/** How often a pod waiting for the holder's silence mark reads the claim. */
+const SILENCE_POLL_MS = 200;
+/** After a failed write, how long before trying again (the renewal interval still bounds it). */
+const RETRY_MS = 1000;
+
+/** A claim is renewed every third of its duration, so two renewals can fail before it expires. */
+function renewIntervalMs(leaseDurationMs: number): number {
+  return Math.max(500, leaseDurationMs / 3);
+}
 
 export interface ClaimsConfig {
   /** This pod's name: the holder identity. */
@@ -45,7 +79,15 @@ export interface LeaseStreamClaimsOptions extends ClaimsConfig {
 interface Held {
   lease: LeaseObject;
   timer: NodeJS.Timeout;
-  renewing: Promise<void> | undefined;
+  /** The write or read in flight: one at a time per claim, so they never conflict with each other. */
+  busy: Promise<void> | undefined;
+  /** What the silence annotation should say (undefined: absent). */
+  silentSince: string | undefined;
+  /** performance.now() of the last successful write, and of the last read. */
+  writtenAt: number;
+  checkedAt: number;
+  /** No write before this (performance.now()), after a failure. */
+  retryAt: number;
 }
 
 export class LeaseStreamClaims implements StreamClaims {
@@ -57,17 +99,21 @@ export class LeaseStreamClaims implements StreamClaims {
 
   constructor(private readonly options: LeaseStreamClaimsOptions) {
     this.leases = new LeaseClient(options.kc, Math.max(2000, (options.leaseDurationSeconds * 1000) / 3));
-    this.renewEveryMs = Math.max(500, (options.leaseDurationSeconds * 1000) / 3);
+    this.renewEveryMs = renewIntervalMs(options.leaseDurationSeconds * 1000);
   }
 
-  async acquire(ref: StreamRef): Promise<boolean> {
+  async acquire(ref: StreamRef, options: { waitForSilenceMs?: number } = {}): Promise<boolean | 'taken_over'> {
     const { namespace, podName, leaseDurationSeconds } = this.options;
     const name = claimLeaseName(ref);
     const id = streamId(ref);
-    const now = microTime();
-    for (let attempt = 0; attempt < 3; attempt++) {
+    const deadline = performance.now() + (options.waitForSilenceMs ?? 0);
+    let conflicts = 0;
+    // Bounded twice: by the deadline while waiting for a silence mark, and by three write conflicts.
+    for (let round = 0; round < 1000 && conflicts < 3; round++) {
       const current = await this.leases.get(namespace, name);
+      const now = microTime();
       let written: LeaseObject;
+      let tookOverFrom: string | undefined;
       try {
         if (!current) {
           written = await this.leases.create(namespace, {
@@ -80,12 +126,25 @@ export class LeaseStreamClaims implements StreamClaims {
         } else {
           const holder = current.spec?.holderIdentity;
           if (holder && holder !== podName && leaseHeld(current)) {
-            this.options.log.info({ stream: id, holder }, 'stream is claimed by another ingest pod');
-            return false;
+            const silentSince = current.metadata.annotations?.[ANNOTATION_MEDIA_SILENT_SINCE];
+            if (!silentSince) {
+              // A holder that has missed a renewal (a dead pod) will not mark its stream silent either:
+              // do not wait for it; its claim expires on its own.
+              if (performance.now() < deadline && !this.missedRenewal(current)) {
+                await sleep(SILENCE_POLL_MS);
+                continue;
+              }
+              this.options.log.info({ stream: id, holder }, 'stream is claimed by another ingest pod');
+              return false;
+            }
+            // Its publisher went silent there: this publish takes the stream over.
+            tookOverFrom = holder;
           }
-          // Free, expired, or ours from before a restart of this pod: take it, as a new run.
+          // Free, expired, ours from before a restart of this pod, or silent: take it, as a new run.
+          const { [ANNOTATION_MEDIA_SILENT_SINCE]: _silent, ...annotations } = current.metadata.annotations ?? {};
           written = await this.leases.replace(namespace, {
             ...current,
+            metadata: { ...current.metadata, annotations },
             spec: {
               holderIdentity: podName,
               leaseDurationSeconds,
@@ -96,13 +155,37 @@ export class LeaseStreamClaims implements StreamClaims {
           });
         }
       } catch (err) {
-        if (err instanceof KubeHttpError && err.statusCode === 409) continue; // someone wrote in between: look again
+        if (err instanceof KubeHttpError && err.statusCode === 409) {
+          conflicts++; // someone wrote in between (a holder whose media resumed clears its mark): look again
+          continue;
+        }
         throw err;
       }
       this.hold(ref, written);
-      return true;
+      if (tookOverFrom === undefined) return true;
+      this.options.log.info(
+        { stream: id, from: tookOverFrom, silentSince: current?.metadata.annotations?.[ANNOTATION_MEDIA_SILENT_SINCE] },
+        'took the stream claim over from another ingest pod whose publisher had gone silent',
+      );
+      return 'taken_over';
     }
     return false;
+  }
+
+  /** True when the holder has not renewed for one and a half renewal intervals (holders all renew on the same schedule). */
+  private missedRenewal(lease: LeaseObject): boolean {
+    const renewed = Date.parse(String(lease.spec?.renewTime ?? lease.spec?.acquireTime ?? ''));
+    const duration = (lease.spec?.leaseDurationSeconds ?? this.options.leaseDurationSeconds) * 1000;
+    return Number.isNaN(renewed) || Date.now() - renewed > 1.5 * renewIntervalMs(duration);
+  }
+
+  reportSilence(ref: StreamRef, silentSince: Date | undefined): void {
+    const held = this.held.get(streamId(ref));
+    if (!held) return;
+    // Only the transitions matter (and are written): the first report of a silence gives its start.
+    if ((silentSince === undefined) === (held.silentSince === undefined)) return;
+    held.silentSince = silentSince ? microTime(silentSince) : undefined;
+    this.tick(ref, held);
   }
 
   onLost(listener: (ref: StreamRef) => void): void {
@@ -115,7 +198,7 @@ export class LeaseStreamClaims implements StreamClaims {
     if (!held) return;
     this.held.delete(id);
     clearInterval(held.timer);
-    await held.renewing?.catch(() => undefined);
+    await held.busy?.catch(() => undefined);
     const name = claimLeaseName(ref);
     for (let attempt = 0; attempt < 3; attempt++) {
       const current = await this.leases.get(this.options.namespace, name);
@@ -134,41 +217,82 @@ export class LeaseStreamClaims implements StreamClaims {
     const id = streamId(ref);
     const previous = this.held.get(id);
     if (previous) clearInterval(previous.timer);
+    const now = performance.now();
     const held: Held = {
       lease,
-      renewing: undefined,
-      timer: setInterval(() => {
-        if (held.renewing) return;
-        held.renewing = this.renew(ref, held).finally(() => {
-          held.renewing = undefined;
-        });
-      }, this.renewEveryMs),
+      busy: undefined,
+      silentSince: undefined,
+      writtenAt: now,
+      checkedAt: now,
+      retryAt: 0,
+      timer: setInterval(() => this.tick(ref, held), TICK_MS),
     };
     held.timer.unref();
     this.held.set(id, held);
   }
 
-  private async renew(ref: StreamRef, held: Held): Promise<void> {
-    const { namespace, podName } = this.options;
+  /** Starts whatever the claim needs now: a write (renewal, silence mark changed), a read while silent, or nothing. */
+  private tick(ref: StreamRef, held: Held): void {
+    if (held.busy || this.held.get(streamId(ref)) !== held) return;
+    const now = performance.now();
+    const marked = held.lease.metadata.annotations?.[ANNOTATION_MEDIA_SILENT_SINCE];
+    const markChanged = (marked === undefined) !== (held.silentSince === undefined);
+    let work: (() => Promise<void>) | undefined;
+    if (now >= held.retryAt && (markChanged || now - held.writtenAt >= this.renewEveryMs)) work = () => this.write(ref, held);
+    else if (marked !== undefined && now - held.checkedAt >= SILENT_CHECK_MS) work = () => this.check(ref, held);
+    if (!work) return;
+    held.busy = work().finally(() => {
+      held.busy = undefined;
+    });
+  }
+
+  /** Renews the claim, with the silence annotation as it should be. */
+  private async write(ref: StreamRef, held: Held): Promise<void> {
+    const { namespace } = this.options;
+    const { [ANNOTATION_MEDIA_SILENT_SINCE]: _previous, ...annotations } = held.lease.metadata.annotations ?? {};
+    if (held.silentSince !== undefined) annotations[ANNOTATION_MEDIA_SILENT_SINCE] = held.silentSince;
     try {
-      held.lease = await this.leases.replace(namespace, { ...held.lease, spec: { ...held.lease.spec, renewTime: microTime() } });
+      held.lease = await this.leases.replace(namespace, {
+        ...held.lease,
+        metadata: { ...held.lease.metadata, annotations },
+        spec: { ...held.lease.spec, renewTime: microTime() },
+      });
+      held.writtenAt = held.checkedAt = performance.now();
     } catch (err) {
       if (!(err instanceof KubeHttpError) || (err.statusCode !== 409 && err.statusCode !== 404)) {
+        held.retryAt = performance.now() + RETRY_MS;
         this.options.log.warn({ stream: streamId(ref), err: (err as Error).message }, 'could not renew the stream claim; retrying');
         return;
       }
       // Changed under us: still ours (e.g. our own earlier write) → continue from it; otherwise lost.
-      const current = await this.leases.get(namespace, claimLeaseName(ref)).catch(() => undefined);
-      if (current && current.spec?.holderIdentity === podName) {
-        held.lease = current;
-        return;
-      }
-      if (this.held.get(streamId(ref)) === held) {
-        clearInterval(held.timer);
-        this.held.delete(streamId(ref));
-        this.options.log.error({ stream: streamId(ref), holder: current?.spec?.holderIdentity }, 'lost the stream claim (it expired and another pod took it, or it was deleted)');
-        for (const listener of this.lostListeners) listener(ref);
-      }
+      await this.check(ref, held);
     }
+  }
+
+  /** Reads the claim: still ours → carry on from what is stored; taken over or deleted → lost. */
+  private async check(ref: StreamRef, held: Held): Promise<void> {
+    const { namespace, podName } = this.options;
+    let current: LeaseObject | undefined;
+    try {
+      current = await this.leases.get(namespace, claimLeaseName(ref));
+    } catch {
+      held.checkedAt = performance.now();
+      return; // API unreachable: nothing learned; the renewal deadline still applies
+    }
+    held.checkedAt = performance.now();
+    if (current && current.spec?.holderIdentity === podName) {
+      held.lease = current;
+      return;
+    }
+    if (this.held.get(streamId(ref)) !== held) return;
+    clearInterval(held.timer);
+    this.held.delete(streamId(ref));
+    const holder = current?.spec?.holderIdentity;
+    if (held.silentSince !== undefined && holder) {
+      this.options.log.warn({ stream: streamId(ref), holder }, 'another ingest pod took the stream over: its publisher had gone silent here');
+    } else {
+      this.options.log.error({ stream: streamId(ref), holder }, 'lost the stream claim (it expired and another pod took it, or it was deleted)');
+    }
+    for (const listener of this.lostListeners) listener(ref);
   }
 }

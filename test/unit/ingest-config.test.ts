@@ -31,6 +31,8 @@ t.test('defaults', async (t) => {
     s3: { bucket: 'media', prefix: '', region: 'us-east-1', endpoint: undefined, forcePathStyle: false, requestTimeoutMs: 5000 },
     playlistMaxAgeSeconds: undefined,
     reconnectGraceMs: 10_000,
+    publisherIdleMs: 5000,
+    takeoverSilenceMs: 1000,
     deleteDelayMs: 60_000,
     uploadConcurrency: 8,
     backlogWarnSegments: 30,
@@ -84,6 +86,9 @@ t.test('a bad integer names the variable', async (t) => {
     ['TTEOK_PLAYLIST_MAX_AGE_SECONDS', '-5'],
     ['TTEOK_DELETE_DELAY_SECONDS', 'NaN'],
     ['TTEOK_SHUTDOWN_TIMEOUT_SECONDS', 'Infinity'],
+    ['TTEOK_PUBLISHER_IDLE_SECONDS', '0'],
+    ['TTEOK_PUBLISHER_IDLE_SECONDS', 'soon'],
+    ['TTEOK_TAKEOVER_SILENCE_SECONDS', '0.1'],
   ];
   for (const [name, raw] of bad) {
     const message = refused({ TTEOK_STORAGE: 'local', [name]: raw });
@@ -122,4 +127,14 @@ t.test('S3 storage without a bucket, and unknown choices, are refused', async (t
   t.match(refused({ TTEOK_STORAGE: 'gcs', TTEOK_S3_BUCKET: 'b' }), /^TTEOK_STORAGE must be "s3" or "local", got "gcs"/);
   t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_KEY_SOURCE: 'vault' }), /^TTEOK_KEY_SOURCE must be/);
   t.equal(new ConfigError('x').name, 'ConfigError');
+});
+
+t.test('the takeover threshold must be shorter than the idle timeout', async (t) => {
+  const config = loadIngestConfig({ TTEOK_STORAGE: 'local', TTEOK_PUBLISHER_IDLE_SECONDS: '3', TTEOK_TAKEOVER_SILENCE_SECONDS: '1.5' });
+  t.equal(config.publisherIdleMs, 3000);
+  t.equal(config.takeoverSilenceMs, 1500);
+  t.match(
+    refused({ TTEOK_STORAGE: 'local', TTEOK_PUBLISHER_IDLE_SECONDS: '2', TTEOK_TAKEOVER_SILENCE_SECONDS: '2' }),
+    /^TTEOK_TAKEOVER_SILENCE_SECONDS \(2\) must be less than TTEOK_PUBLISHER_IDLE_SECONDS \(2\)/,
+  );
 });

@@ -23,7 +23,7 @@ import { loadControllerConfig } from '../controller/config.ts';
 import { startController } from '../controller/controller.ts';
 import { parsePlaylist, type ParsedPlaylist } from './harness/hls.ts';
 import { metricValue, startIngestProcess, type IngestProcess } from './harness/ingest-process.ts';
-import { adminWithLiveStreams, serviceAccountKubeconfig } from './harness/kube-fixtures.ts';
+import { adminWithLiveStreams, chartRoles, serviceAccountKubeconfig } from './harness/kube-fixtures.ts';
 import { startKubeApiServer } from './harness/kube.ts';
 import { stopAll, type ManagedProcess } from './harness/process.ts';
 import { publishTestPattern } from './harness/publisher.ts';
@@ -56,10 +56,7 @@ const controller = await startController(
 await controller.ready();
 
 // The ingest's RBAC as the chart gives it.
-const ingestKubeconfig = await serviceAccountKubeconfig(kc, kube.kubeconfigPath, dir, SYSTEM, 'tteok-ingest', [
-  { kind: 'ClusterRole', rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['list', 'watch'] }] },
-  { kind: 'Role', namespace: SYSTEM, rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update', 'delete'] }] },
-]);
+const ingestKubeconfig = await serviceAccountKubeconfig(kc, kube.kubeconfigPath, dir, SYSTEM, 'tteok-ingest', await chartRoles('ingest', SYSTEM));
 
 function ingestEnv(pod: string): Record<string, string> {
   return {

@@ -1,6 +1,7 @@
 // The ingest's configuration, from environment variables. README.md lists
 // every one with its default; keep the two in step.
 import { ConfigError, envBool, envInt, envNumber, envOptional, envString, type Env } from '../common/env-config.ts';
+import type { RtmpLimits } from './rtmp/rtmp-server.ts';
 
 export interface IngestConfig {
   rtmpHost: string;
@@ -20,6 +21,7 @@ export interface IngestConfig {
   uploadConcurrency: number;
   backlogWarnSegments: number;
   shutdownTimeoutMs: number;
+  rtmp: RtmpLimits;
 }
 
 export function loadIngestConfig(env: Env = process.env): IngestConfig {
@@ -55,5 +57,13 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
     uploadConcurrency: envInt(env, 'TTEOK_UPLOAD_CONCURRENCY', 8, 1, 256),
     backlogWarnSegments: envInt(env, 'TTEOK_BACKLOG_WARN_SEGMENTS', 30, 1),
     shutdownTimeoutMs: envNumber(env, 'TTEOK_SHUTDOWN_TIMEOUT_SECONDS', 25, 0, 3600) * 1000,
+    rtmp: {
+      publishDeadlineMs: envNumber(env, 'TTEOK_RTMP_PUBLISH_DEADLINE_SECONDS', 10, 1, 300) * 1000,
+      // A message length field has 3 bytes: 16 MiB - 1 is the protocol's own ceiling.
+      maxMessageBytes: envInt(env, 'TTEOK_RTMP_MAX_MESSAGE_BYTES', 8 * 1024 * 1024, 64 * 1024, 0xffffff),
+      maxConnections: envInt(env, 'TTEOK_RTMP_MAX_CONNECTIONS', 500, 1, 100_000),
+      maxConnectionsPerAddress: envInt(env, 'TTEOK_RTMP_MAX_CONNECTIONS_PER_ADDRESS', 10, 1, 100_000),
+      keepaliveMs: envNumber(env, 'TTEOK_RTMP_KEEPALIVE_SECONDS', 15, 1, 3600) * 1000,
+    },
   };
 }

@@ -96,7 +96,7 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
       resolve(typeof a === 'object' && a ? a.port : config.httpPort);
     });
   });
-  const rtmp = new RtmpServer({ host: config.rtmpHost, port: config.rtmpPort, hub, log, metrics });
+  const rtmp = new RtmpServer({ host: config.rtmpHost, port: config.rtmpPort, hub, log, metrics, limits: config.rtmp });
   const rtmpPort = await rtmp.listen();
   rtmpUp = true;
   log.info({ rtmpPort, httpPort, store: store.description, mediaDir: config.mediaDir }, 'ingest ready');

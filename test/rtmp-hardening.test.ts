@@ -23,6 +23,7 @@ const ingest = await startIngestProcess({
   TTEOK_LOCAL_ORIGIN_DIR: originDir,
   TTEOK_KEYS_FILE: keysFile,
   TTEOK_MEDIA_DIR: join(dir, 'media'),
+  TTEOK_RTMP_PUBLISH_DEADLINE_SECONDS: '2',
 });
 
 t.teardown(async () => {
@@ -42,14 +43,14 @@ for (const regression of REGRESSIONS) {
     const health = await fetch(`http://127.0.0.1:${ingest.httpPort}/healthz`);
     t.equal(health.status, 200, '/healthz answers');
     const after = await ingest.metrics();
-    const errors = (text: string) =>
-      text.split('\n').filter((l) => l.startsWith('tteok_ingest_rtmp_protocol_errors_total{')).reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
-    t.ok(errors(after) > errors(before), 'tteok_ingest_rtmp_protocol_errors_total counted it');
+    const metric = regression.closedBy === 'protocol_error' ? 'tteok_ingest_rtmp_protocol_errors_total' : 'tteok_ingest_rtmp_deadline_closes_total';
+    const sum = (text: string) => text.split('\n').filter((l) => l.startsWith(`${metric}{`)).reduce((total, l) => total + Number(l.split(' ').at(-1)), 0);
+    t.ok(sum(after) > sum(before), `${metric} counted it`);
   });
 }
 
 t.test('protocol errors are logged with the session, never a key', async (t) => {
-  const lines = ingest.proc.lines.filter((l) => l.includes('RTMP protocol error'));
+  const lines = ingest.proc.lines.filter((l) => l.includes('RTMP protocol error') || l.includes('no publish within'));
   t.ok(lines.length >= REGRESSIONS.length, 'one log line per closed connection');
   t.notOk(ingest.proc.lines.some((l) => l.includes(KEY)), 'no log line holds the key');
 });

@@ -35,6 +35,7 @@ t.test('defaults', async (t) => {
     uploadConcurrency: 8,
     backlogWarnSegments: 30,
     shutdownTimeoutMs: 25_000,
+    rtmp: { publishDeadlineMs: 10_000, maxMessageBytes: 8 * 1024 * 1024, maxConnections: 500, maxConnectionsPerAddress: 10, keepaliveMs: 15_000 },
   };
   t.same(config, expected);
   t.same(loadIngestConfig({ TTEOK_S3_BUCKET: 'media', TTEOK_RTMP_PORT: '', TTEOK_S3_FORCE_PATH_STYLE: '' }), expected, 'an empty variable means the default');
@@ -84,6 +85,12 @@ t.test('a bad integer names the variable', async (t) => {
     ['TTEOK_PLAYLIST_MAX_AGE_SECONDS', '-5'],
     ['TTEOK_DELETE_DELAY_SECONDS', 'NaN'],
     ['TTEOK_SHUTDOWN_TIMEOUT_SECONDS', 'Infinity'],
+    ['TTEOK_RTMP_PUBLISH_DEADLINE_SECONDS', '0'],
+    ['TTEOK_RTMP_MAX_MESSAGE_BYTES', '16777216'],
+    ['TTEOK_RTMP_MAX_MESSAGE_BYTES', '1024'],
+    ['TTEOK_RTMP_MAX_CONNECTIONS', '0'],
+    ['TTEOK_RTMP_MAX_CONNECTIONS_PER_ADDRESS', 'ten'],
+    ['TTEOK_RTMP_KEEPALIVE_SECONDS', '0'],
   ];
   for (const [name, raw] of bad) {
     const message = refused({ TTEOK_STORAGE: 'local', [name]: raw });

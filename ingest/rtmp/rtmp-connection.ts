@@ -47,6 +47,8 @@ export interface RtmpConnectionDeps {
   log: Logger;
   metrics: IngestMetrics;
   settings: ConnectionSettings;
+  /** True once the ingest is shutting down. */
+  shuttingDown: () => boolean;
   /** Set when the connection is over a cap: its publish is refused saying so. */
   overCap?: { reason: 'server_full' | 'address_full'; limit: number };
 }
@@ -266,10 +268,7 @@ export class RtmpConnection {
     this.admitting = true;
     this.socket.pause();
     this.deps.hub
-      .admit(this.app ?? '', key, () => {
-        this.unpublished = true;
-        this.socket.destroy();
-      })
+      .admit(this.app ?? '', key, () => this.ended())
       .then(async (admission) => {
         this.admitting = false;
         if (!admission.ok) {
@@ -311,6 +310,16 @@ export class RtmpConnection {
     }
   }
 
+  /** The hub ends the publish (shutdown, the key revoked, the stream disabled or claimed elsewhere): say so, then close. */
+  private ended(): void {
+    this.unpublished = true;
+    if (this.deps.shuttingDown()) {
+      this.refuse(this.publishStreamId, 'NetStream.Publish.Stop', 'shutting_down', 'This ingest is shutting down; reconnect to continue the stream on another one.');
+    } else {
+      this.refuse(this.publishStreamId, 'NetStream.Publish.Stop', 'ended_by_ingest', 'The ingest ended this publish: the stream was disabled, its key changed, or it went live elsewhere.');
+    }
+  }
+
   /** Tells the client why (an onStatus error), then closes once it has had time to read it. */
   private refuse(rtmpStreamId: number, code: string, reason: string, description: string): void {
     if (this.closing) return;
@@ -318,7 +327,7 @@ export class RtmpConnection {
     this.pending = undefined;
     clearTimeout(this.deadline);
     const stream = this.live ? streamId(this.live.ref) : undefined;
-    this.deps.log.warn({ session: this.id, remote: this.remote, reason, ...(stream ? { stream } : {}) }, `publish refused: ${description}`);
+    this.deps.log.warn({ session: this.id, remote: this.remote, reason, ...(stream ? { stream } : {}) }, `${this.live ? 'publish ended' : 'publish refused'}: ${description}`);
     this.write(msg.onStatus(rtmpStreamId, 'error', code, description));
     this.socket.end();
     // Keep reading (and dropping) what the client sends: a client blocked

@@ -42,6 +42,7 @@ export class RtmpServer {
   private readonly sockets = new Set<Socket>();
   private readonly limits: RtmpLimits;
   private readonly caps: ConnectionLimits;
+  private shuttingDown = false;
 
   constructor(private readonly options: RtmpServerOptions) {
     this.limits = options.limits;
@@ -83,6 +84,7 @@ export class RtmpServer {
       log,
       metrics,
       settings: { publishDeadlineMs: this.limits.publishDeadlineMs, maxMessageBytes: this.limits.maxMessageBytes },
+      shuttingDown: () => this.shuttingDown,
       ...(overCap ? { overCap } : {}),
     });
   }
@@ -103,6 +105,7 @@ export class RtmpServer {
    * waiting for close's callback: it fires only once every connection is gone.)
    */
   stopListening(): void {
+    this.shuttingDown = true;
     this.server.close();
   }
 

@@ -1,6 +1,7 @@
 // Byte sequences that ended (or wedged) the ingest with node-media-server's
-// parser, or would end a careless one, each named after what it does. The fuzz test replays them first; test/rtmp-hardening.test.ts checks
-// each closes only its own connection. A crash the fuzzer finds is added here.
+// parser, or would end a careless one, each named after what it does. The
+// fuzz test replays them first; test/rtmp-hardening.test.ts checks each
+// closes only its own connection. A crash the fuzzer finds is added here.
 import { amf0, chunk, clientHandshake, command, connectCommand, createStreamCommand } from '../harness/rtmp-wire.ts';
 
 export interface RegressionCase {

@@ -113,7 +113,7 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
       hub.stopAccepting();
       rtmp.stopListening();
       await hub.finishAll();
-      rtmp.destroyAll();
+      await rtmp.closeAll();
       const drained = await uploader.drain(config.shutdownTimeoutMs);
       if (!drained) log.error('shutdown timeout reached with uploads pending; they stay on the media volume for the next start');
       await uploader.close();

@@ -77,6 +77,8 @@ export class RtmpConnection {
   private unpublished = false;
   /** Refused or failed: input is read and dropped until the socket closes. */
   private closing = false;
+  /** An onStatus error was sent: the socket stays open briefly so the client can read it. */
+  private lingering = false;
   private readonly deadline: NodeJS.Timeout;
 
   constructor(
@@ -89,6 +91,11 @@ export class RtmpConnection {
     socket.on('data', (data: Buffer) => this.onData(data));
     socket.on('close', () => this.onClose());
     socket.on('error', (error) => deps.log.debug({ session: this.id, err: error.message }, 'RTMP socket error'));
+  }
+
+  /** Whether the connection is giving its client time to read a refusal before it closes. */
+  get isLingering(): boolean {
+    return this.lingering && !this.socket.destroyed;
   }
 
   private onData(data: Buffer): void {
@@ -329,6 +336,7 @@ export class RtmpConnection {
     const stream = this.live ? streamId(this.live.ref) : undefined;
     this.deps.log.warn({ session: this.id, remote: this.remote, reason, ...(stream ? { stream } : {}) }, `${this.live ? 'publish ended' : 'publish refused'}: ${description}`);
     this.write(msg.onStatus(rtmpStreamId, 'error', code, description));
+    this.lingering = true;
     this.socket.end();
     // Keep reading (and dropping) what the client sends: a client blocked
     // writing into a full window would never read the status.

@@ -39,7 +39,7 @@ export interface RtmpServerOptions {
 
 export class RtmpServer {
   private readonly server: Server;
-  private readonly sockets = new Set<Socket>();
+  private readonly connections = new Map<Socket, RtmpConnection>();
   private readonly limits: RtmpLimits;
   private readonly caps: ConnectionLimits;
   private shuttingDown = false;
@@ -63,11 +63,10 @@ export class RtmpServer {
       socket.destroy();
       return;
     }
-    this.sockets.add(socket);
     metrics.rtmpConnections.set(this.caps.open);
     socket.on('close', () => {
       release();
-      this.sockets.delete(socket);
+      this.connections.delete(socket);
       metrics.rtmpConnections.set(this.caps.open);
     });
     socket.setNoDelay(true);
@@ -79,7 +78,7 @@ export class RtmpServer {
       metrics.rtmpConnectionsRefused.inc({ reason: verdict.reason });
       log.warn({ remote, reason: verdict.reason, limit }, 'RTMP connection over a cap; its publish will be refused');
     }
-    new RtmpConnection(socket, {
+    const connection = new RtmpConnection(socket, {
       hub: this.options.hub,
       log,
       metrics,
@@ -87,6 +86,7 @@ export class RtmpServer {
       shuttingDown: () => this.shuttingDown,
       ...(overCap ? { overCap } : {}),
     });
+    this.connections.set(socket, connection);
   }
 
   listen(): Promise<number> {
@@ -109,7 +109,17 @@ export class RtmpServer {
     this.server.close();
   }
 
-  destroyAll(): void {
-    for (const s of this.sockets) s.destroy();
+  /**
+   * Closes every connection. One that has just been told why it is closed
+   * (an onStatus error, e.g. "shutting down") keeps its short linger, so the
+   * client reads the sentence instead of a reset; the promise waits for those.
+   */
+  async closeAll(): Promise<void> {
+    const lingering: Array<Promise<void>> = [];
+    for (const [socket, connection] of this.connections) {
+      if (connection.isLingering) lingering.push(new Promise((resolve) => socket.once('close', () => resolve())));
+      else socket.destroy();
+    }
+    await Promise.all(lingering);
   }
 }

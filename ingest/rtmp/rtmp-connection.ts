@@ -387,7 +387,9 @@ export class RtmpConnection {
       { stream: streamId(live.ref), session: this.id, clean: this.unpublished },
       this.unpublished ? 'publish ended' : 'publisher dropped; waiting for it to reconnect',
     );
-    void live.end(this.unpublished);
+    live.end(this.unpublished).catch((error: unknown) => {
+      this.deps.log.error({ stream: streamId(live.ref), session: this.id, err: (error as Error).message }, 'ending the publish failed');
+    });
   }
 }
 

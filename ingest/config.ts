@@ -22,6 +22,8 @@ export interface IngestConfig {
   backlogWarnSegments: number;
   shutdownTimeoutMs: number;
   rtmp: RtmpLimits;
+  /** RTMPS listener; undefined when TTEOK_RTMPS_PORT is not set. */
+  rtmps: { host: string; port: number; certFile: string; keyFile: string; reloadMs: number } | undefined;
 }
 
 export function loadIngestConfig(env: Env = process.env): IngestConfig {
@@ -32,6 +34,10 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
   const bucket = envString(env, 'TTEOK_S3_BUCKET', '');
   if (storage === 's3' && bucket === '') throw new ConfigError('TTEOK_S3_BUCKET is required when TTEOK_STORAGE is "s3" (or set TTEOK_STORAGE=local)');
   const maxAge = envOptional(env, 'TTEOK_PLAYLIST_MAX_AGE_SECONDS');
+  const rtmpsPort = envOptional(env, 'TTEOK_RTMPS_PORT') === undefined ? undefined : envInt(env, 'TTEOK_RTMPS_PORT', 0, 0, 65535);
+  const rtmpsCert = envOptional(env, 'TTEOK_RTMPS_CERT_FILE');
+  const rtmpsKey = envOptional(env, 'TTEOK_RTMPS_KEY_FILE');
+  if (rtmpsPort !== undefined && (!rtmpsCert || !rtmpsKey)) throw new ConfigError('TTEOK_RTMPS_CERT_FILE and TTEOK_RTMPS_KEY_FILE are required when TTEOK_RTMPS_PORT is set');
   return {
     rtmpHost: envString(env, 'TTEOK_RTMP_HOST', '0.0.0.0'),
     rtmpPort: envInt(env, 'TTEOK_RTMP_PORT', 1935, 0, 65535),
@@ -65,5 +71,15 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
       maxConnectionsPerAddress: envInt(env, 'TTEOK_RTMP_MAX_CONNECTIONS_PER_ADDRESS', 10, 1, 100_000),
       keepaliveMs: envNumber(env, 'TTEOK_RTMP_KEEPALIVE_SECONDS', 15, 1, 3600) * 1000,
     },
+    rtmps:
+      rtmpsPort === undefined || !rtmpsCert || !rtmpsKey
+        ? undefined
+        : {
+            host: envString(env, 'TTEOK_RTMPS_HOST', envString(env, 'TTEOK_RTMP_HOST', '0.0.0.0')),
+            port: rtmpsPort,
+            certFile: rtmpsCert,
+            keyFile: rtmpsKey,
+            reloadMs: envNumber(env, 'TTEOK_RTMPS_RELOAD_SECONDS', 10, 1, 3600) * 1000,
+          },
   };
 }

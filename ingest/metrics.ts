@@ -115,6 +115,12 @@ export class IngestMetrics {
     registers: [this.registry],
   });
 
+  readonly rtmpsCertificateNotAfter = new Gauge({
+    name: 'tteok_ingest_rtmps_certificate_not_after_seconds',
+    help: 'When the RTMPS certificate in use expires (Unix time); absent without RTMPS.',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'tteok_ingest_' });
   }

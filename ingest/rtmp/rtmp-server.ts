@@ -47,12 +47,13 @@ export class RtmpServer {
   constructor(private readonly options: RtmpServerOptions) {
     this.limits = options.limits;
     this.caps = new ConnectionLimits(this.limits.maxConnections, this.limits.maxConnectionsPerAddress);
-    this.server = createServer((socket) => this.accept(socket));
+    this.server = createServer((socket) => this.handle(socket));
     // Accept errors (EMFILE…) must not end the process.
     this.server.on('error', (error) => options.log.error({ err: error.message }, 'RTMP listener error'));
   }
 
-  private accept(socket: Socket): void {
+  /** Takes a client connection: from this listener, or decrypted from the RTMPS one. */
+  handle(socket: Socket): void {
     const { log, metrics } = this.options;
     const remote = socket.remoteAddress ?? 'unknown';
     const { verdict, release } = this.caps.accept(addressKey(socket.remoteAddress));

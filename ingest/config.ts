@@ -37,6 +37,7 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
   const rtmpsPort = envOptional(env, 'TTEOK_RTMPS_PORT') === undefined ? undefined : envInt(env, 'TTEOK_RTMPS_PORT', 0, 0, 65535);
   const rtmpsCert = envOptional(env, 'TTEOK_RTMPS_CERT_FILE');
   const rtmpsKey = envOptional(env, 'TTEOK_RTMPS_KEY_FILE');
+  const rtmpsReloadMs = envNumber(env, 'TTEOK_RTMPS_RELOAD_SECONDS', 10, 1, 3600) * 1000;
   if (rtmpsPort !== undefined && (!rtmpsCert || !rtmpsKey)) throw new ConfigError('TTEOK_RTMPS_CERT_FILE and TTEOK_RTMPS_KEY_FILE are required when TTEOK_RTMPS_PORT is set');
   return {
     rtmpHost: envString(env, 'TTEOK_RTMP_HOST', '0.0.0.0'),
@@ -79,7 +80,7 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
             port: rtmpsPort,
             certFile: rtmpsCert,
             keyFile: rtmpsKey,
-            reloadMs: envNumber(env, 'TTEOK_RTMPS_RELOAD_SECONDS', 10, 1, 3600) * 1000,
+            reloadMs: rtmpsReloadMs,
           },
   };
 }

@@ -358,7 +358,9 @@ export class RtmpConnection {
   }
 
   private deadlinePassed(): void {
-    if (this.live || this.closing || this.socket.destroyed) return;
+    // A publish being admitted has shown a well-formed, known key; its claim
+    // (a Kubernetes Lease) has time limits of its own.
+    if (this.live || this.admitting || this.closing || this.socket.destroyed) return;
     const stage = this.phase !== 'chunks' ? 'handshake' : this.app === undefined ? 'connect' : 'publish';
     this.deps.log.info({ session: this.id, remote: this.remote, stage }, `no publish within ${this.deps.settings.publishDeadlineMs / 1000} s of connecting; closing the connection`);
     this.deps.metrics.rtmpDeadlineCloses.inc({ stage });

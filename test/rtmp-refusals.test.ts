@@ -8,6 +8,7 @@ import t, { type Test } from 'tap';
 import { startIngestProcess, writeKeyFile, type IngestProcess } from './harness/ingest-process.ts';
 import { spawnManaged, stopAll, type ManagedProcess } from './harness/process.ts';
 import { publishTestPattern } from './harness/publisher.ts';
+import { waitFor } from './harness/wait.ts';
 
 const streams = {
   open: { name: 'open', key: 'refusals_open_key_aaaaaaaa1' },
@@ -15,6 +16,7 @@ const streams = {
   busy: { name: 'busy', key: 'refusals_busy_key_aaaaaaaa3' },
   codec: { name: 'codec', key: 'refusals_codec_key_aaaaaaa4' },
   shutdown: { name: 'shutdown', key: 'refusals_shutdown_key_aaa5' },
+  revoked: { name: 'revoked', key: 'refusals_revoked_key_aaaa6' } as { name: string; key: string; spec?: Record<string, unknown> },
 };
 const dir = mkdtempSync(join(tmpdir(), 'tteok-rtmp-refusals-'));
 const keysFile = join(dir, 'keys.yaml');
@@ -48,7 +50,8 @@ async function refusedWith(t: Test, from: IngestProcess, publisher: ManagedProce
   const exit = await publisher.exited;
   const output = publisher.lines.join('\n');
   t.not(exit.code, 0, 'ffmpeg fails');
-  const description = loggedDescription(from, reason);
+  // The ingest's log line may reach us after ffmpeg has exited.
+  const description = await waitFor(`the ingest's ${reason} log line`, () => loggedDescription(from, reason), { timeoutMs: 5000 }).catch(() => undefined);
   t.ok(description, `the ingest logged the ${reason} refusal`);
   t.match(description, human, `it says what happened: "${description}"`);
   t.ok(description && output.includes(`Server error: ${description}`), `ffmpeg printed the description it received:\n${output}`);
@@ -85,6 +88,13 @@ t.test('codec not supported, and what to set instead', async (t) => {
 t.test('RTMP playback', async (t) => {
   const player = spawnManaged('ffmpeg-play', 'ffmpeg', ['-hide_banner', '-nostats', '-loglevel', 'warning', '-rw_timeout', '5000000', '-i', ingest.rtmpUrl(streams.open.key), '-t', '1', '-f', 'null', '-']);
   await refusedWith(t, ingest, player, 'play_refused', /HLS/);
+});
+
+t.test('the stream disabled while live', async (t) => {
+  const publisher = publishTestPattern({ url: ingest.rtmpUrl(streams.revoked.key), name: 'ffmpeg-revoked' });
+  await ingest.proc.waitForLine(/"stream":"default\/revoked".*publish accepted/);
+  writeKeyFile(keysFile, Object.values({ ...streams, revoked: { ...streams.revoked, spec: { enabled: false } } }));
+  await refusedWith(t, ingest, publisher, 'ended_by_ingest', /disabled/);
 });
 
 t.test('shutting down, while live', async (t) => {

@@ -1,6 +1,7 @@
 // The ingest's configuration, from environment variables. README.md lists
 // every one with its default; keep the two in step.
 import { ConfigError, envBool, envInt, envNumber, envOptional, envString, type Env } from '../common/env-config.ts';
+import type { RtmpLimits } from './rtmp/rtmp-server.ts';
 
 export interface IngestConfig {
   rtmpHost: string;
@@ -24,6 +25,9 @@ export interface IngestConfig {
   uploadConcurrency: number;
   backlogWarnSegments: number;
   shutdownTimeoutMs: number;
+  rtmp: RtmpLimits;
+  /** RTMPS listener; undefined when TTEOK_RTMPS_PORT is not set. */
+  rtmps: { host: string; port: number; certFile: string; keyFile: string; reloadMs: number } | undefined;
 }
 
 export function loadIngestConfig(env: Env = process.env): IngestConfig {
@@ -40,6 +44,11 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
   if (takeoverSilenceMs >= publisherIdleMs) {
     throw new ConfigError(`TTEOK_TAKEOVER_SILENCE_SECONDS (${takeoverSilenceMs / 1000}) must be less than TTEOK_PUBLISHER_IDLE_SECONDS (${publisherIdleMs / 1000})`);
   }
+  const rtmpsPort = envOptional(env, 'TTEOK_RTMPS_PORT') === undefined ? undefined : envInt(env, 'TTEOK_RTMPS_PORT', 0, 0, 65535);
+  const rtmpsCert = envOptional(env, 'TTEOK_RTMPS_CERT_FILE');
+  const rtmpsKey = envOptional(env, 'TTEOK_RTMPS_KEY_FILE');
+  const rtmpsReloadMs = envNumber(env, 'TTEOK_RTMPS_RELOAD_SECONDS', 10, 1, 3600) * 1000;
+  if (rtmpsPort !== undefined && (!rtmpsCert || !rtmpsKey)) throw new ConfigError('TTEOK_RTMPS_CERT_FILE and TTEOK_RTMPS_KEY_FILE are required when TTEOK_RTMPS_PORT is set');
   return {
     rtmpHost: envString(env, 'TTEOK_RTMP_HOST', '0.0.0.0'),
     rtmpPort: envInt(env, 'TTEOK_RTMP_PORT', 1935, 0, 65535),
@@ -67,5 +76,23 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
     uploadConcurrency: envInt(env, 'TTEOK_UPLOAD_CONCURRENCY', 8, 1, 256),
     backlogWarnSegments: envInt(env, 'TTEOK_BACKLOG_WARN_SEGMENTS', 30, 1),
     shutdownTimeoutMs: envNumber(env, 'TTEOK_SHUTDOWN_TIMEOUT_SECONDS', 25, 0, 3600) * 1000,
+    rtmp: {
+      publishDeadlineMs: envNumber(env, 'TTEOK_RTMP_PUBLISH_DEADLINE_SECONDS', 10, 1, 300) * 1000,
+      // A message length field has 3 bytes: 16 MiB - 1 is the protocol's own ceiling.
+      maxMessageBytes: envInt(env, 'TTEOK_RTMP_MAX_MESSAGE_BYTES', 8 * 1024 * 1024, 64 * 1024, 0xffffff),
+      maxConnections: envInt(env, 'TTEOK_RTMP_MAX_CONNECTIONS', 500, 1, 100_000),
+      maxConnectionsPerAddress: envInt(env, 'TTEOK_RTMP_MAX_CONNECTIONS_PER_ADDRESS', 10, 1, 100_000),
+      keepaliveMs: envNumber(env, 'TTEOK_RTMP_KEEPALIVE_SECONDS', 15, 1, 3600) * 1000,
+    },
+    rtmps:
+      rtmpsPort === undefined || !rtmpsCert || !rtmpsKey
+        ? undefined
+        : {
+            host: envString(env, 'TTEOK_RTMPS_HOST', envString(env, 'TTEOK_RTMP_HOST', '0.0.0.0')),
+            port: rtmpsPort,
+            certFile: rtmpsCert,
+            keyFile: rtmpsKey,
+            reloadMs: rtmpsReloadMs,
+          },
   };
 }

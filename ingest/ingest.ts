@@ -14,6 +14,7 @@ import { FileKeySource } from './keys/file-key-source.ts';
 import type { KeySource } from './keys/key-source.ts';
 import { IngestMetrics } from './metrics.ts';
 import { RtmpServer } from './rtmp/rtmp-server.ts';
+import { RtmpsListener } from './rtmp/rtmps-listener.ts';
 import { LocalDirectoryStore } from './storage/local-store.ts';
 import type { ObjectStore } from './storage/object-store.ts';
 import { S3Store } from './storage/s3-store.ts';
@@ -29,6 +30,8 @@ export interface IngestDeps {
 
 export interface RunningIngest {
   rtmpPort: number;
+  /** The RTMPS port, when configured. */
+  rtmpsPort: number | undefined;
   httpPort: number;
   metrics: IngestMetrics;
   /** Streams going live and ending, for a gateway in the same process. */
@@ -98,13 +101,25 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
       resolve(typeof a === 'object' && a ? a.port : config.httpPort);
     });
   });
-  const rtmp = new RtmpServer({ host: config.rtmpHost, port: config.rtmpPort, hub, log, metrics });
+  const rtmp = new RtmpServer({ host: config.rtmpHost, port: config.rtmpPort, hub, log, metrics, limits: config.rtmp });
   const rtmpPort = await rtmp.listen();
+  const rtmps = config.rtmps
+    ? new RtmpsListener({
+        ...config.rtmps,
+        handshakeTimeoutMs: config.rtmp.publishDeadlineMs,
+        maxConnections: config.rtmp.maxConnections,
+        log,
+        metrics,
+        onConnection: (socket) => rtmp.handle(socket),
+      })
+    : undefined;
+  const rtmpsPort = await rtmps?.listen();
   rtmpUp = true;
-  log.info({ rtmpPort, httpPort, store: store.description, mediaDir: config.mediaDir }, 'ingest ready');
+  log.info({ rtmpPort, ...(rtmpsPort !== undefined ? { rtmpsPort } : {}), httpPort, store: store.description, mediaDir: config.mediaDir }, 'ingest ready');
 
   return {
     rtmpPort,
+    rtmpsPort,
     httpPort,
     metrics,
     live: hub,
@@ -114,8 +129,9 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
       log.info('shutting down: refusing new publishes, ending live streams, finishing uploads');
       hub.stopAccepting();
       rtmp.stopListening();
+      rtmps?.stopListening();
       await hub.finishAll();
-      rtmp.destroyAll();
+      await rtmp.closeAll();
       const drained = await uploader.drain(config.shutdownTimeoutMs);
       if (!drained) log.error('shutdown timeout reached with uploads pending; they stay on the media volume for the next start');
       await uploader.close();

@@ -101,6 +101,39 @@ export class IngestMetrics {
     registers: [this.registry],
   });
 
+  readonly rtmpConnections = new Gauge({
+    name: 'tteok_ingest_rtmp_connections',
+    help: 'Open RTMP connections, publishing or not.',
+    registers: [this.registry],
+  });
+
+  readonly rtmpProtocolErrors = new Counter({
+    name: 'tteok_ingest_rtmp_protocol_errors_total',
+    help: 'RTMP connections closed for input outside the protocol or its limits, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly rtmpConnectionsRefused = new Counter({
+    name: 'tteok_ingest_rtmp_connections_refused_total',
+    help: 'RTMP connections over a cap (server_full, address_full: refused at publish; over_capacity: closed at once).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly rtmpDeadlineCloses = new Counter({
+    name: 'tteok_ingest_rtmp_deadline_closes_total',
+    help: 'RTMP connections closed for not publishing within the deadline, by the stage they had reached.',
+    labelNames: ['stage'] as const,
+    registers: [this.registry],
+  });
+
+  readonly rtmpsCertificateNotAfter = new Gauge({
+    name: 'tteok_ingest_rtmps_certificate_not_after_seconds',
+    help: 'When the RTMPS certificate in use expires (Unix time); absent without RTMPS.',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'tteok_ingest_' });
   }

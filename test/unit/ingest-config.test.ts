@@ -37,6 +37,8 @@ t.test('defaults', async (t) => {
     uploadConcurrency: 8,
     backlogWarnSegments: 30,
     shutdownTimeoutMs: 25_000,
+    rtmp: { publishDeadlineMs: 10_000, maxMessageBytes: 8 * 1024 * 1024, maxConnections: 500, maxConnectionsPerAddress: 10, keepaliveMs: 15_000 },
+    rtmps: undefined,
   };
   t.same(config, expected);
   t.same(loadIngestConfig({ TTEOK_S3_BUCKET: 'media', TTEOK_RTMP_PORT: '', TTEOK_S3_FORCE_PATH_STYLE: '' }), expected, 'an empty variable means the default');
@@ -89,12 +91,26 @@ t.test('a bad integer names the variable', async (t) => {
     ['TTEOK_PUBLISHER_IDLE_SECONDS', '0'],
     ['TTEOK_PUBLISHER_IDLE_SECONDS', 'soon'],
     ['TTEOK_TAKEOVER_SILENCE_SECONDS', '0.1'],
+    ['TTEOK_RTMP_PUBLISH_DEADLINE_SECONDS', '0'],
+    ['TTEOK_RTMP_MAX_MESSAGE_BYTES', '16777216'],
+    ['TTEOK_RTMP_MAX_MESSAGE_BYTES', '1024'],
+    ['TTEOK_RTMP_MAX_CONNECTIONS', '0'],
+    ['TTEOK_RTMP_MAX_CONNECTIONS_PER_ADDRESS', 'ten'],
+    ['TTEOK_RTMP_KEEPALIVE_SECONDS', '0'],
+    ['TTEOK_RTMPS_PORT', 'https'],
+    ['TTEOK_RTMPS_RELOAD_SECONDS', '0'],
   ];
   for (const [name, raw] of bad) {
     const message = refused({ TTEOK_STORAGE: 'local', [name]: raw });
     t.match(message, new RegExp(`^${name} must be`), `${name}="${raw}" is refused, naming the variable`);
     t.match(message, raw, 'and quoting the value');
   }
+});
+
+t.test('RTMPS needs its certificate and key files', async (t) => {
+  t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_RTMPS_PORT: '443' }), /^TTEOK_RTMPS_CERT_FILE and TTEOK_RTMPS_KEY_FILE are required/);
+  const config = loadIngestConfig({ TTEOK_STORAGE: 'local', TTEOK_RTMP_HOST: '10.0.0.1', TTEOK_RTMPS_PORT: '443', TTEOK_RTMPS_CERT_FILE: '/tls/tls.crt', TTEOK_RTMPS_KEY_FILE: '/tls/tls.key' });
+  t.same(config.rtmps, { host: '10.0.0.1', port: 443, certFile: '/tls/tls.crt', keyFile: '/tls/tls.key', reloadMs: 10_000 }, 'listens where RTMP does unless TTEOK_RTMPS_HOST says otherwise');
 });
 
 t.test('a bad bool names the variable', async (t) => {

@@ -20,6 +20,10 @@ export interface IngestConfig {
   uploadConcurrency: number;
   backlogWarnSegments: number;
   shutdownTimeoutMs: number;
+  /** Media volume use (percent) above which new publishes are refused and /readyz is not ready. */
+  mediaHighWaterPercent: number;
+  /** Media volume use (percent) above which live streams' new segments are skipped: the backlog bound. */
+  mediaFullPercent: number;
 }
 
 export function loadIngestConfig(env: Env = process.env): IngestConfig {
@@ -30,6 +34,11 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
   const bucket = envString(env, 'TTEOK_S3_BUCKET', '');
   if (storage === 's3' && bucket === '') throw new ConfigError('TTEOK_S3_BUCKET is required when TTEOK_STORAGE is "s3" (or set TTEOK_STORAGE=local)');
   const maxAge = envOptional(env, 'TTEOK_PLAYLIST_MAX_AGE_SECONDS');
+  const mediaHighWaterPercent = envNumber(env, 'TTEOK_MEDIA_HIGH_WATER_PERCENT', 85, 1, 100);
+  const mediaFullPercent = envNumber(env, 'TTEOK_MEDIA_FULL_PERCENT', 95, 1, 100);
+  if (mediaFullPercent < mediaHighWaterPercent) {
+    throw new ConfigError(`TTEOK_MEDIA_FULL_PERCENT (${mediaFullPercent}) must not be below TTEOK_MEDIA_HIGH_WATER_PERCENT (${mediaHighWaterPercent})`);
+  }
   return {
     rtmpHost: envString(env, 'TTEOK_RTMP_HOST', '0.0.0.0'),
     rtmpPort: envInt(env, 'TTEOK_RTMP_PORT', 1935, 0, 65535),
@@ -55,5 +64,7 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
     uploadConcurrency: envInt(env, 'TTEOK_UPLOAD_CONCURRENCY', 8, 1, 256),
     backlogWarnSegments: envInt(env, 'TTEOK_BACKLOG_WARN_SEGMENTS', 30, 1),
     shutdownTimeoutMs: envNumber(env, 'TTEOK_SHUTDOWN_TIMEOUT_SECONDS', 25, 0, 3600) * 1000,
+    mediaHighWaterPercent,
+    mediaFullPercent,
   };
 }

@@ -9,6 +9,7 @@ import type { Logger } from '../common/log.ts';
 import type { LiveEvents } from '../common/stream-view.ts';
 import { DEFAULT_SETTINGS, isValidName, isValidNamespace, streamId, type StreamRef } from '../common/livestream.ts';
 import { isWellFormedKey, type KeySource, type StreamGrant } from './keys/key-source.ts';
+import type { MediaVolumeGuard } from './media-volume.ts';
 import type { IngestMetrics } from './metrics.ts';
 import type { PublishSession } from './packager/publish-session.ts';
 import { StreamPackager, type StreamEnd } from './packager/stream-packager.ts';
@@ -52,6 +53,8 @@ export interface StreamHubOptions {
   uploadsSettled?: (ref: StreamRef) => Promise<unknown>;
   /** Passed to each stream's packager: a file is complete on the media volume. */
   onFileWritten?: (path: string) => void;
+  // --- media volume (helper "disk"): a full volume refuses publishes; packagers skip segments above its bound.
+  mediaVolume?: MediaVolumeGuard & { admitsPublishes(): boolean };
 }
 
 export class StreamHub implements LiveEvents {
@@ -119,6 +122,7 @@ export class StreamHub implements LiveEvents {
       return { ok: false, code, reason, description };
     };
     if (!this.accepting) return refuse('NetStream.Publish.Denied', 'shutting_down', 'This ingest is shutting down; reconnect.');
+    if (this.options.mediaVolume?.admitsPublishes() === false) return refuse('NetStream.Publish.Denied', 'volume_full', 'This ingest\'s media volume is full; reconnect to reach another ingest.');
     if (app !== this.options.app) return refuse('NetStream.Publish.BadName', 'unknown_app', `Unknown application; publish to /${this.options.app}/<stream key>.`);
     if (!isWellFormedKey(key)) return refuse('NetStream.Publish.BadName', 'malformed_key', 'Malformed stream key.');
     const grant = this.options.keys.lookup(key);
@@ -202,6 +206,7 @@ export class StreamHub implements LiveEvents {
       mediaDir: this.options.mediaDir,
       reconnectGraceMs: this.options.reconnectGraceMs,
       ...(this.options.onFileWritten ? { onFileWritten: this.options.onFileWritten } : {}),
+      ...(this.options.mediaVolume ? { volume: this.options.mediaVolume } : {}),
       metrics: this.options.metrics,
       log: this.options.log,
       onEnded: (end) => {

@@ -35,6 +35,8 @@ t.test('defaults', async (t) => {
     uploadConcurrency: 8,
     backlogWarnSegments: 30,
     shutdownTimeoutMs: 25_000,
+    mediaHighWaterPercent: 85,
+    mediaFullPercent: 95,
   };
   t.same(config, expected);
   t.same(loadIngestConfig({ TTEOK_S3_BUCKET: 'media', TTEOK_RTMP_PORT: '', TTEOK_S3_FORCE_PATH_STYLE: '' }), expected, 'an empty variable means the default');
@@ -122,4 +124,14 @@ t.test('S3 storage without a bucket, and unknown choices, are refused', async (t
   t.match(refused({ TTEOK_STORAGE: 'gcs', TTEOK_S3_BUCKET: 'b' }), /^TTEOK_STORAGE must be "s3" or "local", got "gcs"/);
   t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_KEY_SOURCE: 'vault' }), /^TTEOK_KEY_SOURCE must be/);
   t.equal(new ConfigError('x').name, 'ConfigError');
+});
+
+t.test('the media volume thresholds are percentages, and the backlog bound is not below the high-water mark', async (t) => {
+  const config = loadIngestConfig({ TTEOK_STORAGE: 'local', TTEOK_MEDIA_HIGH_WATER_PERCENT: '70', TTEOK_MEDIA_FULL_PERCENT: '90' });
+  t.equal(config.mediaHighWaterPercent, 70);
+  t.equal(config.mediaFullPercent, 90);
+  for (const [name, raw] of [['TTEOK_MEDIA_HIGH_WATER_PERCENT', '0'], ['TTEOK_MEDIA_HIGH_WATER_PERCENT', '101'], ['TTEOK_MEDIA_FULL_PERCENT', 'full']] as const) {
+    t.match(refused({ TTEOK_STORAGE: 'local', [name]: raw }), new RegExp(`^${name} must be`), `${name}="${raw}" is refused`);
+  }
+  t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_MEDIA_HIGH_WATER_PERCENT: '90', TTEOK_MEDIA_FULL_PERCENT: '80' }), /^TTEOK_MEDIA_FULL_PERCENT \(80\) must not be below TTEOK_MEDIA_HIGH_WATER_PERCENT \(90\)/);
 });

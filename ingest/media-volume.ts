@@ -1,0 +1,125 @@
+// How full the media volume is, and what the ingest does about it. The volume
+// is the queue between packager and uploader; while the object store is down
+// it only grows, and whatever else shares it (logs, another container) can
+// fill it too. Two thresholds, both percentages of the volume (statfs):
+//
+// - above the high-water mark, new publishes are refused and /readyz says
+//   not ready, so the LoadBalancer sends new streamers to other pods while
+//   the streams already live here go on;
+// - above the full mark (the backlog bound), live streams' new segments are
+//   skipped (counted, and the playlist marks the gap with a discontinuity):
+//   what is left of the volume is the reserve for the small files that must
+//   never be lost — playlists, init segments, journals.
+import { statfs } from 'node:fs/promises';
+import type { Logger } from '../common/log.ts';
+import type { IngestMetrics } from './metrics.ts';
+
+/** What a stream's packager needs from the volume. */
+export interface MediaVolumeGuard {
+  /** False above the full mark: a new segment is skipped rather than written. */
+  acceptsSegments(): boolean;
+  /** A write failed: look at the volume again now rather than at the next poll. */
+  writeFailed(): void;
+  /**
+   * The volume cannot take a stream's final playlist: store this text from
+   * memory instead (the object store is the destination). `streamPath` is
+   * "<namespace>/<name>".
+   */
+  storeFinalPlaylist?(streamPath: string, text: string): void;
+}
+
+export interface MediaVolumeOptions {
+  dir: string;
+  highWaterPercent: number;
+  fullPercent: number;
+  metrics: IngestMetrics;
+  log: Logger;
+  storeFinalPlaylist?: (streamPath: string, text: string) => void;
+  /** How often the volume is measured. */
+  intervalMs?: number;
+}
+
+export class MediaVolume implements MediaVolumeGuard {
+  private usedPercent = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private checking: Promise<void> | undefined;
+  private aboveHighWater = false;
+  private aboveFull = false;
+
+  constructor(private readonly options: MediaVolumeOptions) {}
+
+  async start(): Promise<void> {
+    await this.check();
+    this.timer = setInterval(() => void this.check(), this.options.intervalMs ?? 1000);
+    this.timer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+
+  /** False while the volume is above the high-water mark: refuse new publishes, report not ready. */
+  admitsPublishes(): boolean {
+    return !this.aboveHighWater;
+  }
+
+  acceptsSegments(): boolean {
+    return !this.aboveFull;
+  }
+
+  writeFailed(): void {
+    void this.check();
+  }
+
+  storeFinalPlaylist(streamPath: string, text: string): void {
+    this.options.storeFinalPlaylist?.(streamPath, text);
+  }
+
+  /** Why the ingest is not ready, when the volume is the reason. */
+  notReadyReason(): string | undefined {
+    return this.aboveHighWater ? `media volume is ${this.usedPercent.toFixed(1)}% full (high-water mark ${this.options.highWaterPercent}%)` : undefined;
+  }
+
+  /** Measures the volume (one measurement at a time). */
+  check(): Promise<void> {
+    this.checking ??= this.measure().finally(() => {
+      this.checking = undefined;
+    });
+    return this.checking;
+  }
+
+  private async measure(): Promise<void> {
+    const { dir, metrics, log, highWaterPercent, fullPercent } = this.options;
+    let used: number;
+    let size: number;
+    try {
+      const s = await statfs(dir);
+      used = (s.blocks - s.bfree) * s.bsize;
+      // As df computes it: the blocks reserved for root are not ours to use.
+      size = used + s.bavail * s.bsize;
+    } catch (error) {
+      log.error({ dir, err: error }, 'cannot measure the media volume');
+      return;
+    }
+    this.usedPercent = size > 0 ? (100 * used) / size : 100;
+    metrics.mediaVolumeUsedBytes.set(used);
+    metrics.mediaVolumeSizeBytes.set(size);
+    const aboveHighWater = this.usedPercent >= highWaterPercent;
+    const aboveFull = this.usedPercent >= fullPercent;
+    if (aboveHighWater !== this.aboveHighWater) {
+      if (aboveHighWater) log.warn({ usedPercent: round(this.usedPercent), highWaterPercent }, 'media volume above its high-water mark: refusing new publishes and reporting not ready until it drains');
+      else log.info({ usedPercent: round(this.usedPercent), highWaterPercent }, 'media volume back below its high-water mark: accepting publishes again');
+    }
+    if (aboveFull !== this.aboveFull) {
+      if (aboveFull) log.error({ usedPercent: round(this.usedPercent), fullPercent }, 'media volume full: live streams skip new segments (each gap is marked with a discontinuity) until it drains');
+      else log.info({ usedPercent: round(this.usedPercent), fullPercent }, 'media volume has room again: live streams write segments again');
+    }
+    this.aboveHighWater = aboveHighWater;
+    this.aboveFull = aboveFull;
+    metrics.mediaVolumeAboveHighWater.set(aboveHighWater ? 1 : 0);
+  }
+}
+
+function round(percent: number): number {
+  return Math.round(percent * 10) / 10;
+}

@@ -90,10 +90,13 @@ function filesUnder(root: string): string[] {
   return out;
 }
 
+const skippedSegments = (text: string) => metricValue(text, 'tteok_ingest_skipped_segments_total', 'reason="volume_full"') + metricValue(text, 'tteok_ingest_skipped_segments_total', 'reason="write_failed"');
+const writeFailures = (text: string) => ['segment', 'playlist', 'init', 'journal'].reduce((a, kind) => a + metricValue(text, 'tteok_ingest_media_write_failures_total', `kind="${kind}"`), 0);
+
 t.test('a volume filled while S3 is down loses nothing that was accepted', async (tt) => {
   const s = streams.full!;
   tt.equal(await readyz(), 200, 'ready while the volume has room');
-  const pub = publishTestPattern({ url: ingest.rtmpUrl(s.key), seconds: 25, name: 'publisher-full' });
+  const pub = publishTestPattern({ url: ingest.rtmpUrl(s.key), seconds: 45, name: 'publisher-full' });
   await waitFor('the first segments stored', async () => ((await storedPlaylist(s))?.segments.length ?? 0) >= 2, { timeoutMs: 30_000 });
 
   await s3.pause();
@@ -102,6 +105,8 @@ t.test('a volume filled while S3 is down loses nothing that was accepted', async
   tt.ok(filled > 0, `the rest of the volume filled (${filled} bytes)`);
 
   tt.ok(await eventually('/readyz to say not ready', async () => (await readyz()) === 503), '/readyz is 503 while the volume is above its high-water mark');
+  const body = (await (await fetch(`http://127.0.0.1:${ingest.httpPort}/readyz`)).json()) as { reason?: string };
+  tt.match(body.reason ?? '', /media volume/, '/readyz says why');
   const during = await ingest.metrics();
   tt.ok(metricValue(during, 'tteok_ingest_media_volume_used_bytes') > 0, 'the volume use is a metric');
   tt.ok(metricValue(during, 'tteok_ingest_media_volume_size_bytes') > 0, 'the volume size is a metric');
@@ -111,13 +116,22 @@ t.test('a volume filled while S3 is down loses nothing that was accepted', async
   tt.not((await refused.exited).code, 0, 'a new publish is refused');
   tt.match(refused.lines.join('\n'), /media volume is full/, 'the publisher is told why, in RTMP');
   tt.equal(metricValue(await ingest.metrics(), 'tteok_ingest_publishes_total', 'outcome="volume_full"'), 1, 'the refusal is counted');
+  const skippedFirst = await eventually('segments to be skipped', async () => {
+    const n = skippedSegments(await ingest.metrics());
+    return n >= 2 ? n : undefined;
+  });
+  tt.ok(skippedFirst, `segments that cannot be written are skipped and counted (${skippedFirst})`);
+
+  // Room comes back while the stream is live (still with S3 down), then the
+  // volume fills again and the publisher stops while it is full.
+  rmSync(ballast);
+  tt.ok(await eventually('segments to be written again', () => ingest.proc.lines.some((l) => l.includes('writing segments to the media volume again'))), 'the stream writes segments again once the volume has room');
+  fillVolume();
+  tt.ok(await eventually('segments to be skipped again', async () => skippedSegments(await ingest.metrics()) > skippedFirst!), 'and skips them again when it is full again');
 
   tt.equal((await pub.exited).code, 0, 'the live publisher was not cut off');
   const afterEnd = await ingest.metrics();
-  const failures = ['segment', 'playlist', 'init', 'journal'].reduce((a, kind) => a + metricValue(afterEnd, 'tteok_ingest_media_write_failures_total', `kind="${kind}"`), 0);
-  tt.ok(failures > 0, `failed writes are counted (${failures})`);
-  const skipped = metricValue(afterEnd, 'tteok_ingest_skipped_segments_total');
-  tt.ok(skipped > 0, `segments that could not be written are counted as skipped (${skipped})`);
+  tt.ok(writeFailures(afterEnd) > 0, `failed writes are counted (${writeFailures(afterEnd)})`);
   tt.same(filesUnder(join(mediaDir, '.tmp')), [], 'no temporary file is left on the volume');
 
   await s3.resume();
@@ -136,13 +150,16 @@ t.test('a volume filled while S3 is down loses nothing that was accepted', async
     tt.same(listed, stored, 'and every stored segment is listed');
     tt.ok(final.segments.length >= 8, `the VOD holds the run, not a live window (${final.segments.length})`);
     tt.equal(final.mediaSequence, 0, 'from the run\'s first segment');
-    tt.ok(final.segments.some((x) => x.discontinuity), 'the gap where segments were skipped is marked with a discontinuity');
+    tt.ok(final.segments.every((x, i) => i === 0 || x.sequence === final.segments[i - 1]!.sequence + 1), 'media sequence numbers are continuous');
+    tt.equal(final.segments.filter((x) => x.discontinuity).length, 1, 'the gap where segments were skipped is marked with a discontinuity');
   }
 
   rmSync(ballast);
   tt.ok(await eventually('/readyz to be ready again', async () => (await readyz()) === 200), 'ready again once the volume has room');
   tt.equal(metricValue(await ingest.metrics(), 'tteok_ingest_media_volume_above_high_water'), 0, 'the high-water metric clears');
-  tt.ok(await eventually('the volume to hold no media', () => filesUnder(mediaDir).every((f) => !/\.(m4s|mp4|m3u8|tmp)$/.test(f)) && filesUnder(join(mediaDir, '.tmp')).length === 0), 'everything was stored and nothing temporary is left on the volume');
+  const leftover = () => filesUnder(mediaDir).filter((f) => /\.(m4s|mp4|jsonl)$/.test(f) || f.includes(`${join(mediaDir, '.tmp')}/`));
+  tt.ok(await eventually('the volume to hold no media', () => leftover().length === 0), 'every segment was stored and removed, the journal is gone, nothing temporary is left');
+  tt.same(leftover(), []);
 
   const again = publishTestPattern({ url: ingest.rtmpUrl(streams.other!.key), seconds: 3, name: 'publisher-after' });
   tt.equal((await again.exited).code, 0, 'a new publish is accepted again');

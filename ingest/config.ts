@@ -24,6 +24,12 @@ export interface IngestConfig {
   mediaHighWaterPercent: number;
   /** Media volume use (percent) above which live streams' new segments are skipped: the backlog bound. */
   mediaFullPercent: number;
+  /**
+   * The media volume's size when the filesystem cannot tell (an emptyDir on
+   * the node's disk with a sizeLimit): use is then the bytes under the media
+   * directory. Undefined: the filesystem's own size and use (statfs).
+   */
+  mediaVolumeBytes: number | undefined;
 }
 
 export function loadIngestConfig(env: Env = process.env): IngestConfig {
@@ -66,5 +72,20 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
     shutdownTimeoutMs: envNumber(env, 'TTEOK_SHUTDOWN_TIMEOUT_SECONDS', 25, 0, 3600) * 1000,
     mediaHighWaterPercent,
     mediaFullPercent,
+    mediaVolumeBytes: envQuantity(env, 'TTEOK_MEDIA_VOLUME_BYTES'),
   };
+}
+
+const QUANTITY_SUFFIXES: Record<string, number> = { '': 1, k: 1e3, K: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
+
+/** A byte count, plain or as a Kubernetes quantity ("2Gi", "500M"), so the chart can pass the emptyDir's sizeLimit as it is. */
+function envQuantity(env: Env, name: string): number | undefined {
+  const text = envOptional(env, name);
+  if (text === undefined) return undefined;
+  const match = /^(\d+(?:\.\d+)?)([kKMGT]i?)?$/.exec(text);
+  const value = match ? Math.floor(Number(match[1]) * (QUANTITY_SUFFIXES[match[2] ?? ''] ?? NaN)) : NaN;
+  if (!Number.isFinite(value) || value < 1024 * 1024) {
+    throw new ConfigError(`${name} must be a byte count of at least 1Mi, plain or with a suffix (Ki, Mi, Gi, Ti, k, M, G, T), got "${text}"`);
+  }
+  return value;
 }

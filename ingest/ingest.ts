@@ -74,6 +74,7 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     dir: config.mediaDir,
     highWaterPercent: config.mediaHighWaterPercent,
     fullPercent: config.mediaFullPercent,
+    volumeBytes: config.mediaVolumeBytes,
     metrics,
     log,
     storeFinalPlaylist: (streamPath, text) => uploader.storePlaylistFromMemory(streamPath, text),

@@ -10,7 +10,13 @@
 //   skipped (counted, and the playlist marks the gap with a discontinuity):
 //   what is left of the volume is the reserve for the small files that must
 //   never be lost — playlists, init segments, journals.
-import { statfs } from 'node:fs/promises';
+//
+// An emptyDir on the node's disk has a sizeLimit the filesystem knows nothing
+// about (the kubelet evicts the pod, and deletes the volume, past it): with
+// `volumeBytes` set, use is also measured as the bytes under the media
+// directory against that size, and the fuller of the two counts.
+import { lstat, readdir, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from '../common/log.ts';
 import type { IngestMetrics } from './metrics.ts';
 
@@ -35,6 +41,8 @@ export interface MediaVolumeOptions {
   metrics: IngestMetrics;
   log: Logger;
   storeFinalPlaylist?: (streamPath: string, text: string) => void;
+  /** The volume's size when the filesystem cannot tell (an emptyDir's sizeLimit). */
+  volumeBytes?: number | undefined;
   /** How often the volume is measured. */
   intervalMs?: number;
 }
@@ -97,11 +105,21 @@ export class MediaVolume implements MediaVolumeGuard {
       used = (s.blocks - s.bfree) * s.bsize;
       // As df computes it: the blocks reserved for root are not ours to use.
       size = used + s.bavail * s.bsize;
+      this.usedPercent = size > 0 ? (100 * used) / size : 100;
+      const budget = this.options.volumeBytes;
+      if (budget !== undefined) {
+        const ours = await bytesUnder(dir);
+        const percent = (100 * ours) / budget;
+        if (percent >= this.usedPercent) {
+          this.usedPercent = percent;
+          used = ours;
+          size = budget;
+        }
+      }
     } catch (error) {
       log.error({ dir, err: error }, 'cannot measure the media volume');
       return;
     }
-    this.usedPercent = size > 0 ? (100 * used) / size : 100;
     metrics.mediaVolumeUsedBytes.set(used);
     metrics.mediaVolumeSizeBytes.set(size);
     const aboveHighWater = this.usedPercent >= highWaterPercent;
@@ -122,4 +140,16 @@ export class MediaVolume implements MediaVolumeGuard {
 
 function round(percent: number): number {
   return Math.round(percent * 10) / 10;
+}
+
+/** Bytes allocated to files under a directory, as du (and the kubelet's emptyDir accounting) counts them. */
+async function bytesUnder(dir: string): Promise<number> {
+  let total = 0;
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) total += await bytesUnder(path);
+    else total += await lstat(path).then((s) => s.blocks * 512, () => 0);
+  }
+  return total;
 }

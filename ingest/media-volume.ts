@@ -122,11 +122,13 @@ export class MediaVolume implements MediaVolumeGuard {
     }
     metrics.mediaVolumeUsedBytes.set(used);
     metrics.mediaVolumeSizeBytes.set(size);
-    const aboveHighWater = this.usedPercent >= highWaterPercent;
-    const aboveFull = this.usedPercent >= fullPercent;
+    // Each state clears only once use is HYSTERESIS_POINTS below its mark, so
+    // readiness and segment gaps do not flap with every file written or stored.
+    const aboveHighWater = this.usedPercent >= (this.aboveHighWater ? highWaterPercent - HYSTERESIS_POINTS : highWaterPercent);
+    const aboveFull = this.usedPercent >= (this.aboveFull ? fullPercent - HYSTERESIS_POINTS : fullPercent);
     if (aboveHighWater !== this.aboveHighWater) {
       if (aboveHighWater) log.warn({ usedPercent: round(this.usedPercent), highWaterPercent }, 'media volume above its high-water mark: refusing new publishes and reporting not ready until it drains');
-      else log.info({ usedPercent: round(this.usedPercent), highWaterPercent }, 'media volume back below its high-water mark: accepting publishes again');
+      else log.info({ usedPercent: round(this.usedPercent), highWaterPercent }, 'media volume drained below its high-water mark: accepting publishes again');
     }
     if (aboveFull !== this.aboveFull) {
       if (aboveFull) log.error({ usedPercent: round(this.usedPercent), fullPercent }, 'media volume full: live streams skip new segments (each gap is marked with a discontinuity) until it drains');
@@ -137,6 +139,9 @@ export class MediaVolume implements MediaVolumeGuard {
     metrics.mediaVolumeAboveHighWater.set(aboveHighWater ? 1 : 0);
   }
 }
+
+/** How far below a mark the volume must drain before the mark's state clears. */
+const HYSTERESIS_POINTS = 5;
 
 function round(percent: number): number {
   return Math.round(percent * 10) / 10;

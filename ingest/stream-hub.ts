@@ -122,7 +122,6 @@ export class StreamHub implements LiveEvents {
       return { ok: false, code, reason, description };
     };
     if (!this.accepting) return refuse('NetStream.Publish.Denied', 'shutting_down', 'This ingest is shutting down; reconnect.');
-    if (this.options.mediaVolume?.admitsPublishes() === false) return refuse('NetStream.Publish.Denied', 'volume_full', 'This ingest\'s media volume is full; reconnect to reach another ingest.');
     if (app !== this.options.app) return refuse('NetStream.Publish.BadName', 'unknown_app', `Unknown application; publish to /${this.options.app}/<stream key>.`);
     if (!isWellFormedKey(key)) return refuse('NetStream.Publish.BadName', 'malformed_key', 'Malformed stream key.');
     const grant = this.options.keys.lookup(key);
@@ -130,6 +129,8 @@ export class StreamHub implements LiveEvents {
     if (!grant.settings.enabled) return refuse('NetStream.Publish.Denied', 'disabled', 'This stream is disabled.');
     const id = streamId(grant.ref);
     if (this.live.has(id)) return refuse('NetStream.Publish.BadName', 'already_live', 'This stream already has a publisher.');
+    // Media volume above its high-water mark (helper "disk"): new streams go to another pod; a run in its reconnect grace may continue.
+    if (this.options.mediaVolume?.admitsPublishes() === false && !this.runsSince.has(id)) return refuse('NetStream.Publish.Denied', 'volume_full', 'This ingest\'s media volume is full; reconnect to reach another ingest.');
     // Reserve the stream before any await, so two concurrent publishes cannot both pass.
     const entry: LiveEntry = { key, disconnect };
     this.live.set(id, entry);

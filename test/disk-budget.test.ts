@@ -43,6 +43,7 @@ const ingest = await startIngestProcess({
   TTEOK_MEDIA_VOLUME_BYTES: '1Mi',
   TTEOK_MEDIA_HIGH_WATER_PERCENT: '50',
   TTEOK_MEDIA_FULL_PERCENT: '80',
+  TTEOK_RECONNECT_GRACE_SECONDS: '10',
 });
 
 function bytesUnder(root: string): number {
@@ -77,6 +78,15 @@ t.test('the backlog stays within TTEOK_MEDIA_VOLUME_BYTES although the filesyste
   // The bound is checked once a second: allow what one second of media adds.
   const onDisk = bytesUnder(mediaDir);
   tt.ok(onDisk <= BUDGET, `the media directory holds ${onDisk} bytes, within the ${BUDGET}-byte volume`);
-  tt.equal(await pub.exited.then((x) => x.code), 0, 'the live publisher went on to the end');
-  tt.ok(bytesUnder(mediaDir) <= BUDGET, 'and the backlog stayed within the volume');
+  tt.equal(pub.child.exitCode, null, 'the live publisher is still publishing');
+
+  // The streamer's connection drops; it comes back within the reconnect grace
+  // period: its run continues here although new streams are refused.
+  await pub.stop('SIGKILL');
+  await ingest.proc.waitForLine(/publisher dropped/);
+  const back = publishTestPattern({ url: ingest.rtmpUrl(streams.busy!.key), seconds: 4, name: 'publisher-back' });
+  tt.equal((await back.exited).code, 0, 'a publisher reconnecting within its grace period is accepted');
+  tt.ok(bytesUnder(mediaDir) <= BUDGET, `the backlog stayed within the volume (${bytesUnder(mediaDir)} bytes)`);
+  const again = publishTestPattern({ url: ingest.rtmpUrl(streams.late!.key), seconds: 3, name: 'publisher-late-again' });
+  tt.not((await again.exited).code, 0, 'while a new stream is still refused');
 });

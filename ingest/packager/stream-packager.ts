@@ -281,13 +281,13 @@ export class StreamPackager {
     const discontinuity = this.nextSegmentIsDiscontinuity;
     this.nextSegmentIsDiscontinuity = false;
     this.enqueue(async () => {
-      const skipped = await this.writeSegment(playlist, sessionFolder, segment.data);
-      if (typeof skipped === 'string') {
-        this.skipSegment(skipped);
+      const written = await this.writeSegment(playlist, sessionFolder, segment.data);
+      if (typeof written === 'string') {
+        this.skipSegment(written);
         return;
       }
       const entry: PlaylistSegment = {
-        uri: skipped.uri,
+        uri: written.uri,
         duration: segment.duration,
         programDateTime: segment.arrivedAt,
         initUri,

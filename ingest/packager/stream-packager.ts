@@ -5,7 +5,7 @@
 // discontinuity; a clean unpublish, or the end of the grace period, ends the
 // playlist with EXT-X-ENDLIST.
 import { randomBytes } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../common/log.ts';
 import { PLAYLIST_FILE } from '../../common/object-layout.ts';
@@ -358,9 +358,11 @@ export class StreamPackager {
   /**
    * The final playlist (EXT-X-ENDLIST) must never be lost. When the volume
    * cannot take it, it is handed to the uploader from memory — the object
-   * store is its destination — and the stale live playlist on the volume is
-   * removed so it is never stored over it; writing it to the volume is
-   * retried with backoff until it succeeds or a new run starts.
+   * store is its destination; the uploader never stores the older live
+   * playlist still on the volume over it — and writing it to the volume is
+   * retried with backoff until it succeeds or a new run starts. Until then the
+   * live playlist stays on the volume, so an ingest restarted meanwhile
+   * resumes the run and ends it again.
    */
   private async storeFinalPlaylist(playlist: MediaPlaylist, journal: SegmentJournal, vod: boolean, attempt: number): Promise<void> {
     const text = playlist.render({ vod });
@@ -372,7 +374,6 @@ export class StreamPackager {
     }
     const { volume, log } = this.options;
     if (attempt === 0 && volume?.storeFinalPlaylist) {
-      await rm(join(this.dir, PLAYLIST_FILE), { force: true }).catch(() => undefined);
       volume.storeFinalPlaylist(`${this.ref.namespace}/${this.ref.name}`, text);
       log.warn({ stream: streamId(this.ref), segments: playlist.segments.length }, 'the media volume cannot take the final playlist: it is stored from memory, and writing it to the volume is retried');
     }

@@ -46,6 +46,8 @@ export class StreamUploadQueue {
   private playlistDirty = false;
   /** A final playlist the media volume could not take, handed over in memory; stored before any on disk. */
   private memoryPlaylist: string | undefined;
+  /** The live playlist the volume still held when a final one came from memory: never stored over it. */
+  private supersededPlaylist: string | undefined;
   private lastStoredPlaylist = '';
   private trailingCheck: NodeJS.Timeout | undefined;
   private readonly extraTasks: Array<() => Promise<void>> = [];
@@ -166,12 +168,18 @@ export class StreamUploadQueue {
     let text: string;
     if (this.memoryPlaylist !== undefined) {
       text = this.memoryPlaylist;
+      // What the volume holds now is older than this final playlist (which the
+      // volume could not take); it stays there for a restarted ingest to end
+      // the run again, but must never be stored over the final one.
+      const onDisk = await readFile(path, 'utf8').catch(() => undefined);
+      if (onDisk !== undefined && onDisk !== text) this.supersededPlaylist = onDisk;
     } else {
       try {
         text = await readFile(path, 'utf8');
       } catch {
         return; // removed after the stream's media was deleted
       }
+      if (text === this.supersededPlaylist) return;
     }
     if (text === this.lastStoredPlaylist) {
       if (this.memoryPlaylist === text) this.memoryPlaylist = undefined;

@@ -50,6 +50,10 @@ export async function startLocalMode(log: Logger): Promise<LocalMode> {
     TTEOK_KEYS_FILE: keysFile,
     TTEOK_RTMP_HOST: '127.0.0.1',
     TTEOK_HTTP_HOST: '127.0.0.1',
+    // The media folder shares the user's own disk, not a volume of its own:
+    // refuse new streams only when that disk is nearly full.
+    TTEOK_MEDIA_HIGH_WATER_PERCENT: '98',
+    TTEOK_MEDIA_FULL_PERCENT: '99',
     ...process.env,
   });
   const gatewayConfig = loadGatewayConfig({

@@ -28,6 +28,16 @@ export interface IngestConfig {
   rtmp: RtmpLimits;
   /** RTMPS listener; undefined when TTEOK_RTMPS_PORT is not set. */
   rtmps: { host: string; port: number; certFile: string; keyFile: string; reloadMs: number } | undefined;
+  /** Media volume use (percent) above which new publishes are refused and /readyz is not ready. */
+  mediaHighWaterPercent: number;
+  /** Media volume use (percent) above which live streams' new segments are skipped: the backlog bound. */
+  mediaFullPercent: number;
+  /**
+   * The media volume's size when the filesystem cannot tell (an emptyDir on
+   * the node's disk with a sizeLimit): use is then the bytes under the media
+   * directory. Undefined: the filesystem's own size and use (statfs).
+   */
+  mediaVolumeBytes: number | undefined;
 }
 
 export function loadIngestConfig(env: Env = process.env): IngestConfig {
@@ -49,6 +59,11 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
   const rtmpsKey = envOptional(env, 'TTEOK_RTMPS_KEY_FILE');
   const rtmpsReloadMs = envNumber(env, 'TTEOK_RTMPS_RELOAD_SECONDS', 10, 1, 3600) * 1000;
   if (rtmpsPort !== undefined && (!rtmpsCert || !rtmpsKey)) throw new ConfigError('TTEOK_RTMPS_CERT_FILE and TTEOK_RTMPS_KEY_FILE are required when TTEOK_RTMPS_PORT is set');
+  const mediaHighWaterPercent = envNumber(env, 'TTEOK_MEDIA_HIGH_WATER_PERCENT', 85, 1, 100);
+  const mediaFullPercent = envNumber(env, 'TTEOK_MEDIA_FULL_PERCENT', 95, 1, 100);
+  if (mediaFullPercent < mediaHighWaterPercent) {
+    throw new ConfigError(`TTEOK_MEDIA_FULL_PERCENT (${mediaFullPercent}) must not be below TTEOK_MEDIA_HIGH_WATER_PERCENT (${mediaHighWaterPercent})`);
+  }
   return {
     rtmpHost: envString(env, 'TTEOK_RTMP_HOST', '0.0.0.0'),
     rtmpPort: envInt(env, 'TTEOK_RTMP_PORT', 1935, 0, 65535),
@@ -94,5 +109,22 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
             keyFile: rtmpsKey,
             reloadMs: rtmpsReloadMs,
           },
+    mediaHighWaterPercent,
+    mediaFullPercent,
+    mediaVolumeBytes: envQuantity(env, 'TTEOK_MEDIA_VOLUME_BYTES'),
   };
+}
+
+const QUANTITY_SUFFIXES: Record<string, number> = { '': 1, k: 1e3, K: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
+
+/** A byte count, plain or as a Kubernetes quantity ("2Gi", "500M"), so the chart can pass the emptyDir's sizeLimit as it is. */
+function envQuantity(env: Env, name: string): number | undefined {
+  const text = envOptional(env, name);
+  if (text === undefined) return undefined;
+  const match = /^(\d+(?:\.\d+)?)([kKMGT]i?)?$/.exec(text);
+  const value = match ? Math.floor(Number(match[1]) * (QUANTITY_SUFFIXES[match[2] ?? ''] ?? NaN)) : NaN;
+  if (!Number.isFinite(value) || value < 1024 * 1024) {
+    throw new ConfigError(`${name} must be a byte count of at least 1Mi, plain or with a suffix (Ki, Mi, Gi, Ti, k, M, G, T), got "${text}"`);
+  }
+  return value;
 }

@@ -9,6 +9,7 @@ import { createLogger, type Logger } from '../common/log.ts';
 import type { LiveEvents } from '../common/stream-view.ts';
 import type { IngestConfig } from './config.ts';
 import { createIngestHttpServer } from './http-server.ts';
+import { MediaVolume } from './media-volume.ts';
 import { MEDIA_TMP_DIR } from './packager/atomic-file.ts';
 import { FileKeySource } from './keys/file-key-source.ts';
 import type { KeySource } from './keys/key-source.ts';
@@ -72,6 +73,16 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     metrics,
     log,
   });
+  const volume = new MediaVolume({
+    dir: config.mediaDir,
+    highWaterPercent: config.mediaHighWaterPercent,
+    fullPercent: config.mediaFullPercent,
+    volumeBytes: config.mediaVolumeBytes,
+    metrics,
+    log,
+    storeFinalPlaylist: (streamPath, text) => uploader.storePlaylistFromMemory(streamPath, text),
+  });
+  await volume.start();
   const hub = new StreamHub({
     app: config.rtmpApp,
     mediaDir: config.mediaDir,
@@ -85,6 +96,7 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     onStreamEnded: (end) => uploader.streamEnded(end),
     onFileWritten: (path) => uploader.fileWritten(path),
     uploadsSettled: (ref) => uploader.streamSettled(`${ref.namespace}/${ref.name}`, config.shutdownTimeoutMs),
+    mediaVolume: volume,
   });
   // Files left by a previous process are uploaded first, and its unfinished
   // streams wait for their publishers to come back.
@@ -93,7 +105,10 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
 
   let shuttingDown = false;
   let rtmpUp = false;
-  const http: Server = createIngestHttpServer(metrics.registry, { ready: () => rtmpUp && !shuttingDown });
+  const http: Server = createIngestHttpServer(metrics.registry, {
+    ready: () => rtmpUp && !shuttingDown && volume.admitsPublishes(),
+    notReadyReason: () => (shuttingDown ? 'shutting down' : !rtmpUp ? 'RTMP listener not up' : volume.notReadyReason()),
+  });
   const httpPort = await new Promise<number>((resolve, reject) => {
     http.once('error', reject);
     http.listen(config.httpPort, config.httpHost, () => {
@@ -135,6 +150,7 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
       const drained = await uploader.drain(config.shutdownTimeoutMs);
       if (!drained) log.error('shutdown timeout reached with uploads pending; they stay on the media volume for the next start');
       await uploader.close();
+      volume.close();
       await keys.close();
       await new Promise<void>((resolve) => {
         http.close(() => resolve());

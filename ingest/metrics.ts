@@ -134,6 +134,39 @@ export class IngestMetrics {
     registers: [this.registry],
   });
 
+  // The media volume: how full it is, and what could not be written to it.
+  readonly mediaVolumeUsedBytes = new Gauge({
+    name: 'tteok_ingest_media_volume_used_bytes',
+    help: 'Bytes used on the media volume (statfs), whoever wrote them.',
+    registers: [this.registry],
+  });
+
+  readonly mediaVolumeSizeBytes = new Gauge({
+    name: 'tteok_ingest_media_volume_size_bytes',
+    help: 'Usable size of the media volume (used + available to this process).',
+    registers: [this.registry],
+  });
+
+  readonly mediaVolumeAboveHighWater = new Gauge({
+    name: 'tteok_ingest_media_volume_above_high_water',
+    help: '1 while the media volume is above TTEOK_MEDIA_HIGH_WATER_PERCENT: new publishes are refused and /readyz is not ready.',
+    registers: [this.registry],
+  });
+
+  readonly mediaWriteFailures = new Counter({
+    name: 'tteok_ingest_media_write_failures_total',
+    help: 'Failed writes to the media volume, by kind of file (segment, init, playlist, journal).',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly skippedSegments = new Counter({
+    name: 'tteok_ingest_skipped_segments_total',
+    help: 'Segments of live streams not written to the media volume (a discontinuity marks the gap), by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'tteok_ingest_' });
   }

@@ -19,6 +19,7 @@ import type { Logger } from '../common/log.ts';
 import type { LiveEvents } from '../common/stream-view.ts';
 import { DEFAULT_SETTINGS, isValidName, isValidNamespace, streamId, type StreamRef } from '../common/livestream.ts';
 import { isWellFormedKey, type KeySource, type StreamGrant } from './keys/key-source.ts';
+import type { MediaVolumeGuard } from './media-volume.ts';
 import type { IngestMetrics } from './metrics.ts';
 import type { PublishSession } from './packager/publish-session.ts';
 import { StreamPackager, type StreamEnd } from './packager/stream-packager.ts';
@@ -98,6 +99,8 @@ export interface StreamHubOptions {
   uploadsSettled?: (ref: StreamRef) => Promise<unknown>;
   /** Passed to each stream's packager: a file is complete on the media volume. */
   onFileWritten?: (path: string) => void;
+  // --- media volume (helper "disk"): a full volume refuses publishes; packagers skip segments above its bound.
+  mediaVolume?: MediaVolumeGuard & { admitsPublishes(): boolean };
 }
 
 export class StreamHub implements LiveEvents {
@@ -189,6 +192,8 @@ export class StreamHub implements LiveEvents {
     if (!grant) return refuse('NetStream.Publish.BadName', 'unknown_key', 'Unknown stream key.');
     if (!grant.settings.enabled) return refuse('NetStream.Publish.Denied', 'disabled', 'This stream is disabled.');
     const id = streamId(grant.ref);
+    // Media volume above its high-water mark: new streams go to another pod; a run that is live or in its reconnect grace may continue.
+    if (this.options.mediaVolume?.admitsPublishes() === false && !this.runsSince.has(id)) return refuse('NetStream.Publish.Denied', 'volume_full', 'This ingest\'s media volume is full; reconnect to reach another ingest.');
     const alreadyLive = () => refuse('NetStream.Publish.BadName', 'already_live', 'This stream already has a publisher.');
     const current = this.live.get(id);
     let silentFor: number | undefined;
@@ -364,6 +369,7 @@ export class StreamHub implements LiveEvents {
       mediaDir: this.options.mediaDir,
       reconnectGraceMs: this.options.reconnectGraceMs,
       ...(this.options.onFileWritten ? { onFileWritten: this.options.onFileWritten } : {}),
+      ...(this.options.mediaVolume ? { volume: this.options.mediaVolume } : {}),
       metrics: this.options.metrics,
       log: this.options.log,
       onEnded: (end) => {

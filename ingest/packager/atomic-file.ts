@@ -5,7 +5,7 @@
 // On the media volume the temporary files live in a directory of their own
 // (same filesystem, so the rename stays atomic): then a stream's folders change
 // once per file, not three times, and the watcher re-reads them that much less.
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 let counter = 0;
@@ -14,8 +14,15 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string, t
   const dir = dirname(path);
   const tmp = tmpDir ? join(tmpDir, `${process.pid}-${++counter}-${basename(path)}`) : join(dir, `.${basename(path)}.tmp`);
   await mkdir(dir, { recursive: true });
-  await writeFile(tmp, data);
-  await rename(tmp, path);
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  } catch (error) {
+    // A write cut short (ENOSPC mid-file) leaves a partial temporary file that
+    // nothing will ever rename: remove it, which also gives its space back.
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw error;
+  }
 }
 
 /** The media volume's directory for files being written. */

@@ -5,16 +5,19 @@
 // discontinuity; a clean unpublish, or the end of the grace period, ends the
 // playlist with EXT-X-ENDLIST.
 import { randomBytes } from 'node:crypto';
-import { appendFile, readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../common/log.ts';
 import { PLAYLIST_FILE } from '../../common/object-layout.ts';
 import { streamId, type StreamRef, type StreamSettings } from '../../common/livestream.ts';
+import type { MediaVolumeGuard } from '../media-volume.ts';
 import type { IngestMetrics } from '../metrics.ts';
+import { backoffDelay } from '../upload/backoff.ts';
 import { MEDIA_TMP_DIR, writeFileAtomic } from './atomic-file.ts';
 import { Fragmenter, type SegmentOutput } from './fragmenter.ts';
 import { MediaPlaylist, type PlaylistSegment } from './playlist.ts';
 import { PublishSession } from './publish-session.ts';
+import { JOURNAL_FILE, readJournal, reconcileSegments, SegmentJournal, sequenceOf } from './segment-journal.ts';
 
 export interface StreamEnd {
   ref: StreamRef;
@@ -38,30 +41,44 @@ export interface StreamPackagerOptions {
   metrics: IngestMetrics;
   log: Logger;
   onEnded: (end: StreamEnd) => void;
+  /** The media volume's state; without it segments are written until a write fails. */
+  volume?: MediaVolumeGuard;
 }
 
-type State = 'idle' | 'live' | 'grace' | 'ended';
+/** What the media volume holds; `kind` labels the write-failure metric. */
+type FileKind = 'segment' | 'init' | 'playlist' | 'journal';
 
-/**
- * A retained run's full segment list, one JSON line per segment, appended as
- * segments are written: the live playlist holds only the window, and a
- * process that restarts mid-run still has to end it with the whole VOD list.
- * A dot-file, so the uploader leaves it alone.
- */
-const JOURNAL_FILE = '.segments.jsonl';
+type State = 'idle' | 'live' | 'grace' | 'ended';
 
 export class StreamPackager {
   readonly ref: StreamRef;
   private settings: StreamSettings;
   private playlist: MediaPlaylist;
+  private journal: SegmentJournal;
   private state: State = 'idle';
   private session: PublishSession | undefined;
   private sessionFolders: string[] = [];
   private graceTimer: NodeJS.Timeout | undefined;
-  /** File writes happen one after another, so a playlist is never written before its segment. */
+  /**
+   * File writes happen one after another, so a playlist is never written
+   * before its segment; and the playlist model changes inside the same
+   * chain, only once a segment is on the volume, so it never lists a
+   * segment that could not be written.
+   */
   private writes: Promise<void> = Promise.resolve();
   private nextSegmentIsDiscontinuity = false;
   private currentInitUri: string | undefined;
+  /** The current init segment, while it could not be written: segments need it on the volume first. */
+  private unwrittenInit: { uri: string; data: Uint8Array } | undefined;
+  /** Segments skipped since the last one written: the next one listed starts with a discontinuity. */
+  private skippedInGap = 0;
+  /** The live playlist on the volume is behind the model (its write failed): retried on a timer. */
+  private playlistBehind = false;
+  private playlistRetry: NodeJS.Timeout | undefined;
+  private playlistRetryAttempt = 0;
+  private finalRetry: NodeJS.Timeout | undefined;
+  /** Kinds of file whose last write failed: logged once per streak, not once per file. */
+  private readonly failing = new Set<FileKind>();
   private warnedLongSegments = false;
   private readonly dir: string;
   private readonly tmpDir: string;
@@ -72,6 +89,7 @@ export class StreamPackager {
     this.dir = join(options.mediaDir, options.ref.namespace, options.ref.name);
     this.tmpDir = join(options.mediaDir, MEDIA_TMP_DIR);
     this.playlist = this.newPlaylist();
+    this.journal = this.newJournal();
   }
 
   get isLive(): boolean {
@@ -87,32 +105,48 @@ export class StreamPackager {
   /**
    * Picks up a playlist left on the media volume by a process that did not
    * end it (killed, or the node restarted the container): the stream waits in
-   * its reconnect grace period, as if its publisher had just dropped.
+   * its reconnect grace period, as if its publisher had just dropped. A
+   * retained run's journal and playlist are reconciled: the run keeps every
+   * segment either names (a kill can leave the journal one entry ahead, or
+   * cut its last line).
    */
   async resumeFromDisk(): Promise<boolean> {
-    let text: string;
-    try {
-      text = await readFile(join(this.dir, PLAYLIST_FILE), 'utf8');
-    } catch {
-      return false;
-    }
-    const playlist = MediaPlaylist.parse(text, this.settings.playlistLength);
-    if (playlist.ended || playlist.segments.length === 0) return false;
-    if (this.settings.keepAfterEnd) {
-      const journal = await readFile(join(this.dir, JOURNAL_FILE), 'utf8').catch(() => '');
-      const all = journal.split('\n').filter(Boolean).map((line) => JSON.parse(line) as PlaylistSegment);
-      if (all.length > 0 && all.at(-1)?.uri === playlist.segments.at(-1)?.uri) {
-        playlist.segments = all;
-        playlist.firstSequence = 0;
-        playlist.discontinuitiesBefore = 0;
+    const { log } = this.options;
+    const stream = streamId(this.ref);
+    let playlist: MediaPlaylist | undefined;
+    const text = await readFile(join(this.dir, PLAYLIST_FILE), 'utf8').catch(() => undefined);
+    if (text !== undefined) {
+      try {
+        playlist = MediaPlaylist.parse(text, this.settings.playlistLength);
+      } catch (error) {
+        log.warn({ stream, err: (error as Error).message }, 'the playlist on the media volume is unreadable; resuming from the segment journal, if any');
       }
     }
+    if (playlist?.ended) return false;
+    const journal = await readJournal(join(this.dir, JOURNAL_FILE));
+    if (journal && journal.badLines > 0) {
+      log.warn({ stream, ignoredLines: journal.badLines, entries: journal.entries.length }, 'the segment journal has lines cut short (an append interrupted by a kill or a full volume); they are ignored');
+    }
+    if (journal && journal.entries.length > 0) {
+      const window = playlist?.segments ?? [];
+      const segments = reconcileSegments(journal.entries, window);
+      if (segments.length !== journal.entries.length || segments.length < window.length) {
+        log.warn({ stream, journal: journal.entries.length, playlist: window.length, kept: segments.length }, 'the segment journal and the playlist disagree (the ingest stopped between writing one and the other); keeping every segment either names');
+      }
+      const whole = new MediaPlaylist(playlist?.targetDuration ?? this.settings.segmentSeconds, this.settings.playlistLength);
+      whole.firstSequence = sequenceOf(segments[0]!.uri) ?? 0;
+      for (const s of segments) whole.append(s);
+      playlist = whole;
+      // Repaired: whole lines only, in step with the playlist, so appends can go on.
+      this.enqueue(() => this.writeJournal(() => this.journal.replace(segments)));
+    }
+    if (!playlist || playlist.segments.length === 0) return false;
     this.playlist = playlist;
     this.sessionFolders = [...new Set(playlist.segments.map((s) => s.uri.split('/')[0]!))];
     this.currentInitUri = playlist.segments.at(-1)?.initUri;
     this.nextSegmentIsDiscontinuity = true;
     this.enterGrace();
-    this.options.log.info({ stream: streamId(this.ref), segments: playlist.segments.length }, 'resumed an unfinished stream from the media volume');
+    log.info({ stream, segments: playlist.segments.length }, 'resumed an unfinished stream from the media volume');
     return true;
   }
 
@@ -120,11 +154,18 @@ export class StreamPackager {
   beginSession(settings: StreamSettings): PublishSession {
     if (this.state === 'live') throw new Error(`${streamId(this.ref)} already has a publisher`);
     if (this.state === 'ended' || this.state === 'idle') {
+      // A new run: the last one's final playlist, if still being retried, is superseded.
+      clearTimeout(this.finalRetry);
+      this.finalRetry = undefined;
       this.settings = settings;
       this.playlist = this.newPlaylist();
+      this.journal = this.newJournal();
       this.sessionFolders = [];
-      this.queueRemove(JOURNAL_FILE);
+      const journal = this.journal;
+      this.enqueue(() => this.writeJournal(() => journal.remove()));
       this.nextSegmentIsDiscontinuity = false;
+      this.skippedInGap = 0;
+      this.playlistBehind = false;
       this.warnedLongSegments = false;
     } else {
       clearTimeout(this.graceTimer);
@@ -161,7 +202,11 @@ export class StreamPackager {
     else this.enterGrace();
   }
 
-  /** Ends the stream now, whatever its state, and waits until its files are written. */
+  /**
+   * Ends the stream now, whatever its state, and waits until its final
+   * playlist is on the media volume — or, when the volume cannot take it,
+   * handed to the uploader from memory (and retried on the volume).
+   */
   async finish(): Promise<void> {
     if (this.state === 'ended') return this.writes;
     clearTimeout(this.graceTimer);
@@ -170,16 +215,20 @@ export class StreamPackager {
     this.session = undefined;
     if (session) await session.close();
     this.state = 'ended';
-    this.playlist.ended = true;
-    if (this.playlist.segments.length > 0) {
-      this.writePlaylist({ vod: this.settings.keepAfterEnd });
-      this.queueRemove(JOURNAL_FILE);
-    }
+    const playlist = this.playlist;
+    const journal = this.journal;
+    const vod = this.settings.keepAfterEnd;
+    playlist.ended = true;
+    clearTimeout(this.playlistRetry);
+    this.playlistRetry = undefined;
+    this.enqueue(async () => {
+      if (playlist.segments.length > 0) await this.storeFinalPlaylist(playlist, journal, vod, 0);
+    });
     await this.writes;
     this.options.onEnded({ ref: this.ref, sessionFolders: [...this.sessionFolders], keep: this.settings.keepAfterEnd });
   }
 
-  /** Resolves once every file queued so far is on the media volume. */
+  /** Resolves once every file queued so far is on the media volume (or could not be written). */
   flushed(): Promise<void> {
     return this.writes;
   }
@@ -197,19 +246,25 @@ export class StreamPackager {
     return new MediaPlaylist(this.settings.segmentSeconds, this.settings.playlistLength);
   }
 
+  private newJournal(): SegmentJournal {
+    return new SegmentJournal(join(this.dir, JOURNAL_FILE), this.tmpDir);
+  }
+
   private onInit(sessionFolder: string, init: Uint8Array, generation: number): void {
     const uri = `${sessionFolder}/init-${generation}.mp4`;
     // A new init segment inside a session means the muxer restarted or the
     // publisher changed its encoder settings: timestamps start over.
     if (generation > 1) this.nextSegmentIsDiscontinuity = true;
     this.currentInitUri = uri;
-    this.queueWrite(uri, init);
+    this.enqueue(async () => {
+      // Kept until written: it is retried before the next segment, which needs it.
+      this.unwrittenInit = { uri, data: init };
+      if (await this.tryWrite(uri, init, 'init')) this.unwrittenInit = undefined;
+    });
   }
 
   private onSegment(sessionFolder: string, segment: SegmentOutput): void {
     const { metrics, log } = this.options;
-    const sequence = this.playlist.nextSequence;
-    const uri = `${sessionFolder}/${sequence}.m4s`;
     metrics.segmentDuration.observe(segment.duration);
     if (segment.duration > 1.5 * this.settings.segmentSeconds) {
       metrics.longSegments.inc();
@@ -221,52 +276,157 @@ export class StreamPackager {
         );
       }
     }
-    this.queueWrite(uri, segment.data);
-    const entry: PlaylistSegment = {
-      uri,
-      duration: segment.duration,
-      programDateTime: segment.arrivedAt,
-      initUri: this.currentInitUri ?? `${sessionFolder}/init-${segment.initGeneration}.mp4`,
-      discontinuity: this.nextSegmentIsDiscontinuity,
-    };
-    this.playlist.append(entry);
-    if (this.settings.keepAfterEnd) this.queueAppend(JOURNAL_FILE, JSON.stringify(entry) + '\n');
+    const playlist = this.playlist;
+    const journal = this.journal;
+    const retained = this.settings.keepAfterEnd;
+    const initUri = this.currentInitUri ?? `${sessionFolder}/init-${segment.initGeneration}.mp4`;
+    const discontinuity = this.nextSegmentIsDiscontinuity;
     this.nextSegmentIsDiscontinuity = false;
-    // Without retention only the live window is ever rendered again.
-    if (!this.settings.keepAfterEnd) {
-      const excess = this.playlist.segments.length - this.settings.playlistLength;
-      if (excess > 0) this.playlist.forgetBefore(excess);
-    }
-    this.writePlaylist();
-  }
-
-  private writePlaylist(options: { vod?: boolean } = {}): void {
-    this.queueWrite(PLAYLIST_FILE, this.playlist.render(options));
-  }
-
-  private queueWrite(relativePath: string, data: Uint8Array | string): void {
-    this.queueFileOp(relativePath, async (path) => {
-      await writeFileAtomic(path, data, this.tmpDir);
-      this.options.onFileWritten?.(path);
+    this.enqueue(async () => {
+      const written = await this.writeSegment(playlist, sessionFolder, segment.data);
+      if (typeof written === 'string') {
+        this.skipSegment(written);
+        return;
+      }
+      const entry: PlaylistSegment = {
+        uri: written.uri,
+        duration: segment.duration,
+        programDateTime: segment.arrivedAt,
+        initUri,
+        // After a gap the media jumps ahead: players must not expect continuity.
+        discontinuity: discontinuity || this.skippedInGap > 0,
+      };
+      this.closeGap();
+      playlist.append(entry);
+      if (retained) await this.writeJournal(() => journal.append(entry));
+      // Without retention only the live window is ever rendered again.
+      if (!retained) {
+        const excess = playlist.segments.length - this.settings.playlistLength;
+        if (excess > 0) playlist.forgetBefore(excess);
+      }
+      await this.writeLivePlaylist(playlist);
     });
   }
 
-  private queueAppend(relativePath: string, line: string): void {
-    this.queueFileOp(relativePath, (path) => appendFile(path, line));
+  /** Writes a segment under its sequence number; returns why it was not written instead. */
+  private async writeSegment(playlist: MediaPlaylist, sessionFolder: string, data: Uint8Array): Promise<{ uri: string } | 'volume_full' | 'write_failed'> {
+    // The backlog bound: above it the rest of the volume is kept for playlists.
+    if (this.options.volume && !this.options.volume.acceptsSegments()) return 'volume_full';
+    if (this.unwrittenInit) {
+      if (!(await this.tryWrite(this.unwrittenInit.uri, this.unwrittenInit.data, 'init'))) return 'write_failed';
+      this.unwrittenInit = undefined;
+    }
+    // A skipped segment uses no sequence number: the playlist's stay continuous.
+    const uri = `${sessionFolder}/${playlist.nextSequence}.m4s`;
+    return (await this.tryWrite(uri, data, 'segment')) ? { uri } : 'write_failed';
   }
 
-  private queueRemove(relativePath: string): void {
-    this.queueFileOp(relativePath, (path) => rm(path, { force: true }));
+  private skipSegment(reason: 'volume_full' | 'write_failed'): void {
+    this.options.metrics.skippedSegments.inc({ reason });
+    if (this.skippedInGap === 0) {
+      this.options.log.warn({ stream: streamId(this.ref), reason }, 'segment skipped: the media volume cannot take it; the playlist will mark the gap with a discontinuity');
+    }
+    this.skippedInGap++;
   }
 
-  private queueFileOp(relativePath: string, op: (path: string) => Promise<void>): void {
+  private closeGap(): void {
+    if (this.skippedInGap > 0) {
+      this.options.log.info({ stream: streamId(this.ref), skipped: this.skippedInGap }, 'writing segments to the media volume again; the gap is marked with a discontinuity');
+    }
+    this.skippedInGap = 0;
+  }
+
+  private async writeLivePlaylist(playlist: MediaPlaylist): Promise<void> {
+    // A run that ended gets its final playlist instead.
+    if (playlist !== this.playlist || playlist.ended) return;
+    if (await this.tryWrite(PLAYLIST_FILE, playlist.render(), 'playlist')) {
+      this.playlistBehind = false;
+      this.playlistRetryAttempt = 0;
+      return;
+    }
+    // Segments still written will write it again; a stream whose segments are
+    // all skipped needs the timer to bring its playlist up to date.
+    this.playlistBehind = true;
+    if (this.playlistRetry) return;
+    this.playlistRetry = setTimeout(() => {
+      this.playlistRetry = undefined;
+      this.enqueue(async () => {
+        if (this.playlistBehind) await this.writeLivePlaylist(playlist);
+      });
+    }, backoffDelay(this.playlistRetryAttempt++, 500, 5000));
+    this.playlistRetry.unref();
+  }
+
+  /**
+   * The final playlist (EXT-X-ENDLIST) must never be lost. When the volume
+   * cannot take it, it is handed to the uploader from memory — the object
+   * store is its destination; the uploader never stores the older live
+   * playlist still on the volume over it — and writing it to the volume is
+   * retried with backoff until it succeeds or a new run starts. Until then the
+   * live playlist stays on the volume, so an ingest restarted meanwhile
+   * resumes the run and ends it again.
+   */
+  private async storeFinalPlaylist(playlist: MediaPlaylist, journal: SegmentJournal, vod: boolean, attempt: number): Promise<void> {
+    const text = playlist.render({ vod });
+    if (await this.tryWrite(PLAYLIST_FILE, text, 'playlist')) {
+      if (attempt > 0) this.options.log.info({ stream: streamId(this.ref), attempts: attempt + 1 }, 'final playlist written to the media volume after retrying');
+      // The journal is needed until the final playlist is safe; not for a new run's journal.
+      if (this.playlist === playlist) await this.writeJournal(() => journal.remove());
+      return;
+    }
+    const { volume, log } = this.options;
+    if (attempt === 0 && volume?.storeFinalPlaylist) {
+      volume.storeFinalPlaylist(`${this.ref.namespace}/${this.ref.name}`, text);
+      log.warn({ stream: streamId(this.ref), segments: playlist.segments.length }, 'the media volume cannot take the final playlist: it is stored from memory, and writing it to the volume is retried');
+    }
+    this.finalRetry = setTimeout(() => {
+      this.finalRetry = undefined;
+      if (this.playlist === playlist) this.enqueue(() => this.storeFinalPlaylist(playlist, journal, vod, attempt + 1));
+    }, backoffDelay(attempt, 500, 10_000));
+    this.finalRetry.unref();
+  }
+
+  /** Writes a file whole; false when the volume could not take it (counted, logged once per streak). */
+  private async tryWrite(relativePath: string, data: Uint8Array | string, kind: FileKind): Promise<boolean> {
     const path = join(this.dir, relativePath);
-    this.writes = this.writes.then(() =>
-      op(path).catch((error: unknown) => {
-        // A full or broken media volume loses this file; say so loudly.
-        this.options.log.error({ stream: streamId(this.ref), file: relativePath, err: error }, 'could not write to the media volume');
-      }),
-    );
+    try {
+      await writeFileAtomic(path, data, this.tmpDir);
+    } catch (error) {
+      this.writeFailed(kind, relativePath, error);
+      return false;
+    }
+    this.writeSucceeded(kind);
+    this.options.onFileWritten?.(path);
+    return true;
+  }
+
+  private async writeJournal(op: () => Promise<void>): Promise<void> {
+    try {
+      await op();
+      this.writeSucceeded('journal');
+    } catch (error) {
+      // The packager's own list is complete; the journal catches up with the next append.
+      this.writeFailed('journal', JOURNAL_FILE, error);
+    }
+  }
+
+  private writeFailed(kind: FileKind, file: string, error: unknown): void {
+    this.options.metrics.mediaWriteFailures.inc({ kind });
+    this.options.volume?.writeFailed();
+    const fields = { stream: streamId(this.ref), file, err: error };
+    if (this.failing.has(kind)) this.options.log.debug(fields, 'could not write to the media volume');
+    else this.options.log.error(fields, 'could not write to the media volume');
+    this.failing.add(kind);
+  }
+
+  private writeSucceeded(kind: FileKind): void {
+    if (this.failing.delete(kind)) this.options.log.info({ stream: streamId(this.ref), kind }, 'writing to the media volume works again');
+  }
+
+  private enqueue(op: () => Promise<void>): void {
+    this.writes = this.writes.then(op).catch((error: unknown) => {
+      this.options.log.error({ stream: streamId(this.ref), err: error }, 'media volume write step failed');
+    });
   }
 }
 

@@ -44,6 +44,10 @@ export class StreamUploadQueue {
   /** Stored segments not yet named by a stored playlist, for the latency metric. */
   private readonly awaitingPlaylist = new Map<string, number>();
   private playlistDirty = false;
+  /** A final playlist the media volume could not take, handed over in memory; stored before any on disk. */
+  private memoryPlaylist: string | undefined;
+  /** The live playlist the volume still held when a final one came from memory: never stored over it. */
+  private supersededPlaylist: string | undefined;
   private lastStoredPlaylist = '';
   private trailingCheck: NodeJS.Timeout | undefined;
   private readonly extraTasks: Array<() => Promise<void>> = [];
@@ -76,6 +80,16 @@ export class StreamUploadQueue {
     } else if (!this.pending.has(uri)) {
       this.pending.set(uri, { uri, completedAt });
     }
+    this.kick();
+  }
+
+  /**
+   * Stores this playlist (a final one the media volume could not take) as if
+   * it had been read from the volume: after every file it names.
+   */
+  playlistFromMemory(text: string): void {
+    this.memoryPlaylist = text;
+    this.playlistDirty = true;
     this.kick();
   }
 
@@ -152,12 +166,25 @@ export class StreamUploadQueue {
   private async publishPlaylist(): Promise<void> {
     const path = join(this.ctx.mediaDir, this.streamPath, PLAYLIST_FILE);
     let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch {
-      return; // removed after the stream's media was deleted
+    if (this.memoryPlaylist !== undefined) {
+      text = this.memoryPlaylist;
+      // What the volume holds now is older than this final playlist (which the
+      // volume could not take); it stays there for a restarted ingest to end
+      // the run again, but must never be stored over the final one.
+      const onDisk = await readFile(path, 'utf8').catch(() => undefined);
+      if (onDisk !== undefined && onDisk !== text) this.supersededPlaylist = onDisk;
+    } else {
+      try {
+        text = await readFile(path, 'utf8');
+      } catch {
+        return; // removed after the stream's media was deleted
+      }
+      if (text === this.supersededPlaylist) return;
     }
-    if (text === this.lastStoredPlaylist) return;
+    if (text === this.lastStoredPlaylist) {
+      if (this.memoryPlaylist === text) this.memoryPlaylist = undefined;
+      return;
+    }
     // Store everything the playlist names first, in the order it names them.
     for (const uri of MediaPlaylist.referencedUris(text)) {
       const pending = this.pending.get(uri) ?? (await this.onDiskNotSeenYet(uri));
@@ -167,6 +194,11 @@ export class StreamUploadQueue {
     await this.putWithRetry('playlist', this.keyOf(PLAYLIST_FILE), Buffer.from(text), playlistCacheControl(maxAge));
     const storedAt = Date.now();
     this.lastStoredPlaylist = text;
+    if (this.memoryPlaylist === text) {
+      this.memoryPlaylist = undefined;
+      // The volume's playlist may have changed meanwhile (the packager's retry, or a new run).
+      this.playlistDirty = true;
+    }
     for (const uri of MediaPlaylist.referencedUris(text)) {
       const completedAt = this.awaitingPlaylist.get(uri);
       if (completedAt !== undefined) {

@@ -102,6 +102,14 @@ export class Uploader implements BacklogTracker {
     await this.watcher?.close();
   }
 
+  /**
+   * The media volume could not take a stream's final playlist: store it from
+   * memory, after every file it names. `streamPath` is "<namespace>/<name>".
+   */
+  storePlaylistFromMemory(streamPath: string, text: string): void {
+    this.queueFor(streamPath).playlistFromMemory(text);
+  }
+
   /** The packager finished a file: queue it now rather than when the watcher notices. */
   fileWritten(path: string): void {
     stat(path).then(

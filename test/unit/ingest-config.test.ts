@@ -39,6 +39,9 @@ t.test('defaults', async (t) => {
     shutdownTimeoutMs: 25_000,
     rtmp: { publishDeadlineMs: 10_000, maxMessageBytes: 8 * 1024 * 1024, maxConnections: 500, maxConnectionsPerAddress: 10, keepaliveMs: 15_000 },
     rtmps: undefined,
+    mediaHighWaterPercent: 85,
+    mediaFullPercent: 95,
+    mediaVolumeBytes: undefined,
   };
   t.same(config, expected);
   t.same(loadIngestConfig({ TTEOK_S3_BUCKET: 'media', TTEOK_RTMP_PORT: '', TTEOK_S3_FORCE_PATH_STYLE: '' }), expected, 'an empty variable means the default');
@@ -153,4 +156,25 @@ t.test('the takeover threshold must be shorter than the idle timeout', async (t)
     refused({ TTEOK_STORAGE: 'local', TTEOK_PUBLISHER_IDLE_SECONDS: '2', TTEOK_TAKEOVER_SILENCE_SECONDS: '2' }),
     /^TTEOK_TAKEOVER_SILENCE_SECONDS \(2\) must be less than TTEOK_PUBLISHER_IDLE_SECONDS \(2\)/,
   );
+});
+
+t.test('the media volume thresholds are percentages, and the backlog bound is not below the high-water mark', async (t) => {
+  const config = loadIngestConfig({ TTEOK_STORAGE: 'local', TTEOK_MEDIA_HIGH_WATER_PERCENT: '70', TTEOK_MEDIA_FULL_PERCENT: '90' });
+  t.equal(config.mediaHighWaterPercent, 70);
+  t.equal(config.mediaFullPercent, 90);
+  for (const [name, raw] of [['TTEOK_MEDIA_HIGH_WATER_PERCENT', '0'], ['TTEOK_MEDIA_HIGH_WATER_PERCENT', '101'], ['TTEOK_MEDIA_FULL_PERCENT', 'full']] as const) {
+    t.match(refused({ TTEOK_STORAGE: 'local', [name]: raw }), new RegExp(`^${name} must be`), `${name}="${raw}" is refused`);
+  }
+  t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_MEDIA_HIGH_WATER_PERCENT: '90', TTEOK_MEDIA_FULL_PERCENT: '80' }), /^TTEOK_MEDIA_FULL_PERCENT \(80\) must not be below TTEOK_MEDIA_HIGH_WATER_PERCENT \(90\)/);
+});
+
+t.test('the media volume size takes a Kubernetes quantity, as the emptyDir sizeLimit is written', async (t) => {
+  const size = (v: string) => loadIngestConfig({ TTEOK_STORAGE: 'local', TTEOK_MEDIA_VOLUME_BYTES: v }).mediaVolumeBytes;
+  t.equal(size('2Gi'), 2 * 2 ** 30);
+  t.equal(size('500M'), 500e6);
+  t.equal(size('1.5Gi'), 1.5 * 2 ** 30);
+  t.equal(size('10485760'), 10485760);
+  for (const raw of ['2 GB', '-1Gi', '2Gb', '100', 'lots']) {
+    t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_MEDIA_VOLUME_BYTES: raw }), /^TTEOK_MEDIA_VOLUME_BYTES must be a byte count/, `"${raw}" is refused`);
+  }
 });

@@ -33,14 +33,14 @@ interface Container {
   readinessProbe?: { httpGet?: { path: string; port: string | number } };
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   securityContext?: Record<string, unknown>;
-  volumeMounts?: Array<{ name: string; mountPath: string }>;
+  volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
 }
 interface PodSpec {
   serviceAccountName?: string;
   securityContext?: Record<string, unknown>;
   terminationGracePeriodSeconds?: number;
   containers: Container[];
-  volumes?: Array<{ name: string; emptyDir?: { sizeLimit?: string; medium?: string } }>;
+  volumes?: Array<{ name: string; emptyDir?: { sizeLimit?: string; medium?: string }; secret?: { secretName: string; defaultMode?: number } }>;
 }
 interface Rule { apiGroups: string[]; resources: string[]; verbs: string[] }
 
@@ -76,6 +76,7 @@ t.test('wrong values fail at install with a message naming the value', async (t)
     ['two controllers without leader election', [...required, '--set', 'controller.leaderElection.enabled=false'], /leaderElection/],
     ['ServiceMonitor and PodMonitor together', [...required, '--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.podMonitor.enabled=true'], /not both/],
     ['S3 keys in values', [...required, '--set', 's3.credentials.accessKey=AKIA'], /additional properties 'accessKey' not allowed/],
+    ['RTMPS without its certificate Secret', [...required, '--set', 'ingest.rtmps.enabled=true'], /ingest\/rtmps\/secretName/],
   ];
   for (const [what, args, message] of cases) {
     const r = await helmTemplate({ extra: args });
@@ -123,7 +124,7 @@ t.test('every namespaced object carries the release namespace and the standard l
   t.equal(get(all, 'StatefulSet').metadata.annotations?.['example.com/owner'], 'video-platform', 'commonAnnotations too');
 });
 
-t.test('pods run as non-root with a read-only root filesystem, no privileges, writable emptyDirs only', async (t) => {
+t.test('pods run as non-root with a read-only root filesystem, no privileges, writable emptyDirs only (Secrets read-only)', async (t) => {
   for (const [name, objs] of Object.entries(renders)) {
     for (const w of workloads(objs)) {
       const spec = podSpec(w);
@@ -138,10 +139,11 @@ t.test('pods run as non-root with a read-only root filesystem, no privileges, wr
         t.equal(sc.privileged, false, `${where}/${c.name} not privileged`);
         t.same(sc.capabilities, { drop: ['ALL'] }, `${where}/${c.name} drops all capabilities`);
         t.ok(c.resources?.requests?.cpu && c.resources.requests.memory && c.resources.limits?.memory, `${where}/${c.name} has requests and a memory limit`);
-        // Every writable path is an emptyDir with a size limit.
+        // Every writable path is an emptyDir with a size limit; a Secret (the RTMPS certificate) is mounted read-only.
         for (const m of c.volumeMounts ?? []) {
           const v = spec.volumes?.find((x) => x.name === m.name);
-          t.ok(v?.emptyDir?.sizeLimit, `${where}/${c.name}: ${m.mountPath} is an emptyDir with a sizeLimit`);
+          if (v?.secret) t.equal(m.readOnly, true, `${where}/${c.name}: Secret ${v.secret.secretName} at ${m.mountPath} is read-only`);
+          else t.ok(v?.emptyDir?.sizeLimit, `${where}/${c.name}: ${m.mountPath} is an emptyDir with a sizeLimit`);
         }
         t.ok(c.volumeMounts?.some((m) => m.mountPath === '/tmp'), `${where}/${c.name} has a writable /tmp`);
       }
@@ -257,6 +259,23 @@ t.test('the RTMP LoadBalancer on 1935 with externalTrafficPolicy Local, and the 
   const nodePort = get(namespaced, 'Service', 't-tteok-ingest').spec as { type: string; ports: Array<{ nodePort: number }> };
   t.equal(nodePort.type, 'NodePort');
   t.equal(nodePort.ports[0]?.nodePort, 31935);
+});
+
+t.test('RTMPS: off by default; on, a second port on the same LoadBalancer and the TLS Secret mounted read-only', async (t) => {
+  const defSpec = podSpec(get(def, 'StatefulSet', 't-tteok-ingest'));
+  t.notOk(envOf(defSpec.containers[0]!).has('TTEOK_RTMPS_PORT'), 'default: no RTMPS listener');
+  const lb = get(all, 'Service', 't-tteok-ingest').spec as { ports: Array<Record<string, unknown>> };
+  t.same(lb.ports.map((p) => [p.name, p.port, p.targetPort]), [['rtmp', 1935, 'rtmp'], ['rtmps', 443, 'rtmps']], 'RTMP and RTMPS on the same Service');
+  const spec = podSpec(get(all, 'StatefulSet', 't-tteok-ingest'));
+  const c = spec.containers[0]!;
+  const env = envOf(c);
+  t.same(c.ports?.map((p) => [p.name, p.containerPort]), [['rtmp', 1935], ['http', 9935], ['rtmps', 1936]]);
+  t.equal(env.get('TTEOK_RTMPS_PORT')?.value, '1936');
+  const mount = c.volumeMounts?.find((m) => m.name === 'rtmps-certificate');
+  t.same(mount, { name: 'rtmps-certificate', mountPath: '/etc/tteok/rtmps', readOnly: true });
+  t.equal(env.get('TTEOK_RTMPS_CERT_FILE')?.value, '/etc/tteok/rtmps/tls.crt');
+  t.equal(env.get('TTEOK_RTMPS_KEY_FILE')?.value, '/etc/tteok/rtmps/tls.key');
+  t.equal(spec.volumes?.find((v) => v.name === 'rtmps-certificate')?.secret?.secretName, 'tteok-rtmps-tls');
 });
 
 t.test('PodDisruptionBudgets for all three, toggled per component', async (t) => {

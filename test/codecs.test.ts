@@ -186,7 +186,11 @@ t.test('VP9 is still refused: the ingest names the codec and the OBS setting to 
   const pub = publish(s, { video: ['-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-b:v', '200k'], audio: false, seconds: 3, name: 'ffmpeg9-vp9' });
   await pub.exited;
   const line = await ingest.proc.waitForLine(/VP9/, 20_000);
-  tt.match(line, /video codec VP9 .*is not supported; set Settings > Output > Video Encoder to H\.264.*HEVC or AV1/, 'the log line says what to set instead');
+  tt.match(line, /video codec VP9 .*is not supported; set Settings > Output > Video Encoder to H\.264.*HEVC or AV1/i, 'the log line says what to set instead');
+  tt.ok(
+    pub.lines.some((l) => /Server error: Video codec VP9 .*is not supported; set Settings > Output > Video Encoder to H\.264.*HEVC or AV1/.test(l)),
+    `the publisher is told the same in an RTMP onStatus error:\n${pub.lines.join('\n')}`,
+  );
   await sleep(500);
   tt.same(await listKeys(s3.client, s3.bucket, `default/${s.name}/`), [], 'nothing stored for it');
 });

@@ -84,6 +84,7 @@ demo: node
 # Installs its peers (nginx with the RTMP module) and the S3 test server itself.
 bench: node_modules
 	bash test/tools/build-binaries.sh weed
+	bash test/tools/install-ffmpeg9.sh
 	npx tsx bench/run.ts
 
 clean:

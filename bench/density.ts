@@ -12,7 +12,7 @@ import { metricValue, startIngestProcess, writeKeyFile, type TestStream } from '
 import { spawnManaged, type ManagedProcess } from '../test/harness/process.ts';
 import { startS3Server } from '../test/harness/s3-server.ts';
 import { sleep } from '../test/harness/wait.ts';
-import { replay } from './lib/media.ts';
+import { enhancedBenchInput, replay } from './lib/media.ts';
 import { startNginxRtmp } from './lib/nginx-rtmp.ts';
 import { cpuSeconds, measure, rssMiB } from './lib/proc-stats.ts';
 
@@ -61,6 +61,37 @@ async function run(
   return { system, streams: n, cpuPerStream: usage.cpuPercent / n, memPerStreamMiB: Math.max(0, usage.rssMiB - baseline) / n, stalledStreams: stalled };
 }
 
+/** Our ingest storing into SeaweedFS, with n publishers replaying `input`. */
+async function tteokIngest(system: string, input: string, n: number): Promise<DensityResult> {
+  const s3 = await startS3Server('density');
+  const dir = mkdtempSync(join(tmpdir(), 'tteok-density-'));
+  try {
+    const streams: TestStream[] = Array.from({ length: n }, (_, i) => ({ name: `s${i}`, key: keyOf(i) }));
+    writeKeyFile(join(dir, 'keys.yaml'), streams);
+    const mediaDir = join(dir, 'media');
+    const ingest = await startIngestProcess({ ...s3.ingestEnv, TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_MEDIA_DIR: mediaDir, TTEOK_LOG_LEVEL: 'info' });
+    const pid = ingest.proc.child.pid!;
+    const r = await run(system, n, () => [pid], (i) => replay(input, ingest.rtmpUrl(keyOf(i)), `pub-${i}`), (i) => join(mediaDir, 'default', `s${i}`, 'index.m3u8'));
+    const backlog = metricValue(await ingest.metrics(), 'tteok_ingest_upload_backlog_segments');
+    if (backlog > n) r.stalledStreams = Math.max(r.stalledStreams, 1);
+    await ingest.proc.stop('SIGTERM', 30_000);
+    return r;
+  } finally {
+    await s3.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** HEVC and AV1 publishers over Enhanced RTMP (nginx-rtmp takes neither), at the smallest count. */
+export async function enhancedDensity(n = 10): Promise<DensityResult[]> {
+  const results: DensityResult[] = [];
+  for (const codec of ['hevc', 'av1'] as const) {
+    results.push(await tteokIngest(`tteok ingest (to S3), ${codec === 'hevc' ? 'HEVC' : 'AV1'} + AAC`, enhancedBenchInput(codec), n));
+    await sleep(2000);
+  }
+  return results;
+}
+
 export async function density(input: string, counts = [10, 25, 50]): Promise<DensityResult[]> {
   const results: DensityResult[] = [];
 
@@ -73,23 +104,7 @@ export async function density(input: string, counts = [10, 25, 50]): Promise<Den
     }
     await sleep(2000);
 
-    const s3 = await startS3Server('density');
-    const dir = mkdtempSync(join(tmpdir(), 'tteok-density-'));
-    try {
-      const streams: TestStream[] = Array.from({ length: n }, (_, i) => ({ name: `s${i}`, key: keyOf(i) }));
-      writeKeyFile(join(dir, 'keys.yaml'), streams);
-      const mediaDir = join(dir, 'media');
-      const ingest = await startIngestProcess({ ...s3.ingestEnv, TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_MEDIA_DIR: mediaDir, TTEOK_LOG_LEVEL: 'info' });
-      const pid = ingest.proc.child.pid!;
-      const r = await run('tteok ingest (to S3)', n, () => [pid], (i) => replay(input, ingest.rtmpUrl(keyOf(i)), `pub-${i}`), (i) => join(mediaDir, 'default', `s${i}`, 'index.m3u8'));
-      const backlog = metricValue(await ingest.metrics(), 'tteok_ingest_upload_backlog_segments');
-      if (backlog > n) r.stalledStreams = Math.max(r.stalledStreams, 1);
-      results.push(r);
-      await ingest.proc.stop('SIGTERM', 30_000);
-    } finally {
-      await s3.stop();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    results.push(await tteokIngest('tteok ingest (to S3)', input, n));
     await sleep(2000);
   }
 

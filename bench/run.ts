@@ -2,12 +2,12 @@
 // and prints tables to paste into README's Performance section. Benchmarks
 // print figures; they never fail on speed.
 //
-//   BENCH=origin,viewer,density,gateway,controlplane  which benchmarks to run (default: all)
+//   BENCH=origin,viewer,density,codecs,gateway,controlplane  which benchmarks to run (default: all)
 //   BENCH_SECONDS=75              length of the latency runs
 import { cpus, totalmem } from 'node:os';
 import { stopAll } from '../test/harness/process.ts';
 import { controlPlane } from './control-plane.ts';
-import { density } from './density.ts';
+import { density, enhancedDensity } from './density.ts';
 import { gatewayThroughput } from './gateway.ts';
 import { benchInput } from './lib/media.ts';
 import { installNginxRtmp } from './lib/nginx-rtmp.ts';
@@ -15,7 +15,7 @@ import { fmt, ratio, table } from './lib/stats.ts';
 import { originLatency } from './origin-latency.ts';
 import { summarize, viewerLatency } from './viewer-latency.ts';
 
-const selected = new Set((process.env.BENCH ?? 'origin,viewer,density,gateway,controlplane').split(',').map((s) => s.trim()));
+const selected = new Set((process.env.BENCH ?? 'origin,viewer,density,codecs,gateway,controlplane').split(',').map((s) => s.trim()));
 const seconds = Number(process.env.BENCH_SECONDS ?? 75);
 const out: string[] = [];
 const print = (text: string) => {
@@ -61,6 +61,13 @@ try {
     print(table('Density ratio ours/nginx-rtmp', ['streams', 'CPU', 'memory'], rows));
     const clean = results.filter((r) => r.system.startsWith('tteok') && r.stalledStreams === 0).map((r) => r.streams);
     print(`Largest stream count with no stalled stream (tteok): ${clean.length ? Math.max(...clean) : 'none'}; target ≥ 50 on 2 cores, CPU per stream ≤ 1.5× nginx-rtmp`);
+  }
+
+  if (selected.has('codecs')) {
+    const results = await enhancedDensity();
+    print(table('Density by codec: tteok ingest with 720p 2.5 Mbps HEVC or AV1 copy-mode publishers over Enhanced RTMP (nginx-rtmp takes neither)', ['system', 'streams', 'CPU/stream', 'MiB/stream', 'stalled'], results.map((r) => [
+      r.system, String(r.streams), fmt(r.cpuPerStream, 2, ' %'), fmt(r.memPerStreamMiB, 2), String(r.stalledStreams),
+    ])));
   }
 
   if (selected.has('gateway')) {

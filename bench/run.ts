@@ -27,8 +27,10 @@ print(`## tteok benchmark, ${new Date().toISOString().slice(0, 10)}`);
 print(`Machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
 
 try {
-  installNginxRtmp();
-  const input = benchInput();
+  // The peer nginx-rtmp and the 720p input only for the benchmarks that publish media.
+  const needsMedia = ['origin', 'viewer', 'density'].some((b) => selected.has(b));
+  if (needsMedia) installNginxRtmp();
+  const input = needsMedia ? benchInput() : '';
 
   if (selected.has('origin')) {
     const [peer, ours] = await originLatency(input, seconds);

@@ -5,6 +5,24 @@ import type { GatewayOptions } from './gateway.ts';
 
 export type ViewKind = 'local' | 'kubernetes';
 
+/**
+ * How long the gateway waits for a client, in ms. Without them Node and
+ * Fastify hold idle and half-sent connections for minutes, which lets a few
+ * hundred silent sockets pin the process (issue 9).
+ */
+export interface GatewayTimeouts {
+  /** The whole request (headers and body) must arrive within this (Fastify `requestTimeout`). */
+  requestMs: number;
+  /** The request's headers must arrive within this (Node `headersTimeout`); at most `requestMs`. */
+  headersMs: number;
+  /** An idle keep-alive connection is closed after this (Fastify `keepAliveTimeout`). */
+  keepAliveMs: number;
+  /** A connection with no traffic either way during a request is closed after this (Fastify `connectionTimeout`). */
+  connectionMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: GatewayTimeouts = { requestMs: 30_000, headersMs: 10_000, keepAliveMs: 5_000, connectionMs: 30_000 };
+
 export interface GatewayConfig {
   host: string;
   port: number;
@@ -24,6 +42,10 @@ export interface GatewayConfig {
   /** With TTEOK_STORAGE=local: the directory the ingest stores into, served under /origin/. */
   localOriginDir: string | undefined;
   playlistMaxAgeSeconds: number | undefined;
+  requestTimeoutMs: number;
+  headersTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  connectionTimeoutMs: number;
 }
 
 export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
@@ -50,6 +72,12 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
       throw new ConfigError(`TTEOK_CORS_ORIGINS must be "*" or a comma list of origins like https://example.com (no path), got "${origin}"`);
     }
   }
+  // No timeout can be turned off (0): that is the defect they exist for.
+  const requestTimeoutMs = envInt(env, 'TTEOK_GATEWAY_REQUEST_TIMEOUT_MS', DEFAULT_TIMEOUTS.requestMs, 100, 3_600_000);
+  const headersTimeoutMs = envInt(env, 'TTEOK_GATEWAY_HEADERS_TIMEOUT_MS', DEFAULT_TIMEOUTS.headersMs, 100, 3_600_000);
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError(`TTEOK_GATEWAY_HEADERS_TIMEOUT_MS (${headersTimeoutMs}) must not be above TTEOK_GATEWAY_REQUEST_TIMEOUT_MS (${requestTimeoutMs}): the headers are part of the request`);
+  }
   return {
     host: envString(env, 'TTEOK_GATEWAY_HOST', '0.0.0.0'),
     port: envInt(env, 'TTEOK_GATEWAY_PORT', 8080, 0, 65535),
@@ -62,6 +90,10 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     keysFile: envString(env, 'TTEOK_KEYS_FILE', 'tteok-keys.yaml'),
     localOriginDir: storage === 'local' ? envString(env, 'TTEOK_LOCAL_ORIGIN_DIR', '.tteok/origin') : undefined,
     playlistMaxAgeSeconds: maxAge === undefined ? undefined : envNumber(env, 'TTEOK_PLAYLIST_MAX_AGE_SECONDS', 0, 0, 3600),
+    requestTimeoutMs,
+    headersTimeoutMs,
+    keepAliveTimeoutMs: envInt(env, 'TTEOK_GATEWAY_KEEP_ALIVE_TIMEOUT_MS', DEFAULT_TIMEOUTS.keepAliveMs, 100, 3_600_000),
+    connectionTimeoutMs: envInt(env, 'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', DEFAULT_TIMEOUTS.connectionMs, 100, 3_600_000),
   };
 }
 
@@ -77,5 +109,11 @@ export function gatewayOptionsFrom(config: GatewayConfig): Omit<GatewayOptions, 
     playlistMaxAgeSeconds: config.playlistMaxAgeSeconds,
     followIntervalMs: config.followIntervalMs,
     metricsMaxStreams: config.metricsMaxStreams,
+    timeouts: {
+      requestMs: config.requestTimeoutMs,
+      headersMs: config.headersTimeoutMs,
+      keepAliveMs: config.keepAliveTimeoutMs,
+      connectionMs: config.connectionTimeoutMs,
+    },
   };
 }

@@ -27,6 +27,7 @@ import metrics from './plugins/metrics.ts';
 import origin from './plugins/origin.ts';
 import player from './plugins/player.ts';
 import streams from './plugins/streams.ts';
+import { DEFAULT_TIMEOUTS, type GatewayTimeouts } from './config.ts';
 import { schemaFormats } from './schemas.ts';
 
 export interface GatewayOptions {
@@ -50,6 +51,8 @@ export interface GatewayOptions {
   followIntervalMs?: number;
   /** Streams with their own metric labels (TTEOK_METRICS_MAX_STREAMS). Default 100. */
   metricsMaxStreams?: number;
+  /** Client timeouts; DEFAULT_TIMEOUTS (the documented defaults) when omitted. */
+  timeouts?: GatewayTimeouts;
   /** Serve the player page at `/`. Default true. */
   player?: boolean;
   log?: Logger;
@@ -58,7 +61,18 @@ export interface GatewayOptions {
 export async function createGateway(options: GatewayOptions): Promise<FastifyInstance> {
   const log = options.log ?? createLogger('gateway');
   if (!options.playbackBaseUrl && !options.originDir) throw new Error('createGateway needs playbackBaseUrl, or originDir to serve the local origin');
+  const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
   const app = Fastify({
+    requestTimeout: timeouts.requestMs,
+    keepAliveTimeout: timeouts.keepAliveMs,
+    connectionTimeout: timeouts.connectionMs,
+    http: {
+      headersTimeout: timeouts.headersMs,
+      // Node checks the headers and request deadlines on this interval (30 s
+      // by default), so a slow client would otherwise keep its socket for up
+      // to that long past its deadline.
+      connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(timeouts.headersMs / 4))),
+    },
     // pino's Logger is a FastifyBaseLogger; typed as one so the instance is the default FastifyInstance.
     loggerInstance: log as FastifyBaseLogger,
     // No log line per request: players poll playlists several times a second.

@@ -469,6 +469,7 @@ t.test('configuration', async (tt) => {
     host: '0.0.0.0', port: 8080, playbackBaseUrl: 'https://d123.cloudfront.net', prefix: '', corsOrigins: ['*'],
     followIntervalMs: 500, metricsMaxStreams: 100, view: 'local', keysFile: 'tteok-keys.yaml', localOriginDir: undefined,
     playlistMaxAgeSeconds: undefined,
+    requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, connectionTimeoutMs: 30_000,
   }, 'defaults');
   tt.throws(() => loadGatewayConfig({}), /TTEOK_PLAYBACK_BASE_URL is required/);
   tt.equal(loadGatewayConfig({ TTEOK_STORAGE: 'local' }).localOriginDir, '.tteok/origin', 'the local origin needs no CDN URL');

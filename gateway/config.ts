@@ -35,6 +35,11 @@ export interface GatewayConfig {
   /** Object key prefix (TTEOK_S3_PREFIX), part of every playback URL on the CDN. */
   prefix: string;
   corsOrigins: string[];
+  /**
+   * Origins besides its own whose playlists the player page plays with
+   * `?src=`; undefined means the default, the playback base URL's origin.
+   */
+  playerSrcOrigins: string[] | undefined;
   followIntervalMs: number;
   metricsMaxStreams: number;
   view: ViewKind;
@@ -72,6 +77,15 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
       throw new ConfigError(`TTEOK_CORS_ORIGINS must be "*" or a comma list of origins like https://example.com (no path), got "${origin}"`);
     }
   }
+  const srcList = envOptional(env, 'TTEOK_PLAYER_SRC_ORIGINS');
+  // `none`: the page plays ?src= from its own origin only.
+  const playerSrcOrigins = srcList === undefined ? undefined : srcList === 'none' ? [] : envList(env, 'TTEOK_PLAYER_SRC_ORIGINS', []);
+  for (const origin of playerSrcOrigins ?? []) {
+    // No "*": allowing any origin is the content spoofing this setting exists to prevent.
+    if (!isOrigin(origin)) {
+      throw new ConfigError(`TTEOK_PLAYER_SRC_ORIGINS must be "none" or a comma list of origins like https://cdn.example.com (no path, no "*"), got "${origin}"`);
+    }
+  }
   // No timeout can be turned off (0): that is the defect they exist for.
   const requestTimeoutMs = envInt(env, 'TTEOK_GATEWAY_REQUEST_TIMEOUT_MS', DEFAULT_TIMEOUTS.requestMs, 100, 3_600_000);
   const headersTimeoutMs = envInt(env, 'TTEOK_GATEWAY_HEADERS_TIMEOUT_MS', DEFAULT_TIMEOUTS.headersMs, 100, 3_600_000);
@@ -84,6 +98,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     playbackBaseUrl: base,
     prefix: envString(env, 'TTEOK_S3_PREFIX', ''),
     corsOrigins,
+    playerSrcOrigins,
     followIntervalMs: envInt(env, 'TTEOK_FOLLOW_INTERVAL_MS', 500, 0, 60_000),
     metricsMaxStreams: envInt(env, 'TTEOK_METRICS_MAX_STREAMS', 100, 0, 100_000),
     view,
@@ -97,6 +112,19 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   };
 }
 
+/**
+ * An origin exactly as a browser writes it (scheme, lower-case host, port
+ * only when not the default), since the page compares it with URL.origin.
+ */
+function isOrigin(text: string): boolean {
+  if (!/^https?:\/\/[^/\s]+$/.test(text)) return false;
+  try {
+    return new URL(text).origin === text;
+  } catch {
+    return false;
+  }
+}
+
 /** startGateway's options from the configuration; the caller adds the view and the logger. */
 export function gatewayOptionsFrom(config: GatewayConfig): Omit<GatewayOptions, 'view' | 'log'> & { host: string; port: number } {
   return {
@@ -105,6 +133,7 @@ export function gatewayOptionsFrom(config: GatewayConfig): Omit<GatewayOptions, 
     playbackBaseUrl: config.playbackBaseUrl,
     prefix: config.prefix,
     corsOrigins: config.corsOrigins,
+    playerSrcOrigins: config.playerSrcOrigins,
     originDir: config.localOriginDir,
     playlistMaxAgeSeconds: config.playlistMaxAgeSeconds,
     followIntervalMs: config.followIntervalMs,

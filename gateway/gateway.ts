@@ -42,6 +42,12 @@ export interface GatewayOptions {
   prefix?: string;
   /** Allowed CORS origins; ['*'] (the default) allows any. */
   corsOrigins?: string[];
+  /**
+   * Origins besides the page's own that the player's `?src=` may play from
+   * (TTEOK_PLAYER_SRC_ORIGINS). Default: the origin of `playbackBaseUrl`, the
+   * CDN every stream already plays from; none without one.
+   */
+  playerSrcOrigins?: string[] | undefined;
   /** Serve this directory (the local object store) under /origin/. */
   originDir?: string | undefined;
   playlistMaxAgeSeconds?: number | undefined;
@@ -86,6 +92,8 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
     const host = publicHost.includes(':') ? `[${publicHost}]` : publicHost;
     return `http://${host}:${address?.port ?? 0}/origin`;
   };
+  /** Where media is fetched from: the CDN's origin, or the gateway's own as playback URLs name it. */
+  const playbackOrigin = (): string => new URL(options.playbackBaseUrl ?? localBase()).origin;
   const playbackUrl = (ref: StreamRef): string => {
     // The local store has no prefix; the bucket behind the CDN may.
     const base = options.playbackBaseUrl ?? localBase();
@@ -111,7 +119,10 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
   await app.register(health);
   await app.register(streams, { prefix: '/v1' });
   if (options.originDir) await app.register(origin, { prefix: '/origin', root: options.originDir, playlistMaxAgeSeconds: options.playlistMaxAgeSeconds });
-  if (options.player ?? true) await app.register(player);
+  if (options.player ?? true) {
+    const srcOrigins = options.playerSrcOrigins ?? (options.playbackBaseUrl ? [new URL(options.playbackBaseUrl).origin] : []);
+    await app.register(player, { srcOrigins, playbackOrigin });
+  }
   return app;
 }
 

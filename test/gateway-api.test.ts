@@ -328,9 +328,15 @@ t.test('the player page and its assets', async (tt) => {
   tt.match(page.headers['content-type'], /^text\/html/);
   tt.match(page.body, /<video id="video"/);
   tt.match(page.body, /src="\/vendor\/hls\.min\.js"/, 'hls.js from the gateway, no CDN script');
-  tt.notMatch(page.body, /https?:\/\//, 'no external URL in the page');
-  tt.match(String(page.headers['content-security-policy']), /script-src 'self'/);
+  tt.notMatch(page.body, /(src|href)="https?:\/\//, 'no external script, style or link in the page');
+  tt.match(page.body, /<meta name="tteok-src-origins" content="https:\/\/cdn\.example\.test">/, '?src= may play from the CDN\'s origin by default');
+  const csp = String(page.headers['content-security-policy']);
+  tt.match(csp, /script-src 'self'/);
+  tt.match(csp, /connect-src 'self' https:\/\/cdn\.example\.test(;|$)/, 'the page connects to itself and the CDN only');
+  tt.match(csp, /media-src 'self' blob: https:\/\/cdn\.example\.test(;|$)/, 'and plays media from nowhere else');
   tt.equal((await request('/?stream=default/demo')).statusCode, 200);
+  tt.equal((await request(`/?src=${encodeURIComponent('https://elsewhere.example.test/x.m3u8')}`)).statusCode, 200, 'a refused ?src= is the page\'s to explain');
+  assertJsonError(tt, await request(`/?src=${'a'.repeat(2001)}`), 400, 'an overlong ?src=');
   assertJsonError(tt, await request('/?target=100'), 400, 'target out of range');
   const js = await request('/player.js');
   tt.match(js.headers['content-type'], /^text\/javascript/);
@@ -470,12 +476,27 @@ t.test('configuration', async (tt) => {
     followIntervalMs: 500, metricsMaxStreams: 100, view: 'local', keysFile: 'tteok-keys.yaml', localOriginDir: undefined,
     playlistMaxAgeSeconds: undefined,
     requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, connectionTimeoutMs: 30_000,
+    playerSrcOrigins: undefined,
   }, 'defaults');
   tt.throws(() => loadGatewayConfig({}), /TTEOK_PLAYBACK_BASE_URL is required/);
   tt.equal(loadGatewayConfig({ TTEOK_STORAGE: 'local' }).localOriginDir, '.tteok/origin', 'the local origin needs no CDN URL');
   tt.throws(() => loadGatewayConfig({ TTEOK_PLAYBACK_BASE_URL: 'ftp://x' }), /http/);
   tt.throws(() => loadGatewayConfig({ TTEOK_STORAGE: 'local', TTEOK_FOLLOW_INTERVAL_MS: 'soon' }), /TTEOK_FOLLOW_INTERVAL_MS/);
   tt.throws(() => loadGatewayConfig({ TTEOK_STORAGE: 'local', TTEOK_VIEW: 'etcd' }), /TTEOK_VIEW/);
+});
+
+t.test('the ?src= allow-list (TTEOK_PLAYER_SRC_ORIGINS)', async (tt) => {
+  const env = { TTEOK_PLAYBACK_BASE_URL: CDN };
+  tt.same(loadGatewayConfig({ ...env, TTEOK_PLAYER_SRC_ORIGINS: 'https://a.example.test, http://127.0.0.1:8081' }).playerSrcOrigins, ['https://a.example.test', 'http://127.0.0.1:8081']);
+  tt.same(loadGatewayConfig({ ...env, TTEOK_PLAYER_SRC_ORIGINS: 'none' }).playerSrcOrigins, [], '"none": the page\'s own origin only');
+  for (const bad of ['*', 'https://a.example.test/path', 'a.example.test', 'https://A.example.test', 'https://a.example.test:443', 'ftp://a.example.test']) {
+    tt.throws(() => loadGatewayConfig({ ...env, TTEOK_PLAYER_SRC_ORIGINS: bad }), /TTEOK_PLAYER_SRC_ORIGINS must be/, `"${bad}" refused`);
+  }
+  const listed = await createGateway({ view, playbackBaseUrl: CDN, playerSrcOrigins: ['https://a.example.test'], followIntervalMs: 0, log });
+  tt.teardown(() => listed.close());
+  const page = await request('/', listed);
+  tt.match(page.body, /<meta name="tteok-src-origins" content="https:\/\/a\.example\.test">/, 'a configured list replaces the default');
+  tt.match(String(page.headers['content-security-policy']), /connect-src 'self' https:\/\/cdn\.example\.test https:\/\/a\.example\.test(;|$)/, 'the CDN stays reachable for the stream list\'s playback URLs');
 });
 
 t.test('no stream key in any response body or header', async (tt) => {

@@ -83,6 +83,10 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
     loggerInstance: log as FastifyBaseLogger,
     // No log line per request: players poll playlists several times a second.
     logController: new LogController({ disableRequestLogging: true }),
+    // Nor a child logger per request (Fastify's default, which with pino's
+    // redaction costs about as much as a lookup): requests log only failures,
+    // and those name their route.
+    childLoggerFactory: (logger) => logger,
     ajv: { customOptions: { formats: schemaFormats } },
   });
 

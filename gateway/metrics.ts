@@ -83,6 +83,21 @@ export class GatewayMetrics {
     collect: (): void => this.overflowStreams.set([...this.followed].filter((id) => !this.slots.has(id)).length),
   });
 
+  /** The request histogram's label sets by route, method and status, made once each (bounded: routes × methods × statuses). */
+  private readonly requestLabels = new Map<string, Map<string, Map<number, { method: string; route: string; status_code: string }>>>();
+
+  /** One request's duration, by route pattern (`unmatched` for unknown URLs), never the URL. */
+  observeRequest(method: string, route: string | undefined, statusCode: number, seconds: number): void {
+    const pattern = route ?? 'unmatched';
+    let byMethod = this.requestLabels.get(pattern);
+    if (!byMethod) this.requestLabels.set(pattern, (byMethod = new Map()));
+    let byStatus = byMethod.get(method);
+    if (!byStatus) byMethod.set(method, (byStatus = new Map()));
+    let labels = byStatus.get(statusCode);
+    if (!labels) byStatus.set(statusCode, (labels = { method, route: pattern, status_code: String(statusCode) }));
+    this.requestDuration.observe(labels, seconds);
+  }
+
   constructor(readonly maxStreams = 100) {
     collectDefaultMetrics({ register: this.registry, prefix: 'tteok_gateway_' });
   }

@@ -154,6 +154,8 @@ t.test('GET /v1/streams/:namespace/:name', async (tt) => {
 
 t.test('live state follows the live events; phase Live, liveSince', async (tt) => {
   const since = new Date('2026-02-03T04:05:06.789Z');
+  // Looked up before the change, so its serialized answer is cached: the change must replace it.
+  tt.equal((await request('/v1/streams/default/demo')).json().live, false);
   live.emit({ namespace: 'default', name: 'demo' }, true, since);
   let demo = (await request('/v1/streams/default/demo')).json();
   tt.equal(demo.phase, 'Live');

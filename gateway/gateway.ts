@@ -3,7 +3,7 @@
 // player page. One Fastify plugin per concern:
 //
 //   errors   (fastify-plugin) JSON errors everywhere, 404 for unknown routes
-//   cors     (@fastify/cors)  allowed origins, GET and HEAD, preflight
+//   cors     (fastify-plugin) allowed origins, GET and HEAD, preflight
 //   context  (fastify-plugin) decorators: streamView, playbackUrl
 //   metrics  (fastify-plugin) /metrics, request timing hook, playlist follower
 //   health                    /healthz, /readyz
@@ -14,13 +14,13 @@
 // createGateway takes any StreamView: the local one (key file + live events)
 // today, an informer on LiveStreams in Kubernetes.
 import type { AddressInfo } from 'node:net';
-import cors from '@fastify/cors';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { createLogger, type Logger } from '../common/log.ts';
 import type { StreamRef } from '../common/livestream.ts';
 import { playlistKey } from '../common/object-layout.ts';
 import type { StreamView } from '../common/stream-view.ts';
 import context from './plugins/context.ts';
+import cors from './plugins/cors.ts';
 import errors from './plugins/errors.ts';
 import health from './plugins/health.ts';
 import metrics from './plugins/metrics.ts';
@@ -106,13 +106,11 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
   };
 
   await app.register(errors);
-  const allowed = options.corsOrigins ?? ['*'];
   await app.register(cors, {
-    origin: allowed.includes('*') ? '*' : allowed,
+    origins: options.corsOrigins ?? ['*'],
     methods: ['GET', 'HEAD'],
     exposedHeaders: ['Content-Length', 'Content-Range', 'Accept-Ranges'],
-    maxAge: 600,
-    strictPreflight: false,
+    maxAgeSeconds: 600,
   });
   await app.register(context, { view: options.view, playbackUrl });
   await app.register(metrics, {

@@ -12,6 +12,7 @@
 // never valid in a namespace, so this cannot collide with a real stream).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { streamId, type StreamRef } from '../common/livestream.ts';
+import { RequestDurationHistogram } from './request-durations.ts';
 
 export const OTHER = '_other';
 export const RELEASE_AFTER_MS = 5 * 60_000;
@@ -36,7 +37,8 @@ export class GatewayMetrics {
   /** Newest segment end (PDT + duration, ms) of every followed stream, for the staleness gauge. */
   private readonly newestEnd = new Map<string, { labels: StreamLabels; at: number }>();
 
-  readonly requestDuration = new Histogram({
+  /** Observed on every request, lookups included: kept in plain counters (request-durations.ts). */
+  readonly requestDuration = new RequestDurationHistogram({
     name: 'tteok_gateway_http_request_duration_seconds',
     help: 'Duration of HTTP requests by method, route pattern and status code.',
     labelNames: ['method', 'route', 'status_code'] as const,
@@ -82,21 +84,6 @@ export class GatewayMetrics {
     registers: [this.registry],
     collect: (): void => this.overflowStreams.set([...this.followed].filter((id) => !this.slots.has(id)).length),
   });
-
-  /** The request histogram's label sets by route, method and status, made once each (bounded: routes × methods × statuses). */
-  private readonly requestLabels = new Map<string, Map<string, Map<number, { method: string; route: string; status_code: string }>>>();
-
-  /** One request's duration, by route pattern (`unmatched` for unknown URLs), never the URL. */
-  observeRequest(method: string, route: string | undefined, statusCode: number, seconds: number): void {
-    const pattern = route ?? 'unmatched';
-    let byMethod = this.requestLabels.get(pattern);
-    if (!byMethod) this.requestLabels.set(pattern, (byMethod = new Map()));
-    let byStatus = byMethod.get(method);
-    if (!byStatus) byMethod.set(method, (byStatus = new Map()));
-    let labels = byStatus.get(statusCode);
-    if (!labels) byStatus.set(statusCode, (labels = { method, route: pattern, status_code: String(statusCode) }));
-    this.requestDuration.observe(labels, seconds);
-  }
 
   constructor(readonly maxStreams = 100) {
     collectDefaultMetrics({ register: this.registry, prefix: 'tteok_gateway_' });

@@ -18,6 +18,8 @@ import { loadGatewayConfig } from '../gateway/config.ts';
 import { parseSegments } from '../gateway/follower.ts';
 import { createGateway } from '../gateway/gateway.ts';
 import { GatewayMetrics, OTHER } from '../gateway/metrics.ts';
+import { RequestDurationHistogram } from '../gateway/request-durations.ts';
+import { Histogram, Registry } from 'prom-client';
 import { parseRange } from '../gateway/plugins/origin.ts';
 import { LocalStreamView } from '../gateway/views/local-stream-view.ts';
 import { FileKeySource } from '../ingest/keys/file-key-source.ts';
@@ -471,6 +473,28 @@ t.test('metric label slots are released some time after a stream ends', async (t
   m.releaseEnded(1000 + 10 * 60_000);
   tt.same(m.labelsFor(b), { namespace: 'default', name: 'b' }, 'then the slot is free');
   tt.notMatch(await m.registry.metrics(), /name="a"/, 'and the ended stream\'s series are gone');
+});
+
+t.test('the request histogram is exported exactly as a prom-client Histogram would be', async (tt) => {
+  const config = { name: 'tteok_gateway_http_request_duration_seconds', help: 'Duration of HTTP requests.', labelNames: ['method', 'route', 'status_code'] as const, buckets: [0.001, 0.01, 0.1, 1] };
+  const ours = new Registry();
+  const durations = new RequestDurationHistogram({ ...config, registers: [ours] });
+  const reference = new Registry();
+  const histogram = new Histogram({ ...config, registers: [reference] });
+  const observations: Array<[string, string | undefined, number, number]> = [
+    ['GET', '/v1/streams/:namespace/:name', 200, 0.0004], ['GET', '/v1/streams/:namespace/:name', 200, 0.001],
+    ['GET', '/v1/streams/:namespace/:name', 200, 0.05], ['GET', '/v1/streams/:namespace/:name', 404, 2.5],
+    ['HEAD', '/origin/*', 206, 0.2], ['GET', undefined, 404, 0.003],
+  ];
+  for (const [method, route, status, seconds] of observations) {
+    durations.observe(method, route, status, seconds);
+    histogram.observe({ method, route: route ?? 'unmatched', status_code: String(status) }, seconds);
+  }
+  tt.equal(await ours.metrics(), await reference.metrics(), 'the same exposition text, bucket for bucket');
+  const samples = async (r: Registry) => (await r.getMetricsAsJSON()).flatMap((m) => m.values.map((v) => ({ name: (v as { metricName?: string }).metricName, labels: v.labels, value: v.value })));
+  tt.same(await samples(ours), await samples(reference), 'and the same samples as JSON');
+  ours.resetMetrics();
+  tt.notMatch(await ours.metrics(), /_count/, 'reset empties it');
 });
 
 t.test('parsing playlists for the follower', async (tt) => {

@@ -29,7 +29,7 @@ const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async (app, options) =
 
   // A callback hook, not an async one: no promise per request on the hot path.
   app.addHook('onResponse', (request, reply, done) => {
-    metrics.observeRequest(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
+    metrics.requestDuration.observe(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
 

@@ -105,9 +105,14 @@ export async function viewerLatency(input: string, seconds = 60): Promise<Viewer
   const home = mkdtempSync(join(tmpdir(), 'tteok-viewer-local-'));
   const rtmpPort = await freePort();
   const gatewayPort = await freePort();
+  // Started first: the player page plays ?src= only from origins its gateway allows (case 3).
+  const nginx = await startNginxRtmp();
   const local = spawnManaged('local', process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'local'], {
     cwd: ROOT,
-    env: { TTEOK_LOCAL_HOME: home, TTEOK_RTMP_PORT: String(rtmpPort), TTEOK_HTTP_PORT: String(await freePort()), TTEOK_GATEWAY_PORT: String(gatewayPort), TTEOK_LOG_LEVEL: 'warn' },
+    env: {
+      TTEOK_LOCAL_HOME: home, TTEOK_RTMP_PORT: String(rtmpPort), TTEOK_HTTP_PORT: String(await freePort()), TTEOK_GATEWAY_PORT: String(gatewayPort), TTEOK_LOG_LEVEL: 'warn',
+      TTEOK_PLAYER_SRC_ORIGINS: `http://127.0.0.1:${nginx.httpPort}`,
+    },
   });
   try {
     await httpReady(`http://127.0.0.1:${gatewayPort}/readyz`);
@@ -118,8 +123,7 @@ export async function viewerLatency(input: string, seconds = 60): Promise<Viewer
     await pub.stop('SIGKILL');
 
     // 3. The peer: the same page and player on nginx-rtmp's HLS.
-    const nginx = await startNginxRtmp();
-    try {
+    {
       const pubNginx = replay(input, `rtmp://127.0.0.1:${nginx.rtmpPort}/live/${KEY}`, 'nginx-publisher');
       const playlist = `http://127.0.0.1:${nginx.httpPort}/hls/${KEY}.m3u8`;
       await waitFor('nginx-rtmp\'s first playlist', async () => (await fetch(playlist)).ok || undefined, { timeoutMs: 30_000, intervalMs: 200 });
@@ -127,10 +131,9 @@ export async function viewerLatency(input: string, seconds = 60): Promise<Viewer
       const rn = await sample(`http://127.0.0.1:${gatewayPort}/?src=${src}`, seconds);
       results.push({ setup: 'nginx-rtmp HLS (same player)', ...rn });
       await pubNginx.stop('SIGKILL');
-    } finally {
-      await nginx.stop();
     }
   } finally {
+    await nginx.stop();
     await local.stop();
     rmSync(home, { recursive: true, force: true });
   }

@@ -5,6 +5,24 @@ import type { GatewayOptions } from './gateway.ts';
 
 export type ViewKind = 'local' | 'kubernetes';
 
+/**
+ * How long the gateway waits for a client, in ms. Without them Node and
+ * Fastify hold idle and half-sent connections for minutes, which lets a few
+ * hundred silent sockets pin the process (issue 9).
+ */
+export interface GatewayTimeouts {
+  /** The whole request (headers and body) must arrive within this (Fastify `requestTimeout`). */
+  requestMs: number;
+  /** The request's headers must arrive within this (Node `headersTimeout`); at most `requestMs`. */
+  headersMs: number;
+  /** An idle keep-alive connection is closed after this (Fastify `keepAliveTimeout`). */
+  keepAliveMs: number;
+  /** A connection with no traffic either way during a request is closed after this (Fastify `connectionTimeout`). */
+  connectionMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: GatewayTimeouts = { requestMs: 30_000, headersMs: 10_000, keepAliveMs: 5_000, connectionMs: 30_000 };
+
 export interface GatewayConfig {
   host: string;
   port: number;
@@ -17,6 +35,11 @@ export interface GatewayConfig {
   /** Object key prefix (TTEOK_S3_PREFIX), part of every playback URL on the CDN. */
   prefix: string;
   corsOrigins: string[];
+  /**
+   * Origins besides its own whose playlists the player page plays with
+   * `?src=`; undefined means the default, the playback base URL's origin.
+   */
+  playerSrcOrigins: string[] | undefined;
   followIntervalMs: number;
   metricsMaxStreams: number;
   view: ViewKind;
@@ -24,6 +47,10 @@ export interface GatewayConfig {
   /** With TTEOK_STORAGE=local: the directory the ingest stores into, served under /origin/. */
   localOriginDir: string | undefined;
   playlistMaxAgeSeconds: number | undefined;
+  requestTimeoutMs: number;
+  headersTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  connectionTimeoutMs: number;
 }
 
 export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
@@ -50,19 +77,52 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
       throw new ConfigError(`TTEOK_CORS_ORIGINS must be "*" or a comma list of origins like https://example.com (no path), got "${origin}"`);
     }
   }
+  const srcList = envOptional(env, 'TTEOK_PLAYER_SRC_ORIGINS');
+  // `none`: the page plays ?src= from its own origin only.
+  const playerSrcOrigins = srcList === undefined ? undefined : srcList === 'none' ? [] : envList(env, 'TTEOK_PLAYER_SRC_ORIGINS', []);
+  for (const origin of playerSrcOrigins ?? []) {
+    // No "*": allowing any origin is the content spoofing this setting exists to prevent.
+    if (!isOrigin(origin)) {
+      throw new ConfigError(`TTEOK_PLAYER_SRC_ORIGINS must be "none" or a comma list of origins like https://cdn.example.com (no path, no "*"), got "${origin}"`);
+    }
+  }
+  // No timeout can be turned off (0): that is the defect they exist for.
+  const requestTimeoutMs = envInt(env, 'TTEOK_GATEWAY_REQUEST_TIMEOUT_MS', DEFAULT_TIMEOUTS.requestMs, 100, 3_600_000);
+  const headersTimeoutMs = envInt(env, 'TTEOK_GATEWAY_HEADERS_TIMEOUT_MS', DEFAULT_TIMEOUTS.headersMs, 100, 3_600_000);
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError(`TTEOK_GATEWAY_HEADERS_TIMEOUT_MS (${headersTimeoutMs}) must not be above TTEOK_GATEWAY_REQUEST_TIMEOUT_MS (${requestTimeoutMs}): the headers are part of the request`);
+  }
   return {
     host: envString(env, 'TTEOK_GATEWAY_HOST', '0.0.0.0'),
     port: envInt(env, 'TTEOK_GATEWAY_PORT', 8080, 0, 65535),
     playbackBaseUrl: base,
     prefix: envString(env, 'TTEOK_S3_PREFIX', ''),
     corsOrigins,
+    playerSrcOrigins,
     followIntervalMs: envInt(env, 'TTEOK_FOLLOW_INTERVAL_MS', 500, 0, 60_000),
     metricsMaxStreams: envInt(env, 'TTEOK_METRICS_MAX_STREAMS', 100, 0, 100_000),
     view,
     keysFile: envString(env, 'TTEOK_KEYS_FILE', 'tteok-keys.yaml'),
     localOriginDir: storage === 'local' ? envString(env, 'TTEOK_LOCAL_ORIGIN_DIR', '.tteok/origin') : undefined,
     playlistMaxAgeSeconds: maxAge === undefined ? undefined : envNumber(env, 'TTEOK_PLAYLIST_MAX_AGE_SECONDS', 0, 0, 3600),
+    requestTimeoutMs,
+    headersTimeoutMs,
+    keepAliveTimeoutMs: envInt(env, 'TTEOK_GATEWAY_KEEP_ALIVE_TIMEOUT_MS', DEFAULT_TIMEOUTS.keepAliveMs, 100, 3_600_000),
+    connectionTimeoutMs: envInt(env, 'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', DEFAULT_TIMEOUTS.connectionMs, 100, 3_600_000),
   };
+}
+
+/**
+ * An origin exactly as a browser writes it (scheme, lower-case host, port
+ * only when not the default), since the page compares it with URL.origin.
+ */
+function isOrigin(text: string): boolean {
+  if (!/^https?:\/\/[^/\s]+$/.test(text)) return false;
+  try {
+    return new URL(text).origin === text;
+  } catch {
+    return false;
+  }
 }
 
 /** startGateway's options from the configuration; the caller adds the view and the logger. */
@@ -73,9 +133,16 @@ export function gatewayOptionsFrom(config: GatewayConfig): Omit<GatewayOptions, 
     playbackBaseUrl: config.playbackBaseUrl,
     prefix: config.prefix,
     corsOrigins: config.corsOrigins,
+    playerSrcOrigins: config.playerSrcOrigins,
     originDir: config.localOriginDir,
     playlistMaxAgeSeconds: config.playlistMaxAgeSeconds,
     followIntervalMs: config.followIntervalMs,
     metricsMaxStreams: config.metricsMaxStreams,
+    timeouts: {
+      requestMs: config.requestTimeoutMs,
+      headersMs: config.headersTimeoutMs,
+      keepAliveMs: config.keepAliveTimeoutMs,
+      connectionMs: config.connectionTimeoutMs,
+    },
   };
 }

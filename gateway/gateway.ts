@@ -3,7 +3,7 @@
 // player page. One Fastify plugin per concern:
 //
 //   errors   (fastify-plugin) JSON errors everywhere, 404 for unknown routes
-//   cors     (@fastify/cors)  allowed origins, GET and HEAD, preflight
+//   cors     (fastify-plugin) allowed origins, GET and HEAD, preflight
 //   context  (fastify-plugin) decorators: streamView, playbackUrl
 //   metrics  (fastify-plugin) /metrics, request timing hook, playlist follower
 //   health                    /healthz, /readyz
@@ -14,19 +14,20 @@
 // createGateway takes any StreamView: the local one (key file + live events)
 // today, an informer on LiveStreams in Kubernetes.
 import type { AddressInfo } from 'node:net';
-import cors from '@fastify/cors';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { createLogger, type Logger } from '../common/log.ts';
 import type { StreamRef } from '../common/livestream.ts';
 import { playlistKey } from '../common/object-layout.ts';
 import type { StreamView } from '../common/stream-view.ts';
 import context from './plugins/context.ts';
+import cors from './plugins/cors.ts';
 import errors from './plugins/errors.ts';
 import health from './plugins/health.ts';
 import metrics from './plugins/metrics.ts';
 import origin from './plugins/origin.ts';
 import player from './plugins/player.ts';
 import streams from './plugins/streams.ts';
+import { DEFAULT_TIMEOUTS, type GatewayTimeouts } from './config.ts';
 import { schemaFormats } from './schemas.ts';
 
 export interface GatewayOptions {
@@ -41,6 +42,12 @@ export interface GatewayOptions {
   prefix?: string;
   /** Allowed CORS origins; ['*'] (the default) allows any. */
   corsOrigins?: string[];
+  /**
+   * Origins besides the page's own that the player's `?src=` may play from
+   * (TTEOK_PLAYER_SRC_ORIGINS). Default: the origin of `playbackBaseUrl`, the
+   * CDN every stream already plays from; none without one.
+   */
+  playerSrcOrigins?: string[] | undefined;
   /** Serve this directory (the local object store) under /origin/. */
   originDir?: string | undefined;
   playlistMaxAgeSeconds?: number | undefined;
@@ -50,6 +57,8 @@ export interface GatewayOptions {
   followIntervalMs?: number;
   /** Streams with their own metric labels (TTEOK_METRICS_MAX_STREAMS). Default 100. */
   metricsMaxStreams?: number;
+  /** Client timeouts; DEFAULT_TIMEOUTS (the documented defaults) when omitted. */
+  timeouts?: GatewayTimeouts;
   /** Serve the player page at `/`. Default true. */
   player?: boolean;
   log?: Logger;
@@ -58,11 +67,26 @@ export interface GatewayOptions {
 export async function createGateway(options: GatewayOptions): Promise<FastifyInstance> {
   const log = options.log ?? createLogger('gateway');
   if (!options.playbackBaseUrl && !options.originDir) throw new Error('createGateway needs playbackBaseUrl, or originDir to serve the local origin');
+  const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
   const app = Fastify({
+    requestTimeout: timeouts.requestMs,
+    keepAliveTimeout: timeouts.keepAliveMs,
+    connectionTimeout: timeouts.connectionMs,
+    http: {
+      headersTimeout: timeouts.headersMs,
+      // Node checks the headers and request deadlines on this interval (30 s
+      // by default), so a slow client would otherwise keep its socket for up
+      // to that long past its deadline.
+      connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(timeouts.headersMs / 4))),
+    },
     // pino's Logger is a FastifyBaseLogger; typed as one so the instance is the default FastifyInstance.
     loggerInstance: log as FastifyBaseLogger,
     // No log line per request: players poll playlists several times a second.
     logController: new LogController({ disableRequestLogging: true }),
+    // Nor a child logger per request (Fastify's default, which with pino's
+    // redaction costs about as much as a lookup): requests log only failures,
+    // and those name their route.
+    childLoggerFactory: (logger) => logger,
     ajv: { customOptions: { formats: schemaFormats } },
   });
 
@@ -72,6 +96,8 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
     const host = publicHost.includes(':') ? `[${publicHost}]` : publicHost;
     return `http://${host}:${address?.port ?? 0}/origin`;
   };
+  /** Where media is fetched from: the CDN's origin, or the gateway's own as playback URLs name it. */
+  const playbackOrigin = (): string => new URL(options.playbackBaseUrl ?? localBase()).origin;
   const playbackUrl = (ref: StreamRef): string => {
     // The local store has no prefix; the bucket behind the CDN may.
     const base = options.playbackBaseUrl ?? localBase();
@@ -80,13 +106,11 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
   };
 
   await app.register(errors);
-  const allowed = options.corsOrigins ?? ['*'];
   await app.register(cors, {
-    origin: allowed.includes('*') ? '*' : allowed,
+    origins: options.corsOrigins ?? ['*'],
     methods: ['GET', 'HEAD'],
     exposedHeaders: ['Content-Length', 'Content-Range', 'Accept-Ranges'],
-    maxAge: 600,
-    strictPreflight: false,
+    maxAgeSeconds: 600,
   });
   await app.register(context, { view: options.view, playbackUrl });
   await app.register(metrics, {
@@ -97,7 +121,10 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
   await app.register(health);
   await app.register(streams, { prefix: '/v1' });
   if (options.originDir) await app.register(origin, { prefix: '/origin', root: options.originDir, playlistMaxAgeSeconds: options.playlistMaxAgeSeconds });
-  if (options.player ?? true) await app.register(player);
+  if (options.player ?? true) {
+    const srcOrigins = options.playerSrcOrigins ?? (options.playbackBaseUrl ? [new URL(options.playbackBaseUrl).origin] : []);
+    await app.register(player, { srcOrigins, playbackOrigin });
+  }
   return app;
 }
 

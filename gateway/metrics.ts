@@ -12,6 +12,7 @@
 // never valid in a namespace, so this cannot collide with a real stream).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { streamId, type StreamRef } from '../common/livestream.ts';
+import { RequestDurationHistogram } from './request-durations.ts';
 
 export const OTHER = '_other';
 export const RELEASE_AFTER_MS = 5 * 60_000;
@@ -36,7 +37,8 @@ export class GatewayMetrics {
   /** Newest segment end (PDT + duration, ms) of every followed stream, for the staleness gauge. */
   private readonly newestEnd = new Map<string, { labels: StreamLabels; at: number }>();
 
-  readonly requestDuration = new Histogram({
+  /** Observed on every request, lookups included: kept in plain counters (request-durations.ts). */
+  readonly requestDuration = new RequestDurationHistogram({
     name: 'tteok_gateway_http_request_duration_seconds',
     help: 'Duration of HTTP requests by method, route pattern and status code.',
     labelNames: ['method', 'route', 'status_code'] as const,

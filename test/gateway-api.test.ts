@@ -18,6 +18,8 @@ import { loadGatewayConfig } from '../gateway/config.ts';
 import { parseSegments } from '../gateway/follower.ts';
 import { createGateway } from '../gateway/gateway.ts';
 import { GatewayMetrics, OTHER } from '../gateway/metrics.ts';
+import { RequestDurationHistogram } from '../gateway/request-durations.ts';
+import { Histogram, Registry } from 'prom-client';
 import { parseRange } from '../gateway/plugins/origin.ts';
 import { LocalStreamView } from '../gateway/views/local-stream-view.ts';
 import { FileKeySource } from '../ingest/keys/file-key-source.ts';
@@ -154,6 +156,8 @@ t.test('GET /v1/streams/:namespace/:name', async (tt) => {
 
 t.test('live state follows the live events; phase Live, liveSince', async (tt) => {
   const since = new Date('2026-02-03T04:05:06.789Z');
+  // Looked up before the change, so its serialized answer is cached: the change must replace it.
+  tt.equal((await request('/v1/streams/default/demo')).json().live, false);
   live.emit({ namespace: 'default', name: 'demo' }, true, since);
   let demo = (await request('/v1/streams/default/demo')).json();
   tt.equal(demo.phase, 'Live');
@@ -198,6 +202,11 @@ t.test('CORS: any origin by default, GET and HEAD, preflight answered', async (t
   tt.equal(pre.headers['access-control-allow-origin'], '*');
   tt.equal(pre.headers['access-control-allow-methods'], 'GET, HEAD');
   tt.match(String(pre.headers['access-control-allow-headers']), /range/i);
+  tt.equal(pre.headers['access-control-max-age'], '600', 'browsers may cache the preflight for 10 minutes');
+  tt.equal(pre.body, '', 'with no body');
+  const unrouted = await request({ url: '/no/such/route', headers: { origin: 'https://app.example.test' } });
+  tt.equal(unrouted.statusCode, 404);
+  tt.equal(unrouted.headers['access-control-allow-origin'], '*', 'unknown routes too');
   const origin = await request({ url: `/origin/default/demo/${RUN}/0.m4s`, headers: { origin: 'https://app.example.test' } });
   tt.equal(origin.headers['access-control-allow-origin'], '*', 'the local origin too');
   tt.match(String(origin.headers['access-control-expose-headers']), /Content-Range/);
@@ -218,6 +227,10 @@ t.test('CORS: a configured list of origins', async (tt) => {
   tt.notOk(other.headers['access-control-allow-origin'], 'but no allow-origin for an origin not listed');
   const pre = await request({ method: 'OPTIONS', url: '/v1/streams', headers: { origin: 'https://evil.example.test', 'access-control-request-method': 'GET' } }, strict);
   tt.notOk(pre.headers['access-control-allow-origin'], 'nor in a preflight');
+  const allowedPre = await request({ method: 'OPTIONS', url: '/v1/streams', headers: { origin: 'https://app.example.test', 'access-control-request-method': 'GET' } }, strict);
+  tt.equal(allowedPre.statusCode, 204, 'a listed origin\'s preflight is answered');
+  tt.equal(allowedPre.headers['access-control-allow-origin'], 'https://app.example.test');
+  tt.equal(allowedPre.headers['access-control-allow-methods'], 'GET, HEAD');
   assertJsonError(tt, await request('/', strict), 404, 'player page turned off');
   tt.throws(() => loadGatewayConfig({ TTEOK_PLAYBACK_BASE_URL: CDN, TTEOK_CORS_ORIGINS: 'https://app.example.test/path' }), /TTEOK_CORS_ORIGINS/);
 });
@@ -328,9 +341,15 @@ t.test('the player page and its assets', async (tt) => {
   tt.match(page.headers['content-type'], /^text\/html/);
   tt.match(page.body, /<video id="video"/);
   tt.match(page.body, /src="\/vendor\/hls\.min\.js"/, 'hls.js from the gateway, no CDN script');
-  tt.notMatch(page.body, /https?:\/\//, 'no external URL in the page');
-  tt.match(String(page.headers['content-security-policy']), /script-src 'self'/);
+  tt.notMatch(page.body, /(src|href)="https?:\/\//, 'no external script, style or link in the page');
+  tt.match(page.body, /<meta name="tteok-src-origins" content="https:\/\/cdn\.example\.test">/, '?src= may play from the CDN\'s origin by default');
+  const csp = String(page.headers['content-security-policy']);
+  tt.match(csp, /script-src 'self'/);
+  tt.match(csp, /connect-src 'self' https:\/\/cdn\.example\.test(;|$)/, 'the page connects to itself and the CDN only');
+  tt.match(csp, /media-src 'self' blob: https:\/\/cdn\.example\.test(;|$)/, 'and plays media from nowhere else');
   tt.equal((await request('/?stream=default/demo')).statusCode, 200);
+  tt.equal((await request(`/?src=${encodeURIComponent('https://elsewhere.example.test/x.m3u8')}`)).statusCode, 200, 'a refused ?src= is the page\'s to explain');
+  assertJsonError(tt, await request(`/?src=${'a'.repeat(2001)}`), 400, 'an overlong ?src=');
   assertJsonError(tt, await request('/?target=100'), 400, 'target out of range');
   const js = await request('/player.js');
   tt.match(js.headers['content-type'], /^text\/javascript/);
@@ -456,6 +475,28 @@ t.test('metric label slots are released some time after a stream ends', async (t
   tt.notMatch(await m.registry.metrics(), /name="a"/, 'and the ended stream\'s series are gone');
 });
 
+t.test('the request histogram is exported exactly as a prom-client Histogram would be', async (tt) => {
+  const config = { name: 'tteok_gateway_http_request_duration_seconds', help: 'Duration of HTTP requests.', labelNames: ['method', 'route', 'status_code'] as const, buckets: [0.001, 0.01, 0.1, 1] };
+  const ours = new Registry();
+  const durations = new RequestDurationHistogram({ ...config, registers: [ours] });
+  const reference = new Registry();
+  const histogram = new Histogram({ ...config, registers: [reference] });
+  const observations: Array<[string, string | undefined, number, number]> = [
+    ['GET', '/v1/streams/:namespace/:name', 200, 0.0004], ['GET', '/v1/streams/:namespace/:name', 200, 0.001],
+    ['GET', '/v1/streams/:namespace/:name', 200, 0.05], ['GET', '/v1/streams/:namespace/:name', 404, 2.5],
+    ['HEAD', '/origin/*', 206, 0.2], ['GET', undefined, 404, 0.003],
+  ];
+  for (const [method, route, status, seconds] of observations) {
+    durations.observe(method, route, status, seconds);
+    histogram.observe({ method, route: route ?? 'unmatched', status_code: String(status) }, seconds);
+  }
+  tt.equal(await ours.metrics(), await reference.metrics(), 'the same exposition text, bucket for bucket');
+  const samples = async (r: Registry) => (await r.getMetricsAsJSON()).flatMap((m) => m.values.map((v) => ({ name: (v as { metricName?: string }).metricName, labels: v.labels, value: v.value })));
+  tt.same(await samples(ours), await samples(reference), 'and the same samples as JSON');
+  ours.resetMetrics();
+  tt.notMatch(await ours.metrics(), /_count/, 'reset empties it');
+});
+
 t.test('parsing playlists for the follower', async (tt) => {
   const segments = parseSegments(PLAYLIST + '#EXTINF:0.500,\nx/1.m4s\n#EXT-X-ENDLIST\n');
   tt.same(segments.map((s) => s.uri), [`${RUN}/0.m4s`, 'x/1.m4s']);
@@ -469,12 +510,28 @@ t.test('configuration', async (tt) => {
     host: '0.0.0.0', port: 8080, playbackBaseUrl: 'https://d123.cloudfront.net', prefix: '', corsOrigins: ['*'],
     followIntervalMs: 500, metricsMaxStreams: 100, view: 'local', keysFile: 'tteok-keys.yaml', localOriginDir: undefined,
     playlistMaxAgeSeconds: undefined,
+    requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, connectionTimeoutMs: 30_000,
+    playerSrcOrigins: undefined,
   }, 'defaults');
   tt.throws(() => loadGatewayConfig({}), /TTEOK_PLAYBACK_BASE_URL is required/);
   tt.equal(loadGatewayConfig({ TTEOK_STORAGE: 'local' }).localOriginDir, '.tteok/origin', 'the local origin needs no CDN URL');
   tt.throws(() => loadGatewayConfig({ TTEOK_PLAYBACK_BASE_URL: 'ftp://x' }), /http/);
   tt.throws(() => loadGatewayConfig({ TTEOK_STORAGE: 'local', TTEOK_FOLLOW_INTERVAL_MS: 'soon' }), /TTEOK_FOLLOW_INTERVAL_MS/);
   tt.throws(() => loadGatewayConfig({ TTEOK_STORAGE: 'local', TTEOK_VIEW: 'etcd' }), /TTEOK_VIEW/);
+});
+
+t.test('the ?src= allow-list (TTEOK_PLAYER_SRC_ORIGINS)', async (tt) => {
+  const env = { TTEOK_PLAYBACK_BASE_URL: CDN };
+  tt.same(loadGatewayConfig({ ...env, TTEOK_PLAYER_SRC_ORIGINS: 'https://a.example.test, http://127.0.0.1:8081' }).playerSrcOrigins, ['https://a.example.test', 'http://127.0.0.1:8081']);
+  tt.same(loadGatewayConfig({ ...env, TTEOK_PLAYER_SRC_ORIGINS: 'none' }).playerSrcOrigins, [], '"none": the page\'s own origin only');
+  for (const bad of ['*', 'https://a.example.test/path', 'a.example.test', 'https://A.example.test', 'https://a.example.test:443', 'ftp://a.example.test']) {
+    tt.throws(() => loadGatewayConfig({ ...env, TTEOK_PLAYER_SRC_ORIGINS: bad }), /TTEOK_PLAYER_SRC_ORIGINS must be/, `"${bad}" refused`);
+  }
+  const listed = await createGateway({ view, playbackBaseUrl: CDN, playerSrcOrigins: ['https://a.example.test'], followIntervalMs: 0, log });
+  tt.teardown(() => listed.close());
+  const page = await request('/', listed);
+  tt.match(page.body, /<meta name="tteok-src-origins" content="https:\/\/a\.example\.test">/, 'a configured list replaces the default');
+  tt.match(String(page.headers['content-security-policy']), /connect-src 'self' https:\/\/cdn\.example\.test https:\/\/a\.example\.test(;|$)/, 'the CDN stays reachable for the stream list\'s playback URLs');
 });
 
 t.test('no stream key in any response body or header', async (tt) => {

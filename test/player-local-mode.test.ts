@@ -5,8 +5,13 @@
 // with the right headers, the gateway's segment latency histogram fills, and
 // the player page plays the stream in headless Chromium (Debian's package,
 // H.264 and AAC through Media Source Extensions). The latency the page sees
-// is reported, not asserted: this machine is shared and small.
+// is reported, not asserted: this machine is shared and small. The page's
+// `?src=` plays only its own origin and the origins the operator allows
+// (TTEOK_PLAYER_SRC_ORIGINS): two relays on loopback serve the same stream,
+// one allowed, one not, and the page refuses the other with a message.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -27,9 +32,36 @@ const httpPort = await freePort();
 const gatewayPort = await freePort();
 let browser: Browser | undefined;
 
+/** An HTTP server on another origin passing every request on to the gateway, counting them. */
+interface Relay {
+  origin: string;
+  requests: string[];
+  server: Server;
+}
+async function startRelay(): Promise<Relay> {
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    requests.push(req.url ?? '');
+    const upstream = httpRequest({ host: '127.0.0.1', port: gatewayPort, path: req.url, method: req.method, headers: { ...req.headers, host: `127.0.0.1:${gatewayPort}` } }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests, server };
+}
+const allowedRelay = await startRelay();
+const foreignRelay = await startRelay();
+
 t.teardown(async () => {
   await browser?.close();
   await stopAll();
+  for (const relay of [allowedRelay, foreignRelay]) {
+    relay.server.closeAllConnections();
+    await new Promise((resolve) => relay.server.close(resolve));
+  }
   rmSync(home, { recursive: true, force: true });
 });
 
@@ -42,6 +74,7 @@ const local: ManagedProcess = spawnManaged('tteok-local', process.execPath, ['--
     TTEOK_GATEWAY_PORT: String(gatewayPort),
     TTEOK_RECONNECT_GRACE_SECONDS: '2',
     TTEOK_LOG_LEVEL: 'info',
+    TTEOK_PLAYER_SRC_ORIGINS: allowedRelay.origin,
   },
 });
 const key = (await local.waitForLine(/^\s+Stream Key:\s+\S+$/, 60_000)).trim().split(/\s+/).at(-1)!;
@@ -167,6 +200,56 @@ t.test('the player page plays the stream in headless Chromium', async (tt) => {
   await page.screenshot({ path: join(ARTIFACTS, 'player.png') });
   // A fatal error makes the page start over; under heavy load that can happen, so it is reported, not failed.
   if (settled.errors.length > 0) tt.comment(`player errors (recovered): ${settled.errors.join(', ')}`);
+});
+
+type PageStats = { state: string; playing: boolean; currentTime: number; errors: string[] };
+const pageStats = () => browser!.page.evaluate(() => (window as unknown as { tteokStats: PageStats }).tteokStats);
+
+t.test('?src= plays a playlist from the page\'s own origin and from an allowed origin', async (tt) => {
+  const { page } = browser!;
+  const own = `${gateway}/origin/default/demo/index.m3u8`;
+  for (const [what, src] of [['own origin', own], ['allowed origin', `${allowedRelay.origin}/origin/default/demo/index.m3u8`]] as const) {
+    await page.goto(`${gateway}/?src=${encodeURIComponent(src)}`);
+    const s = await waitFor(`the ${what} to play`, async () => {
+      const st = await pageStats();
+      return st.playing && st.currentTime > 1 ? st : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 250 }).catch((error: unknown) => {
+      tt.comment(browser!.console.join('\n'));
+      throw error;
+    });
+    tt.equal(s.state, 'live', `${what}: playing`);
+  }
+  tt.ok(allowedRelay.requests.some((u) => u.endsWith('.m4s')), 'the allowed origin served the segments');
+});
+
+t.test('?src= on any other origin is refused with a message, and nothing is fetched from it', async (tt) => {
+  const { page } = browser!;
+  await page.goto(`${gateway}/?src=${encodeURIComponent(`${foreignRelay.origin}/origin/default/demo/index.m3u8`)}`);
+  const refused = await waitFor('the page to refuse the source', async () => {
+    const st = await pageStats();
+    return st.state === 'refused' ? st : undefined;
+  }, { timeoutMs: 15_000, intervalMs: 100 });
+  tt.equal(refused.playing, false, 'not playing');
+  tt.equal((await page.textContent('#badge'))?.trim(), 'refused', 'the badge says refused');
+  tt.match(await page.textContent('#overlay'), /not.*allowed/i, 'the video area says why');
+  tt.notOk(await page.isHidden('#overlay'), 'and the message is shown');
+  // The page still lists this gateway's streams, so it has done its network work by now.
+  await page.waitForSelector('#streams a', { timeout: 15_000 });
+  // A second line of defence: the page's Content-Security-Policy lets it
+  // connect to no other origin, whatever its script does.
+  const direct = await page.evaluate(async (url) => {
+    try {
+      await fetch(url);
+      return 'fetched';
+    } catch (error) {
+      return `blocked: ${(error as Error).message}`;
+    }
+  }, `${foreignRelay.origin}/origin/default/demo/index.m3u8`);
+  tt.match(direct, /^blocked/, 'a fetch to the foreign origin is blocked by the page\'s CSP');
+  tt.same(foreignRelay.requests, [], 'the foreign origin received no request');
+  // Back to the stream for the tests that follow.
+  await page.goto(`${gateway}/?stream=default/demo`);
+  await waitFor('the stream to play again', async () => ((await pageStats()).playing ? true : undefined), { timeoutMs: 60_000, intervalMs: 250 });
 });
 
 t.test('stopping the publisher ends the stream; the page says offline', async (tt) => {

@@ -83,10 +83,28 @@
   };
   window.tteokStats = stats;
 
-  // ?src=<playlist URL> plays any live HLS URL with the same tuned player,
+  // ?src=<playlist URL> plays a live HLS URL with the same tuned player,
   // without the gateway's stream list (benchmarks use it on other servers).
+  // Only from this page's own origin or one the operator allows
+  // (TTEOK_PLAYER_SRC_ORIGINS, handed over in a meta tag): anything else
+  // would let a link show someone else's video under this site's name.
   var srcParam = new URLSearchParams(location.search).get('src');
-  var srcMode = !!srcParam && /^https?:\/\//.test(srcParam);
+  var srcUrl = srcParam === null ? null : allowedSource(srcParam);
+  var srcMode = srcUrl !== null;
+  var srcRefused = srcParam !== null && !srcMode;
+
+  function allowedSource(value) {
+    var url;
+    try {
+      url = new URL(value, location.href);
+    } catch (err) {
+      return null;
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
+    var meta = document.querySelector('meta[name="tteok-src-origins"]');
+    var allowed = meta ? meta.content.split(/\s+/).filter(Boolean) : [];
+    return url.origin === location.origin || allowed.indexOf(url.origin) !== -1 ? url.href : null;
+  }
 
   var streams = [];
   var selected = selectedFromUrl();
@@ -135,6 +153,7 @@
       a.setAttribute('aria-current', String(selected === idOf(s)));
       a.addEventListener('click', function (event) {
         event.preventDefault();
+        srcRefused = false;
         selected = idOf(s);
         history.replaceState(null, '', '?stream=' + encodeURIComponent(selected));
         renderList();
@@ -153,6 +172,8 @@
   }
 
   function update() {
+    // A refused ?src= keeps its message until the viewer picks a stream from the list.
+    if (srcRefused) return;
     if (!selected) {
       var firstLive = streams.find(function (s) { return s.live; });
       var pick = firstLive || streams[0];
@@ -338,12 +359,20 @@
 
   setInterval(sample, STATS_INTERVAL_MS);
   if (srcMode) {
-    stats.stream = srcParam;
+    stats.stream = srcUrl;
     stats.state = 'live';
-    ui.title.textContent = srcParam;
+    ui.title.textContent = srcUrl;
     setBadge('live', 'external');
-    startPlayback(srcParam);
+    startPlayback(srcUrl);
   } else {
+    if (srcRefused) {
+      // Nothing from the URL is shown: it is someone else's text.
+      stats.state = 'refused';
+      ui.title.textContent = 'Playback refused';
+      setBadge('refused', 'refused');
+      ui.overlay.textContent = 'Not playing the ?src= address: it is not on this site or an allowed source. Pick a stream from the list.';
+      ui.overlay.hidden = false;
+    }
     setInterval(refreshList, LIST_REFRESH_MS);
     refreshList();
   }

@@ -27,11 +27,10 @@ const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async (app, options) =
   const metrics = new GatewayMetrics(options.maxStreams);
   app.decorate('gatewayMetrics', metrics);
 
-  app.addHook('onResponse', async (request, reply) => {
-    metrics.requestDuration.observe(
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
+  // A callback hook, not an async one: no promise per request on the hot path.
+  app.addHook('onResponse', (request, reply, done) => {
+    metrics.requestDuration.observe(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
+    done();
   });
 
   app.get('/metrics', {

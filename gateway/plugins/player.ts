@@ -1,25 +1,45 @@
 // The player page at `/`: static HTML, JS and CSS from gateway/player/ (no
 // build step), and hls.js from node_modules. Loaded into memory once; the
-// page talks to /v1/streams and plays a stream's playbackUrl.
+// page talks to /v1/streams and plays a stream's playbackUrl, or with `?src=`
+// a playlist URL on its own origin or an allowed one (TTEOK_PLAYER_SRC_ORIGINS).
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
 import { errorResponses, noParams, noQuerystring, textBody } from '../schemas.ts';
 
-/** Playlists and segments may come from the CDN (any host); nothing else leaves the page's origin. */
-const CONTENT_SECURITY_POLICY = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "media-src 'self' blob:",
-  "worker-src 'self' blob:",
-  "connect-src 'self' http: https:",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+/**
+ * The page's Content-Security-Policy. It may connect to (and play media from)
+ * its own origin, the origin playback URLs point at (the CDN, or the gateway
+ * itself as the local origin names it) and the `?src=` allow-list, nothing
+ * else: even if the page's own check of `?src=` were bypassed, the browser
+ * would not load a playlist from anywhere else.
+ */
+export function contentSecurityPolicy(mediaOrigins: string[]): string {
+  const media = [...new Set(mediaOrigins)].join(' ');
+  return [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    `media-src 'self' blob: ${media}`.trimEnd(),
+    "worker-src 'self' blob:",
+    `connect-src 'self' ${media}`.trimEnd(),
+    "object-src 'none'",
+    "base-uri 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
+
+export interface PlayerOptions {
+  /** Origins besides its own the page's `?src=` may play from. */
+  srcOrigins: string[];
+  /** The origin of playback URLs; known once the gateway listens (the local origin's port). */
+  playbackOrigin: () => string;
+}
+
+/** The `?src=` allow-list, handed to player.js in a meta tag of the page (origins cannot hold a quote or `<`). */
+const SRC_ORIGINS_META = '<meta name="tteok-src-origins" content="">';
 
 /** gateway/player/, from the source tree or from a compiled dist/gateway/plugins/. */
 export function playerDir(): string {
@@ -31,7 +51,11 @@ export function playerDir(): string {
 
 const pageQuerystring = {
   type: 'object',
-  properties: { stream: { type: 'string', maxLength: 200 }, target: { type: 'number', minimum: 1, maximum: 10 } },
+  properties: {
+    stream: { type: 'string', maxLength: 200 },
+    target: { type: 'number', minimum: 1, maximum: 10 },
+    src: { type: 'string', maxLength: 2000 },
+  },
   additionalProperties: false,
 } as const;
 
@@ -41,11 +65,17 @@ interface Asset {
   cacheControl: string;
 }
 
-const player: FastifyPluginAsync = async (app) => {
+const player: FastifyPluginAsync<PlayerOptions> = async (app, options) => {
   const dir = playerDir();
   const local = (file: string, type: string): Asset => ({ body: readFileSync(join(dir, file)), type, cacheControl: 'no-cache' });
+  const page = readFileSync(join(dir, 'index.html'), 'utf8');
+  if (!page.includes(SRC_ORIGINS_META)) throw new Error(`the player page has no ${SRC_ORIGINS_META}`);
   const assets: Record<string, Asset> = {
-    '/': local('index.html', 'text/html; charset=utf-8'),
+    '/': {
+      body: Buffer.from(page.replace(SRC_ORIGINS_META, SRC_ORIGINS_META.replace('content=""', `content="${options.srcOrigins.join(' ')}"`))),
+      type: 'text/html; charset=utf-8',
+      cacheControl: 'no-cache',
+    },
     '/player.js': local('player.js', 'text/javascript; charset=utf-8'),
     '/player.css': local('player.css', 'text/css; charset=utf-8'),
     '/vendor/hls.min.js': {
@@ -53,6 +83,15 @@ const player: FastifyPluginAsync = async (app) => {
       type: 'text/javascript; charset=utf-8',
       cacheControl: 'public, max-age=3600',
     },
+  };
+
+  // Computed once the gateway listens: the local origin's playback URLs carry its port.
+  let csp: string | undefined;
+  const pagePolicy = (): string => {
+    if (csp) return csp;
+    const policy = contentSecurityPolicy([options.playbackOrigin(), ...options.srcOrigins]);
+    if (app.server.listening) csp = policy;
+    return policy;
   };
 
   for (const [url, asset] of Object.entries(assets)) {
@@ -68,7 +107,7 @@ const player: FastifyPluginAsync = async (app) => {
         .type(asset.type)
         .header('cache-control', asset.cacheControl)
         .header('x-content-type-options', 'nosniff');
-      if (url === '/') reply.header('content-security-policy', CONTENT_SECURITY_POLICY).header('referrer-policy', 'no-referrer');
+      if (url === '/') reply.header('content-security-policy', pagePolicy()).header('referrer-policy', 'no-referrer');
       return reply.send(asset.body);
     });
   }

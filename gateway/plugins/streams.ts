@@ -6,7 +6,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { StreamState } from '../../common/stream-view.ts';
 import { errorResponses, httpError, nameSchema, namespaceSchema, noParams, noQuerystring } from '../schemas.ts';
 
-export interface StreamResource {
+// A type, not an interface: the route's serializer takes a plain record.
+export type StreamResource = {
   name: string;
   namespace: string;
   title: string;
@@ -14,7 +15,7 @@ export interface StreamResource {
   live: boolean;
   liveSince: string | null;
   playbackUrl: string;
-}
+};
 
 const streamSchema = {
   type: 'object',
@@ -37,6 +38,8 @@ const streamListSchema = {
   properties: { streams: { type: 'array', items: streamSchema } },
   additionalProperties: false,
 } as const;
+
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 interface ListQuery {
   namespace?: string;
@@ -78,6 +81,19 @@ const streams: FastifyPluginAsync = async (app) => {
     return { streams: list.map(toResource) };
   });
 
+  // Each stream's lookup body, serialized once per change rather than per
+  // request (issue 11: lookups are the hot path, and a stream changes a few
+  // times a run). Keyed by the view's state object, which a change replaces;
+  // also dropped at every change event, and when the gateway starts
+  // listening, since local playback URLs carry the port.
+  let serialized = new WeakMap<StreamState, string>();
+  app.streamView.onChange(() => {
+    serialized = new WeakMap();
+  });
+  app.addHook('onListen', async () => {
+    serialized = new WeakMap();
+  });
+
   app.get<{ Params: StreamParams }>('/streams/:namespace/:name', {
     schema: {
       params: {
@@ -89,11 +105,21 @@ const streams: FastifyPluginAsync = async (app) => {
       querystring: noQuerystring,
       response: { 200: streamSchema, ...errorResponses },
     },
-  }, async (request) => {
+  }, (request, reply) => {
     const { namespace, name } = request.params;
     const state = app.streamView.get({ namespace, name });
     if (!state) throw httpError(404, `stream ${namespace}/${name} not found`);
-    return toResource(state);
+    let body = serialized.get(state);
+    if (body === undefined) {
+      // The route's own response serializer, so the schema still decides
+      // what a response may carry (never a stream key).
+      const serialize = reply.getSerializationFunction('200');
+      if (!serialize) throw new Error('the lookup route has no 200 response serializer');
+      body = serialize(toResource(state));
+      serialized.set(state, body);
+    }
+    // A string with a JSON content type is sent as it is, not serialized again.
+    return reply.type(JSON_TYPE).send(body);
   });
 };
 

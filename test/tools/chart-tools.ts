@@ -137,8 +137,9 @@ export function exportedMetrics(): Map<string, { type: string; file: string }> {
       if (entry.isDirectory()) walk(path);
       else if (entry.name.endsWith('.ts')) {
         const text = readFileSync(path, 'utf8');
-        for (const m of text.matchAll(/new (Counter|Gauge|Histogram|Summary)\(\{\s*name:\s*'(tteok_[a-z0-9_]+)'/g)) {
-          found.set(m[2]!, { type: m[1]!, file: path.slice(ROOT.length + 1) });
+        // Also a histogram of our own declared the same way (the gateway's RequestDurationHistogram).
+        for (const m of text.matchAll(/new (Counter|Gauge|Histogram|Summary|[A-Za-z]+Histogram)\(\{\s*name:\s*'(tteok_[a-z0-9_]+)'/g)) {
+          found.set(m[2]!, { type: m[1]!.endsWith('Histogram') ? 'Histogram' : m[1]!, file: path.slice(ROOT.length + 1) });
         }
       }
     }

@@ -27,6 +27,8 @@ export interface WebhookReceiver {
   down: boolean;
   /** Answer 503 to the first this many attempts of each event id (counted from when it is set). */
   failFirst: number;
+  /** Runs before an event is first acknowledged (what a backend does with it, e.g. fetch the recording). */
+  onEvent: ((event: ReceivedEvent) => Promise<void>) | undefined;
   close(): Promise<void>;
 }
 
@@ -57,6 +59,7 @@ export async function startWebhookReceiver(secret: string, path = '/hooks/tteok'
     badSignatures: 0,
     down: false,
     failFirst: 0,
+    onEvent: undefined,
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -89,13 +92,24 @@ export async function startWebhookReceiver(secret: string, path = '/hooks/tteok'
         r.attempts.push({ id: event.id, status: 503 });
         return answer(503);
       }
-      r.attempts.push({ id: event.id, status: 200 });
-      if (processedIds.has(event.id)) r.duplicates++;
-      else {
-        processedIds.add(event.id);
-        r.processed.push(event);
+      if (processedIds.has(event.id)) {
+        r.duplicates++;
+        r.attempts.push({ id: event.id, status: 200 });
+        return answer(200);
       }
-      answer(200);
+      processedIds.add(event.id);
+      void Promise.resolve(r.onEvent?.(event)).then(
+        () => {
+          r.processed.push(event);
+          r.attempts.push({ id: event.id, status: 200 });
+          answer(200);
+        },
+        () => {
+          processedIds.delete(event.id);
+          r.attempts.push({ id: event.id, status: 500 });
+          answer(500);
+        },
+      );
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

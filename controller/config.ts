@@ -53,6 +53,8 @@ export interface WebhookConfig {
   maxPending: number;
   /** Deliveries in flight at once, across streams. */
   concurrency: number;
+  /** spec.webhooks URLs must start with one of these (normalized, each ending in "/"); undefined: any URL. */
+  allowedUrlPrefixes: string[] | undefined;
 }
 
 /** Signing keys shorter than this are refused: HMAC with a guessable key proves nothing. */
@@ -77,6 +79,19 @@ function loadWebhookConfig(env: Env): WebhookConfig {
     }
     global = { url, secret, events: events as WebhookEventType[] };
   }
+  const prefixes = envList(env, 'TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES', []);
+  const allowedUrlPrefixes = prefixes.map((p) => {
+    let href: string | undefined;
+    try {
+      const u = new URL(p);
+      if (u.protocol === 'https:' || u.protocol === 'http:') href = u.href;
+    } catch {
+      href = undefined;
+    }
+    // A prefix without a path boundary would let https://api.example.com.evil.net through.
+    if (!href || !href.endsWith('/')) throw new ConfigError(`TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: "${p}" must be an http(s) URL ending in "/", e.g. https://api.example.com/`);
+    return href;
+  });
   const retryInitialMs = envNumber(env, 'TTEOK_WEBHOOK_RETRY_INITIAL_SECONDS', 5, 0.01, 3600) * 1000;
   const retryMaxMs = envNumber(env, 'TTEOK_WEBHOOK_RETRY_MAX_SECONDS', 600, 0.01, 86_400) * 1000;
   if (retryMaxMs < retryInitialMs) throw new ConfigError('TTEOK_WEBHOOK_RETRY_MAX_SECONDS must be at least TTEOK_WEBHOOK_RETRY_INITIAL_SECONDS');
@@ -88,6 +103,7 @@ function loadWebhookConfig(env: Env): WebhookConfig {
     maxAgeMs: envNumber(env, 'TTEOK_WEBHOOK_MAX_AGE_SECONDS', 86_400, 1, 30 * 86_400) * 1000,
     maxPending: envInt(env, 'TTEOK_WEBHOOK_MAX_PENDING', 50, 1, 1000),
     concurrency: envInt(env, 'TTEOK_WEBHOOK_CONCURRENCY', 16, 1, 1000),
+    allowedUrlPrefixes: allowedUrlPrefixes.length > 0 ? allowedUrlPrefixes : undefined,
   };
 }
 

@@ -35,6 +35,14 @@ export interface WebhookSpec {
 }
 
 export const DEFAULT_SECRET_KEY = 'signingKey';
+/**
+ * A Secret must carry this label (value "true") to be used as a signing key.
+ * Whoever may create a LiveStream may name any Secret of its namespace in
+ * spec.webhooks; without this opt-in the controller, which may read them all,
+ * would sign with (and so offer an offline-guessing oracle on) Secrets the
+ * LiveStream's author may not read.
+ */
+export const LABEL_WEBHOOK_SIGNING_KEY = 'tteok.dev/webhook-signing-key';
 export const GLOBAL_TARGET = 'global';
 
 type SigningKey = { value: string } | { namespace: string; name: string; key: string };
@@ -57,6 +65,17 @@ type Outcome = 'delivered' | 'expired' | 'dropped';
  */
 export function webhookTargetId(url: string): string {
   return `url-${createHash('sha256').update(url, 'utf8').digest('hex').slice(0, 16)}`;
+}
+
+/** Whether `url`, normalized, starts with one of `prefixes` (normalized, each ending in "/"); any URL when there are none. */
+export function urlAllowed(url: string, prefixes: string[] | undefined): boolean {
+  if (!prefixes) return true;
+  try {
+    const href = new URL(url).href;
+    return prefixes.some((p) => href.startsWith(p));
+  } catch {
+    return false;
+  }
 }
 
 function describeUrl(url: string): string {
@@ -104,10 +123,15 @@ export class WebhookDispatcher {
 
   constructor(private readonly o: WebhookDispatcherOptions) {}
 
-  /** The webhooks a LiveStream's events go to: its own, then the global one. */
+  /** Whether TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES lets a LiveStream send to this URL. */
+  allowed(url: string): boolean {
+    return urlAllowed(url, this.o.config.allowedUrlPrefixes);
+  }
+
+  /** The webhooks a LiveStream's events go to: its own (those allowed), then the global one. */
   targetsOf(ls: LiveStream): WebhookTarget[] {
     const targets: WebhookTarget[] = [];
-    const specs = ((ls.spec as { webhooks?: WebhookSpec[] } | undefined)?.webhooks ?? []).filter((w) => typeof w?.url === 'string' && w.secretRef?.name);
+    const specs = ((ls.spec as { webhooks?: WebhookSpec[] } | undefined)?.webhooks ?? []).filter((w) => typeof w?.url === 'string' && w.secretRef?.name && this.allowed(w.url));
     for (const w of specs) {
       targets.push({
         id: webhookTargetId(w.url),
@@ -142,6 +166,7 @@ export class WebhookDispatcher {
       const owed = [...targets.values()].filter((t) => !t.events || t.events.has(e.type)).map((t) => t.id);
       if (owed.length > 0) pending.push({ id: newEventId(), type: e.type, createdAt: now.toISOString(), data: e.data, pendingTargets: owed });
     }
+    const refused = fresh.length > 0 ? ((ls.spec as { webhooks?: WebhookSpec[] } | undefined)?.webhooks ?? []).filter((w) => typeof w?.url === 'string' && !this.allowed(w.url)) : [];
     const excess = pending.length - this.o.config.maxPending;
     if (excess > 0) {
       for (const event of pending.slice(0, excess)) {
@@ -156,6 +181,9 @@ export class WebhookDispatcher {
         // Outcomes now in the status (their event or target gone from it) need no memory any more.
         for (const event of recorded) if (!keep.has(event.id)) this.settled.delete(event.id);
         const target = { namespace: ref.namespace, name: ref.name, uid: ls.metadata.uid };
+        for (const w of refused) {
+          this.o.events.warning(target, 'WebhookNotAllowed', `Not sending events to ${describeUrl(w.url)}: it starts with none of the URL prefixes the controller allows (TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES)`);
+        }
         for (const c of closedHere) {
           this.cancel(c.event.id, c.targetId);
           this.o.metrics.webhookDeliveries.inc({ event: c.event.type, outcome: c.outcome });
@@ -274,15 +302,18 @@ export class WebhookDispatcher {
 
   private async signingKey(k: SigningKey): Promise<string> {
     if ('value' in k) return k.value;
+    // One message for every reason, so a LiveStream's Events cannot be used to probe which Secrets exist.
+    const unusable = new Error(`signing key Secret ${k.name} not found, not labelled ${LABEL_WEBHOOK_SIGNING_KEY}=true, or without a key "${k.key}" of at least ${MIN_WEBHOOK_SECRET_LENGTH} characters`);
     let secret: V1Secret;
     try {
       secret = await rawJson<V1Secret>(this.o.kc, `${secretsPath(k.namespace)}/${encodeURIComponent(k.name)}`);
     } catch (err) {
-      if (statusCode(err) === 404) throw new Error(`signing key Secret ${k.name} not found`);
+      if (statusCode(err) === 404) throw unusable;
       throw err;
     }
+    if (secret.metadata?.labels?.[LABEL_WEBHOOK_SIGNING_KEY] !== 'true') throw unusable;
     const value = Buffer.from(secret.data?.[k.key] ?? '', 'base64').toString('utf8');
-    if (value.length < MIN_WEBHOOK_SECRET_LENGTH) throw new Error(`signing key Secret ${k.name} has no key "${k.key}" of at least ${MIN_WEBHOOK_SECRET_LENGTH} characters`);
+    if (value.length < MIN_WEBHOOK_SECRET_LENGTH) throw unusable;
     return value;
   }
 

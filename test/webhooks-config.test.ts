@@ -2,6 +2,7 @@
 import t from 'tap';
 import { ConfigError } from '../common/env-config.ts';
 import { loadControllerConfig } from '../controller/config.ts';
+import { urlAllowed } from '../controller/webhooks.ts';
 
 const base = { TTEOK_POD_NAME: 'c', TTEOK_POD_NAMESPACE: 'tteok' };
 
@@ -27,6 +28,8 @@ t.test('bad values are refused, naming the variable', async (t) => {
     [{ TTEOK_WEBHOOK_TIMEOUT_SECONDS: 'soon' }, /TTEOK_WEBHOOK_TIMEOUT_SECONDS must be a number/],
     [{ TTEOK_WEBHOOK_MAX_PENDING: '0' }, /TTEOK_WEBHOOK_MAX_PENDING must be an integer/],
     [{ TTEOK_WEBHOOK_CONCURRENCY: '1.5' }, /TTEOK_WEBHOOK_CONCURRENCY must be an integer/],
+    [{ TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: 'https://api.example.com/hooks' }, /TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: "https:\/\/api.example.com\/hooks" must be an http\(s\) URL ending in "\/"/],
+    [{ TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: 'ftp://files.example.com/' }, /must be an http\(s\) URL/],
   ];
   for (const [env, message] of cases) {
     let err: unknown;
@@ -38,4 +41,15 @@ t.test('bad values are refused, naming the variable', async (t) => {
     t.ok(err instanceof ConfigError, `${Object.keys(env).join(', ')}: refused`);
     t.match((err as Error | undefined)?.message, message, `${Object.keys(env).join(', ')}: says why`);
   }
+});
+
+t.test('allowed URL prefixes match on a path boundary, normalized', async (t) => {
+  const { allowedUrlPrefixes } = loadControllerConfig({ ...base, TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: 'https://API.example.com, https://hooks.example.org/tteok/' }).webhooks;
+  t.same(allowedUrlPrefixes, ['https://api.example.com/', 'https://hooks.example.org/tteok/']);
+  t.ok(urlAllowed('https://api.example.com/hooks?x=1', allowedUrlPrefixes));
+  t.ok(urlAllowed('https://hooks.example.org/tteok/in', allowedUrlPrefixes));
+  t.notOk(urlAllowed('https://api.example.com.evil.net/hooks', allowedUrlPrefixes), 'not a longer host name');
+  t.notOk(urlAllowed('https://hooks.example.org/tteokx/in', allowedUrlPrefixes), 'not a longer path segment');
+  t.notOk(urlAllowed('http://api.example.com/hooks', allowedUrlPrefixes), 'not another scheme');
+  t.ok(urlAllowed('http://anything.example/', undefined), 'no prefixes: any URL');
 });

@@ -60,7 +60,7 @@ const ingest = await startIngestProcess({
   TTEOK_RECONNECT_GRACE_SECONDS: '3',
   TTEOK_DELETE_DELAY_SECONDS: '3600',
 });
-await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'hook-key' }, stringData: { signingKey: KEY } } });
+await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'hook-key', labels: { 'tteok.dev/webhook-signing-key': 'true' } }, stringData: { signingKey: KEY } } });
 
 t.teardown(async () => {
   await stopAll();

@@ -81,7 +81,7 @@ const leases = new LeaseClient(kc);
 const claimName = (name: string) => `claim.${NS}.${name}`;
 
 t.test('every event reaches both webhooks, signed, once by id, across a SIGKILL of the controller mid-retry', async (t) => {
-  await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'show-webhook' }, stringData: { signingKey: STREAM_KEY } } });
+  await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'show-webhook', labels: { 'tteok.dev/webhook-signing-key': 'true' } }, stringData: { signingKey: STREAM_KEY } } });
   // Both receivers are down at first: the events pile up in the status while the first controller retries.
   globalReceiver.down = true;
   streamReceiver.down = true;

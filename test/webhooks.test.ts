@@ -5,6 +5,7 @@
 // given up at TTEOK_WEBHOOK_MAX_AGE_SECONDS, or dropped with its webhook.
 import t from 'tap';
 import { ApiException } from '@kubernetes/client-node';
+import { MERGE_PATCH, rawJson, statusCode } from '../common/kube/client.ts';
 import { createLogger } from '../common/log.ts';
 import { LeaseClient, microTime } from '../common/kube/lease.ts';
 import { loadControllerConfig } from '../controller/config.ts';
@@ -33,11 +34,13 @@ const config = loadControllerConfig({
   TTEOK_WEBHOOK_RETRY_INITIAL_SECONDS: '0.1',
   TTEOK_WEBHOOK_RETRY_MAX_SECONDS: '0.5',
   TTEOK_WEBHOOK_MAX_AGE_SECONDS: String(MAX_AGE_SECONDS),
+  // The receiver's /hooks/ only: every other URL on the same server is refused.
+  TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: `${new URL(receiver.url).origin}/hooks/`,
 });
 const log = createLogger('webhooks-test', process.env.TTEOK_TEST_VERBOSE === '1' ? 'debug' : 'warn');
 const controller = await startController(config, { kc, log });
 await controller.ready();
-await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'hook-key' }, stringData: { signingKey: KEY } } });
+await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'hook-key', labels: { 'tteok.dev/webhook-signing-key': 'true' } }, stringData: { signingKey: KEY } } });
 
 t.teardown(async () => {
   await controller.shutdown();
@@ -116,16 +119,64 @@ t.test('an event nobody acknowledges is given up once it is TTEOK_WEBHOOK_MAX_AG
   await leases.delete(SYSTEM, `claim.${NS}.unheard`);
 });
 
-t.test('a missing signing key Secret is a failure the user sees; removing the webhook drops its events', async (t) => {
-  const droppedBefore = await metricValue('stream.live', 'dropped');
+t.test('a signing key Secret must opt in with its label; an unusable one is a failure the user sees', async (t) => {
+  await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'not-for-webhooks' }, stringData: { signingKey: KEY } } });
+  await createLs('unlabelled', { webhooks: [{ url: receiver.url, secretRef: { name: 'not-for-webhooks' } }] });
   await createLs('keyless', { webhooks: [{ url: receiver.url, secretRef: { name: 'no-such-secret' } }] });
-  await waitFor('keyless Ready', async () => (await getLs('keyless')).status?.phase === 'Ready', { timeoutMs: 15_000 });
-  await claim('keyless', 60);
-  await waitFor('a WebhookFailed Event naming the Secret', async () => (await eventsOf('keyless')).some((e) => e.reason === 'WebhookFailed' && /no-such-secret not found/.test(e.message)), { timeoutMs: 10_000 });
-  t.equal(receiver.processed.filter((e) => e.stream.name === 'keyless').length, 0, 'nothing unsigned was sent');
+  for (const name of ['unlabelled', 'keyless']) {
+    await waitFor(`${name} Ready`, async () => (await getLs(name)).status?.phase === 'Ready', { timeoutMs: 15_000 });
+    await claim(name, 60);
+  }
+  const why = (secret: string) => new RegExp(`signing key Secret ${secret} not found, not labelled tteok.dev/webhook-signing-key=true, or without a key "signingKey"`);
+  await waitFor('WebhookFailed Events naming each Secret', async () => {
+    const [a, b] = await Promise.all([eventsOf('unlabelled'), eventsOf('keyless')]);
+    return a.some((e) => e.reason === 'WebhookFailed' && why('not-for-webhooks').test(e.message)) && b.some((e) => e.reason === 'WebhookFailed' && why('no-such-secret').test(e.message));
+  }, { timeoutMs: 10_000 });
+  t.pass('an unlabelled Secret and a missing one fail alike (the Events do not tell which Secrets exist)');
+  t.equal(receiver.processed.filter((e) => ['unlabelled', 'keyless'].includes(e.stream.name)).length, 0, 'nothing was sent');
+  await core.patchNamespacedSecret({ namespace: NS, name: 'not-for-webhooks', body: { metadata: { labels: { 'tteok.dev/webhook-signing-key': 'true' } } } }, MERGE_PATCH);
+  await waitFor('delivered once the Secret opted in', () => receiver.processed.some((e) => e.stream.name === 'unlabelled' && e.type === 'stream.live'), { timeoutMs: 10_000 });
+  t.pass('delivered once the Secret is labelled');
+  await leases.delete(SYSTEM, `claim.${NS}.unlabelled`);
+});
+
+t.test('removing a webhook drops what it was still owed', async (t) => {
+  const droppedBefore = await metricValue('stream.live', 'dropped');
+  t.ok(((await getLs('keyless')).status?.webhookEvents ?? []).length > 0, 'keyless still owes its webhook stream.live');
   await custom.patchNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'keyless', body: [{ op: 'remove', path: '/spec/webhooks' }] }, undefined);
   await waitFor('the queue emptied', async () => ((await getLs('keyless')).status?.webhookEvents ?? []).length === 0, { timeoutMs: 10_000 });
   t.equal(await metricValue('stream.live', 'dropped'), droppedBefore + 1, 'counted as dropped');
   t.ok((await eventsOf('keyless')).some((e) => e.reason === 'WebhookDropped'), 'a WebhookDropped Event');
   await leases.delete(SYSTEM, `claim.${NS}.keyless`);
+});
+
+t.test('a status write over a stale resourceVersion is refused (what keeps two replicas from rewriting the queue)', async (t) => {
+  const ls = (await custom.getNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'filtered' })) as { metadata: { resourceVersion: string } };
+  await rawJson(kc, `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams/filtered`, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { spec: { title: 'changed' } } });
+  const err = await rawJson(kc, `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams/filtered/status`, {
+    method: 'PATCH',
+    contentType: 'application/merge-patch+json',
+    body: { metadata: { resourceVersion: ls.metadata.resourceVersion }, status: { webhookEvents: [] } },
+  }).then(() => undefined, (e: unknown) => e);
+  t.equal(statusCode(err), 409, 'the reconciler\'s patch shape, over an old version: 409 Conflict');
+});
+
+t.test('TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: a webhook outside them gets nothing, and the user is told', async (t) => {
+  const origin = new URL(receiver.url).origin;
+  await createLs('outside', { webhooks: [
+    { url: `${origin}/admin/hooks/x`, secretRef: { name: 'hook-key' } },
+    { url: `${origin}/hooks.evil/x`, secretRef: { name: 'hook-key' } },
+    hook(),
+  ] });
+  await waitFor('outside Ready', async () => (await getLs('outside')).status?.phase === 'Ready', { timeoutMs: 15_000 });
+  await claim('outside', 60);
+  await waitFor('the allowed webhook got stream.live', () => receiver.processed.some((e) => e.stream.name === 'outside'), { timeoutMs: 10_000 });
+  const events = await waitFor('WebhookNotAllowed Events', async () => {
+    const e = (await eventsOf('outside')).filter((x) => x.reason === 'WebhookNotAllowed');
+    return e.length >= 2 ? e : undefined;
+  }, { timeoutMs: 5000 });
+  t.ok(events.some((e) => e.message.includes(`${origin}/admin/hooks/x`)) && events.some((e) => e.message.includes(`${origin}/hooks.evil/x`)), 'one for each refused URL');
+  t.notOk(receiver.requests.some((p) => p.startsWith('/admin') || p.startsWith('/hooks.evil')), 'no request went to a refused URL');
+  t.same(((await getLs('outside')).status?.webhookEvents ?? []).flatMap((e) => e.pendingTargets), [], 'nothing is owed to a refused URL');
+  await leases.delete(SYSTEM, `claim.${NS}.outside`);
 });

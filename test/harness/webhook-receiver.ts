@@ -15,6 +15,8 @@ export interface ReceivedEvent {
 
 export interface WebhookReceiver {
   readonly url: string;
+  /** The path of every request that reached the server, whatever it was. */
+  readonly requests: string[];
   /** Every attempt, in arrival order (event id, what was answered). */
   readonly attempts: Array<{ id: string; status: number }>;
   /** Events processed, each once, in the order first acknowledged. */
@@ -53,6 +55,7 @@ export async function startWebhookReceiver(secret: string, path = '/hooks/tteok'
   const processedIds = new Set<string>();
   const r: WebhookReceiver = {
     url: '',
+    requests: [],
     attempts: [],
     processed: [],
     duplicates: 0,
@@ -75,6 +78,7 @@ export async function startWebhookReceiver(secret: string, path = '/hooks/tteok'
     },
   });
   const server: Server = createServer((req, res) => {
+    r.requests.push(req.url ?? '');
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {

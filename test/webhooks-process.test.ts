@@ -5,7 +5,8 @@
 // with its signing key) that refuse the first attempts. The controller is
 // killed with SIGKILL in the middle of the retries and a new one (after the
 // dead leader's lease expires) delivers the same events, by the same ids,
-// from the LiveStream's status.
+// from the LiveStream's status. With two replicas, the standby that takes
+// over from a leader stopped mid-retry delivers what it could not.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -162,4 +163,46 @@ t.test('every event reaches both webhooks, signed, once by id, across a SIGKILL 
   t.notOk(events.items.some((e) => (e.message ?? '').includes('?')), 'Event messages carry no query string');
   t.notOk(second.proc.lines.some((l) => l.includes(STREAM_KEY) || l.includes(GLOBAL_KEY)), 'no signing key in the logs');
   await second.proc.stop('SIGTERM', 5000);
+});
+
+t.test('two replicas: the standby that takes over delivers what the leader could not', async (t) => {
+  globalReceiver.down = true;
+  streamReceiver.down = true;
+  const a = await startControllerProcess('replica-a');
+  const b = await startControllerProcess('replica-b');
+  const isLeader = async (c: typeof a) => /^tteok_controller_leader 1$/m.test(await c.metrics());
+  const leader = await waitFor('one leader', async () => {
+    const [la, lb] = await Promise.all([isLeader(a), isLeader(b)]);
+    return la !== lb ? (la ? a : b) : undefined;
+  }, { timeoutMs: 15_000, intervalMs: 100 });
+  const standby = leader === a ? b : a;
+  await custom.createNamespacedCustomObject({
+    ...GROUP,
+    namespace: NS,
+    body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'handover' }, spec: { webhooks: [{ url: streamReceiver.url, secretRef: { name: 'show-webhook' } }] } },
+  });
+  await waitFor('handover Ready', async () => (await getLs('handover')).status?.phase === 'Ready', { timeoutMs: 15_000, intervalMs: 100 });
+  const now = microTime();
+  await leases.create(SYSTEM, {
+    metadata: { name: claimName('handover'), labels: { 'tteok.dev/claim': 'true', 'tteok.dev/livestream-namespace': NS, 'tteok.dev/livestream': 'handover' } },
+    spec: { holderIdentity: 'ingest-0', leaseDurationSeconds: 60, acquireTime: now, renewTime: now },
+  });
+  const [event] = await waitFor('stream.live pending', async () => {
+    const e = (await getLs('handover')).status?.webhookEvents ?? [];
+    return e.length === 1 && e[0]!.pendingTargets.length === 2 ? e : undefined;
+  }, { timeoutMs: 10_000, intervalMs: 100 });
+  await waitFor('the leader retrying', () => streamReceiver.attempts.filter((x) => x.id === event!.id).length >= 2, { timeoutMs: 10_000, intervalMs: 100 });
+
+  globalReceiver.down = false;
+  streamReceiver.down = false;
+  globalReceiver.failFirst = 1;
+  streamReceiver.failFirst = 1;
+  await leader.proc.stop('SIGTERM', 5000); // a clean stop hands the lease over at once
+  await waitFor('the status queue drained', async () => ((await getLs('handover')).status?.webhookEvents ?? []).length === 0, { timeoutMs: 20_000, intervalMs: 100 });
+  for (const receiver of [globalReceiver, streamReceiver]) {
+    t.same(receiver.processed.filter((e) => e.stream.name === 'handover').map((e) => [e.id, e.type]), [[event!.id, 'stream.live']], 'the event arrived by the id the old leader recorded, processed once');
+  }
+  t.ok(standby.proc.lines.some((l) => /"msg":"webhook delivered"/.test(l) && l.includes(event!.id)), 'the new leader delivered it');
+  t.equal(globalReceiver.badSignatures + streamReceiver.badSignatures, 0, 'signatures verified');
+  await standby.proc.stop('SIGTERM', 5000);
 });

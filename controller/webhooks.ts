@@ -116,6 +116,8 @@ export interface WebhookPlan {
 export class WebhookDispatcher {
   /** Outcomes not yet written to the status: event id → target id → outcome. */
   private readonly settled = new Map<string, Map<string, Outcome>>();
+  /** Which stream each settled event belongs to ("namespace/name"), to forget them with the stream. */
+  private readonly settledStream = new Map<string, string>();
   private readonly deliveries = new Map<string, Delivery>();
   private abort = new AbortController();
   private inFlight = 0;
@@ -179,7 +181,11 @@ export class WebhookDispatcher {
       pending,
       commit: () => {
         // Outcomes now in the status (their event or target gone from it) need no memory any more.
-        for (const event of recorded) if (!keep.has(event.id)) this.settled.delete(event.id);
+        for (const event of recorded) {
+          if (keep.has(event.id)) continue;
+          this.settled.delete(event.id);
+          this.settledStream.delete(event.id);
+        }
         const target = { namespace: ref.namespace, name: ref.name, uid: ls.metadata.uid };
         for (const w of refused) {
           this.o.events.warning(target, 'WebhookNotAllowed', `Not sending events to ${describeUrl(w.url)}: it starts with none of the URL prefixes the controller allows (TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES)`);
@@ -202,7 +208,9 @@ export class WebhookDispatcher {
       for (const targetId of event.pendingTargets ?? []) {
         const key = `${event.id}|${targetId}`;
         const target = targets.get(targetId);
-        if (!target || this.deliveries.has(key) || this.settled.get(event.id)?.has(targetId)) continue;
+        const running = this.deliveries.get(key);
+        if (running && target) running.target = target; // its Secret reference may have changed: the next attempt uses the new one
+        if (!target || running || this.settled.get(event.id)?.has(targetId)) continue;
         const d: Delivery = { ref, uid: ls.metadata.uid, event, target, attempts: 0, timer: undefined };
         this.deliveries.set(key, d);
         void this.attempt(key, d);
@@ -213,12 +221,17 @@ export class WebhookDispatcher {
 
   /** The LiveStream is gone: forget its deliveries (its status, the queue, is gone with it). */
   forgetStream(ref: StreamRef): void {
+    const id = streamId(ref);
     for (const [key, d] of this.deliveries) {
-      if (d.ref.namespace === ref.namespace && d.ref.name === ref.name) {
+      if (streamId(d.ref) === id) {
         clearTimeout(d.timer);
         this.deliveries.delete(key);
-        this.settled.delete(d.event.id);
       }
+    }
+    for (const [eventId, stream] of this.settledStream) {
+      if (stream !== id) continue;
+      this.settled.delete(eventId);
+      this.settledStream.delete(eventId);
     }
     this.o.metrics.webhookPending.set(this.deliveries.size);
   }
@@ -230,6 +243,7 @@ export class WebhookDispatcher {
     for (const d of this.deliveries.values()) clearTimeout(d.timer);
     this.deliveries.clear();
     this.settled.clear();
+    this.settledStream.clear();
     for (const w of this.waiting.splice(0)) w();
     this.o.metrics.webhookPending.set(0);
   }
@@ -321,6 +335,7 @@ export class WebhookDispatcher {
     this.deliveries.delete(key);
     let done = this.settled.get(d.event.id);
     if (!done) this.settled.set(d.event.id, (done = new Map()));
+    this.settledStream.set(d.event.id, streamId(d.ref));
     done.set(d.target.id, outcome);
     this.o.metrics.webhookDeliveries.inc({ event: d.event.type, outcome });
     this.o.metrics.webhookPending.set(this.deliveries.size);

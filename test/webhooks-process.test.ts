@@ -157,9 +157,13 @@ t.test('every event reaches both webhooks, signed, once by id, across a SIGKILL 
   const metrics = await second.metrics();
   t.match(metrics, /tteok_controller_webhook_deliveries_total\{event="stream.key_rotated",outcome="delivered"\} 2/, 'deliveries counted by event and outcome');
   t.notMatch(metrics, /tteok_controller_webhook_deliveries_total\{[^}]*(namespace|name)=/, 'no per-stream label');
-  const events = await core.listNamespacedEvent({ namespace: NS, fieldSelector: 'involvedObject.name=show' });
-  const reasons = events.items.map((e) => e.reason);
-  t.ok(reasons.includes('WebhookFailed') && reasons.includes('WebhookDelivered'), 'failures and deliveries are Events on the LiveStream');
+  // Events are recorded in the background, after the status write.
+  const events = await waitFor('WebhookFailed and WebhookDelivered Events', async () => {
+    const list = await core.listNamespacedEvent({ namespace: NS, fieldSelector: 'involvedObject.name=show' });
+    const reasons = list.items.map((e) => e.reason);
+    return reasons.includes('WebhookFailed') && reasons.includes('WebhookDelivered') ? list : undefined;
+  }, { timeoutMs: 5000 });
+  t.pass('failures and deliveries are Events on the LiveStream');
   t.notOk(events.items.some((e) => (e.message ?? '').includes('?')), 'Event messages carry no query string');
   t.notOk(second.proc.lines.some((l) => l.includes(STREAM_KEY) || l.includes(GLOBAL_KEY)), 'no signing key in the logs');
   await second.proc.stop('SIGTERM', 5000);

@@ -277,7 +277,9 @@ export class LiveStreamReconciler {
     // The pending webhook events are a queue: written only over the version they
     // were read from (409 otherwise, and the reconcile runs again), so a
     // replica acting on a stale cache cannot drop or duplicate an event.
+    // A write that leaves the queue alone does not send it, so it cannot put back an older copy.
     const queueChanged = queueOf(old) !== queueOf(status);
+    if (!queueChanged) delete patch['webhookEvents'];
     const body = queueChanged ? { metadata: { resourceVersion: ls.metadata.resourceVersion }, status: patch } : { status: patch };
     const updated = (await this.d.custom.patchNamespacedCustomObjectStatus(
       { group: API_GROUP, version: API_VERSION, namespace: ref.namespace, plural: LIVESTREAM_PLURAL, name: ref.name, body },

@@ -1,8 +1,9 @@
 // The controller's configuration, from environment variables. README.md's
 // "Controller" table lists every one with its default; keep the two in step.
 import { hostname } from 'node:os';
-import { ConfigError, envBool, envInt, envNumber, envOptional, envString, type Env } from '../common/env-config.ts';
+import { ConfigError, envBool, envInt, envList, envNumber, envOptional, envString, type Env } from '../common/env-config.ts';
 import { podNamespace } from '../common/kube/client.ts';
+import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from './webhook-events.ts';
 
 export interface ControllerConfig {
   podName: string;
@@ -37,6 +38,73 @@ export interface ControllerConfig {
   informerIdleRelistMs: number;
   /** How often everything is reconciled even with no event (a safety net; 0 = never). */
   resyncMs: number;
+  webhooks: WebhookConfig;
+}
+
+export interface WebhookConfig {
+  /** The global webhook every LiveStream's events go to, besides its own spec.webhooks. */
+  global: { url: string; secret: string; events: WebhookEventType[] } | undefined;
+  timeoutMs: number;
+  retryInitialMs: number;
+  retryMaxMs: number;
+  /** An event not acknowledged this long after it happened is given up. */
+  maxAgeMs: number;
+  /** Events a LiveStream's status holds at most; the oldest is dropped beyond. */
+  maxPending: number;
+  /** Deliveries in flight at once, across streams. */
+  concurrency: number;
+  /** spec.webhooks URLs must start with one of these (normalized, each ending in "/"); undefined: any URL. */
+  allowedUrlPrefixes: string[] | undefined;
+}
+
+/** Signing keys shorter than this are refused: HMAC with a guessable key proves nothing. */
+export const MIN_WEBHOOK_SECRET_LENGTH = 16;
+
+function loadWebhookConfig(env: Env): WebhookConfig {
+  const url = envOptional(env, 'TTEOK_WEBHOOK_URL');
+  const secret = envOptional(env, 'TTEOK_WEBHOOK_SECRET');
+  let global: WebhookConfig['global'];
+  if (url) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(url);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')) throw new ConfigError(`TTEOK_WEBHOOK_URL must be an http(s) URL, got "${url}"`);
+    if (!secret || secret.length < MIN_WEBHOOK_SECRET_LENGTH) throw new ConfigError(`TTEOK_WEBHOOK_SECRET must be set to a signing key of at least ${MIN_WEBHOOK_SECRET_LENGTH} characters when TTEOK_WEBHOOK_URL is set`);
+    const events = envList(env, 'TTEOK_WEBHOOK_EVENTS', [...WEBHOOK_EVENT_TYPES]);
+    for (const e of events) {
+      if (!(WEBHOOK_EVENT_TYPES as readonly string[]).includes(e)) throw new ConfigError(`TTEOK_WEBHOOK_EVENTS: unknown event "${e}" (known: ${WEBHOOK_EVENT_TYPES.join(', ')})`);
+    }
+    global = { url, secret, events: events as WebhookEventType[] };
+  }
+  const prefixes = envList(env, 'TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES', []);
+  const allowedUrlPrefixes = prefixes.map((p) => {
+    let href: string | undefined;
+    try {
+      const u = new URL(p);
+      if (u.protocol === 'https:' || u.protocol === 'http:') href = u.href;
+    } catch {
+      href = undefined;
+    }
+    // A prefix without a path boundary would let https://api.example.com.evil.net through.
+    if (!href || !href.endsWith('/')) throw new ConfigError(`TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: "${p}" must be an http(s) URL ending in "/", e.g. https://api.example.com/`);
+    return href;
+  });
+  const retryInitialMs = envNumber(env, 'TTEOK_WEBHOOK_RETRY_INITIAL_SECONDS', 5, 0.01, 3600) * 1000;
+  const retryMaxMs = envNumber(env, 'TTEOK_WEBHOOK_RETRY_MAX_SECONDS', 600, 0.01, 86_400) * 1000;
+  if (retryMaxMs < retryInitialMs) throw new ConfigError('TTEOK_WEBHOOK_RETRY_MAX_SECONDS must be at least TTEOK_WEBHOOK_RETRY_INITIAL_SECONDS');
+  return {
+    global,
+    timeoutMs: envNumber(env, 'TTEOK_WEBHOOK_TIMEOUT_SECONDS', 10, 0.1, 300) * 1000,
+    retryInitialMs,
+    retryMaxMs,
+    maxAgeMs: envNumber(env, 'TTEOK_WEBHOOK_MAX_AGE_SECONDS', 86_400, 1, 30 * 86_400) * 1000,
+    maxPending: envInt(env, 'TTEOK_WEBHOOK_MAX_PENDING', 50, 1, 1000),
+    concurrency: envInt(env, 'TTEOK_WEBHOOK_CONCURRENCY', 16, 1, 1000),
+    allowedUrlPrefixes: allowedUrlPrefixes.length > 0 ? allowedUrlPrefixes : undefined,
+  };
 }
 
 export function loadControllerConfig(env: Env = process.env): ControllerConfig {
@@ -89,5 +157,6 @@ export function loadControllerConfig(env: Env = process.env): ControllerConfig {
     },
     informerIdleRelistMs: envNumber(env, 'TTEOK_KUBE_RELIST_IDLE_SECONDS', 300, 1, 86_400) * 1000,
     resyncMs: envNumber(env, 'TTEOK_CONTROLLER_RESYNC_SECONDS', 600, 0, 86_400) * 1000,
+    webhooks: loadWebhookConfig(env),
   };
 }

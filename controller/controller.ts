@@ -18,6 +18,7 @@ import { FreshCache } from './fresh-cache.ts';
 import { LeaderElector } from './leader-election.ts';
 import { ControllerMetrics } from './metrics.ts';
 import { LiveStreamReconciler, type LiveStream, type MediaStore } from './reconciler.ts';
+import { WebhookDispatcher } from './webhooks.ts';
 import { WorkQueue, type RateLimiterOptions } from './workqueue.ts';
 
 export const CAPACITY_KEY = '#capacity';
@@ -75,9 +76,11 @@ export async function startController(config: ControllerConfig, deps: Controller
   if (!store) log.warn('TTEOK_S3_BUCKET is not set: deleted LiveStreams keep their stored media');
 
   const events = new EventRecorder(core, 'tteok-controller', config.podName, log);
-  const reconciler = new LiveStreamReconciler({ kc, custom, config, liveStreams, secrets, claims: claimInformer, store, events, log });
-  const capacity = new CapacityManager(kc, config.ingest, log, (n) => metrics.ingestReplicas.set(n));
   const queue = new WorkQueue(deps.rateLimits);
+  // A delivery's outcome is written to the status by the LiveStream's next reconcile.
+  const webhooks = new WebhookDispatcher({ kc, config: config.webhooks, metrics, events, log, onSettled: (ref) => queue.add(`${ref.namespace}/${ref.name}`) });
+  const reconciler = new LiveStreamReconciler({ kc, custom, config, liveStreams, secrets, claims: claimInformer, store, events, log, webhooks });
+  const capacity = new CapacityManager(kc, config.ingest, log, (n) => metrics.ingestReplicas.set(n));
   const lastErrors = new Map<string, string>();
   const phases = new Map<string, string>();
 
@@ -183,6 +186,8 @@ export async function startController(config: ControllerConfig, deps: Controller
     metrics.leader.set(0);
     liveStreams.clear();
     secrets.clear();
+    // The next leader delivers what is pending from the LiveStreams' status.
+    webhooks.stop();
   };
   const elector = config.leaderElection.enabled
     ? new LeaderElector({
@@ -261,6 +266,7 @@ export async function startController(config: ControllerConfig, deps: Controller
       // Finish in-flight reconciles, then hand leadership over at once.
       queue.shutDown();
       await Promise.all(workerLoops);
+      webhooks.stop();
       await elector?.stop();
       leading = false;
       await Promise.all(informers.map(([, inf]) => inf.stop()));

@@ -52,6 +52,19 @@ export class ControllerMetrics {
     registers: [this.registry],
   });
 
+  readonly webhookDeliveries = new Counter({
+    name: 'tteok_controller_webhook_deliveries_total',
+    help: 'Webhook delivery outcomes by event type: delivered (acknowledged with 2xx), failed (one attempt failed; retried with backoff), expired (given up at TTEOK_WEBHOOK_MAX_AGE_SECONDS), dropped (its webhook was removed, or the stream had too many undelivered events).',
+    labelNames: ['event', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly webhookPending = new Gauge({
+    name: 'tteok_controller_webhook_pending_deliveries',
+    help: 'Webhook deliveries not yet acknowledged (waiting for a retry or in flight), on this replica.',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'tteok_controller_' });
     this.leader.set(0);

@@ -44,6 +44,8 @@ import type { Informer } from '../common/kube/informer.ts';
 import type { ControllerConfig } from './config.ts';
 import type { EventRecorder } from './events.ts';
 import type { FreshCache } from './fresh-cache.ts';
+import { detectWebhookEvents, type StatusWithWebhooks } from './webhook-events.ts';
+import type { WebhookDispatcher } from './webhooks.ts';
 
 export type LiveStream = LiveStreamObject & {
   metadata: LiveStreamObject['metadata'] & {
@@ -84,6 +86,8 @@ export interface ReconcilerDeps {
   store: MediaStore | undefined;
   events: EventRecorder;
   log: Logger;
+  /** Records webhook events in the status and delivers them (absent: no webhooks, as in some tests). */
+  webhooks?: WebhookDispatcher;
 }
 
 /** 192 random bits, URL-safe: 32 characters of A-Z a-z 0-9 _ - (STREAM_KEY_PATTERN). */
@@ -96,7 +100,10 @@ export class LiveStreamReconciler {
 
   async reconcile(ref: StreamRef, failures: { count: number; lastError?: string }): Promise<ReconcileResult> {
     const ls = this.d.liveStreams.get(ref.namespace, ref.name);
-    if (!ls) return {};
+    if (!ls) {
+      this.d.webhooks?.forgetStream(ref);
+      return {};
+    }
     if (ls.metadata.deletionTimestamp) return this.finalize(ls, ref);
     let current = ls;
     if (!(ls.metadata.finalizers ?? []).includes(FINALIZER)) current = await this.addFinalizer(ls);
@@ -117,8 +124,16 @@ export class LiveStreamReconciler {
 
     const claim = this.d.claims.get(this.d.config.ingest.namespace, claimLeaseName(ref));
     const live = leaseHeld(claim);
-    const status = this.desiredStatus(current, ref, { secret, live, claim, enabled: settings.enabled, userError });
-    await this.writeStatus(current, ref, status);
+    const status: StatusWithWebhooks = this.desiredStatus(current, ref, { secret, live, claim, enabled: settings.enabled, userError });
+    const webhooks = this.d.webhooks?.plan(
+      current,
+      ref,
+      detectWebhookEvents({ old: (current.status ?? {}) as LiveStreamStatus, next: status, keepAfterEnd: settings.keepAfterEnd, claimReleased: !claim, keyRotation: current.spec?.keyRotation ?? 0, now: new Date() }),
+    );
+    if (webhooks?.pending.length) status.webhookEvents = webhooks.pending;
+    const written = await this.writeStatus(current, ref, status);
+    webhooks?.commit();
+    this.d.webhooks?.sync(written, ref);
     const result: ReconcileResult = { phase: status.phase };
     if (live) {
       const expires = leaseExpiresAt(claim)!;
@@ -250,16 +265,24 @@ export class LiveStreamReconciler {
     return status;
   }
 
-  private async writeStatus(ls: LiveStream, ref: StreamRef, status: LiveStreamStatus): Promise<void> {
-    const old = (ls.status ?? {}) as LiveStreamStatus;
-    if (sameStatus(old, status)) return;
+  /** Writes the status if it differs; returns the LiveStream as it now is. */
+  private async writeStatus(ls: LiveStream, ref: StreamRef, status: StatusWithWebhooks): Promise<LiveStream> {
+    const old = (ls.status ?? {}) as StatusWithWebhooks;
+    if (sameStatus(old, status)) return ls;
     // A merge patch replaces the lists and sets fields; fields we no longer report are nulled.
     const patch: Record<string, unknown> = { ...status };
-    for (const field of ['streamKeySecret', 'streamKeySha256', 'ingestUrl', 'playbackUrl', 'liveSince', 'ingestPod'] as const) {
+    for (const field of ['streamKeySecret', 'streamKeySha256', 'ingestUrl', 'playbackUrl', 'liveSince', 'ingestPod', 'webhookEvents'] as const) {
       if (status[field] === undefined && old[field] !== undefined) patch[field] = null;
     }
+    // The pending webhook events are a queue: written only over the version they
+    // were read from (409 otherwise, and the reconcile runs again), so a
+    // replica acting on a stale cache cannot drop or duplicate an event.
+    // A write that leaves the queue alone does not send it, so it cannot put back an older copy.
+    const queueChanged = queueOf(old) !== queueOf(status);
+    if (!queueChanged) delete patch['webhookEvents'];
+    const body = queueChanged ? { metadata: { resourceVersion: ls.metadata.resourceVersion }, status: patch } : { status: patch };
     const updated = (await this.d.custom.patchNamespacedCustomObjectStatus(
-      { group: API_GROUP, version: API_VERSION, namespace: ref.namespace, plural: LIVESTREAM_PLURAL, name: ref.name, body: { status: patch } },
+      { group: API_GROUP, version: API_VERSION, namespace: ref.namespace, plural: LIVESTREAM_PLURAL, name: ref.name, body },
       MERGE_PATCH,
     )) as LiveStream;
     this.d.liveStreams.wrote(updated);
@@ -273,6 +296,7 @@ export class LiveStreamReconciler {
       this.d.events.warning(target, ready?.reason ?? 'Error', ready?.message ?? 'reconcile failed');
     }
     this.d.log.debug({ stream: streamId(ref), phase: status.phase }, 'status updated');
+    return updated;
   }
 
   private async finalize(ls: LiveStream, ref: StreamRef): Promise<ReconcileResult> {
@@ -347,6 +371,7 @@ export class LiveStreamReconciler {
       if (statusCode(err) !== 404) throw err;
     }
     this.d.liveStreams.forget(ref.namespace, ref.name);
+    this.d.webhooks?.forgetStream(ref);
     this.d.log.info({ stream: streamId(ref) }, 'LiveStream cleaned up');
     return {};
   }
@@ -357,8 +382,13 @@ function keyIn(secret: V1Secret): string {
   return Buffer.from(secret.data?.[SECRET_KEY_FIELD] ?? '', 'base64').toString('utf8');
 }
 
-function sameStatus(a: LiveStreamStatus, b: LiveStreamStatus): boolean {
-  const norm = (s: LiveStreamStatus) =>
+/** The webhook queue's identity: a recorded event never changes except for the webhooks still owed it. */
+function queueOf(s: StatusWithWebhooks): string {
+  return (s.webhookEvents ?? []).map((e) => `${e.id}:${[...(e.pendingTargets ?? [])].sort().join(',')}`).join(' ');
+}
+
+function sameStatus(a: StatusWithWebhooks, b: StatusWithWebhooks): boolean {
+  const norm = (s: StatusWithWebhooks) =>
     JSON.stringify({
       phase: s.phase,
       observedGeneration: s.observedGeneration,
@@ -369,6 +399,7 @@ function sameStatus(a: LiveStreamStatus, b: LiveStreamStatus): boolean {
       playbackUrl: s.playbackUrl,
       liveSince: s.liveSince,
       ingestPod: s.ingestPod,
+      webhookEvents: queueOf(s),
     });
   return norm(a) === norm(b);
 }

@@ -192,6 +192,17 @@ express across values.
 {{- else if gt (int .Values.controller.replicas) 1 -}}
 {{- fail "controller.replicas above 1 needs controller.leaderElection.enabled: two controllers would act at once" -}}
 {{- end -}}
+{{- with .Values.controller.webhooks -}}
+{{- if and .url (not .existingSecret) (not .signingKey) -}}
+{{- fail "controller.webhooks.url needs a signing key: controller.webhooks.existingSecret (or controller.webhooks.signingKey)" -}}
+{{- end -}}
+{{- if and .existingSecret .signingKey -}}
+{{- fail "set controller.webhooks.existingSecret or controller.webhooks.signingKey, not both" -}}
+{{- end -}}
+{{- if lt (float64 .retryMaxSeconds) (float64 .retryInitialSeconds) -}}
+{{- fail "controller.webhooks.retryMaxSeconds must be at least retryInitialSeconds" -}}
+{{- end -}}
+{{- end -}}
 {{- if and .Values.metrics.serviceMonitor.enabled .Values.metrics.podMonitor.enabled -}}
 {{- fail "enable metrics.serviceMonitor or metrics.podMonitor, not both: every target would be scraped twice" -}}
 {{- end -}}

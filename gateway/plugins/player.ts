@@ -31,7 +31,7 @@ export function playerDir(): string {
 
 const pageQuerystring = {
   type: 'object',
-  properties: { stream: { type: 'string', maxLength: 200 }, target: { type: 'number', minimum: 1, maximum: 10 } },
+  properties: { stream: { type: 'string', maxLength: 200 }, target: { type: 'number', minimum: 1, maximum: 10 }, token: { type: 'string', maxLength: 200 } },
   additionalProperties: false,
 } as const;
 
@@ -59,7 +59,7 @@ const player: FastifyPluginAsync = async (app) => {
     app.get(url, {
       schema: {
         params: noParams,
-        // The page reads ?stream=<namespace>/<name> and ?target=<seconds> itself.
+        // The page reads ?stream=<namespace>/<name>, ?target=<seconds> and ?token=<playback token> itself.
         querystring: url === '/' ? pageQuerystring : noQuerystring,
         response: { 200: textBody, ...errorResponses },
       },

@@ -7,7 +7,7 @@
 // in headless Chromium plays the stream with ?token= and not without it.
 // Tokens a backend mints itself with the shared secret (the second key of
 // the keyring, as during a rotation) work the same.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -60,6 +60,7 @@ const local: ManagedProcess = spawnManaged('tteok-local', process.execPath, ['--
     TTEOK_HTTP_PORT: String(httpPort),
     TTEOK_GATEWAY_PORT: String(gatewayPort),
     TTEOK_RECONNECT_GRACE_SECONDS: '2',
+    TTEOK_DELETE_DELAY_SECONDS: '1',
     // Mid-rotation: the current key signs, the previous one still verifies.
     TTEOK_PLAYBACK_TOKEN_KEYS: `${CURRENT.id}:${CURRENT.secret},${PREVIOUS.id}:${PREVIOUS.secret}`,
     TTEOK_PLAYBACK_API_KEY: API_KEY,
@@ -239,8 +240,16 @@ t.test('the player plays the private stream with ?token= and not without', async
 
 t.test('stop', async (t) => {
   await browser?.close();
+  const runs = join(home, 'origin', '_private', 'default', 'members');
+  const runFolders = () => (existsSync(runs) ? readdirSync(runs).filter((f) => f !== 'index.m3u8') : []);
+  t.ok(runFolders().length > 0, 'the run is stored under _private/');
   await publisher?.stop('SIGINT', 10_000);
   await waitFor('the stream to end', async () => ((await json(`${gateway}/v1/streams/default/members`)).body.live === false ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
+  // retention.keepAfterEnd is false: the ended run's media is deleted from the private path too.
+  await waitFor('the run\'s media to be deleted', async () => {
+    return runFolders().length === 0 ? true : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 250 });
+  t.pass('the private run\'s segments are deleted after the delay');
   await local.stop('SIGTERM', 30_000);
   const { code, signal } = await local.exited;
   t.equal(code, 0, `exited 0 (signal ${signal})`);

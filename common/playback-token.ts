@@ -32,6 +32,8 @@ export const PRIVATE_SEGMENT = '_private';
 export const TOKEN_SEGMENT = 't';
 const SIGNING_CONTEXT = 'tteok-playback-v1';
 
+/** A minted token's default lifetime: a long event with margin (TTEOK_PLAYBACK_TOKEN_TTL_SECONDS). */
+export const DEFAULT_TOKEN_TTL_SECONDS = 4 * 3600;
 export const KEY_ID_PATTERN = /^[A-Za-z0-9_-]{1,16}$/;
 /** A shared secret: at least 32 characters (HMAC-SHA256 wants ≥ 256 bits of key). */
 export const SECRET_MIN_LENGTH = 32;

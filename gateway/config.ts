@@ -1,7 +1,7 @@
 // The gateway's configuration, from environment variables. README.md lists
 // every one with its default ("Gateway" table); keep the two in step.
 import { ConfigError, envInt, envList, envNumber, envOptional, envString, type Env } from '../common/env-config.ts';
-import { parseKeyring, type PlaybackKeyring } from '../common/playback-token.ts';
+import { DEFAULT_TOKEN_TTL_SECONDS, parseKeyring, type PlaybackKeyring } from '../common/playback-token.ts';
 import type { GatewayOptions } from './gateway.ts';
 
 export type ViewKind = 'local' | 'kubernetes';
@@ -55,7 +55,7 @@ export function loadPlaybackTokenConfig(env: Env): PlaybackTokenConfig {
     throw new ConfigError(`TTEOK_PLAYBACK_API_KEY must be at least ${PLAYBACK_API_KEY_MIN_LENGTH} characters`);
   }
   if (apiKey !== undefined && !keyring) throw new ConfigError('TTEOK_PLAYBACK_API_KEY is set but TTEOK_PLAYBACK_TOKEN_KEYS is not: there is nothing to sign tokens with');
-  return { keyring, apiKey, ttlSeconds: envInt(env, 'TTEOK_PLAYBACK_TOKEN_TTL_SECONDS', 4 * 3600, 60, 7 * 86_400) };
+  return { keyring, apiKey, ttlSeconds: envInt(env, 'TTEOK_PLAYBACK_TOKEN_TTL_SECONDS', DEFAULT_TOKEN_TTL_SECONDS, 60, 7 * 86_400) };
 }
 
 export function loadGatewayConfig(env: Env = process.env): GatewayConfig {

@@ -20,7 +20,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { createLogger, type Logger } from '../common/log.ts';
 import type { StreamRef } from '../common/livestream.ts';
 import { joinKey, playlistKey } from '../common/object-layout.ts';
-import { accessRoot, tokenizedUrl, type PlaybackAccess } from '../common/playback-token.ts';
+import { accessRoot, DEFAULT_TOKEN_TTL_SECONDS, tokenizedUrl, type PlaybackAccess } from '../common/playback-token.ts';
 import type { StreamView } from '../common/stream-view.ts';
 import context from './plugins/context.ts';
 import errors from './plugins/errors.ts';
@@ -102,7 +102,7 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
     strictPreflight: false,
   });
   await app.register(context, { view: options.view, playbackUrl });
-  await app.register(playbackTokens, { config: options.playbackTokens ?? { keyring: undefined, ttlSeconds: 4 * 3600, apiKey: undefined }, mediaUrl });
+  await app.register(playbackTokens, { config: options.playbackTokens ?? { keyring: undefined, ttlSeconds: DEFAULT_TOKEN_TTL_SECONDS, apiKey: undefined }, mediaUrl });
   await app.register(metrics, {
     maxStreams: options.metricsMaxStreams ?? 100,
     followIntervalMs: options.followIntervalMs ?? 500,

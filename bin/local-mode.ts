@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { envString } from '../common/env-config.ts';
 import { createLogger, type Logger } from '../common/log.ts';
+import { accessRoot } from '../common/playback-token.ts';
 import { gatewayOptionsFrom, loadGatewayConfig } from '../gateway/config.ts';
 import { startGateway, type RunningGateway } from '../gateway/gateway.ts';
 import { LocalStreamView } from '../gateway/views/local-stream-view.ts';
@@ -64,6 +65,12 @@ export async function startLocalMode(log: Logger): Promise<LocalMode> {
     TTEOK_LOCAL_ORIGIN_DIR: config.localOriginDir,
     TTEOK_KEYS_FILE: config.keysFile,
   });
+  // Private streams need a signing key; without one configured, a random key
+  // for this process (its tokens stop working when it stops).
+  if (!gatewayConfig.playbackTokens.keyring) {
+    const key = { id: 'local', secret: randomBytes(32).toString('base64url') };
+    gatewayConfig.playbackTokens.keyring = { signing: key, all: [key] };
+  }
   const ingest = await startIngest(config, { log });
   const gatewayLog = createLogger('gateway');
   const view = LocalStreamView.fromFile(gatewayConfig.keysFile, gatewayLog, ingest.live);
@@ -84,9 +91,11 @@ export async function startLocalMode(log: Logger): Promise<LocalMode> {
     lines.push(`    OBS > Settings > Stream > Service: Custom`);
     lines.push(`    Server:      rtmp://127.0.0.1:${ingest.rtmpPort}/live`);
     lines.push(`    Stream Key:  ${key}`);
-    lines.push(`    Watch:       ${gateway.url}/?stream=${id}`);
+    const token = grant.settings.access === 'private' ? gateway.app.playbackTokens.mint(grant.ref)?.token : undefined;
+    lines.push(`    Watch:       ${gateway.url}/?stream=${id}${token ? `&token=${token}` : ''}`);
+    if (token) lines.push(`                 (private: without its token the stream does not play; this one is valid for ${Math.round(gatewayConfig.playbackTokens.ttlSeconds / 3600)} h)`);
     lines.push(`    Playback:    ${gateway.app.playbackUrl(grant.ref)}`);
-    lines.push(`    HLS output:  ${join(config.localOriginDir, grant.ref.namespace, grant.ref.name, 'index.m3u8')}`);
+    lines.push(`    HLS output:  ${join(config.localOriginDir, accessRoot(grant.settings.access), grant.ref.namespace, grant.ref.name, 'index.m3u8')}`);
     lines.push('');
   }
   lines.push(

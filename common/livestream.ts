@@ -3,6 +3,8 @@
 // validation inside Kubernetes; this module gives the same defaults and checks
 // to the parts that read LiveStreams from elsewhere (the local key file).
 
+import type { PlaybackAccess } from './playback-token.ts';
+
 export const API_GROUP = 'tteok.dev';
 export const API_VERSION = 'v1alpha1';
 export const KIND = 'LiveStream';
@@ -14,6 +16,7 @@ export interface LiveStreamSpec {
   hls?: { segmentSeconds?: number; playlistLength?: number };
   retention?: { keepAfterEnd?: boolean };
   keyRotation?: number;
+  playback?: { access?: PlaybackAccess };
 }
 
 export interface LiveStreamObject {
@@ -37,6 +40,8 @@ export interface StreamSettings {
   segmentSeconds: number;
   playlistLength: number;
   keepAfterEnd: boolean;
+  /** `private`: media only with a playback token (common/playback-token.ts). */
+  access: PlaybackAccess;
 }
 
 export const DEFAULT_SETTINGS: StreamSettings = {
@@ -45,6 +50,7 @@ export const DEFAULT_SETTINGS: StreamSettings = {
   segmentSeconds: 1,
   playlistLength: 6,
   keepAfterEnd: false,
+  access: 'public',
 };
 
 export const SEGMENT_SECONDS_MIN = 1;
@@ -102,6 +108,11 @@ export function settingsFromSpec(spec: LiveStreamSpec | undefined): { settings: 
   if (keep !== undefined) {
     if (typeof keep !== 'boolean') problems.push('spec.retention.keepAfterEnd must be true or false');
     else settings.keepAfterEnd = keep;
+  }
+  const access = s.playback?.access;
+  if (access !== undefined) {
+    if (access !== 'public' && access !== 'private') problems.push('spec.playback.access must be "public" or "private"');
+    else settings.access = access;
   }
   return { settings, problems };
 }

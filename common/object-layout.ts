@@ -8,7 +8,8 @@
 //
 // <run> is unique per publish session and never reused, so every segment name
 // is unique for all time and CDNs can cache segments as immutable. The stream
-// key appears nowhere in this layout.
+// key appears nowhere in this layout. A private stream's objects live under
+// `<prefix>/_private/<namespace>/<name>/…` (common/playback-token.ts).
 import type { StreamRef } from './livestream.ts';
 
 export const PLAYLIST_FILE = 'index.m3u8';

@@ -4,6 +4,7 @@
 // informer on LiveStreams. Requests are served from memory, never from a
 // backend call.
 import type { StreamRef } from './livestream.ts';
+import type { PlaybackAccess } from './playback-token.ts';
 
 export type StreamPhase = 'Pending' | 'Ready' | 'Live' | 'Disabled' | 'Error';
 
@@ -13,6 +14,8 @@ export interface StreamState {
   title: string;
   phase: StreamPhase;
   live: boolean;
+  /** `private`: playable only with a playback token. Both views always set it (absent reads as public). */
+  access?: PlaybackAccess;
   /** ISO time the current live run began, when live. */
   liveSince?: string;
 }

@@ -23,6 +23,7 @@ import { isWellFormedKey } from '../ingest/keys/key-source.ts';
 import { API_GROUP, API_VERSION, API_VERSION_FULL, KIND, settingsFromSpec, streamId, type LiveStreamObject, type StreamRef } from '../common/livestream.ts';
 import type { Logger } from '../common/log.ts';
 import { joinKey, playlistKey } from '../common/object-layout.ts';
+import { accessRoot } from '../common/playback-token.ts';
 import { JSON_PATCH, KubeHttpError, MERGE_PATCH, errorMessage, rawJson, statusCode } from '../common/kube/client.ts';
 import {
   ANNOTATION_KEY_ROTATION,
@@ -258,7 +259,8 @@ export class LiveStreamReconciler {
       ...(secretName ? { streamKeySecret: secretName } : {}),
       ...(secretName && isWellFormedKey(key) ? { streamKeySha256: streamKeySha256(key) } : {}),
       ...(config.ingest.publicUrl ? { ingestUrl: config.ingest.publicUrl } : {}),
-      ...(config.playbackBaseUrl ? { playbackUrl: `${config.playbackBaseUrl}/${playlistKey(ref, config.s3.prefix)}` } : {}),
+      // A private stream's URL is the path a playback token goes in front of (common/playback-token.ts).
+      ...(config.playbackBaseUrl ? { playbackUrl: `${config.playbackBaseUrl}/${playlistKey(ref, joinKey(config.s3.prefix, ls.spec?.playback?.access === 'private' ? accessRoot('private') : ''))}` } : {}),
       ...(s.live && since ? { liveSince: since } : {}),
       ...(s.live && holder ? { ingestPod: holder } : {}),
     };
@@ -343,8 +345,10 @@ export class LiveStreamReconciler {
     const { settings } = settingsFromSpec(ls.spec);
     if (!settings.keepAfterEnd) {
       if (this.d.store) {
-        const prefix = joinKey(this.d.config.s3.prefix, ref.namespace, ref.name);
-        await this.d.store.deletePrefix(prefix);
+        // Public and private roots: the stream's access may have changed over its life.
+        for (const root of [accessRoot('public'), accessRoot('private')]) {
+          await this.d.store.deletePrefix(joinKey(this.d.config.s3.prefix, root, ref.namespace, ref.name));
+        }
         this.d.log.info({ stream: streamId(ref) }, 'stored media deleted');
         this.d.events.normal(target, 'MediaDeleted', 'Deleted the stream\'s stored media');
       } else {

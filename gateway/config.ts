@@ -1,6 +1,7 @@
 // The gateway's configuration, from environment variables. README.md lists
 // every one with its default ("Gateway" table); keep the two in step.
 import { ConfigError, envInt, envList, envNumber, envOptional, envString, type Env } from '../common/env-config.ts';
+import { DEFAULT_TOKEN_TTL_SECONDS, parseKeyring, type PlaybackKeyring } from '../common/playback-token.ts';
 import type { GatewayOptions } from './gateway.ts';
 
 export type ViewKind = 'local' | 'kubernetes';
@@ -51,6 +52,37 @@ export interface GatewayConfig {
   headersTimeoutMs: number;
   keepAliveTimeoutMs: number;
   connectionTimeoutMs: number;
+  /** Private streams (common/playback-token.ts); see playbackTokensFrom. */
+  playbackTokens: PlaybackTokenConfig;
+}
+
+export interface PlaybackTokenConfig {
+  /** TTEOK_PLAYBACK_TOKEN_KEYS: the first signs, all verify. Undefined: no tokens, private streams play nowhere. */
+  keyring: PlaybackKeyring | undefined;
+  /** TTEOK_PLAYBACK_TOKEN_TTL_SECONDS: lifetime of a minted token unless the request asks for less. */
+  ttlSeconds: number;
+  /** TTEOK_PLAYBACK_API_KEY: the bearer key of POST …/playback-token. Undefined: minting over HTTP is off. */
+  apiKey: string | undefined;
+}
+
+export const PLAYBACK_API_KEY_MIN_LENGTH = 32;
+
+export function loadPlaybackTokenConfig(env: Env): PlaybackTokenConfig {
+  const keysText = envOptional(env, 'TTEOK_PLAYBACK_TOKEN_KEYS');
+  let keyring: PlaybackKeyring | undefined;
+  if (keysText !== undefined) {
+    try {
+      keyring = parseKeyring(keysText);
+    } catch (error) {
+      throw new ConfigError(`TTEOK_PLAYBACK_TOKEN_KEYS: ${(error as Error).message}`);
+    }
+  }
+  const apiKey = envOptional(env, 'TTEOK_PLAYBACK_API_KEY');
+  if (apiKey !== undefined && apiKey.length < PLAYBACK_API_KEY_MIN_LENGTH) {
+    throw new ConfigError(`TTEOK_PLAYBACK_API_KEY must be at least ${PLAYBACK_API_KEY_MIN_LENGTH} characters`);
+  }
+  if (apiKey !== undefined && !keyring) throw new ConfigError('TTEOK_PLAYBACK_API_KEY is set but TTEOK_PLAYBACK_TOKEN_KEYS is not: there is nothing to sign tokens with');
+  return { keyring, apiKey, ttlSeconds: envInt(env, 'TTEOK_PLAYBACK_TOKEN_TTL_SECONDS', DEFAULT_TOKEN_TTL_SECONDS, 60, 7 * 86_400) };
 }
 
 export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
@@ -109,6 +141,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     headersTimeoutMs,
     keepAliveTimeoutMs: envInt(env, 'TTEOK_GATEWAY_KEEP_ALIVE_TIMEOUT_MS', DEFAULT_TIMEOUTS.keepAliveMs, 100, 3_600_000),
     connectionTimeoutMs: envInt(env, 'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', DEFAULT_TIMEOUTS.connectionMs, 100, 3_600_000),
+    playbackTokens: loadPlaybackTokenConfig(env),
   };
 }
 
@@ -144,5 +177,6 @@ export function gatewayOptionsFrom(config: GatewayConfig): Omit<GatewayOptions, 
       keepAliveMs: config.keepAliveTimeoutMs,
       connectionMs: config.connectionTimeoutMs,
     },
+    playbackTokens: config.playbackTokens,
   };
 }

@@ -5,6 +5,7 @@
 //   errors   (fastify-plugin) JSON errors everywhere, 404 for unknown routes
 //   cors     (fastify-plugin) allowed origins, GET and HEAD, preflight
 //   context  (fastify-plugin) decorators: streamView, playbackUrl
+//   playback-tokens (fastify-plugin) private streams: playbackTokens, mediaUrl, POST …/playback-token
 //   metrics  (fastify-plugin) /metrics, request timing hook, playlist follower
 //   health                    /healthz, /readyz
 //   streams  (prefix /v1)     /v1/streams, /v1/streams/:namespace/:name
@@ -17,7 +18,8 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { createLogger, type Logger } from '../common/log.ts';
 import type { StreamRef } from '../common/livestream.ts';
-import { playlistKey } from '../common/object-layout.ts';
+import { joinKey, playlistKey } from '../common/object-layout.ts';
+import { accessRoot, DEFAULT_TOKEN_TTL_SECONDS, tokenizedUrl, type PlaybackAccess } from '../common/playback-token.ts';
 import type { StreamView } from '../common/stream-view.ts';
 import context from './plugins/context.ts';
 import cors from './plugins/cors.ts';
@@ -25,9 +27,10 @@ import errors from './plugins/errors.ts';
 import health from './plugins/health.ts';
 import metrics from './plugins/metrics.ts';
 import origin from './plugins/origin.ts';
+import playbackTokens from './plugins/playback-tokens.ts';
 import player from './plugins/player.ts';
 import streams from './plugins/streams.ts';
-import { DEFAULT_TIMEOUTS, type GatewayTimeouts } from './config.ts';
+import { DEFAULT_TIMEOUTS, type GatewayTimeouts, type PlaybackTokenConfig } from './config.ts';
 import { schemaFormats } from './schemas.ts';
 
 export interface GatewayOptions {
@@ -61,6 +64,8 @@ export interface GatewayOptions {
   timeouts?: GatewayTimeouts;
   /** Serve the player page at `/`. Default true. */
   player?: boolean;
+  /** Private streams' tokens; default: none (private streams play nowhere). */
+  playbackTokens?: PlaybackTokenConfig;
   log?: Logger;
 }
 
@@ -98,11 +103,18 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
   };
   /** Where media is fetched from: the CDN's origin, or the gateway's own as playback URLs name it. */
   const playbackOrigin = (): string => new URL(options.playbackBaseUrl ?? localBase()).origin;
-  const playbackUrl = (ref: StreamRef): string => {
+  const mediaUrl = (ref: StreamRef, access: PlaybackAccess, token?: string): string => {
     // The local store has no prefix; the bucket behind the CDN may.
     const base = options.playbackBaseUrl ?? localBase();
-    const key = options.playbackBaseUrl ? playlistKey(ref, options.prefix ?? '') : playlistKey(ref);
-    return `${base.replace(/\/+$/, '')}/${key}`;
+    const key = playlistKey(ref, joinKey(options.playbackBaseUrl ? (options.prefix ?? '') : '', accessRoot(access)));
+    return token ? tokenizedUrl(base, key, token) : `${base.replace(/\/+$/, '')}/${key}`;
+  };
+  // The gateway's own fetches (the follower) and the start-up banner: a
+  // private stream's URL carries a fresh token. Answers to clients never use it
+  // for a private stream (see plugins/streams.ts).
+  const playbackUrl = (ref: StreamRef): string => {
+    if (options.view.get(ref)?.access !== 'private') return mediaUrl(ref, 'public');
+    return mediaUrl(ref, 'private', app.playbackTokens.mint(ref)?.token);
   };
 
   await app.register(errors);
@@ -113,6 +125,7 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
     maxAgeSeconds: 600,
   });
   await app.register(context, { view: options.view, playbackUrl });
+  await app.register(playbackTokens, { config: options.playbackTokens ?? { keyring: undefined, ttlSeconds: DEFAULT_TOKEN_TTL_SECONDS, apiKey: undefined }, mediaUrl });
   await app.register(metrics, {
     maxStreams: options.metricsMaxStreams ?? 100,
     followIntervalMs: options.followIntervalMs ?? 500,
@@ -120,7 +133,14 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
   });
   await app.register(health);
   await app.register(streams, { prefix: '/v1' });
-  if (options.originDir) await app.register(origin, { prefix: '/origin', root: options.originDir, playlistMaxAgeSeconds: options.playlistMaxAgeSeconds });
+  if (options.originDir) {
+    await app.register(origin, {
+      prefix: '/origin',
+      root: options.originDir,
+      playlistMaxAgeSeconds: options.playlistMaxAgeSeconds,
+      authorize: (uri) => app.playbackTokens.authorizeMediaPath(uri),
+    });
+  }
   if (options.player ?? true) {
     const srcOrigins = options.playerSrcOrigins ?? (options.playbackBaseUrl ? [new URL(options.playbackBaseUrl).origin] : []);
     await app.register(player, { srcOrigins, playbackOrigin });

@@ -70,6 +70,8 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     concurrency: config.uploadConcurrency,
     backlogWarnSegments: config.backlogWarnSegments,
     deleteDelayMs: config.deleteDelayMs,
+    // A stream no longer known (deleted meanwhile) is treated as private: fail closed.
+    accessOf: (path) => keys.streams().find((g) => `${g.ref.namespace}/${g.ref.name}` === path)?.settings.access ?? 'private',
     metrics,
     log,
   });

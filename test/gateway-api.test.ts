@@ -121,6 +121,7 @@ t.test('GET /v1/streams lists every LiveStream of the key file with its playback
     phase: 'Ready',
     live: false,
     liveSince: null,
+    access: 'public',
     playbackUrl: 'https://cdn.example.test/media/tteok/default/demo/index.m3u8',
   }, 'the CDN base joined with the stable playlist key under TTEOK_S3_PREFIX');
   tt.equal(streams[1]!.phase, 'Disabled', 'enabled: false is Disabled');
@@ -142,7 +143,7 @@ t.test('GET /v1/streams/:namespace/:name', async (tt) => {
   const res = await request('/v1/streams/other/show.v2');
   tt.equal(res.statusCode, 200);
   tt.same(res.json(), {
-    name: 'show.v2', namespace: 'other', title: '', phase: 'Ready', live: false, liveSince: null,
+    name: 'show.v2', namespace: 'other', title: '', phase: 'Ready', live: false, liveSince: null, access: 'public',
     playbackUrl: 'https://cdn.example.test/media/tteok/other/show.v2/index.m3u8',
   });
   assertJsonError(tt, await request('/v1/streams/default/nope'), 404, 'unknown stream');
@@ -512,6 +513,7 @@ t.test('configuration', async (tt) => {
     playlistMaxAgeSeconds: undefined,
     requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, connectionTimeoutMs: 30_000,
     playerSrcOrigins: undefined,
+    playbackTokens: { keyring: undefined, apiKey: undefined, ttlSeconds: 14400 },
   }, 'defaults');
   tt.throws(() => loadGatewayConfig({}), /TTEOK_PLAYBACK_BASE_URL is required/);
   tt.equal(loadGatewayConfig({ TTEOK_STORAGE: 'local' }).localOriginDir, '.tteok/origin', 'the local origin needs no CDN URL');

@@ -160,3 +160,34 @@ t.test('the outputs are the chart values', async (t) => {
   t.same(outputs.BucketName?.Value, { Ref: 'MediaBucket' }, 's3.bucket');
   t.same(outputs.BucketRegion?.Value, { Ref: 'AWS::Region' }, 's3.region');
 });
+
+t.test('private streams: the playback-token function, its KeyValueStore, on every cache behavior', async (t) => {
+  const source = readFileSync(join(AWS, 'playback-token-function.js'), 'utf8');
+  const fn = resources.PlaybackTokenFunction!.Properties;
+  t.equal(resources.PlaybackTokenFunction!.Type, 'AWS::CloudFront::Function');
+  t.equal(fn.FunctionCode, source, 'the template carries playback-token-function.js verbatim (the code the tests run)');
+  t.ok(Buffer.byteLength(source) < 10_240, `within CloudFront Functions' 10 KB code limit (${Buffer.byteLength(source)} bytes)`);
+  t.equal(fn.AutoPublish, true, 'published, so the association uses this code');
+  t.equal(fn.FunctionConfig.Runtime, 'cloudfront-js-2.0', 'the runtime with KeyValueStore and crypto HMAC');
+  t.same(fn.FunctionConfig.KeyValueStoreAssociations, [{ KeyValueStoreARN: { 'Fn::GetAtt': ['PlaybackTokenKeys', 'Arn'] } }]);
+  t.equal(resources.PlaybackTokenKeys!.Type, 'AWS::CloudFront::KeyValueStore');
+  t.notOk(resources.PlaybackTokenKeys!.Properties.ImportSource, 'no secret in the template: the store is filled with put-key');
+  const all = behaviors();
+  t.equal(all.length, 4);
+  for (const b of all as Array<{ PathPattern: string; FunctionAssociations?: Json[] }>) {
+    t.same(b.FunctionAssociations, [{ EventType: 'viewer-request', FunctionARN: { 'Fn::GetAtt': ['PlaybackTokenFunction', 'FunctionMetadata', 'FunctionARN'] } }], `${b.PathPattern}: the function runs before the cache lookup`);
+  }
+  for (const p of ['PlaylistCachePolicy', 'SegmentCachePolicy']) {
+    t.equal(cacheConfig(p).ParametersInCacheKeyAndForwardedToOrigin.QueryStringsConfig.QueryStringBehavior, 'none', `${p}: nothing per viewer in the cache key`);
+  }
+  // The same for the AWS CLI.
+  const cliConfig = json('cloudfront-function-config.json');
+  t.equal(cliConfig.Runtime, fn.FunctionConfig.Runtime);
+  t.equal(cliConfig.KeyValueStoreAssociations.Quantity, 1);
+  const cliAssoc = json('cloudfront-function-associations.json');
+  t.same(cliAssoc.Items.map((i: Json) => i.EventType), ['viewer-request']);
+  const outputs = template.Outputs as Record<string, { Value: unknown }>;
+  t.same(outputs.PlaybackTokenKeysArn?.Value, { 'Fn::GetAtt': ['PlaybackTokenKeys', 'Arn'] }, 'the store\'s ARN for put-key');
+  // The function reads the secrets under the names README tells operators to use.
+  t.match(source, /kvs\.get\('token-key-' \+ kid\)/);
+});

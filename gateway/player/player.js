@@ -106,6 +106,11 @@
     return url.origin === location.origin || allowed.indexOf(url.origin) !== -1 ? url.href : null;
   }
 
+  // ?token=<playback token> plays a private stream (the app's backend mints
+  // it): the lookup with the token answers a playbackUrl that carries it.
+  var tokenParam = new URLSearchParams(location.search).get('token');
+  var privateUrls = {}; // "namespace/name" → tokenized playbackUrl; null while asked or refused
+
   var streams = [];
   var selected = selectedFromUrl();
   var current = null; // the stream object being played
@@ -201,19 +206,42 @@
       setBadge('offline', 'offline');
       stats.state = 'offline';
     }
+    var url = playableUrl(current);
     if (!current.live) undecodableUrl = null;
-    if (current.live && undecodableUrl === current.playbackUrl) {
+    if (current.live && url && undecodableUrl === url) {
       // The reason stays on screen (see the ERROR handler).
-    } else if (current.live) {
-      if (playingUrl !== current.playbackUrl || !hls) startPlayback(current.playbackUrl);
+    } else if (current.live && url) {
+      if (playingUrl !== url || !hls) startPlayback(url);
     } else if (hls && (video.ended || !stats.playing)) {
       // The run ended: the player plays out what it has, then stops.
       stopPlayback();
     }
     if (!hls) {
-      ui.overlay.textContent = current.phase === 'Disabled' ? 'This stream is disabled.' : 'Offline. Waiting for the stream to go live…';
+      ui.overlay.textContent = current.phase === 'Disabled' ? 'This stream is disabled.'
+        : !url ? 'This stream is private: it plays only from a link with a valid playback token.'
+        : 'Offline. Waiting for the stream to go live…';
       ui.overlay.hidden = false;
     }
+  }
+
+  function playableUrl(s) {
+    if (s.access !== 'private') return s.playbackUrl;
+    var id = idOf(s);
+    if (privateUrls[id] !== undefined || !tokenParam) return privateUrls[id] || null;
+    privateUrls[id] = null;
+    fetch('/v1/streams/' + s.namespace + '/' + s.name + '?token=' + encodeURIComponent(tokenParam), { cache: 'no-store' })
+      .then(function (res) {
+        return res.json().then(function (body) {
+          if (!res.ok) throw new Error(body.message || 'HTTP ' + res.status);
+          privateUrls[id] = body.playbackUrl;
+          update();
+        });
+      })
+      .catch(function (err) {
+        stats.errors.push('token: ' + err.message);
+        setMessage('Private stream: ' + err.message);
+      });
+    return null;
   }
 
   function setBadge(cls, text) {

@@ -5,11 +5,14 @@
 // media layout's files are served: playlists (.m3u8), init segments (.mp4)
 // and media segments (.m4s), by names whose every part starts with a letter
 // or digit, so no dot-file (the store's temporary files) and no `..`.
+// Private streams (under `_private/`) follow the CDN's rule exactly
+// (common/playback-token.ts): only as `t/<token>/_private/…` with a valid token.
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
 import { contentTypeFor, playlistCacheControl, SEGMENT_CACHE_CONTROL } from '../../common/object-layout.ts';
+import type { MediaPathDecision } from '../../common/playback-token.ts';
 import { errorResponses, errorSchema, noQuerystring, textBody } from '../schemas.ts';
 import { sendError } from './errors.ts';
 
@@ -17,11 +20,13 @@ export interface OriginOptions {
   root: string;
   /** Fixed playlist max-age; undefined means half the playlist's target duration, like the ingest. */
   playlistMaxAgeSeconds: number | undefined;
+  /** The CDN's playback-token rule for a path (`/…`). */
+  authorize: (uri: string) => MediaPathDecision;
 }
 
 const PART = '[A-Za-z0-9][A-Za-z0-9_.-]{0,127}';
 /** `<namespace>/<name>/index.m3u8` or `<namespace>/<name>/<run>/<file>`, nothing else. */
-export const ORIGIN_PATH_PATTERN = `^(${PART}/){2,3}${PART}\\.(m3u8|mp4|m4s)$`;
+export const ORIGIN_PATH_PATTERN = `^(t/[A-Za-z0-9_.-]{1,200}/)?(_private/)?(${PART}/){2,3}${PART}\\.(m3u8|mp4|m4s)$`;
 
 interface OriginParams {
   '*': string;
@@ -42,10 +47,12 @@ const origin: FastifyPluginAsync<OriginOptions> = async (app, options) => {
         additionalProperties: false,
       },
       querystring: noQuerystring,
-      response: { 200: textBody, 206: textBody, 416: errorSchema, ...errorResponses },
+      response: { 200: textBody, 206: textBody, 403: errorSchema, 416: errorSchema, ...errorResponses },
     },
     handler: async (request, reply) => {
-      const key = request.params['*'];
+      const decision = options.authorize(`/${request.params['*']}`);
+      if (!decision.allow) return sendError(reply, 403, decision.reason);
+      const key = decision.uri.slice(1);
       const path = resolve(root, key);
       if (!path.startsWith(root + sep)) return sendError(reply, 404, 'not found');
       let handle: FileHandle;

@@ -55,6 +55,7 @@ const pageQuerystring = {
     stream: { type: 'string', maxLength: 200 },
     target: { type: 'number', minimum: 1, maximum: 10 },
     src: { type: 'string', maxLength: 2000 },
+    token: { type: 'string', maxLength: 200 },
   },
   additionalProperties: false,
 } as const;
@@ -98,7 +99,7 @@ const player: FastifyPluginAsync<PlayerOptions> = async (app, options) => {
     app.get(url, {
       schema: {
         params: noParams,
-        // The page reads ?stream=<namespace>/<name> and ?target=<seconds> itself.
+        // The page reads ?stream=<namespace>/<name>, ?target=<seconds> and ?token=<playback token> itself.
         querystring: url === '/' ? pageQuerystring : noQuerystring,
         response: { 200: textBody, ...errorResponses },
       },

@@ -1,10 +1,12 @@
 // The playback lookup: where (and whether) a stream can be watched. Answers
 // come from the in-memory stream view. The response schemas list every field
 // a response may carry, so nothing else (a stream key above all) can be
-// serialized into one by mistake.
+// serialized into one by mistake. A private stream's playbackUrl is null
+// unless the lookup carries a valid playback token (?token=), and then it
+// carries that token.
 import type { FastifyPluginAsync } from 'fastify';
 import type { StreamState } from '../../common/stream-view.ts';
-import { errorResponses, httpError, nameSchema, namespaceSchema, noParams, noQuerystring } from '../schemas.ts';
+import { errorResponses, errorSchema, httpError, nameSchema, namespaceSchema, noParams } from '../schemas.ts';
 
 // A type, not an interface: the route's serializer takes a plain record.
 export type StreamResource = {
@@ -14,12 +16,13 @@ export type StreamResource = {
   phase: StreamState['phase'];
   live: boolean;
   liveSince: string | null;
-  playbackUrl: string;
+  access: 'public' | 'private';
+  playbackUrl: string | null;
 };
 
 const streamSchema = {
   type: 'object',
-  required: ['name', 'namespace', 'title', 'phase', 'live', 'liveSince', 'playbackUrl'],
+  required: ['name', 'namespace', 'title', 'phase', 'live', 'liveSince', 'access', 'playbackUrl'],
   properties: {
     name: { type: 'string' },
     namespace: { type: 'string' },
@@ -27,7 +30,8 @@ const streamSchema = {
     phase: { type: 'string', enum: ['Pending', 'Ready', 'Live', 'Disabled', 'Error'] },
     live: { type: 'boolean' },
     liveSince: { type: ['string', 'null'], format: 'date-time' },
-    playbackUrl: { type: 'string', format: 'uri' },
+    access: { type: 'string', enum: ['public', 'private'] },
+    playbackUrl: { type: ['string', 'null'], format: 'uri' },
   },
   additionalProperties: false,
 } as const;
@@ -52,15 +56,21 @@ interface StreamParams {
 }
 
 const streams: FastifyPluginAsync = async (app) => {
-  const toResource = (s: StreamState): StreamResource => ({
-    name: s.name,
-    namespace: s.namespace,
-    title: s.title,
-    phase: s.phase,
-    live: s.live,
-    liveSince: s.live ? (s.liveSince ?? null) : null,
-    playbackUrl: app.playbackUrl({ namespace: s.namespace, name: s.name }),
-  });
+  /** `token`: a playback token already checked for this stream. */
+  const toResource = (s: StreamState, token?: string): StreamResource => {
+    const ref = { namespace: s.namespace, name: s.name };
+    const access = s.access ?? 'public';
+    return {
+      name: s.name,
+      namespace: s.namespace,
+      title: s.title,
+      phase: s.phase,
+      live: s.live,
+      liveSince: s.live ? (s.liveSince ?? null) : null,
+      access,
+      playbackUrl: access === 'public' ? app.mediaUrl(ref, 'public') : token ? app.mediaUrl(ref, 'private', token) : null,
+    };
+  };
 
   app.get<{ Querystring: ListQuery }>('/streams', {
     schema: {
@@ -78,7 +88,7 @@ const streams: FastifyPluginAsync = async (app) => {
       .list()
       .filter((s) => (namespace === undefined || s.namespace === namespace) && (live === undefined || s.live === live))
       .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
-    return { streams: list.map(toResource) };
+    return { streams: list.map((s) => toResource(s)) };
   });
 
   // Each stream's lookup body, serialized once per change rather than per
@@ -94,7 +104,7 @@ const streams: FastifyPluginAsync = async (app) => {
     serialized = new WeakMap();
   });
 
-  app.get<{ Params: StreamParams }>('/streams/:namespace/:name', {
+  app.get<{ Params: StreamParams; Querystring: { token?: string } }>('/streams/:namespace/:name', {
     schema: {
       params: {
         type: 'object',
@@ -102,13 +112,21 @@ const streams: FastifyPluginAsync = async (app) => {
         properties: { namespace: namespaceSchema, name: nameSchema },
         additionalProperties: false,
       },
-      querystring: noQuerystring,
-      response: { 200: streamSchema, ...errorResponses },
+      // ?token=<playback token>: a private stream's answer then carries a playable URL.
+      querystring: { type: 'object', properties: { token: { type: 'string', maxLength: 200 } }, additionalProperties: false },
+      response: { 200: streamSchema, 403: errorSchema, ...errorResponses },
     },
   }, (request, reply) => {
     const { namespace, name } = request.params;
     const state = app.streamView.get({ namespace, name });
     if (!state) throw httpError(404, `stream ${namespace}/${name} not found`);
+    const { token } = request.query;
+    if (token !== undefined && state.access === 'private') {
+      // A token-specific answer: checked and serialized for this request only.
+      const check = app.playbackTokens.check(token, { namespace, name });
+      if (!check.ok) throw httpError(403, `playback token refused: ${check.reason}`);
+      return toResource(state, token);
+    }
     let body = serialized.get(state);
     if (body === undefined) {
       // The route's own response serializer, so the schema still decides

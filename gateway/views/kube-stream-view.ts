@@ -32,6 +32,8 @@ export function stateFromLiveStream(ls: LiveStreamObject): StreamState {
     title: typeof ls.spec?.title === 'string' ? ls.spec.title : '',
     phase,
     live,
+    // Anything but public (or unset) is private: a value the CRD should have refused fails closed.
+    access: (ls.spec?.playback?.access ?? 'public') === 'public' ? 'public' : 'private',
     ...(live && status.liveSince ? { liveSince: status.liveSince } : {}),
   };
 }
@@ -100,7 +102,7 @@ export class KubeStreamView implements StreamView {
 }
 
 function sameState(a: StreamState, b: StreamState): boolean {
-  return a.title === b.title && a.phase === b.phase && a.live === b.live && a.liveSince === b.liveSince;
+  return a.title === b.title && a.phase === b.phase && a.live === b.live && a.liveSince === b.liveSince && a.access === b.access;
 }
 
 /** The gateway's view for TTEOK_VIEW=kubernetes, loaded and synced. */

@@ -91,6 +91,7 @@ export class LocalStreamView implements StreamView {
         title: settings.title,
         phase: !settings.enabled ? 'Disabled' : since ? 'Live' : 'Ready',
         live: since !== undefined,
+        access: settings.access,
       };
       if (since) state.liveSince = since.toISOString();
       next.set(id, state);

@@ -18,6 +18,8 @@ export interface UploadContext {
   mediaDir: string;
   store: ObjectStore;
   prefix: string;
+  /** The key root between prefix and stream (`_private` for a private stream), asked at every upload. */
+  keyRoot?: (streamPath: string) => string;
   /** Fixed playlist max-age; undefined means half the playlist's target duration. */
   playlistMaxAgeSeconds: number | undefined;
   metrics: IngestMetrics;
@@ -241,7 +243,7 @@ export class StreamUploadQueue {
   }
 
   private keyOf(uri: string): string {
-    return joinKey(this.ctx.prefix, this.streamPath, posix.normalize(uri));
+    return joinKey(this.ctx.prefix, this.ctx.keyRoot?.(this.streamPath) ?? '', this.streamPath, posix.normalize(uri));
   }
 }
 

@@ -8,6 +8,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from '../../common/log.ts';
 import { joinKey, PLAYLIST_FILE } from '../../common/object-layout.ts';
 import { streamId } from '../../common/livestream.ts';
+import { accessRoot, type PlaybackAccess } from '../../common/playback-token.ts';
 import type { IngestMetrics } from '../metrics.ts';
 import { isTemporaryName } from '../packager/atomic-file.ts';
 import type { StreamEnd } from '../packager/stream-packager.ts';
@@ -25,6 +26,12 @@ export interface UploaderOptions {
   backlogWarnSegments: number;
   /** How long a finished stream's media stays before it is deleted (when not retained). */
   deleteDelayMs: number;
+  /**
+   * A stream's playback access ("<namespace>/<name>"), asked at every upload:
+   * private streams' objects go under `_private/` (common/playback-token.ts).
+   * Absent: everything is public.
+   */
+  accessOf?: (streamPath: string) => PlaybackAccess;
   metrics: IngestMetrics;
   log: Logger;
 }
@@ -177,6 +184,7 @@ export class Uploader implements BacklogTracker {
         mediaDir: this.options.mediaDir,
         store: this.options.store,
         prefix: this.options.prefix,
+        ...(this.options.accessOf ? { keyRoot: (path: string) => accessRoot(this.options.accessOf!(path)) } : {}),
         playlistMaxAgeSeconds: this.options.playlistMaxAgeSeconds,
         metrics: this.options.metrics,
         log: this.options.log,
@@ -196,8 +204,11 @@ export class Uploader implements BacklogTracker {
     const sameRun = playlist.includes('#EXT-X-ENDLIST') && end.sessionFolders.some((f) => playlist.includes(`${f}/`));
     for (let attempt = 0; ; attempt++) {
       try {
-        for (const folder of end.sessionFolders) await store.deletePrefix(joinKey(prefix, streamPath, folder));
-        if (sameRun) await store.delete(joinKey(prefix, streamPath, PLAYLIST_FILE));
+        // Under both roots: the stream's access may have changed during the run.
+        for (const root of [accessRoot('public'), accessRoot('private')]) {
+          for (const folder of end.sessionFolders) await store.deletePrefix(joinKey(prefix, root, streamPath, folder));
+          if (sameRun) await store.delete(joinKey(prefix, root, streamPath, PLAYLIST_FILE));
+        }
         break;
       } catch (error) {
         if (attempt >= 10) {

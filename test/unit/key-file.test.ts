@@ -142,7 +142,8 @@ t.test('YAML syntax errors never echo the file', async (t) => {
 t.test('settingsFromSpec: defaults, bounds, and types', async (t) => {
   t.same(settingsFromSpec(undefined), { settings: DEFAULT_SETTINGS, problems: [] });
   t.same(settingsFromSpec({}), { settings: DEFAULT_SETTINGS, problems: [] });
-  t.same(DEFAULT_SETTINGS, { title: '', enabled: true, segmentSeconds: 1, playlistLength: 6, keepAfterEnd: false });
+  t.same(DEFAULT_SETTINGS, { title: '', enabled: true, segmentSeconds: 1, playlistLength: 6, keepAfterEnd: false, access: 'public' });
+  t.equal(settingsFromSpec({ playback: { access: 'private' } }).settings.access, 'private', 'access private accepted');
   for (const seg of [1, 10]) t.same(settingsFromSpec({ hls: { segmentSeconds: seg } }).settings.segmentSeconds, seg, `segmentSeconds ${seg} accepted`);
   for (const len of [3, 60]) t.same(settingsFromSpec({ hls: { playlistLength: len } }).settings.playlistLength, len, `playlistLength ${len} accepted`);
   const bad = (spec: unknown, field: RegExp) => {
@@ -160,6 +161,7 @@ t.test('settingsFromSpec: defaults, bounds, and types', async (t) => {
   bad({ title: 5 }, /^spec\.title/);
   bad({ enabled: 'yes' }, /^spec\.enabled/);
   bad({ retention: { keepAfterEnd: 1 } }, /^spec\.retention\.keepAfterEnd/);
+  bad({ playback: { access: 'secret' } }, /^spec\.playback\.access must be "public" or "private"/);
   const both = settingsFromSpec({ hls: { segmentSeconds: 0, playlistLength: 0 } });
   t.equal(both.problems.length, 2, 'every problem is listed');
 });

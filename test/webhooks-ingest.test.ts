@@ -117,12 +117,9 @@ t.test('a publish that ends: recording_ready arrives when the VOD playlist is fi
   t.equal(receiver.badSignatures, 0, 'signatures verified');
 });
 
-// Known defect, outside the controller: the ingest releases its claim as soon
-// as a publisher drops, before the reconnect grace period ends the run
-// (ingest/stream-hub.ts, end(clean=false)), so the claim's release is not yet
-// the recording's completion. These assertions are TODO until the ingest
-// holds the claim until the run is ended and stored.
-const DROP_TODO = 'the ingest releases its claim at the drop, before the grace period ends the run';
+// A dropped publisher: the ingest keeps its claim through the reconnect grace
+// period and releases it only once the run's final playlist is stored, so the
+// release is the recording's completion here too.
 t.test('a dropped publish: recording_ready only once the grace period ended the run', async (t) => {
   const key = await createLs('dropped');
   let pub = publishTestPattern({ url: ingest.rtmpUrl(key), name: 'ffmpeg-dropped' });
@@ -136,6 +133,6 @@ t.test('a dropped publish: recording_ready only once the grace period ended the 
   await waitFor('segments stored', async () => Boolean(await getObject(s3.client, s3.bucket, `${NS}/dropped/index.m3u8`)), { timeoutMs: 15_000 });
   await pub.stop('SIGKILL', 1000); // the connection drops: no unpublish
   await waitFor('recording_ready delivered', () => typesFor('dropped').includes('stream.recording_ready'), { timeoutMs: 30_000 });
-  t.ok(recordings.get('dropped')!.ended, 'the playlist was final (EXT-X-ENDLIST) when the event arrived', { todo: DROP_TODO });
+  t.ok(recordings.get('dropped')!.ended, 'the playlist was final (EXT-X-ENDLIST) when the event arrived');
   t.same(recordings.get('dropped')!.missing, [], 'every segment it lists was stored');
 });

@@ -67,8 +67,8 @@ try {
   }
 
   if (selected.has('codecs')) {
-    const results = await enhancedDensity();
-    print(table('Density by codec: tteok ingest with 720p 2.5 Mbps HEVC or AV1 copy-mode publishers over Enhanced RTMP (nginx-rtmp takes neither)', ['system', 'streams', 'CPU/stream', 'MiB/stream', 'stalled'], results.map((r) => [
+    const results = await enhancedDensity(input);
+    print(table('Density by codec: tteok ingest with 720p 2.5 Mbps copy-mode publishers; HEVC and AV1 over Enhanced RTMP (nginx-rtmp takes neither)', ['system', 'streams', 'CPU/stream', 'MiB/stream', 'stalled'], results.map((r) => [
       r.system, String(r.streams), fmt(r.cpuPerStream, 2, ' %'), fmt(r.memPerStreamMiB, 2), String(r.stalledStreams),
     ])));
   }

@@ -144,6 +144,9 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
   const sysctlsBefore = readSysctls(WATCHED_SYSCTLS);
   const netnsBefore = listNetns();
   const shimSocketsBefore = new Set(existsSync('/run/containerd/s') ? readdirSync('/run/containerd/s') : []);
+  // libcni caches each attachment (ours and the CRI's loopback) under a fixed directory.
+  const cniCacheDirs = ['/var/lib/cni/results', '/var/lib/cni/networks'];
+  const cniCacheBefore = new Set(cniCacheDirs.flatMap((d) => (existsSync(d) ? readdirSync(d).map((f) => join(d, f)) : [])));
   let kube: KubeTestServer | undefined;
 
   let stopped: Promise<void> | undefined;
@@ -199,9 +202,9 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
       await step('sysctls', () => restoreSysctls(sysctlsBefore));
       await step('cgroups', () => removeCgroupTree(cgroupRoot));
       await step('CNI cache', () => {
-        for (const d of ['/var/lib/cni/results', '/var/lib/cni/networks']) {
+        for (const d of cniCacheDirs) {
           if (!existsSync(d)) continue;
-          for (const f of readdirSync(d)) if (f.startsWith(netName)) rmSync(join(d, f), { recursive: true, force: true });
+          for (const f of readdirSync(d)) if (!cniCacheBefore.has(join(d, f))) rmSync(join(d, f), { recursive: true, force: true });
         }
       });
       await step('container log links', () => {

@@ -36,7 +36,7 @@ mkdir -p "$cache/images" "$cache/containers"
 # buildah with storage of its own: nothing in /var/lib/containers is touched.
 # chroot isolation: RUN steps need no runc, no user namespace and no cgroup setup.
 bah() {
-  buildah --root "$cache/containers/storage" --runroot "$cache/containers/run" --storage-driver vfs "$@"
+  buildah --root "$cache/containers/storage" --runroot "$cache/containers/run" --storage-driver overlay "$@"
 }
 
 bash "$here/install-node.sh" >/dev/null
@@ -96,7 +96,16 @@ build_pause() {
 build_project() {
   local started=$SECONDS archive="$cache/images/tteok-e2e.tar"
   echo "build-image: building $tag from $repo/Dockerfile (buildah, no pulls)"
-  bah bud --quiet --layers --pull-never --isolation chroot --network host \
+  # npm ci in the build's RUN steps trusts what this machine trusts (a TLS-
+  # inspecting proxy's CA, say): the machine's CA bundle and an npmrc naming it
+  # are mounted for the RUN steps only, never stored in the image.
+  local trust=()
+  if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
+    local npmrc="$cache/images/build-npmrc"
+    echo "cafile=/run/tteok-build-ca.crt" > "$npmrc"
+    trust=(--volume /etc/ssl/certs/ca-certificates.crt:/run/tteok-build-ca.crt:ro --volume "$npmrc:/usr/local/etc/npmrc:ro")
+  fi
+  bah bud --quiet --layers --pull-never --isolation chroot --network host "${trust[@]}" \
     --build-arg NODE_IMAGE="$base_tag" -t "$tag" -f "$repo/Dockerfile" "$repo" >/dev/null
   rm -f "$archive.tmp"
   bah push --quiet "$tag" "docker-archive:$archive.tmp:$tag"

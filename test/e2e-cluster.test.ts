@@ -46,22 +46,29 @@ const CLAIM_LEASE_SECONDS = 4;
 const dir = await mkdtemp(join(tmpdir(), 'tteok-e2e-'));
 let cluster: TestCluster | undefined;
 let s3: S3TestServer | undefined;
-t.teardown(async () => {
+const cleanUp = async () => {
   await stopAll();
-  // Everything the node made on the host goes, even after a failure above.
+  // Everything the node made on the host goes, even after a failure.
   await cluster?.stop();
   await s3?.stop();
   await rm(dir, { recursive: true, force: true });
-});
+};
+t.teardown(cleanUp);
 
 // The image first (cached layers after the first build), then the cluster.
-await runOk('bash', [join(ROOT, 'test/tools/build-image.sh'), 'pause', 'tteok'], { timeoutMs: 15 * 60_000 });
-s3 = await startS3Server('tteok-e2e');
-cluster = await startTestCluster();
+// A failure here is not a subtest's: undo everything before rethrowing.
+let s3ForPods = '';
+try {
+  await runOk('bash', [join(ROOT, 'test/tools/build-image.sh'), 'pause', 'tteok'], { timeoutMs: 15 * 60_000 });
+  s3 = await startS3Server('tteok-e2e');
+  cluster = await startTestCluster();
+  await cluster.importImage(IMAGE_ARCHIVE);
+  s3ForPods = `http://${cluster.hostAddress}:${await cluster.exposeToPods(Number(new URL(s3.endpoint).port))}`;
+} catch (error) {
+  await cleanUp();
+  throw error;
+}
 const c = cluster;
-await c.importImage(IMAGE_ARCHIVE);
-const s3Port = Number(new URL(s3.endpoint).port);
-const s3ForPods = `http://${c.hostAddress}:${await c.exposeToPods(s3Port)}`;
 
 const kubectl = (...args: string[]) => run(tool('kubectl'), ['--kubeconfig', c.kubeconfigPath, ...args]);
 const kubectlOk = (...args: string[]) => runOk(tool('kubectl'), ['--kubeconfig', c.kubeconfigPath, ...args]);

@@ -143,6 +143,8 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
   const iptablesBefore = await snapshotIptables();
   const sysctlsBefore = readSysctls(WATCHED_SYSCTLS);
   const netnsBefore = listNetns();
+  const shimDirExisted = existsSync('/run/containerd/s');
+  const containerdRunDirExisted = existsSync('/run/containerd');
   const shimSocketsBefore = new Set(existsSync('/run/containerd/s') ? readdirSync('/run/containerd/s') : []);
   // libcni caches each attachment (ours and the CRI's loopback) under a fixed directory.
   const cniCacheDirs = ['/var/lib/cni/results', '/var/lib/cni/networks'];
@@ -191,6 +193,9 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
       await step('shim sockets', () => {
         if (!existsSync('/run/containerd/s')) return;
         for (const s of readdirSync('/run/containerd/s')) if (!shimSocketsBefore.has(s)) rmSync(join('/run/containerd/s', s), { force: true });
+        // The shims make the directory (a fixed path in containerd 1.6) if it was not there.
+        if (!shimDirExisted && readdirSync('/run/containerd/s').length === 0) rmSync('/run/containerd/s', { recursive: true });
+        if (!containerdRunDirExisted && existsSync('/run/containerd') && readdirSync('/run/containerd').length === 0) rmSync('/run/containerd', { recursive: true });
       });
       await step('unmount', () => unmountUnder(dir));
       await step('network namespaces', () => removeNewNetns(netnsBefore));

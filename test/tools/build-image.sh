@@ -34,7 +34,9 @@ base_tag=docker.io/library/node:24-trixie-slim
 mkdir -p "$cache/images" "$cache/containers"
 
 # buildah with storage of its own: nothing in /var/lib/containers is touched.
-# chroot isolation: RUN steps need no runc, no user namespace and no cgroup setup.
+# overlay, not vfs: vfs copies the whole root filesystem for every layer (tens
+# of GB for this Dockerfile). chroot isolation: RUN steps need no runc, no user
+# namespace and no cgroup setup.
 bah() {
   buildah --root "$cache/containers/storage" --runroot "$cache/containers/run" --storage-driver overlay "$@"
 }

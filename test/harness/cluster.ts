@@ -36,7 +36,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readlinkSync, rmSync, unlinkSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, connect, type Server } from 'node:net';
+import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startKubeApiServer, toolsBinDir, type KubeTestServer } from './kube.ts';
@@ -138,6 +138,9 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
   const kubeletRoot = join(dir, 'kubelet');
   const processes: Record<string, ManagedProcess> = {};
   const forwarders: Server[] = [];
+  // Connections through the forwarders: a pod's end vanishes with its network
+  // namespace (no FIN), so they are destroyed at stop, or they keep the test process alive.
+  const forwarded = new Set<Socket>();
 
   // Snapshots first: stop() undoes differences from these.
   const iptablesBefore = await snapshotIptables();
@@ -165,6 +168,7 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
       };
       process.off('exit', onExit);
       for (const f of forwarders) f.close();
+      for (const socket of forwarded) socket.destroy();
       // The node's own processes first, so nothing recreates what is removed below.
       for (const name of ['kube-proxy', 'kubelet', 'kube-scheduler', 'kube-controller-manager']) {
         await step(`stop ${name}`, () => processes[name]?.stop('SIGTERM', 5_000));
@@ -262,10 +266,16 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     const exposeToPods = async (port: number): Promise<number> => {
       const server = createServer((client) => {
         const upstream = connect(port, '127.0.0.1');
+        forwarded.add(client).add(upstream);
         client.pipe(upstream).pipe(client);
-        const close = () => { client.destroy(); upstream.destroy(); };
-        client.on('error', close);
-        upstream.on('error', close);
+        const close = () => {
+          client.destroy();
+          upstream.destroy();
+          forwarded.delete(client);
+          forwarded.delete(upstream);
+        };
+        client.on('error', close).on('close', close);
+        upstream.on('error', close).on('close', close);
       });
       forwarders.push(server);
       await new Promise<void>((resolve, reject) => {

@@ -9,6 +9,13 @@ DEBIAN_TEST_PACKAGES := ffmpeg etcd-server prometheus chromium
 # Test-only servers and tools built from their Go modules and cached (test/tools/build-binaries.sh);
 # kubeconform and the monitoring.coreos.com CRDs are for the Helm chart tests.
 GO_TEST_TOOLS := weed kube-apiserver kubeconform monitoring-crds
+# The end-to-end test (make e2e) runs the chart on a real single-node cluster:
+# the rest of Kubernetes from the same pinned module as kube-apiserver, and from
+# Debian the container runtime, CNI plugins, iptables (kube-proxy), and the
+# tools that build the image with no registry (debootstrap for the Node base
+# image, buildah for the Dockerfile, gcc for the static pause binary).
+E2E_GO_TOOLS := kubelet kube-controller-manager kube-scheduler kube-proxy
+DEBIAN_E2E_PACKAGES := containerd runc containernetworking-plugins iptables conntrack buildah debootstrap gcc libc6-dev
 
 # Node: every target runs on the Node release pinned in test/tools/install-node.sh
 # (Node 24 LTS), which installs it into the tools cache; its bin/ goes first on
@@ -22,11 +29,12 @@ export PATH := $(NODE_HOME)/bin:$(PATH)
 # installed them, so a change of Node (or of package-lock.json) reinstalls.
 NPM_CI := npm ci --no-audit --no-fund && node --version > node_modules/.tteok-node
 
-.PHONY: help node node_modules deps test typecheck build run bench clean
+.PHONY: help node node_modules deps deps-e2e e2e test typecheck build run bench clean
 
 help:
 	@echo "make run    start tteok on this machine (ingest + local origin), print OBS settings"
 	@echo "make test   install everything the tests need, type-check, run the whole suite"
+	@echo "make e2e    helm install the chart on a real single-node cluster (kubelet, containerd) and stream through it"
 	@echo "make build  compile TypeScript to dist/"
 	@echo "make bench  measure latency, density and throughput against nginx-rtmp and Fastify (prints tables)"
 	@echo "make node   install the pinned Node 24 into $(NODE_HOME) (run, test, build and bench do this first)"
@@ -52,8 +60,19 @@ deps: node
 typecheck: node_modules
 	npx tsc --noEmit -p tsconfig.json
 
-test: deps typecheck
+# The end-to-end test's node and image: the Kubernetes binaries, the Debian
+# packages, the pause and Node base images (all cached; see build-image.sh).
+deps-e2e: node
+	bash test/tools/install-debian-packages.sh $(DEBIAN_E2E_PACKAGES)
+	bash test/tools/build-binaries.sh $(E2E_GO_TOOLS)
+	bash test/tools/build-image.sh pause
+
+test: deps deps-e2e typecheck
 	bash test/tools/run-tests.sh
+
+# test/e2e-cluster.test.ts alone (make test runs it too). Needs root.
+e2e: deps deps-e2e
+	bash test/tools/run-tests.sh test/e2e-cluster.test.ts
 
 build: node_modules
 	npx tsc -p tsconfig.build.json

@@ -65,6 +65,10 @@ for tool in $tools; do
   case "$tool" in
     weed) build seaweedfs weed github.com/seaweedfs/seaweedfs/weed ;;
     kube-apiserver) build kube-apiserver kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$(kube_version_ldflags)" ;;
+    # The rest of a single-node cluster (test/harness/cluster.ts), from the
+    # same pinned module as kube-apiserver so the versions always match.
+    kubelet | kube-controller-manager | kube-scheduler | kube-proxy)
+      build kube-apiserver "$tool" "k8s.io/kubernetes/cmd/$tool" "$(kube_version_ldflags)" ;;
     kubeconform) build kubeconform kubeconform github.com/yannh/kubeconform/cmd/kubeconform ;;
     monitoring-crds) generate_monitoring_crds ;;
     *) echo "build-binaries: unknown tool $tool" >&2; exit 2 ;;

@@ -1,7 +1,14 @@
 //go:build tools
 
-// Package tools pins k8s.io/kubernetes/cmd/kube-apiserver so `go mod tidy`
-// keeps what build-binaries.sh builds.
+// Package tools pins the Kubernetes commands build-binaries.sh builds from
+// k8s.io/kubernetes (kube-apiserver for test/harness/kube.ts; the rest of a
+// single-node cluster for test/harness/cluster.ts) so `go mod tidy` keeps them.
 package tools
 
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+)

@@ -114,11 +114,11 @@ async function missingObjects(name: string, p: ParsedPlaylist): Promise<string[]
  * the same key on ingest-1 takes over. Every version of the stored playlist
  * from the takeover until B has `segmentsFromB` segments listed is returned.
  */
-async function takeOver(name: string, key: string, segmentsFromB: number) {
+async function takeOver(name: string, key: string, segmentsFromA: number, segmentsFromB: number) {
   const mark0 = pod0.proc.lines.length;
   const a = publishTestPattern({ url: pod0.rtmpUrl(key), name: `ffmpeg-${name}-a-pod0` });
   await waitForLogLine(pod0.proc, mark0, /"msg":"publish accepted"/);
-  const before = await waitForStored(name, 'four segments from ingest-0', (p) => p.segments.length >= 4);
+  const before = await waitForStored(name, `${segmentsFromA} segments from ingest-0`, (p) => p.segments.length > 0 && p.segments.at(-1)!.sequence + 1 >= segmentsFromA);
   const sessionA = sessionOf(before.segments[0]!.uri);
 
   a.child.kill('SIGSTOP');
@@ -138,13 +138,14 @@ async function takeOver(name: string, key: string, segmentsFromB: number) {
 
 t.test('a kept run continues across pods: no end in between, sequence and history go on', async (tt) => {
   const key = await createLs('kept', true);
-  const { sessionA, after, seen, b } = await takeOver('kept', key, 3);
+  const { sessionA, after, seen, b } = await takeOver('kept', key, 9, 3);
   // ingest-0's last segment, as the stored playlists from the takeover on listed it.
   const lastSeqA = Math.max(...seen.flatMap((s) => s.playlist.segments).filter((x) => sessionOf(x.uri) === sessionA).map((x) => x.sequence));
   tt.notOk(seen.some((s) => s.playlist.ended), `no stored playlist between the takeover and ingest-1's segments has EXT-X-ENDLIST (${seen.length} versions seen)`);
 
   const firstOfB = after.segments.find((x) => sessionOf(x.uri) !== sessionA)!;
   tt.ok(after.segments.some((x) => sessionOf(x.uri) === sessionA), 'the live window still lists ingest-0\'s last segments before ingest-1\'s');
+  tt.ok(after.mediaSequence > 0, `but no longer the run's first ones (it starts at ${after.mediaSequence}): the VOD needs ingest-0's history`);
   tt.equal(firstOfB.sequence, lastSeqA + 1, `ingest-1's first segment has the next media sequence number (${lastSeqA + 1})`);
   tt.equal(sequenceInName(firstOfB.uri), lastSeqA + 1, 'and is named by it');
   tt.ok(firstOfB.discontinuity, 'an EXT-X-DISCONTINUITY precedes it');
@@ -164,7 +165,7 @@ t.test('a kept run continues across pods: no end in between, sequence and histor
 
 t.test('the pod whose run was taken over deletes neither the new pod\'s playlist nor the segments it lists', async (tt) => {
   const key = await createLs('brief', false);
-  const { sessionA, after, b, mark0 } = await takeOver('brief', key, 2);
+  const { sessionA, after, b, mark0 } = await takeOver('brief', key, 4, 2);
   tt.ok(after.segments.some((x) => sessionOf(x.uri) === sessionA), 'ingest-1\'s live playlist still lists ingest-0\'s segments');
   // B pauses (briefer than the idle timeout), so ingest-1 stores no new
   // playlist that would hide a deletion. ingest-0's run ended with the

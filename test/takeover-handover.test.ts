@@ -13,6 +13,9 @@
 //   deletes neither the stored playlist ingest-1 now writes nor the segments
 //   it still lists, TTEOK_DELETE_DELAY_SECONDS after its run ended; when
 //   ingest-1's run ends, the whole run's media goes.
+// - A kept run taken over twice, back to the first pod: the VOD lists it all.
+// - A run that ended on one pod and a new run on the other: the first pod's
+//   deletion leaves the new run's playlist alone.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -184,4 +187,53 @@ t.test('the pod whose run was taken over deletes neither the new pod\'s playlist
   await b.stop('SIGTERM', 5000);
   await waitFor('the whole run\'s media deleted after ingest-1\'s run ended', async () => (await listKeys(s3.client, s3.bucket, `${NS}/brief/`)).length === 0, { timeoutMs: (DELETE_DELAY_SECONDS + 15) * 1000, intervalMs: 200 });
   tt.pass('nothing of the stream is left in the bucket');
+});
+
+t.test('a kept run taken over twice (ingest-0, ingest-1, ingest-0 again): the VOD lists all three publishers\' segments', async (tt) => {
+  const key = await createLs('twice', true);
+  const sessionsOf = (p: ParsedPlaylist) => [...new Set(p.segments.map((x) => sessionOf(x.uri)))];
+  const { sessionA, b } = await takeOver('twice', key, 4, 1);
+  // B's run goes past the live window, so the window no longer lists A's segments.
+  const beforeC = await waitForStored('twice', 'a window of B\'s segments only', (p) => p.segments.every((x) => sessionOf(x.uri) !== sessionA));
+  const sessionB = sessionOf(beforeC.segments[0]!.uri);
+  b.child.kill('SIGSTOP');
+  const mark = pod0.proc.lines.length;
+  const c = publishTestPattern({ url: pod0.rtmpUrl(key), name: 'ffmpeg-twice-c-pod0' });
+  await waitForLogLine(pod0.proc, mark, /"msg":"publish accepted"/, 10_000);
+  const afterC = await waitForStored('twice', 'two segments from C', (p) => p.segments.filter((x) => ![sessionA, sessionB].includes(sessionOf(x.uri))).length >= 2);
+  tt.equal(afterC.segments.find((x) => sessionOf(x.uri) !== sessionB)?.sequence, beforeC.segments.at(-1)!.sequence + 1, 'C continues the media sequence after B\'s last segment');
+  b.child.kill('SIGCONT');
+  await b.stop('SIGKILL', 1000);
+  await c.stop('SIGTERM', 5000);
+  const vod = await waitForStored('twice', 'the final VOD', (p) => p.ended);
+  tt.same(sessionsOf(vod), [sessionA, sessionB, sessionOf(afterC.segments.at(-1)!.uri)], 'the VOD lists A\'s, B\'s and C\'s segments, in that order');
+  tt.equal(vod.mediaSequence, 0, 'from the run\'s first segment');
+  tt.same(vod.segments.map((s) => sequenceInName(s.uri)), vod.segments.map((s) => s.sequence), 'with no sequence number missing or twice');
+  tt.equal(vod.segments.filter((s) => s.discontinuity).length, 2, 'a discontinuity at each takeover');
+  tt.same(await missingObjects('twice', vod), [], 'every object the VOD names is in the bucket');
+});
+
+t.test('a run that ended on one pod: its deletion leaves the playlist of a new run on the other pod', async (tt) => {
+  const key = await createLs('again', false);
+  const mark0 = pod0.proc.lines.length;
+  const a = publishTestPattern({ url: pod0.rtmpUrl(key), name: 'ffmpeg-again-a-pod0' });
+  await waitForLogLine(pod0.proc, mark0, /"msg":"publish accepted"/);
+  const first = await waitForStored('again', 'two segments from ingest-0', (p) => p.segments.length >= 2);
+  await a.stop('SIGTERM', 5000);
+  await waitForStored('again', 'ingest-0\'s run ended', (p) => p.ended);
+  // The streamer starts again at once, and the load balancer sends it to ingest-1.
+  const mark1 = pod1.proc.lines.length;
+  const b = publishTestPattern({ url: pod1.rtmpUrl(key), name: 'ffmpeg-again-b-pod1' });
+  await waitForLogLine(pod1.proc, mark1, /"msg":"publish accepted"/, 10_000);
+  await waitForStored('again', 'ingest-1\'s new run', (p) => !p.ended && p.segments.length >= 1 && sessionOf(p.segments[0]!.uri) !== sessionOf(first.segments[0]!.uri));
+  // B pauses (briefer than the idle timeout), so ingest-1 stores no new playlist that would hide a deletion.
+  b.child.kill('SIGSTOP');
+  await waitForLogLine(pod0.proc, mark0, /ended stream's media/, (DELETE_DELAY_SECONDS + 15) * 1000);
+  const now = await stored('again');
+  tt.ok(now, 'ingest-1\'s playlist is still stored after ingest-0 deleted its run\'s media');
+  tt.notOk(now?.playlist.ended, 'and live');
+  if (now) tt.same(await missingObjects('again', now.playlist), [], 'every object it names is in the bucket');
+  tt.same(await listKeys(s3.client, s3.bucket, `${NS}/again/${sessionOf(first.segments[0]!.uri)}/`), [], 'ingest-0\'s run\'s media is gone');
+  b.child.kill('SIGCONT');
+  await b.stop('SIGTERM', 5000);
 });

@@ -306,7 +306,8 @@ export class StreamPackager {
    */
   private async continueStoredRun(playlist: MediaPlaylist, journal: SegmentJournal, retained: boolean): Promise<void> {
     const stream = streamId(this.ref);
-    const text = await this.readStoredWithRetry(PLAYLIST_FILE, (t) => t !== undefined);
+    // No playlist stored (the run before stored none yet) is an answer too: a new run.
+    const text = await this.readStoredWithRetry(PLAYLIST_FILE, () => true);
     if (text === undefined) return;
     let stored: MediaPlaylist;
     try {
@@ -363,7 +364,11 @@ export class StreamPackager {
     this.options.log.info({ stream: streamId(this.ref), segments: earlier.length }, 'the run\'s history before the takeover is read back from the object store');
   }
 
-  /** Reads a stored file until `done` says it is what is wanted (bounded); the last text read, if any. */
+  /**
+   * Reads a stored file until `done` says it is what is wanted, retrying
+   * failed reads too (bounded: the segments of the run wait behind it in the
+   * write chain); the last text read, if any.
+   */
   private async readStoredWithRetry(file: string, done: (text: string | undefined) => boolean): Promise<string | undefined> {
     const read = this.options.readStored;
     if (!read) return undefined;

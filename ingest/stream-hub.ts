@@ -135,18 +135,17 @@ export class StreamHub implements LiveEvents {
       const handOver = lost.newHolder !== undefined;
       if (entry) {
         this.options.log.warn({ stream: id }, 'ending a live publish: this ingest lost its claim on the stream');
-        // The packager first, so the publish's end does not end the run.
-        const ending = handOver && packager ? packager.handOver() : undefined;
+        // The packager first: it lets go of the publish session at once, so the publish's end does not end the run.
+        if (handOver && packager) void packager.handOver();
         void entry.publish?.end(true);
         entry.disconnect();
-        void ending;
         return;
       }
       // Waiting in its grace period: the stream is another ingest's now. End
       // the run at once, not when the grace runs out and its final playlist
       // would overwrite the new holder's live one.
       if (packager && !packager.isLive && this.runsSince.has(id)) {
-        this.options.log.info({ stream: id }, 'another ingest took the stream over during its reconnect grace; ending the run here');
+        this.options.log.info({ stream: id }, handOver ? 'another ingest took the stream over during its reconnect grace; handing the run over' : 'lost the stream\'s claim during its reconnect grace; ending the run here');
         void (handOver ? packager.handOver() : packager.finish());
       }
     });

@@ -66,7 +66,8 @@ function ingestEnv(pod: string): Record<string, string> {
     TTEOK_POD_NAMESPACE: SYSTEM,
     // Each pod has a media volume of its own; neither can read the other's.
     TTEOK_MEDIA_DIR: join(dir, pod, 'media'),
-    TTEOK_RECONNECT_GRACE_SECONDS: '2',
+    // Long enough for a publish on the other pod to take over a run in its grace period.
+    TTEOK_RECONNECT_GRACE_SECONDS: '8',
     // Long enough for a publisher paused by the test to keep its stream.
     TTEOK_PUBLISHER_IDLE_SECONDS: '15',
     TTEOK_DELETE_DELAY_SECONDS: String(DELETE_DELAY_SECONDS),
@@ -117,14 +118,16 @@ async function missingObjects(name: string, p: ParsedPlaylist): Promise<string[]
  * the same key on ingest-1 takes over. Every version of the stored playlist
  * from the takeover until B has `segmentsFromB` segments listed is returned.
  */
-async function takeOver(name: string, key: string, segmentsFromA: number, segmentsFromB: number) {
+async function takeOver(name: string, key: string, segmentsFromA: number, segmentsFromB: number, how: 'silent' | 'dropped' = 'silent') {
   const mark0 = pod0.proc.lines.length;
   const a = publishTestPattern({ url: pod0.rtmpUrl(key), name: `ffmpeg-${name}-a-pod0` });
   await waitForLogLine(pod0.proc, mark0, /"msg":"publish accepted"/);
   const before = await waitForStored(name, `${segmentsFromA} segments from ingest-0`, (p) => p.segments.length > 0 && p.segments.at(-1)!.sequence + 1 >= segmentsFromA);
   const sessionA = sessionOf(before.segments[0]!.uri);
 
-  a.child.kill('SIGSTOP');
+  // Silent: the connection stays open. Dropped: it closes, and ingest-0's run waits in its reconnect grace.
+  a.child.kill(how === 'silent' ? 'SIGSTOP' : 'SIGKILL');
+  if (how === 'dropped') await waitForLogLine(pod0.proc, mark0, /publisher dropped; waiting for it to reconnect/, 5000);
   const mark1 = pod1.proc.lines.length;
   const b = publishTestPattern({ url: pod1.rtmpUrl(key), name: `ffmpeg-${name}-b-pod1` });
   await waitForLogLine(pod1.proc, mark1, /"msg":"publish accepted"/, 10_000);
@@ -236,4 +239,20 @@ t.test('a run that ended on one pod: its deletion leaves the playlist of a new r
   tt.same(await listKeys(s3.client, s3.bucket, `${NS}/again/${sessionOf(first.segments[0]!.uri)}/`), [], 'ingest-0\'s run\'s media is gone');
   b.child.kill('SIGCONT');
   await b.stop('SIGTERM', 5000);
+});
+
+t.test('a run taken over in its reconnect grace period continues too', async (tt) => {
+  const key = await createLs('grace', true);
+  const { sessionA, after, seen, b, mark0 } = await takeOver('grace', key, 3, 2, 'dropped');
+  await waitForLogLine(pod0.proc, mark0, /took the stream over during its reconnect grace; handing the run over/, 5000);
+  tt.pass('ingest-0 hands over the run it held in its grace period');
+  const lastSeqA = Math.max(...seen.flatMap((s) => s.playlist.segments).filter((x) => sessionOf(x.uri) === sessionA).map((x) => x.sequence));
+  tt.notOk(seen.some((s) => s.playlist.ended), `no stored playlist from the takeover on has EXT-X-ENDLIST (${seen.length} versions seen)`);
+  const firstOfB = after.segments.find((x) => sessionOf(x.uri) !== sessionA)!;
+  tt.equal(firstOfB.sequence, lastSeqA + 1, 'ingest-1 continues the media sequence');
+  tt.ok(firstOfB.discontinuity, 'after a discontinuity');
+  await b.stop('SIGTERM', 5000);
+  const vod = await waitForStored('grace', 'the final VOD', (p) => p.ended);
+  tt.equal(sessionOf(vod.segments[0]!.uri), sessionA, 'the VOD starts with ingest-0\'s segments');
+  tt.same(await missingObjects('grace', vod), [], 'every object it names is in the bucket');
 });

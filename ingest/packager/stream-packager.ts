@@ -284,14 +284,16 @@ export class StreamPackager {
     this.session = undefined;
     if (session) await session.close();
     this.enqueue(async () => {
-      let historyStored = true;
       if (retained && playlist.segments.length > 0) {
         await this.completeHistory(playlist);
-        historyStored = await this.tryWrite(RUN_HISTORY_FILE, playlist.render({ vod: true }), 'playlist');
-        if (!historyStored) this.options.log.error({ stream: streamId(this.ref) }, 'the media volume cannot take the run\'s history: the new holder\'s VOD will lack the segments this ingest wrote before its live window');
+        if (!(await this.tryWrite(RUN_HISTORY_FILE, playlist.render({ vod: true }), 'playlist'))) {
+          this.options.log.error({ stream: streamId(this.ref) }, 'the media volume cannot take the run\'s history: the new holder\'s VOD will lack the segments this ingest wrote before its live window');
+        }
       }
+      // Even without the history: a journal left here would make a restarted
+      // process resume the run and store its final playlist over the new holder's.
       await rm(join(this.dir, PLAYLIST_FILE), { force: true }).catch(() => undefined);
-      if (historyStored) await this.writeJournal(() => journal.remove());
+      await this.writeJournal(() => journal.remove());
     });
     await this.writes;
     this.options.log.info({ stream: streamId(this.ref), segments: playlist.segments.length }, 'run handed over to the ingest that took the stream over: it continues the stored playlist');

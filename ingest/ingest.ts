@@ -98,6 +98,7 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     onStreamEnded: (end) => uploader.streamEnded(end),
     onFileWritten: (path) => uploader.fileWritten(path),
     uploadsSettled: (ref) => uploader.streamSettled(`${ref.namespace}/${ref.name}`, config.shutdownTimeoutMs),
+    readStored: (ref, file) => uploader.readStored(`${ref.namespace}/${ref.name}`, file),
     mediaVolume: volume,
   });
   // Files left by a previous process are uploaded first, and its unfinished

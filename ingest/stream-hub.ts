@@ -39,8 +39,12 @@ export interface StreamClaims {
    */
   acquire(ref: StreamRef, options?: { waitForSilenceMs?: number }): Promise<boolean | 'taken_over'>;
   release(ref: StreamRef): Promise<void>;
-  /** Called when a held claim is lost (not renewed in time, taken over): the publish must end. */
-  onLost?(listener: (ref: StreamRef) => void): void;
+  /**
+   * Called when a held claim is lost (not renewed in time, taken over): the
+   * publish must end. `newHolder`: another ingest holds it now and writes
+   * the stream's playlist.
+   */
+  onLost?(listener: (ref: StreamRef, lost: { newHolder?: string }) => void): void;
   /**
    * The holder's report, repeated freely: since when the stream has had no
    * media for the takeover threshold (no publisher at all counts), or
@@ -99,6 +103,8 @@ export interface StreamHubOptions {
   uploadsSettled?: (ref: StreamRef) => Promise<unknown>;
   /** Passed to each stream's packager: a file is complete on the media volume. */
   onFileWritten?: (path: string) => void;
+  /** Reads a stream's file from the object store (undefined: none), to continue a run taken over from another ingest. */
+  readStored?: (ref: StreamRef, file: string) => Promise<string | undefined>;
   // --- media volume (helper "disk"): a full volume refuses publishes; packagers skip segments above its bound.
   mediaVolume?: MediaVolumeGuard & { admitsPublishes(): boolean };
 }
@@ -117,12 +123,20 @@ export class StreamHub implements LiveEvents {
   constructor(private readonly options: StreamHubOptions) {
     options.keys.onChange(() => this.recheckLive());
     // Another ingest may now have the stream: two publishers must never both package it.
-    options.claims?.onLost?.((ref) => {
+    options.claims?.onLost?.((ref, lost) => {
       const id = streamId(ref);
       this.claimed.delete(id);
       const entry = this.live.get(id);
+      const packager = this.packagers.get(id);
+      // Another ingest holds the claim and continues the run from the stored
+      // playlist: hand it over (no final playlist, which would end the stream
+      // for viewers, and no deletion of media the new holder still lists).
+      // Without a new holder (the claim was deleted) the run ends here.
+      const handOver = lost.newHolder !== undefined;
       if (entry) {
         this.options.log.warn({ stream: id }, 'ending a live publish: this ingest lost its claim on the stream');
+        // The packager first: it lets go of the publish session at once, so the publish's end does not end the run.
+        if (handOver && packager) void packager.handOver();
         void entry.publish?.end(true);
         entry.disconnect();
         return;
@@ -130,10 +144,9 @@ export class StreamHub implements LiveEvents {
       // Waiting in its grace period: the stream is another ingest's now. End
       // the run at once, not when the grace runs out and its final playlist
       // would overwrite the new holder's live one.
-      const packager = this.packagers.get(id);
       if (packager && !packager.isLive && this.runsSince.has(id)) {
-        this.options.log.info({ stream: id }, 'another ingest took the stream over during its reconnect grace; ending the run here');
-        void packager.finish();
+        this.options.log.info({ stream: id }, handOver ? 'another ingest took the stream over during its reconnect grace; handing the run over' : 'lost the stream\'s claim during its reconnect grace; ending the run here');
+        void (handOver ? packager.handOver() : packager.finish());
       }
     });
     // Silence is noticed within a quarter of the takeover threshold.
@@ -226,6 +239,7 @@ export class StreamHub implements LiveEvents {
       current.disconnect();
       await ending;
     }
+    let claimedHow: boolean | 'taken_over' = true;
     if (this.options.claims && this.claimed.has(id)) {
       // Still ours from the run this publish continues: tell the fleet the stream is no longer silent.
       this.options.claims.reportSilence?.(grant.ref, undefined);
@@ -244,10 +258,12 @@ export class StreamHub implements LiveEvents {
         return refuse('NetStream.Publish.BadName', 'live_elsewhere', 'This stream is live on another ingest.');
       }
       this.claimed.set(id, grant.ref);
+      claimedHow = claimed;
       if (claimed === 'taken_over') this.options.metrics.takeovers.inc({ from: 'other_ingest' });
     }
     const packager = this.packagerFor(grant.ref, grant);
-    const session = packager.beginSession(grant.settings);
+    // Taken over from another ingest: a new run here continues the one it stored.
+    const session = packager.beginSession(grant.settings, { continueStoredRun: claimedHow === 'taken_over' });
     let ended = false;
     const media: PublishMedia = {
       id: session.id,
@@ -370,6 +386,7 @@ export class StreamHub implements LiveEvents {
       reconnectGraceMs: this.options.reconnectGraceMs,
       ...(this.options.onFileWritten ? { onFileWritten: this.options.onFileWritten } : {}),
       ...(this.options.mediaVolume ? { volume: this.options.mediaVolume } : {}),
+      ...(this.options.readStored ? { readStored: (file: string) => this.options.readStored!(ref, file) } : {}),
       metrics: this.options.metrics,
       log: this.options.log,
       onEnded: (end) => {

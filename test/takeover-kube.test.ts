@@ -6,8 +6,8 @@
 // one bucket. A network that dies without a FIN is an ffmpeg under SIGSTOP.
 //
 // - Publisher A on ingest-0 goes silent; publisher B with the same key on
-//   ingest-1 is live within 3 s; ingest-0 ends its publish, and the stored
-//   playlist is ingest-1's, live.
+//   ingest-1 is live within 3 s; ingest-0 ends its publish and hands its run
+//   over, and the stored playlist is ingest-1's, live.
 // - A silent publisher alone: after the idle timeout and the grace period the
 //   playlist ends and the LiveStream is no longer Live (the claim is released).
 // - A publisher whose media flows keeps its stream against a publish on the
@@ -147,7 +147,8 @@ t.test('a publisher on another pod takes over from a silent one within 3 s; the 
   }, { timeoutMs: 5000, intervalMs: 50 });
   tt.equal(s.ingestPod, 'ingest-1', 'the LiveStream is Live on ingest-1');
 
-  // ingest-0 ended its run before ingest-1 stored its first playlist: what viewers get is ingest-1's, live.
+  // ingest-0 handed its run over (no final playlist): what viewers get is ingest-1's, live, continuing it
+  // (test/takeover-handover.test.ts looks at the continuation in detail).
   const after = await waitForPlaylist('handover', 'three segments from ingest-1', (p) => p.segments.filter((x) => sessionOf(x.uri) !== sessionA).length >= 3);
   tt.notOk(after.ended, 'the stored playlist is live, not ended by ingest-0');
   tt.equal(metricValue(await pod1.metrics(), 'tteok_ingest_takeovers_total', 'from="other_ingest"'), 1, 'ingest-1 counts a takeover');

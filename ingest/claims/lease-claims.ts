@@ -19,8 +19,9 @@
 // conditioned on the resourceVersion it read — so a holder whose media
 // resumed, and which cleared the mark first, keeps its stream. While its
 // claim is marked, the holder reads it a few times a second, so it learns of
-// a takeover within a fraction of a second and ends its run before the new
-// holder's first playlist is written. The renewal interval plays no part in
+// a takeover within a fraction of a second and hands its run over before
+// the new holder's first playlist is written: it writes no final playlist, and
+// the new holder continues the stored one. The renewal interval plays no part in
 // how fast a takeover happens.
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -95,7 +96,7 @@ export class LeaseStreamClaims implements StreamClaims {
   private readonly held = new Map<string, Held>();
   private readonly renewEveryMs: number;
 
-  private readonly lostListeners: Array<(ref: StreamRef) => void> = [];
+  private readonly lostListeners: Array<(ref: StreamRef, lost: { newHolder?: string }) => void> = [];
 
   constructor(private readonly options: LeaseStreamClaimsOptions) {
     this.leases = new LeaseClient(options.kc, Math.max(2000, (options.leaseDurationSeconds * 1000) / 3));
@@ -188,7 +189,7 @@ export class LeaseStreamClaims implements StreamClaims {
     this.tick(ref, held);
   }
 
-  onLost(listener: (ref: StreamRef) => void): void {
+  onLost(listener: (ref: StreamRef, lost: { newHolder?: string }) => void): void {
     this.lostListeners.push(listener);
   }
 
@@ -293,6 +294,7 @@ export class LeaseStreamClaims implements StreamClaims {
     } else {
       this.options.log.error({ stream: streamId(ref), holder }, 'lost the stream claim (it expired and another pod took it, or it was deleted)');
     }
-    for (const listener of this.lostListeners) listener(ref);
+    // Another pod holds it now and writes the stream's playlist: the run is handed over.
+    for (const listener of this.lostListeners) listener(ref, holder && holder !== podName ? { newHolder: holder } : {});
   }
 }

@@ -4,6 +4,16 @@
 // the stream ends. It renders to m3u8 and parses back from it, so a restarted
 // ingest can pick up a stream where the last process left it.
 
+/**
+ * Beside the stream's playlist: the whole history of a kept run
+ * (retention.keepAfterEnd), as a VOD playlist without EXT-X-ENDLIST, stored
+ * by an ingest whose run another ingest pod took over. The new pod lists
+ * only the live window it read from the stored playlist; its final VOD takes
+ * the run's earlier segments from here (their journal is on the old pod's
+ * media volume, which the new pod cannot read).
+ */
+export const RUN_HISTORY_FILE = 'history.m3u8';
+
 export interface PlaylistSegment {
   /** URI relative to the playlist, e.g. "<run>/12.m4s". */
   uri: string;

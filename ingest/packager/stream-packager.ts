@@ -4,18 +4,23 @@
 // within the reconnect grace period continues the same playlist after a
 // discontinuity; a clean unpublish, or the end of the grace period, ends the
 // playlist with EXT-X-ENDLIST.
+//
+// Across ingest pods (a takeover) a run moves from one packager to another:
+// the old one hands it over (no final playlist; a kept run's history is
+// stored beside the playlist), and the new one continues the stored
+// playlist with the next media sequence number after a discontinuity.
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../common/log.ts';
 import { PLAYLIST_FILE } from '../../common/object-layout.ts';
 import { streamId, type StreamRef, type StreamSettings } from '../../common/livestream.ts';
 import type { MediaVolumeGuard } from '../media-volume.ts';
 import type { IngestMetrics } from '../metrics.ts';
-import { backoffDelay } from '../upload/backoff.ts';
+import { backoffDelay, sleep } from '../upload/backoff.ts';
 import { MEDIA_TMP_DIR, writeFileAtomic } from './atomic-file.ts';
 import { Fragmenter, type SegmentOutput } from './fragmenter.ts';
-import { MediaPlaylist, type PlaylistSegment } from './playlist.ts';
+import { MediaPlaylist, RUN_HISTORY_FILE, type PlaylistSegment } from './playlist.ts';
 import { PublishSession } from './publish-session.ts';
 import { JOURNAL_FILE, readJournal, reconcileSegments, SegmentJournal, sequenceOf } from './segment-journal.ts';
 
@@ -24,7 +29,15 @@ export interface StreamEnd {
   /** The session folders of the run that ended (relative to the stream's folder). */
   sessionFolders: string[];
   keep: boolean;
+  /**
+   * The run was handed over to another ingest (a takeover): it goes on there,
+   * from the stored playlist, which may still list these sessions.
+   */
+  handedOver?: boolean;
 }
+
+/** How often a stored playlist or run history is read before going on without it (backoff 250 ms to 2 s). */
+const STORED_READ_ATTEMPTS = 8;
 
 export interface StreamPackagerOptions {
   ref: StreamRef;
@@ -43,6 +56,12 @@ export interface StreamPackagerOptions {
   onEnded: (end: StreamEnd) => void;
   /** The media volume's state; without it segments are written until a write fails. */
   volume?: MediaVolumeGuard;
+  /**
+   * Reads a file of this stream from the object store ("index.m3u8",
+   * "history.m3u8"); undefined when there is none. Needed to continue a run
+   * another ingest handed over.
+   */
+  readStored?: (file: string) => Promise<string | undefined>;
 }
 
 /** What the media volume holds; `kind` labels the write-failure metric. */
@@ -80,6 +99,10 @@ export class StreamPackager {
   /** Kinds of file whose last write failed: logged once per streak, not once per file. */
   private readonly failing = new Set<FileKind>();
   private warnedLongSegments = false;
+  /** Runs handed over to another ingest: nothing more of them is written here. */
+  private readonly handedOver = new WeakSet<MediaPlaylist>();
+  /** The run continues a stored playlist (a takeover): its next segment follows a discontinuity. */
+  private continuesStoredRun = false;
   private readonly dir: string;
   private readonly tmpDir: string;
 
@@ -150,8 +173,12 @@ export class StreamPackager {
     return true;
   }
 
-  /** Starts packaging a new publish session. */
-  beginSession(settings: StreamSettings): PublishSession {
+  /**
+   * Starts packaging a new publish session. With `continueStoredRun` (this
+   * ingest took the stream over from another), a new run here continues the
+   * playlist stored in the object store, unless that one has ended.
+   */
+  beginSession(settings: StreamSettings, options: { continueStoredRun?: boolean } = {}): PublishSession {
     if (this.state === 'live') throw new Error(`${streamId(this.ref)} already has a publisher`);
     if (this.state === 'ended' || this.state === 'idle') {
       // A new run: the last one's final playlist, if still being retried, is superseded.
@@ -167,6 +194,11 @@ export class StreamPackager {
       this.skippedInGap = 0;
       this.playlistBehind = false;
       this.warnedLongSegments = false;
+      this.continuesStoredRun = false;
+      if (options.continueStoredRun) {
+        const playlist = this.playlist;
+        this.enqueue(() => this.continueStoredRun(playlist, journal, settings.keepAfterEnd));
+      }
     } else {
       clearTimeout(this.graceTimer);
       this.graceTimer = undefined;
@@ -222,10 +254,137 @@ export class StreamPackager {
     clearTimeout(this.playlistRetry);
     this.playlistRetry = undefined;
     this.enqueue(async () => {
+      if (vod) await this.completeHistory(playlist);
       if (playlist.segments.length > 0) await this.storeFinalPlaylist(playlist, journal, vod, 0);
     });
     await this.writes;
     this.options.onEnded({ ref: this.ref, sessionFolders: [...this.sessionFolders], keep: this.settings.keepAfterEnd });
+  }
+
+  /**
+   * Another ingest took this stream over (its claim): the run goes on there,
+   * from the stored playlist. So nothing more is written here — no final
+   * playlist, no last partial segment — and the run's playlist and journal
+   * leave the media volume, so a restart of this process does not resume it.
+   * A kept run first stores its whole history beside the playlist, for the
+   * new holder's final VOD.
+   */
+  async handOver(): Promise<void> {
+    if (this.state === 'ended' || this.state === 'idle') return this.writes;
+    clearTimeout(this.graceTimer);
+    this.graceTimer = undefined;
+    clearTimeout(this.playlistRetry);
+    this.playlistRetry = undefined;
+    this.state = 'ended';
+    const playlist = this.playlist;
+    const journal = this.journal;
+    const retained = this.settings.keepAfterEnd;
+    this.handedOver.add(playlist);
+    const session = this.session;
+    this.session = undefined;
+    if (session) await session.close();
+    this.enqueue(async () => {
+      if (retained && playlist.segments.length > 0) {
+        await this.completeHistory(playlist);
+        if (!(await this.tryWrite(RUN_HISTORY_FILE, playlist.render({ vod: true }), 'playlist'))) {
+          this.options.log.error({ stream: streamId(this.ref) }, 'the media volume cannot take the run\'s history: the new holder\'s VOD will lack the segments this ingest wrote before its live window');
+        }
+      }
+      // Even without the history: a journal left here would make a restarted
+      // process resume the run and store its final playlist over the new holder's.
+      await rm(join(this.dir, PLAYLIST_FILE), { force: true }).catch(() => undefined);
+      await this.writeJournal(() => journal.remove());
+    });
+    await this.writes;
+    this.options.log.info({ stream: streamId(this.ref), segments: playlist.segments.length }, 'run handed over to the ingest that took the stream over: it continues the stored playlist');
+    this.options.onEnded({ ref: this.ref, sessionFolders: [...this.sessionFolders], keep: this.settings.keepAfterEnd, handedOver: true });
+  }
+
+  /**
+   * A run that takes over from another ingest starts from the playlist that
+   * ingest stored: its window, media sequence and discontinuity sequence go
+   * on, and the first segment written here follows a discontinuity. Runs in
+   * the write chain before this run's first segment.
+   */
+  private async continueStoredRun(playlist: MediaPlaylist, journal: SegmentJournal, retained: boolean): Promise<void> {
+    const stream = streamId(this.ref);
+    // No playlist stored (the run before stored none yet) is an answer too: a new run.
+    const text = await this.readStoredWithRetry(PLAYLIST_FILE, () => true);
+    if (text === undefined) return;
+    let stored: MediaPlaylist;
+    try {
+      stored = MediaPlaylist.parse(text, this.settings.playlistLength);
+    } catch (error) {
+      this.options.log.warn({ stream, err: (error as Error).message }, 'the stored playlist is unreadable; starting a new run');
+      return;
+    }
+    // An ended playlist is a finished run: the takeover starts a new one.
+    if (stored.ended || stored.segments.length === 0 || playlist !== this.playlist || playlist.segments.length > 0) return;
+    playlist.firstSequence = stored.firstSequence;
+    playlist.discontinuitiesBefore = stored.discontinuitiesBefore;
+    playlist.targetDuration = Math.max(playlist.targetDuration, stored.targetDuration);
+    for (const segment of stored.segments) playlist.append(segment);
+    // This run now answers for the stored sessions' media too (deleted at its end, unless kept).
+    const folders = [...new Set(stored.segments.map((s) => s.uri.split('/')[0]!))].filter((f) => !this.sessionFolders.includes(f));
+    this.sessionFolders.unshift(...folders);
+    this.continuesStoredRun = true;
+    if (retained) await this.writeJournal(() => journal.replace(playlist.segments));
+    this.options.log.info({ stream, mediaSequence: playlist.nextSequence }, 'continuing the run another ingest stored: the playlist goes on after a discontinuity');
+  }
+
+  /**
+   * A kept run that continues another ingest's lists only the window it took
+   * over; the run's history object, which the ingest before stored when it
+   * handed over, has the segments before it. A kept run's own playlist starts
+   * at media sequence 0, so one that starts later lacks them.
+   */
+  private async completeHistory(playlist: MediaPlaylist): Promise<void> {
+    if (playlist.firstSequence === 0 || playlist.segments.length === 0 || !this.options.readStored) return;
+    const first = playlist.segments[0]!.uri;
+    const fits = (text: string | undefined): boolean => {
+      if (text === undefined) return false;
+      try {
+        const history = MediaPlaylist.parse(text, 0);
+        // This run's (session folders are unique for all time), from its start, up to the window.
+        return history.firstSequence === 0 && history.segments[playlist.firstSequence]?.uri === first;
+      } catch {
+        return false;
+      }
+    };
+    // The ingest before may still be storing it, right after a takeover.
+    const text = await this.readStoredWithRetry(RUN_HISTORY_FILE, fits);
+    if (!fits(text)) {
+      this.options.log.error({ stream: streamId(this.ref), fromSequence: playlist.firstSequence }, 'the run\'s history before the takeover is not in the object store: the VOD lists the run from the window this ingest took over');
+      return;
+    }
+    const history = MediaPlaylist.parse(text!, 0);
+    const earlier = history.segments.slice(0, playlist.firstSequence);
+    playlist.segments.unshift(...earlier);
+    playlist.firstSequence = 0;
+    playlist.discontinuitiesBefore = history.discontinuitiesBefore;
+    playlist.targetDuration = Math.max(playlist.targetDuration, history.targetDuration);
+    this.options.log.info({ stream: streamId(this.ref), segments: earlier.length }, 'the run\'s history before the takeover is read back from the object store');
+  }
+
+  /**
+   * Reads a stored file until `done` says it is what is wanted, retrying
+   * failed reads too (bounded: the segments of the run wait behind it in the
+   * write chain); the last text read, if any.
+   */
+  private async readStoredWithRetry(file: string, done: (text: string | undefined) => boolean): Promise<string | undefined> {
+    const read = this.options.readStored;
+    if (!read) return undefined;
+    let text: string | undefined;
+    for (let attempt = 0; attempt < STORED_READ_ATTEMPTS; attempt++) {
+      try {
+        text = await read(file);
+        if (done(text)) return text;
+      } catch (error) {
+        if (attempt === 0) this.options.log.warn({ stream: streamId(this.ref), file, err: (error as Error).message }, 'cannot read from the object store; retrying');
+      }
+      if (attempt < STORED_READ_ATTEMPTS - 1) await sleep(backoffDelay(attempt, 250, 2000));
+    }
+    return text;
   }
 
   /** Resolves once every file queued so far is on the media volume (or could not be written). */
@@ -283,18 +442,23 @@ export class StreamPackager {
     const discontinuity = this.nextSegmentIsDiscontinuity;
     this.nextSegmentIsDiscontinuity = false;
     this.enqueue(async () => {
+      // The run is another ingest's now.
+      if (this.handedOver.has(playlist)) return;
       const written = await this.writeSegment(playlist, sessionFolder, segment.data);
       if (typeof written === 'string') {
         this.skipSegment(written);
         return;
       }
+      if (this.handedOver.has(playlist)) return;
+      const takeover = playlist === this.playlist && this.continuesStoredRun;
+      if (takeover) this.continuesStoredRun = false;
       const entry: PlaylistSegment = {
         uri: written.uri,
         duration: segment.duration,
         programDateTime: segment.arrivedAt,
         initUri,
-        // After a gap the media jumps ahead: players must not expect continuity.
-        discontinuity: discontinuity || this.skippedInGap > 0,
+        // After a gap, or another ingest's publisher, the media jumps ahead: players must not expect continuity.
+        discontinuity: discontinuity || takeover || this.skippedInGap > 0,
       };
       this.closeGap();
       playlist.append(entry);
@@ -337,8 +501,8 @@ export class StreamPackager {
   }
 
   private async writeLivePlaylist(playlist: MediaPlaylist): Promise<void> {
-    // A run that ended gets its final playlist instead.
-    if (playlist !== this.playlist || playlist.ended) return;
+    // A run that ended gets its final playlist instead; one handed over gets none from here.
+    if (playlist !== this.playlist || playlist.ended || this.handedOver.has(playlist)) return;
     if (await this.tryWrite(PLAYLIST_FILE, playlist.render(), 'playlist')) {
       this.playlistBehind = false;
       this.playlistRetryAttempt = 0;

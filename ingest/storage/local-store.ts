@@ -1,6 +1,6 @@
 // The local-directory object store for the one-machine mode: the gateway
 // serves this directory as the origin, with the same headers S3 would give.
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { writeFileAtomic } from '../packager/atomic-file.ts';
 import type { ObjectStore, PutOptions } from './object-store.ts';
@@ -20,6 +20,15 @@ export class LocalDirectoryStore implements ObjectStore {
 
   async delete(key: string): Promise<void> {
     await rm(this.pathOf(key), { force: true });
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    try {
+      return await readFile(this.pathOf(key));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
   }
 
   async deletePrefix(prefix: string): Promise<void> {

@@ -12,6 +12,8 @@ export interface ObjectStore {
   /** Deletes every object whose key starts with `prefix/`. */
   deletePrefix(prefix: string): Promise<void>;
   delete(key: string): Promise<void>;
+  /** Reads an object whole; undefined when there is none under that key. */
+  get(key: string): Promise<Uint8Array | undefined>;
   /** For logs: where objects go, without credentials. */
   readonly description: string;
 }

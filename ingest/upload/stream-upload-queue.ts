@@ -9,7 +9,7 @@ import { join, posix } from 'node:path';
 import type { Logger } from '../../common/log.ts';
 import { contentTypeFor, joinKey, playlistCacheControl, PLAYLIST_FILE, SEGMENT_CACHE_CONTROL } from '../../common/object-layout.ts';
 import type { IngestMetrics } from '../metrics.ts';
-import { MediaPlaylist } from '../packager/playlist.ts';
+import { MediaPlaylist, RUN_HISTORY_FILE } from '../packager/playlist.ts';
 import { failureReason, type ObjectStore } from '../storage/object-store.ts';
 import { backoffDelay, sleep } from './backoff.ts';
 import type { Semaphore } from './semaphore.ts';
@@ -154,6 +154,18 @@ export class StreamUploadQueue {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
         this.ctx.log.error({ stream: this.streamPath, file: file.uri, err: error }, 'cannot read a segment from the media volume; it is lost');
       }
+      return;
+    }
+    if (file.uri === RUN_HISTORY_FILE) {
+      // A run's history (a takeover): stored after every segment it names, like a playlist, and
+      // overwritten by a later handover, so it is not cached as immutable.
+      this.pending.delete(file.uri);
+      for (const uri of MediaPlaylist.referencedUris(body.toString('utf8'))) {
+        const named = this.pending.get(uri) ?? (await this.onDiskNotSeenYet(uri));
+        if (named) await this.uploadFile(named);
+      }
+      await this.putWithRetry('playlist', this.keyOf(file.uri), body, playlistCacheControl(0));
+      await rm(path, { force: true });
       return;
     }
     const kind = file.uri.endsWith('.mp4') ? 'init' : 'segment';

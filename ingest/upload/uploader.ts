@@ -11,6 +11,7 @@ import { streamId } from '../../common/livestream.ts';
 import { accessRoot, type PlaybackAccess } from '../../common/playback-token.ts';
 import type { IngestMetrics } from '../metrics.ts';
 import { isTemporaryName } from '../packager/atomic-file.ts';
+import { MediaPlaylist, RUN_HISTORY_FILE } from '../packager/playlist.ts';
 import type { StreamEnd } from '../packager/stream-packager.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { backoffDelay, sleep } from './backoff.ts';
@@ -117,6 +118,16 @@ export class Uploader implements BacklogTracker {
     this.queueFor(streamPath).playlistFromMemory(text);
   }
 
+  /** A stream's file as stored ("<namespace>/<name>", "index.m3u8"), under its access's root; undefined when there is none. */
+  readStored(streamPath: string, file: string): Promise<string | undefined> {
+    return this.readStoredUnder(accessRoot(this.options.accessOf?.(streamPath) ?? 'public'), streamPath, file);
+  }
+
+  private async readStoredUnder(root: string, streamPath: string, file: string): Promise<string | undefined> {
+    const body = await this.options.store.get(joinKey(this.options.prefix, root, streamPath, file));
+    return body === undefined ? undefined : Buffer.from(body).toString('utf8');
+  }
+
   /** The packager finished a file: queue it now rather than when the watcher notices. */
   fileWritten(path: string): void {
     stat(path).then(
@@ -131,8 +142,9 @@ export class Uploader implements BacklogTracker {
     if (rel.length < 3 || rel.some(isTemporaryName)) return;
     const streamPath = `${rel[0]}/${rel[1]}`;
     const uri = rel.slice(2).join('/');
-    if (uri !== PLAYLIST_FILE && !/\.(m4s|mp4)$/.test(uri)) return;
-    if (uri !== PLAYLIST_FILE) this.add(path, stats?.size ?? 0);
+    const media = /\.(m4s|mp4)$/.test(uri);
+    if (uri !== PLAYLIST_FILE && uri !== RUN_HISTORY_FILE && !media) return;
+    if (media) this.add(path, stats?.size ?? 0);
     this.queueFor(streamPath).fileAppeared(uri, stats?.mtimeMs ?? Date.now());
   }
 
@@ -196,19 +208,40 @@ export class Uploader implements BacklogTracker {
     return queue;
   }
 
+  /**
+   * Deletes an ended run's media. What is deleted is decided from the store,
+   * not from this ingest's volume: another run (on any pod) may have written
+   * the stored playlist since — a run that took this one over and continues
+   * it, or a new one. So a session folder the stored playlist still lists
+   * stays (the run that lists it deletes it at its own end), and the stored
+   * playlist is deleted only when it is this run's, ended: every session it
+   * names is this run's, and it has EXT-X-ENDLIST.
+   */
   private async deleteRun(streamPath: string, end: StreamEnd): Promise<void> {
     const { store, prefix, mediaDir, log } = this.options;
     const playlistPath = join(mediaDir, streamPath, PLAYLIST_FILE);
-    const playlist = await readFile(playlistPath, 'utf8').catch(() => '');
-    // A new run may have started since; its playlist must stay.
-    const sameRun = playlist.includes('#EXT-X-ENDLIST') && end.sessionFolders.some((f) => playlist.includes(`${f}/`));
+    let deleted: string[] = [];
+    let kept: string[] = [];
+    let playlistDeleted = false;
     for (let attempt = 0; ; attempt++) {
       try {
         // Under both roots: the stream's access may have changed during the run.
+        kept = [];
+        playlistDeleted = false;
         for (const root of [accessRoot('public'), accessRoot('private')]) {
-          for (const folder of end.sessionFolders) await store.deletePrefix(joinKey(prefix, root, streamPath, folder));
-          if (sameRun) await store.delete(joinKey(prefix, root, streamPath, PLAYLIST_FILE));
+          const stored = await this.readStoredUnder(root, streamPath, PLAYLIST_FILE);
+          const listed = new Set(stored === undefined ? [] : MediaPlaylist.referencedUris(stored).map((uri) => uri.split('/')[0]!));
+          const ours = stored !== undefined && stored.includes('#EXT-X-ENDLIST') && [...listed].every((f) => end.sessionFolders.includes(f));
+          for (const folder of end.sessionFolders) {
+            if (ours || !listed.has(folder)) await store.deletePrefix(joinKey(prefix, root, streamPath, folder));
+            else if (!kept.includes(folder)) kept.push(folder);
+          }
+          if (ours) {
+            await store.delete(joinKey(prefix, root, streamPath, PLAYLIST_FILE));
+            playlistDeleted = true;
+          }
         }
+        deleted = end.sessionFolders.filter((f) => !kept.includes(f));
         break;
       } catch (error) {
         if (attempt >= 10) {
@@ -218,9 +251,16 @@ export class Uploader implements BacklogTracker {
         await sleep(backoffDelay(attempt, 500, 10_000));
       }
     }
-    if (sameRun) await rm(playlistPath, { force: true });
+    // The volume's own copy of the playlist, when it is this run's final one (a new run here writes its own).
+    const local = await readFile(playlistPath, 'utf8').catch(() => '');
+    if (local.includes('#EXT-X-ENDLIST') && end.sessionFolders.some((f) => local.includes(`${f}/`))) await rm(playlistPath, { force: true });
     for (const folder of end.sessionFolders) await removeIfEmpty(join(mediaDir, streamPath, folder));
-    log.info({ stream: streamId(end.ref), sessions: end.sessionFolders.length }, 'deleted an ended stream\'s media (retention.keepAfterEnd is false)');
+    log.info(
+      { stream: streamId(end.ref), sessions: deleted.length, ...(kept.length > 0 ? { sessionsStillListed: kept.length } : {}), playlistDeleted },
+      kept.length > 0
+        ? 'deleted an ended stream\'s media (retention.keepAfterEnd is false), except what the stored playlist of a later run still lists'
+        : 'deleted an ended stream\'s media (retention.keepAfterEnd is false)',
+    );
   }
 }
 

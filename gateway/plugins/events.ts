@@ -5,9 +5,10 @@
 //
 // Each event is `id: <epoch>-<seq>`, `event: live|offline|changed|deleted`,
 // `data: <the lookup's JSON body>` (live-state-events.ts). A new connection
-// first gets the current state of every matching stream; one with a
-// Last-Event-ID this gateway still has in its ring gets exactly the events
-// after it instead, and one it cannot resume gets the current state again.
+// first gets a `reset` event and then the current state of every matching
+// stream; one with a Last-Event-ID this gateway still has in its ring gets
+// exactly the events after it instead, and one it cannot resume gets the
+// `reset` and the current state, as a new one.
 // A comment line every `heartbeatMs` keeps proxies and the gateway's own
 // connection timeout (an idle socket is cut) from ending a quiet stream, and
 // shows the client the stream is alive. At most `maxConnections` are open at
@@ -107,7 +108,10 @@ const events: FastifyPluginAsync<EventsOptions> = async (app, options) => {
     open.add(end);
     res.once('close', end);
     // The first bytes go out at once, so the client sees the stream open (and its headers) now.
-    write(`retry: ${RETRY_MS}\n: ${resumed ? `resumed after ${String(lastEventId)}` : 'current state follows'}\n\n` + backlog.map((e) => frame(hub.idOf(e.seq), e)).join(''));
+    // Not a resume: `reset` tells the client to forget what it knew (a stream
+    // deleted meanwhile has no event of its own), then the current state follows.
+    const reset = resumed ? '' : `id: ${hub.headId}\nevent: reset\ndata: {}\n\n`;
+    write(`retry: ${RETRY_MS}\n\n${reset}` + backlog.map((e) => frame(hub.idOf(e.seq), e)).join(''));
     return reply
       .code(200)
       .type(EVENT_STREAM_TYPE)

@@ -36,6 +36,11 @@ export interface EventStreamConfig {
 
 export const DEFAULT_EVENT_STREAMS: EventStreamConfig = { heartbeatMs: 15_000, maxConnections: 1000, bufferSize: 1000 };
 
+/** The heartbeat unless set: 15 s, or half the connection timeout when that is shorter (it must stay below it). */
+export function defaultHeartbeatMs(connectionTimeoutMs: number): number {
+  return Math.min(DEFAULT_EVENT_STREAMS.heartbeatMs, Math.max(50, Math.floor(connectionTimeoutMs / 2)));
+}
+
 export interface GatewayConfig {
   host: string;
   port: number;
@@ -138,7 +143,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     throw new ConfigError(`TTEOK_GATEWAY_HEADERS_TIMEOUT_MS (${headersTimeoutMs}) must not be above TTEOK_GATEWAY_REQUEST_TIMEOUT_MS (${requestTimeoutMs}): the headers are part of the request`);
   }
   const connectionTimeoutMs = envInt(env, 'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', DEFAULT_TIMEOUTS.connectionMs, 100, 3_600_000);
-  const heartbeatMs = envInt(env, 'TTEOK_EVENTS_HEARTBEAT_MS', DEFAULT_EVENT_STREAMS.heartbeatMs, 100, 3_600_000);
+  const heartbeatMs = envInt(env, 'TTEOK_EVENTS_HEARTBEAT_MS', defaultHeartbeatMs(connectionTimeoutMs), 100, 3_600_000);
   if (heartbeatMs >= connectionTimeoutMs) {
     // Heartbeats are the traffic that keeps the connection timeout from cutting an idle event stream.
     throw new ConfigError(`TTEOK_EVENTS_HEARTBEAT_MS (${heartbeatMs}) must be below TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS (${connectionTimeoutMs}), or quiet event streams are cut`);

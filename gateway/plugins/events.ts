@@ -78,6 +78,8 @@ const events: FastifyPluginAsync<EventsOptions> = async (app, options) => {
       return sendError(reply.header('retry-after', '10'), 503, `too many open event streams on this gateway (TTEOK_EVENTS_MAX_CONNECTIONS=${maxConnections}); retry later`);
     }
     const body = new PassThrough();
+    // A write racing the connection's end is not this process's failure.
+    body.on('error', () => undefined);
     const res = reply.raw;
     const write = (text: string): void => {
       if (body.destroyed || body.writableEnded) return;
@@ -103,7 +105,7 @@ const events: FastifyPluginAsync<EventsOptions> = async (app, options) => {
       open.delete(end);
       clearInterval(heartbeat);
       unsubscribe();
-      if (!body.writableEnded) body.end();
+      if (!body.destroyed && !body.writableEnded) body.end();
     };
     open.add(end);
     res.once('close', end);

@@ -10,8 +10,13 @@
 // exactly the events after it instead, and one it cannot resume gets the
 // `reset` and the current state, as a new one.
 // A comment line every `heartbeatMs` keeps proxies and the gateway's own
-// connection timeout (an idle socket is cut) from ending a quiet stream, and
-// shows the client the stream is alive. At most `maxConnections` are open at
+// connection timeout from ending a quiet stream, and shows the client the
+// stream is alive. Of the gateway's timeouts (config.ts), Node applies
+// requestTimeout and headersTimeout only until the request is received and
+// keepAliveTimeout only between requests; what cuts a long response is the
+// socket's idle timeout (Fastify's connectionTimeout), which any write resets:
+// hence the heartbeat below it (checked in config.ts and createGateway), and
+// a client that stops reading is still cut once its socket stops taking data. At most `maxConnections` are open at
 // once (503 JSON beyond). Open streams are ended when the gateway closes.
 //
 // Registered inside the streams plugin (so under /v1), which hands over the

@@ -24,6 +24,23 @@ export interface GatewayTimeouts {
 
 export const DEFAULT_TIMEOUTS: GatewayTimeouts = { requestMs: 30_000, headersMs: 10_000, keepAliveMs: 5_000, connectionMs: 30_000 };
 
+/** Live-state events (`GET /v1/streams/events`, plugins/events.ts). */
+export interface EventStreamConfig {
+  /** A comment line this often on every open event stream; below the connection timeout, which it keeps from cutting the stream. */
+  heartbeatMs: number;
+  /** Open event streams per gateway; one more is answered 503. */
+  maxConnections: number;
+  /** Recent events kept for `Last-Event-ID` resume. */
+  bufferSize: number;
+}
+
+export const DEFAULT_EVENT_STREAMS: EventStreamConfig = { heartbeatMs: 15_000, maxConnections: 1000, bufferSize: 1000 };
+
+/** The heartbeat unless set: 15 s, or half the connection timeout when that is shorter (it must stay below it). */
+export function defaultHeartbeatMs(connectionTimeoutMs: number): number {
+  return Math.min(DEFAULT_EVENT_STREAMS.heartbeatMs, Math.max(50, Math.floor(connectionTimeoutMs / 2)));
+}
+
 export interface GatewayConfig {
   host: string;
   port: number;
@@ -54,6 +71,7 @@ export interface GatewayConfig {
   connectionTimeoutMs: number;
   /** Private streams (common/playback-token.ts); see playbackTokensFrom. */
   playbackTokens: PlaybackTokenConfig;
+  events: EventStreamConfig;
 }
 
 export interface PlaybackTokenConfig {
@@ -124,6 +142,12 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   if (headersTimeoutMs > requestTimeoutMs) {
     throw new ConfigError(`TTEOK_GATEWAY_HEADERS_TIMEOUT_MS (${headersTimeoutMs}) must not be above TTEOK_GATEWAY_REQUEST_TIMEOUT_MS (${requestTimeoutMs}): the headers are part of the request`);
   }
+  const connectionTimeoutMs = envInt(env, 'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', DEFAULT_TIMEOUTS.connectionMs, 100, 3_600_000);
+  const heartbeatMs = envInt(env, 'TTEOK_EVENTS_HEARTBEAT_MS', defaultHeartbeatMs(connectionTimeoutMs), 100, 3_600_000);
+  if (heartbeatMs >= connectionTimeoutMs) {
+    // Heartbeats are the traffic that keeps the connection timeout from cutting an idle event stream.
+    throw new ConfigError(`TTEOK_EVENTS_HEARTBEAT_MS (${heartbeatMs}) must be below TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS (${connectionTimeoutMs}), or quiet event streams are cut`);
+  }
   return {
     host: envString(env, 'TTEOK_GATEWAY_HOST', '0.0.0.0'),
     port: envInt(env, 'TTEOK_GATEWAY_PORT', 8080, 0, 65535),
@@ -140,8 +164,13 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     requestTimeoutMs,
     headersTimeoutMs,
     keepAliveTimeoutMs: envInt(env, 'TTEOK_GATEWAY_KEEP_ALIVE_TIMEOUT_MS', DEFAULT_TIMEOUTS.keepAliveMs, 100, 3_600_000),
-    connectionTimeoutMs: envInt(env, 'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', DEFAULT_TIMEOUTS.connectionMs, 100, 3_600_000),
+    connectionTimeoutMs,
     playbackTokens: loadPlaybackTokenConfig(env),
+    events: {
+      heartbeatMs,
+      maxConnections: envInt(env, 'TTEOK_EVENTS_MAX_CONNECTIONS', DEFAULT_EVENT_STREAMS.maxConnections, 0, 1_000_000),
+      bufferSize: envInt(env, 'TTEOK_EVENTS_BUFFER_SIZE', DEFAULT_EVENT_STREAMS.bufferSize, 1, 1_000_000),
+    },
   };
 }
 
@@ -178,5 +207,6 @@ export function gatewayOptionsFrom(config: GatewayConfig): Omit<GatewayOptions, 
       connectionMs: config.connectionTimeoutMs,
     },
     playbackTokens: config.playbackTokens,
+    events: config.events,
   };
 }

@@ -9,6 +9,7 @@
 //   metrics  (fastify-plugin) /metrics, request timing hook, playlist follower
 //   health                    /healthz, /readyz
 //   streams  (prefix /v1)     /v1/streams, /v1/streams/:namespace/:name
+//     events                  /v1/streams/events, /v1/streams/:namespace/:name/events (SSE)
 //   origin   (prefix /origin) the local origin directory (one-machine mode)
 //   player                    /, the player page and hls.js
 //
@@ -30,7 +31,7 @@ import origin from './plugins/origin.ts';
 import playbackTokens from './plugins/playback-tokens.ts';
 import player from './plugins/player.ts';
 import streams from './plugins/streams.ts';
-import { DEFAULT_TIMEOUTS, type GatewayTimeouts, type PlaybackTokenConfig } from './config.ts';
+import { DEFAULT_EVENT_STREAMS, DEFAULT_TIMEOUTS, defaultHeartbeatMs, type EventStreamConfig, type GatewayTimeouts, type PlaybackTokenConfig } from './config.ts';
 import { schemaFormats } from './schemas.ts';
 
 export interface GatewayOptions {
@@ -66,6 +67,8 @@ export interface GatewayOptions {
   player?: boolean;
   /** Private streams' tokens; default: none (private streams play nowhere). */
   playbackTokens?: PlaybackTokenConfig;
+  /** Live-state events (heartbeat, connection cap, resume buffer); DEFAULT_EVENT_STREAMS (heartbeat below the connection timeout) when omitted. */
+  events?: EventStreamConfig;
   log?: Logger;
 }
 
@@ -73,6 +76,9 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
   const log = options.log ?? createLogger('gateway');
   if (!options.playbackBaseUrl && !options.originDir) throw new Error('createGateway needs playbackBaseUrl, or originDir to serve the local origin');
   const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
+  const eventStreams = options.events ?? { ...DEFAULT_EVENT_STREAMS, heartbeatMs: defaultHeartbeatMs(timeouts.connectionMs) };
+  // Heartbeats are what keeps the connection timeout from cutting a quiet event stream.
+  if (eventStreams.heartbeatMs >= timeouts.connectionMs) throw new Error(`the event heartbeat (${eventStreams.heartbeatMs} ms) must be below the connection timeout (${timeouts.connectionMs} ms)`);
   const app = Fastify({
     requestTimeout: timeouts.requestMs,
     keepAliveTimeout: timeouts.keepAliveMs,
@@ -132,7 +138,7 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
     log,
   });
   await app.register(health);
-  await app.register(streams, { prefix: '/v1' });
+  await app.register(streams, { prefix: '/v1', events: eventStreams });
   if (options.originDir) {
     await app.register(origin, {
       prefix: '/origin',

@@ -514,6 +514,7 @@ t.test('configuration', async (tt) => {
     requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, connectionTimeoutMs: 30_000,
     playerSrcOrigins: undefined,
     playbackTokens: { keyring: undefined, apiKey: undefined, ttlSeconds: 14400 },
+    events: { heartbeatMs: 15_000, maxConnections: 1000, bufferSize: 1000 },
   }, 'defaults');
   tt.throws(() => loadGatewayConfig({}), /TTEOK_PLAYBACK_BASE_URL is required/);
   tt.equal(loadGatewayConfig({ TTEOK_STORAGE: 'local' }).localOriginDir, '.tteok/origin', 'the local origin needs no CDN URL');

@@ -1,4 +1,5 @@
-// tteok's player page: lists the gateway's streams, plays the chosen one with
+// tteok's player page: lists the gateway's streams (kept current by its
+// live-state events, /v1/streams/events), plays the chosen one with
 // hls.js, close to the live edge, and shows how far behind live it is.
 // Plain browser JavaScript, no build step. Measurements are exposed on
 // window.tteokStats for benchmarks and tests.
@@ -52,7 +53,13 @@
     HLS_CONFIG.liveSyncDuration = targetParam;
     HLS_CONFIG.liveMaxLatencyDuration = Math.max(HLS_CONFIG.liveMaxLatencyDuration, targetParam + 3.5);
   }
+  // The stream list follows the gateway's live-state events; it polls only
+  // while the events are unavailable (no EventSource, or the gateway refused
+  // the connection, e.g. over its cap), and tries the events again later.
   var LIST_REFRESH_MS = 2000;
+  var EVENTS_RETRY_MS = 30000;
+  // Events come in bursts (the current state on connecting): render once per burst.
+  var EVENT_RENDER_DELAY_MS = 30;
   var STATS_INTERVAL_MS = 250;
   var MAX_SAMPLES = 2400; // 10 minutes at 4 samples a second
 
@@ -80,6 +87,7 @@
     errors: [],
     unsupportedCodec: null, // the MIME type this browser cannot decode, when that stopped playback
     hlsVersion: window.Hls ? window.Hls.version : null,
+    listSource: null,    // how the stream list is kept current: events | polling
   };
   window.tteokStats = stats;
 
@@ -140,6 +148,64 @@
     } catch (err) {
       setMessage('Cannot reach the gateway: ' + err.message);
     }
+  }
+
+  var events = null;
+  var pollTimer = null;
+  var renderTimer = null;
+
+  function watchStreams() {
+    if (!window.EventSource) return startPolling();
+    events = new EventSource('/v1/streams/events');
+    var source = events;
+    events.addEventListener('open', function () {
+      stats.listSource = 'events';
+      if (pollTimer !== null) clearInterval(pollTimer);
+      pollTimer = null;
+    });
+    // A connection that is not a resume: the current state of every stream follows.
+    events.addEventListener('reset', function () {
+      streams = [];
+      scheduleRender();
+    });
+    ['live', 'offline', 'changed'].forEach(function (name) {
+      events.addEventListener(name, function (event) { upsert(JSON.parse(event.data)); });
+    });
+    events.addEventListener('deleted', function (event) {
+      var gone = JSON.parse(event.data);
+      streams = streams.filter(function (s) { return idOf(s) !== idOf(gone); });
+      scheduleRender();
+    });
+    events.addEventListener('error', function () {
+      // CONNECTING: EventSource reconnects by itself (resuming with Last-Event-ID).
+      // CLOSED: the gateway refused it; poll, and try the events again later.
+      if (source.readyState !== EventSource.CLOSED || events !== source) return;
+      events = null;
+      startPolling();
+      setTimeout(watchStreams, EVENTS_RETRY_MS);
+    });
+  }
+
+  function startPolling() {
+    stats.listSource = 'polling';
+    if (pollTimer === null) pollTimer = setInterval(refreshList, LIST_REFRESH_MS);
+    refreshList();
+  }
+
+  function upsert(stream) {
+    var id = idOf(stream);
+    streams = streams.filter(function (s) { return idOf(s) !== id; }).concat([stream]);
+    streams.sort(function (a, b) { return a.namespace < b.namespace ? -1 : a.namespace > b.namespace ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0; });
+    scheduleRender();
+  }
+
+  function scheduleRender() {
+    if (renderTimer !== null) return;
+    renderTimer = setTimeout(function () {
+      renderTimer = null;
+      renderList();
+      update();
+    }, EVENT_RENDER_DELAY_MS);
   }
 
   function renderList() {
@@ -401,7 +467,6 @@
       ui.overlay.textContent = 'Not playing the ?src= address: it is not on this site or an allowed source. Pick a stream from the list.';
       ui.overlay.hidden = false;
     }
-    setInterval(refreshList, LIST_REFRESH_MS);
-    refreshList();
+    watchStreams();
   }
 })();

@@ -6,6 +6,8 @@
 // carries that token.
 import type { FastifyPluginAsync } from 'fastify';
 import type { StreamState } from '../../common/stream-view.ts';
+import type { EventStreamConfig } from '../config.ts';
+import events from './events.ts';
 import { errorResponses, errorSchema, httpError, nameSchema, namespaceSchema, noParams } from '../schemas.ts';
 
 // A type, not an interface: the route's serializer takes a plain record.
@@ -55,7 +57,12 @@ interface StreamParams {
   name: string;
 }
 
-const streams: FastifyPluginAsync = async (app) => {
+export interface StreamsOptions {
+  /** Live-state events (plugins/events.ts), served under the same prefix. */
+  events: EventStreamConfig;
+}
+
+const streams: FastifyPluginAsync<StreamsOptions> = async (app, options) => {
   /** `token`: a playback token already checked for this stream. */
   const toResource = (s: StreamState, token?: string): StreamResource => {
     const ref = { namespace: s.namespace, name: s.name };
@@ -139,6 +146,11 @@ const streams: FastifyPluginAsync = async (app) => {
     // A string with a JSON content type is sent as it is, not serialized again.
     return reply.type(JSON_TYPE).send(body);
   });
+
+  // Events carry the lookup's body. toResource builds exactly the schema's
+  // fields in the schema's order, so JSON.stringify gives the same bytes as
+  // the route's serializer (test/gateway-events-kube.test.ts compares them).
+  await app.register(events, { config: options.events, lookupBody: (s) => JSON.stringify(toResource(s)) });
 };
 
 export default streams;

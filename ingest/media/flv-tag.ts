@@ -127,6 +127,20 @@ function readTracks(r: Cursor, multitrackType: number | undefined, sharedFourcc:
   return tracks;
 }
 
+/**
+ * The rest of an Enhanced RTMP tag after its first byte (and any ModEx): a
+ * multitrack tag names its real packet type in the next byte, then carries
+ * one FourCC for all tracks or one per track; a single-track tag carries its
+ * FourCC right away.
+ */
+function readEnhancedBody(r: Cursor, packetType: number, multitrackPacketType: number): { packetType: number; tracks: Map<number, TrackPayload> } {
+  if (packetType !== multitrackPacketType) return { packetType, tracks: readTracks(r, undefined, r.fourcc()) };
+  const b = r.u8();
+  const multitrackType = b >> 4;
+  const fourcc = multitrackType !== MULTITRACK_MANY_CODECS ? r.fourcc() : undefined;
+  return { packetType: b & 0x0f, tracks: readTracks(r, multitrackType, fourcc) };
+}
+
 function otherTracksOf(tracks: Map<number, TrackPayload>): Tracks {
   const others = [...tracks.keys()].filter((id) => id !== DEFAULT_TRACK);
   return others.length > 0 ? { otherTracks: others } : {};
@@ -158,18 +172,7 @@ function parseEnhancedVideoTag(body: Uint8Array): VideoTag {
   const r = new Cursor(body);
   const first = r.u8();
   const frameType = (first >> 4) & 0x07;
-  let packetType = r.skipModEx(first & 0x0f, VIDEO_MOD_EX);
-  let multitrackType: number | undefined;
-  let fourcc: string | undefined;
-  if (packetType === VIDEO_MULTITRACK) {
-    const b = r.u8();
-    multitrackType = b >> 4;
-    packetType = b & 0x0f;
-    if (multitrackType !== MULTITRACK_MANY_CODECS) fourcc = r.fourcc();
-  } else {
-    fourcc = r.fourcc();
-  }
-  const tracks = readTracks(r, multitrackType, fourcc);
+  const { packetType, tracks } = readEnhancedBody(r, r.skipModEx(first & 0x0f, VIDEO_MOD_EX), VIDEO_MULTITRACK);
   const others = otherTracksOf(tracks);
   const main = tracks.get(DEFAULT_TRACK);
   if (!main) return { kind: 'ignored', ...others };
@@ -214,18 +217,7 @@ export function parseAudioTag(body: Uint8Array): AudioTag {
 
 function parseEnhancedAudioTag(body: Uint8Array): AudioTag {
   const r = new Cursor(body);
-  let packetType = r.skipModEx(r.u8() & 0x0f, AUDIO_MOD_EX);
-  let multitrackType: number | undefined;
-  let fourcc: string | undefined;
-  if (packetType === AUDIO_MULTITRACK) {
-    const b = r.u8();
-    multitrackType = b >> 4;
-    packetType = b & 0x0f;
-    if (multitrackType !== MULTITRACK_MANY_CODECS) fourcc = r.fourcc();
-  } else {
-    fourcc = r.fourcc();
-  }
-  const tracks = readTracks(r, multitrackType, fourcc);
+  const { packetType, tracks } = readEnhancedBody(r, r.skipModEx(r.u8() & 0x0f, AUDIO_MOD_EX), AUDIO_MULTITRACK);
   const others = otherTracksOf(tracks);
   const main = tracks.get(DEFAULT_TRACK);
   if (!main) return { kind: 'ignored', ...others };

@@ -10,6 +10,13 @@ export const schemaFormats = {
 
 export const namespaceSchema = { type: 'string', format: 'livestream-namespace', maxLength: 63 } as const;
 export const nameSchema = { type: 'string', format: 'livestream-name', maxLength: 63 } as const;
+/** `:namespace/:name` in a route: one stream. */
+export const streamParamsSchema = {
+  type: 'object',
+  required: ['namespace', 'name'],
+  properties: { namespace: namespaceSchema, name: nameSchema },
+  additionalProperties: false,
+} as const;
 
 /** Every error the gateway returns: `{ statusCode, error, message }`. */
 export const errorSchema = {

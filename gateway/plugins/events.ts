@@ -27,7 +27,7 @@ import { Counter, Gauge } from 'prom-client';
 import type { StreamState } from '../../common/stream-view.ts';
 import type { EventStreamConfig } from '../config.ts';
 import { LiveStateEvents, matches, type EventFilter, type LiveStateEvent } from '../live-state-events.ts';
-import { errorResponses, errorSchema, httpError, nameSchema, namespaceSchema, noQuerystring } from '../schemas.ts';
+import { errorResponses, errorSchema, httpError, namespaceSchema, noQuerystring, streamParamsSchema } from '../schemas.ts';
 import { sendError } from './errors.ts';
 
 export interface EventsOptions {
@@ -137,12 +137,7 @@ const events: FastifyPluginAsync<EventsOptions> = async (app, options) => {
 
   app.get<{ Params: { namespace: string; name: string } }>('/streams/:namespace/:name/events', {
     schema: {
-      params: {
-        type: 'object',
-        required: ['namespace', 'name'],
-        properties: { namespace: namespaceSchema, name: nameSchema },
-        additionalProperties: false,
-      },
+      params: streamParamsSchema,
       querystring: noQuerystring,
       response: { 503: errorSchema, ...errorResponses },
     },

@@ -26,7 +26,7 @@ import {
   type TokenCheck,
 } from '../../common/playback-token.ts';
 import type { PlaybackTokenConfig } from '../config.ts';
-import { errorSchema, httpError, nameSchema, namespaceSchema, noQuerystring } from '../schemas.ts';
+import { errorSchema, httpError, noQuerystring, streamParamsSchema } from '../schemas.ts';
 
 export interface PlaybackTokens {
   /** Whether tokens can be minted and verified here (TTEOK_PLAYBACK_TOKEN_KEYS set). */
@@ -81,12 +81,7 @@ const playbackTokens: FastifyPluginAsync<PlaybackTokensOptions> = async (app, op
 
   app.post<{ Params: { namespace: string; name: string }; Body: { ttlSeconds?: number } | undefined }>('/v1/streams/:namespace/:name/playback-token', {
     schema: {
-      params: {
-        type: 'object',
-        required: ['namespace', 'name'],
-        properties: { namespace: namespaceSchema, name: nameSchema },
-        additionalProperties: false,
-      },
+      params: streamParamsSchema,
       querystring: noQuerystring,
       body: {
         type: ['object', 'null'],

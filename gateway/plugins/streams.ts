@@ -8,7 +8,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { StreamState } from '../../common/stream-view.ts';
 import type { EventStreamConfig } from '../config.ts';
 import events from './events.ts';
-import { errorResponses, errorSchema, httpError, nameSchema, namespaceSchema, noParams } from '../schemas.ts';
+import { errorResponses, errorSchema, httpError, namespaceSchema, noParams, streamParamsSchema } from '../schemas.ts';
 
 // A type, not an interface: the route's serializer takes a plain record.
 export type StreamResource = {
@@ -113,12 +113,7 @@ const streams: FastifyPluginAsync<StreamsOptions> = async (app, options) => {
 
   app.get<{ Params: StreamParams; Querystring: { token?: string } }>('/streams/:namespace/:name', {
     schema: {
-      params: {
-        type: 'object',
-        required: ['namespace', 'name'],
-        properties: { namespace: namespaceSchema, name: nameSchema },
-        additionalProperties: false,
-      },
+      params: streamParamsSchema,
       // ?token=<playback token>: a private stream's answer then carries a playable URL.
       querystring: { type: 'object', properties: { token: { type: 'string', maxLength: 200 } }, additionalProperties: false },
       response: { 200: streamSchema, 403: errorSchema, ...errorResponses },

@@ -11,15 +11,14 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { launchBrowser, type Browser } from './harness/browser.ts';
 import { parsePlaylist } from './harness/hls.ts';
-import { freePort } from './harness/ports.ts';
-import { spawnManaged, stopAll, type ManagedProcess } from './harness/process.ts';
+import { localModePorts, spawnLocalMode } from './harness/local-mode.ts';
+import { stopAll, type ManagedProcess } from './harness/process.ts';
 import { FFMPEG9, publishTestPattern, type PublishOptions } from './harness/publisher.ts';
 import { httpReady, sleep, waitFor } from './harness/wait.ts';
 
-const ROOT = join(import.meta.dirname, '..');
 const home = mkdtempSync(join(tmpdir(), 'tteok-codecs-player-'));
-const rtmpPort = await freePort();
-const gatewayPort = await freePort();
+const ports = await localModePorts();
+const { rtmpPort, gatewayPort } = ports;
 let browser: Browser | undefined;
 
 t.teardown(async () => {
@@ -28,16 +27,9 @@ t.teardown(async () => {
   rmSync(home, { recursive: true, force: true });
 });
 
-const local: ManagedProcess = spawnManaged('tteok-local', process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'local'], {
-  cwd: ROOT,
-  env: {
-    TTEOK_LOCAL_HOME: home,
-    TTEOK_RTMP_PORT: String(rtmpPort),
-    TTEOK_HTTP_PORT: String(await freePort()),
-    TTEOK_GATEWAY_PORT: String(gatewayPort),
+const local: ManagedProcess = spawnLocalMode(home, ports, {
     TTEOK_RECONNECT_GRACE_SECONDS: '2',
     TTEOK_LOG_LEVEL: 'info',
-  },
 });
 const key = (await local.waitForLine(/^\s+Stream Key:\s+\S+$/, 60_000)).trim().split(/\s+/).at(-1)!;
 const gateway = `http://127.0.0.1:${gatewayPort}`;

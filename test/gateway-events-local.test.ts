@@ -19,17 +19,15 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { launchBrowser, type Browser } from './harness/browser.ts';
 import { metricValue, writeKeyFile, type TestStream } from './harness/ingest-process.ts';
-import { freePort } from './harness/ports.ts';
-import { spawnManaged, stopAll, type ManagedProcess } from './harness/process.ts';
+import { localModePorts, spawnLocalMode } from './harness/local-mode.ts';
+import { stopAll, type ManagedProcess } from './harness/process.ts';
 import { publishTestPattern } from './harness/publisher.ts';
 import { openEventStream, type SseClient, type SseEvent } from './harness/sse-client.ts';
 import { httpReady, waitFor } from './harness/wait.ts';
 
-const ROOT = join(import.meta.dirname, '..');
 const home = mkdtempSync(join(tmpdir(), 'tteok-events-'));
-const rtmpPort = await freePort();
-const httpPort = await freePort();
-const gatewayPort = await freePort();
+const ports = await localModePorts();
+const { rtmpPort, gatewayPort } = ports;
 const HEARTBEAT_MS = 300;
 const CONNECTION_TIMEOUT_MS = 1000;
 const MAX_CONNECTIONS = 4;
@@ -52,13 +50,7 @@ const streamsWithTitle = (title: string): TestStream[] => [
 const keysFile = join(home, 'keys.yaml');
 writeKeyFile(keysFile, streamsWithTitle('Demo'));
 
-const local: ManagedProcess = spawnManaged('tteok-local', process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'local'], {
-  cwd: ROOT,
-  env: {
-    TTEOK_LOCAL_HOME: home,
-    TTEOK_RTMP_PORT: String(rtmpPort),
-    TTEOK_HTTP_PORT: String(httpPort),
-    TTEOK_GATEWAY_PORT: String(gatewayPort),
+const local: ManagedProcess = spawnLocalMode(home, ports, {
     TTEOK_RECONNECT_GRACE_SECONDS: '1',
     TTEOK_LOG_LEVEL: 'info',
     TTEOK_EVENTS_HEARTBEAT_MS: String(HEARTBEAT_MS),
@@ -69,7 +61,6 @@ const local: ManagedProcess = spawnManaged('tteok-local', process.execPath, ['--
     TTEOK_GATEWAY_HEADERS_TIMEOUT_MS: '500',
     TTEOK_GATEWAY_KEEP_ALIVE_TIMEOUT_MS: '500',
     TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS: String(CONNECTION_TIMEOUT_MS),
-  },
 });
 const gateway = `http://127.0.0.1:${gatewayPort}`;
 await local.waitForLine(/^\s+Watch:\s+http\S+\/$/, 60_000);

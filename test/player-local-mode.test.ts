@@ -18,8 +18,8 @@ import t from 'tap';
 import { launchBrowser, type Browser } from './harness/browser.ts';
 import { parsePlaylist } from './harness/hls.ts';
 import { metricValue } from './harness/ingest-process.ts';
-import { freePort } from './harness/ports.ts';
-import { spawnManaged, stopAll, type ManagedProcess } from './harness/process.ts';
+import { localModePorts, spawnLocalMode } from './harness/local-mode.ts';
+import { stopAll, type ManagedProcess } from './harness/process.ts';
 import { publishTestPattern } from './harness/publisher.ts';
 import { httpReady, sleep, waitFor } from './harness/wait.ts';
 
@@ -27,9 +27,8 @@ const ROOT = join(import.meta.dirname, '..');
 const ARTIFACTS = join(ROOT, 'test', 'artifacts');
 
 const home = mkdtempSync(join(tmpdir(), 'tteok-local-'));
-const rtmpPort = await freePort();
-const httpPort = await freePort();
-const gatewayPort = await freePort();
+const ports = await localModePorts();
+const { rtmpPort, gatewayPort } = ports;
 let browser: Browser | undefined;
 
 /** An HTTP server on another origin passing every request on to the gateway, counting them. */
@@ -65,17 +64,10 @@ t.teardown(async () => {
   rmSync(home, { recursive: true, force: true });
 });
 
-const local: ManagedProcess = spawnManaged('tteok-local', process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'local'], {
-  cwd: ROOT,
-  env: {
-    TTEOK_LOCAL_HOME: home,
-    TTEOK_RTMP_PORT: String(rtmpPort),
-    TTEOK_HTTP_PORT: String(httpPort),
-    TTEOK_GATEWAY_PORT: String(gatewayPort),
+const local: ManagedProcess = spawnLocalMode(home, ports, {
     TTEOK_RECONNECT_GRACE_SECONDS: '2',
     TTEOK_LOG_LEVEL: 'info',
     TTEOK_PLAYER_SRC_ORIGINS: allowedRelay.origin,
-  },
 });
 const key = (await local.waitForLine(/^\s+Stream Key:\s+\S+$/, 60_000)).trim().split(/\s+/).at(-1)!;
 const watchUrl = (await local.waitForLine(/^\s+Watch:\s+http\S+\/$/, 10_000)).trim().split(/\s+/).at(-1)!;

@@ -14,16 +14,14 @@ import t from 'tap';
 import { mintPlaybackToken } from '../common/playback-token.ts';
 import { launchBrowser, type Browser } from './harness/browser.ts';
 import { parsePlaylist } from './harness/hls.ts';
-import { freePort } from './harness/ports.ts';
-import { spawnManaged, stopAll, type ManagedProcess } from './harness/process.ts';
+import { localModePorts, spawnLocalMode } from './harness/local-mode.ts';
+import { stopAll, type ManagedProcess } from './harness/process.ts';
 import { publishTestPattern } from './harness/publisher.ts';
 import { httpReady, waitFor } from './harness/wait.ts';
 
-const ROOT = join(import.meta.dirname, '..');
 const home = mkdtempSync(join(tmpdir(), 'tteok-private-'));
-const rtmpPort = await freePort();
-const httpPort = await freePort();
-const gatewayPort = await freePort();
+const ports = await localModePorts();
+const { rtmpPort, gatewayPort } = ports;
 let browser: Browser | undefined;
 
 t.teardown(async () => {
@@ -52,13 +50,7 @@ writeFileSync(join(home, 'keys.yaml'), [
   '',
 ].join('\n'));
 
-const local: ManagedProcess = spawnManaged('tteok-local', process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'local'], {
-  cwd: ROOT,
-  env: {
-    TTEOK_LOCAL_HOME: home,
-    TTEOK_RTMP_PORT: String(rtmpPort),
-    TTEOK_HTTP_PORT: String(httpPort),
-    TTEOK_GATEWAY_PORT: String(gatewayPort),
+const local: ManagedProcess = spawnLocalMode(home, ports, {
     TTEOK_RECONNECT_GRACE_SECONDS: '2',
     TTEOK_DELETE_DELAY_SECONDS: '1',
     // Mid-rotation: the current key signs, the previous one still verifies.
@@ -66,7 +58,6 @@ const local: ManagedProcess = spawnManaged('tteok-local', process.execPath, ['--
     TTEOK_PLAYBACK_API_KEY: API_KEY,
     TTEOK_PLAYBACK_TOKEN_TTL_SECONDS: '7200',
     TTEOK_LOG_LEVEL: 'info',
-  },
 });
 const gateway = `http://127.0.0.1:${gatewayPort}`;
 await local.waitForLine(/^\s+Watch:\s+http\S+\/$/, 60_000);

@@ -1,7 +1,8 @@
 // Wires the ingest together: key source → stream hub → RTMP listener, the
 // packagers writing to the media volume, the uploader storing from it, and
 // the HTTP side. `startIngest` returns a handle whose `shutdown` does what
-// SIGTERM must: stop taking publishes, end live streams, finish uploads.
+// SIGTERM must: stop taking publishes, end live streams (on Kubernetes, hand
+// them over to the pod their publishers reconnect to), finish uploads.
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Server } from 'node:http';

@@ -1,7 +1,8 @@
 // Wires the ingest together: key source → stream hub → RTMP listener, the
 // packagers writing to the media volume, the uploader storing from it, and
 // the HTTP side. `startIngest` returns a handle whose `shutdown` does what
-// SIGTERM must: stop taking publishes, end live streams, finish uploads.
+// SIGTERM must: stop taking publishes, end live streams (on Kubernetes, hand
+// them over to the pod their publishers reconnect to), finish uploads.
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
@@ -144,13 +145,19 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     async shutdown() {
       if (shuttingDown) return;
       shuttingDown = true;
-      log.info('shutting down: refusing new publishes, ending live streams, finishing uploads');
+      log.info(deps.claims ? 'shutting down: refusing new publishes, handing live streams over to the pod their publishers reconnect to (or ending them), finishing uploads' : 'shutting down: refusing new publishes, ending live streams, finishing uploads');
       hub.stopAccepting();
       rtmp.stopListening();
       rtmps?.stopListening();
-      await hub.finishAll();
+      // With claims (Kubernetes) another pod may take each live stream over
+      // while its publisher reconnects: the streams wait up to the reconnect
+      // grace, at most half the shutdown timeout (the rest is the uploads').
+      const handOverMs = deps.claims ? Math.min(config.reconnectGraceMs, config.shutdownTimeoutMs / 2) : 0;
+      const handOverStarted = performance.now();
+      await hub.finishAll({ waitForTakeoverMs: handOverMs });
       await rtmp.closeAll();
-      const drained = await uploader.drain(config.shutdownTimeoutMs);
+      const spent = handOverMs > 0 ? performance.now() - handOverStarted : 0;
+      const drained = await uploader.drain(Math.max(0, config.shutdownTimeoutMs - spent));
       if (!drained) log.error('shutdown timeout reached with uploads pending; they stay on the media volume for the next start');
       await uploader.close();
       volume.close();

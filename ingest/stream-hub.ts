@@ -119,6 +119,8 @@ export class StreamHub implements LiveEvents {
   private readonly claimed = new Map<string, StreamRef>();
   private readonly sweepTimer: NodeJS.Timeout;
   private accepting = true;
+  /** Runs being handed over to another ingest: a shutdown waits for them (a kept run's history must reach the volume). */
+  private readonly handOvers = new Set<Promise<void>>();
 
   constructor(private readonly options: StreamHubOptions) {
     options.keys.onChange(() => this.recheckLive());
@@ -136,7 +138,7 @@ export class StreamHub implements LiveEvents {
       if (entry) {
         this.options.log.warn({ stream: id }, 'ending a live publish: this ingest lost its claim on the stream');
         // The packager first: it lets go of the publish session at once, so the publish's end does not end the run.
-        if (handOver && packager) void packager.handOver();
+        if (handOver && packager) this.track(packager.handOver());
         void entry.publish?.end(true);
         entry.disconnect();
         return;
@@ -146,7 +148,8 @@ export class StreamHub implements LiveEvents {
       // would overwrite the new holder's live one.
       if (packager && !packager.isLive && this.runsSince.has(id)) {
         this.options.log.info({ stream: id }, handOver ? 'another ingest took the stream over during its reconnect grace; handing the run over' : 'lost the stream\'s claim during its reconnect grace; ending the run here');
-        void (handOver ? packager.handOver() : packager.finish());
+        if (handOver) this.track(packager.handOver());
+        else void packager.finish();
       }
     });
     // Silence is noticed within a quarter of the takeover threshold.
@@ -300,14 +303,50 @@ export class StreamHub implements LiveEvents {
     return { ok: true, publish: entry.publish };
   }
 
-  /** Ends every publish and every stream waiting for its publisher (shutdown). */
-  async finishAll(): Promise<void> {
-    clearInterval(this.sweepTimer);
+  /**
+   * Ends every publish and every stream waiting for its publisher (shutdown).
+   * With claims and `waitForTakeoverMs`, each live stream first waits as a
+   * dropped one does, up to that long, with its claim marked silent: its
+   * publisher, told to reconnect, reaches another ingest pod, which takes the
+   * stream over at once, and the run is handed over there (no EXT-X-ENDLIST,
+   * the playlist goes on). Streams nobody took over end here after the wait.
+   */
+  async finishAll(options: { waitForTakeoverMs?: number } = {}): Promise<void> {
+    const waitMs = this.options.claims ? (options.waitForTakeoverMs ?? 0) : 0;
+    if (waitMs <= 0) clearInterval(this.sweepTimer);
     for (const entry of [...this.live.values()]) entry.disconnect();
     await Promise.all([...this.live.values()].map((e) => e.publish?.end(false)));
+    if (waitMs > 0) {
+      await this.waitForTakeovers(waitMs);
+      clearInterval(this.sweepTimer);
+    }
+    await Promise.all([...this.handOvers]);
     await Promise.all([...this.packagers.values()].map((p) => p.finish()));
     // This pod is going away: its streams may go live elsewhere at once.
     await Promise.all([...this.claimed.keys()].map((id) => this.releaseClaim(id)));
+  }
+
+  /**
+   * Shutdown with claims: the streams whose publishers were just closed wait
+   * in their reconnect grace (bounded by `waitMs`) until another ingest takes
+   * them over (handed over) or their grace ends (ended here). The silence
+   * mark is written at once, not at the next sweep, so the other pod's
+   * takeover need not wait for it.
+   */
+  private async waitForTakeovers(waitMs: number): Promise<void> {
+    const waiting = () => [...this.packagers.entries()].filter(([id, p]) => !p.isLive && this.runsSince.has(id) && this.claimed.has(id));
+    const ids = waiting().map(([id]) => id);
+    if (ids.length === 0) return;
+    for (const id of ids) this.options.claims?.reportSilence?.(this.claimed.get(id)!, new Date());
+    this.options.log.info({ streams: ids.length, waitSeconds: Number((waitMs / 1000).toFixed(1)) }, 'shutting down: live streams wait for their publishers to reconnect to another ingest pod, which takes them over');
+    const deadline = performance.now() + waitMs;
+    // Bounded by the deadline (and the iteration count, 50 ms apart).
+    for (let i = 0; i < 100_000 && performance.now() < deadline; i++) {
+      if (waiting().length === 0) break;
+      await sleep(Math.min(50, Math.max(1, deadline - performance.now())));
+    }
+    const left = waiting().length;
+    if (left > 0) this.options.log.info({ streams: left }, 'shutting down: streams nobody took over end here');
   }
 
   /**
@@ -354,6 +393,11 @@ export class StreamHub implements LiveEvents {
       const since = silentFor >= this.options.takeoverSilenceMs ? new Date(Date.now() - (entry ? silentFor : 0)) : undefined;
       claims.reportSilence(ref, since);
     }
+  }
+
+  private track(handOver: Promise<void>): void {
+    const settled = handOver.catch(() => undefined).finally(() => this.handOvers.delete(settled));
+    this.handOvers.add(settled);
   }
 
   private async releaseClaim(id: string): Promise<void> {

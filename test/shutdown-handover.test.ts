@@ -1,0 +1,167 @@
+// SIGTERM on an ingest pod hands its live streams over instead of ending
+// them (issue 13: "delete the ingest pod that holds the stream: the publisher
+// reconnects to the other replica and the playlist continues after a
+// discontinuity"), on real parts: the kube-apiserver with the controller, two
+// ingest processes as pods ingest-0 and ingest-1 on the chart's RBAC, ffmpeg
+// over RTMP, SeaweedFS as the one bucket both pods store into.
+//
+// - ingest-0 gets SIGTERM while ffmpeg publishes to it: ffmpeg's connection
+//   ends; a new ffmpeg (what OBS's reconnect does) with the same key
+//   publishes to ingest-1, which takes the stream over at once. The stored
+//   playlist never ends; it goes on with the next media sequence number
+//   after a discontinuity; ingest-0 exits 0 within its shutdown timeout.
+// - ingest-0 gets SIGTERM and nobody reconnects: the stream ends
+//   (EXT-X-ENDLIST) once the reconnect grace is over, and ingest-0 exits 0.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { createLogger } from '../common/log.ts';
+import { loadControllerConfig } from '../controller/config.ts';
+import { startController } from '../controller/controller.ts';
+import { parsePlaylist, type ParsedPlaylist } from './harness/hls.ts';
+import { startIngestProcess, type IngestProcess } from './harness/ingest-process.ts';
+import { adminWithLiveStreams, chartRoles, serviceAccountKubeconfig } from './harness/kube-fixtures.ts';
+import { startKubeApiServer } from './harness/kube.ts';
+import { stopAll, type ManagedProcess } from './harness/process.ts';
+import { publishTestPattern } from './harness/publisher.ts';
+import { getObject, headObject } from './harness/s3-objects.ts';
+import { startS3Server } from './harness/s3-server.ts';
+import { waitFor } from './harness/wait.ts';
+
+const NS = 'streams';
+const SYSTEM = 'tteok-system';
+const GROUP = { group: 'tteok.dev', version: 'v1alpha1', plural: 'livestreams' };
+const GRACE_SECONDS = 8;
+const SHUTDOWN_TIMEOUT_SECONDS = 30;
+
+const kube = await startKubeApiServer();
+const s3 = await startS3Server();
+const dir = mkdtempSync(join(tmpdir(), 'tteok-shutdown-handover-'));
+const { kc, core, custom } = await adminWithLiveStreams(kube, [NS, SYSTEM]);
+
+const controller = await startController(
+  loadControllerConfig({
+    TTEOK_POD_NAME: 'controller-0',
+    TTEOK_POD_NAMESPACE: SYSTEM,
+    TTEOK_CONTROLLER_HTTP_HOST: '127.0.0.1',
+    TTEOK_CONTROLLER_HTTP_PORT: '0',
+    TTEOK_LEADER_ELECTION: 'false',
+  }),
+  { kc, log: createLogger('controller', process.env.TTEOK_TEST_VERBOSE === '1' ? 'debug' : 'warn') },
+);
+await controller.ready();
+
+const ingestKubeconfig = await serviceAccountKubeconfig(kc, kube.kubeconfigPath, dir, SYSTEM, 'tteok-ingest', await chartRoles('ingest', SYSTEM));
+
+function startPod(pod: string): Promise<IngestProcess> {
+  return startIngestProcess({
+    ...s3.ingestEnv,
+    TTEOK_KEY_SOURCE: 'kubernetes',
+    KUBECONFIG: ingestKubeconfig,
+    TTEOK_POD_NAME: pod,
+    TTEOK_POD_NAMESPACE: SYSTEM,
+    TTEOK_MEDIA_DIR: join(dir, pod, 'media'),
+    TTEOK_RECONNECT_GRACE_SECONDS: String(GRACE_SECONDS),
+    TTEOK_SHUTDOWN_TIMEOUT_SECONDS: String(SHUTDOWN_TIMEOUT_SECONDS),
+  });
+}
+const pod1 = await startPod('ingest-1');
+
+t.teardown(async () => {
+  await stopAll();
+  await controller.shutdown();
+  await kube.stop();
+  await s3.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function createLs(name: string, keepAfterEnd: boolean): Promise<string> {
+  await custom.createNamespacedCustomObject({ ...GROUP, namespace: NS, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name }, spec: { retention: { keepAfterEnd } } } });
+  await waitFor(`${name} Ready`, async () => ((await custom.getNamespacedCustomObject({ ...GROUP, namespace: NS, name })) as { status?: { phase?: string } }).status?.phase === 'Ready', { timeoutMs: 10_000, intervalMs: 50 });
+  const secret = await core.readNamespacedSecret({ namespace: NS, name: `${name}-stream-key` });
+  return Buffer.from(secret.data?.streamKey ?? '', 'base64').toString();
+}
+async function stored(name: string): Promise<{ text: string; playlist: ParsedPlaylist } | undefined> {
+  const object = await getObject(s3.client, s3.bucket, `${NS}/${name}/index.m3u8`);
+  return object ? { text: object.body.toString(), playlist: parsePlaylist(object.body.toString()) } : undefined;
+}
+async function waitForStored(name: string, what: string, ok: (p: ParsedPlaylist) => boolean, timeoutMs = 30_000): Promise<ParsedPlaylist> {
+  return waitFor(`${name}: ${what}`, async () => {
+    const s = await stored(name);
+    return s && ok(s.playlist) ? s.playlist : undefined;
+  }, { timeoutMs, intervalMs: 50 });
+}
+async function waitForLogLine(proc: ManagedProcess, from: number, pattern: RegExp, timeoutMs = 15_000): Promise<string> {
+  return waitFor(`${proc.name}: ${pattern}`, () => proc.lines.slice(from).find((l) => pattern.test(l)), { timeoutMs, intervalMs: 20 });
+}
+const sessionOf = (uri: string) => uri.split('/')[0]!;
+const exitedNow = (p: ManagedProcess) => p.child.exitCode !== null || p.child.signalCode !== null;
+
+t.test('SIGTERM: the publisher reconnects to the other pod, which continues the playlist; the pod exits 0', async (tt) => {
+  const key = await createLs('moved', true);
+  const pod0 = await startPod('ingest-0');
+  const a = publishTestPattern({ url: pod0.rtmpUrl(key), name: 'ffmpeg-moved-a-pod0' });
+  await waitForLogLine(pod0.proc, 0, /"msg":"publish accepted"/);
+  const before = await waitForStored('moved', 'three segments from ingest-0', (p) => p.segments.length >= 3);
+  const sessionA = sessionOf(before.segments[0]!.uri);
+
+  const terminatedAt = Date.now();
+  pod0.proc.child.kill('SIGTERM');
+  // ffmpeg cannot reconnect by itself: its connection ends, and a new one starts (what OBS does).
+  await waitFor('ffmpeg A to exit when ingest-0 closes its connection', () => exitedNow(a), { timeoutMs: 15_000, intervalMs: 50 });
+  const mark1 = pod1.proc.lines.length;
+  const b = publishTestPattern({ url: pod1.rtmpUrl(key), name: 'ffmpeg-moved-b-pod1' });
+  await waitForLogLine(pod1.proc, mark1, /"msg":"publish accepted"/, 10_000);
+  tt.ok(pod1.proc.lines.slice(mark1).some((l) => /took the stream claim over/.test(l)), 'ingest-1 took the claim over from ingest-0');
+
+  const seen: ParsedPlaylist[] = [];
+  let lastText = '';
+  const after = await waitFor('two segments from ingest-1 in the stored playlist', async () => {
+    const s = await stored('moved');
+    if (s && s.text !== lastText) {
+      lastText = s.text;
+      seen.push(s.playlist);
+    }
+    return s && s.playlist.segments.filter((x) => sessionOf(x.uri) !== sessionA).length >= 2 ? s.playlist : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 25 });
+  tt.notOk(seen.some((p) => p.ended), `no stored playlist since the SIGTERM has EXT-X-ENDLIST (${seen.length} versions seen)`);
+  const lastSeqA = Math.max(...[before, ...seen].flatMap((p) => p.segments).filter((x) => sessionOf(x.uri) === sessionA).map((x) => x.sequence));
+  const firstOfB = after.segments.find((x) => sessionOf(x.uri) !== sessionA)!;
+  tt.ok(after.segments.some((x) => sessionOf(x.uri) === sessionA), 'the playlist still lists ingest-0\'s segments before ingest-1\'s');
+  tt.equal(firstOfB.sequence, lastSeqA + 1, `ingest-1's first segment has the next media sequence number (${lastSeqA + 1})`);
+  tt.ok(firstOfB.discontinuity, 'after an EXT-X-DISCONTINUITY');
+
+  const exit = await pod0.proc.exited;
+  const tookSeconds = (Date.now() - terminatedAt) / 1000;
+  tt.same(exit, { code: 0, signal: null }, 'ingest-0 exits 0');
+  tt.ok(tookSeconds < SHUTDOWN_TIMEOUT_SECONDS, `within its shutdown timeout (${tookSeconds.toFixed(1)} s)`);
+  tt.ok(pod0.proc.lines.some((l) => /run handed over/.test(l)), 'ingest-0 handed the run over');
+
+  await b.stop('SIGTERM', 5000);
+  const vod = await waitForStored('moved', 'the final VOD', (p) => p.ended);
+  tt.equal(sessionOf(vod.segments[0]!.uri), sessionA, 'the VOD starts with ingest-0\'s segments');
+  tt.same(vod.segments.map((s) => s.sequence), vod.segments.map((_, i) => i), 'and lists the whole run, no sequence number missing or twice');
+  const missing: string[] = [];
+  for (const uri of new Set([...vod.maps, ...vod.segments.map((s) => s.uri)])) if (!(await headObject(s3.client, s3.bucket, `${NS}/moved/${uri}`))) missing.push(uri);
+  tt.same(missing, [], 'every object the VOD names is in the bucket');
+});
+
+t.test('SIGTERM with nobody reconnecting: the stream ends after the reconnect grace; the pod exits 0', async (tt) => {
+  const key = await createLs('alone', false);
+  const pod0 = await startPod('ingest-0');
+  const a = publishTestPattern({ url: pod0.rtmpUrl(key), name: 'ffmpeg-alone-a-pod0' });
+  await waitForLogLine(pod0.proc, 0, /"msg":"publish accepted"/);
+  await waitForStored('alone', 'two segments', (p) => p.segments.length >= 2);
+  const terminatedAt = Date.now();
+  pod0.proc.child.kill('SIGTERM');
+  await waitFor('ffmpeg to exit when ingest-0 closes its connection', () => exitedNow(a), { timeoutMs: 15_000, intervalMs: 50 });
+  const ended = await waitForStored('alone', 'EXT-X-ENDLIST', (p) => p.ended, (GRACE_SECONDS + 10) * 1000);
+  const endedAfter = (Date.now() - terminatedAt) / 1000;
+  tt.ok(ended.segments.length >= 2, 'the final playlist lists the run');
+  tt.ok(endedAfter >= GRACE_SECONDS - 1, `not before the reconnect grace (${GRACE_SECONDS} s): a reconnect could have continued it`);
+  tt.ok(endedAfter < GRACE_SECONDS + 10, `it ended within the reconnect grace and a margin (${endedAfter.toFixed(1)} s)`);
+  const exit = await pod0.proc.exited;
+  tt.same(exit, { code: 0, signal: null }, 'ingest-0 exits 0');
+  tt.ok((Date.now() - terminatedAt) / 1000 < SHUTDOWN_TIMEOUT_SECONDS, 'within its shutdown timeout');
+});

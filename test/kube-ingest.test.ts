@@ -11,15 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { KubeConfig } from '@kubernetes/client-node';
-import { createLogger } from '../common/log.ts';
 import { rawJson, statusCode } from '../common/kube/client.ts';
-import { loadControllerConfig } from '../controller/config.ts';
-import { startController } from '../controller/controller.ts';
 import { startIngestProcess, type IngestProcess } from './harness/ingest-process.ts';
 import { startKubeApiServer } from './harness/kube.ts';
 import { stopAll, type ManagedProcess } from './harness/process.ts';
 import { publishTestPattern } from './harness/publisher.ts';
-import { adminWithLiveStreams, chartRoles, serviceAccountKubeconfig } from './harness/kube-fixtures.ts';
+import { adminWithLiveStreams, chartRoles, serviceAccountKubeconfig, startTestController } from './harness/kube-fixtures.ts';
 import { waitFor } from './harness/wait.ts';
 
 const NS = 'streams';
@@ -31,18 +28,9 @@ const kube = await startKubeApiServer();
 const dir = mkdtempSync(join(tmpdir(), 'tteok-kube-ingest-'));
 const { kc, core, custom } = await adminWithLiveStreams(kube, [NS, SYSTEM]);
 
-const controller = await startController(
-  loadControllerConfig({
-    TTEOK_POD_NAME: 'controller-0',
-    TTEOK_POD_NAMESPACE: SYSTEM,
-    TTEOK_CONTROLLER_HTTP_HOST: '127.0.0.1',
-    TTEOK_CONTROLLER_HTTP_PORT: '0',
-    TTEOK_LEADER_ELECTION: 'false',
-    TTEOK_CLAIM_LEASE_SECONDS: String(CLAIM_SECONDS),
-  }),
-  { kc, log: createLogger('controller', process.env.TTEOK_TEST_VERBOSE === '1' ? 'debug' : 'warn') },
-);
-await controller.ready();
+const controller = await startTestController(kc, SYSTEM, {
+  TTEOK_CLAIM_LEASE_SECONDS: String(CLAIM_SECONDS),
+});
 
 // The ingest runs as its own service account with exactly the RBAC the chart gives it.
 const ingestRoles = await chartRoles('ingest', SYSTEM);

@@ -17,13 +17,10 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { createLogger } from '../common/log.ts';
 import { LeaseClient } from '../common/kube/lease.ts';
-import { loadControllerConfig } from '../controller/config.ts';
-import { startController } from '../controller/controller.ts';
 import { parsePlaylist, type ParsedPlaylist } from './harness/hls.ts';
 import { metricValue, startIngestProcess, type IngestProcess } from './harness/ingest-process.ts';
-import { adminWithLiveStreams, chartRoles, serviceAccountKubeconfig } from './harness/kube-fixtures.ts';
+import { adminWithLiveStreams, chartRoles, serviceAccountKubeconfig, startTestController } from './harness/kube-fixtures.ts';
 import { startKubeApiServer } from './harness/kube.ts';
 import { stopAll, type ManagedProcess } from './harness/process.ts';
 import { publishTestPattern } from './harness/publisher.ts';
@@ -43,17 +40,7 @@ const dir = mkdtempSync(join(tmpdir(), 'tteok-takeover-kube-'));
 const origin = join(dir, 'origin');
 const { kc, core, custom } = await adminWithLiveStreams(kube, [NS, SYSTEM]);
 
-const controller = await startController(
-  loadControllerConfig({
-    TTEOK_POD_NAME: 'controller-0',
-    TTEOK_POD_NAMESPACE: SYSTEM,
-    TTEOK_CONTROLLER_HTTP_HOST: '127.0.0.1',
-    TTEOK_CONTROLLER_HTTP_PORT: '0',
-    TTEOK_LEADER_ELECTION: 'false',
-  }),
-  { kc, log: createLogger('controller', process.env.TTEOK_TEST_VERBOSE === '1' ? 'debug' : 'warn') },
-);
-await controller.ready();
+const controller = await startTestController(kc, SYSTEM);
 
 // The ingest's RBAC as the chart gives it.
 const ingestKubeconfig = await serviceAccountKubeconfig(kc, kube.kubeconfigPath, dir, SYSTEM, 'tteok-ingest', await chartRoles('ingest', SYSTEM));

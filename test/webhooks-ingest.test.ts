@@ -8,16 +8,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { createLogger } from '../common/log.ts';
-import { loadControllerConfig } from '../controller/config.ts';
-import { startController } from '../controller/controller.ts';
 import { startIngestProcess } from './harness/ingest-process.ts';
 import { startKubeApiServer } from './harness/kube.ts';
 import { stopAll } from './harness/process.ts';
 import { publishTestPattern } from './harness/publisher.ts';
 import { startS3Server } from './harness/s3-server.ts';
 import { getObject, headObject } from './harness/s3-objects.ts';
-import { adminWithLiveStreams, chartRoles, serviceAccountKubeconfig } from './harness/kube-fixtures.ts';
+import { adminWithLiveStreams, chartRoles, serviceAccountKubeconfig, startTestController } from './harness/kube-fixtures.ts';
 import { startWebhookReceiver, type ReceivedEvent } from './harness/webhook-receiver.ts';
 import { waitFor } from './harness/wait.ts';
 
@@ -33,21 +30,12 @@ const dir = mkdtempSync(join(tmpdir(), 'tteok-webhooks-ingest-'));
 const { kc, core, custom } = await adminWithLiveStreams(kube, [NS, SYSTEM]);
 const receiver = await startWebhookReceiver(KEY);
 
-const controller = await startController(
-  loadControllerConfig({
-    TTEOK_POD_NAME: 'controller-0',
-    TTEOK_POD_NAMESPACE: SYSTEM,
-    TTEOK_CONTROLLER_HTTP_HOST: '127.0.0.1',
-    TTEOK_CONTROLLER_HTTP_PORT: '0',
-    TTEOK_LEADER_ELECTION: 'false',
-    TTEOK_CLAIM_LEASE_SECONDS: String(CLAIM_SECONDS),
-    TTEOK_PLAYBACK_BASE_URL: `${s3.endpoint}/${s3.bucket}`,
-    TTEOK_WEBHOOK_RETRY_INITIAL_SECONDS: '0.1',
-    TTEOK_WEBHOOK_RETRY_MAX_SECONDS: '0.5',
-  }),
-  { kc, log: createLogger('controller', process.env.TTEOK_TEST_VERBOSE === '1' ? 'debug' : 'warn') },
-);
-await controller.ready();
+const controller = await startTestController(kc, SYSTEM, {
+  TTEOK_CLAIM_LEASE_SECONDS: String(CLAIM_SECONDS),
+  TTEOK_PLAYBACK_BASE_URL: `${s3.endpoint}/${s3.bucket}`,
+  TTEOK_WEBHOOK_RETRY_INITIAL_SECONDS: '0.1',
+  TTEOK_WEBHOOK_RETRY_MAX_SECONDS: '0.5',
+});
 const ingestKubeconfig = await serviceAccountKubeconfig(kc, kube.kubeconfigPath, dir, SYSTEM, 'tteok-ingest', await chartRoles('ingest', SYSTEM));
 const ingest = await startIngestProcess({
   ...s3.ingestEnv,

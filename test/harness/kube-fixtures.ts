@@ -10,6 +10,9 @@ import { rawJson } from '../../common/kube/client.ts';
 import { CI_VALUES, NAMESPACE, find, parseDocs, render } from '../tools/chart-tools.ts';
 import type { KubeTestServer } from './kube.ts';
 import { waitFor } from './wait.ts';
+import { createLogger } from '../../common/log.ts';
+import { loadControllerConfig } from '../../controller/config.ts';
+import { startController, type RunningController } from '../../controller/controller.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 export const CRD_PATH = join(ROOT, 'manifests/crd/livestreams.tteok.dev.yaml');
@@ -100,4 +103,25 @@ export async function serviceAccountKubeconfig(
   const path = join(dir, `${name}.kubeconfig`);
   writeFileSync(path, JSON.stringify(config), { mode: 0o600 });
   return path;
+}
+
+/**
+ * The controller in the test's own process, as one replica without leader
+ * election, in `namespace` (where it finds the claim Leases); `env` adds
+ * settings. Resolves once its informers have synced.
+ */
+export async function startTestController(kc: KubeConfig, namespace: string, env: Record<string, string> = {}): Promise<RunningController> {
+  const controller = await startController(
+    loadControllerConfig({
+      TTEOK_POD_NAME: 'controller-0',
+      TTEOK_POD_NAMESPACE: namespace,
+      TTEOK_CONTROLLER_HTTP_HOST: '127.0.0.1',
+      TTEOK_CONTROLLER_HTTP_PORT: '0',
+      TTEOK_LEADER_ELECTION: 'false',
+      ...env,
+    }),
+    { kc, log: createLogger('controller', process.env.TTEOK_TEST_VERBOSE === '1' ? 'debug' : 'warn') },
+  );
+  await controller.ready();
+  return controller;
 }

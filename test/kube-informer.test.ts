@@ -265,7 +265,7 @@ t.test('the ingest key source and the gateway view follow changes within a secon
     body: { status: { phase: 'Live', liveSince: since, conditions: [{ type: 'Live', status: 'True', reason: 'Publishing', message: 'x', lastTransitionTime: since }] } },
   });
   await within('view: live', goLive, () => view.get({ namespace: NS, name: 'show' })?.live === true);
-  t.same(view.get({ namespace: NS, name: 'show' }), { namespace: NS, name: 'show', title: 'The Show', phase: 'Live', live: true, liveSince: since });
+  t.same(view.get({ namespace: NS, name: 'show' }), { namespace: NS, name: 'show', title: 'The Show', phase: 'Live', live: true, liveSince: since, access: 'public' });
   await within('view: deleted', () => custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'show' }), () => view.get({ namespace: NS, name: 'show' }) === undefined);
   t.ok(viewChanges >= 3, 'onChange on every change');
   await keys.close();

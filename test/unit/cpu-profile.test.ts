@@ -1,0 +1,101 @@
+// The benchmark's CPU profile summary: busy time by package and by kind of
+// Node internal, idle left out, native frames charged to their caller, a
+// time window, and the top functions by self time — on a hand-made
+// `.cpuprofile` whose answer is known.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { AWS_SDK, bucketOfUrl, GC, NODE_FS, NODE_NET, NODE_OTHER, OTHER, OURS, PROGRAM, readNewestCpuProfile, summarizeCpuProfile, type CpuProfile, type ProfileNode } from '../../bench/lib/cpu-profile.ts';
+
+const ROOT = '/srv/tteok';
+
+function node(id: number, functionName: string, url: string, lineNumber: number, children: number[] = []): ProfileNode {
+  return { id, callFrame: { functionName, url, lineNumber, columnNumber: 4, scriptId: String(id) }, hitCount: 0, children };
+}
+
+/** Samples in order with the µs each stands for (until the next sample). */
+function profileOf(nodes: ProfileNode[], weighted: Array<[id: number, us: number]>, startTime = 1_000): CpuProfile {
+  const timeDeltas = weighted.map((_, i) => (i === 0 ? 0 : weighted[i - 1]![1]));
+  const total = weighted.reduce((a, [, us]) => a + us, 0);
+  return { nodes, startTime, endTime: startTime + total, samples: weighted.map(([id]) => id), timeDeltas };
+}
+
+const nodes = [
+  node(1, '(root)', '', -1, [2, 3, 4, 5, 8, 10]),
+  node(2, '(program)', '', -1),
+  node(3, '(idle)', '', -1),
+  node(4, '(garbage collector)', '', -1),
+  node(5, 'handleSegment', `file://${ROOT}/ingest/packager/segmenter.ts`, 10, [6, 7]),
+  node(6, 'writeSample', `file://${ROOT}/node_modules/mediabunny/dist/modules/src/isobmff/isobmff-muxer.js`, 99, [9]),
+  node(7, 'writeBuffer', '', -1),
+  node(8, 'openSync', 'node:fs', 500),
+  node(9, 'signRequest', `file://${ROOT}/node_modules/@smithy/signature-v4/dist-cjs/index.js`, 7),
+  node(10, 'onStreamRead', 'node:internal/stream_base_commons', 160),
+];
+
+// Busy: ours 3000 self + 1000 native under it, mediabunny 2000, GC 1000, fs 1000,
+// AWS SDK 500, net 500, program 1000 = 10,000 µs; idle 5,000 µs.
+const weighted: Array<[number, number]> = [[5, 3000], [6, 2000], [7, 1000], [3, 5000], [4, 1000], [8, 1000], [9, 500], [10, 500], [2, 1000]];
+
+t.test('busy time by bucket, idle left out, a native frame charged to its caller', async (t) => {
+  const s = summarizeCpuProfile(profileOf(nodes, weighted), { root: ROOT });
+  t.equal(s.busyMs, 10);
+  t.equal(s.idleMs, 5);
+  t.equal(s.wholeProfile, false);
+  const share = Object.fromEntries(s.buckets.map((b) => [b.bucket, b.share]));
+  t.same(share, { [OURS]: 0.4, mediabunny: 0.2, [GC]: 0.1, [NODE_FS]: 0.1, [PROGRAM]: 0.1, [AWS_SDK]: 0.05, [NODE_NET]: 0.05 });
+  t.equal(s.buckets[0]!.bucket, OURS, 'largest first');
+  t.notOk(s.buckets.some((b) => b.bucket === '(idle)'));
+});
+
+t.test('top functions by self time, with where they are defined', async (t) => {
+  const s = summarizeCpuProfile(profileOf(nodes, weighted), { root: ROOT, top: 3 });
+  t.same(s.top.map((f) => [f.functionName, f.location, f.bucket, f.ms]), [
+    ['handleSegment', 'ingest/packager/segmenter.ts:11', OURS, 3],
+    ['writeSample', 'mediabunny/dist/modules/src/isobmff/isobmff-muxer.js:100', 'mediabunny', 2],
+    ['writeBuffer', '(native)', OURS, 1],
+  ]);
+});
+
+t.test('a window keeps only the samples taken in it; a window outside the profile falls back to all of it', async (t) => {
+  // Samples are taken at 1000, 4000, 6000, 7000, …: [4000, 6000] holds mediabunny's and the native one.
+  const inside = summarizeCpuProfile(profileOf(nodes, weighted), { root: ROOT, fromUs: 4_000, toUs: 6_000 });
+  t.equal(inside.busyMs, 3);
+  t.same(inside.buckets.map((b) => [b.bucket, b.ms]), [['mediabunny', 2], [OURS, 1]]);
+  const outside = summarizeCpuProfile(profileOf(nodes, weighted), { root: ROOT, fromUs: 90_000, toUs: 99_000 });
+  t.equal(outside.wholeProfile, true);
+  t.equal(outside.busyMs, 10);
+});
+
+t.test('an empty profile gives empty shares, not NaN', async (t) => {
+  const s = summarizeCpuProfile({ nodes: [node(1, '(root)', '', -1)], startTime: 0, endTime: 0 }, { root: ROOT });
+  t.equal(s.busyMs, 0);
+  t.same(s.buckets, []);
+  t.same(s.top, []);
+});
+
+t.test('script URLs to buckets', async (t) => {
+  t.equal(bucketOfUrl(`file://${ROOT}/common/backoff.ts`, ROOT), OURS);
+  t.equal(bucketOfUrl(`file://${ROOT}/dist/ingest/ingest.js`, ROOT), OURS);
+  t.equal(bucketOfUrl(`file://${ROOT}/node_modules/@aws-sdk/client-s3/dist-cjs/index.js`, ROOT), AWS_SDK);
+  t.equal(bucketOfUrl(`file://${ROOT}/node_modules/@fastify/cors/index.js`, ROOT), '@fastify/cors');
+  t.equal(bucketOfUrl(`file://${ROOT}/node_modules/chokidar/node_modules/readdirp/index.js`, ROOT), 'readdirp', 'the innermost package');
+  t.equal(bucketOfUrl('file:///elsewhere/x.js', ROOT), OTHER);
+  t.equal(bucketOfUrl('node:internal/fs/promises', ROOT), NODE_FS);
+  t.equal(bucketOfUrl('node:fs', ROOT), NODE_FS);
+  t.equal(bucketOfUrl('node:internal/streams/readable', ROOT), NODE_NET);
+  t.equal(bucketOfUrl('node:_http_client', ROOT), NODE_NET);
+  t.equal(bucketOfUrl('node:net', ROOT), NODE_NET);
+  t.equal(bucketOfUrl('node:internal/process/task_queues', ROOT), NODE_OTHER);
+  t.equal(bucketOfUrl('', ROOT), undefined);
+});
+
+t.test('reads the newest .cpuprofile of a directory', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tteok-cpuprof-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  t.equal(readNewestCpuProfile(dir), undefined, 'none written');
+  writeFileSync(join(dir, 'notes.txt'), 'not a profile');
+  writeFileSync(join(dir, 'CPU.1.cpuprofile'), JSON.stringify(profileOf(nodes, weighted)));
+  t.equal(readNewestCpuProfile(dir)?.samples?.length, weighted.length);
+});

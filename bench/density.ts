@@ -13,7 +13,7 @@ import { spawnManaged, type ManagedProcess } from '../test/harness/process.ts';
 import { startS3Server } from '../test/harness/s3-server.ts';
 import { sleep } from '../test/harness/wait.ts';
 import { ConfigError, envList, type Env } from '../common/env-config.ts';
-import { readNewestCpuProfile, summarizeCpuProfile, type ProfileSummary } from './lib/cpu-profile.ts';
+import { readMainThreadCpuProfile, summarizeCpuProfile, type ProfileSummary } from './lib/cpu-profile.ts';
 import { enhancedBenchInput, replay } from './lib/media.ts';
 import { startNginxRtmp } from './lib/nginx-rtmp.ts';
 import { cpuSeconds, measure, rssMiB } from './lib/proc-stats.ts';
@@ -109,9 +109,9 @@ async function tteokIngest(system: string, input: string, n: number, profile = f
     if (backlog > n) r.stalledStreams = Math.max(r.stalledStreams, 1);
     await ingest.proc.stop('SIGTERM', 30_000);
     if (profile) {
-      const written = existsSync(profileDir) ? readNewestCpuProfile(profileDir) : undefined;
+      const written = existsSync(profileDir) ? readMainThreadCpuProfile(profileDir) : undefined;
       if (written) r.profile = summarizeCpuProfile(written, { root: join(import.meta.dirname, '..'), fromUs, toUs });
-      else process.stderr.write(`density: the ingest wrote no CPU profile (did it exit cleanly on SIGTERM?)\n`);
+      else process.stderr.write(`density: the ingest wrote no CPU profile of its main thread (did it exit cleanly on SIGTERM?)\n`);
     }
     return r;
   } finally {

@@ -198,11 +198,16 @@ export function summarizeCpuProfile(profile: CpuProfile, options: SummaryOptions
   return { busyMs: busyUs / 1000, idleMs: idleUs / 1000, wholeProfile: !overlaps && (options.fromUs !== undefined || options.toUs !== undefined), buckets, top };
 }
 
-/** The newest `.cpuprofile` in dir (the one a process wrote at exit), or undefined. */
-export function readNewestCpuProfile(dir: string): CpuProfile | undefined {
-  const files = readdirSync(dir)
-    .filter((f) => f.endsWith('.cpuprofile'))
+/**
+ * The main thread's profile in dir, or undefined. `--cpu-prof` writes one file
+ * per thread, named CPU.<date>.<time>.<pid>.<thread id>.<sequence>.cpuprofile;
+ * the main thread is thread 0. The others matter less but are not nothing:
+ * under tsx, for one, the module loader runs on a worker thread.
+ */
+export function readMainThreadCpuProfile(dir: string): CpuProfile | undefined {
+  const main = readdirSync(dir)
+    .filter((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f))
     .map((f) => join(dir, f))
-    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
-  return files[0] ? (JSON.parse(readFileSync(files[0], 'utf8')) as CpuProfile) : undefined;
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+  return main ? (JSON.parse(readFileSync(main, 'utf8')) as CpuProfile) : undefined;
 }

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { AWS_SDK, bucketOfUrl, GC, NODE_FS, NODE_NET, NODE_OTHER, OTHER, OURS, PROGRAM, readNewestCpuProfile, summarizeCpuProfile, type CpuProfile, type ProfileNode } from '../../bench/lib/cpu-profile.ts';
+import { AWS_SDK, bucketOfUrl, GC, NODE_FS, NODE_NET, NODE_OTHER, OTHER, OURS, PROGRAM, readMainThreadCpuProfile, summarizeCpuProfile, type CpuProfile, type ProfileNode } from '../../bench/lib/cpu-profile.ts';
 
 const ROOT = '/srv/tteok';
 
@@ -91,11 +91,14 @@ t.test('script URLs to buckets', async (t) => {
   t.equal(bucketOfUrl('', ROOT), undefined);
 });
 
-t.test('reads the newest .cpuprofile of a directory', async (t) => {
+t.test("reads the main thread's profile of a directory, not a worker's", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tteok-cpuprof-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  t.equal(readNewestCpuProfile(dir), undefined, 'none written');
+  t.equal(readMainThreadCpuProfile(dir), undefined, 'none written');
   writeFileSync(join(dir, 'notes.txt'), 'not a profile');
-  writeFileSync(join(dir, 'CPU.1.cpuprofile'), JSON.stringify(profileOf(nodes, weighted)));
-  t.equal(readNewestCpuProfile(dir)?.samples?.length, weighted.length);
+  // The names node --cpu-prof gives: CPU.<date>.<time>.<pid>.<thread id>.<sequence>.cpuprofile
+  writeFileSync(join(dir, 'CPU.20261202.043000.4242.1.002.cpuprofile'), JSON.stringify(profileOf(nodes, weighted.slice(0, 2))));
+  t.equal(readMainThreadCpuProfile(dir), undefined, "only a worker's");
+  writeFileSync(join(dir, 'CPU.20261202.043000.4242.0.001.cpuprofile'), JSON.stringify(profileOf(nodes, weighted)));
+  t.equal(readMainThreadCpuProfile(dir)?.samples?.length, weighted.length);
 });

@@ -52,6 +52,7 @@ export interface ProfileSummary {
   /** True when the window asked for lay outside the profile and every sample was used. */
   wholeProfile: boolean;
   buckets: BucketShare[];
+  /** The functions with the most self time, without (garbage collector) and (program). */
   top: FunctionShare[];
 }
 
@@ -69,6 +70,8 @@ export const OURS = 'ours (tteok)';
 export const AWS_SDK = 'AWS SDK (@aws-sdk, @smithy)';
 export const NODE_FS = 'Node fs';
 export const NODE_NET = 'Node net/stream/http';
+export const NODE_CRYPTO = 'Node crypto';
+export const NODE_BUFFER = 'Node buffer';
 export const NODE_OTHER = 'Node, other internals';
 export const GC = '(garbage collector)';
 export const PROGRAM = '(program)';
@@ -77,6 +80,8 @@ export const OTHER = 'other';
 const IDLE = '(idle)';
 const NET_MODULES = /^node:(internal\/)?(net|tls|_tls_\w+|http\w*|_http_\w+|https|stream|streams\/.*|internal\/streams\/.*|stream_base_commons|dns|dgram|socket_list|js_stream_socket|http2\/.*)$/;
 const FS_MODULES = /^node:(fs|fs\/promises|internal\/fs\/.*|internal\/fs)$/;
+const CRYPTO_MODULES = /^node:(crypto|internal\/crypto\/.*)$/;
+const BUFFER_MODULES = /^node:(buffer|internal\/buffer)$/;
 
 /** The bucket a script URL belongs to; undefined for a frame without a script (native code, V8 builtins). */
 export function bucketOfUrl(url: string, root: string): string | undefined {
@@ -84,6 +89,9 @@ export function bucketOfUrl(url: string, root: string): string | undefined {
   if (url.startsWith('node:')) {
     if (FS_MODULES.test(url)) return NODE_FS;
     if (NET_MODULES.test(url)) return NODE_NET;
+    // Hashing (S3 checksums and request signing) and buffer allocation stood out on their own in the first profiles.
+    if (CRYPTO_MODULES.test(url)) return NODE_CRYPTO;
+    if (BUFFER_MODULES.test(url)) return NODE_BUFFER;
     return NODE_OTHER;
   }
   let path: string;
@@ -175,7 +183,8 @@ export function summarizeCpuProfile(profile: CpuProfile, options: SummaryOptions
     const id = samples[i]!;
     const bucket = bucketOfNode(id);
     bucketUs.set(bucket, (bucketUs.get(bucket) ?? 0) + weight);
-    if (bucket === IDLE) continue;
+    // Idle is not busy; GC and (program) are whole rows of the bucket table already.
+    if (bucket === IDLE || bucket === GC || bucket === PROGRAM) continue;
     const frame = byId.get(id)?.callFrame;
     if (!frame) continue;
     const key = `${frame.functionName}\u0000${frame.url}\u0000${frame.lineNumber}\u0000${frame.columnNumber}\u0000${bucket}`;
@@ -192,7 +201,7 @@ export function summarizeCpuProfile(profile: CpuProfile, options: SummaryOptions
     .map(([bucket, us]) => ({ bucket, ms: us / 1000, share: share(us) }))
     .sort((a, b) => b.ms - a.ms || a.bucket.localeCompare(b.bucket));
   const top = [...functionUs.values()]
-    .sort((a, b) => b.us - a.us)
+    .sort((a, b) => b.us - a.us || a.frame.functionName.localeCompare(b.frame.functionName))
     .slice(0, options.top ?? 10)
     .map(({ frame, bucket, us }) => ({ functionName: frame.functionName || '(anonymous)', location: locationOf(frame, options.root), bucket, ms: us / 1000, share: share(us) }));
   return { busyMs: busyUs / 1000, idleMs: idleUs / 1000, wholeProfile: !overlaps && (options.fromUs !== undefined || options.toUs !== undefined), buckets, top };

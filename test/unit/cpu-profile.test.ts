@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { AWS_SDK, bucketOfUrl, GC, NODE_FS, NODE_NET, NODE_OTHER, OTHER, OURS, PROGRAM, readMainThreadCpuProfile, summarizeCpuProfile, type CpuProfile, type ProfileNode } from '../../bench/lib/cpu-profile.ts';
+import { AWS_SDK, bucketOfUrl, GC, NODE_BUFFER, NODE_CRYPTO, NODE_FS, NODE_NET, NODE_OTHER, OTHER, OURS, PROGRAM, readMainThreadCpuProfile, summarizeCpuProfile, type CpuProfile, type ProfileNode } from '../../bench/lib/cpu-profile.ts';
 
 const ROOT = '/srv/tteok';
 
@@ -49,11 +49,12 @@ t.test('busy time by bucket, idle left out, a native frame charged to its caller
   t.notOk(s.buckets.some((b) => b.bucket === '(idle)'));
 });
 
-t.test('top functions by self time, with where they are defined', async (t) => {
-  const s = summarizeCpuProfile(profileOf(nodes, weighted), { root: ROOT, top: 3 });
+t.test('top functions by self time, with where they are defined; GC and (program) only in the bucket table', async (t) => {
+  const s = summarizeCpuProfile(profileOf(nodes, weighted), { root: ROOT, top: 4 });
   t.same(s.top.map((f) => [f.functionName, f.location, f.bucket, f.ms]), [
     ['handleSegment', 'ingest/packager/segmenter.ts:11', OURS, 3],
     ['writeSample', 'mediabunny/dist/modules/src/isobmff/isobmff-muxer.js:100', 'mediabunny', 2],
+    ['openSync', 'node:fs:501', NODE_FS, 1],
     ['writeBuffer', '(native)', OURS, 1],
   ]);
 });
@@ -87,6 +88,9 @@ t.test('script URLs to buckets', async (t) => {
   t.equal(bucketOfUrl('node:internal/streams/readable', ROOT), NODE_NET);
   t.equal(bucketOfUrl('node:_http_client', ROOT), NODE_NET);
   t.equal(bucketOfUrl('node:net', ROOT), NODE_NET);
+  t.equal(bucketOfUrl('node:internal/crypto/hash', ROOT), NODE_CRYPTO);
+  t.equal(bucketOfUrl('node:internal/buffer', ROOT), NODE_BUFFER);
+  t.equal(bucketOfUrl('node:buffer', ROOT), NODE_BUFFER);
   t.equal(bucketOfUrl('node:internal/process/task_queues', ROOT), NODE_OTHER);
   t.equal(bucketOfUrl('', ROOT), undefined);
 });

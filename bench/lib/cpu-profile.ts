@@ -39,6 +39,16 @@ export interface BucketShare {
   share: number;
 }
 
+export interface NodeRowShare extends BucketShare {
+  /**
+   * For Node's rows: the code that made the calls (the nearest caller outside
+   * Node: a package, ours, or the event loop itself), share of this row, largest first.
+   */
+  calledFrom?: Array<{ caller: string; share: number }>;
+}
+
+export const EVENT_LOOP = '(event loop)';
+
 export interface FunctionShare extends BucketShare {
   functionName: string;
   /** Where it is defined: a path relative to the project, a `node:` module or a package file, with line. */
@@ -51,7 +61,7 @@ export interface ProfileSummary {
   idleMs: number;
   /** True when the window asked for lay outside the profile and every sample was used. */
   wholeProfile: boolean;
-  buckets: BucketShare[];
+  buckets: NodeRowShare[];
   /** The functions with the most self time, without (garbage collector) and (program). */
   top: FunctionShare[];
 }
@@ -163,6 +173,24 @@ export function summarizeCpuProfile(profile: CpuProfile, options: SummaryOptions
     return bucket;
   };
 
+  const isNodeRow = (bucket: string) => bucket.startsWith('Node');
+  // Who made the call that a Node-internal sample is in: the nearest ancestor with a script outside Node.
+  const callerCache = new Map<number, string>();
+  const callerOf = (id: number): string => {
+    const cached = callerCache.get(id);
+    if (cached !== undefined) return cached;
+    const parent = parentOf.get(id);
+    const parentNode = parent === undefined ? undefined : byId.get(parent);
+    let caller: string;
+    if (parent === undefined || !parentNode || parentNode.callFrame.functionName === '(root)') caller = EVENT_LOOP;
+    else {
+      const own = bucketOfUrl(parentNode.callFrame.url, options.root);
+      caller = own !== undefined && !isNodeRow(own) ? own : callerOf(parent);
+    }
+    callerCache.set(id, caller);
+    return caller;
+  };
+
   // Sample i is taken at startTime + deltas[0..i]; it stands for the time until sample i+1.
   const times: number[] = [];
   let t = profile.startTime;
@@ -176,6 +204,7 @@ export function summarizeCpuProfile(profile: CpuProfile, options: SummaryOptions
   const inWindow = (x: number) => !overlaps || (x >= from && x <= to);
 
   const bucketUs = new Map<string, number>();
+  const callerUs = new Map<string, Map<string, number>>();
   const functionUs = new Map<string, { frame: CallFrame; bucket: string; us: number }>();
   for (let i = 0; i < samples.length; i++) {
     if (!inWindow(times[i]!)) continue;
@@ -183,6 +212,12 @@ export function summarizeCpuProfile(profile: CpuProfile, options: SummaryOptions
     const id = samples[i]!;
     const bucket = bucketOfNode(id);
     bucketUs.set(bucket, (bucketUs.get(bucket) ?? 0) + weight);
+    if (isNodeRow(bucket)) {
+      const callers = callerUs.get(bucket) ?? new Map<string, number>();
+      const caller = callerOf(id);
+      callers.set(caller, (callers.get(caller) ?? 0) + weight);
+      callerUs.set(bucket, callers);
+    }
     // Idle is not busy; GC and (program) are whole rows of the bucket table already.
     if (bucket === IDLE || bucket === GC || bucket === PROGRAM) continue;
     const frame = byId.get(id)?.callFrame;
@@ -198,7 +233,16 @@ export function summarizeCpuProfile(profile: CpuProfile, options: SummaryOptions
   const busyUs = [...bucketUs.values()].reduce((a, b) => a + b, 0);
   const share = (us: number) => (busyUs > 0 ? us / busyUs : 0);
   const buckets = [...bucketUs.entries()]
-    .map(([bucket, us]) => ({ bucket, ms: us / 1000, share: share(us) }))
+    .map(([bucket, us]): NodeRowShare => {
+      const callers = callerUs.get(bucket);
+      const row: NodeRowShare = { bucket, ms: us / 1000, share: share(us) };
+      if (callers) {
+        row.calledFrom = [...callers.entries()]
+          .map(([caller, cus]) => ({ caller, share: us > 0 ? cus / us : 0 }))
+          .sort((a, b) => b.share - a.share || a.caller.localeCompare(b.caller));
+      }
+      return row;
+    })
     .sort((a, b) => b.ms - a.ms || a.bucket.localeCompare(b.bucket));
   const top = [...functionUs.values()]
     .sort((a, b) => b.us - a.us || a.frame.functionName.localeCompare(b.frame.functionName))

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { AWS_SDK, bucketOfUrl, GC, NODE_BUFFER, NODE_CRYPTO, NODE_FS, NODE_NET, NODE_OTHER, OTHER, OURS, PROGRAM, readMainThreadCpuProfile, summarizeCpuProfile, type CpuProfile, type ProfileNode } from '../../bench/lib/cpu-profile.ts';
+import { AWS_SDK, bucketOfUrl, EVENT_LOOP, GC, NODE_BUFFER, NODE_CRYPTO, NODE_FS, NODE_NET, NODE_OTHER, OTHER, OURS, PROGRAM, readMainThreadCpuProfile, summarizeCpuProfile, type CpuProfile, type ProfileNode } from '../../bench/lib/cpu-profile.ts';
 
 const ROOT = '/srv/tteok';
 
@@ -47,6 +47,22 @@ t.test('busy time by bucket, idle left out, a native frame charged to its caller
   t.same(share, { [OURS]: 0.4, mediabunny: 0.2, [GC]: 0.1, [NODE_FS]: 0.1, [PROGRAM]: 0.1, [AWS_SDK]: 0.05, [NODE_NET]: 0.05 });
   t.equal(s.buckets[0]!.bucket, OURS, 'largest first');
   t.notOk(s.buckets.some((b) => b.bucket === '(idle)'));
+});
+
+t.test("Node's rows say whose calls they were", async (t) => {
+  // openSync called from ours (through a Node-internal helper), and once straight from the event loop.
+  const withCallers = [
+    node(1, '(root)', '', -1, [5, 20]),
+    node(5, 'handleSegment', `file://${ROOT}/ingest/packager/segmenter.ts`, 10, [11]),
+    node(11, 'maybeCallback', 'node:internal/fs/utils', 30, [12]),
+    node(12, 'open', '', -1),
+    node(20, 'processTimers', 'node:internal/timers', 500, [21]),
+    node(21, 'openSync', 'node:fs', 500),
+  ];
+  const s = summarizeCpuProfile(profileOf(withCallers, [[12, 3000], [21, 1000], [5, 1000]]), { root: ROOT });
+  const fs = s.buckets.find((b) => b.bucket === NODE_FS);
+  t.same(fs?.calledFrom, [{ caller: OURS, share: 0.75 }, { caller: EVENT_LOOP, share: 0.25 }]);
+  t.equal(s.buckets.find((b) => b.bucket === OURS)?.calledFrom, undefined, 'only for Node rows');
 });
 
 t.test('top functions by self time, with where they are defined; GC and (program) only in the bucket table', async (t) => {

@@ -12,6 +12,8 @@ import { metricValue, startIngestProcess, writeKeyFile, type TestStream } from '
 import { spawnManaged, type ManagedProcess } from '../test/harness/process.ts';
 import { startS3Server } from '../test/harness/s3-server.ts';
 import { sleep } from '../test/harness/wait.ts';
+import { ConfigError, envList, type Env } from '../common/env-config.ts';
+import { readMainThreadCpuProfile, summarizeCpuProfile, type ProfileSummary } from './lib/cpu-profile.ts';
 import { enhancedBenchInput, replay } from './lib/media.ts';
 import { startNginxRtmp } from './lib/nginx-rtmp.ts';
 import { cpuSeconds, measure, rssMiB } from './lib/proc-stats.ts';
@@ -22,6 +24,17 @@ export interface DensityResult {
   cpuPerStream: number;
   memPerStreamMiB: number;
   stalledStreams: number;
+  /** Where the ingest's busy time went during the window (the profiled run only). */
+  profile?: ProfileSummary;
+}
+
+/** BENCH_DENSITY_COUNTS: the stream counts to measure, e.g. "10" for a short run (default 10,25,50). */
+export function densityCounts(env: Env): number[] {
+  const counts = envList(env, 'BENCH_DENSITY_COUNTS', ['10', '25', '50']).map(Number);
+  if (counts.some((n) => !Number.isInteger(n) || n < 1 || n > 500)) {
+    throw new ConfigError(`BENCH_DENSITY_COUNTS must be a comma-separated list of stream counts between 1 and 500, got "${env.BENCH_DENSITY_COUNTS}"`);
+  }
+  return counts;
 }
 
 const WARMUP_MS = 10_000;
@@ -61,20 +74,45 @@ async function run(
   return { system, streams: n, cpuPerStream: usage.cpuPercent / n, memPerStreamMiB: Math.max(0, usage.rssMiB - baseline) / n, stalledStreams: stalled };
 }
 
-/** Our ingest storing into SeaweedFS, with n publishers replaying `input`. */
-async function tteokIngest(system: string, input: string, n: number): Promise<DensityResult> {
+/**
+ * One stack sample every 2 ms: over the 30 s window that is thousands of busy
+ * samples (shares good to about a percentage point) at a fraction of the
+ * sampler's cost at V8's default 1 ms, a cost the profiled run's CPU figure includes.
+ */
+export const PROFILE_INTERVAL_US = 2000;
+
+/** The monotonic clock in µs: on Linux the clock V8 stamps a CPU profile's samples with. */
+const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n);
+
+/**
+ * Our ingest storing into SeaweedFS, with n publishers replaying `input`.
+ * With `profile`, the ingest runs under `node --cpu-prof`, which writes its
+ * profile when the process exits (on SIGTERM the ingest drains and calls
+ * process.exit); only the samples of the measurement window are summarized.
+ */
+async function tteokIngest(system: string, input: string, n: number, profile = false): Promise<DensityResult> {
   const s3 = await startS3Server('density');
   const dir = mkdtempSync(join(tmpdir(), 'tteok-density-'));
   try {
     const streams: TestStream[] = Array.from({ length: n }, (_, i) => ({ name: `s${i}`, key: keyOf(i) }));
     writeKeyFile(join(dir, 'keys.yaml'), streams);
     const mediaDir = join(dir, 'media');
-    const ingest = await startIngestProcess({ ...s3.ingestEnv, TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_MEDIA_DIR: mediaDir, TTEOK_LOG_LEVEL: 'info' });
+    const profileDir = join(dir, 'cpu-profile');
+    const profileEnv: Record<string, string> = profile ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-interval=${PROFILE_INTERVAL_US} --cpu-prof-dir=${profileDir}`.trim() } : {};
+    const ingest = await startIngestProcess({ ...s3.ingestEnv, TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_MEDIA_DIR: mediaDir, TTEOK_LOG_LEVEL: 'info', ...profileEnv });
     const pid = ingest.proc.child.pid!;
+    // run() starts the publishers at once and measures after WARMUP_MS, until it returns.
+    const fromUs = monotonicMicros() + WARMUP_MS * 1000;
     const r = await run(system, n, () => [pid], (i) => replay(input, ingest.rtmpUrl(keyOf(i)), `pub-${i}`), (i) => join(mediaDir, 'default', `s${i}`, 'index.m3u8'));
+    const toUs = monotonicMicros();
     const backlog = metricValue(await ingest.metrics(), 'tteok_ingest_upload_backlog_segments');
     if (backlog > n) r.stalledStreams = Math.max(r.stalledStreams, 1);
     await ingest.proc.stop('SIGTERM', 30_000);
+    if (profile) {
+      const written = existsSync(profileDir) ? readMainThreadCpuProfile(profileDir) : undefined;
+      if (written) r.profile = summarizeCpuProfile(written, { root: join(import.meta.dirname, '..'), fromUs, toUs });
+      else process.stderr.write(`density: the ingest wrote no CPU profile of its main thread (did it exit cleanly on SIGTERM?)\n`);
+    }
     return r;
   } finally {
     await s3.stop();
@@ -96,7 +134,7 @@ export async function enhancedDensity(h264Input: string, n = 10): Promise<Densit
   return results;
 }
 
-export async function density(input: string, counts = [10, 25, 50]): Promise<DensityResult[]> {
+export async function density(input: string, counts = densityCounts(process.env)): Promise<DensityResult[]> {
   const results: DensityResult[] = [];
 
   for (const n of counts) {
@@ -108,7 +146,8 @@ export async function density(input: string, counts = [10, 25, 50]): Promise<Den
     }
     await sleep(2000);
 
-    results.push(await tteokIngest('tteok ingest (to S3)', input, n));
+    // Profiled at the smallest count only: the sampler costs CPU itself, and one profile shows where the time goes.
+    results.push(await tteokIngest('tteok ingest (to S3)', input, n, n === Math.min(...counts)));
     await sleep(2000);
   }
 

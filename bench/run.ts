@@ -5,10 +5,11 @@
 //   BENCH=origin,viewer,density,codecs,gateway,controlplane  which benchmarks to run (default: all)
 //   BENCH_SECONDS=75              length of the latency runs
 //   BENCH_GATEWAY_ROUNDS=3        alternating 10 s rounds of the gateway benchmark
+//   BENCH_DENSITY_COUNTS=10,25,50 stream counts of the density benchmark (the smallest is CPU-profiled)
 import { cpus, totalmem } from 'node:os';
 import { stopAll } from '../test/harness/process.ts';
 import { controlPlane } from './control-plane.ts';
-import { density, enhancedDensity } from './density.ts';
+import { density, densityCounts, enhancedDensity, PROFILE_INTERVAL_US } from './density.ts';
 import { gatewayThroughput } from './gateway.ts';
 import { benchInput } from './lib/media.ts';
 import { installNginxRtmp } from './lib/nginx-rtmp.ts';
@@ -51,7 +52,7 @@ try {
   }
 
   if (selected.has('density')) {
-    const results = await density(input);
+    const results = await density(input, densityCounts(process.env));
     print(table('Density: CPU (% of one core) and memory per stream, 720p 2.5 Mbps copy-mode publishers', ['system', 'streams', 'CPU/stream', 'MiB/stream', 'stalled'], results.map((r) => [
       r.system, String(r.streams), fmt(r.cpuPerStream, 2, ' %'), fmt(r.memPerStreamMiB, 2), String(r.stalledStreams),
     ])));
@@ -64,6 +65,16 @@ try {
     print(table('Density ratio ours/nginx-rtmp', ['streams', 'CPU', 'memory'], rows));
     const clean = results.filter((r) => r.system.startsWith('tteok') && r.stalledStreams === 0).map((r) => r.streams);
     print(`Largest stream count with no stalled stream (tteok): ${clean.length ? Math.max(...clean) : 'none'}; target ≥ 50 on 2 cores, CPU per stream ≤ 1.5× nginx-rtmp`);
+    for (const r of results) {
+      if (!r.profile) continue;
+      const p = r.profile;
+      const window = p.wholeProfile ? 'the whole process lifetime (the window could not be matched to the profile clock)' : 'the measurement window';
+      print(table(`Ingest CPU profile at ${r.streams} streams: share of the main thread's busy time (${fmt(p.busyMs / 1000, 1)} s busy, ${fmt(p.idleMs / 1000, 1)} s idle over ${window})`, ['where', 'share', 'busy ms', 'Node work called from'],
+        p.buckets.map((b) => [b.bucket, fmt(b.share * 100, 1, ' %'), fmt(b.ms), (b.calledFrom ?? []).slice(0, 3).map((c) => `${c.caller} ${fmt(c.share * 100, 0, ' %')}`).join(', ')])));
+      print(table('Top 10 functions by self time (script-less native frames are listed as themselves, counted in their caller\'s package above)', ['function', 'where', 'package', 'share', 'ms'],
+        p.top.map((f) => [f.functionName, f.location, f.bucket, fmt(f.share * 100, 1, ' %'), fmt(f.ms)])));
+      print(`Sampled every ${PROFILE_INTERVAL_US / 1000} ms by node --cpu-prof; the sampler's own cost is in this run's CPU/stream figure above.`);
+    }
   }
 
   if (selected.has('codecs')) {

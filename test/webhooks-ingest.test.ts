@@ -11,6 +11,7 @@ import t from 'tap';
 import { createLogger } from '../common/log.ts';
 import { loadControllerConfig } from '../controller/config.ts';
 import { startController } from '../controller/controller.ts';
+import { parsePlaylist } from './harness/hls.ts';
 import { startIngestProcess } from './harness/ingest-process.ts';
 import { startKubeApiServer } from './harness/kube.ts';
 import { stopAll } from './harness/process.ts';
@@ -77,12 +78,11 @@ receiver.onEvent = async (event: ReceivedEvent) => {
   if (event.type !== 'stream.recording_ready') return;
   const key = `${event.stream.namespace}/${event.stream.name}/index.m3u8`;
   t.equal(event.data['playbackUrl'], `${s3.endpoint}/${s3.bucket}/${key}`, 'recording_ready names the playlist URL');
-  const playlist = (await getObject(s3.client, s3.bucket, key))?.body.toString('utf8') ?? '';
-  const uris = playlist.split('\n').filter((l) => l && !l.startsWith('#'));
-  const maps = [...playlist.matchAll(/#EXT-X-MAP:URI="([^"]+)"/g)].map((m) => m[1]!);
+  const playlist = parsePlaylist((await getObject(s3.client, s3.bucket, key))?.body.toString('utf8') ?? '');
+  const uris = playlist.segments.map((s) => s.uri);
   const missing: string[] = [];
-  for (const uri of [...maps, ...uris]) if (!(await headObject(s3.client, s3.bucket, `${event.stream.namespace}/${event.stream.name}/${uri}`))) missing.push(uri);
-  recordings.set(event.stream.name, { ended: playlist.includes('#EXT-X-ENDLIST'), segments: uris.length, missing });
+  for (const uri of [...playlist.maps, ...uris]) if (!(await headObject(s3.client, s3.bucket, `${event.stream.namespace}/${event.stream.name}/${uri}`))) missing.push(uri);
+  recordings.set(event.stream.name, { ended: playlist.ended, segments: uris.length, missing });
 };
 
 async function createLs(name: string): Promise<string> {

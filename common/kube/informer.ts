@@ -19,6 +19,7 @@
 // Objects are plain JSON as the API server sends them (timestamps are strings).
 import type { IncomingMessage } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { backoffDelay } from '../backoff.ts';
 import type { Logger } from '../log.ts';
 import { KubeHttpError, openRequest, rawJson } from './client.ts';
 
@@ -166,7 +167,7 @@ export class Informer<T extends KubeObjectLike> {
         // after a backoff if the watch ended at once with nothing (a proxy closing it).
         if (outcome === 'closed' && this.running && this.resourceVersion && Date.now() - began < 1000 && this.stats.events + this.stats.bookmarks === eventsBefore) {
           this.failures++;
-          await this.sleep(this.backoffDelay());
+          await this.sleep(this.retryDelay());
         } else if (outcome !== 'idle') {
           this.failures = 0;
         }
@@ -181,16 +182,15 @@ export class Informer<T extends KubeObjectLike> {
         this.stats.errors++;
         this.failures++;
         // 404: the resource type is not served (yet): a CRD being installed is picked up within 2 s.
-        const jittered = err instanceof KubeHttpError && err.statusCode === 404 ? Math.min(2000, this.backoffDelay()) : this.backoffDelay();
+        const jittered = err instanceof KubeHttpError && err.statusCode === 404 ? Math.min(2000, this.retryDelay()) : this.retryDelay();
         this.log[this.failures > 3 ? 'warn' : 'info']({ err: errString(err), retryInMs: Math.round(jittered) }, 'list/watch failed; retrying');
         await this.sleep(jittered);
       }
     }
   }
 
-  private backoffDelay(): number {
-    const delay = Math.min(this.backoffMaxMs, this.backoffInitialMs * 2 ** Math.min(Math.max(this.failures - 1, 0), 20));
-    return delay / 2 + Math.random() * (delay / 2);
+  private retryDelay(): number {
+    return backoffDelay(this.failures - 1, this.backoffInitialMs, this.backoffMaxMs);
   }
 
   private sleep(ms: number): Promise<void> {

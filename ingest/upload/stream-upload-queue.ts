@@ -5,13 +5,14 @@
 // the store is down, files wait on the media volume, and the local copy of a
 // segment is deleted only once it is stored.
 import { readFile, rm, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join, posix } from 'node:path';
+import { backoffDelay } from '../../common/backoff.ts';
 import type { Logger } from '../../common/log.ts';
 import { contentTypeFor, joinKey, playlistCacheControl, PLAYLIST_FILE, SEGMENT_CACHE_CONTROL } from '../../common/object-layout.ts';
 import type { IngestMetrics } from '../metrics.ts';
 import { parseMediaPlaylist, RUN_HISTORY_FILE } from '../../common/media-playlist.ts';
 import { failureReason, type ObjectStore } from '../storage/object-store.ts';
-import { backoffDelay, sleep } from './backoff.ts';
 import type { Semaphore } from './semaphore.ts';
 
 export interface UploadContext {

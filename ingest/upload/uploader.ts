@@ -3,8 +3,10 @@
 // restart, so on start every file already there is reported and uploaded,
 // and nothing the packager wrote is lost to a crash of this process.
 import { readFile, readdir, rm, rmdir, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join, relative, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
+import { backoffDelay } from '../../common/backoff.ts';
 import type { Logger } from '../../common/log.ts';
 import { joinKey, PLAYLIST_FILE } from '../../common/object-layout.ts';
 import { streamId } from '../../common/livestream.ts';
@@ -14,7 +16,6 @@ import { isTemporaryName } from '../packager/atomic-file.ts';
 import { parseMediaPlaylist, RUN_HISTORY_FILE } from '../../common/media-playlist.ts';
 import type { StreamEnd } from '../packager/stream-packager.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
-import { backoffDelay, sleep } from './backoff.ts';
 import { Semaphore } from './semaphore.ts';
 import { StreamUploadQueue, type BacklogTracker } from './stream-upload-queue.ts';
 

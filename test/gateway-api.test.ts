@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import t, { type Test } from 'tap';
 import { createLogger } from '../common/log.ts';
@@ -181,7 +182,7 @@ t.test('the view reloads the key file when it changes', async (tt) => {
   tt.equal(late.title, 'Added later');
   // A broken file is refused as a whole: the view keeps the last good one.
   writeFileSync(keysFile, 'apiVersion: tteok.dev/v1alpha1\nkind: LiveStream\nmetadata: { name: BAD }\nstreamKey: x\n');
-  await new Promise((r) => setTimeout(r, 1000));
+  await sleep(1000);
   tt.equal((await request('/v1/streams/default/late')).statusCode, 200, 'still served from the last good file');
 });
 

@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { createLogger } from '../common/log.ts';
 import { loadControllerConfig } from '../controller/config.ts';
@@ -126,7 +127,7 @@ t.test('a dropped publish: recording_ready only once the grace period ended the 
   await waitFor('dropped Live', async () => {
     const ls = (await custom.getNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'dropped' })) as { status?: { phase?: string } };
     if (ls.status?.phase === 'Live') return true;
-    const exit = await Promise.race([pub.exited, new Promise<undefined>((r) => setTimeout(r, 200))]);
+    const exit = await Promise.race([pub.exited, sleep(200)]);
     if (exit) pub = publishTestPattern({ url: ingest.rtmpUrl(key), name: 'ffmpeg-dropped' }); // refused before the ingest knew the key
     return false;
   }, { timeoutMs: 40_000, intervalMs: 300 });

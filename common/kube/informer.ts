@@ -18,6 +18,7 @@
 //   - `synced` is true once the first list is in the cache.
 // Objects are plain JSON as the API server sends them (timestamps are strings).
 import type { IncomingMessage } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { backoffDelay } from '../backoff.ts';
 import type { Logger } from '../log.ts';
@@ -82,7 +83,8 @@ export class Informer<T extends KubeObjectLike> {
   private running = false;
   private loop: Promise<void> | undefined;
   private current: { abort: () => void } | undefined;
-  private wake: (() => void) | undefined;
+  /** Aborted by stop(): ends a retry delay at once. */
+  private stopping = new AbortController();
   private isSynced = false;
   private readonly readyWaiters: Array<() => void> = [];
   private failures = 0;
@@ -128,6 +130,7 @@ export class Informer<T extends KubeObjectLike> {
   start(): this {
     if (this.running) return this;
     this.running = true;
+    this.stopping = new AbortController();
     this.loop = this.run().catch((err: unknown) => this.log.error({ err }, 'informer loop crashed'));
     return this;
   }
@@ -135,7 +138,7 @@ export class Informer<T extends KubeObjectLike> {
   async stop(): Promise<void> {
     this.running = false;
     this.current?.abort();
-    this.wake?.();
+    this.stopping.abort();
     await this.loop;
   }
 
@@ -167,7 +170,7 @@ export class Informer<T extends KubeObjectLike> {
         // after a backoff if the watch ended at once with nothing (a proxy closing it).
         if (outcome === 'closed' && this.running && this.resourceVersion && Date.now() - began < 1000 && this.stats.events + this.stats.bookmarks === eventsBefore) {
           this.failures++;
-          await this.sleep(this.retryDelay());
+          await sleep(this.retryDelay(), undefined, { signal: this.stopping.signal }).catch(() => undefined);
         } else if (outcome !== 'idle') {
           this.failures = 0;
         }
@@ -184,24 +187,13 @@ export class Informer<T extends KubeObjectLike> {
         // 404: the resource type is not served (yet): a CRD being installed is picked up within 2 s.
         const jittered = err instanceof KubeHttpError && err.statusCode === 404 ? Math.min(2000, this.retryDelay()) : this.retryDelay();
         this.log[this.failures > 3 ? 'warn' : 'info']({ err: errString(err), retryInMs: Math.round(jittered) }, 'list/watch failed; retrying');
-        await this.sleep(jittered);
+        await sleep(jittered, undefined, { signal: this.stopping.signal }).catch(() => undefined);
       }
     }
   }
 
   private retryDelay(): number {
     return backoffDelay(this.failures - 1, this.backoffInitialMs, this.backoffMaxMs);
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
   }
 
   private query(extra: Record<string, string>): string {

@@ -3,6 +3,7 @@
 // the controller's memory once it has converged.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { rawJson } from '../common/kube/client.ts';
@@ -79,7 +80,7 @@ export async function controlPlane(streams = 1000): Promise<ControlPlaneResult> 
       if (controller.child.exitCode !== null) throw new Error(`the controller exited:\n${controller.lines.slice(-10).join('\n')}`);
       return leases?.items.some((l) => l.spec?.holderIdentity === 'controller-bench');
     }, { timeoutMs: 30_000 });
-    await new Promise((r) => setTimeout(r, 2000));
+    await sleep(2000);
 
     const before = await requestCounts(kube.url, kube.token, kube.caCert);
     const started = Date.now();
@@ -101,7 +102,7 @@ export async function controlPlane(streams = 1000): Promise<ControlPlaneResult> 
       return list.items.filter((x) => x.status?.phase === 'Ready').length === streams;
     }, { timeoutMs: 600_000, intervalMs: 250 });
     const seconds = (Date.now() - started) / 1000;
-    await new Promise((r) => setTimeout(r, 3000)); // let trailing writes land
+    await sleep(3000); // let trailing writes land
     const after = await requestCounts(kube.url, kube.token, kube.caCert);
 
     const delta: Array<[string, number]> = [];

@@ -11,6 +11,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parsePlaylist } from '../test/harness/hls.ts';
 import { startIngestProcess, writeKeyFile } from '../test/harness/ingest-process.ts';
 import { getObject } from '../test/harness/s3-objects.ts';
@@ -46,7 +47,7 @@ async function follow(read: () => Promise<string | undefined>, t0: number, secon
         if (seen.size > 3) latencies.push(now - (t0 + mediaEnd * 1000));
       }
     }
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
   return latencies;
 }

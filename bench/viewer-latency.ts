@@ -11,13 +11,14 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAllDocuments } from 'yaml';
 import { launchBrowser } from '../test/harness/browser.ts';
 import { startIngestProcess, writeKeyFile } from '../test/harness/ingest-process.ts';
 import { freePort } from '../test/harness/ports.ts';
 import { spawnManaged, type ManagedProcess } from '../test/harness/process.ts';
 import { startS3Server } from '../test/harness/s3-server.ts';
-import { httpReady, sleep, waitFor } from '../test/harness/wait.ts';
+import { httpReady, waitFor } from '../test/harness/wait.ts';
 import { replay } from './lib/media.ts';
 import { startNginxRtmp } from './lib/nginx-rtmp.ts';
 import { median, p95 } from './lib/stats.ts';

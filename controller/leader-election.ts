@@ -6,6 +6,7 @@
 // renewDeadline stops leading. Writes carry the resourceVersion they read, so
 // two candidates cannot both win. On a clean stop the leader releases the
 // lease so another replica takes over at once.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../common/log.ts';
 import { KubeHttpError } from '../common/kube/client.ts';
@@ -31,9 +32,9 @@ export class LeaderElector {
   private lastRenew = 0;
   private leading = false;
   private running = false;
-  private timer: NodeJS.Timeout | undefined;
   private loopDone: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
+  /** Aborted by stop(): ends the wait between two rounds at once. */
+  private stopping = new AbortController();
   private lastLeader = '';
 
   constructor(private readonly options: LeaderElectionOptions) {
@@ -47,14 +48,14 @@ export class LeaderElector {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.stopping = new AbortController();
     this.loopDone = this.loop();
   }
 
   /** Stops; a leader releases the lease first. */
   async stop(): Promise<void> {
     this.running = false;
-    clearTimeout(this.timer);
-    this.wake?.();
+    this.stopping.abort();
     await this.loopDone;
     if (this.leading) {
       await this.release().catch((err: unknown) => this.options.log.warn({ err: (err as Error).message }, 'could not release the leader lease'));
@@ -78,10 +79,8 @@ export class LeaderElector {
         this.setLeading(false);
       }
       if (!this.running) break;
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        this.timer = setTimeout(resolve, this.options.retryPeriodMs * (this.leading ? 1 : 1 + Math.random() * 0.2));
-      });
+      const pause = this.options.retryPeriodMs * (this.leading ? 1 : 1 + Math.random() * 0.2);
+      await sleep(pause, undefined, { signal: this.stopping.signal }).catch(() => undefined);
     }
   }
 

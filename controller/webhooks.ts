@@ -5,7 +5,7 @@
 //   - plans the next status: the recorded events minus what was delivered,
 //     given up or whose webhook is gone, plus the reconcile's new events;
 //   - delivers each (event, webhook) pair: a signed POST, retried with the
-//     project's backoff (ingest/upload/backoff.ts) until a 2xx or until the
+//     project's backoff (common/backoff.ts) until a 2xx or until the
 //     event is TTEOK_WEBHOOK_MAX_AGE_SECONDS old;
 //   - reports an outcome by enqueueing the LiveStream, whose next reconcile
 //     removes it from the status.
@@ -15,7 +15,7 @@
 // contract; receivers dedupe by the event id.
 import { createHash } from 'node:crypto';
 import type { KubeConfig, V1Secret } from '@kubernetes/client-node';
-import { backoffDelay } from '../ingest/upload/backoff.ts';
+import { backoffDelay } from '../common/backoff.ts';
 import { streamId, type StreamRef } from '../common/livestream.ts';
 import type { Logger } from '../common/log.ts';
 import { errorMessage, rawJson, statusCode } from '../common/kube/client.ts';

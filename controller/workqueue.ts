@@ -7,6 +7,7 @@
 //     exponential backoff (5 ms doubling to 1000 s) and an overall token
 //     bucket (10 per second, burst 100), client-go's DefaultControllerRateLimiter;
 //   - forget() resets a key's backoff after a success.
+import { backoffDelay } from '../common/backoff.ts';
 
 export interface RateLimiterOptions {
   baseDelayMs: number;
@@ -31,8 +32,7 @@ export class RateLimiter {
   when(key: string): number {
     const n = this.failures.get(key) ?? 0;
     this.failures.set(key, n + 1);
-    const exp = Math.min(this.options.maxDelayMs, this.options.baseDelayMs * 2 ** Math.min(n, 60));
-    return Math.max(exp, this.reserve());
+    return Math.max(backoffDelay(n, this.options.baseDelayMs, this.options.maxDelayMs, { jitter: false }), this.reserve());
   }
 
   /** Reserves a token from the bucket; returns how long until it is available. */

@@ -14,8 +14,10 @@
 // unknown. (When following starts before the run's first playlist exists,
 // which is the usual case since a stream is live from the publish, the
 // baseline is empty and every segment is observed.)
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../common/log.ts';
 import { streamId, type StreamRef } from '../common/livestream.ts';
+import { parseMediaPlaylist } from '../common/media-playlist.ts';
 import type { StreamView } from '../common/stream-view.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
@@ -32,12 +34,6 @@ interface Followed {
   ref: StreamRef;
   stop: AbortController;
   done: Promise<void>;
-}
-
-interface SegmentLine {
-  uri: string;
-  duration: number;
-  programDateTime: number | undefined;
 }
 
 export class PlaylistFollower {
@@ -100,7 +96,7 @@ export class PlaylistFollower {
       if (signal.aborted) break;
       if (result.ok) {
         const now = Date.now();
-        const segments = parseSegments(result.text);
+        const { segments } = parseMediaPlaylist(result.text);
         if (seen !== undefined) {
           for (const s of segments) {
             if (!seen.has(s.uri) && s.programDateTime !== undefined) {
@@ -117,7 +113,8 @@ export class PlaylistFollower {
         if (result.reason === 'not_found' && seen === undefined) seen = new Set();
         log.debug({ stream: streamId(ref), reason: result.reason }, 'could not fetch a live playlist');
       }
-      await sleepUnless(Math.max(0, intervalMs - (Date.now() - started)), signal);
+      // Until the next poll, or until following stops (the abort is the way out, not a failure).
+      await sleep(Math.max(0, intervalMs - (Date.now() - started)), undefined, { signal }).catch(() => undefined);
     }
   }
 }
@@ -142,38 +139,4 @@ async function fetchPlaylist(url: string, signal: AbortSignal): Promise<FetchRes
     const name = (error as Error).name;
     return { ok: false, reason: name === 'TimeoutError' || name === 'AbortError' ? 'timeout' : 'network' };
   }
-}
-
-/** Media segments of a playlist with their duration and program date-time. */
-export function parseSegments(text: string): SegmentLine[] {
-  const out: SegmentLine[] = [];
-  let duration = 0;
-  let pdt: number | undefined;
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (line.startsWith('#EXTINF:')) duration = Number.parseFloat(line.slice(8)) || 0;
-    else if (line.startsWith('#EXT-X-PROGRAM-DATE-TIME:')) {
-      const t = Date.parse(line.slice(25));
-      pdt = Number.isNaN(t) ? undefined : t;
-    } else if (line.length > 0 && !line.startsWith('#')) {
-      out.push({ uri: line, duration, programDateTime: pdt });
-      // RFC 8216: a PDT applies to its segment; later ones follow on from it.
-      if (pdt !== undefined) pdt += duration * 1000;
-      duration = 0;
-    }
-  }
-  return out;
-}
-
-function sleepUnless(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

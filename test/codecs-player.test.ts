@@ -8,13 +8,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t, { type Test } from 'tap';
 import { launchBrowser, type Browser } from './harness/browser.ts';
 import { parsePlaylist } from './harness/hls.ts';
 import { localModePorts, spawnLocalMode } from './harness/local-mode.ts';
 import { stopAll, type ManagedProcess } from './harness/process.ts';
 import { FFMPEG9, publishTestPattern, type PublishOptions } from './harness/publisher.ts';
-import { httpReady, sleep, waitFor } from './harness/wait.ts';
+import { httpReady, waitFor } from './harness/wait.ts';
 
 const home = mkdtempSync(join(tmpdir(), 'tteok-codecs-player-'));
 const ports = await localModePorts();

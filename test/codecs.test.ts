@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t, { type Test } from 'tap';
 import { parsePlaylist, type ParsedPlaylist } from './harness/hls.ts';
 import { startIngestProcess, writeKeyFile, type TestStream } from './harness/ingest-process.ts';
@@ -17,7 +18,7 @@ import { spawnManaged, stopAll } from './harness/process.ts';
 import { FFMPEG9, publishTestPattern, type PublishOptions } from './harness/publisher.ts';
 import { getObject, headObject, listKeys } from './harness/s3-objects.ts';
 import { startS3Server } from './harness/s3-server.ts';
-import { sleep, waitFor } from './harness/wait.ts';
+import { waitFor } from './harness/wait.ts';
 
 const run = promisify(execFile);
 

@@ -1,11 +1,11 @@
 // The controller's work queue and rate limiter: client-go's semantics
 // (coalescing, one in flight per key, per-key exponential backoff under an
 // overall token bucket). Pure logic, no servers.
+import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { RateLimiter, WorkQueue } from '../controller/workqueue.ts';
 import { planCapacity } from '../controller/capacity.ts';
 import { microTime } from '../common/kube/lease.ts';
-import { sleep } from './harness/wait.ts';
 
 t.test('a burst of adds for one key is one item', async (t) => {
   const q = new WorkQueue();

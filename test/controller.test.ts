@@ -3,6 +3,7 @@
 // validation, key Secrets, status, Events, live state from claim Leases,
 // capacity through the StatefulSet scale subresource, and deletion.
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { ApiException } from '@kubernetes/client-node';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -16,7 +17,7 @@ import { startKubeApiServer } from './harness/kube.ts';
 import { stopAll } from './harness/process.ts';
 import { startS3Server, TEST_ACCESS_KEY, TEST_SECRET_KEY } from './harness/s3-server.ts';
 import { adminWithLiveStreams } from './harness/kube-fixtures.ts';
-import { sleep, waitFor } from './harness/wait.ts';
+import { waitFor } from './harness/wait.ts';
 
 const NS = 'streams';
 const SYSTEM = 'tteok-system';

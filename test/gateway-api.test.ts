@@ -9,13 +9,14 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import t, { type Test } from 'tap';
 import { createLogger } from '../common/log.ts';
 import type { StreamRef } from '../common/livestream.ts';
 import type { LiveEvents, StreamState, StreamView } from '../common/stream-view.ts';
 import { loadGatewayConfig } from '../gateway/config.ts';
-import { parseSegments } from '../gateway/follower.ts';
+import { parseMediaPlaylist } from '../common/media-playlist.ts';
 import { createGateway } from '../gateway/gateway.ts';
 import { GatewayMetrics, OTHER } from '../gateway/metrics.ts';
 import { RequestDurationHistogram } from '../gateway/request-durations.ts';
@@ -181,7 +182,7 @@ t.test('the view reloads the key file when it changes', async (tt) => {
   tt.equal(late.title, 'Added later');
   // A broken file is refused as a whole: the view keeps the last good one.
   writeFileSync(keysFile, 'apiVersion: tteok.dev/v1alpha1\nkind: LiveStream\nmetadata: { name: BAD }\nstreamKey: x\n');
-  await new Promise((r) => setTimeout(r, 1000));
+  await sleep(1000);
   tt.equal((await request('/v1/streams/default/late')).statusCode, 200, 'still served from the last good file');
 });
 
@@ -499,7 +500,7 @@ t.test('the request histogram is exported exactly as a prom-client Histogram wou
 });
 
 t.test('parsing playlists for the follower', async (tt) => {
-  const segments = parseSegments(PLAYLIST + '#EXTINF:0.500,\nx/1.m4s\n#EXT-X-ENDLIST\n');
+  const { segments } = parseMediaPlaylist(PLAYLIST + '#EXTINF:0.500,\nx/1.m4s\n#EXT-X-ENDLIST\n');
   tt.same(segments.map((s) => s.uri), [`${RUN}/0.m4s`, 'x/1.m4s']);
   tt.equal(segments[1]!.programDateTime, Date.parse('2026-01-01T00:00:01.000Z'), 'a segment without its own PDT follows on from the previous one');
   tt.equal(segments[1]!.duration, 0.5);

@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { ConfigError } from '../common/env-config.ts';
 import { createLogger } from '../common/log.ts';
@@ -17,7 +18,7 @@ import { gatewayOptionsFrom, loadGatewayConfig } from '../gateway/config.ts';
 import { startGateway } from '../gateway/gateway.ts';
 import { LocalStreamView } from '../gateway/views/local-stream-view.ts';
 import { writeKeyFile } from './harness/ingest-process.ts';
-import { sleep, waitFor } from './harness/wait.ts';
+import { waitFor } from './harness/wait.ts';
 
 const log = createLogger('gateway-timeouts-test', process.env.TTEOK_TEST_VERBOSE === '1' ? 'debug' : 'silent');
 const CDN = 'https://cdn.example.test';

@@ -8,6 +8,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t, { type Test } from 'tap';
 import { parsePlaylist, type ParsedPlaylist } from './harness/hls.ts';
 import { metricValue, startIngestProcess, writeKeyFile, type IngestProcess, type TestStream } from './harness/ingest-process.ts';
@@ -16,7 +17,7 @@ import { publishTestPattern } from './harness/publisher.ts';
 import { getObject, headObject, listKeys } from './harness/s3-objects.ts';
 import { startS3Recorder } from './harness/s3-recorder.ts';
 import { startS3Server } from './harness/s3-server.ts';
-import { sleep, waitFor } from './harness/wait.ts';
+import { waitFor } from './harness/wait.ts';
 
 const run = promisify(execFile);
 

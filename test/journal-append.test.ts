@@ -7,7 +7,7 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import type { PlaylistSegment } from '../ingest/packager/playlist.ts';
+import type { PlaylistSegment } from '../common/media-playlist.ts';
 import { readJournal, reconcileSegments, SegmentJournal } from '../ingest/packager/segment-journal.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tteok-journal-append-'));

@@ -11,6 +11,7 @@ import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import { parse } from 'yaml';
@@ -22,7 +23,7 @@ import { KubeKeySource } from '../ingest/keys/kube-key-source.ts';
 import { startKubeApiServer } from './harness/kube.ts';
 import { freePort } from './harness/ports.ts';
 import { spawnManaged } from './harness/process.ts';
-import { sleep, waitFor } from './harness/wait.ts';
+import { waitFor } from './harness/wait.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const sha256 = (key: string) => createHash('sha256').update(key, 'utf8').digest('hex');

@@ -9,6 +9,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { KubeConfig } from '@kubernetes/client-node';
 import { rawJson, statusCode } from '../common/kube/client.ts';
@@ -100,7 +101,7 @@ t.test('key rotation: the live publish ends, the old key is refused, the new one
   }, { timeoutMs: 3000, intervalMs: 20 });
   await waitForLogLine(ingest0.proc, mark, /ending a live publish: its stream key is no longer valid/, 5000);
   t.pass('the live publish on the old key was ended');
-  await Promise.race([first.exited, new Promise((r) => setTimeout(r, 5000))]);
+  await Promise.race([first.exited, sleep(5000)]);
   await first.stop('SIGKILL', 1000);
   await waitFor('not live any more', async () => (await status('rot')).phase === 'Ready', { timeoutMs: 8000, intervalMs: 100 });
 

@@ -14,6 +14,7 @@ import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { launchBrowser, type Browser } from './harness/browser.ts';
 import { parsePlaylist } from './harness/hls.ts';
@@ -21,7 +22,7 @@ import { metricValue } from './harness/ingest-process.ts';
 import { localModePorts, spawnLocalMode } from './harness/local-mode.ts';
 import { stopAll, type ManagedProcess } from './harness/process.ts';
 import { publishTestPattern } from './harness/publisher.ts';
-import { httpReady, sleep, waitFor } from './harness/wait.ts';
+import { httpReady, waitFor } from './harness/wait.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const ARTIFACTS = join(ROOT, 'test', 'artifacts');

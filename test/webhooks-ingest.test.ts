@@ -7,7 +7,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
+import { parsePlaylist } from './harness/hls.ts';
 import { startIngestProcess } from './harness/ingest-process.ts';
 import { startKubeApiServer } from './harness/kube.ts';
 import { stopAll } from './harness/process.ts';
@@ -65,12 +67,11 @@ receiver.onEvent = async (event: ReceivedEvent) => {
   if (event.type !== 'stream.recording_ready') return;
   const key = `${event.stream.namespace}/${event.stream.name}/index.m3u8`;
   t.equal(event.data['playbackUrl'], `${s3.endpoint}/${s3.bucket}/${key}`, 'recording_ready names the playlist URL');
-  const playlist = (await getObject(s3.client, s3.bucket, key))?.body.toString('utf8') ?? '';
-  const uris = playlist.split('\n').filter((l) => l && !l.startsWith('#'));
-  const maps = [...playlist.matchAll(/#EXT-X-MAP:URI="([^"]+)"/g)].map((m) => m[1]!);
+  const playlist = parsePlaylist((await getObject(s3.client, s3.bucket, key))?.body.toString('utf8') ?? '');
+  const uris = playlist.segments.map((s) => s.uri);
   const missing: string[] = [];
-  for (const uri of [...maps, ...uris]) if (!(await headObject(s3.client, s3.bucket, `${event.stream.namespace}/${event.stream.name}/${uri}`))) missing.push(uri);
-  recordings.set(event.stream.name, { ended: playlist.includes('#EXT-X-ENDLIST'), segments: uris.length, missing });
+  for (const uri of [...playlist.maps, ...uris]) if (!(await headObject(s3.client, s3.bucket, `${event.stream.namespace}/${event.stream.name}/${uri}`))) missing.push(uri);
+  recordings.set(event.stream.name, { ended: playlist.ended, segments: uris.length, missing });
 };
 
 async function createLs(name: string): Promise<string> {
@@ -114,7 +115,7 @@ t.test('a dropped publish: recording_ready only once the grace period ended the 
   await waitFor('dropped Live', async () => {
     const ls = (await custom.getNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'dropped' })) as { status?: { phase?: string } };
     if (ls.status?.phase === 'Live') return true;
-    const exit = await Promise.race([pub.exited, new Promise<undefined>((r) => setTimeout(r, 200))]);
+    const exit = await Promise.race([pub.exited, sleep(200)]);
     if (exit) pub = publishTestPattern({ url: ingest.rtmpUrl(key), name: 'ffmpeg-dropped' }); // refused before the ingest knew the key
     return false;
   }, { timeoutMs: 40_000, intervalMs: 300 });

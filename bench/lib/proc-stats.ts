@@ -1,5 +1,6 @@
 // CPU time and memory of processes, read from /proc: what a stream costs.
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
@@ -34,7 +35,7 @@ export async function measure(pids: () => number[], windowMs: number): Promise<{
   const rssSamples: number[] = [];
   while (performance.now() - t0 < windowMs) {
     rssSamples.push(list.reduce((a, p) => a + rssMiB(p), 0));
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
   }
   const elapsed = (performance.now() - t0) / 1000;
   const used = list.reduce((a, p, i) => a + cpuSeconds(p) - start[i]!, 0);

@@ -18,7 +18,9 @@
 //   - `synced` is true once the first list is in the cache.
 // Objects are plain JSON as the API server sends them (timestamps are strings).
 import type { IncomingMessage } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { backoffDelay } from '../backoff.ts';
 import type { Logger } from '../log.ts';
 import { KubeHttpError, openRequest, rawJson } from './client.ts';
 
@@ -81,7 +83,8 @@ export class Informer<T extends KubeObjectLike> {
   private running = false;
   private loop: Promise<void> | undefined;
   private current: { abort: () => void } | undefined;
-  private wake: (() => void) | undefined;
+  /** Aborted by stop(): ends a retry delay at once. */
+  private stopping = new AbortController();
   private isSynced = false;
   private readonly readyWaiters: Array<() => void> = [];
   private failures = 0;
@@ -127,6 +130,7 @@ export class Informer<T extends KubeObjectLike> {
   start(): this {
     if (this.running) return this;
     this.running = true;
+    this.stopping = new AbortController();
     this.loop = this.run().catch((err: unknown) => this.log.error({ err }, 'informer loop crashed'));
     return this;
   }
@@ -134,7 +138,7 @@ export class Informer<T extends KubeObjectLike> {
   async stop(): Promise<void> {
     this.running = false;
     this.current?.abort();
-    this.wake?.();
+    this.stopping.abort();
     await this.loop;
   }
 
@@ -166,7 +170,7 @@ export class Informer<T extends KubeObjectLike> {
         // after a backoff if the watch ended at once with nothing (a proxy closing it).
         if (outcome === 'closed' && this.running && this.resourceVersion && Date.now() - began < 1000 && this.stats.events + this.stats.bookmarks === eventsBefore) {
           this.failures++;
-          await this.sleep(this.backoffDelay());
+          await sleep(this.retryDelay(), undefined, { signal: this.stopping.signal }).catch(() => undefined);
         } else if (outcome !== 'idle') {
           this.failures = 0;
         }
@@ -181,27 +185,15 @@ export class Informer<T extends KubeObjectLike> {
         this.stats.errors++;
         this.failures++;
         // 404: the resource type is not served (yet): a CRD being installed is picked up within 2 s.
-        const jittered = err instanceof KubeHttpError && err.statusCode === 404 ? Math.min(2000, this.backoffDelay()) : this.backoffDelay();
+        const jittered = err instanceof KubeHttpError && err.statusCode === 404 ? Math.min(2000, this.retryDelay()) : this.retryDelay();
         this.log[this.failures > 3 ? 'warn' : 'info']({ err: errString(err), retryInMs: Math.round(jittered) }, 'list/watch failed; retrying');
-        await this.sleep(jittered);
+        await sleep(jittered, undefined, { signal: this.stopping.signal }).catch(() => undefined);
       }
     }
   }
 
-  private backoffDelay(): number {
-    const delay = Math.min(this.backoffMaxMs, this.backoffInitialMs * 2 ** Math.min(Math.max(this.failures - 1, 0), 20));
-    return delay / 2 + Math.random() * (delay / 2);
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
+  private retryDelay(): number {
+    return backoffDelay(this.failures - 1, this.backoffInitialMs, this.backoffMaxMs);
   }
 
   private query(extra: Record<string, string>): string {

@@ -13,6 +13,7 @@ import { resolve, sep } from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
 import { contentTypeFor, playlistCacheControl, SEGMENT_CACHE_CONTROL } from '../../common/object-layout.ts';
 import type { MediaPathDecision } from '../../common/playback-token.ts';
+import { parseMediaPlaylist } from '../../common/media-playlist.ts';
 import { errorResponses, errorSchema, noQuerystring, textBody } from '../schemas.ts';
 import { sendError } from './errors.ts';
 
@@ -76,7 +77,7 @@ const origin: FastifyPluginAsync<OriginOptions> = async (app, options) => {
           return sendError(reply, 416, `range not satisfiable for ${size} bytes`);
         }
         const cacheControl = body
-          ? playlistCacheControl(options.playlistMaxAgeSeconds ?? targetDurationOf(body.toString('utf8')) / 2)
+          ? playlistCacheControl(options.playlistMaxAgeSeconds ?? (parseMediaPlaylist(body.toString('utf8')).targetDuration ?? 1) / 2)
           : SEGMENT_CACHE_CONTROL;
         const [start, end] = range ?? [0, size - 1];
         const length = size === 0 ? 0 : end - start + 1;
@@ -97,11 +98,6 @@ const origin: FastifyPluginAsync<OriginOptions> = async (app, options) => {
     },
   });
 };
-
-function targetDurationOf(m3u8: string): number {
-  const match = /#EXT-X-TARGETDURATION:(\d+)/.exec(m3u8);
-  return match ? Number(match[1]) : 1;
-}
 
 /**
  * One byte range (RFC 9110): `bytes=a-b`, `bytes=a-`, `bytes=-n`. Anything

@@ -13,7 +13,7 @@
 //   `reconcileSegments` keeps every segment either of them names.
 import { appendFile, readFile, rm, stat, truncate } from 'node:fs/promises';
 import { writeFileAtomic } from './atomic-file.ts';
-import type { PlaylistSegment } from './playlist.ts';
+import type { PlaylistSegment } from '../../common/media-playlist.ts';
 
 /** A dot-file, so the uploader leaves it alone. */
 export const JOURNAL_FILE = '.segments.jsonl';

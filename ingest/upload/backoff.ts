@@ -1,10 +1,5 @@
-// Capped exponential backoff with jitter, for retrying uploads forever
-// without hammering a store that is down.
-export function backoffDelay(attempt: number, baseMs = 100, maxMs = 5000): number {
-  const exp = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 20));
-  return Math.round(exp / 2 + Math.random() * (exp / 2));
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+// Moved: the backoff is common/backoff.ts, sleeping is node:timers/promises.
+// Kept while ingest/packager/stream-packager.ts, ingest/stream-hub.ts and
+// ingest/claims/lease-claims.ts import them from here.
+export { backoffDelay } from '../../common/backoff.ts';
+export { setTimeout as sleep } from 'node:timers/promises';

@@ -5,13 +5,14 @@
 // the store is down, files wait on the media volume, and the local copy of a
 // segment is deleted only once it is stored.
 import { readFile, rm, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join, posix } from 'node:path';
+import { backoffDelay } from '../../common/backoff.ts';
 import type { Logger } from '../../common/log.ts';
 import { contentTypeFor, joinKey, playlistCacheControl, PLAYLIST_FILE, SEGMENT_CACHE_CONTROL } from '../../common/object-layout.ts';
 import type { IngestMetrics } from '../metrics.ts';
-import { MediaPlaylist, RUN_HISTORY_FILE } from '../packager/playlist.ts';
+import { parseMediaPlaylist, RUN_HISTORY_FILE } from '../../common/media-playlist.ts';
 import { failureReason, type ObjectStore } from '../storage/object-store.ts';
-import { backoffDelay, sleep } from './backoff.ts';
 import type { Semaphore } from './semaphore.ts';
 
 export interface UploadContext {
@@ -160,7 +161,7 @@ export class StreamUploadQueue {
       // A run's history (a takeover): stored after every segment it names, like a playlist, and
       // overwritten by a later handover, so it is not cached as immutable.
       this.pending.delete(file.uri);
-      for (const uri of MediaPlaylist.referencedUris(body.toString('utf8'))) {
+      for (const uri of parseMediaPlaylist(body.toString('utf8')).uris) {
         const named = this.pending.get(uri) ?? (await this.onDiskNotSeenYet(uri));
         if (named) await this.uploadFile(named);
       }
@@ -199,12 +200,13 @@ export class StreamUploadQueue {
       if (this.memoryPlaylist === text) this.memoryPlaylist = undefined;
       return;
     }
+    const playlist = parseMediaPlaylist(text);
     // Store everything the playlist names first, in the order it names them.
-    for (const uri of MediaPlaylist.referencedUris(text)) {
+    for (const uri of playlist.uris) {
       const pending = this.pending.get(uri) ?? (await this.onDiskNotSeenYet(uri));
       if (pending) await this.uploadFile(pending);
     }
-    const maxAge = this.ctx.playlistMaxAgeSeconds ?? targetDurationOf(text) / 2;
+    const maxAge = this.ctx.playlistMaxAgeSeconds ?? (playlist.targetDuration ?? 1) / 2;
     await this.putWithRetry('playlist', this.keyOf(PLAYLIST_FILE), Buffer.from(text), playlistCacheControl(maxAge));
     const storedAt = Date.now();
     this.lastStoredPlaylist = text;
@@ -213,7 +215,7 @@ export class StreamUploadQueue {
       // The volume's playlist may have changed meanwhile (the packager's retry, or a new run).
       this.playlistDirty = true;
     }
-    for (const uri of MediaPlaylist.referencedUris(text)) {
+    for (const uri of playlist.uris) {
       const completedAt = this.awaitingPlaylist.get(uri);
       if (completedAt !== undefined) {
         this.ctx.metrics.segmentLatency.observe(Math.max(0, storedAt - completedAt) / 1000);
@@ -257,9 +259,4 @@ export class StreamUploadQueue {
   private keyOf(uri: string): string {
     return joinKey(this.ctx.prefix, this.ctx.keyRoot?.(this.streamPath) ?? '', this.streamPath, posix.normalize(uri));
   }
-}
-
-function targetDurationOf(m3u8: string): number {
-  const match = /#EXT-X-TARGETDURATION:(\d+)/.exec(m3u8);
-  return match ? Number(match[1]) : 1;
 }

@@ -3,18 +3,19 @@
 // restart, so on start every file already there is reported and uploaded,
 // and nothing the packager wrote is lost to a crash of this process.
 import { readFile, readdir, rm, rmdir, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join, relative, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
+import { backoffDelay } from '../../common/backoff.ts';
 import type { Logger } from '../../common/log.ts';
 import { joinKey, PLAYLIST_FILE } from '../../common/object-layout.ts';
 import { streamId } from '../../common/livestream.ts';
 import { accessRoot, type PlaybackAccess } from '../../common/playback-token.ts';
 import type { IngestMetrics } from '../metrics.ts';
 import { isTemporaryName } from '../packager/atomic-file.ts';
-import { MediaPlaylist, RUN_HISTORY_FILE } from '../packager/playlist.ts';
+import { parseMediaPlaylist, RUN_HISTORY_FILE } from '../../common/media-playlist.ts';
 import type { StreamEnd } from '../packager/stream-packager.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
-import { backoffDelay, sleep } from './backoff.ts';
 import { Semaphore } from './semaphore.ts';
 import { StreamUploadQueue, type BacklogTracker } from './stream-upload-queue.ts';
 
@@ -230,8 +231,9 @@ export class Uploader implements BacklogTracker {
         playlistDeleted = false;
         for (const root of [accessRoot('public'), accessRoot('private')]) {
           const stored = await this.readStoredUnder(root, streamPath, PLAYLIST_FILE);
-          const listed = new Set(stored === undefined ? [] : MediaPlaylist.referencedUris(stored).map((uri) => uri.split('/')[0]!));
-          const ours = stored !== undefined && stored.includes('#EXT-X-ENDLIST') && [...listed].every((f) => end.sessionFolders.includes(f));
+          const parsed = stored === undefined ? undefined : parseMediaPlaylist(stored);
+          const listed = new Set(parsed === undefined ? [] : parsed.uris.map(sessionFolderOf));
+          const ours = parsed !== undefined && parsed.ended && [...listed].every((f) => end.sessionFolders.includes(f));
           for (const folder of end.sessionFolders) {
             if (ours || !listed.has(folder)) await store.deletePrefix(joinKey(prefix, root, streamPath, folder));
             else if (!kept.includes(folder)) kept.push(folder);
@@ -252,8 +254,8 @@ export class Uploader implements BacklogTracker {
       }
     }
     // The volume's own copy of the playlist, when it is this run's final one (a new run here writes its own).
-    const local = await readFile(playlistPath, 'utf8').catch(() => '');
-    if (local.includes('#EXT-X-ENDLIST') && end.sessionFolders.some((f) => local.includes(`${f}/`))) await rm(playlistPath, { force: true });
+    const local = parseMediaPlaylist(await readFile(playlistPath, 'utf8').catch(() => ''));
+    if (local.ended && local.uris.some((uri) => end.sessionFolders.includes(sessionFolderOf(uri)))) await rm(playlistPath, { force: true });
     for (const folder of end.sessionFolders) await removeIfEmpty(join(mediaDir, streamPath, folder));
     log.info(
       { stream: streamId(end.ref), sessions: deleted.length, ...(kept.length > 0 ? { sessionsStillListed: kept.length } : {}), playlistDeleted },
@@ -270,4 +272,9 @@ async function removeIfEmpty(dir: string): Promise<void> {
   } catch {
     // already gone
   }
+}
+
+/** The session folder of a URI a stream's playlist names ("<session>/<file>"). */
+function sessionFolderOf(uri: string): string {
+  return uri.split('/')[0]!;
 }

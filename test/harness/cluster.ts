@@ -39,6 +39,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startKubeApiServer, toolsBinDir, type KubeTestServer } from './kube.ts';
 import { freePort } from './ports.ts';
 import { spawnManaged, type ManagedProcess } from './process.ts';
@@ -46,7 +47,7 @@ import {
   cgroupPids, createCgroupRoot, killPids, listNetns, pidsWithArg, readSysctls, removeCgroupTree, removeNewNetns,
   restoreIptables, restoreSysctls, sh, shOk, snapshotIptables, unmountUnder,
 } from './host-state.ts';
-import { sleep, waitFor } from './wait.ts';
+import { waitFor } from './wait.ts';
 
 export const NODE_NAME = 'localhost';
 export const PAUSE_IMAGE = 'localhost/tteok-pause:1';

@@ -1,9 +1,14 @@
 // Reading HLS playlists the way a test needs to: segments with their tags.
+// The parsing is the project's own (common/media-playlist.ts); this only
+// names things as the tests assert them.
+import { parseMediaPlaylist } from '../../common/media-playlist.ts';
+
 export interface ParsedSegment {
   uri: string;
   duration: number;
   sequence: number;
   discontinuity: boolean;
+  /** The EXT-X-MAP URI in effect. */
   map: string;
   programDateTime: number;
 }
@@ -13,30 +18,17 @@ export interface ParsedPlaylist {
   targetDuration: number;
   ended: boolean;
   segments: ParsedSegment[];
+  /** Every EXT-X-MAP URI, in order. */
   maps: string[];
 }
 
 export function parsePlaylist(text: string): ParsedPlaylist {
-  const lines = text.split('\n').map((l) => l.trim());
-  const mediaSequence = Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(text)?.[1] ?? 0);
-  const targetDuration = Number(/#EXT-X-TARGETDURATION:(\d+)/.exec(text)?.[1] ?? 0);
-  const segments: ParsedSegment[] = [];
-  const maps: string[] = [];
-  let duration = 0;
-  let discontinuity = false;
-  let map = '';
-  let pdt = 0;
-  for (const line of lines) {
-    if (line.startsWith('#EXTINF:')) duration = Number.parseFloat(line.slice(8));
-    else if (line === '#EXT-X-DISCONTINUITY') discontinuity = true;
-    else if (line.startsWith('#EXT-X-MAP:')) {
-      map = /URI="([^"]+)"/.exec(line)?.[1] ?? '';
-      maps.push(map);
-    } else if (line.startsWith('#EXT-X-PROGRAM-DATE-TIME:')) pdt = Date.parse(line.slice(25));
-    else if (line && !line.startsWith('#')) {
-      segments.push({ uri: line, duration, sequence: mediaSequence + segments.length, discontinuity, map, programDateTime: pdt });
-      discontinuity = false;
-    }
-  }
-  return { mediaSequence, targetDuration, ended: lines.includes('#EXT-X-ENDLIST'), segments, maps };
+  const p = parseMediaPlaylist(text);
+  return {
+    mediaSequence: p.mediaSequence,
+    targetDuration: p.targetDuration ?? 0,
+    ended: p.ended,
+    segments: p.segments.map((s) => ({ uri: s.uri, duration: s.duration, sequence: s.sequence, discontinuity: s.discontinuity, map: s.initUri, programDateTime: s.programDateTime ?? 0 })),
+    maps: p.initUris,
+  };
 }

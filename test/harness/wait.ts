@@ -1,4 +1,6 @@
 // Polling helpers: wait for a condition that a real server reaches in its own time.
+import { setTimeout as sleep } from 'node:timers/promises';
+
 export async function waitFor<T>(
   what: string,
   probe: () => Promise<T | undefined | false> | T | undefined | false,
@@ -16,10 +18,6 @@ export async function waitFor<T>(
     await sleep(intervalMs);
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 export async function httpReady(url: string, timeoutMs = 30_000): Promise<void> {

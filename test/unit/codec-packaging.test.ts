@@ -10,7 +10,7 @@ import t from 'tap';
 import { readFlvTags } from '../harness/flv-file.ts';
 import { parseInitSegment } from '../../ingest/media/fmp4.ts';
 import { Fragmenter, type DropReason, type SegmentOutput } from '../../ingest/packager/fragmenter.ts';
-import { MediaPlaylist } from '../../ingest/packager/playlist.ts';
+import { MediaPlaylist } from '../../common/media-playlist.ts';
 import { PublishSession, UnsupportedMediaError } from '../../ingest/packager/publish-session.ts';
 import { encodeFlv, ffmpeg, ffprobe, tempDir } from './fixtures/media.ts';
 

@@ -10,7 +10,7 @@ import { parseAudioTag, parseVideoTag } from '../../ingest/media/flv-tag.ts';
 import { parseFragmentTiming, parseInitSegment } from '../../ingest/media/fmp4.ts';
 import { parseAvcDecoderConfigurationRecord, type AvcConfig } from '../../ingest/media/h264.ts';
 import { Fragmenter, type DropReason, type SegmentOutput } from '../../ingest/packager/fragmenter.ts';
-import { MediaPlaylist } from '../../ingest/packager/playlist.ts';
+import { MediaPlaylist } from '../../common/media-playlist.ts';
 import { encodeFlv, ffmpeg, ffprobe, tempDir } from './fixtures/media.ts';
 
 type Packet =

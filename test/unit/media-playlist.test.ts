@@ -1,8 +1,9 @@
 // The live HLS media playlist: sliding window, media and discontinuity
-// sequence numbers, EXT-X-MAP, PROGRAM-DATE-TIME and ENDLIST, and parsing a
-// rendered playlist back (what a restarted ingest does).
+// sequence numbers, EXT-X-MAP, PROGRAM-DATE-TIME and ENDLIST, parsing a
+// rendered playlist back (what a restarted ingest does), and reading any
+// playlist leniently (what the uploader, the gateway and the tests do).
 import t from 'tap';
-import { MediaPlaylist, type PlaylistSegment } from '../../ingest/packager/playlist.ts';
+import { MediaPlaylist, parseMediaPlaylist, type PlaylistSegment } from '../../common/media-playlist.ts';
 
 const T0 = Date.UTC(2024, 2, 10, 12, 0, 0, 250);
 
@@ -210,4 +211,42 @@ t.test('referencedUris lists each init segment before its media segments', async
   const windowed = new MediaPlaylist(2, 2);
   for (let n = 0; n < 6; n++) windowed.append(segment(n));
   t.same(MediaPlaylist.referencedUris(windowed.render()), ['b/init-1.mp4', 'b/4.m4s', 'b/5.m4s']);
+});
+
+t.test('parseMediaPlaylist reads what the packager renders', async (t) => {
+  const p = new MediaPlaylist(2, 3);
+  for (let n = 0; n < 7; n++) p.append(segment(n));
+  p.ended = true;
+  const parsed = parseMediaPlaylist(p.render());
+  t.equal(parsed.targetDuration, 2);
+  t.equal(parsed.mediaSequence, 4);
+  t.equal(parsed.discontinuitySequence, 1);
+  t.equal(parsed.ended, true);
+  t.same(parsed.segments.map((s) => s.sequence), [4, 5, 6], 'each segment has its media sequence number');
+  t.same(parsed.segments.map((s) => s.programDateTime), [4, 5, 6].map((n) => segment(n).programDateTime));
+  t.same(parsed.initUris, ['b/init-1.mp4']);
+  t.same(parsed.uris, MediaPlaylist.referencedUris(p.render()));
+});
+
+t.test('parseMediaPlaylist reads a foreign playlist leniently', async (t) => {
+  const text = [
+    '#EXTM3U', '#EXT-X-VERSION:6', '#EXT-X-TARGETDURATION:x', '#EXT-X-MEDIA-SEQUENCE:10', '#EXT-X-UNKNOWN-TAG:1',
+    '#EXTINF:1.5,', 'first.m4s',
+    '#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:00.000Z', '#EXTINF:2.000,title', '  second.m4s  ',
+    '#EXTINF:0.500,', 'third.m4s',
+    '#EXT-X-PROGRAM-DATE-TIME:not a date', '#EXT-X-MAP:URI="init.mp4",BYTERANGE="100@0"', '#EXT-X-DISCONTINUITY', '#EXTINF:abc,', 'fourth.m4s',
+    '',
+  ].join('\r\n');
+  const parsed = parseMediaPlaylist(text);
+  t.equal(parsed.targetDuration, undefined, 'an unreadable target duration reads as absent');
+  t.equal(parsed.ended, false);
+  t.same(parsed.segments.map((s) => s.uri), ['first.m4s', 'second.m4s', 'third.m4s', 'fourth.m4s'], 'URIs trimmed, CRLF read');
+  t.same(parsed.segments.map((s) => s.sequence), [10, 11, 12, 13]);
+  t.same(parsed.segments.map((s) => s.duration), [1.5, 2, 0.5, 0], 'an unreadable EXTINF reads as 0');
+  t.same(parsed.segments.map((s) => s.programDateTime), [undefined, Date.parse('2026-01-01T00:00:00.000Z'), Date.parse('2026-01-01T00:00:02.000Z'), undefined],
+    'no date before the first one; a segment without its own follows on from the previous one; an unreadable one reads as none');
+  t.same(parsed.segments.map((s) => s.initUri), ['', '', '', 'init.mp4']);
+  t.same(parsed.segments.map((s) => s.discontinuity), [false, false, false, true]);
+  t.same(parsed.uris, ['first.m4s', 'second.m4s', 'third.m4s', 'init.mp4', 'fourth.m4s']);
+  t.same(parseMediaPlaylist(''), { targetDuration: undefined, mediaSequence: 0, discontinuitySequence: 0, ended: false, segments: [], initUris: [], uris: [] }, 'nothing in, nothing out');
 });

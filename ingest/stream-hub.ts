@@ -23,7 +23,7 @@ import type { MediaVolumeGuard } from './media-volume.ts';
 import type { IngestMetrics } from './metrics.ts';
 import type { PublishSession } from './packager/publish-session.ts';
 import { StreamPackager, type StreamEnd } from './packager/stream-packager.ts';
-import { sleep } from './upload/backoff.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * Fleet-wide "one publisher per stream"; the Kubernetes implementation holds

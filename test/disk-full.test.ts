@@ -134,7 +134,11 @@ t.test('a volume filled while S3 is down loses nothing that was accepted', async
   tt.ok(writeFailures(afterEnd) > 0, `failed writes are counted (${writeFailures(afterEnd)})`);
   tt.same(filesUnder(join(mediaDir, '.tmp')), [], 'no temporary file is left on the volume');
 
-  tt.ok(ingest.proc.lines.some((l) => l.includes('the media volume cannot take the final playlist')), 'the volume could not take the final playlist: it goes to the store from memory');
+  // The publisher's exit and the packager's attempt to write the final playlist race: wait for the attempt.
+  tt.ok(
+    await eventually('the final playlist to be refused by the volume', () => ingest.proc.lines.some((l) => l.includes('the media volume cannot take the final playlist'))),
+    'the volume could not take the final playlist: it goes to the store from memory',
+  );
 
   await s3.resume();
   const final = await eventually('the final playlist with EXT-X-ENDLIST to be stored', async () => {

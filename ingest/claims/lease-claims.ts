@@ -34,7 +34,7 @@ import { CLAIM_SELECTOR, LABEL_CLAIM, LABEL_LIVESTREAM, LABEL_LIVESTREAM_NAMESPA
 import { podNamespace } from '../../common/kube/client.ts';
 import { LeaseClient, leaseHeld, microTime, type LeaseObject } from '../../common/kube/lease.ts';
 import type { StreamClaims } from '../stream-hub.ts';
-import { sleep } from '../upload/backoff.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export { CLAIM_SELECTOR };
 

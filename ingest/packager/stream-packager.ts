@@ -12,15 +12,16 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../common/log.ts';
 import { PLAYLIST_FILE } from '../../common/object-layout.ts';
 import { streamId, type StreamRef, type StreamSettings } from '../../common/livestream.ts';
 import type { MediaVolumeGuard } from '../media-volume.ts';
 import type { IngestMetrics } from '../metrics.ts';
-import { backoffDelay, sleep } from '../upload/backoff.ts';
+import { backoffDelay } from '../../common/backoff.ts';
 import { MEDIA_TMP_DIR, writeFileAtomic } from './atomic-file.ts';
 import { Fragmenter, type SegmentOutput } from './fragmenter.ts';
-import { MediaPlaylist, RUN_HISTORY_FILE, type PlaylistSegment } from './playlist.ts';
+import { MediaPlaylist, RUN_HISTORY_FILE, type PlaylistSegment } from '../../common/media-playlist.ts';
 import { PublishSession } from './publish-session.ts';
 import { JOURNAL_FILE, readJournal, reconcileSegments, SegmentJournal, sequenceOf } from './segment-journal.ts';
 

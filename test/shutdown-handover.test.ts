@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { parsePlaylist, type ParsedPlaylist } from './harness/hls.ts';
 import { startIngestProcess, type IngestProcess } from './harness/ingest-process.ts';
-import { adminWithLiveStreams, chartRoles, serviceAccountKubeconfig, startTestController } from './harness/kube-fixtures.ts';
+import { adminWithLiveStreams, chartRoles, createReadyLiveStream, serviceAccountKubeconfig, startTestController } from './harness/kube-fixtures.ts';
 import { startKubeApiServer } from './harness/kube.ts';
 import { stopAll, type ManagedProcess } from './harness/process.ts';
 import { publishTestPattern } from './harness/publisher.ts';
@@ -63,11 +63,8 @@ t.teardown(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function createLs(name: string, keepAfterEnd: boolean): Promise<string> {
-  await custom.createNamespacedCustomObject({ ...GROUP, namespace: NS, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name }, spec: { retention: { keepAfterEnd } } } });
-  await waitFor(`${name} Ready`, async () => ((await custom.getNamespacedCustomObject({ ...GROUP, namespace: NS, name })) as { status?: { phase?: string } }).status?.phase === 'Ready', { timeoutMs: 10_000, intervalMs: 50 });
-  const secret = await core.readNamespacedSecret({ namespace: NS, name: `${name}-stream-key` });
-  return Buffer.from(secret.data?.streamKey ?? '', 'base64').toString();
+function createLs(name: string, keepAfterEnd: boolean): Promise<string> {
+  return createReadyLiveStream({ core, custom }, NS, name, { retention: { keepAfterEnd } });
 }
 async function stored(name: string): Promise<{ text: string; playlist: ParsedPlaylist } | undefined> {
   const object = await getObject(s3.client, s3.bucket, `${NS}/${name}/index.m3u8`);

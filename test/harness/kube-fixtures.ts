@@ -125,3 +125,16 @@ export async function startTestController(kc: KubeConfig, namespace: string, env
   await controller.ready();
   return controller;
 }
+
+/**
+ * Creates a LiveStream, waits until the controller reports it Ready (its key
+ * Secret made and the key's hash published), and returns its stream key read
+ * from that Secret, as README tells a user to.
+ */
+export async function createReadyLiveStream(clients: Pick<AdminClients, 'core' | 'custom'>, namespace: string, name: string, spec: Record<string, unknown>): Promise<string> {
+  const group = { group: 'tteok.dev', version: 'v1alpha1', plural: 'livestreams' };
+  await clients.custom.createNamespacedCustomObject({ ...group, namespace, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name }, spec } });
+  await waitFor(`${name} Ready`, async () => ((await clients.custom.getNamespacedCustomObject({ ...group, namespace, name })) as { status?: { phase?: string } }).status?.phase === 'Ready', { timeoutMs: 10_000, intervalMs: 50 });
+  const secret = await clients.core.readNamespacedSecret({ namespace, name: `${name}-stream-key` });
+  return Buffer.from(secret.data?.streamKey ?? '', 'base64').toString();
+}

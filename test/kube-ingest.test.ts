@@ -15,7 +15,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { rawJson, statusCode } from '../common/kube/client.ts';
 import { startIngestProcess, type IngestProcess } from './harness/ingest-process.ts';
 import { startKubeApiServer } from './harness/kube.ts';
-import { stopAll, type ManagedProcess } from './harness/process.ts';
+import { stopAll } from './harness/process.ts';
 import { publishTestPattern } from './harness/publisher.ts';
 import { adminWithLiveStreams, chartRoles, serviceAccountKubeconfig, startTestController } from './harness/kube-fixtures.ts';
 import { waitFor } from './harness/wait.ts';
@@ -72,13 +72,6 @@ async function keyOf(name: string): Promise<string> {
   const s = await core.readNamespacedSecret({ namespace: NS, name: `${name}-stream-key` });
   return Buffer.from(s.data?.streamKey ?? '', 'base64').toString();
 }
-/** Lines logged after `from` (an index into proc.lines). */
-function linesSince(proc: ManagedProcess, from: number): string[] {
-  return proc.lines.slice(from);
-}
-async function waitForLogLine(proc: ManagedProcess, from: number, pattern: RegExp, timeoutMs = 15_000): Promise<string> {
-  return waitFor(`${proc.name}: ${pattern}`, () => linesSince(proc, from).find((l) => pattern.test(l)), { timeoutMs, intervalMs: 50 });
-}
 
 t.test('key rotation: the live publish ends, the old key is refused, the new one accepted', async (t) => {
   await createLs('rot', { title: 'Rotation' });
@@ -86,7 +79,7 @@ t.test('key rotation: the live publish ends, the old key is refused, the new one
   const oldKey = await keyOf('rot');
   let mark = ingest0.proc.lines.length;
   const first = publishTestPattern({ url: ingest0.rtmpUrl(oldKey), name: 'ffmpeg-old-key' });
-  await waitForLogLine(ingest0.proc, mark, /"msg":"publish accepted"/);
+  await ingest0.proc.waitForLine(/"msg":"publish accepted"/, 15_000, mark);
   const live = await waitFor('Live on ingest-0', async () => {
     const s = await status('rot');
     return s.phase === 'Live' ? s : undefined;
@@ -99,7 +92,7 @@ t.test('key rotation: the live publish ends, the old key is refused, the new one
     const k = await keyOf('rot');
     return k !== oldKey ? k : undefined;
   }, { timeoutMs: 3000, intervalMs: 20 });
-  await waitForLogLine(ingest0.proc, mark, /ending a live publish: its stream key is no longer valid/, 5000);
+  await ingest0.proc.waitForLine(/ending a live publish: its stream key is no longer valid/, 5000, mark);
   t.pass('the live publish on the old key was ended');
   await Promise.race([first.exited, sleep(5000)]);
   await first.stop('SIGKILL', 1000);
@@ -107,14 +100,14 @@ t.test('key rotation: the live publish ends, the old key is refused, the new one
 
   mark = ingest0.proc.lines.length;
   const retry = publishTestPattern({ url: ingest0.rtmpUrl(oldKey), seconds: 3, name: 'ffmpeg-old-key-again' });
-  const refused = await waitForLogLine(ingest0.proc, mark, /publish refused/);
+  const refused = await ingest0.proc.waitForLine(/publish refused/, 15_000, mark);
   t.match(refused, /"reason":"unknown_key"/, 'the old key is refused as unknown');
   t.not((await retry.exited).code, 0, 'ffmpeg fails with the old key');
   t.notOk(refused.includes(oldKey) || refused.includes(newKey), 'no key in the log line');
 
   mark = ingest0.proc.lines.length;
   const fresh = publishTestPattern({ url: ingest0.rtmpUrl(newKey), name: 'ffmpeg-new-key' });
-  await waitForLogLine(ingest0.proc, mark, /"msg":"publish accepted"/);
+  await ingest0.proc.waitForLine(/"msg":"publish accepted"/, 15_000, mark);
   t.pass('the new key is accepted');
   await waitFor('Live again', async () => (await status('rot')).phase === 'Live', { timeoutMs: 5000, intervalMs: 50 });
   await fresh.stop('SIGTERM', 3000);
@@ -129,12 +122,12 @@ t.test('one publisher per stream across pods; a dead pod\'s claim expires', asyn
   // ingest-1 must know the key too before the second publish means anything.
   const mark0 = ingest0.proc.lines.length;
   const onZero = publishTestPattern({ url: ingest0.rtmpUrl(key), name: 'ffmpeg-pod0' });
-  await waitForLogLine(ingest0.proc, mark0, /"msg":"publish accepted"/);
+  await ingest0.proc.waitForLine(/"msg":"publish accepted"/, 15_000, mark0);
   await waitFor('Live on ingest-0', async () => (await status('solo')).ingestPod === 'ingest-0', { timeoutMs: 5000, intervalMs: 50 });
 
   let mark1 = ingest1.proc.lines.length;
   const onOne = publishTestPattern({ url: ingest1.rtmpUrl(key), seconds: 3, name: 'ffmpeg-pod1' });
-  const refused = await waitForLogLine(ingest1.proc, mark1, /publish refused/);
+  const refused = await ingest1.proc.waitForLine(/publish refused/, 15_000, mark1);
   t.match(refused, /"reason":"live_elsewhere"/, 'the second publish, on the other pod, is refused');
   t.not((await onOne.exited).code, 0, 'its ffmpeg fails');
   t.equal(onZero.child.exitCode, null, 'the first publisher goes on');
@@ -145,14 +138,14 @@ t.test('one publisher per stream across pods; a dead pod\'s claim expires', asyn
   await onZero.stop('SIGKILL', 1000);
   mark1 = ingest1.proc.lines.length;
   const early = publishTestPattern({ url: ingest1.rtmpUrl(key), seconds: 2, name: 'ffmpeg-pod1-early' });
-  const early1 = await waitForLogLine(ingest1.proc, mark1, /publish (refused|accepted)/);
+  const early1 = await ingest1.proc.waitForLine(/publish (refused|accepted)/, 15_000, mark1);
   t.match(early1, /live_elsewhere/, 'refused while the dead pod\'s claim is still valid');
   await early.exited;
 
   const taken = await waitFor('the stream to go live on ingest-1', async () => {
     const from = ingest1!.proc.lines.length;
     const pub = publishTestPattern({ url: ingest1!.rtmpUrl(key), name: 'ffmpeg-pod1-retry' });
-    const line = await waitForLogLine(ingest1!.proc, from, /publish (refused|accepted)/);
+    const line = await ingest1!.proc.waitForLine(/publish (refused|accepted)/, 15_000, from);
     if (/accepted/.test(line)) return pub;
     await pub.stop('SIGKILL', 1000);
     return undefined;
@@ -185,7 +178,7 @@ t.test('the ingest\'s service account cannot read a single Secret', async (t) =>
   // And yet it accepts the stream's key.
   const mark = ingest1!.proc.lines.length;
   const pub = publishTestPattern({ url: ingest1!.rtmpUrl(await keyOf('guarded')), name: 'ffmpeg-guarded' });
-  await waitForLogLine(ingest1!.proc, mark, /"msg":"publish accepted"/);
+  await ingest1!.proc.waitForLine(/"msg":"publish accepted"/, 15_000, mark);
   t.pass('the key is accepted without the ingest reading the Secret');
   await pub.stop('SIGTERM', 3000);
 });
@@ -196,11 +189,11 @@ t.test('deleting a live LiveStream ends its publish at once, then the LiveStream
   const key = await keyOf('doomed');
   let mark = ingest1!.proc.lines.length;
   const pub = publishTestPattern({ url: ingest1!.rtmpUrl(key), name: 'ffmpeg-doomed' });
-  await waitForLogLine(ingest1!.proc, mark, /"msg":"publish accepted"/);
+  await ingest1!.proc.waitForLine(/"msg":"publish accepted"/, 15_000, mark);
   await waitFor('doomed Live', async () => (await status('doomed')).phase === 'Live', { timeoutMs: 5000, intervalMs: 50 });
   mark = ingest1!.proc.lines.length;
   await custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'doomed' });
-  await waitForLogLine(ingest1!.proc, mark, /ending a live publish: its stream key is no longer valid/, 5000);
+  await ingest1!.proc.waitForLine(/ending a live publish: its stream key is no longer valid/, 5000, mark);
   t.pass('the live publish was ended');
   await waitFor('the LiveStream gone', async () => {
     const list = (await custom.listNamespacedCustomObject({ ...GROUP, namespace: NS })) as { items: Array<{ metadata: { name: string } }> };
@@ -210,6 +203,6 @@ t.test('deleting a live LiveStream ends its publish at once, then the LiveStream
   await pub.stop('SIGKILL', 1000);
   mark = ingest1!.proc.lines.length;
   const again = publishTestPattern({ url: ingest1!.rtmpUrl(key), seconds: 2, name: 'ffmpeg-doomed-again' });
-  t.match(await waitForLogLine(ingest1!.proc, mark, /publish (refused|accepted)/), /"reason":"unknown_key"/, 'the key is refused');
+  t.match(await ingest1!.proc.waitForLine(/publish (refused|accepted)/, 15_000, mark), /"reason":"unknown_key"/, 'the key is refused');
   await again.exited;
 });

@@ -76,9 +76,6 @@ async function waitForStored(name: string, what: string, ok: (p: ParsedPlaylist)
     return s && ok(s.playlist) ? s.playlist : undefined;
   }, { timeoutMs, intervalMs: 50 });
 }
-async function waitForLogLine(proc: ManagedProcess, from: number, pattern: RegExp, timeoutMs = 15_000): Promise<string> {
-  return waitFor(`${proc.name}: ${pattern}`, () => proc.lines.slice(from).find((l) => pattern.test(l)), { timeoutMs, intervalMs: 20 });
-}
 const sessionOf = (uri: string) => uri.split('/')[0]!;
 const exitedNow = (p: ManagedProcess) => p.child.exitCode !== null || p.child.signalCode !== null;
 
@@ -86,7 +83,7 @@ t.test('SIGTERM: the publisher reconnects to the other pod, which continues the 
   const key = await createLs('moved', true);
   const pod0 = await startPod('ingest-0');
   const a = publishTestPattern({ url: pod0.rtmpUrl(key), name: 'ffmpeg-moved-a-pod0' });
-  await waitForLogLine(pod0.proc, 0, /"msg":"publish accepted"/);
+  await pod0.proc.waitForLine(/"msg":"publish accepted"/, 15_000, 0);
   const before = await waitForStored('moved', 'three segments from ingest-0', (p) => p.segments.length >= 3);
   const sessionA = sessionOf(before.segments[0]!.uri);
 
@@ -96,7 +93,7 @@ t.test('SIGTERM: the publisher reconnects to the other pod, which continues the 
   await waitFor('ffmpeg A to exit when ingest-0 closes its connection', () => exitedNow(a), { timeoutMs: 15_000, intervalMs: 50 });
   const mark1 = pod1.proc.lines.length;
   const b = publishTestPattern({ url: pod1.rtmpUrl(key), name: 'ffmpeg-moved-b-pod1' });
-  await waitForLogLine(pod1.proc, mark1, /"msg":"publish accepted"/, 10_000);
+  await pod1.proc.waitForLine(/"msg":"publish accepted"/, 10_000, mark1);
   tt.ok(pod1.proc.lines.slice(mark1).some((l) => /took the stream claim over/.test(l)), 'ingest-1 took the claim over from ingest-0');
 
   const seen: ParsedPlaylist[] = [];
@@ -135,7 +132,7 @@ t.test('SIGTERM with nobody reconnecting: the stream ends after the reconnect gr
   const key = await createLs('alone', false);
   const pod0 = await startPod('ingest-0');
   const a = publishTestPattern({ url: pod0.rtmpUrl(key), name: 'ffmpeg-alone-a-pod0' });
-  await waitForLogLine(pod0.proc, 0, /"msg":"publish accepted"/);
+  await pod0.proc.waitForLine(/"msg":"publish accepted"/, 15_000, 0);
   await waitForStored('alone', 'two segments', (p) => p.segments.length >= 2);
   const terminatedAt = Date.now();
   pod0.proc.child.kill('SIGTERM');

@@ -24,7 +24,7 @@ import { parsePlaylist, type ParsedPlaylist } from './harness/hls.ts';
 import { startIngestProcess, type IngestProcess } from './harness/ingest-process.ts';
 import { adminWithLiveStreams, chartRoles, createReadyLiveStream, serviceAccountKubeconfig, startTestController } from './harness/kube-fixtures.ts';
 import { startKubeApiServer } from './harness/kube.ts';
-import { stopAll, type ManagedProcess } from './harness/process.ts';
+import { stopAll } from './harness/process.ts';
 import { publishTestPattern } from './harness/publisher.ts';
 import { getObject, headObject, listKeys } from './harness/s3-objects.ts';
 import { startS3Server } from './harness/s3-server.ts';
@@ -84,9 +84,6 @@ async function waitForStored(name: string, what: string, ok: (p: ParsedPlaylist)
     return s && ok(s.playlist) ? s.playlist : undefined;
   }, { timeoutMs, intervalMs: 50 });
 }
-async function waitForLogLine(proc: ManagedProcess, from: number, pattern: RegExp, timeoutMs = 15_000): Promise<string> {
-  return waitFor(`${proc.name}: ${pattern}`, () => proc.lines.slice(from).find((l) => pattern.test(l)), { timeoutMs, intervalMs: 20 });
-}
 const sessionOf = (uri: string) => uri.split('/')[0]!;
 const sequenceInName = (uri: string) => Number(/\/(\d+)\.m4s$/.exec(uri)?.[1]);
 async function missingObjects(name: string, p: ParsedPlaylist): Promise<string[]> {
@@ -105,16 +102,16 @@ async function missingObjects(name: string, p: ParsedPlaylist): Promise<string[]
 async function takeOver(name: string, key: string, segmentsFromA: number, segmentsFromB: number, how: 'silent' | 'dropped' = 'silent') {
   const mark0 = pod0.proc.lines.length;
   const a = publishTestPattern({ url: pod0.rtmpUrl(key), name: `ffmpeg-${name}-a-pod0` });
-  await waitForLogLine(pod0.proc, mark0, /"msg":"publish accepted"/);
+  await pod0.proc.waitForLine(/"msg":"publish accepted"/, 15_000, mark0);
   const before = await waitForStored(name, `${segmentsFromA} segments from ingest-0`, (p) => p.segments.length > 0 && p.segments.at(-1)!.sequence + 1 >= segmentsFromA);
   const sessionA = sessionOf(before.segments[0]!.uri);
 
   // Silent: the connection stays open. Dropped: it closes, and ingest-0's run waits in its reconnect grace.
   a.child.kill(how === 'silent' ? 'SIGSTOP' : 'SIGKILL');
-  if (how === 'dropped') await waitForLogLine(pod0.proc, mark0, /publisher dropped; waiting for it to reconnect/, 5000);
+  if (how === 'dropped') await pod0.proc.waitForLine(/publisher dropped; waiting for it to reconnect/, 5000, mark0);
   const mark1 = pod1.proc.lines.length;
   const b = publishTestPattern({ url: pod1.rtmpUrl(key), name: `ffmpeg-${name}-b-pod1` });
-  await waitForLogLine(pod1.proc, mark1, /"msg":"publish accepted"/, 10_000);
+  await pod1.proc.waitForLine(/"msg":"publish accepted"/, 10_000, mark1);
   const seen: Array<{ text: string; playlist: ParsedPlaylist }> = [];
   const after = await waitFor(`${name}: ${segmentsFromB} segments from ingest-1`, async () => {
     const s = await stored(name);
@@ -161,7 +158,7 @@ t.test('the pod whose run was taken over deletes neither the new pod\'s playlist
   // playlist that would hide a deletion. ingest-0's run ended with the
   // takeover: its deletion is due DELETE_DELAY_SECONDS later.
   b.child.kill('SIGSTOP');
-  await waitForLogLine(pod0.proc, mark0, /ended stream's media/, (DELETE_DELAY_SECONDS + 15) * 1000);
+  await pod0.proc.waitForLine(/ended stream's media/, (DELETE_DELAY_SECONDS + 15) * 1000, mark0);
   const now = await stored('brief');
   tt.ok(now, 'the stored playlist is still there after ingest-0\'s deletion ran');
   tt.notOk(now?.playlist.ended, 'and live');
@@ -186,7 +183,7 @@ t.test('a kept run taken over twice (ingest-0, ingest-1, ingest-0 again): the VO
   b.child.kill('SIGSTOP');
   const mark = pod0.proc.lines.length;
   const c = publishTestPattern({ url: pod0.rtmpUrl(key), name: 'ffmpeg-twice-c-pod0' });
-  await waitForLogLine(pod0.proc, mark, /"msg":"publish accepted"/, 10_000);
+  await pod0.proc.waitForLine(/"msg":"publish accepted"/, 10_000, mark);
   const afterC = await waitForStored('twice', 'two segments from C', (p) => p.segments.filter((x) => ![sessionA, sessionB].includes(sessionOf(x.uri))).length >= 2);
   tt.equal(afterC.segments.find((x) => sessionOf(x.uri) !== sessionB)?.sequence, beforeC.segments.at(-1)!.sequence + 1, 'C continues the media sequence after B\'s last segment');
   b.child.kill('SIGCONT');
@@ -204,18 +201,18 @@ t.test('a run that ended on one pod: its deletion leaves the playlist of a new r
   const key = await createLs('again', false);
   const mark0 = pod0.proc.lines.length;
   const a = publishTestPattern({ url: pod0.rtmpUrl(key), name: 'ffmpeg-again-a-pod0' });
-  await waitForLogLine(pod0.proc, mark0, /"msg":"publish accepted"/);
+  await pod0.proc.waitForLine(/"msg":"publish accepted"/, 15_000, mark0);
   const first = await waitForStored('again', 'two segments from ingest-0', (p) => p.segments.length >= 2);
   await a.stop('SIGTERM', 5000);
   await waitForStored('again', 'ingest-0\'s run ended', (p) => p.ended);
   // The streamer starts again at once, and the load balancer sends it to ingest-1.
   const mark1 = pod1.proc.lines.length;
   const b = publishTestPattern({ url: pod1.rtmpUrl(key), name: 'ffmpeg-again-b-pod1' });
-  await waitForLogLine(pod1.proc, mark1, /"msg":"publish accepted"/, 10_000);
+  await pod1.proc.waitForLine(/"msg":"publish accepted"/, 10_000, mark1);
   await waitForStored('again', 'ingest-1\'s new run', (p) => !p.ended && p.segments.length >= 1 && sessionOf(p.segments[0]!.uri) !== sessionOf(first.segments[0]!.uri));
   // B pauses (briefer than the idle timeout), so ingest-1 stores no new playlist that would hide a deletion.
   b.child.kill('SIGSTOP');
-  await waitForLogLine(pod0.proc, mark0, /ended stream's media/, (DELETE_DELAY_SECONDS + 15) * 1000);
+  await pod0.proc.waitForLine(/ended stream's media/, (DELETE_DELAY_SECONDS + 15) * 1000, mark0);
   const now = await stored('again');
   tt.ok(now, 'ingest-1\'s playlist is still stored after ingest-0 deleted its run\'s media');
   tt.notOk(now?.playlist.ended, 'and live');
@@ -228,7 +225,7 @@ t.test('a run that ended on one pod: its deletion leaves the playlist of a new r
 t.test('a run taken over in its reconnect grace period continues too', async (tt) => {
   const key = await createLs('grace', true);
   const { sessionA, after, seen, b, mark0 } = await takeOver('grace', key, 3, 2, 'dropped');
-  await waitForLogLine(pod0.proc, mark0, /took the stream over during its reconnect grace; handing the run over/, 5000);
+  await pod0.proc.waitForLine(/took the stream over during its reconnect grace; handing the run over/, 5000, mark0);
   tt.pass('ingest-0 hands over the run it held in its grace period');
   const lastSeqA = Math.max(...seen.flatMap((s) => s.playlist.segments).filter((x) => sessionOf(x.uri) === sessionA).map((x) => x.sequence));
   tt.notOk(seen.some((s) => s.playlist.ended), `no stored playlist from the takeover on has EXT-X-ENDLIST (${seen.length} versions seen)`);

@@ -88,9 +88,6 @@ async function waitForPlaylist(name: string, what: string, ok: (p: ParsedPlaylis
     return p && ok(p) ? p : undefined;
   }, { timeoutMs, intervalMs: 50 });
 }
-async function waitForLogLine(proc: ManagedProcess, from: number, pattern: RegExp, timeoutMs = 15_000): Promise<string> {
-  return waitFor(`${proc.name}: ${pattern}`, () => proc.lines.slice(from).find((l) => pattern.test(l)), { timeoutMs, intervalMs: 20 });
-}
 const sessionOf = (uri: string) => uri.split('/')[0]!;
 
 /** A SIGSTOPped ffmpeg, resumed: it finds its connection closed by the ingest and fails. */
@@ -105,7 +102,7 @@ t.test('a publisher on another pod takes over from a silent one within 3 s; the 
   const key = await createLs('handover');
   let mark0 = pod0.proc.lines.length;
   const a = publishTestPattern({ url: pod0.rtmpUrl(key), name: 'ffmpeg-a-pod0' });
-  await waitForLogLine(pod0.proc, mark0, /"msg":"publish accepted"/);
+  await pod0.proc.waitForLine(/"msg":"publish accepted"/, 15_000, mark0);
   const before = await waitForPlaylist('handover', 'two segments from ingest-0', (p) => p.segments.length >= 2);
   const sessionA = sessionOf(before.segments[0]!.uri);
   await waitFor('Live on ingest-0', async () => (await status('handover')).ingestPod === 'ingest-0', { timeoutMs: 5000, intervalMs: 50 });
@@ -115,13 +112,13 @@ t.test('a publisher on another pod takes over from a silent one within 3 s; the 
   const mark1 = pod1.proc.lines.length;
   const startedAt = Date.now();
   const b = publishTestPattern({ url: pod1.rtmpUrl(key), name: 'ffmpeg-b-pod1' });
-  const decided = await waitForLogLine(pod1.proc, mark1, /publish (accepted|refused)/, 10_000);
+  const decided = await pod1.proc.waitForLine(/publish (accepted|refused)/, 10_000, mark1);
   const acceptedAfter = Date.now() - startedAt;
   tt.match(decided, /publish accepted/, 'ingest-1 accepts the publish');
   tt.ok(/accepted/.test(decided) && acceptedAfter <= TAKEOVER_BOUND_MS, `publisher B is live (NetStream.Publish.Start) within ${TAKEOVER_BOUND_MS} ms of starting (${acceptedAfter} ms)`);
   tt.match(pod1.proc.lines.slice(mark1).join('\n'), /took the stream claim over from another ingest pod/, 'ingest-1 says it took the claim over');
 
-  await waitForLogLine(pod0.proc, mark0, /ending a live publish: this ingest lost its claim/, 5000);
+  await pod0.proc.waitForLine(/ending a live publish: this ingest lost its claim/, 5000, mark0);
   tt.pass('ingest-0 ends its publish');
   tt.comment(`B accepted ${acceptedAfter} ms after it started; ingest-0 ended its publish ${Date.now() - startedAt} ms after`);
   tt.match(pod0.proc.lines.slice(mark0).join('\n'), /another ingest pod took the stream over/, 'and says why');
@@ -147,7 +144,7 @@ t.test('a silent publisher alone: the playlist ends after idle + grace and the s
   const key = await createLs('silent');
   const mark = pod1.proc.lines.length;
   const pub = publishTestPattern({ url: pod1.rtmpUrl(key), name: 'ffmpeg-silent-pod1' });
-  await waitForLogLine(pod1.proc, mark, /"msg":"publish accepted"/);
+  await pod1.proc.waitForLine(/"msg":"publish accepted"/, 15_000, mark);
   await waitForPlaylist('silent', 'two segments', (p) => p.segments.length >= 2);
   await waitFor('Live on ingest-1', async () => (await status('silent')).ingestPod === 'ingest-1', { timeoutMs: 5000, intervalMs: 50 });
 
@@ -166,13 +163,13 @@ t.test('a publisher whose media flows keeps its stream against a publish on the 
   const key = await createLs('steady');
   const mark0 = pod0.proc.lines.length;
   const first = publishTestPattern({ url: pod0.rtmpUrl(key), name: 'ffmpeg-steady-pod0' });
-  await waitForLogLine(pod0.proc, mark0, /"msg":"publish accepted"/);
+  await pod0.proc.waitForLine(/"msg":"publish accepted"/, 15_000, mark0);
   const before = await waitForPlaylist('steady', 'two segments', (p) => p.segments.length >= 2);
   await waitFor('Live on ingest-0', async () => (await status('steady')).ingestPod === 'ingest-0', { timeoutMs: 5000, intervalMs: 50 });
 
   const mark1 = pod1.proc.lines.length;
   const intruder = publishTestPattern({ url: pod1.rtmpUrl(key), seconds: 5, name: 'ffmpeg-steady-pod1' });
-  const refused = await waitForLogLine(pod1.proc, mark1, /publish (refused|accepted)/);
+  const refused = await pod1.proc.waitForLine(/publish (refused|accepted)/, 15_000, mark1);
   tt.match(refused, /"reason":"live_elsewhere"/, 'the publish on ingest-1 is refused');
   tt.not((await intruder.exited).code, 0, 'its ffmpeg fails');
   const after = await waitForPlaylist('steady', 'three more segments', (p) => p.segments.length >= before.segments.length + 3);
@@ -189,7 +186,7 @@ t.test('a publisher that recovers from a brief silence keeps its stream', async 
   const silentMark = async () => (await leases.get(SYSTEM, 'claim.streams.hiccup'))?.metadata.annotations?.[ANNOTATION_MEDIA_SILENT_SINCE];
   const mark0 = pod0.proc.lines.length;
   const first = publishTestPattern({ url: pod0.rtmpUrl(key), name: 'ffmpeg-hiccup-pod0' });
-  await waitForLogLine(pod0.proc, mark0, /"msg":"publish accepted"/);
+  await pod0.proc.waitForLine(/"msg":"publish accepted"/, 15_000, mark0);
   const before = await waitForPlaylist('hiccup', 'two segments', (p) => p.segments.length >= 2);
 
   // A stall long enough for ingest-0 to report the stream silent on its claim, then the network recovers.
@@ -202,7 +199,7 @@ t.test('a publisher that recovers from a brief silence keeps its stream', async 
 
   const mark1 = pod1.proc.lines.length;
   const intruder = publishTestPattern({ url: pod1.rtmpUrl(key), seconds: 5, name: 'ffmpeg-hiccup-pod1' });
-  const refused = await waitForLogLine(pod1.proc, mark1, /publish (refused|accepted)/);
+  const refused = await pod1.proc.waitForLine(/publish (refused|accepted)/, 15_000, mark1);
   tt.match(refused, /"reason":"live_elsewhere"/, 'a publish on ingest-1 is refused');
   tt.not((await intruder.exited).code, 0, 'its ffmpeg fails');
   const after = await waitForPlaylist('hiccup', 'three more segments', (p) => p.segments.length >= before.segments.length + 3);

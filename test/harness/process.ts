@@ -9,7 +9,8 @@ export interface ManagedProcess {
   readonly lines: string[];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Resolves with the first line matching, rejects after timeoutMs or when the process exits. */
-  waitForLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** The first line matching, among those from index `from` on (default: all), waiting for it to come. */
+  waitForLine(pattern: RegExp, timeoutMs?: number, from?: number): Promise<string>;
   /** Sends the signal and waits for exit; escalates to SIGKILL after graceMs. */
   stop(signal?: NodeJS.Signals, graceMs?: number): Promise<void>;
 }
@@ -69,8 +70,8 @@ export function spawnManaged(name: string, command: string, args: string[], opti
     child,
     lines,
     exited,
-    waitForLine(pattern, timeoutMs = 30_000) {
-      const found = lines.find((l) => pattern.test(l));
+    waitForLine(pattern, timeoutMs = 30_000, from = 0) {
+      const found = lines.slice(from).find((l) => pattern.test(l));
       if (found !== undefined) return Promise.resolve(found);
       return new Promise((resolve, reject) => {
         const waiter = { pattern, resolve: (l: string) => { clearTimeout(timer); resolve(l); } };

@@ -63,38 +63,41 @@ export class MediaPlaylist {
   }
 
   render(options: { vod?: boolean } = {}): string {
-    const all = this.segments;
-    const start = options.vod || this.windowLength <= 0 ? 0 : Math.max(0, all.length - this.windowLength);
-    const visible = all.slice(start);
-    let discontinuitySequence = this.discontinuitiesBefore;
-    for (const s of all.slice(0, start)) if (s.discontinuity) discontinuitySequence++;
-    const lines = [
-      '#EXTM3U',
-      '#EXT-X-VERSION:7',
-      `#EXT-X-TARGETDURATION:${this.targetDuration}`,
-      `#EXT-X-MEDIA-SEQUENCE:${this.firstSequence + start}`,
-      `#EXT-X-DISCONTINUITY-SEQUENCE:${discontinuitySequence}`,
-      '#EXT-X-INDEPENDENT-SEGMENTS',
-    ];
-    if (options.vod) lines.push('#EXT-X-PLAYLIST-TYPE:VOD');
-    let currentInit: string | undefined;
-    for (const s of visible) {
-      if (s.discontinuity) lines.push('#EXT-X-DISCONTINUITY');
-      if (s.initUri !== currentInit) {
-        lines.push(`#EXT-X-MAP:URI="${s.initUri}"`);
-        currentInit = s.initUri;
-      }
-      lines.push(`#EXT-X-PROGRAM-DATE-TIME:${new Date(s.programDateTime).toISOString()}`);
-      lines.push(`#EXTINF:${s.duration.toFixed(3)},`);
-      lines.push(s.uri);
-    }
-    if (this.ended) lines.push('#EXT-X-ENDLIST');
-    return lines.join('\n') + '\n';
+    return this.renderNamed(options).text;
   }
 
-  /** Every URI the rendered playlist names (init segments first), for upload ordering. */
-  static referencedUris(m3u8: string): string[] {
-    return parseMediaPlaylist(m3u8).uris;
+  /**
+   * The rendered playlist and every URI it names, in order (each init segment
+   * before its media segments): what the uploader must store before it,
+   * without parsing the text back.
+   */
+  renderNamed(options: { vod?: boolean } = {}): { text: string; names: string[] } {
+    const all = this.segments;
+    const start = options.vod || this.windowLength <= 0 ? 0 : Math.max(0, all.length - this.windowLength);
+    let discontinuitySequence = this.discontinuitiesBefore;
+    for (let i = 0; i < start; i++) if (all[i]!.discontinuity) discontinuitySequence++;
+    let text =
+      '#EXTM3U\n#EXT-X-VERSION:7\n' +
+      `#EXT-X-TARGETDURATION:${this.targetDuration}\n` +
+      `#EXT-X-MEDIA-SEQUENCE:${this.firstSequence + start}\n` +
+      `#EXT-X-DISCONTINUITY-SEQUENCE:${discontinuitySequence}\n` +
+      '#EXT-X-INDEPENDENT-SEGMENTS\n';
+    if (options.vod) text += '#EXT-X-PLAYLIST-TYPE:VOD\n';
+    const names: string[] = [];
+    let currentInit: string | undefined;
+    for (let i = start; i < all.length; i++) {
+      const s = all[i]!;
+      if (s.discontinuity) text += '#EXT-X-DISCONTINUITY\n';
+      if (s.initUri !== currentInit) {
+        text += `#EXT-X-MAP:URI="${s.initUri}"\n`;
+        currentInit = s.initUri;
+        names.push(s.initUri);
+      }
+      text += `#EXT-X-PROGRAM-DATE-TIME:${new Date(s.programDateTime).toISOString()}\n#EXTINF:${s.duration.toFixed(3)},\n${s.uri}\n`;
+      names.push(s.uri);
+    }
+    if (this.ended) text += '#EXT-X-ENDLIST\n';
+    return { text, names };
   }
 
   /** Parses a playlist this class rendered. */

@@ -70,6 +70,7 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     playlistMaxAgeSeconds: config.playlistMaxAgeSeconds,
     concurrency: config.uploadConcurrency,
     backlogWarnSegments: config.backlogWarnSegments,
+    memoryBytes: config.uploadMemoryBytes,
     deleteDelayMs: config.deleteDelayMs,
     // A stream no longer known (deleted meanwhile) is treated as private: fail closed.
     accessOf: (path) => keys.streams().find((g) => `${g.ref.namespace}/${g.ref.name}` === path)?.settings.access ?? 'private',
@@ -83,7 +84,6 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     volumeBytes: config.mediaVolumeBytes,
     metrics,
     log,
-    storeFinalPlaylist: (streamPath, text) => uploader.storePlaylistFromMemory(streamPath, text),
   });
   await volume.start();
   const hub = new StreamHub({
@@ -97,7 +97,7 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     metrics,
     log,
     onStreamEnded: (end) => uploader.streamEnded(end),
-    onFileWritten: (path) => uploader.fileWritten(path),
+    onObject: (ref, object) => uploader.objectFinished(`${ref.namespace}/${ref.name}`, object),
     uploadsSettled: (ref) => uploader.streamSettled(`${ref.namespace}/${ref.name}`, config.shutdownTimeoutMs),
     readStored: (ref, file) => uploader.readStored(`${ref.namespace}/${ref.name}`, file),
     mediaVolume: volume,

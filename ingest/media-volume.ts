@@ -26,12 +26,6 @@ export interface MediaVolumeGuard {
   acceptsSegments(): boolean;
   /** A write failed: look at the volume again now rather than at the next poll. */
   writeFailed(): void;
-  /**
-   * The volume cannot take a stream's final playlist: store this text from
-   * memory instead (the object store is the destination). `streamPath` is
-   * "<namespace>/<name>".
-   */
-  storeFinalPlaylist?(streamPath: string, text: string): void;
 }
 
 export interface MediaVolumeOptions {
@@ -40,7 +34,6 @@ export interface MediaVolumeOptions {
   fullPercent: number;
   metrics: IngestMetrics;
   log: Logger;
-  storeFinalPlaylist?: (streamPath: string, text: string) => void;
   /** The volume's size when the filesystem cannot tell (an emptyDir's sizeLimit). */
   volumeBytes?: number | undefined;
   /** How often the volume is measured. */
@@ -77,10 +70,6 @@ export class MediaVolume implements MediaVolumeGuard {
 
   writeFailed(): void {
     void this.check();
-  }
-
-  storeFinalPlaylist(streamPath: string, text: string): void {
-    this.options.storeFinalPlaylist?.(streamPath, text);
   }
 
   /** Why the ingest is not ready, when the volume is the reason. */

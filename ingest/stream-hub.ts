@@ -22,6 +22,7 @@ import { isWellFormedKey, type KeySource, type StreamGrant } from './keys/key-so
 import type { MediaVolumeGuard } from './media-volume.ts';
 import type { IngestMetrics } from './metrics.ts';
 import type { PublishSession } from './packager/publish-session.ts';
+import type { MediaObject } from './packager/media-object.ts';
 import { StreamPackager, type StreamEnd } from './packager/stream-packager.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -101,8 +102,8 @@ export interface StreamHubOptions {
   onStreamEnded: (end: StreamEnd) => void;
   /** Resolves once everything the stream wrote is stored (bounded by the implementation). */
   uploadsSettled?: (ref: StreamRef) => Promise<unknown>;
-  /** Passed to each stream's packager: a file is complete on the media volume. */
-  onFileWritten?: (path: string) => void;
+  /** Each object a stream's packager finishes, in memory (see StreamPackagerOptions.onObject). */
+  onObject?: (ref: StreamRef, object: MediaObject) => void;
   /** Reads a stream's file from the object store (undefined: none), to continue a run taken over from another ingest. */
   readStored?: (ref: StreamRef, file: string) => Promise<string | undefined>;
   // --- media volume (helper "disk"): a full volume refuses publishes; packagers skip segments above its bound.
@@ -428,7 +429,7 @@ export class StreamHub implements LiveEvents {
       settings: grant?.settings ?? DEFAULT_SETTINGS,
       mediaDir: this.options.mediaDir,
       reconnectGraceMs: this.options.reconnectGraceMs,
-      ...(this.options.onFileWritten ? { onFileWritten: this.options.onFileWritten } : {}),
+      ...(this.options.onObject ? { onObject: (object: MediaObject) => this.options.onObject!(ref, object) } : {}),
       ...(this.options.mediaVolume ? { volume: this.options.mediaVolume } : {}),
       ...(this.options.readStored ? { readStored: (file: string) => this.options.readStored!(ref, file) } : {}),
       metrics: this.options.metrics,

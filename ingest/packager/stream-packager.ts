@@ -23,6 +23,7 @@ import { MEDIA_TMP_DIR, writeFileAtomic } from './atomic-file.ts';
 import { Fragmenter, type SegmentOutput } from './fragmenter.ts';
 import { MediaPlaylist, RUN_HISTORY_FILE, type PlaylistSegment } from '../../common/media-playlist.ts';
 import { PublishSession } from './publish-session.ts';
+import type { MediaObject, MediaObjectKind } from './media-object.ts';
 import { JOURNAL_FILE, readJournal, reconcileSegments, SegmentJournal, sequenceOf } from './segment-journal.ts';
 
 export interface StreamEnd {
@@ -46,12 +47,13 @@ export interface StreamPackagerOptions {
   mediaDir: string;
   reconnectGraceMs: number;
   /**
-   * Called once a file is complete on the media volume. The uploader's
-   * watcher finds every file anyway; this only saves the time the watcher
-   * takes to notice (chokidar re-reads a changed directory at most once a
-   * second, which would cost up to a second of live latency per segment).
+   * Each finished object, in memory, in the order it was finished: a segment
+   * or init segment once it is on the media volume, a playlist (or a run's
+   * history) once the model has changed — also when the volume could not
+   * take it, since the object store is its destination. The uploader stores
+   * from here and reads the volume only at start-up.
    */
-  onFileWritten?: (path: string) => void;
+  onObject?: (object: MediaObject) => void;
   metrics: IngestMetrics;
   log: Logger;
   onEnded: (end: StreamEnd) => void;
@@ -287,9 +289,12 @@ export class StreamPackager {
     this.enqueue(async () => {
       if (retained && playlist.segments.length > 0) {
         await this.completeHistory(playlist);
-        if (!(await this.tryWrite(RUN_HISTORY_FILE, playlist.render({ vod: true }), 'playlist'))) {
-          this.options.log.error({ stream: streamId(this.ref) }, 'the media volume cannot take the run\'s history: the new holder\'s VOD will lack the segments this ingest wrote before its live window');
+        const { text, names } = playlist.renderNamed({ vod: true });
+        const body = Buffer.from(text);
+        if (!(await this.tryWrite(RUN_HISTORY_FILE, body, 'playlist'))) {
+          this.options.log.warn({ stream: streamId(this.ref) }, 'the media volume cannot take the run\'s history: it is stored from memory only (if this process dies first, the new holder\'s VOD lacks the segments this ingest wrote before its live window)');
         }
+        this.hand(RUN_HISTORY_FILE, 'history', body, { names });
       }
       // Even without the history: a journal left here would make a restarted
       // process resume the run and store its final playlist over the new holder's.
@@ -419,7 +424,10 @@ export class StreamPackager {
     this.enqueue(async () => {
       // Kept until written: it is retried before the next segment, which needs it.
       this.unwrittenInit = { uri, data: init };
-      if (await this.tryWrite(uri, init, 'init')) this.unwrittenInit = undefined;
+      if (await this.tryWrite(uri, init, 'init')) {
+        this.unwrittenInit = undefined;
+        this.hand(uri, 'init', init);
+      }
     });
   }
 
@@ -478,12 +486,16 @@ export class StreamPackager {
     // The backlog bound: above it the rest of the volume is kept for playlists.
     if (this.options.volume && !this.options.volume.acceptsSegments()) return 'volume_full';
     if (this.unwrittenInit) {
-      if (!(await this.tryWrite(this.unwrittenInit.uri, this.unwrittenInit.data, 'init'))) return 'write_failed';
+      const init = this.unwrittenInit;
+      if (!(await this.tryWrite(init.uri, init.data, 'init'))) return 'write_failed';
       this.unwrittenInit = undefined;
+      this.hand(init.uri, 'init', init.data);
     }
     // A skipped segment uses no sequence number: the playlist's stay continuous.
     const uri = `${sessionFolder}/${playlist.nextSequence}.m4s`;
-    return (await this.tryWrite(uri, data, 'segment')) ? { uri } : 'write_failed';
+    if (!(await this.tryWrite(uri, data, 'segment'))) return 'write_failed';
+    this.hand(uri, 'segment', data);
+    return { uri };
   }
 
   private skipSegment(reason: 'volume_full' | 'write_failed'): void {
@@ -504,7 +516,12 @@ export class StreamPackager {
   private async writeLivePlaylist(playlist: MediaPlaylist): Promise<void> {
     // A run that ended gets its final playlist instead; one handed over gets none from here.
     if (playlist !== this.playlist || playlist.ended || this.handedOver.has(playlist)) return;
-    if (await this.tryWrite(PLAYLIST_FILE, playlist.render(), 'playlist')) {
+    const { text, names } = playlist.renderNamed();
+    const body = Buffer.from(text);
+    const written = await this.tryWrite(PLAYLIST_FILE, body, 'playlist');
+    // Stored whether or not the volume took it: the volume's copy is only for a restart.
+    this.hand(PLAYLIST_FILE, 'playlist', body, { names, targetDuration: playlist.targetDuration });
+    if (written) {
       this.playlistBehind = false;
       this.playlistRetryAttempt = 0;
       return;
@@ -523,26 +540,25 @@ export class StreamPackager {
   }
 
   /**
-   * The final playlist (EXT-X-ENDLIST) must never be lost. When the volume
-   * cannot take it, it is handed to the uploader from memory — the object
-   * store is its destination; the uploader never stores the older live
-   * playlist still on the volume over it — and writing it to the volume is
-   * retried with backoff until it succeeds or a new run starts. Until then the
-   * live playlist stays on the volume, so an ingest restarted meanwhile
-   * resumes the run and ends it again.
+   * The final playlist (EXT-X-ENDLIST) must never be lost. It goes to the
+   * uploader from memory like every playlist; when the volume cannot take
+   * it, writing it there is retried with backoff until it succeeds or a new
+   * run starts. Until then the live playlist stays on the volume, so an
+   * ingest restarted meanwhile resumes the run and ends it again.
    */
   private async storeFinalPlaylist(playlist: MediaPlaylist, journal: SegmentJournal, vod: boolean, attempt: number): Promise<void> {
-    const text = playlist.render({ vod });
-    if (await this.tryWrite(PLAYLIST_FILE, text, 'playlist')) {
+    const { text, names } = playlist.renderNamed({ vod });
+    const body = Buffer.from(text);
+    const written = await this.tryWrite(PLAYLIST_FILE, body, 'playlist');
+    if (attempt === 0) this.hand(PLAYLIST_FILE, 'playlist', body, { names, targetDuration: playlist.targetDuration });
+    if (written) {
       if (attempt > 0) this.options.log.info({ stream: streamId(this.ref), attempts: attempt + 1 }, 'final playlist written to the media volume after retrying');
       // The journal is needed until the final playlist is safe; not for a new run's journal.
       if (this.playlist === playlist) await this.writeJournal(() => journal.remove());
       return;
     }
-    const { volume, log } = this.options;
-    if (attempt === 0 && volume?.storeFinalPlaylist) {
-      volume.storeFinalPlaylist(`${this.ref.namespace}/${this.ref.name}`, text);
-      log.warn({ stream: streamId(this.ref), segments: playlist.segments.length }, 'the media volume cannot take the final playlist: it is stored from memory, and writing it to the volume is retried');
+    if (attempt === 0) {
+      this.options.log.warn({ stream: streamId(this.ref), segments: playlist.segments.length }, 'the media volume cannot take the final playlist: it is stored from memory, and writing it to the volume is retried');
     }
     this.finalRetry = setTimeout(() => {
       this.finalRetry = undefined;
@@ -561,8 +577,12 @@ export class StreamPackager {
       return false;
     }
     this.writeSucceeded(kind);
-    this.options.onFileWritten?.(path);
     return true;
+  }
+
+  /** Hands a finished object to the uploader, in memory. */
+  private hand(uri: string, kind: MediaObjectKind, body: Uint8Array, extra: { names?: readonly string[]; targetDuration?: number } = {}): void {
+    this.options.onObject?.({ uri, kind, body, completedAt: Date.now(), ...extra });
   }
 
   private async writeJournal(op: () => Promise<void>): Promise<void> {

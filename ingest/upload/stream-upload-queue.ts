@@ -1,17 +1,20 @@
-// Uploads one stream's files in order: every segment and init segment as it
-// appears on the media volume, and the playlist only after every file it
-// names is stored, so no viewer ever gets a playlist line whose segment is
-// missing. Failed uploads are retried with backoff until they succeed; while
-// the store is down, files wait on the media volume, and the local copy of a
-// segment is deleted only once it is stored.
-import { readFile, rm, stat } from 'node:fs/promises';
+// Uploads one stream's objects in order: every segment and init segment as the
+// packager hands it over, and the playlist only after every object it names
+// is stored, so no viewer ever gets a playlist line whose segment is missing.
+// Failed uploads are retried with backoff until they succeed; while the store
+// is down, objects wait (in memory while there is room, on the media volume
+// always), and the volume's copy of a segment is deleted only once it is
+// stored. Objects come from the packager in memory; only what a previous
+// process left is found on the volume (at start-up) and read from there.
+import { readFile, unlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join, posix } from 'node:path';
 import { backoffDelay } from '../../common/backoff.ts';
 import type { Logger } from '../../common/log.ts';
 import { contentTypeFor, joinKey, playlistCacheControl, PLAYLIST_FILE, SEGMENT_CACHE_CONTROL } from '../../common/object-layout.ts';
 import type { IngestMetrics } from '../metrics.ts';
-import { parseMediaPlaylist, RUN_HISTORY_FILE } from '../../common/media-playlist.ts';
+import { parseMediaPlaylist } from '../../common/media-playlist.ts';
+import type { MediaObject } from '../packager/media-object.ts';
 import { failureReason, type ObjectStore } from '../storage/object-store.ts';
 import type { Semaphore } from './semaphore.ts';
 
@@ -29,30 +32,43 @@ export interface UploadContext {
   backlog: BacklogTracker;
 }
 
+/** The uploader's account of what waits, across streams (files on the volume, bytes held in memory). */
 export interface BacklogTracker {
-  add(path: string, bytes: number): void;
+  /** A segment or init segment waits; true when its bytes may stay in memory until it is stored. */
+  add(path: string, bytes: number): boolean;
   remove(path: string): void;
 }
 
-interface PendingFile {
-  /** Path relative to the stream's folder, e.g. "<session>/3.m4s". */
+/** A segment, init segment or run history waiting to be stored. */
+interface PendingObject {
+  /** Relative to the stream's folder, e.g. "<session>/3.m4s". */
   uri: string;
-  /** When the file was complete on disk (its mtime). */
+  kind: 'segment' | 'init' | 'history';
+  /** When it was complete (handed over, or its mtime when found on the volume). */
   completedAt: number;
+  /** Its bytes; absent: read them from the volume (found there, or memory was short). */
+  body?: Uint8Array;
+  /** A history's URIs (absent: parse the body). */
+  names?: readonly string[];
+}
+
+/** The playlist to store next. */
+interface PlaylistVersion {
+  /** Absent: the one on the media volume, left by a previous process. */
+  body?: Uint8Array;
+  names?: readonly string[];
+  targetDuration?: number;
 }
 
 export class StreamUploadQueue {
-  /** Files seen on disk and not yet stored, oldest first. */
-  private readonly pending = new Map<string, PendingFile>();
+  /** Objects not yet stored, oldest first. */
+  private readonly pending = new Map<string, PendingObject>();
   /** Stored segments not yet named by a stored playlist, for the latency metric. */
   private readonly awaitingPlaylist = new Map<string, number>();
-  private playlistDirty = false;
-  /** A final playlist the media volume could not take, handed over in memory; stored before any on disk. */
-  private memoryPlaylist: string | undefined;
-  /** The live playlist the volume still held when a final one came from memory: never stored over it. */
-  private supersededPlaylist: string | undefined;
-  private lastStoredPlaylist = '';
-  private trailingCheck: NodeJS.Timeout | undefined;
+  private playlist: PlaylistVersion | undefined;
+  /** The packager has handed a playlist over: the volume's is never newer from then on. */
+  private playlistHanded = false;
+  private lastStoredPlaylist: Uint8Array | undefined;
   private readonly extraTasks: Array<() => Promise<void>> = [];
   private running: Promise<void> | undefined;
   private idleWaiters: Array<() => void> = [];
@@ -68,32 +84,40 @@ export class StreamUploadQueue {
     return this.running === undefined;
   }
 
-  fileAppeared(uri: string, completedAt: number): void {
-    if (uri === PLAYLIST_FILE) {
-      this.playlistDirty = true;
-      // chokidar drops a file's change events that follow another within
-      // 50 ms (it throttles them), so the playlist's last version could go
-      // unnoticed: look once more after that window.
-      clearTimeout(this.trailingCheck);
-      this.trailingCheck = setTimeout(() => {
-        this.playlistDirty = true;
-        this.kick();
-      }, 75);
-      this.trailingCheck.unref();
-    } else if (!this.pending.has(uri)) {
-      this.pending.set(uri, { uri, completedAt });
+  /** The packager finished an object (on the volume already, unless it is a playlist the volume could not take). */
+  objectFinished(object: MediaObject): void {
+    if (object.kind === 'playlist') {
+      this.playlist = { body: object.body, ...(object.names ? { names: object.names } : {}), ...(object.targetDuration !== undefined ? { targetDuration: object.targetDuration } : {}) };
+      this.playlistHanded = true;
+    } else {
+      const keep = this.ctx.backlog.add(this.pathOf(object.uri), object.body.byteLength);
+      this.pending.set(object.uri, {
+        uri: object.uri,
+        kind: object.kind,
+        completedAt: object.completedAt,
+        ...(keep || object.kind === 'history' ? { body: object.body } : {}),
+        ...(object.names ? { names: object.names } : {}),
+      });
     }
     this.kick();
   }
 
-  /**
-   * Stores this playlist (a final one the media volume could not take) as if
-   * it had been read from the volume: after every file it names.
-   */
-  playlistFromMemory(text: string): void {
-    this.memoryPlaylist = text;
-    this.playlistDirty = true;
+  /** A file found on the media volume (at start-up, or by the safety-net sweep). */
+  foundOnVolume(uri: string, completedAt: number, bytes: number): void {
+    if (uri === PLAYLIST_FILE) {
+      if (this.playlistHanded) return;
+      this.playlist = {};
+    } else if (!this.pending.has(uri)) {
+      const kind = uri.endsWith('.mp4') ? 'init' : uri.endsWith('.m4s') ? 'segment' : 'history';
+      if (kind !== 'history') this.ctx.backlog.add(this.pathOf(uri), bytes);
+      this.pending.set(uri, { uri, kind, completedAt });
+    }
     this.kick();
+  }
+
+  /** Whether the object is waiting to be stored. */
+  has(uri: string): boolean {
+    return this.pending.has(uri);
   }
 
   /** Runs a task (a deletion) after everything queued before it. */
@@ -110,14 +134,13 @@ export class StreamUploadQueue {
 
   close(): void {
     this.closed = true;
-    clearTimeout(this.trailingCheck);
   }
 
   private kick(): void {
     if (this.running || this.closed) return;
     this.running = this.drain().finally(() => {
       this.running = undefined;
-      if (this.pending.size > 0 || this.playlistDirty || this.extraTasks.length > 0) this.kick();
+      if (!this.closed && (this.pending.size > 0 || this.playlist || this.extraTasks.length > 0)) this.kick();
       else for (const w of this.idleWaiters.splice(0)) w();
     });
   }
@@ -126,12 +149,13 @@ export class StreamUploadQueue {
     while (!this.closed) {
       const next = this.pending.values().next();
       if (!next.done) {
-        await this.uploadFile(next.value);
+        await this.upload(next.value);
         continue;
       }
-      if (this.playlistDirty) {
-        this.playlistDirty = false;
-        await this.publishPlaylist();
+      const playlist = this.playlist;
+      if (playlist) {
+        this.playlist = undefined;
+        await this.publishPlaylist(playlist);
         continue;
       }
       const task = this.extraTasks.shift();
@@ -143,79 +167,70 @@ export class StreamUploadQueue {
     }
   }
 
-  private async uploadFile(file: PendingFile): Promise<void> {
-    const path = join(this.ctx.mediaDir, this.streamPath, file.uri);
-    let body: Buffer;
-    try {
-      body = await readFile(path);
-    } catch (error) {
-      // Gone from disk means it was stored and removed before (by an earlier process).
-      this.pending.delete(file.uri);
-      this.ctx.backlog.remove(path);
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-        this.ctx.log.error({ stream: this.streamPath, file: file.uri, err: error }, 'cannot read a segment from the media volume; it is lost');
+  private async upload(object: PendingObject): Promise<void> {
+    const path = this.pathOf(object.uri);
+    let body = object.body;
+    if (!body) {
+      try {
+        body = await readFile(path);
+      } catch (error) {
+        // Gone from the volume means it was stored and removed before (by an earlier process).
+        this.pending.delete(object.uri);
+        this.ctx.backlog.remove(path);
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+          this.ctx.log.error({ stream: this.streamPath, file: object.uri, err: error }, 'cannot read a segment from the media volume; it is lost');
+        }
+        return;
       }
-      return;
     }
-    if (file.uri === RUN_HISTORY_FILE) {
+    if (object.kind === 'history') {
       // A run's history (a takeover): stored after every segment it names, like a playlist, and
       // overwritten by a later handover, so it is not cached as immutable.
-      this.pending.delete(file.uri);
-      for (const uri of parseMediaPlaylist(body.toString('utf8')).uris) {
-        const named = this.pending.get(uri) ?? (await this.onDiskNotSeenYet(uri));
-        if (named) await this.uploadFile(named);
-      }
-      await this.putWithRetry('playlist', this.keyOf(file.uri), body, playlistCacheControl(0));
-      await rm(path, { force: true });
+      this.pending.delete(object.uri);
+      await this.storeNamed(object.names ?? parseMediaPlaylist(Buffer.from(body).toString('utf8')).uris);
+      await this.putWithRetry('playlist', this.keyOf(object.uri), body, playlistCacheControl(0));
+      await this.removeFromVolume(path);
       return;
     }
-    const kind = file.uri.endsWith('.mp4') ? 'init' : 'segment';
-    await this.putWithRetry(kind, this.keyOf(file.uri), body, SEGMENT_CACHE_CONTROL);
-    this.pending.delete(file.uri);
-    if (kind === 'segment') this.awaitingPlaylist.set(file.uri, file.completedAt);
+    await this.putWithRetry(object.kind, this.keyOf(object.uri), body, SEGMENT_CACHE_CONTROL);
+    this.pending.delete(object.uri);
+    if (object.kind === 'segment') this.awaitingPlaylist.set(object.uri, object.completedAt);
     // Stored: the media volume's copy is no longer needed.
-    await rm(path, { force: true });
+    await this.removeFromVolume(path);
     this.ctx.backlog.remove(path);
   }
 
-  private async publishPlaylist(): Promise<void> {
-    const path = join(this.ctx.mediaDir, this.streamPath, PLAYLIST_FILE);
-    let text: string;
-    if (this.memoryPlaylist !== undefined) {
-      text = this.memoryPlaylist;
-      // What the volume holds now is older than this final playlist (which the
-      // volume could not take); it stays there for a restarted ingest to end
-      // the run again, but must never be stored over the final one.
-      const onDisk = await readFile(path, 'utf8').catch(() => undefined);
-      if (onDisk !== undefined && onDisk !== text) this.supersededPlaylist = onDisk;
-    } else {
+  /** Stores, in the order given, every named object still waiting. */
+  private async storeNamed(names: readonly string[]): Promise<void> {
+    for (const uri of names) {
+      const waiting = this.pending.get(uri);
+      if (waiting) await this.upload(waiting);
+    }
+  }
+
+  private async publishPlaylist(version: PlaylistVersion): Promise<void> {
+    let body = version.body;
+    if (!body) {
       try {
-        text = await readFile(path, 'utf8');
+        body = await readFile(this.pathOf(PLAYLIST_FILE));
       } catch {
         return; // removed after the stream's media was deleted
       }
-      if (text === this.supersededPlaylist) return;
     }
-    if (text === this.lastStoredPlaylist) {
-      if (this.memoryPlaylist === text) this.memoryPlaylist = undefined;
-      return;
+    if (this.lastStoredPlaylist && Buffer.compare(body, this.lastStoredPlaylist) === 0) return;
+    let { names, targetDuration } = version;
+    if (!names) {
+      const parsed = parseMediaPlaylist(Buffer.from(body).toString('utf8'));
+      names = parsed.uris;
+      targetDuration = parsed.targetDuration;
     }
-    const playlist = parseMediaPlaylist(text);
     // Store everything the playlist names first, in the order it names them.
-    for (const uri of playlist.uris) {
-      const pending = this.pending.get(uri) ?? (await this.onDiskNotSeenYet(uri));
-      if (pending) await this.uploadFile(pending);
-    }
-    const maxAge = this.ctx.playlistMaxAgeSeconds ?? (playlist.targetDuration ?? 1) / 2;
-    await this.putWithRetry('playlist', this.keyOf(PLAYLIST_FILE), Buffer.from(text), playlistCacheControl(maxAge));
+    await this.storeNamed(names);
+    const maxAge = this.ctx.playlistMaxAgeSeconds ?? (targetDuration ?? 1) / 2;
+    await this.putWithRetry('playlist', this.keyOf(PLAYLIST_FILE), body, playlistCacheControl(maxAge));
     const storedAt = Date.now();
-    this.lastStoredPlaylist = text;
-    if (this.memoryPlaylist === text) {
-      this.memoryPlaylist = undefined;
-      // The volume's playlist may have changed meanwhile (the packager's retry, or a new run).
-      this.playlistDirty = true;
-    }
-    for (const uri of playlist.uris) {
+    this.lastStoredPlaylist = body;
+    for (const uri of names) {
       const completedAt = this.awaitingPlaylist.get(uri);
       if (completedAt !== undefined) {
         this.ctx.metrics.segmentLatency.observe(Math.max(0, storedAt - completedAt) / 1000);
@@ -226,17 +241,7 @@ export class StreamUploadQueue {
     if (this.awaitingPlaylist.size > 1000) this.awaitingPlaylist.clear();
   }
 
-  /** A file the playlist names that the watcher has not reported yet (events can arrive late). */
-  private async onDiskNotSeenYet(uri: string): Promise<PendingFile | undefined> {
-    try {
-      const s = await stat(join(this.ctx.mediaDir, this.streamPath, uri));
-      return { uri, completedAt: s.mtimeMs };
-    } catch {
-      return undefined;
-    }
-  }
-
-  private async putWithRetry(kind: string, key: string, body: Buffer, cacheControl: string): Promise<void> {
+  private async putWithRetry(kind: string, key: string, body: Uint8Array, cacheControl: string): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       const started = performance.now();
       try {
@@ -256,7 +261,20 @@ export class StreamUploadQueue {
     }
   }
 
+  /** Deletes a stored object's copy on the volume (one unlink; fs.rm would lstat it first). */
+  private async removeFromVolume(path: string): Promise<void> {
+    await unlink(path).catch((error: NodeJS.ErrnoException) => {
+      // Left behind, it is uploaded once more at the next start: harmless, but worth knowing.
+      if (error.code !== 'ENOENT') this.ctx.log.warn({ stream: this.streamPath, file: path, err: error }, 'cannot delete a stored object\'s copy from the media volume');
+    });
+  }
+
+  private pathOf(uri: string): string {
+    return join(this.ctx.mediaDir, this.streamPath, uri);
+  }
+
   private keyOf(uri: string): string {
     return joinKey(this.ctx.prefix, this.ctx.keyRoot?.(this.streamPath) ?? '', this.streamPath, posix.normalize(uri));
   }
 }
+

@@ -1,11 +1,13 @@
-// Watches the media volume and stores what the packager finishes. The volume
-// is the durable queue between the two: an emptyDir outlives a container
-// restart, so on start every file already there is reported and uploaded,
-// and nothing the packager wrote is lost to a crash of this process.
-import { readFile, readdir, rm, rmdir, stat } from 'node:fs/promises';
+// Stores what the packagers finish. Each object comes from its packager in
+// memory, already on the media volume: the volume is the durable queue
+// between the two (an emptyDir outlives a container restart), so at start
+// every file a previous process left there is found and uploaded, and nothing
+// the packager wrote is lost to a crash of this process. Past start-up the
+// volume is only written (by the packager) and cleaned (here): a slow sweep
+// is the safety net for a file that was never handed over.
+import { lstat, readFile, readdir, rm, rmdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { join, relative, sep } from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
+import { join } from 'node:path';
 import { backoffDelay } from '../../common/backoff.ts';
 import type { Logger } from '../../common/log.ts';
 import { joinKey, PLAYLIST_FILE } from '../../common/object-layout.ts';
@@ -13,11 +15,17 @@ import { streamId } from '../../common/livestream.ts';
 import { accessRoot, type PlaybackAccess } from '../../common/playback-token.ts';
 import type { IngestMetrics } from '../metrics.ts';
 import { isTemporaryName } from '../packager/atomic-file.ts';
+import type { MediaObject } from '../packager/media-object.ts';
 import { parseMediaPlaylist, RUN_HISTORY_FILE } from '../../common/media-playlist.ts';
 import type { StreamEnd } from '../packager/stream-packager.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { Semaphore } from './semaphore.ts';
 import { StreamUploadQueue, type BacklogTracker } from './stream-upload-queue.ts';
+
+/** How often the media volume is swept for files never handed over (the safety net). */
+const SAFETY_SWEEP_MS = 60_000;
+/** A file this old (mtime) and not waiting was missed: younger ones may be on their way. */
+const SAFETY_SWEEP_MIN_AGE_MS = 30_000;
 
 export interface UploaderOptions {
   mediaDir: string;
@@ -26,6 +34,11 @@ export interface UploaderOptions {
   playlistMaxAgeSeconds: number | undefined;
   concurrency: number;
   backlogWarnSegments: number;
+  /**
+   * Bytes of waiting segments kept in memory, across streams; past it a
+   * segment waits on the media volume only and is read back from there.
+   */
+  memoryBytes: number;
   /** How long a finished stream's media stays before it is deleted (when not retained). */
   deleteDelayMs: number;
   /**
@@ -40,10 +53,13 @@ export interface UploaderOptions {
 
 export class Uploader implements BacklogTracker {
   private readonly queues = new Map<string, StreamUploadQueue>();
-  private readonly backlog = new Map<string, number>();
+  /** Waiting segments' paths on the volume, with their size and whether their bytes are held in memory. */
+  private readonly backlog = new Map<string, { bytes: number; inMemory: boolean }>();
   private backlogBytes = 0;
+  private memoryBytes = 0;
   private backlogWarned = false;
-  private watcher: FSWatcher | undefined;
+  private memoryWarned = false;
+  private sweepTimer: NodeJS.Timeout | undefined;
   private readonly semaphore: Semaphore;
   private readonly deletionTimers = new Set<NodeJS.Timeout>();
 
@@ -51,19 +67,16 @@ export class Uploader implements BacklogTracker {
     this.semaphore = new Semaphore(options.concurrency);
   }
 
-  /** Starts watching; resolves once the files already on the volume are queued. */
+  /** Queues what a previous process left on the media volume; resolves once it is queued. */
   async start(): Promise<void> {
-    const { mediaDir } = this.options;
-    this.watcher = watch(mediaDir, {
-      ignored: (path) => isTemporaryName(path) && path !== mediaDir,
-      alwaysStat: true,
-      ignoreInitial: false,
-    });
-    const onFile = (path: string, stats?: { size: number; mtimeMs: number }) => this.fileAppeared(path, stats);
-    this.watcher.on('add', onFile);
-    this.watcher.on('change', onFile);
-    this.watcher.on('error', (error) => this.options.log.error({ err: error }, 'media volume watcher failed'));
-    await new Promise<void>((resolve) => this.watcher!.once('ready', () => resolve()));
+    await this.sweep(0);
+    this.sweepTimer = setInterval(() => void this.sweep(SAFETY_SWEEP_MIN_AGE_MS), SAFETY_SWEEP_MS);
+    this.sweepTimer.unref();
+  }
+
+  /** A packager finished an object of a stream ("<namespace>/<name>"). */
+  objectFinished(streamPath: string, object: MediaObject): void {
+    this.queueFor(streamPath).objectFinished(object);
   }
 
   /** Deletes a finished stream's media after the delay, unless its LiveStream keeps it. */
@@ -79,44 +92,44 @@ export class Uploader implements BacklogTracker {
   }
 
   /**
-   * Resolves when every file on the media volume is stored, or after
-   * timeoutMs. Returns whether it drained. Files are looked up on disk rather
-   * than trusted to the watcher, whose events for the last writes may still
-   * be on their way.
+   * Resolves when everything handed over (and found at start-up) is stored,
+   * or after timeoutMs. Returns whether it drained.
    */
-  async drain(timeoutMs: number): Promise<boolean> {
-    await this.sweep(this.options.mediaDir);
+  drain(timeoutMs: number): Promise<boolean> {
     return this.settle(() => [...this.queues.values()], timeoutMs);
   }
 
   /** The same for one stream ("<namespace>/<name>"): everything it wrote is stored. */
-  async streamSettled(streamPath: string, timeoutMs: number): Promise<boolean> {
-    await this.sweep(join(this.options.mediaDir, streamPath));
+  streamSettled(streamPath: string, timeoutMs: number): Promise<boolean> {
     return this.settle(() => [this.queues.get(streamPath)].filter((q) => q !== undefined), timeoutMs);
   }
 
   private async settle(queues: () => StreamUploadQueue[], timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const busy = queues().filter((q) => !q.idle);
-      if (busy.length === 0) return true;
-      await Promise.race([Promise.all(busy.map((q) => q.whenIdle())), sleep(Math.max(0, deadline - Date.now()))]);
+    // The deadline's timer is cancelled when the work finishes first.
+    const cancel = new AbortController();
+    let timedOut = false;
+    const deadline = sleep(timeoutMs, undefined, { signal: cancel.signal }).then(
+      () => {
+        timedOut = true;
+      },
+      () => undefined,
+    );
+    try {
+      while (!timedOut) {
+        const busy = queues().filter((q) => !q.idle);
+        if (busy.length === 0) return true;
+        await Promise.race([Promise.all(busy.map((q) => q.whenIdle())), deadline]);
+      }
+      return queues().every((q) => q.idle);
+    } finally {
+      cancel.abort();
     }
-    return queues().every((q) => q.idle);
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweepTimer);
     for (const timer of this.deletionTimers) clearTimeout(timer);
     for (const q of this.queues.values()) q.close();
-    await this.watcher?.close();
-  }
-
-  /**
-   * The media volume could not take a stream's final playlist: store it from
-   * memory, after every file it names. `streamPath` is "<namespace>/<name>".
-   */
-  storePlaylistFromMemory(streamPath: string, text: string): void {
-    this.queueFor(streamPath).playlistFromMemory(text);
   }
 
   /** A stream's file as stored ("<namespace>/<name>", "index.m3u8"), under its access's root; undefined when there is none. */
@@ -129,51 +142,61 @@ export class Uploader implements BacklogTracker {
     return body === undefined ? undefined : Buffer.from(body).toString('utf8');
   }
 
-  /** The packager finished a file: queue it now rather than when the watcher notices. */
-  fileWritten(path: string): void {
-    stat(path).then(
-      (s) => this.fileAppeared(path, s),
-      () => undefined, // already stored and removed, or replaced: the watcher covers it
-    );
-  }
-
-  private fileAppeared(path: string, stats?: { size: number; mtimeMs: number }): void {
-    const rel = relative(this.options.mediaDir, path).split(sep);
-    // <namespace>/<name>/index.m3u8 or <namespace>/<name>/<session>/<file>
-    if (rel.length < 3 || rel.some(isTemporaryName)) return;
-    const streamPath = `${rel[0]}/${rel[1]}`;
-    const uri = rel.slice(2).join('/');
-    const media = /\.(m4s|mp4)$/.test(uri);
-    if (uri !== PLAYLIST_FILE && uri !== RUN_HISTORY_FILE && !media) return;
-    if (media) this.add(path, stats?.size ?? 0);
-    this.queueFor(streamPath).fileAppeared(uri, stats?.mtimeMs ?? Date.now());
-  }
-
-  private async sweep(dir: string): Promise<void> {
-    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-    for (const entry of entries) {
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) await this.sweep(path);
-      else if (entry.isFile()) {
-        const s = await stat(path).catch(() => undefined);
-        if (s) this.fileAppeared(path, s);
+  /**
+   * Queues the files on the media volume that are not waiting already and
+   * are at least `minAgeMs` old: media first, then playlists and histories,
+   * so that a playlist is stored after what it names. At start-up (age 0)
+   * that is what a previous process left; later, a file found is one the
+   * packager never handed over, which is a fault worth a warning.
+   */
+  private async sweep(minAgeMs: number): Promise<void> {
+    const { mediaDir, log } = this.options;
+    const media: Array<FoundFile & { streamPath: string }> = [];
+    const lists: Array<FoundFile & { streamPath: string }> = [];
+    const now = Date.now();
+    for (const namespace of await listDirs(mediaDir)) {
+      for (const name of await listDirs(join(mediaDir, namespace))) {
+        const streamPath = `${namespace}/${name}`;
+        const queue = this.queues.get(streamPath);
+        for await (const found of filesOfStream(join(mediaDir, streamPath))) {
+          if (now - found.mtimeMs < minAgeMs || queue?.has(found.uri)) continue;
+          const file = { streamPath, ...found };
+          if (found.uri === PLAYLIST_FILE || found.uri === RUN_HISTORY_FILE) lists.push(file);
+          else media.push(file);
+        }
       }
     }
+    // Later sweeps leave playlists alone: the packager's in memory are newer.
+    const found = minAgeMs === 0 ? [...media, ...lists] : media;
+    if (minAgeMs > 0 && found.length > 0) {
+      log.warn({ files: found.length }, 'found files on the media volume that were never queued for upload; uploading them now');
+    }
+    for (const f of found) this.queueFor(f.streamPath).foundOnVolume(f.uri, f.mtimeMs, f.size);
   }
 
   // BacklogTracker
-  add(path: string, bytes: number): void {
-    if (this.backlog.has(path)) return;
-    this.backlog.set(path, bytes);
+  add(path: string, bytes: number): boolean {
+    const known = this.backlog.get(path);
+    if (known) return known.inMemory;
+    const inMemory = this.memoryBytes + bytes <= this.options.memoryBytes;
+    this.backlog.set(path, { bytes, inMemory });
     this.backlogBytes += bytes;
+    if (inMemory) this.memoryBytes += bytes;
+    else if (!this.memoryWarned) {
+      this.memoryWarned = true;
+      this.options.log.warn({ memoryBytes: this.memoryBytes, limit: this.options.memoryBytes }, 'the upload backlog fills its memory (TTEOK_UPLOAD_MEMORY_BYTES): further segments wait on the media volume only and are read back from it');
+    }
     this.updateBacklog();
+    return inMemory;
   }
 
   remove(path: string): void {
-    const bytes = this.backlog.get(path);
-    if (bytes === undefined) return;
+    const entry = this.backlog.get(path);
+    if (entry === undefined) return;
     this.backlog.delete(path);
-    this.backlogBytes -= bytes;
+    this.backlogBytes -= entry.bytes;
+    if (entry.inMemory) this.memoryBytes -= entry.bytes;
+    if (this.memoryWarned && this.memoryBytes <= this.options.memoryBytes / 2) this.memoryWarned = false;
     this.updateBacklog();
   }
 
@@ -263,6 +286,36 @@ export class Uploader implements BacklogTracker {
         ? 'deleted an ended stream\'s media (retention.keepAfterEnd is false), except what the stored playlist of a later run still lists'
         : 'deleted an ended stream\'s media (retention.keepAfterEnd is false)',
     );
+  }
+}
+
+interface FoundFile {
+  /** Relative to the stream's folder. */
+  uri: string;
+  mtimeMs: number;
+  size: number;
+}
+
+async function listDirs(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  return entries.filter((e) => e.isDirectory() && !isTemporaryName(e.name)).map((e) => e.name);
+}
+
+/** A stream folder's playlist, history and session files (temporary names left out). */
+async function* filesOfStream(dir: string): AsyncGenerator<FoundFile> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) {
+    if (isTemporaryName(entry.name)) continue;
+    if (entry.isDirectory()) {
+      for (const file of await readdir(join(dir, entry.name)).catch(() => [])) {
+        if (isTemporaryName(file) || !/\.(m4s|mp4)$/.test(file)) continue;
+        const s = await lstat(join(dir, entry.name, file)).catch(() => undefined);
+        if (s?.isFile()) yield { uri: `${entry.name}/${file}`, mtimeMs: s.mtimeMs, size: s.size };
+      }
+    } else if (entry.name === PLAYLIST_FILE || entry.name === RUN_HISTORY_FILE) {
+      const s = await lstat(join(dir, entry.name)).catch(() => undefined);
+      if (s?.isFile()) yield { uri: entry.name, mtimeMs: s.mtimeMs, size: s.size };
+    }
   }
 }
 

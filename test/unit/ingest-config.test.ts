@@ -36,6 +36,7 @@ t.test('defaults', async (t) => {
     deleteDelayMs: 60_000,
     uploadConcurrency: 8,
     backlogWarnSegments: 30,
+    uploadMemoryBytes: 64 * 1024 * 1024,
     shutdownTimeoutMs: 25_000,
     rtmp: { publishDeadlineMs: 10_000, maxMessageBytes: 8 * 1024 * 1024, maxConnections: 500, maxConnectionsPerAddress: 10, keepaliveMs: 15_000 },
     rtmps: undefined,

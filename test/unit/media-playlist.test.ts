@@ -200,17 +200,20 @@ t.test('parse(render()) round-trips', async (t) => {
   t.throws(() => MediaPlaylist.parse('not a playlist\n', 3), /m3u8/);
 });
 
-t.test('referencedUris lists each init segment before its media segments', async (t) => {
+t.test('renderNamed names each init segment before its media segments, as the text does', async (t) => {
   const p = new MediaPlaylist(2, 0);
   for (let n = 0; n < 6; n++) p.append(segment(n));
   p.append({ ...segment(6), initUri: 'b/init-2.mp4', discontinuity: true });
-  const uris = MediaPlaylist.referencedUris(p.render());
+  const { text, names: uris } = p.renderNamed();
+  t.equal(text, p.render(), 'the same text as render()');
+  t.same(uris, parseMediaPlaylist(text).uris, 'the names are the URIs the text lists');
   t.same(uris, ['a/init-1.mp4', 'a/0.m4s', 'a/1.m4s', 'a/2.m4s', 'b/init-1.mp4', 'b/3.m4s', 'b/4.m4s', 'b/5.m4s', 'b/init-2.mp4', 'b/6.m4s']);
   for (const s of p.segments) t.ok(uris.indexOf(s.initUri) < uris.indexOf(s.uri), `${s.initUri} before ${s.uri}`);
   // Only what the window shows.
   const windowed = new MediaPlaylist(2, 2);
   for (let n = 0; n < 6; n++) windowed.append(segment(n));
-  t.same(MediaPlaylist.referencedUris(windowed.render()), ['b/init-1.mp4', 'b/4.m4s', 'b/5.m4s']);
+  t.same(windowed.renderNamed().names, ['b/init-1.mp4', 'b/4.m4s', 'b/5.m4s']);
+  t.same(windowed.renderNamed({ vod: true }).names, parseMediaPlaylist(windowed.render({ vod: true })).uris, 'a VOD names the whole run');
 });
 
 t.test('parseMediaPlaylist reads what the packager renders', async (t) => {
@@ -225,7 +228,7 @@ t.test('parseMediaPlaylist reads what the packager renders', async (t) => {
   t.same(parsed.segments.map((s) => s.sequence), [4, 5, 6], 'each segment has its media sequence number');
   t.same(parsed.segments.map((s) => s.programDateTime), [4, 5, 6].map((n) => segment(n).programDateTime));
   t.same(parsed.initUris, ['b/init-1.mp4']);
-  t.same(parsed.uris, MediaPlaylist.referencedUris(p.render()));
+  t.same(parsed.uris, p.renderNamed().names);
 });
 
 t.test('parseMediaPlaylist reads a foreign playlist leniently', async (t) => {

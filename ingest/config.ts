@@ -92,7 +92,7 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
     deleteDelayMs: envNumber(env, 'TTEOK_DELETE_DELAY_SECONDS', 60, 0, 86400) * 1000,
     uploadConcurrency: envInt(env, 'TTEOK_UPLOAD_CONCURRENCY', 8, 1, 256),
     backlogWarnSegments: envInt(env, 'TTEOK_BACKLOG_WARN_SEGMENTS', 30, 1),
-    uploadMemoryBytes: envInt(env, 'TTEOK_UPLOAD_MEMORY_MIB', 64, 0, 65536) * 1024 * 1024,
+    uploadMemoryBytes: Math.round(envNumber(env, 'TTEOK_UPLOAD_MEMORY_MIB', 64, 0, 65536) * 1024 * 1024),
     shutdownTimeoutMs: envNumber(env, 'TTEOK_SHUTDOWN_TIMEOUT_SECONDS', 25, 0, 3600) * 1000,
     rtmp: {
       publishDeadlineMs: envNumber(env, 'TTEOK_RTMP_PUBLISH_DEADLINE_SECONDS', 10, 1, 300) * 1000,

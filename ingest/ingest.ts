@@ -82,6 +82,7 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     highWaterPercent: config.mediaHighWaterPercent,
     fullPercent: config.mediaFullPercent,
     volumeBytes: config.mediaVolumeBytes,
+    backlogBytes: () => uploader.waitingBytes,
     metrics,
     log,
   });

@@ -14,7 +14,10 @@
 // An emptyDir on the node's disk has a sizeLimit the filesystem knows nothing
 // about (the kubelet evicts the pod, and deletes the volume, past it): with
 // `volumeBytes` set, use is also measured as the bytes under the media
-// directory against that size, and the fuller of the two counts.
+// directory against that size, and the fuller of the two counts. Walking the
+// directory costs a listing of every stream's folders, so it is done once a
+// minute (and after any failed write); in between, the bytes under it are the
+// last walk's plus the upload backlog's growth since, which is what fills it.
 import { lstat, readdir, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../common/log.ts';
@@ -38,7 +41,12 @@ export interface MediaVolumeOptions {
   volumeBytes?: number | undefined;
   /** How often the volume is measured. */
   intervalMs?: number;
+  /** Bytes of segments waiting to be stored (the uploader's backlog), for the estimate between walks. */
+  backlogBytes?: () => number;
 }
+
+/** How often the media directory is walked to count its bytes, when `volumeBytes` is set. */
+const WALK_INTERVAL_MS = 60_000;
 
 export class MediaVolume implements MediaVolumeGuard {
   private usedPercent = 0;
@@ -46,6 +54,8 @@ export class MediaVolume implements MediaVolumeGuard {
   private checking: Promise<void> | undefined;
   private aboveHighWater = false;
   private aboveFull = false;
+  /** The last walk of the media directory: when, its bytes, and the backlog's bytes then. */
+  private walk: { at: number; bytes: number; backlog: number } | undefined;
 
   constructor(private readonly options: MediaVolumeOptions) {}
 
@@ -69,6 +79,7 @@ export class MediaVolume implements MediaVolumeGuard {
   }
 
   writeFailed(): void {
+    this.walk = undefined;
     void this.check();
   }
 
@@ -85,6 +96,17 @@ export class MediaVolume implements MediaVolumeGuard {
     return this.checking;
   }
 
+  /** Bytes under the media directory: walked at most once a WALK_INTERVAL_MS (or after a failed write), estimated in between. */
+  private async bytesOfOurs(): Promise<number> {
+    const backlog = this.options.backlogBytes?.() ?? 0;
+    const now = Date.now();
+    if (!this.walk || !this.options.backlogBytes || now - this.walk.at >= WALK_INTERVAL_MS) {
+      this.walk = { at: now, bytes: await bytesUnder(this.options.dir), backlog };
+      return this.walk.bytes;
+    }
+    return Math.max(0, this.walk.bytes + backlog - this.walk.backlog);
+  }
+
   private async measure(): Promise<void> {
     const { dir, metrics, log, highWaterPercent, fullPercent } = this.options;
     let used: number;
@@ -97,7 +119,7 @@ export class MediaVolume implements MediaVolumeGuard {
       this.usedPercent = size > 0 ? (100 * used) / size : 100;
       const budget = this.options.volumeBytes;
       if (budget !== undefined) {
-        const ours = await bytesUnder(dir);
+        const ours = await this.bytesOfOurs();
         const percent = (100 * ours) / budget;
         if (percent >= this.usedPercent) {
           this.usedPercent = percent;

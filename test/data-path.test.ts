@@ -23,7 +23,8 @@ const s3 = await startS3Server();
 const dir = mkdtempSync(join(tmpdir(), 'tteok-data-path-'));
 const mediaDir = join(dir, 'media');
 writeKeyFile(join(dir, 'keys.yaml'), [stream]);
-const ingest = await startIngestProcess({ ...s3.ingestEnv, TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_MEDIA_DIR: mediaDir, TTEOK_LOG_LEVEL: 'info' });
+// As the chart runs it: an emptyDir's sizeLimit, which the ingest counts against the bytes under the media directory.
+const ingest = await startIngestProcess({ ...s3.ingestEnv, TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_MEDIA_DIR: mediaDir, TTEOK_MEDIA_VOLUME_BYTES: '8Gi', TTEOK_LOG_LEVEL: 'info' });
 
 t.teardown(async () => {
   await stopAll();

@@ -46,6 +46,9 @@ const ingestEnv = {
   TTEOK_RECONNECT_GRACE_SECONDS: '4',
   TTEOK_DELETE_DELAY_SECONDS: '3600',
   TTEOK_S3_REQUEST_TIMEOUT_MS: '2000',
+  // A small memory for waiting segments: during the S3 outage below, the
+  // backlog outgrows it and the rest is read back from the media volume.
+  TTEOK_UPLOAD_MEMORY_MIB: '0.25',
 };
 let ingest: IngestProcess = await startIngestProcess(ingestEnv);
 const allLogLines: string[][] = [ingest.proc.lines];
@@ -204,6 +207,7 @@ t.test('S3 down for 10 s mid-stream: every segment is stored afterwards, in orde
   await sleep(10_000);
   const during = await ingest.metrics();
   tt.ok(metricValue(during, 'tteok_ingest_upload_backlog_segments') >= 5, 'segments wait on the media volume while S3 is down');
+  tt.ok(ingest.proc.lines.some((l) => l.includes('further segments wait on the media volume only')), 'the backlog outgrew its memory: the rest is read back from the volume');
   await s3.resume();
   tt.equal((await pub.exited).code, 0, 'the publisher never noticed');
   const p = await waitForPlaylist(s, 'ENDLIST', (x) => x.ended, 60_000);

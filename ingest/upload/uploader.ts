@@ -74,6 +74,11 @@ export class Uploader implements BacklogTracker {
     this.sweepTimer.unref();
   }
 
+  /** Bytes of segments waiting to be stored (each also on the media volume). */
+  get waitingBytes(): number {
+    return this.backlogBytes;
+  }
+
   /** A packager finished an object of a stream ("<namespace>/<name>"). */
   objectFinished(streamPath: string, object: MediaObject): void {
     this.queueFor(streamPath).objectFinished(object);
@@ -184,7 +189,7 @@ export class Uploader implements BacklogTracker {
     if (inMemory) this.memoryBytes += bytes;
     else if (!this.memoryWarned) {
       this.memoryWarned = true;
-      this.options.log.warn({ memoryBytes: this.memoryBytes, limit: this.options.memoryBytes }, 'the upload backlog fills its memory (TTEOK_UPLOAD_MEMORY_BYTES): further segments wait on the media volume only and are read back from it');
+      this.options.log.warn({ memoryBytes: this.memoryBytes, limit: this.options.memoryBytes }, 'the upload backlog fills its memory (TTEOK_UPLOAD_MEMORY_MIB): further segments wait on the media volume only and are read back from it');
     }
     this.updateBacklog();
     return inMemory;

@@ -13,6 +13,6 @@ venv="$cache/venv"
 source "$(dirname "$0")/pypi-venv.sh"
 mkdir -p "$cache/bin"
 
-pypi_venv install-cfn-lint "$venv" "cfn-lint==$version"
+pypi_venv install-cfn-lint "$venv" "cfn-lint==$version" cfn-lint
 ln -sf "$venv/bin/cfn-lint" "$cache/bin/cfn-lint"
 echo "install-cfn-lint: $("$cache/bin/cfn-lint" --version)"

@@ -23,6 +23,10 @@
 // the new holder's first playlist is written: it writes no final playlist, and
 // the new holder continues the stored one. The renewal interval plays no part in
 // how fast a takeover happens.
+//
+// stop() (at shutdown) ends at once what is under way: a publish waiting for
+// another pod's silence mark, and any request to an API server that does not
+// answer; nothing here waits on a timer stop() cannot cut short.
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { KubeConfig } from '@kubernetes/client-node';

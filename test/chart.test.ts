@@ -22,6 +22,8 @@ import {
   tool,
   type K8sObject,
 } from './tools/chart-tools.ts';
+import { loadGatewayConfig, type GatewayConfig } from '../gateway/config.ts';
+import { loadIngestConfig, type IngestConfig } from '../ingest/config.ts';
 
 interface Container {
   name: string;
@@ -77,6 +79,12 @@ t.test('wrong values fail at install with a message naming the value', async (t)
     ['ServiceMonitor and PodMonitor together', [...required, '--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.podMonitor.enabled=true'], /not both/],
     ['S3 keys in values', [...required, '--set', 's3.credentials.accessKey=AKIA'], /additional properties 'accessKey' not allowed/],
     ['RTMPS without its certificate Secret', [...required, '--set', 'ingest.rtmps.enabled=true'], /ingest\/rtmps\/secretName/],
+    ['takeover silence not below the publisher idle timeout', [...required, '--set', 'ingest.takeoverSilenceSeconds=5'], /ingest\.takeoverSilenceSeconds \(5\) must be less than ingest\.publisherIdleSeconds \(5\)/],
+    ['RTMP message limit above the protocol\'s', [...required, '--set', 'ingest.rtmp.maxMessageBytes=16777216'], /ingest\/rtmp\/maxMessageBytes/],
+    ['a gateway timeout turned off', [...required, '--set', 'gateway.requestTimeoutMs=0'], /gateway\/requestTimeoutMs/],
+    ['headers timeout above the request timeout', [...required, '--set', 'gateway.headersTimeoutMs=40000'], /gateway\.headersTimeoutMs \(40000\) must not be above gateway\.requestTimeoutMs \(30000\)/],
+    ['event heartbeat not below the connection timeout', [...required, '--set', 'gateway.events.heartbeatMs=30000'], /gateway\.events\.heartbeatMs \(30000\) must be below gateway\.connectionTimeoutMs \(30000\)/],
+    ['player source origin "*"', [...required, '--set-string', 'gateway.playerSrcOrigins[0]=*'], /gateway\/playerSrcOrigins/],
   ];
   for (const [what, args, message] of cases) {
     const r = await helmTemplate({ extra: args });
@@ -244,6 +252,49 @@ t.test('gateway: Deployment, Service, probes, Kubernetes view, optional Ingress'
   t.equal(ing.rules[0]?.host, 'tteok.example.com');
   t.equal(ing.tls.length, 1);
   t.equal(envOf(podSpec(get(all, 'Deployment', 't-tteok-gateway')).containers[0]!).get('TTEOK_CORS_ORIGINS')?.value, 'https://www.example.com,https://example.com');
+});
+
+/** What a component's container would run with: the settings ConfigMap, then its own env (plain values only). */
+function podEnvironment(objs: K8sObject[], kind: string, name: string): Record<string, string> {
+  const env: Record<string, string> = { ...((get(objs, 'ConfigMap', 't-tteok-config').data ?? {}) as Record<string, string>) };
+  for (const e of podSpec(get(objs, kind, name)).containers[0]!.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+  return env;
+}
+const without = (env: Record<string, string>, names: string[]) => Object.fromEntries(Object.entries(env).filter(([k]) => !names.includes(k)));
+
+const GATEWAY_CLIENT_SETTINGS = ['TTEOK_GATEWAY_REQUEST_TIMEOUT_MS', 'TTEOK_GATEWAY_HEADERS_TIMEOUT_MS', 'TTEOK_GATEWAY_KEEP_ALIVE_TIMEOUT_MS', 'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', 'TTEOK_PLAYER_SRC_ORIGINS', 'TTEOK_EVENTS_HEARTBEAT_MS', 'TTEOK_EVENTS_MAX_CONNECTIONS', 'TTEOK_EVENTS_BUFFER_SIZE'];
+const gatewayClientSettings = (c: GatewayConfig) => ({
+  timeouts: [c.requestTimeoutMs, c.headersTimeoutMs, c.keepAliveTimeoutMs, c.connectionTimeoutMs],
+  playerSrcOrigins: c.playerSrcOrigins,
+  events: c.events,
+});
+const INGEST_PUBLISHER_SETTINGS = ['TTEOK_PUBLISHER_IDLE_SECONDS', 'TTEOK_TAKEOVER_SILENCE_SECONDS', 'TTEOK_RTMP_PUBLISH_DEADLINE_SECONDS', 'TTEOK_RTMP_MAX_MESSAGE_BYTES', 'TTEOK_RTMP_MAX_CONNECTIONS', 'TTEOK_RTMP_MAX_CONNECTIONS_PER_ADDRESS', 'TTEOK_RTMP_KEEPALIVE_SECONDS'];
+const ingestPublisherSettings = (c: IngestConfig) => ({ publisherIdleMs: c.publisherIdleMs, takeoverSilenceMs: c.takeoverSilenceMs, rtmp: c.rtmp });
+
+t.test('gateway timeouts, player sources and event streams, ingest idle, takeover and RTMP limits: chart values the code reads, with its defaults', async (t) => {
+  const gatewayEnv = podEnvironment(def, 'Deployment', 't-tteok-gateway');
+  for (const name of ['TTEOK_GATEWAY_REQUEST_TIMEOUT_MS', 'TTEOK_GATEWAY_HEADERS_TIMEOUT_MS', 'TTEOK_GATEWAY_KEEP_ALIVE_TIMEOUT_MS', 'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', 'TTEOK_EVENTS_MAX_CONNECTIONS', 'TTEOK_EVENTS_BUFFER_SIZE']) {
+    t.ok(name in gatewayEnv, `the gateway gets ${name}`);
+  }
+  t.notOk('TTEOK_EVENTS_HEARTBEAT_MS' in gatewayEnv, 'no heartbeat set by default: the code derives it from the connection timeout');
+  t.notOk('TTEOK_PLAYER_SRC_ORIGINS' in gatewayEnv, 'no player sources set by default: the code allows the CDN\'s origin');
+  t.same(gatewayClientSettings(loadGatewayConfig(gatewayEnv)), gatewayClientSettings(loadGatewayConfig(without(gatewayEnv, GATEWAY_CLIENT_SETTINGS))), 'the gateway runs with the code\'s defaults');
+
+  const ingestEnv = podEnvironment(def, 'StatefulSet', 't-tteok-ingest');
+  for (const name of INGEST_PUBLISHER_SETTINGS) t.ok(name in ingestEnv, `the ingest gets ${name}`);
+  t.same(ingestPublisherSettings(loadIngestConfig(ingestEnv)), ingestPublisherSettings(loadIngestConfig(without(ingestEnv, INGEST_PUBLISHER_SETTINGS))), 'the ingest runs with the code\'s defaults');
+
+  // ci/all-features-values.yaml sets them: what the code then runs with.
+  t.same(gatewayClientSettings(loadGatewayConfig(podEnvironment(all, 'Deployment', 't-tteok-gateway'))), {
+    timeouts: [30_000, 10_000, 65_000, 120_000],
+    playerSrcOrigins: ['https://d111111abcdef8.cloudfront.net', 'https://media.example.com'],
+    events: { heartbeatMs: 20_000, maxConnections: 5000, bufferSize: 1_000_000 },
+  }, 'gateway values reach the gateway (a million written as a whole number)');
+  t.same(ingestPublisherSettings(loadIngestConfig(podEnvironment(all, 'StatefulSet', 't-tteok-ingest'))), {
+    publisherIdleMs: 8000,
+    takeoverSilenceMs: 2500,
+    rtmp: { publishDeadlineMs: 10_000, maxMessageBytes: 16_777_215, maxConnections: 2000, maxConnectionsPerAddress: 50, keepaliveMs: 15_000 },
+  }, 'ingest values reach the ingest');
 });
 
 t.test('the RTMP LoadBalancer on 1935 with externalTrafficPolicy Local, and the headless Service', async (t) => {

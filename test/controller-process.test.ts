@@ -8,12 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { startKubeApiServer } from './harness/kube.ts';
-import { freePort } from './harness/ports.ts';
-import { spawnManaged, stopAll, type ManagedProcess } from './harness/process.ts';
-import { adminWithLiveStreams, chartRoles, serviceAccountKubeconfig } from './harness/kube-fixtures.ts';
+import { stopAll } from './harness/process.ts';
+import { adminWithLiveStreams, chartRoles, serviceAccountKubeconfig, startControllerProcess, waitForOneLeader } from './harness/kube-fixtures.ts';
 import { waitFor } from './harness/wait.ts';
 
-const ROOT = join(import.meta.dirname, '..');
 const NS = 'streams';
 const SYSTEM = 'tteok-system';
 const GROUP = { group: 'tteok.dev', version: 'v1alpha1', plural: 'livestreams' };
@@ -31,37 +29,7 @@ t.teardown(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-interface ControllerProc {
-  proc: ManagedProcess;
-  httpPort: number;
-  leader(): Promise<boolean>;
-}
-async function startControllerProcess(name: string): Promise<ControllerProc> {
-  const httpPort = await freePort();
-  const proc = spawnManaged(name, process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'controller'], {
-    cwd: ROOT,
-    env: {
-      KUBECONFIG: controllerKubeconfig,
-      TTEOK_POD_NAME: name,
-      TTEOK_POD_NAMESPACE: SYSTEM,
-      TTEOK_CONTROLLER_HTTP_HOST: '127.0.0.1',
-      TTEOK_CONTROLLER_HTTP_PORT: String(httpPort),
-      TTEOK_LEADER_LEASE_SECONDS: '3',
-      TTEOK_LEADER_RENEW_DEADLINE_SECONDS: '2',
-      TTEOK_LEADER_RETRY_SECONDS: '0.5',
-      TTEOK_LOG_LEVEL: 'info',
-    },
-  });
-  await proc.waitForLine(/"msg":"controller started"/, 30_000);
-  return {
-    proc,
-    httpPort,
-    async leader() {
-      const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-      return /^tteok_controller_leader 1$/m.test(text);
-    },
-  };
-}
+const startReplica = (name: string) => startControllerProcess(name, controllerKubeconfig, SYSTEM);
 
 async function createLs(name: string): Promise<void> {
   await custom.createNamespacedCustomObject({ ...GROUP, namespace: NS, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name }, spec: { title: name } } });
@@ -77,7 +45,7 @@ async function keySecrets(): Promise<Array<{ name: string; owner: string | undef
 }
 
 t.test('killed mid-way and restarted, the controller converges with no duplicate Secrets', async (t) => {
-  const first = await startControllerProcess('controller-a');
+  const first = await startReplica('controller-a');
   await waitFor('controller-a leads', () => first.leader(), { timeoutMs: 10_000, intervalMs: 100 });
   const names = Array.from({ length: 40 }, (_, i) => `s${String(i).padStart(2, '0')}`);
   const creating = Promise.all(names.map((n) => createLs(n)));
@@ -87,7 +55,7 @@ t.test('killed mid-way and restarted, the controller converges with no duplicate
   const before = (await keySecrets()).length;
   t.ok(before < names.length, `killed with ${before} of ${names.length} Secrets made`);
 
-  const second = await startControllerProcess('controller-b');
+  const second = await startReplica('controller-b');
   const started = Date.now();
   await waitFor('every LiveStream Ready', () => allReady(names), { timeoutMs: 30_000, intervalMs: 200 });
   t.pass(`converged ${((Date.now() - started) / 1000).toFixed(1)} s after the restart (the dead leader's 3 s lease had to expire first)`);
@@ -103,12 +71,9 @@ t.test('killed mid-way and restarted, the controller converges with no duplicate
 });
 
 t.test('two replicas: one leader; the other takes over when it stops', async (t) => {
-  const a = await startControllerProcess('replica-a');
-  const b = await startControllerProcess('replica-b');
-  const leader = await waitFor('one leader', async () => {
-    const [la, lb] = await Promise.all([a.leader(), b.leader()]);
-    return la !== lb ? (la ? a : b) : undefined;
-  }, { timeoutMs: 10_000, intervalMs: 100 });
+  const a = await startReplica('replica-a');
+  const b = await startReplica('replica-b');
+  const leader = await waitForOneLeader(a, b, 10_000);
   const standby = leader === a ? b : a;
   await createLs('failover-1');
   await waitFor('reconciled by the leader', () => allReady(['failover-1']), { timeoutMs: 5000, intervalMs: 50 });

@@ -16,14 +16,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { parsePlaylist, type ParsedPlaylist } from './harness/hls.ts';
+import type { ParsedPlaylist } from './harness/hls.ts';
 import { startIngestProcess, type IngestProcess } from './harness/ingest-process.ts';
 import { adminWithLiveStreams, chartRoles, createReadyLiveStream, serviceAccountKubeconfig, startTestController } from './harness/kube-fixtures.ts';
 import { startKubeApiServer } from './harness/kube.ts';
 import { stopAll, type ManagedProcess } from './harness/process.ts';
 import { publishTestPattern } from './harness/publisher.ts';
-import { getObject, headObject } from './harness/s3-objects.ts';
 import { startS3Server } from './harness/s3-server.ts';
+import { sessionOf, storedPlaylists } from './harness/stored-playlist.ts';
 import { waitFor } from './harness/wait.ts';
 
 const NS = 'streams';
@@ -66,17 +66,7 @@ t.teardown(async () => {
 function createLs(name: string, keepAfterEnd: boolean): Promise<string> {
   return createReadyLiveStream({ core, custom }, NS, name, { retention: { keepAfterEnd } });
 }
-async function stored(name: string): Promise<{ text: string; playlist: ParsedPlaylist } | undefined> {
-  const object = await getObject(s3.client, s3.bucket, `${NS}/${name}/index.m3u8`);
-  return object ? { text: object.body.toString(), playlist: parsePlaylist(object.body.toString()) } : undefined;
-}
-async function waitForStored(name: string, what: string, ok: (p: ParsedPlaylist) => boolean, timeoutMs = 30_000): Promise<ParsedPlaylist> {
-  return waitFor(`${name}: ${what}`, async () => {
-    const s = await stored(name);
-    return s && ok(s.playlist) ? s.playlist : undefined;
-  }, { timeoutMs, intervalMs: 50 });
-}
-const sessionOf = (uri: string) => uri.split('/')[0]!;
+const { stored, waitForStored, missingObjects } = storedPlaylists(s3, NS);
 const exitedNow = (p: ManagedProcess) => p.child.exitCode !== null || p.child.signalCode !== null;
 
 t.test('SIGTERM: the publisher reconnects to the other pod, which continues the playlist; the pod exits 0', async (tt) => {
@@ -123,9 +113,7 @@ t.test('SIGTERM: the publisher reconnects to the other pod, which continues the 
   const vod = await waitForStored('moved', 'the final VOD', (p) => p.ended);
   tt.equal(sessionOf(vod.segments[0]!.uri), sessionA, 'the VOD starts with ingest-0\'s segments');
   tt.same(vod.segments.map((s) => s.sequence), vod.segments.map((_, i) => i), 'and lists the whole run, no sequence number missing or twice');
-  const missing: string[] = [];
-  for (const uri of new Set([...vod.maps, ...vod.segments.map((s) => s.uri)])) if (!(await headObject(s3.client, s3.bucket, `${NS}/moved/${uri}`))) missing.push(uri);
-  tt.same(missing, [], 'every object the VOD names is in the bucket');
+  tt.same(await missingObjects('moved', vod), [], 'every object the VOD names is in the bucket');
 });
 
 t.test('SIGTERM with nobody reconnecting: the stream ends after the reconnect grace; the pod exits 0', async (tt) => {

@@ -20,14 +20,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { parsePlaylist, type ParsedPlaylist } from './harness/hls.ts';
+import type { ParsedPlaylist } from './harness/hls.ts';
 import { startIngestProcess, type IngestProcess } from './harness/ingest-process.ts';
 import { adminWithLiveStreams, chartRoles, createReadyLiveStream, serviceAccountKubeconfig, startTestController } from './harness/kube-fixtures.ts';
 import { startKubeApiServer } from './harness/kube.ts';
 import { stopAll } from './harness/process.ts';
 import { publishTestPattern } from './harness/publisher.ts';
-import { getObject, headObject, listKeys } from './harness/s3-objects.ts';
+import { listKeys } from './harness/s3-objects.ts';
 import { startS3Server } from './harness/s3-server.ts';
+import { sessionOf, storedPlaylists } from './harness/stored-playlist.ts';
 import { waitFor } from './harness/wait.ts';
 
 const NS = 'streams';
@@ -73,26 +74,8 @@ t.teardown(async () => {
 function createLs(name: string, keepAfterEnd: boolean): Promise<string> {
   return createReadyLiveStream({ core, custom }, NS, name, { retention: { keepAfterEnd } });
 }
-/** The stream's playlist as viewers get it from the bucket. */
-async function stored(name: string): Promise<{ text: string; playlist: ParsedPlaylist } | undefined> {
-  const object = await getObject(s3.client, s3.bucket, `${NS}/${name}/index.m3u8`);
-  return object ? { text: object.body.toString(), playlist: parsePlaylist(object.body.toString()) } : undefined;
-}
-async function waitForStored(name: string, what: string, ok: (p: ParsedPlaylist) => boolean, timeoutMs = 30_000): Promise<ParsedPlaylist> {
-  return waitFor(`${name}: ${what}`, async () => {
-    const s = await stored(name);
-    return s && ok(s.playlist) ? s.playlist : undefined;
-  }, { timeoutMs, intervalMs: 50 });
-}
-const sessionOf = (uri: string) => uri.split('/')[0]!;
+const { stored, waitForStored, missingObjects } = storedPlaylists(s3, NS);
 const sequenceInName = (uri: string) => Number(/\/(\d+)\.m4s$/.exec(uri)?.[1]);
-async function missingObjects(name: string, p: ParsedPlaylist): Promise<string[]> {
-  const missing: string[] = [];
-  for (const uri of [...new Set([...p.maps, ...p.segments.map((s) => s.uri)])]) {
-    if (!(await headObject(s3.client, s3.bucket, `${NS}/${name}/${uri}`))) missing.push(uri);
-  }
-  return missing;
-}
 
 /**
  * Publisher A on ingest-0 sends segments, then goes silent; publisher B with

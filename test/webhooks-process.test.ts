@@ -14,13 +14,11 @@ import t from 'tap';
 import { rawJson } from '../common/kube/client.ts';
 import { LeaseClient, microTime } from '../common/kube/lease.ts';
 import { startKubeApiServer } from './harness/kube.ts';
-import { freePort } from './harness/ports.ts';
-import { spawnManaged, stopAll, type ManagedProcess } from './harness/process.ts';
-import { adminWithLiveStreams, chartRoles, serviceAccountKubeconfig } from './harness/kube-fixtures.ts';
+import { stopAll } from './harness/process.ts';
+import { adminWithLiveStreams, chartRoles, serviceAccountKubeconfig, startControllerProcess, waitForOneLeader, type ControllerProcess } from './harness/kube-fixtures.ts';
 import { startWebhookReceiver } from './harness/webhook-receiver.ts';
 import { waitFor } from './harness/wait.ts';
 
-const ROOT = join(import.meta.dirname, '..');
 const NS = 'streams';
 const SYSTEM = 'tteok-system';
 const GROUP = { group: 'tteok.dev', version: 'v1alpha1', plural: 'livestreams' };
@@ -53,29 +51,14 @@ interface LS {
 }
 const getLs = async (name: string) => (await custom.getNamespacedCustomObject({ ...GROUP, namespace: NS, name })) as LS;
 
-async function startControllerProcess(name: string): Promise<{ proc: ManagedProcess; metrics(): Promise<string> }> {
-  const httpPort = await freePort();
-  const proc = spawnManaged(name, process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'controller'], {
-    cwd: ROOT,
-    env: {
-      KUBECONFIG: controllerKubeconfig,
-      TTEOK_POD_NAME: name,
-      TTEOK_POD_NAMESPACE: SYSTEM,
-      TTEOK_CONTROLLER_HTTP_HOST: '127.0.0.1',
-      TTEOK_CONTROLLER_HTTP_PORT: String(httpPort),
-      TTEOK_LEADER_LEASE_SECONDS: '3',
-      TTEOK_LEADER_RENEW_DEADLINE_SECONDS: '2',
-      TTEOK_LEADER_RETRY_SECONDS: '0.5',
-      TTEOK_PLAYBACK_BASE_URL: 'https://d123.cloudfront.net',
-      TTEOK_WEBHOOK_URL: globalReceiver.url,
-      TTEOK_WEBHOOK_SECRET: GLOBAL_KEY,
-      TTEOK_WEBHOOK_RETRY_INITIAL_SECONDS: '0.2',
-      TTEOK_WEBHOOK_RETRY_MAX_SECONDS: '1',
-      TTEOK_LOG_LEVEL: 'info',
-    },
+function startReplica(name: string): Promise<ControllerProcess> {
+  return startControllerProcess(name, controllerKubeconfig, SYSTEM, {
+    TTEOK_PLAYBACK_BASE_URL: 'https://d123.cloudfront.net',
+    TTEOK_WEBHOOK_URL: globalReceiver.url,
+    TTEOK_WEBHOOK_SECRET: GLOBAL_KEY,
+    TTEOK_WEBHOOK_RETRY_INITIAL_SECONDS: '0.2',
+    TTEOK_WEBHOOK_RETRY_MAX_SECONDS: '1',
   });
-  await proc.waitForLine(/"msg":"controller started"/, 30_000);
-  return { proc, metrics: async () => (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text() };
 }
 
 const leases = new LeaseClient(kc);
@@ -86,7 +69,7 @@ t.test('every event reaches both webhooks, signed, once by id, across a SIGKILL 
   // Both receivers are down at first: the events pile up in the status while the first controller retries.
   globalReceiver.down = true;
   streamReceiver.down = true;
-  const first = await startControllerProcess('controller-a');
+  const first = await startReplica('controller-a');
   await custom.createNamespacedCustomObject({
     ...GROUP,
     namespace: NS,
@@ -131,7 +114,7 @@ t.test('every event reaches both webhooks, signed, once by id, across a SIGKILL 
   streamReceiver.failFirst = 2;
   t.same(((await getLs('show')).status?.webhookEvents ?? []).map((e) => e.id), recorded.map((e) => e.id), 'the killed controller left the events in the status');
 
-  const second = await startControllerProcess('controller-b');
+  const second = await startReplica('controller-b');
   await waitFor('the status queue drained', async () => ((await getLs('show')).status?.webhookEvents ?? []).length === 0, { timeoutMs: 30_000, intervalMs: 200 });
 
   // Deliveries are independent (a retried event may arrive after a later one): receivers order by createdAt.
@@ -172,13 +155,9 @@ t.test('every event reaches both webhooks, signed, once by id, across a SIGKILL 
 t.test('two replicas: the standby that takes over delivers what the leader could not', async (t) => {
   globalReceiver.down = true;
   streamReceiver.down = true;
-  const a = await startControllerProcess('replica-a');
-  const b = await startControllerProcess('replica-b');
-  const isLeader = async (c: typeof a) => /^tteok_controller_leader 1$/m.test(await c.metrics());
-  const leader = await waitFor('one leader', async () => {
-    const [la, lb] = await Promise.all([isLeader(a), isLeader(b)]);
-    return la !== lb ? (la ? a : b) : undefined;
-  }, { timeoutMs: 15_000, intervalMs: 100 });
+  const a = await startReplica('replica-a');
+  const b = await startReplica('replica-b');
+  const leader = await waitForOneLeader(a, b, 15_000);
   const standby = leader === a ? b : a;
   await custom.createNamespacedCustomObject({
     ...GROUP,

@@ -52,14 +52,16 @@ const leasesPath = (namespace: string, name?: string) =>
   `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases${name ? `/${encodeURIComponent(name)}` : ''}`;
 
 export class LeaseClient {
+  /** `signal`, once aborted, ends every request in flight and every later one at once (a stopping client). */
   constructor(
     private readonly kc: KubeConfig,
     private readonly timeoutMs = 10_000,
+    private readonly signal?: AbortSignal,
   ) {}
 
   async get(namespace: string, name: string): Promise<LeaseObject | undefined> {
     try {
-      return await rawJson<LeaseObject>(this.kc, leasesPath(namespace, name), { timeoutMs: this.timeoutMs });
+      return await rawJson<LeaseObject>(this.kc, leasesPath(namespace, name), { timeoutMs: this.timeoutMs, signal: this.signal });
     } catch (err) {
       if (err instanceof KubeHttpError && err.statusCode === 404) return undefined;
       throw err;
@@ -72,6 +74,7 @@ export class LeaseClient {
       method: 'POST',
       body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', ...lease, metadata: { ...lease.metadata, namespace } },
       timeoutMs: this.timeoutMs,
+      signal: this.signal,
     });
   }
 
@@ -81,6 +84,7 @@ export class LeaseClient {
       method: 'PUT',
       body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', ...lease },
       timeoutMs: this.timeoutMs,
+      signal: this.signal,
     });
   }
 
@@ -91,6 +95,7 @@ export class LeaseClient {
         method: 'DELETE',
         body: { apiVersion: 'v1', kind: 'DeleteOptions', ...(resourceVersion ? { preconditions: { resourceVersion } } : {}) },
         timeoutMs: this.timeoutMs,
+        signal: this.signal,
       });
       return true;
     } catch (err) {

@@ -23,6 +23,10 @@
 // the new holder's first playlist is written: it writes no final playlist, and
 // the new holder continues the stored one. The renewal interval plays no part in
 // how fast a takeover happens.
+//
+// stop() (at shutdown) ends at once what is under way: a publish waiting for
+// another pod's silence mark, and any request to an API server that does not
+// answer; nothing here waits on a timer stop() cannot cut short.
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -97,13 +101,45 @@ export class LeaseStreamClaims implements StreamClaims {
   private readonly renewEveryMs: number;
 
   private readonly lostListeners: Array<(ref: StreamRef, lost: { newHolder?: string }) => void> = [];
+  /** Aborted by stop(): ends the waits for a silence mark and the requests in flight at once. */
+  private readonly stopping = new AbortController();
+  /** The acquire() calls under way, for stop() to wait for. */
+  private readonly acquiring = new Set<Promise<unknown>>();
 
   constructor(private readonly options: LeaseStreamClaimsOptions) {
-    this.leases = new LeaseClient(options.kc, Math.max(2000, (options.leaseDurationSeconds * 1000) / 3));
+    this.leases = new LeaseClient(options.kc, Math.max(2000, (options.leaseDurationSeconds * 1000) / 3), this.stopping.signal);
     this.renewEveryMs = renewIntervalMs(options.leaseDurationSeconds * 1000);
   }
 
   async acquire(ref: StreamRef, options: { waitForSilenceMs?: number } = {}): Promise<boolean | 'taken_over'> {
+    const attempt = this.claim(ref, options);
+    this.acquiring.add(attempt);
+    try {
+      return await attempt;
+    } catch (err) {
+      // Its request was cut short by stop(): this pod takes no stream any more.
+      if (this.stopping.signal.aborted) return false;
+      throw err;
+    } finally {
+      this.acquiring.delete(attempt);
+    }
+  }
+
+  /**
+   * Stops this pod's claims, at shutdown once its streams have released
+   * theirs: a publish waiting for another pod's silence mark is refused at
+   * once instead of at the end of its wait, requests in flight end, later
+   * acquires are refused, and the claims still held are no longer renewed
+   * (they expire, as after abandonAll). Resolves when nothing is under way.
+   */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    const busy = [...this.held.values()].map((held) => held.busy);
+    this.abandonAll();
+    await Promise.all([...this.acquiring, ...busy].map((p) => p?.catch(() => undefined)));
+  }
+
+  private async claim(ref: StreamRef, options: { waitForSilenceMs?: number }): Promise<boolean | 'taken_over'> {
     const { namespace, podName, leaseDurationSeconds } = this.options;
     const name = claimLeaseName(ref);
     const id = streamId(ref);
@@ -111,6 +147,7 @@ export class LeaseStreamClaims implements StreamClaims {
     let conflicts = 0;
     // Bounded twice: by the deadline while waiting for a silence mark, and by three write conflicts.
     for (let round = 0; round < 1000 && conflicts < 3; round++) {
+      if (this.stopping.signal.aborted) return false;
       const current = await this.leases.get(namespace, name);
       const now = microTime();
       let written: LeaseObject;
@@ -132,7 +169,8 @@ export class LeaseStreamClaims implements StreamClaims {
               // A holder that has missed a renewal (a dead pod) will not mark its stream silent either:
               // do not wait for it; its claim expires on its own.
               if (performance.now() < deadline && !this.missedRenewal(current)) {
-                await sleep(SILENCE_POLL_MS);
+                // stop() ends the wait; the next round then refuses.
+                await sleep(SILENCE_POLL_MS, undefined, { signal: this.stopping.signal }).catch(() => undefined);
                 continue;
               }
               this.options.log.info({ stream: id, holder }, 'stream is claimed by another ingest pod');
@@ -162,6 +200,7 @@ export class LeaseStreamClaims implements StreamClaims {
         }
         throw err;
       }
+      if (this.stopping.signal.aborted) return false; // stopped while writing: it is not renewed and expires
       this.hold(ref, written);
       if (tookOverFrom === undefined) return true;
       this.options.log.info(
@@ -260,6 +299,7 @@ export class LeaseStreamClaims implements StreamClaims {
       });
       held.writtenAt = held.checkedAt = performance.now();
     } catch (err) {
+      if (this.stopping.signal.aborted) return; // cut short by stop(): the claim is no longer renewed anyway
       if (!(err instanceof KubeHttpError) || (err.statusCode !== 409 && err.statusCode !== 404)) {
         held.retryAt = performance.now() + RETRY_MS;
         this.options.log.warn({ stream: streamId(ref), err: (err as Error).message }, 'could not renew the stream claim; retrying');

@@ -9,6 +9,8 @@ import { parse } from 'yaml';
 import { rawJson } from '../../common/kube/client.ts';
 import { CI_VALUES, NAMESPACE, find, parseDocs, render } from '../tools/chart-tools.ts';
 import type { KubeTestServer } from './kube.ts';
+import { freePort } from './ports.ts';
+import { spawnManaged, type ManagedProcess } from './process.ts';
 import { waitFor } from './wait.ts';
 import { createLogger } from '../../common/log.ts';
 import { loadControllerConfig } from '../../controller/config.ts';
@@ -137,4 +139,49 @@ export async function createReadyLiveStream(clients: Pick<AdminClients, 'core' |
   await waitFor(`${name} Ready`, async () => ((await clients.custom.getNamespacedCustomObject({ ...group, namespace, name })) as { status?: { phase?: string } }).status?.phase === 'Ready', { timeoutMs: 10_000, intervalMs: 50 });
   const secret = await clients.core.readNamespacedSecret({ namespace, name: `${name}-stream-key` });
   return Buffer.from(secret.data?.streamKey ?? '', 'base64').toString();
+}
+
+export interface ControllerProcess {
+  proc: ManagedProcess;
+  httpPort: number;
+  /** The controller's Prometheus metrics, as text. */
+  metrics(): Promise<string>;
+  /** Whether it reports itself the leader (tteok_controller_leader 1). */
+  leader(): Promise<boolean>;
+}
+
+/**
+ * `tteok controller` as a child process, as it runs in a pod (`name` is its
+ * pod name, `namespace` where it holds the leader Lease), authenticated by
+ * `kubeconfig`, with leader election on short timings so that a takeover
+ * happens within a test; `env` adds settings. Resolves once it has started.
+ */
+export async function startControllerProcess(name: string, kubeconfig: string, namespace: string, env: Record<string, string> = {}): Promise<ControllerProcess> {
+  const httpPort = await freePort();
+  const proc = spawnManaged(name, process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'controller'], {
+    cwd: ROOT,
+    env: {
+      KUBECONFIG: kubeconfig,
+      TTEOK_POD_NAME: name,
+      TTEOK_POD_NAMESPACE: namespace,
+      TTEOK_CONTROLLER_HTTP_HOST: '127.0.0.1',
+      TTEOK_CONTROLLER_HTTP_PORT: String(httpPort),
+      TTEOK_LEADER_LEASE_SECONDS: '3',
+      TTEOK_LEADER_RENEW_DEADLINE_SECONDS: '2',
+      TTEOK_LEADER_RETRY_SECONDS: '0.5',
+      TTEOK_LOG_LEVEL: 'info',
+      ...env,
+    },
+  });
+  await proc.waitForLine(/"msg":"controller started"/, 30_000);
+  const metrics = async () => (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  return { proc, httpPort, metrics, leader: async () => /^tteok_controller_leader 1$/m.test(await metrics()) };
+}
+
+/** Waits until exactly one of two controller replicas leads, and returns it. */
+export async function waitForOneLeader(a: ControllerProcess, b: ControllerProcess, timeoutMs: number): Promise<ControllerProcess> {
+  return waitFor('one leader', async () => {
+    const [la, lb] = await Promise.all([a.leader(), b.leader()]);
+    return la !== lb ? (la ? a : b) : undefined;
+  }, { timeoutMs, intervalMs: 100 });
 }

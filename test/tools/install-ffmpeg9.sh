@@ -4,26 +4,17 @@
 # links it as ${TTEOK_TOOLS_CACHE:-~/.cache/tteok}/bin/ffmpeg9. The codec tests
 # (test/codecs*.test.ts) publish with it: Debian's ffmpeg 5.1 cannot send HEVC,
 # AV1 or Opus over Enhanced RTMP. Rebuilt only when the pin or the Python
-# interpreter changes, so a second run is a no-op.
+# interpreter changes (test/tools/pypi-venv.sh), so a second run is a no-op.
 #
 #   TTEOK_TOOLS_CACHE  where tools are kept (default ~/.cache/tteok)
 set -euo pipefail
 version=0.8.1
 cache="${TTEOK_TOOLS_CACHE:-$HOME/.cache/tteok}"
 venv="$cache/imageio-ffmpeg"
-python="$(command -v python3)"
-stamp="imageio-ffmpeg==$version $("$python" -c 'import sys; print(sys.version.split()[0])')"
+source "$(dirname "$0")/pypi-venv.sh"
 mkdir -p "$cache/bin"
 
-if [[ -f "$venv/tteok.stamp" && "$(cat "$venv/tteok.stamp")" == "$stamp" ]]; then
-  echo "install-ffmpeg9: imageio-ffmpeg is cached ($stamp)"
-else
-  echo "install-ffmpeg9: creating $venv with imageio-ffmpeg==$version"
-  rm -rf "$venv"
-  "$python" -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "imageio-ffmpeg==$version"
-  echo "$stamp" > "$venv/tteok.stamp"
-fi
+pypi_venv install-ffmpeg9 "$venv" "imageio-ffmpeg==$version"
 binary="$("$venv/bin/python" -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')"
 chmod +x "$binary"
 ln -sf "$binary" "$cache/bin/ffmpeg9"

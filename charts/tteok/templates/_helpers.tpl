@@ -179,6 +179,9 @@ express across values.
 {{- if ge (int .Values.ingest.shutdownTimeoutSeconds) (int .Values.ingest.terminationGracePeriodSeconds) -}}
 {{- fail (printf "ingest.shutdownTimeoutSeconds (%v) must be less than ingest.terminationGracePeriodSeconds (%v): the ingest needs the difference to end streams and exit before it is killed" .Values.ingest.shutdownTimeoutSeconds .Values.ingest.terminationGracePeriodSeconds) -}}
 {{- end -}}
+{{- if ge (float64 .Values.ingest.takeoverSilenceSeconds) (float64 .Values.ingest.publisherIdleSeconds) -}}
+{{- fail (printf "ingest.takeoverSilenceSeconds (%v) must be less than ingest.publisherIdleSeconds (%v): a silent publisher must still be connected to be taken over" .Values.ingest.takeoverSilenceSeconds .Values.ingest.publisherIdleSeconds) -}}
+{{- end -}}
 {{- if and .Values.ingest.autoscaling.enabled (lt (int .Values.ingest.autoscaling.maxReplicas) (int .Values.ingest.autoscaling.minReplicas)) -}}
 {{- fail "ingest.autoscaling.maxReplicas must be at least ingest.autoscaling.minReplicas" -}}
 {{- end -}}
@@ -201,6 +204,14 @@ express across values.
 {{- end -}}
 {{- if lt (float64 .retryMaxSeconds) (float64 .retryInitialSeconds) -}}
 {{- fail "controller.webhooks.retryMaxSeconds must be at least retryInitialSeconds" -}}
+{{- end -}}
+{{- end -}}
+{{- with .Values.gateway -}}
+{{- if gt (float64 .headersTimeoutMs) (float64 .requestTimeoutMs) -}}
+{{- fail (printf "gateway.headersTimeoutMs (%d) must not be above gateway.requestTimeoutMs (%d): the headers are part of the request" (int64 .headersTimeoutMs) (int64 .requestTimeoutMs)) -}}
+{{- end -}}
+{{- if and (not (kindIs "invalid" .events.heartbeatMs)) (ge (float64 .events.heartbeatMs) (float64 .connectionTimeoutMs)) -}}
+{{- fail (printf "gateway.events.heartbeatMs (%d) must be below gateway.connectionTimeoutMs (%d), or quiet event streams are cut" (int64 .events.heartbeatMs) (int64 .connectionTimeoutMs)) -}}
 {{- end -}}
 {{- end -}}
 {{- if and .Values.metrics.serviceMonitor.enabled .Values.metrics.podMonitor.enabled -}}

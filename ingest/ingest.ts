@@ -160,6 +160,8 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
       const spent = handOverMs > 0 ? performance.now() - handOverStarted : 0;
       const drained = await uploader.drain(Math.max(0, config.shutdownTimeoutMs - spent));
       if (!drained) log.error('shutdown timeout reached with uploads pending; they stay on the media volume for the next start');
+      // Held until the uploads are done (a run keeps its claim until its last objects are stored).
+      await deps.claims?.stop?.();
       await uploader.close();
       volume.close();
       await keys.close();

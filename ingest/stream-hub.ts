@@ -52,6 +52,8 @@ export interface StreamClaims {
    * undefined while its media flows. Another ingest may take over a silent claim.
    */
   reportSilence?(ref: StreamRef, silentSince: Date | undefined): void;
+  /** Ends the claims' work at shutdown: waits and requests under way are cut short, nothing more is renewed. */
+  stop?(): Promise<void>;
 }
 
 export type Admission =

@@ -1,16 +1,18 @@
 // The S3 object store, for AWS and S3-compatible servers (SeaweedFS, MinIO,
-// Cloudflare R2, ...). Retries are the uploader's job, so the SDK makes one
-// attempt per call and gives up quickly on a dead endpoint.
+// Cloudflare R2, ...). Retries are the uploader's job, so each call makes one
+// attempt and gives up quickly on a dead endpoint. PUTs, the hot path, go
+// through a small signed client on keep-alive connections (s3-put-client.ts);
+// the rest through the AWS SDK, whose credentials both use.
 import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   ListObjectsV2Command,
-  PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { ObjectStore, PutOptions } from './object-store.ts';
+import { S3PutClient } from './s3-put-client.ts';
 
 export interface S3StoreOptions {
   bucket: string;
@@ -18,10 +20,13 @@ export interface S3StoreOptions {
   endpoint?: string;
   forcePathStyle: boolean;
   requestTimeoutMs: number;
+  /** PUT connections kept open, at most (the upload concurrency). */
+  maxPutConnections?: number;
 }
 
 export class S3Store implements ObjectStore {
   private readonly client: S3Client;
+  private readonly putClient: S3PutClient;
   readonly description: string;
 
   constructor(private readonly options: S3StoreOptions) {
@@ -38,19 +43,20 @@ export class S3Store implements ObjectStore {
         requestTimeout: options.requestTimeoutMs,
       }),
     });
+    this.putClient = new S3PutClient({
+      bucket: options.bucket,
+      region: options.region,
+      ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+      forcePathStyle: options.forcePathStyle,
+      requestTimeoutMs: options.requestTimeoutMs,
+      maxSockets: options.maxPutConnections ?? 8,
+      credentials: () => this.client.config.credentials(),
+    });
     this.description = `s3://${options.bucket}${options.endpoint ? ` at ${options.endpoint}` : ` in ${options.region}`}`;
   }
 
-  async put(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
-    await this.client.send(
-      new PutObjectCommand({
-        Bucket: this.options.bucket,
-        Key: key,
-        Body: body,
-        ContentType: options.contentType,
-        CacheControl: options.cacheControl,
-      }),
-    );
+  put(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
+    return this.putClient.put(key, body, options);
   }
 
   async delete(key: string): Promise<void> {
@@ -83,6 +89,7 @@ export class S3Store implements ObjectStore {
   }
 
   destroy(): void {
+    this.putClient.destroy();
     this.client.destroy();
   }
 }

@@ -123,6 +123,11 @@ export async function viewerLatency(input: string, seconds = 60): Promise<Viewer
     await httpReady(`http://127.0.0.1:${gatewayPort}/readyz`);
     const doc = parseAllDocuments(readFileSync(join(home, 'keys.yaml'), 'utf8'))[0]!.toJSON() as { streamKey: string; metadata: { name: string; namespace?: string } };
     const pub = replay(input, `rtmp://127.0.0.1:${rtmpPort}/live/${doc.streamKey}`, 'publisher');
+    // As in the other two setups, the page opens once the first playlist is there: the stream is
+    // announced live at publish, a moment before its first segment, and a player that asks for the
+    // playlist in between gets a 404 from the origin.
+    const origin = `http://127.0.0.1:${gatewayPort}/origin/${doc.metadata.namespace ?? 'default'}/${doc.metadata.name}/index.m3u8`;
+    await waitFor('the first playlist at the one-machine origin', async () => (await fetch(origin)).ok || undefined, { timeoutMs: 30_000, intervalMs: 200 });
     const r = await sample(`http://127.0.0.1:${gatewayPort}/?stream=${doc.metadata.namespace ?? 'default'}/${doc.metadata.name}`, seconds);
     results.push({ setup: 'tteok, one-machine origin', ...r });
     await pub.stop('SIGKILL');

@@ -1,6 +1,6 @@
 // Runs the real ingest as a child process, the way a pod runs it, so tests
 // can SIGTERM or SIGKILL it and read every line it logged.
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { freePort } from './ports.ts';
@@ -49,8 +49,10 @@ export type TteokBuild = 'tsx' | 'dist';
 /** The node arguments and environment that run `tteok <role>` from the given build. */
 export function tteokCommand(role: 'ingest' | 'gateway' | 'controller' | 'local', build: TteokBuild = 'tsx'): { args: string[]; env: Record<string, string> } {
   if (build === 'tsx') return { args: ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), role], env: {} };
+  const main = join(ROOT, 'dist', 'bin', 'tteok.js');
+  if (!existsSync(main)) throw new Error(`${main} does not exist: build it first (npm run build)`);
   // The Dockerfile's ENTRYPOINT and ENV.
-  return { args: ['--enable-source-maps', join(ROOT, 'dist', 'bin', 'tteok.js'), role], env: { NODE_ENV: 'production' } };
+  return { args: ['--enable-source-maps', main, role], env: { NODE_ENV: 'production' } };
 }
 
 export async function startIngestProcess(

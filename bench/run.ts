@@ -83,7 +83,7 @@ try {
       if (!r.profile) continue;
       const p = r.profile;
       const window = p.wholeProfile ? 'the whole process lifetime (the window could not be matched to the profile clock)' : 'the measurement window';
-      print(table(`Ingest CPU profile at ${r.streams} streams: share of the main thread's busy time (${fmt(p.busyMs / 1000, 1)} s busy, ${fmt(p.idleMs / 1000, 1)} s idle over ${window})`, ['where', 'share', 'busy ms', 'Node work called from'],
+      print(table(`CPU profile of ${r.system} at ${r.streams} streams: share of the main thread's busy time (${fmt(p.busyMs / 1000, 1)} s busy, ${fmt(p.idleMs / 1000, 1)} s idle over ${window})`, ['where', 'share', 'busy ms', 'Node work called from'],
         p.buckets.map((b) => [b.bucket, fmt(b.share * 100, 1, ' %'), fmt(b.ms), (b.calledFrom ?? []).slice(0, 3).map((c) => `${c.caller} ${fmt(c.share * 100, 0, ' %')}`).join(', ')])));
       print(table('Top 10 functions by self time (script-less native frames are listed as themselves, counted in their caller\'s package above)', ['function', 'where', 'package', 'share', 'ms'],
         p.top.map((f) => [f.functionName, f.location, f.bucket, fmt(f.share * 100, 1, ' %'), fmt(f.ms)])));

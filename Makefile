@@ -101,6 +101,9 @@ demo: node
 	  -f flv "rtmp://127.0.0.1:$${TTEOK_RTMP_PORT:-1935}/live/$$key"
 
 # Installs its peers (nginx with the RTMP module) and the S3 test server itself.
+# bench/run.ts compiles dist/ once, as `make build` does, and runs every tteok
+# process from it with plain node, as the container does (not through tsx);
+# it prints how long each benchmark took.
 bench: node_modules
 	bash test/tools/build-binaries.sh weed
 	bash test/tools/install-ffmpeg9.sh

@@ -8,8 +8,10 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { rawJson } from '../common/kube/client.ts';
 import { httpsGet, startKubeApiServer } from '../test/harness/kube.ts';
+import { tteokCommand } from '../test/harness/ingest-process.ts';
 import { spawnManaged } from '../test/harness/process.ts';
 import { waitFor } from '../test/harness/wait.ts';
+import { BENCH_BUILD } from './lib/dist-build.ts';
 import { rssMiB } from './lib/proc-stats.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -56,9 +58,11 @@ export async function controlPlane(streams = 1000): Promise<ControlPlaneResult> 
       },
     });
 
-    const controller = spawnManaged('controller', process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'controller'], {
+    const command = tteokCommand('controller', BENCH_BUILD);
+    const controller = spawnManaged('controller', process.execPath, command.args, {
       cwd: ROOT,
       env: {
+        ...command.env,
         KUBECONFIG: kube.kubeconfigPath,
         TTEOK_POD_NAME: 'controller-bench',
         TTEOK_POD_NAMESPACE: 'tteok-system',

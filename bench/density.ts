@@ -1,7 +1,9 @@
 // Density: what each concurrent stream costs in CPU and memory, for our
-// ingest process versus the nginx-rtmp worker, at 10, 25 and 50 publishers
-// replaying the 720p 2.5 Mbps input in copy mode; and, as a reference, one
-// `ffmpeg -c copy` HLS process per stream (the design we did not take).
+// ingest process (the compiled dist/ build) storing into SeaweedFS versus the
+// nginx-rtmp worker, at 20 and 50 publishers (the issue's targets) replaying
+// the 720p 2.5 Mbps input in copy mode; at the smallest count also our ingest
+// with the local store, so that S3's share is visible, and, as a reference,
+// one `ffmpeg -c copy` HLS process per stream (the design we did not take).
 // A stream stalls when its playlist stops advancing; the largest count at
 // which no stream stalled is reported.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -14,23 +16,20 @@ import { spawnManaged, type ManagedProcess } from '../test/harness/process.ts';
 import { startS3Server } from '../test/harness/s3-server.ts';
 import { ConfigError, envList, type Env } from '../common/env-config.ts';
 import { readMainThreadCpuProfile, summarizeCpuProfile, type ProfileSummary } from './lib/cpu-profile.ts';
+import type { DensityKind, DensityRow } from './lib/density-report.ts';
+import { BENCH_BUILD } from './lib/dist-build.ts';
 import { enhancedBenchInput, replay } from './lib/media.ts';
 import { startNginxRtmp } from './lib/nginx-rtmp.ts';
 import { cpuSeconds, measure, rssMiB } from './lib/proc-stats.ts';
 
-export interface DensityResult {
-  system: string;
-  streams: number;
-  cpuPerStream: number;
-  memPerStreamMiB: number;
-  stalledStreams: number;
+export interface DensityResult extends DensityRow {
   /** Where the ingest's busy time went during the window (the profiled run only). */
   profile?: ProfileSummary;
 }
 
-/** BENCH_DENSITY_COUNTS: the stream counts to measure, e.g. "10" for a short run (default 10,25,50). */
+/** BENCH_DENSITY_COUNTS: the stream counts to measure, e.g. "4" for a short run (default 20,50: the issue's targets are at both). */
 export function densityCounts(env: Env): number[] {
-  const counts = envList(env, 'BENCH_DENSITY_COUNTS', ['10', '25', '50']).map(Number);
+  const counts = envList(env, 'BENCH_DENSITY_COUNTS', ['20', '50']).map(Number);
   if (counts.some((n) => !Number.isInteger(n) || n < 1 || n > 500)) {
     throw new ConfigError(`BENCH_DENSITY_COUNTS must be a comma-separated list of stream counts between 1 and 500, got "${env.BENCH_DENSITY_COUNTS}"`);
   }
@@ -56,6 +55,7 @@ function segmentsSeen(playlistPath: (i: number) => string, n: number): number[] 
 
 async function run(
   system: string,
+  kind: DensityKind,
   n: number,
   baselinePids: () => number[],
   start: (i: number) => ManagedProcess,
@@ -71,7 +71,7 @@ async function run(
   // A stream that produced fewer than 80 % of the 1 s segments the window holds stalled.
   const expected = WINDOW_MS / 1000;
   const stalled = after.filter((a, i) => a - before[i]! < expected * 0.8).length;
-  return { system, streams: n, cpuPerStream: usage.cpuPercent / n, memPerStreamMiB: Math.max(0, usage.rssMiB - baseline) / n, stalledStreams: stalled };
+  return { system, kind, streams: n, cpuPerStream: usage.cpuPercent / n, memPerStreamMiB: Math.max(0, usage.rssMiB - baseline) / n, stalledStreams: stalled };
 }
 
 /**
@@ -85,13 +85,16 @@ export const PROFILE_INTERVAL_US = 2000;
 const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n);
 
 /**
- * Our ingest storing into SeaweedFS, with n publishers replaying `input`.
- * With `profile`, the ingest runs under `node --cpu-prof`, which writes its
- * profile when the process exits (on SIGTERM the ingest drains and calls
- * process.exit); only the samples of the measurement window are summarized.
+ * Our ingest, from the compiled build, with n publishers replaying `input`:
+ * storing into SeaweedFS, or with `store: 'local'` into a directory (the
+ * one-machine origin; no S3 server is started). With `profile`, the ingest
+ * runs under `node --cpu-prof`, which writes its profile when the process
+ * exits (on SIGTERM the ingest drains and calls process.exit); only the
+ * samples of the measurement window are summarized.
  */
-async function tteokIngest(system: string, input: string, n: number, profile = false): Promise<DensityResult> {
-  const s3 = await startS3Server('density');
+async function tteokIngest(system: string, input: string, n: number, options: { profile?: boolean; store?: 's3' | 'local' } = {}): Promise<DensityResult> {
+  const { profile = false, store = 's3' } = options;
+  const s3 = store === 's3' ? await startS3Server('density') : undefined;
   const dir = mkdtempSync(join(tmpdir(), 'tteok-density-'));
   try {
     const streams: TestStream[] = Array.from({ length: n }, (_, i) => ({ name: `s${i}`, key: keyOf(i) }));
@@ -99,23 +102,25 @@ async function tteokIngest(system: string, input: string, n: number, profile = f
     const mediaDir = join(dir, 'media');
     const profileDir = join(dir, 'cpu-profile');
     const profileEnv: Record<string, string> = profile ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-interval=${PROFILE_INTERVAL_US} --cpu-prof-dir=${profileDir}`.trim() } : {};
-    const ingest = await startIngestProcess({ ...s3.ingestEnv, TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_MEDIA_DIR: mediaDir, TTEOK_LOG_LEVEL: 'info', ...profileEnv });
+    const storeEnv = s3 ? s3.ingestEnv : { TTEOK_STORAGE: 'local', TTEOK_LOCAL_ORIGIN_DIR: join(dir, 'origin') };
+    const ingest = await startIngestProcess({ ...storeEnv, TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_MEDIA_DIR: mediaDir, TTEOK_LOG_LEVEL: 'info', ...profileEnv }, undefined, { build: BENCH_BUILD });
     const pid = ingest.proc.child.pid!;
     // run() starts the publishers at once and measures after WARMUP_MS, until it returns.
     const fromUs = monotonicMicros() + WARMUP_MS * 1000;
-    const r = await run(system, n, () => [pid], (i) => replay(input, ingest.rtmpUrl(keyOf(i)), `pub-${i}`), (i) => join(mediaDir, 'default', `s${i}`, 'index.m3u8'));
+    const r = await run(system, s3 ? 'tteok-s3' : 'tteok-local', n, () => [pid], (i) => replay(input, ingest.rtmpUrl(keyOf(i)), `pub-${i}`), (i) => join(mediaDir, 'default', `s${i}`, 'index.m3u8'));
     const toUs = monotonicMicros();
     const backlog = metricValue(await ingest.metrics(), 'tteok_ingest_upload_backlog_segments');
     if (backlog > n) r.stalledStreams = Math.max(r.stalledStreams, 1);
     await ingest.proc.stop('SIGTERM', 30_000);
     if (profile) {
       const written = existsSync(profileDir) ? readMainThreadCpuProfile(profileDir) : undefined;
+      // The project root: the compiled dist/ingest, dist/common… count as ours, listed at their TypeScript lines.
       if (written) r.profile = summarizeCpuProfile(written, { root: join(import.meta.dirname, '..'), fromUs, toUs });
       else process.stderr.write(`density: the ingest wrote no CPU profile of its main thread (did it exit cleanly on SIGTERM?)\n`);
     }
     return r;
   } finally {
-    await s3.stop();
+    await s3?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -140,19 +145,26 @@ export async function density(input: string, counts = densityCounts(process.env)
   for (const n of counts) {
     const nginx = await startNginxRtmp();
     try {
-      results.push(await run('nginx-rtmp worker', n, nginx.workerPids, (i) => replay(input, `rtmp://127.0.0.1:${nginx.rtmpPort}/live/${keyOf(i)}`, `pub-${i}`), (i) => join(nginx.hlsDir, `${keyOf(i)}.m3u8`)));
+      results.push(await run('nginx-rtmp worker', 'nginx-rtmp', n, nginx.workerPids, (i) => replay(input, `rtmp://127.0.0.1:${nginx.rtmpPort}/live/${keyOf(i)}`, `pub-${i}`), (i) => join(nginx.hlsDir, `${keyOf(i)}.m3u8`)));
     } finally {
       await nginx.stop();
     }
     await sleep(2000);
 
     // Profiled at the smallest count only: the sampler costs CPU itself, and one profile shows where the time goes.
-    results.push(await tteokIngest('tteok ingest (to S3)', input, n, n === Math.min(...counts)));
+    const smallest = n === Math.min(...counts);
+    results.push(await tteokIngest('tteok ingest (to S3)', input, n, { profile: smallest }));
     await sleep(2000);
+    // The same without S3 at the smallest count, profiled too so that the difference (what storing
+    // into S3 costs) is like for like, and its profile shows our path without the AWS SDK.
+    if (smallest) {
+      results.push(await tteokIngest('tteok ingest (local store)', input, n, { profile: true, store: 'local' }));
+      await sleep(2000);
+    }
   }
 
   // Reference: one ffmpeg per stream, remuxing to HLS itself (no RTMP hop), at the smallest count.
-  const n = counts[0]!;
+  const n = Math.min(...counts);
   const dir = mkdtempSync(join(tmpdir(), 'tteok-ffmpeg-hls-'));
   try {
     const procs: ManagedProcess[] = [];
@@ -163,7 +175,7 @@ export async function density(input: string, counts = densityCounts(process.env)
       procs.push(p);
       return p;
     };
-    const r = await run('ffmpeg -c copy per stream', n, () => procs.map((p) => p.child.pid!).filter((pid) => { try { cpuSeconds(pid); return true; } catch { return false; } }), startOne, (i) => join(dir, `s${i}`, 'index.m3u8'));
+    const r = await run('ffmpeg -c copy per stream', 'reference', n, () => procs.map((p) => p.child.pid!).filter((pid) => { try { cpuSeconds(pid); return true; } catch { return false; } }), startOne, (i) => join(dir, `s${i}`, 'index.m3u8'));
     // Its baseline is zero processes: the per-stream memory is the whole RSS.
     results.push(r);
   } finally {

@@ -12,10 +12,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { writeKeyFile } from '../test/harness/ingest-process.ts';
+import { tteokCommand, writeKeyFile } from '../test/harness/ingest-process.ts';
 import { freePort } from '../test/harness/ports.ts';
 import { spawnManaged } from '../test/harness/process.ts';
 import { httpReady } from '../test/harness/wait.ts';
+import { BENCH_BUILD } from './lib/dist-build.ts';
 import { cpuSeconds } from './lib/proc-stats.ts';
 
 export interface ThroughputResult {
@@ -49,10 +50,12 @@ export async function gatewayThroughput(seconds = 10, rounds = 3): Promise<Throu
   const helloPort = await freePort();
   const port = await freePort();
   writeKeyFile(join(dir, 'keys.yaml'), [{ name: 'demo', key: 'gateway_bench_key_0123456789' }]);
-  const hello = spawnManaged('hello-fastify', process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'lib', 'hello-fastify.ts')], { env: { PORT: String(helloPort), NODE_ENV: 'production' } });
-  const gateway = spawnManaged('gateway', process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'gateway'], {
+  // Both with plain node, no tsx loader: the hello-world's few lines through Node's own type stripping, the gateway from dist/.
+  const hello = spawnManaged('hello-fastify', process.execPath, [join(ROOT, 'bench', 'lib', 'hello-fastify.ts')], { env: { PORT: String(helloPort), NODE_ENV: 'production' } });
+  const command = tteokCommand('gateway', BENCH_BUILD);
+  const gateway = spawnManaged('gateway', process.execPath, command.args, {
     cwd: ROOT,
-    env: { TTEOK_GATEWAY_HOST: '127.0.0.1', TTEOK_GATEWAY_PORT: String(port), TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_PLAYBACK_BASE_URL: 'https://d111111abcdef8.cloudfront.net', TTEOK_LOG_LEVEL: 'warn', NODE_ENV: 'production' },
+    env: { ...command.env, TTEOK_GATEWAY_HOST: '127.0.0.1', TTEOK_GATEWAY_PORT: String(port), TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_PLAYBACK_BASE_URL: 'https://d111111abcdef8.cloudfront.net', TTEOK_LOG_LEVEL: 'warn', NODE_ENV: 'production' },
   });
   try {
     await httpReady(`http://127.0.0.1:${helloPort}/`);

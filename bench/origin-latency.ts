@@ -1,8 +1,9 @@
 // Origin live-edge latency: from the wall-clock time a segment's last frame
 // was sent by the publisher to the moment the segment is listed in a
 // playlist at the origin. nginx-rtmp writing to local disk versus our ingest
-// storing into a real S3 server (SeaweedFS). One stream each, one after the
-// other, each over at least 60 segments.
+// (the compiled dist/ build) storing into a real S3 server (SeaweedFS). One
+// stream each, one after the other, each over BENCH_SECONDS (75 s: about 70
+// segments).
 //
 // The publisher replays a pre-encoded file with `-re`, so the frame at media
 // time t is sent at t0 + t, where t0 is when the publisher started; a
@@ -16,16 +17,12 @@ import { parsePlaylist } from '../test/harness/hls.ts';
 import { startIngestProcess, writeKeyFile } from '../test/harness/ingest-process.ts';
 import { getObject } from '../test/harness/s3-objects.ts';
 import { startS3Server } from '../test/harness/s3-server.ts';
+import { BENCH_BUILD } from './lib/dist-build.ts';
 import { replay } from './lib/media.ts';
 import { startNginxRtmp } from './lib/nginx-rtmp.ts';
+import type { LatencySummary } from './lib/origin-report.ts';
 import { median, p95 } from './lib/stats.ts';
 
-export interface LatencyResult {
-  system: string;
-  samples: number[];
-  median: number;
-  p95: number;
-}
 
 const KEY = 'bench_key_0123456789abcdefgh';
 
@@ -52,8 +49,8 @@ async function follow(read: () => Promise<string | undefined>, t0: number, secon
   return latencies;
 }
 
-export async function originLatency(input: string, seconds = 75): Promise<LatencyResult[]> {
-  const results: LatencyResult[] = [];
+export async function originLatency(input: string, seconds = 75): Promise<LatencySummary[]> {
+  const results: LatencySummary[] = [];
 
   const nginx = await startNginxRtmp();
   try {
@@ -75,7 +72,7 @@ export async function originLatency(input: string, seconds = 75): Promise<Latenc
       TTEOK_KEYS_FILE: join(dir, 'keys.yaml'),
       TTEOK_MEDIA_DIR: join(dir, 'media'),
       TTEOK_LOG_LEVEL: 'info',
-    });
+    }, undefined, { build: BENCH_BUILD });
     const t0 = Date.now();
     const pub = replay(input, ingest.rtmpUrl(KEY), 'tteok-publisher', seconds + 2);
     const samples = await follow(async () => (await getObject(s3.client, s3.bucket, 'default/bench/index.m3u8'))?.body.toString('utf8'), t0, seconds);

@@ -1,19 +1,27 @@
 // `make bench`: measures tteok against real peers, side by side in one run,
 // and prints tables to paste into README's Performance section. Benchmarks
-// print figures; they never fail on speed.
+// print figures; they never fail on speed. tteok is measured as the container
+// runs it: compiled into dist/ once at the start (as `npm run build` does),
+// every process started with plain node.
 //
 //   BENCH=origin,viewer,density,codecs,gateway,controlplane  which benchmarks to run (default: all)
-//   BENCH_SECONDS=75              length of the latency runs
+//   BENCH_SECONDS=75              length of the origin latency runs
+//   BENCH_VIEWER_SECONDS=60       length of each viewer latency sampling
 //   BENCH_GATEWAY_ROUNDS=3        alternating 10 s rounds of the gateway benchmark
-//   BENCH_DENSITY_COUNTS=10,25,50 stream counts of the density benchmark (the smallest is CPU-profiled)
+//   BENCH_DENSITY_COUNTS=20,50    stream counts of the density benchmark (the smallest is CPU-profiled
+//                                 and also measured with the local store)
+//   BENCH_STREAMS=1000            LiveStreams the control plane benchmark creates
 import { cpus, totalmem } from 'node:os';
 import { stopAll } from '../test/harness/process.ts';
 import { controlPlane } from './control-plane.ts';
 import { density, densityCounts, enhancedDensity, PROFILE_INTERVAL_US } from './density.ts';
 import { gatewayThroughput } from './gateway.ts';
+import { DENSITY_HEADER, densitySummary, densityTableRows } from './lib/density-report.ts';
+import { buildDist } from './lib/dist-build.ts';
 import { benchInput } from './lib/media.ts';
 import { installNginxRtmp } from './lib/nginx-rtmp.ts';
-import { fmt, ratio, table } from './lib/stats.ts';
+import { originTableRows, originVerdict } from './lib/origin-report.ts';
+import { elapsed, fmt, ratio, table } from './lib/stats.ts';
 import { originLatency } from './origin-latency.ts';
 import { summarize, viewerLatency } from './viewer-latency.ts';
 
@@ -27,64 +35,70 @@ const print = (text: string) => {
 
 print(`## tteok benchmark, ${new Date().toISOString().slice(0, 10)}`);
 print(`Machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
+const benchStarted = performance.now();
+/** Each benchmark's wall-clock time, printed under its tables and again at the end. */
+const timings: Array<[string, number]> = [];
+async function timed(name: string, body: () => Promise<void> | void): Promise<void> {
+  const started = performance.now();
+  try {
+    await body();
+  } finally {
+    const ms = performance.now() - started;
+    timings.push([name, ms]);
+    print(`(${name}: ${elapsed(ms)})`);
+  }
+}
 
 try {
+  await timed('build dist/', () => {
+    buildDist();
+    print('tteok runs from the compiled dist/ build (tsc -p tsconfig.build.json) with plain node, as the container runs it.');
+  });
   // The peer nginx-rtmp and the 720p input only for the benchmarks that publish media.
-  const needsMedia = ['origin', 'viewer', 'density'].some((b) => selected.has(b));
-  if (needsMedia) installNginxRtmp();
-  const input = needsMedia ? benchInput() : '';
+  const needsMedia = ['origin', 'viewer', 'density', 'codecs'].some((b) => selected.has(b));
+  let input = '';
+  if (needsMedia) await timed('set-up: nginx-rtmp and the 720p input', () => {
+    installNginxRtmp();
+    input = benchInput();
+  });
 
-  if (selected.has('origin')) {
+  if (selected.has('origin')) await timed('origin latency', async () => {
     const [peer, ours] = await originLatency(input, seconds);
-    print(table('Origin live-edge latency (last frame sent → segment listed at the origin), ms', ['system', 'segments', 'median', 'p95'], [
-      [peer!.system, String(peer!.samples.length), fmt(peer!.median), fmt(peer!.p95)],
-      [ours!.system, String(ours!.samples.length), fmt(ours!.median), fmt(ours!.p95)],
-      ['ours − peer', '', fmt(ours!.median - peer!.median), fmt(ours!.p95 - peer!.p95)],
-    ]));
-    print(`Target: our p95 ≤ nginx-rtmp's + 100 ms while storing to S3 → ${ours!.p95 <= peer!.p95 + 100 ? 'met' : 'NOT met'}`);
-  }
+    print(table('Origin live-edge latency (last frame sent → segment listed at the origin), ms', ['system', 'segments', 'median', 'p95'], originTableRows(peer!, ours!)));
+    print(originVerdict(peer!, ours!));
+  });
 
-  if (selected.has('viewer')) {
+  if (selected.has('viewer')) await timed('viewer latency', async () => {
     const viewerSeconds = Number(process.env.BENCH_VIEWER_SECONDS ?? 60);
     const results = await viewerLatency(input, viewerSeconds);
     print(table(`Viewer latency in headless Chromium, seconds (sampled once a second for ${viewerSeconds} s)`, ['setup', 'now−playingDate median', 'p95', 'behind live edge median', 'p95', 'stalls'], results.map(summarize)));
     print('Target: viewer latency median ≤ 2.5 s with 1 s segments. nginx-rtmp writes no EXT-X-PROGRAM-DATE-TIME, so only its distance to the live edge can be measured.');
-  }
+  });
 
-  if (selected.has('density')) {
+  if (selected.has('density')) await timed('density', async () => {
     const results = await density(input, densityCounts(process.env));
-    print(table('Density: CPU (% of one core) and memory per stream, 720p 2.5 Mbps copy-mode publishers', ['system', 'streams', 'CPU/stream', 'MiB/stream', 'stalled'], results.map((r) => [
-      r.system, String(r.streams), fmt(r.cpuPerStream, 2, ' %'), fmt(r.memPerStreamMiB, 2), String(r.stalledStreams),
-    ])));
-    const rows: string[][] = [];
-    for (const n of new Set(results.map((r) => r.streams))) {
-      const peer = results.find((r) => r.streams === n && r.system.startsWith('nginx'));
-      const ours = results.find((r) => r.streams === n && r.system.startsWith('tteok'));
-      if (peer && ours) rows.push([String(n), ratio(ours.cpuPerStream, peer.cpuPerStream), ratio(ours.memPerStreamMiB, peer.memPerStreamMiB)]);
-    }
-    print(table('Density ratio ours/nginx-rtmp', ['streams', 'CPU', 'memory'], rows));
-    const clean = results.filter((r) => r.system.startsWith('tteok') && r.stalledStreams === 0).map((r) => r.streams);
-    print(`Largest stream count with no stalled stream (tteok): ${clean.length ? Math.max(...clean) : 'none'}; target ≥ 50 on 2 cores, CPU per stream ≤ 1.5× nginx-rtmp`);
+    print(table('Density: CPU (% of one core) and memory per stream, 720p 2.5 Mbps copy-mode publishers', DENSITY_HEADER, densityTableRows(results)));
+    for (const line of densitySummary(results)) print(line);
     for (const r of results) {
       if (!r.profile) continue;
       const p = r.profile;
       const window = p.wholeProfile ? 'the whole process lifetime (the window could not be matched to the profile clock)' : 'the measurement window';
-      print(table(`Ingest CPU profile at ${r.streams} streams: share of the main thread's busy time (${fmt(p.busyMs / 1000, 1)} s busy, ${fmt(p.idleMs / 1000, 1)} s idle over ${window})`, ['where', 'share', 'busy ms', 'Node work called from'],
+      print(table(`CPU profile of ${r.system} at ${r.streams} streams: share of the main thread's busy time (${fmt(p.busyMs / 1000, 1)} s busy, ${fmt(p.idleMs / 1000, 1)} s idle over ${window})`, ['where', 'share', 'busy ms', 'Node work called from'],
         p.buckets.map((b) => [b.bucket, fmt(b.share * 100, 1, ' %'), fmt(b.ms), (b.calledFrom ?? []).slice(0, 3).map((c) => `${c.caller} ${fmt(c.share * 100, 0, ' %')}`).join(', ')])));
       print(table('Top 10 functions by self time (script-less native frames are listed as themselves, counted in their caller\'s package above)', ['function', 'where', 'package', 'share', 'ms'],
         p.top.map((f) => [f.functionName, f.location, f.bucket, fmt(f.share * 100, 1, ' %'), fmt(f.ms)])));
-      print(`Sampled every ${PROFILE_INTERVAL_US / 1000} ms by node --cpu-prof; the sampler's own cost is in this run's CPU/stream figure above.`);
+      print(`Sampled every ${PROFILE_INTERVAL_US / 1000} ms by node --cpu-prof; the sampler's own cost is in this run's CPU/stream figure above. Our compiled files are listed at their TypeScript lines (the build's source maps).`);
     }
-  }
+  });
 
-  if (selected.has('codecs')) {
+  if (selected.has('codecs')) await timed('density by codec', async () => {
     const results = await enhancedDensity(input);
     print(table('Density by codec: tteok ingest with 720p 2.5 Mbps copy-mode publishers; HEVC and AV1 over Enhanced RTMP (nginx-rtmp takes neither)', ['system', 'streams', 'CPU/stream', 'MiB/stream', 'stalled'], results.map((r) => [
       r.system, String(r.streams), fmt(r.cpuPerStream, 2, ' %'), fmt(r.memPerStreamMiB, 2), String(r.stalledStreams),
     ])));
-  }
+  });
 
-  if (selected.has('gateway')) {
+  if (selected.has('gateway')) await timed('gateway', async () => {
     const rounds = Number(process.env.BENCH_GATEWAY_ROUNDS ?? 3);
     const [hello, gateway] = await gatewayThroughput(10, rounds);
     const row = (r: typeof hello) => [r!.system, fmt(r!.requestsPerSecond), r!.rounds.map((x) => fmt(x)).join(' / '), fmt(r!.p99Ms), fmt(r!.cpuMicrosPerRequest, 1), String(r!.errors)];
@@ -94,9 +108,9 @@ try {
       ['ratio', ratio(gateway!.requestsPerSecond, hello!.requestsPerSecond), '', '', ratio(hello!.cpuMicrosPerRequest, gateway!.cpuMicrosPerRequest), ''],
     ]));
     print('Target: gateway ≥ 0.8× hello-world');
-  }
+  });
 
-  if (selected.has('controlplane')) {
+  if (selected.has('controlplane')) await timed('control plane', async () => {
     const r = await controlPlane(Number(process.env.BENCH_STREAMS ?? 1000));
     print(table(`Control plane: ${r.streams} LiveStreams created on a real kube-apiserver`, ['figure', 'value'], [
       ['seconds from first create to all Ready', fmt(r.secondsToAllReady, 1)],
@@ -105,8 +119,9 @@ try {
     ]));
     print(`Requests by kind: ${r.requestsByKind.map(([k, n]) => `${k} ${n}`).join(', ')}`);
     print('Target: 1,000 LiveStreams Ready in under 60 s with O(1) API calls each');
-  }
+  });
 } finally {
   await stopAll();
+  print(table('Time taken', ['step', 'elapsed'], [...timings.map(([name, ms]) => [name, elapsed(ms)]), ['total (with set-up)', elapsed(performance.now() - benchStarted)]]));
 }
 process.exit(0);

@@ -14,11 +14,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAllDocuments } from 'yaml';
 import { launchBrowser } from '../test/harness/browser.ts';
-import { startIngestProcess, writeKeyFile } from '../test/harness/ingest-process.ts';
+import { startIngestProcess, tteokCommand, writeKeyFile } from '../test/harness/ingest-process.ts';
 import { freePort } from '../test/harness/ports.ts';
 import { spawnManaged, type ManagedProcess } from '../test/harness/process.ts';
 import { startS3Server } from '../test/harness/s3-server.ts';
 import { httpReady, waitFor } from '../test/harness/wait.ts';
+import { BENCH_BUILD } from './lib/dist-build.ts';
 import { replay } from './lib/media.ts';
 import { startNginxRtmp } from './lib/nginx-rtmp.ts';
 import { median, p95 } from './lib/stats.ts';
@@ -69,7 +70,8 @@ async function sample(pageUrl: string, seconds: number): Promise<{ endToEnd: num
 }
 
 function gatewayProcess(env: Record<string, string>): ManagedProcess {
-  return spawnManaged('gateway', process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'gateway'], { cwd: ROOT, env: { TTEOK_GATEWAY_HOST: '127.0.0.1', TTEOK_LOG_LEVEL: 'warn', ...env } });
+  const command = tteokCommand('gateway', BENCH_BUILD);
+  return spawnManaged('gateway', process.execPath, command.args, { cwd: ROOT, env: { ...command.env, TTEOK_GATEWAY_HOST: '127.0.0.1', TTEOK_LOG_LEVEL: 'warn', ...env } });
 }
 
 export async function viewerLatency(input: string, seconds = 60): Promise<ViewerResult[]> {
@@ -81,7 +83,7 @@ export async function viewerLatency(input: string, seconds = 60): Promise<Viewer
     const dir = mkdtempSync(join(tmpdir(), 'tteok-viewer-'));
     try {
       writeKeyFile(join(dir, 'keys.yaml'), [{ name: 'bench', key: KEY }]);
-      const ingest = await startIngestProcess({ ...s3.ingestEnv, TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_MEDIA_DIR: join(dir, 'media'), TTEOK_LOG_LEVEL: 'info' });
+      const ingest = await startIngestProcess({ ...s3.ingestEnv, TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_MEDIA_DIR: join(dir, 'media'), TTEOK_LOG_LEVEL: 'info' }, undefined, { build: BENCH_BUILD });
       const port = await freePort();
       const gateway = gatewayProcess({ TTEOK_GATEWAY_PORT: String(port), TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_PLAYBACK_BASE_URL: `${s3.endpoint}/${s3.bucket}` });
       await httpReady(`http://127.0.0.1:${port}/readyz`);
@@ -108,9 +110,11 @@ export async function viewerLatency(input: string, seconds = 60): Promise<Viewer
   const gatewayPort = await freePort();
   // Started first: the player page plays ?src= only from origins its gateway allows (case 3).
   const nginx = await startNginxRtmp();
-  const local = spawnManaged('local', process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'local'], {
+  const localCommand = tteokCommand('local', BENCH_BUILD);
+  const local = spawnManaged('local', process.execPath, localCommand.args, {
     cwd: ROOT,
     env: {
+      ...localCommand.env,
       TTEOK_LOCAL_HOME: home, TTEOK_RTMP_PORT: String(rtmpPort), TTEOK_HTTP_PORT: String(await freePort()), TTEOK_GATEWAY_PORT: String(gatewayPort), TTEOK_LOG_LEVEL: 'warn',
       TTEOK_PLAYER_SRC_ORIGINS: `http://127.0.0.1:${nginx.httpPort}`,
     },
@@ -119,6 +123,11 @@ export async function viewerLatency(input: string, seconds = 60): Promise<Viewer
     await httpReady(`http://127.0.0.1:${gatewayPort}/readyz`);
     const doc = parseAllDocuments(readFileSync(join(home, 'keys.yaml'), 'utf8'))[0]!.toJSON() as { streamKey: string; metadata: { name: string; namespace?: string } };
     const pub = replay(input, `rtmp://127.0.0.1:${rtmpPort}/live/${doc.streamKey}`, 'publisher');
+    // As in the other two setups, the page opens once the first playlist is there: the stream is
+    // announced live at publish, a moment before its first segment, and a player that asks for the
+    // playlist in between gets a 404 from the origin.
+    const origin = `http://127.0.0.1:${gatewayPort}/origin/${doc.metadata.namespace ?? 'default'}/${doc.metadata.name}/index.m3u8`;
+    await waitFor('the first playlist at the one-machine origin', async () => (await fetch(origin)).ok || undefined, { timeoutMs: 30_000, intervalMs: 200 });
     const r = await sample(`http://127.0.0.1:${gatewayPort}/?stream=${doc.metadata.namespace ?? 'default'}/${doc.metadata.name}`, seconds);
     results.push({ setup: 'tteok, one-machine origin', ...r });
     await pub.stop('SIGKILL');

@@ -4,8 +4,9 @@
 // the rest), garbage collection and `(program)`; and the functions with the
 // most self time. The density benchmark prints it so that the next
 // optimisation target is visible beside the figures it would move.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { SourceMap } from 'node:module';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface CallFrame {
@@ -51,7 +52,11 @@ export const EVENT_LOOP = '(event loop)';
 
 export interface FunctionShare extends BucketShare {
   functionName: string;
-  /** Where it is defined: a path relative to the project, a `node:` module or a package file, with line. */
+  /**
+   * Where it is defined: a path relative to the project, a `node:` module or a
+   * package file, with line. Our compiled files (dist/…/x.js) are shown at
+   * their TypeScript source line when the build wrote a source map beside them.
+   */
   location: string;
 }
 
@@ -67,7 +72,11 @@ export interface ProfileSummary {
 }
 
 export interface SummaryOptions {
-  /** The project's root directory: files under it outside node_modules are "ours". */
+  /**
+   * The project's root directory: files under it outside node_modules are
+   * "ours", the TypeScript sources (ingest/, common/, bin/…) as tsx runs them
+   * and the compiled dist/ingest, dist/common, dist/bin… as node runs the build.
+   */
   root: string;
   /** Only samples taken in [fromUs, toUs] (same clock as the profile's startTime) count. */
   fromUs?: number;
@@ -124,14 +133,44 @@ export function bucketOfUrl(url: string, root: string): string | undefined {
   return OTHER;
 }
 
-function locationOf(frame: CallFrame, root: string): string {
+/** Source maps of our compiled files by path (null: the file has none), read once per summary. */
+type SourceMaps = Map<string, SourceMap | null>;
+
+/**
+ * Where a position in one of our compiled files comes from in its TypeScript
+ * source, through the `.js.map` the build writes beside it (tsconfig's
+ * sourceMap): tsc drops type-only lines, so dist line numbers drift from the
+ * source's. Undefined when there is no usable map.
+ */
+function originalLocation(path: string, frame: CallFrame, root: string, maps: SourceMaps): string | undefined {
+  if (!path.endsWith('.js') || frame.lineNumber < 0) return undefined;
+  let map = maps.get(path);
+  if (map === undefined) {
+    map = null;
+    try {
+      if (existsSync(`${path}.map`)) map = new SourceMap(JSON.parse(readFileSync(`${path}.map`, 'utf8')));
+    } catch {
+      // an unreadable map: the compiled position is shown instead
+    }
+    maps.set(path, map);
+  }
+  if (!map) return undefined;
+  const entry = map.findEntry(frame.lineNumber, Math.max(0, frame.columnNumber));
+  if (!('originalSource' in entry) || !entry.originalSource) return undefined;
+  // tsc writes sources relative to the map's directory (and an empty sourceRoot).
+  const source = entry.originalSource.startsWith('file:') ? fileURLToPath(entry.originalSource) : resolve(dirname(path), map.payload.sourceRoot ?? '', entry.originalSource);
+  return `${relative(root, source)}:${entry.originalLine + 1}`;
+}
+
+function locationOf(frame: CallFrame, root: string, maps: SourceMaps): string {
   const line = frame.lineNumber >= 0 ? `:${frame.lineNumber + 1}` : '';
   if (frame.url === '') return '(native)';
   if (frame.url.startsWith('file:')) {
     try {
       const path = fileURLToPath(frame.url);
       const nm = path.lastIndexOf(`${sep}node_modules${sep}`);
-      return (nm >= 0 ? path.slice(nm + '/node_modules/'.length) : relative(root, path)) + line;
+      if (nm >= 0) return path.slice(nm + '/node_modules/'.length) + line;
+      return originalLocation(path, frame, root, maps) ?? relative(root, path) + line;
     } catch {
       // fall through: an odd URL is shown as it is
     }
@@ -244,10 +283,11 @@ export function summarizeCpuProfile(profile: CpuProfile, options: SummaryOptions
       return row;
     })
     .sort((a, b) => b.ms - a.ms || a.bucket.localeCompare(b.bucket));
+  const sourceMaps: SourceMaps = new Map();
   const top = [...functionUs.values()]
     .sort((a, b) => b.us - a.us || a.frame.functionName.localeCompare(b.frame.functionName))
     .slice(0, options.top ?? 10)
-    .map(({ frame, bucket, us }) => ({ functionName: frame.functionName || '(anonymous)', location: locationOf(frame, options.root), bucket, ms: us / 1000, share: share(us) }));
+    .map(({ frame, bucket, us }) => ({ functionName: frame.functionName || '(anonymous)', location: locationOf(frame, options.root, sourceMaps), bucket, ms: us / 1000, share: share(us) }));
   return { busyMs: busyUs / 1000, idleMs: idleUs / 1000, wholeProfile: !overlaps && (options.fromUs !== undefined || options.toUs !== undefined), buckets, top };
 }
 
@@ -255,7 +295,8 @@ export function summarizeCpuProfile(profile: CpuProfile, options: SummaryOptions
  * The main thread's profile in dir, or undefined. `--cpu-prof` writes one file
  * per thread, named CPU.<date>.<time>.<pid>.<thread id>.<sequence>.cpuprofile;
  * the main thread is thread 0. The others matter less but are not nothing:
- * under tsx, for one, the module loader runs on a worker thread.
+ * under tsx, for one, the module loader runs on a worker thread (the
+ * benchmarks run the compiled build, without it).
  */
 export function readMainThreadCpuProfile(dir: string): CpuProfile | undefined {
   const main = readdirSync(dir)

@@ -1,11 +1,13 @@
 // The benchmark's CPU profile summary: busy time by package and by kind of
 // Node internal, idle left out, native frames charged to their caller, a
 // time window, and the top functions by self time — on a hand-made
-// `.cpuprofile` whose answer is known.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// `.cpuprofile` whose answer is known; and the compiled build's frames
+// (dist/), counted as ours and listed at their TypeScript source line.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import ts from 'typescript';
 import { AWS_SDK, bucketOfUrl, EVENT_LOOP, GC, NODE_BUFFER, NODE_CRYPTO, NODE_FS, NODE_NET, NODE_OTHER, OTHER, OURS, PROGRAM, readMainThreadCpuProfile, summarizeCpuProfile, type CpuProfile, type ProfileNode } from '../../bench/lib/cpu-profile.ts';
 
 const ROOT = '/srv/tteok';
@@ -121,4 +123,59 @@ t.test("reads the main thread's profile of a directory, not a worker's", async (
   t.equal(readMainThreadCpuProfile(dir), undefined, "only a worker's");
   writeFileSync(join(dir, 'CPU.20261202.043000.4242.0.001.cpuprofile'), JSON.stringify(profileOf(nodes, weighted)));
   t.equal(readMainThreadCpuProfile(dir)?.samples?.length, weighted.length);
+});
+
+t.test('the compiled build is ours too (dist/ingest, dist/common, dist/bin), and not a package inside it', async (t) => {
+  t.equal(bucketOfUrl(`file://${ROOT}/dist/common/backoff.js`, ROOT), OURS);
+  t.equal(bucketOfUrl(`file://${ROOT}/dist/bin/tteok.js`, ROOT), OURS);
+  t.equal(bucketOfUrl(`file://${ROOT}/dist/ingest/packager/segment-packager.js`, ROOT), OURS);
+  t.equal(bucketOfUrl(`file://${ROOT}/dist/gateway/gateway.js`, ROOT), OURS);
+  t.equal(bucketOfUrl(`file://${ROOT}/node_modules/mediabunny/dist/modules/src/index.js`, ROOT), 'mediabunny', "a package's own dist/ is the package's");
+});
+
+t.test('a function in the compiled build is listed at its TypeScript line, through the source map the build wrote', async (t) => {
+  // A real tsc build of a small project laid out as ours (rootDir ., outDir dist, sourceMap),
+  // with type-only lines before the function so that the compiled line numbers drift.
+  const root = mkdtempSync(join(tmpdir(), 'tteok-cpuprof-dist-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  mkdirSync(join(root, 'ingest'));
+  mkdirSync(join(root, 'bin'));
+  const source = [
+    "import type { Buffer } from 'node:buffer';",
+    'export interface Fragment {',
+    '  bytes: Buffer;',
+    '  sequence: number;',
+    '}',
+    'type Sizes = number[];',
+    'export function fragmentSizes(fragments: Fragment[]): Sizes {',
+    '  return fragments.map((f) => f.bytes.length);',
+    '}',
+    '',
+  ].join('\n');
+  writeFileSync(join(root, 'ingest', 'fragments.ts'), source);
+  writeFileSync(join(root, 'bin', 'main.ts'), 'export function main(): number {\n  return 1;\n}\n');
+  const program = ts.createProgram([join(root, 'ingest', 'fragments.ts'), join(root, 'bin', 'main.ts')], {
+    rootDir: root, outDir: join(root, 'dist'), sourceMap: true, target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ES2022, types: [], skipLibCheck: true,
+  });
+  t.equal(program.emit().emitSkipped, false, 'tsc emitted');
+  // The map of bin/main.js is removed: that frame keeps its compiled position.
+  rmSync(join(root, 'dist', 'bin', 'main.js.map'));
+
+  const compiled = readFileSync(join(root, 'dist', 'ingest', 'fragments.js'), 'utf8').split('\n');
+  const jsLine = compiled.findIndex((l) => l.includes('function fragmentSizes'));
+  const tsLine = source.split('\n').findIndex((l) => l.includes('function fragmentSizes'));
+  t.not(jsLine, tsLine, 'the compiled line differs from the source line (else this test could not fail)');
+  const mainLine = readFileSync(join(root, 'dist', 'bin', 'main.js'), 'utf8').split('\n').findIndex((l) => l.includes('function main'));
+
+  const distNodes: ProfileNode[] = [
+    node(1, '(root)', '', -1, [2, 3]),
+    { id: 2, callFrame: { functionName: 'fragmentSizes', url: `file://${root}/dist/ingest/fragments.js`, lineNumber: jsLine, columnNumber: compiled[jsLine]!.indexOf('function') }, children: [] },
+    { id: 3, callFrame: { functionName: 'main', url: `file://${root}/dist/bin/main.js`, lineNumber: mainLine, columnNumber: 7 }, children: [] },
+  ];
+  const s = summarizeCpuProfile(profileOf(distNodes, [[2, 3000], [3, 1000]]), { root });
+  t.same(s.buckets.map((b) => [b.bucket, b.ms]), [[OURS, 4]]);
+  t.same(s.top.map((f) => [f.functionName, f.location, f.bucket]), [
+    ['fragmentSizes', `ingest/fragments.ts:${tsLine + 1}`, OURS],
+    ['main', `dist/bin/main.js:${mainLine + 1}`, OURS],
+  ]);
 });

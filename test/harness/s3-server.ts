@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { freePort } from './ports.ts';
 import { spawnManaged, type ManagedProcess } from './process.ts';
-import { waitFor } from './wait.ts';
+import { StopWaiting, waitFor } from './wait.ts';
 
 export const TEST_ACCESS_KEY = 'tteoktest';
 export const TEST_SECRET_KEY = 'tteoktestsecret';
@@ -91,7 +91,7 @@ export async function startS3Server(bucket = 'tteok-test'): Promise<S3TestServer
     const p = (proc = spawnManaged('seaweedfs', toolsBin('weed'), args));
     // Ready when the S3 API answers a signed request that needs the filer.
     await waitFor('SeaweedFS S3 to accept requests', async () => {
-      if (p.child.exitCode !== null) throw new Error(`SeaweedFS exited with ${p.child.exitCode}:\n${p.lines.slice(-15).join('\n')}`);
+      if (p.child.exitCode !== null) throw new StopWaiting(`SeaweedFS exited with ${p.child.exitCode}:\n${p.lines.slice(-15).join('\n')}`);
       try {
         await client.send(new CreateBucketCommand({ Bucket: bucket }));
         return true;

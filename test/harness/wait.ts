@@ -1,6 +1,9 @@
 // Polling helpers: wait for a condition that a real server reaches in its own time.
 import { setTimeout as sleep } from 'node:timers/promises';
 
+/** Thrown by a probe when waiting longer is pointless (the server it waits for has exited): waitFor rethrows it at once. */
+export class StopWaiting extends Error {}
+
 export async function waitFor<T>(
   what: string,
   probe: () => Promise<T | undefined | false> | T | undefined | false,
@@ -13,6 +16,7 @@ export async function waitFor<T>(
       const value = await probe();
       if (value !== undefined && value !== false) return value;
     } catch (err) {
+      if (err instanceof StopWaiting) throw err;
       lastError = err;
     }
     await sleep(intervalMs);

@@ -198,6 +198,23 @@ t.test('the player page plays the stream in headless Chromium', async (tt) => {
 type PageStats = { state: string; playing: boolean; currentTime: number; errors: string[] };
 const pageStats = () => browser!.page.evaluate(() => (window as unknown as { tteokStats: PageStats }).tteokStats);
 
+t.test('after a fatal network error the page starts over by itself while the stream stays live', async (tt) => {
+  const { page } = browser!;
+  const before = (await pageStats()).errors.length;
+  // The playlist unreachable long enough for hls.js to give up on it (a CDN outage):
+  // nothing about the stream changes, so no list event will restart the player.
+  await page.route('**/*.m3u8', (route) => route.abort());
+  await waitFor('hls.js to give up on the playlist (a fatal error)', async () => ((await pageStats()).errors.length > before ? true : undefined), { timeoutMs: 60_000, intervalMs: 250 });
+  tt.equal((await pageStats()).playing, false, 'playback stopped on the fatal error');
+  await page.unroute('**/*.m3u8');
+  const resumed = await waitFor('playback to start over', async () => {
+    const s = await pageStats();
+    return s.playing && s.currentTime > 0 ? s : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 250 });
+  await waitFor('the video to advance', async () => ((await pageStats()).currentTime > resumed.currentTime + 1 ? true : undefined), { timeoutMs: 20_000, intervalMs: 250 });
+  tt.pass('the page plays again with no change of the stream\'s state');
+});
+
 t.test('?src= plays a playlist from the page\'s own origin and from an allowed origin', async (tt) => {
   const { page } = browser!;
   const own = `${gateway}/origin/default/demo/index.m3u8`;

@@ -355,13 +355,18 @@
         hls.recoverMediaError();
         return;
       }
-      // Network: the playlist is gone (the run ended) or unreachable. Start
-      // over on the next list refresh if the stream is still live (with
-      // ?src= there is no list: try the URL again in a second).
+      // Network: the playlist is gone (the run ended) or unreachable (a CDN
+      // outage). In a second, start over if the stream is still live: with
+      // ?src= the same URL again; otherwise as the stream list says now (no
+      // list event may ever come: the stream's state did not change).
       setMessage('Playback interrupted (' + data.details + '); retrying…');
       var retryUrl = playingUrl;
       stopPlayback();
-      if (srcMode && retryUrl) setTimeout(function () { if (!hls) startPlayback(retryUrl); }, 1000);
+      setTimeout(function () {
+        if (hls) return;
+        if (srcMode) { if (retryUrl) startPlayback(retryUrl); }
+        else update();
+      }, 1000);
     });
     hls.loadSource(url);
     hls.attachMedia(video);

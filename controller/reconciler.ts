@@ -48,6 +48,9 @@ import type { FreshCache } from './fresh-cache.ts';
 import { detectWebhookEvents, type StatusWithWebhooks } from './webhook-events.ts';
 import type { WebhookDispatcher } from './webhooks.ts';
 
+/** How long a LiveStream's deletion waits for the webhook deliveries it still owes. */
+const DELETION_WEBHOOK_WAIT_MS = 30_000;
+
 export type LiveStream = LiveStreamObject & {
   metadata: LiveStreamObject['metadata'] & {
     finalizers?: string[];
@@ -341,6 +344,11 @@ export class LiveStreamReconciler {
       this.d.log.info({ stream: streamId(ref), ingestPod: claim?.spec?.holderIdentity }, 'waiting for the live publish to end before deleting media');
       return { requeueAfterMs: wait };
     }
+    // 2b. A run that was live ended with the deletion: its webhooks hear of it before the LiveStream goes.
+    if (this.d.webhooks) {
+      const waiting = await this.endOfRunWebhooks(ls, ref, claim, target);
+      if (waiting) return waiting;
+    }
     // 3. Delete stored media unless retention keeps it.
     const { settings } = settingsFromSpec(ls.spec);
     if (!settings.keepAfterEnd) {
@@ -378,6 +386,51 @@ export class LiveStreamReconciler {
     this.d.webhooks?.forgetStream(ref);
     this.d.log.info({ stream: streamId(ref) }, 'LiveStream cleaned up');
     return {};
+  }
+
+  /**
+   * Deletion of a LiveStream whose status still says live: its publish has
+   * ended (the claim is gone), so the status says so and records the
+   * webhook events of that end (stream.offline, stream.recording_ready), as
+   * a reconcile would have. The deletion then waits for every delivery
+   * still owed, for at most DELETION_WEBHOOK_WAIT_MS after it was asked
+   * (the pending events live in the object being deleted).
+   */
+  private async endOfRunWebhooks(ls: LiveStream, ref: StreamRef, claim: LeaseObject | undefined, target: { namespace: string; name: string; uid: string | undefined }): Promise<ReconcileResult | undefined> {
+    const webhooks = this.d.webhooks!;
+    const old = (ls.status ?? {}) as StatusWithWebhooks;
+    const now = new Date();
+    let next: StatusWithWebhooks = { ...old };
+    let fresh: ReturnType<typeof detectWebhookEvents> = [];
+    if (old.conditions?.some((c) => c.type === 'Live' && c.status === 'True')) {
+      next = {
+        ...old,
+        phase: 'Ready',
+        conditions: old.conditions.map((c) =>
+          c.type === 'Live' ? { ...c, status: 'False', reason: 'NoPublisher', message: 'No publisher is connected (the LiveStream is being deleted)', lastTransitionTime: now.toISOString().replace(/\.\d{3}Z$/, 'Z') } : c,
+        ),
+      };
+      delete next.liveSince;
+      delete next.ingestPod;
+      const { settings } = settingsFromSpec(ls.spec);
+      fresh = detectWebhookEvents({ old, next, keepAfterEnd: settings.keepAfterEnd, claimReleased: !claim, keyRotation: ls.spec?.keyRotation ?? 0, now });
+    }
+    // Also writes the outcomes of deliveries made meanwhile (acknowledged events leave the queue).
+    const plan = webhooks.plan(ls, ref, fresh, now);
+    if (plan.pending.length > 0) next.webhookEvents = plan.pending;
+    else delete next.webhookEvents;
+    const current = await this.writeStatus(ls, ref, next);
+    plan.commit();
+    const owed = plan.pending;
+    if (owed.length === 0) return undefined;
+    const askedAt = Date.parse(ls.metadata.deletionTimestamp ?? '') || Date.now();
+    if (Date.now() - askedAt < DELETION_WEBHOOK_WAIT_MS) {
+      webhooks.sync(current, ref);
+      return { requeueAfterMs: 500 };
+    }
+    this.d.log.warn({ stream: streamId(ref), events: owed.length }, 'LiveStream deleted with webhook deliveries still owed; they are dropped');
+    this.d.events.warning(target, 'WebhooksDropped', `${owed.length} webhook event(s) not delivered within ${DELETION_WEBHOOK_WAIT_MS / 1000} s of the deletion were dropped`);
+    return undefined;
   }
 }
 

@@ -119,6 +119,37 @@ t.test('an event nobody acknowledges is given up once it is TTEOK_WEBHOOK_MAX_AG
   await leases.delete(SYSTEM, `claim.${NS}.unheard`);
 });
 
+t.test('a LiveStream deleted while live says stream.offline (and recording_ready) once its publish ends, before it goes', async (t) => {
+  await createLs('deleted', { retention: { keepAfterEnd: true }, webhooks: [hook()] });
+  await waitFor('deleted Ready', async () => (await getLs('deleted')).status?.phase === 'Ready', { timeoutMs: 15_000 });
+  await claim('deleted', 60);
+  await waitFor('stream.live delivered', async () => receiver.processed.some((e) => e.stream.name === 'deleted' && e.type === 'stream.live'), { timeoutMs: 10_000 });
+  await custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'deleted' });
+  // The ingest refuses a LiveStream being deleted: the publish ends and its claim is released.
+  await leases.delete(SYSTEM, `claim.${NS}.deleted`);
+  await waitFor('the LiveStream to be gone', async () => (await getLs('deleted').then(() => false, (e: unknown) => statusCode(e) === 404)) || undefined, { timeoutMs: 20_000 });
+  const got = receiver.processed.filter((e) => e.stream.name === 'deleted').map((e) => e.type);
+  // Each event is its own delivery: offline and recording_ready may arrive in either order.
+  t.same([...got].sort(), ['stream.live', 'stream.offline', 'stream.recording_ready'], 'the backend learns the stream ended, and that its recording is complete');
+  t.equal(got[0], 'stream.live');
+});
+
+t.test('a deletion waits for webhook deliveries only so long: a receiver that is down does not keep the LiveStream', async (t) => {
+  await createLs('deleted-unheard', { webhooks: [hook({ events: ['stream.offline'] })] });
+  await waitFor('deleted-unheard Ready', async () => (await getLs('deleted-unheard')).status?.phase === 'Ready', { timeoutMs: 15_000 });
+  await claim('deleted-unheard', 60);
+  await waitFor('deleted-unheard Live', async () => (await getLs('deleted-unheard')).status?.phase === 'Live', { timeoutMs: 10_000 });
+  receiver.down = true;
+  t.teardown(() => void (receiver.down = false));
+  await custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'deleted-unheard' });
+  await leases.delete(SYSTEM, `claim.${NS}.deleted-unheard`);
+  const owed = await waitFor('stream.offline owed', async () => (await getLs('deleted-unheard')).status?.webhookEvents?.find((e) => e.type === 'stream.offline'), { timeoutMs: 10_000 });
+  t.ok(owed, 'the end is recorded while the receiver is down');
+  // Given up at TTEOK_WEBHOOK_MAX_AGE_SECONDS here (4 s); at most 30 s after the deletion otherwise.
+  await waitFor('the LiveStream to be gone', async () => (await getLs('deleted-unheard').then(() => false, (e: unknown) => statusCode(e) === 404)) || undefined, { timeoutMs: (MAX_AGE_SECONDS + 15) * 1000 });
+  t.notOk(receiver.processed.some((e) => e.stream.name === 'deleted-unheard' && e.type === 'stream.offline'), 'nothing was delivered, and the deletion finished anyway');
+});
+
 t.test('a signing key Secret must opt in with its label; an unusable one is a failure the user sees', async (t) => {
   await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'not-for-webhooks' }, stringData: { signingKey: KEY } } });
   await createLs('unlabelled', { webhooks: [{ url: receiver.url, secretRef: { name: 'not-for-webhooks' } }] });

@@ -1,6 +1,13 @@
 // The S3 object store, for AWS and S3-compatible servers (SeaweedFS, MinIO,
 // Cloudflare R2, ...). Retries are the uploader's job, so the SDK makes one
 // attempt per call and gives up quickly on a dead endpoint.
+//
+// Requests go over a bounded pool of keep-alive connections: a segment PUT
+// every second or two per stream would otherwise pay a TCP (and TLS)
+// handshake each time, and a backlog draining after an outage could open as
+// many sockets as the SDK's default of 50.
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -18,13 +25,23 @@ export interface S3StoreOptions {
   endpoint?: string;
   forcePathStyle: boolean;
   requestTimeoutMs: number;
+  /**
+   * Connections kept open to the endpoint at most (the ingest passes its
+   * upload concurrency, so no upload waits for a socket). Default 8.
+   */
+  maxConnections?: number;
 }
+
+/** TTEOK_UPLOAD_CONCURRENCY's default: enough for a controller's deletes too. */
+const DEFAULT_MAX_CONNECTIONS = 8;
 
 export class S3Store implements ObjectStore {
   private readonly client: S3Client;
   readonly description: string;
 
   constructor(private readonly options: S3StoreOptions) {
+    const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new Error(`maxConnections must be a positive integer, not ${maxConnections}`);
     this.client = new S3Client({
       region: options.region,
       ...(options.endpoint ? { endpoint: options.endpoint } : {}),
@@ -34,6 +51,8 @@ export class S3Store implements ObjectStore {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestHandler: new NodeHttpHandler({
+        httpAgent: new HttpAgent({ keepAlive: true, maxSockets: maxConnections }),
+        httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: maxConnections }),
         connectionTimeout: Math.min(options.requestTimeoutMs, 3000),
         requestTimeout: options.requestTimeoutMs,
       }),

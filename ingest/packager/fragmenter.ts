@@ -96,8 +96,10 @@ class Generation {
         // With no video every frame is a keyframe, so the cut can fall on the
         // target itself (less a hair for float error in the frame times).
         minimumFragmentDuration: Math.max(0.1, segmentSeconds - (videoConfig ? 0.05 : 0.001)),
+        // mediabunny hands each callback a buffer of its own (its writer
+        // allocates a fresh one per tracked write), so none is copied here.
         onFtyp: (data) => {
-          this.ftyp = data.slice();
+          this.ftyp = data;
         },
         onMoov: (data) => {
           const init = concat(this.ftyp ?? new Uint8Array(), data);
@@ -105,7 +107,7 @@ class Generation {
           this.sink.onInit(init, this.number);
         },
         onMoof: (data) => {
-          this.pendingMoof = data.slice();
+          this.pendingMoof = data;
         },
         onMdat: (data) => {
           const moof = this.pendingMoof;
@@ -186,13 +188,31 @@ class Generation {
   }
 }
 
+/**
+ * One step for mediabunny, queued: a packet to feed, or a generation to start
+ * or finish. A plain record rather than a closure, since there is one per packet.
+ */
+interface Step {
+  gen: Generation;
+  kind: 'start' | 'video' | 'audio' | 'finish';
+  pts: number;
+  keyframe: boolean;
+  data: Uint8Array;
+  arrivedAt: number;
+}
+
+const NO_DATA = new Uint8Array(0);
+
 export class Fragmenter {
   private videoConfig: VideoConfig | undefined;
   private audioConfig: AudioConfig | undefined;
   private generation: Generation | undefined;
   private generationCount = 0;
-  /** Packets are fed to mediabunny one at a time, in arrival (decode) order. */
-  private chain: Promise<void> = Promise.resolve();
+  /** Steps are fed to mediabunny one at a time, in arrival (decode) order, by one pump. */
+  private readonly steps: Step[] = [];
+  private stepAt = 0;
+  /** The pump that feeds the steps, while it runs. */
+  private pumping: Promise<void> | undefined;
   private closed = false;
 
   constructor(
@@ -258,8 +278,7 @@ export class Fragmenter {
       gen.gopMaxPts = Math.max(gen.gopMaxPts, pts);
     }
     gen.lastVideoDts = dts;
-    const target = gen;
-    this.enqueue(target, () => target.addVideo(pts, keyframe, data, arrivedAt));
+    this.enqueue(gen, 'video', pts, keyframe, data, arrivedAt);
   }
 
   /**
@@ -295,8 +314,7 @@ export class Fragmenter {
       return;
     }
     gen.lastAudioDts = pts;
-    const target = gen;
-    this.enqueue(target, () => target.addAudio(pts, data, arrivedAt));
+    this.enqueue(gen, 'audio', pts, true, data, arrivedAt);
   }
 
   /** Flushes the last segment. Safe to call more than once. */
@@ -305,42 +323,64 @@ export class Fragmenter {
       this.closed = true;
       this.retireGeneration();
     }
-    await this.chain;
+    while (this.pumping) await this.pumping;
   }
 
   private startGeneration(baseDtsMs: number): Generation {
     const gen = new Generation(++this.generationCount, baseDtsMs, this.segmentSeconds, this.videoConfig, this.audioConfig, this.sink);
     this.generation = gen;
-    this.enqueue(gen, () => gen.output.start());
+    this.enqueue(gen, 'start', 0, false, NO_DATA, 0);
     return gen;
-  }
-
-  private enqueue(gen: Generation, step: () => Promise<void>): void {
-    this.chain = this.chain.then(async () => {
-      if (gen.failed) return;
-      try {
-        await step();
-      } catch (error) {
-        gen.failed = true;
-        this.sink.onDroppedPacket('muxer_error');
-        this.sink.onMuxerError(error);
-        await gen.output.cancel().catch(() => undefined);
-      }
-    });
   }
 
   private retireGeneration(): void {
     const gen = this.generation;
     if (!gen) return;
     this.generation = undefined;
-    this.chain = this.chain.then(async () => {
+    this.enqueue(gen, 'finish', 0, false, NO_DATA, 0);
+  }
+
+  private enqueue(gen: Generation, kind: Step['kind'], pts: number, keyframe: boolean, data: Uint8Array, arrivedAt: number): void {
+    this.steps.push({ gen, kind, pts, keyframe, data, arrivedAt });
+    this.pumping ??= this.pump();
+  }
+
+  /** Feeds the queued steps in order until none is left. */
+  private async pump(): Promise<void> {
+    while (this.stepAt < this.steps.length) {
+      const step = this.steps[this.stepAt]!;
+      this.steps[this.stepAt++] = undefined as unknown as Step; // let the packet go once fed
+      if (this.stepAt === this.steps.length) {
+        this.steps.length = 0;
+        this.stepAt = 0;
+      }
+      await this.run(step);
+    }
+    this.pumping = undefined;
+  }
+
+  private async run(step: Step): Promise<void> {
+    const { gen } = step;
+    if (step.kind === 'finish') {
       if (gen.failed || gen.output.state !== 'started') return;
       try {
         await gen.output.finalize();
       } catch (error) {
         this.sink.onMuxerError(error);
       }
-    });
+      return;
+    }
+    if (gen.failed) return;
+    try {
+      if (step.kind === 'start') await gen.output.start();
+      else if (step.kind === 'video') await gen.addVideo(step.pts, step.keyframe, step.data, step.arrivedAt);
+      else await gen.addAudio(step.pts, step.data, step.arrivedAt);
+    } catch (error) {
+      gen.failed = true;
+      this.sink.onDroppedPacket('muxer_error');
+      this.sink.onMuxerError(error);
+      await gen.output.cancel().catch(() => undefined);
+    }
   }
 }
 

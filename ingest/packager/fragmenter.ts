@@ -12,6 +12,24 @@
 // dropped and counted before they reach the muxer, and if the muxer fails
 // anyway it is restarted at the next keyframe with a new init segment, which
 // the playlist marks as a discontinuity.
+//
+// Latency: mediabunny interleaves its tracks by timestamp and cuts a fragment
+// only when the keyframe that starts the next one is written, which needs a
+// sample queued on every track. With audio, that is the first audio frame at
+// or after the keyframe's presentation time: the keyframe's composition
+// offset plus up to one audio frame after it arrives (about 70–90 ms with
+// B-frames). So with both tracks the fragmenter cuts itself, as the keyframe
+// arrives, through the muxer's forceFragmentFinalization (what mediabunny's
+// own HLS muxer uses to place its segment boundaries; not in its typings).
+// The audio of those last few tens of milliseconds then opens the next
+// segment instead, which players handle as they do any track that starts a
+// little before another. A forced cut ends the GOP's last video frame at the
+// duration it was fed with (mediabunny otherwise takes it from the next
+// keyframe, which a forced cut comes before), so with audio each video frame
+// is held until the next one arrives: the last one before a cut is fed with
+// the true gap to the keyframe, every other with none, as before. Should a
+// mediabunny upgrade drop the method, mediabunny's own cut (the same minimum
+// duration) still applies, only later.
 import {
   EncodedAudioPacketSource,
   EncodedPacket,
@@ -72,12 +90,24 @@ class Generation {
   private readonly keyframes: KeyframeArrival[] = [];
   /** Offset between the presentation times we feed and those mediabunny writes. */
   private ptsShift: number | undefined;
+  /** Presentation time of the keyframe that opened the segment being fed (streams with video). */
+  segmentStartPts: number | undefined;
+  /**
+   * An audio frame has been queued. mediabunny writes the init segment at the
+   * first cut with the tracks that have had a packet, so no cut comes before.
+   */
+  audioQueued = false;
+  /** With audio, the last video frame, fed once the next one shows whether a cut comes between them. */
+  heldVideo: Step | undefined;
   /** Largest video pts in the GOP being fed, and in the one before it. */
   gopMaxPts = -Infinity;
   prevGopMaxPts = -Infinity;
   lastVideoDts = -Infinity;
   lastAudioDts = -Infinity;
   failed = false;
+
+  /** Shortest segment: a keyframe at least this far past the segment's first cuts it. */
+  readonly minimumSegmentSeconds: number;
 
   constructor(
     readonly number: number,
@@ -87,6 +117,7 @@ class Generation {
     private readonly audioConfig: AudioConfig | undefined,
     private readonly sink: FragmenterSink,
   ) {
+    this.minimumSegmentSeconds = Math.max(0.1, segmentSeconds - (videoConfig ? 0.05 : 0.001));
     this.output = new Output({
       target: new NullTarget(),
       format: new Mp4OutputFormat({
@@ -95,7 +126,7 @@ class Generation {
         // keeps a 30 fps GOP of exactly the target from waiting for the next one.
         // With no video every frame is a keyframe, so the cut can fall on the
         // target itself (less a hair for float error in the frame times).
-        minimumFragmentDuration: Math.max(0.1, segmentSeconds - (videoConfig ? 0.05 : 0.001)),
+        minimumFragmentDuration: this.minimumSegmentSeconds,
         // mediabunny hands each callback a buffer of its own (its writer
         // allocates a fresh one per tracked write), so none is copied here.
         onFtyp: (data) => {
@@ -134,10 +165,10 @@ class Generation {
     }
   }
 
-  async addVideo(pts: number, keyframe: boolean, data: Uint8Array, arrivedAt: number): Promise<void> {
+  async addVideo(pts: number, keyframe: boolean, data: Uint8Array, arrivedAt: number, duration: number): Promise<void> {
     if (!this.video || !this.videoConfig) return;
     if (keyframe) this.keyframes.push({ pts, arrivedAt });
-    const packet = new EncodedPacket(data, keyframe ? 'key' : 'delta', pts, 0);
+    const packet = new EncodedPacket(data, keyframe ? 'key' : 'delta', pts, duration);
     if (this.firstVideoPacket) {
       this.firstVideoPacket = false;
       await this.video.add(packet, {
@@ -173,6 +204,15 @@ class Generation {
     }
   }
 
+  /**
+   * Ends the fragment with what has been fed so far, before the keyframe that
+   * starts the next one is fed (see the top of this file).
+   */
+  async cut(): Promise<void> {
+    const muxer = (this.output as unknown as { _muxer?: { forceFragmentFinalization?: () => Promise<void> } })._muxer;
+    if (typeof muxer?.forceFragmentFinalization === 'function') await muxer.forceFragmentFinalization();
+  }
+
   /** The arrival time of the keyframe that starts a segment whose video begins at `mediaStart`. */
   private arrivalOf(mediaStart: number): number {
     const first = this.keyframes[0];
@@ -194,8 +234,10 @@ class Generation {
  */
 interface Step {
   gen: Generation;
-  kind: 'start' | 'video' | 'audio' | 'finish';
+  kind: 'start' | 'video' | 'audio' | 'cut' | 'finish';
   pts: number;
+  /** A video frame's duration as fed (see Generation.frameInterval). */
+  duration: number;
   keyframe: boolean;
   data: Uint8Array;
   arrivedAt: number;
@@ -274,11 +316,35 @@ export class Fragmenter {
     if (keyframe) {
       gen.prevGopMaxPts = Math.max(gen.prevGopMaxPts, gen.gopMaxPts);
       gen.gopMaxPts = pts;
+      if (gen.segmentStartPts === undefined) {
+        gen.segmentStartPts = pts;
+      } else if (gen.audioQueued && pts - gen.segmentStartPts >= gen.minimumSegmentSeconds) {
+        // mediabunny would wait for the first audio frame past this keyframe: cut now. The GOP's
+        // last frame (last in decode order, shown last) lasts until this keyframe is shown.
+        const held = gen.heldVideo;
+        if (held) held.duration = Math.max(0, pts - gen.prevGopMaxPts);
+        this.feedHeldVideo(gen);
+        this.enqueue(gen, 'cut', 0, 0, false, NO_DATA, 0);
+        gen.segmentStartPts = pts;
+      }
     } else {
       gen.gopMaxPts = Math.max(gen.gopMaxPts, pts);
     }
     gen.lastVideoDts = dts;
-    this.enqueue(gen, 'video', pts, keyframe, data, arrivedAt);
+    if (!gen.audio) {
+      this.enqueue(gen, 'video', pts, 0, keyframe, data, arrivedAt);
+      return;
+    }
+    this.feedHeldVideo(gen);
+    gen.heldVideo = { gen, kind: 'video', pts, duration: 0, keyframe, data, arrivedAt };
+  }
+
+  private feedHeldVideo(gen: Generation): void {
+    const held = gen.heldVideo;
+    if (!held) return;
+    gen.heldVideo = undefined;
+    this.steps.push(held);
+    this.pumping ??= this.pump();
   }
 
   /**
@@ -314,7 +380,8 @@ export class Fragmenter {
       return;
     }
     gen.lastAudioDts = pts;
-    this.enqueue(gen, 'audio', pts, true, data, arrivedAt);
+    gen.audioQueued = true;
+    this.enqueue(gen, 'audio', pts, 0, true, data, arrivedAt);
   }
 
   /** Flushes the last segment. Safe to call more than once. */
@@ -329,7 +396,7 @@ export class Fragmenter {
   private startGeneration(baseDtsMs: number): Generation {
     const gen = new Generation(++this.generationCount, baseDtsMs, this.segmentSeconds, this.videoConfig, this.audioConfig, this.sink);
     this.generation = gen;
-    this.enqueue(gen, 'start', 0, false, NO_DATA, 0);
+    this.enqueue(gen, 'start', 0, 0, false, NO_DATA, 0);
     return gen;
   }
 
@@ -337,11 +404,12 @@ export class Fragmenter {
     const gen = this.generation;
     if (!gen) return;
     this.generation = undefined;
-    this.enqueue(gen, 'finish', 0, false, NO_DATA, 0);
+    this.feedHeldVideo(gen);
+    this.enqueue(gen, 'finish', 0, 0, false, NO_DATA, 0);
   }
 
-  private enqueue(gen: Generation, kind: Step['kind'], pts: number, keyframe: boolean, data: Uint8Array, arrivedAt: number): void {
-    this.steps.push({ gen, kind, pts, keyframe, data, arrivedAt });
+  private enqueue(gen: Generation, kind: Step['kind'], pts: number, duration: number, keyframe: boolean, data: Uint8Array, arrivedAt: number): void {
+    this.steps.push({ gen, kind, pts, duration, keyframe, data, arrivedAt });
     this.pumping ??= this.pump();
   }
 
@@ -373,11 +441,12 @@ export class Fragmenter {
     if (gen.failed) return;
     try {
       if (step.kind === 'start') await gen.output.start();
-      else if (step.kind === 'video') await gen.addVideo(step.pts, step.keyframe, step.data, step.arrivedAt);
+      else if (step.kind === 'cut') await gen.cut();
+      else if (step.kind === 'video') await gen.addVideo(step.pts, step.keyframe, step.data, step.arrivedAt, step.duration);
       else await gen.addAudio(step.pts, step.data, step.arrivedAt);
     } catch (error) {
       gen.failed = true;
-      this.sink.onDroppedPacket('muxer_error');
+      if (step.kind === 'video' || step.kind === 'audio') this.sink.onDroppedPacket('muxer_error');
       this.sink.onMuxerError(error);
       await gen.output.cancel().catch(() => undefined);
     }

@@ -3,6 +3,7 @@
 // plays without a single error, cut where the stream's settings say.
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { setImmediate } from 'node:timers/promises';
 import t from 'tap';
 import { readFlvTags } from '../harness/flv-file.ts';
 import { parseAudioSpecificConfig, type AacConfig } from '../../ingest/media/aac.ts';
@@ -297,4 +298,36 @@ t.test('a timeline that jumps back at a keyframe restarts packaging after a disc
     frames += played.videoFrames;
   }
   t.ok(Math.abs(frames - videoFrameCount) <= 3, `${frames} of ${videoFrameCount} video frames play`);
+});
+
+t.test('a segment is handed over as the keyframe that ends it arrives, not after the audio past it', async (t) => {
+  // mediabunny alone cuts a fragment only once the first audio frame at or
+  // after the next keyframe's presentation time has been fed: with B-frames,
+  // several packets after the keyframe. Packets are fed one at a time here,
+  // each once the muxer has done all it can with the one before.
+  const packets = sourcePackets;
+  const keyframesAt = packets.flatMap((p, i) => (p.type === 'video' && p.key ? [i] : []));
+  const keyframe = packets[keyframesAt[1]!] as Extract<Packet, { type: 'video' }>;
+  const packetsBeforeTheAudioPast = packets.slice(keyframesAt[1]! + 1).findIndex((p) => p.type === 'audio' && p.dts >= keyframe.dts + keyframe.cts);
+  t.ok(keyframe.cts > 0 && packetsBeforeTheAudioPast >= 1, `the source's keyframes are shown after later-arriving packets (composition offset ${keyframe.cts} ms)`);
+  const emittedAfter: number[] = [];
+  let fed = -1;
+  const fragmenter = new Fragmenter(1, {
+    onInit: () => undefined,
+    onSegment: () => emittedAfter.push(fed),
+    onDroppedPacket: (reason) => t.fail(`dropped a packet: ${reason}`),
+    onMuxerError: (error) => t.fail(`muxer error: ${String(error)}`),
+  });
+  for (const [i, p] of packets.entries()) {
+    fed = i;
+    if (p.type === 'video-config') fragmenter.setVideoConfig(p.config);
+    else if (p.type === 'audio-config') fragmenter.setAudioConfig(p.config);
+    else if (p.type === 'video') fragmenter.video(p.dts, p.cts, p.key, p.data, Date.now());
+    else fragmenter.audio(p.dts, p.data);
+    await setImmediate(); // the muxer works in promise callbacks only: they have all run by now
+  }
+  const whileFeeding = emittedAfter.length;
+  await fragmenter.close();
+  t.ok(emittedAfter.length > whileFeeding, 'the last segment comes at the close');
+  t.same(emittedAfter.slice(0, whileFeeding), keyframesAt.slice(1), 'every other segment is handed over once the keyframe after it has been fed, before any packet after that keyframe');
 });

@@ -38,7 +38,7 @@ import {
   NullTarget,
   Output,
 } from 'mediabunny';
-import { parseFragmentTiming, parseInitSegment, type TrackInfo } from '../media/fmp4.ts';
+import { fragmentPayloadBytes, parseFragmentTiming, parseInitSegment, type TrackInfo } from '../media/fmp4.ts';
 import type { AudioConfig, VideoConfig } from '../media/media-config.ts';
 import { opusPacketDuration } from '../media/opus.ts';
 
@@ -66,6 +66,40 @@ interface KeyframeArrival {
   arrivedAt: number;
 }
 
+/** mediabunny's Target write hook: internal (not in its typings), what every write of its muxer goes through. */
+interface TargetInternals {
+  _write(data: Uint8Array, pos: number): void;
+}
+const nullTargetWrite = (NullTarget.prototype as unknown as TargetInternals)._write;
+if (typeof nullTargetWrite !== 'function') throw new Error('this mediabunny version has no Target._write; the fragmenter needs it (see SegmentTarget)');
+
+/**
+ * A target that keeps nothing but passes every write (with its position) on.
+ * A segment is assembled from these: mediabunny's own onMdat callback gathers
+ * the mdat into a buffer that starts at 1 KiB and doubles, copying as it
+ * grows, and a segment then needs moof + mdat joined again; here each
+ * frame's bytes are copied once, into a buffer of the segment's exact size.
+ */
+class SegmentTarget extends NullTarget {
+  onWrite: ((data: Uint8Array, pos: number) => void) | undefined;
+
+  _write(data: Uint8Array, pos: number): void {
+    nullTargetWrite.call(this, data, pos);
+    this.onWrite?.(data, pos);
+  }
+}
+
+/** A segment being assembled: the moof, then the mdat as its writes arrive. */
+interface SegmentCapture {
+  data: Uint8Array;
+  moof: Uint8Array;
+  /** Muxer position of the mdat box, and of the segment's end. */
+  mdatAt: number;
+  end: number;
+}
+
+const BOX_HEADER_BYTES = 8;
+
 /**
  * An audio-only timeline that jumps back by more than this is a new timeline
  * (an encoder restarted without reconnecting); smaller steps back are single
@@ -80,7 +114,7 @@ class Generation {
   readonly audio: EncodedAudioPacketSource | undefined;
   private ftyp: Uint8Array | undefined;
   private tracks: Map<number, TrackInfo> | undefined;
-  private pendingMoof: Uint8Array | undefined;
+  private capture: SegmentCapture | undefined;
   private firstVideoPacket = true;
   private firstAudioPacket = true;
   /**
@@ -118,8 +152,10 @@ class Generation {
     private readonly sink: FragmenterSink,
   ) {
     this.minimumSegmentSeconds = Math.max(0.1, segmentSeconds - (videoConfig ? 0.05 : 0.001));
+    const target = new SegmentTarget();
+    target.onWrite = (data, pos) => this.onWrite(data, pos);
     this.output = new Output({
-      target: new NullTarget(),
+      target,
       format: new Mp4OutputFormat({
         fastStart: 'fragmented',
         // Cut at the first keyframe at or after the target; the small margin
@@ -137,21 +173,14 @@ class Generation {
           this.tracks = parseInitSegment(init);
           this.sink.onInit(init, this.number);
         },
-        onMoof: (data) => {
-          this.pendingMoof = data;
-        },
-        onMdat: (data) => {
-          const moof = this.pendingMoof;
-          this.pendingMoof = undefined;
-          if (!moof || !this.tracks) return;
-          const segment = concat(moof, data);
-          const timing = parseFragmentTiming(moof, this.tracks);
-          this.sink.onSegment({
-            data: segment,
-            duration: timing.duration,
-            arrivedAt: this.arrivalOf(timing.videoStart ?? timing.start),
-            initGeneration: this.number,
-          });
+        // The mdat follows the moof at once: its writes complete the segment (onWrite).
+        onMoof: (moof, at) => {
+          if (this.capture) throw new Error('a fragment began before the previous one was complete');
+          const payload = fragmentPayloadBytes(moof);
+          const mdatAt = at + moof.length;
+          const data = new Uint8Array(moof.length + BOX_HEADER_BYTES + payload);
+          data.set(moof, 0);
+          this.capture = { data, moof, mdatAt, end: mdatAt + BOX_HEADER_BYTES + payload };
         },
       }),
     });
@@ -202,6 +231,28 @@ class Generation {
     } else {
       await this.audio.add(packet);
     }
+  }
+
+  /** Copies a muxer write that falls in the segment being assembled; hands the segment over once whole. */
+  private onWrite(data: Uint8Array, pos: number): void {
+    const capture = this.capture;
+    if (!capture) return;
+    const from = Math.max(pos, capture.mdatAt);
+    const to = Math.min(pos + data.length, capture.end);
+    if (to <= from) return;
+    const base = capture.moof.length - capture.mdatAt;
+    capture.data.set(to - from === data.length ? data : data.subarray(from - pos, to - pos), base + from);
+    // The mdat header is written first (twice: size 0, then its size), the frames after it, in order.
+    if (to < capture.end || from < capture.mdatAt + BOX_HEADER_BYTES) return;
+    this.capture = undefined;
+    if (!this.tracks) return;
+    const timing = parseFragmentTiming(capture.moof, this.tracks);
+    this.sink.onSegment({
+      data: capture.data,
+      duration: timing.duration,
+      arrivedAt: this.arrivalOf(timing.videoStart ?? timing.start),
+      initGeneration: this.number,
+    });
   }
 
   /**

@@ -83,6 +83,20 @@ function writeHls(dir: string, packaged: Packaged, segmentSeconds: number): stri
   return path;
 }
 
+/** The top-level boxes of a segment, by type; a box that runs past the end is named 'truncated'. */
+function topBoxes(data: Uint8Array): string[] {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const types: string[] = [];
+  for (let pos = 0; pos < data.length; ) {
+    const size = view.getUint32(pos);
+    const type = String.fromCharCode(...data.subarray(pos + 4, pos + 8));
+    types.push(size < 8 || pos + size > data.length ? 'truncated' : type);
+    if (size < 8) break;
+    pos += size;
+  }
+  return types;
+}
+
 interface FrameCount {
   streams: Array<{ codec_type: string; nb_read_frames?: string; nb_read_packets?: string }>;
 }
@@ -140,6 +154,10 @@ for (const segmentSeconds of [1, 2]) {
     durations.slice(0, -1).forEach((d, i) => {
       t.ok(d >= 0.9 * segmentSeconds && d <= 1.5 * segmentSeconds, `segment ${i} lasts ${d.toFixed(3)} s, target ${segmentSeconds} s`);
     });
+
+    for (const [i, segment] of packaged.segments.entries()) {
+      t.same(topBoxes(segment.data), ['moof', 'mdat'], `segment ${i} is one moof and one mdat that ends where the segment does`);
+    }
 
     const playlist = writeHls(join(dir, `seg${segmentSeconds}`), packaged, segmentSeconds);
     const played = await play(playlist);

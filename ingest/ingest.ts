@@ -50,7 +50,7 @@ export function createStore(config: IngestConfig): ObjectStore {
         ...(config.s3.endpoint ? { endpoint: config.s3.endpoint } : {}),
         forcePathStyle: config.s3.forcePathStyle,
         requestTimeoutMs: config.s3.requestTimeoutMs,
-        maxPutConnections: config.uploadConcurrency,
+        maxConnections: config.uploadConcurrency,
       });
 }
 

@@ -124,6 +124,52 @@ t.test('memory follows what was sent, not what was declared', async (t) => {
   t.ok(grown < 1024 * 1024, `8 messages declaring 16 MiB each hold ${grown} bytes`);
 });
 
+t.test('an admitted publisher: messages allocated whole come out the same, whatever the reads and interleaving', async (t) => {
+  const limits: ChunkLimits = { maxMessageBytes: 1 << 20, maxBufferedBytes: 2 << 20, maxAssembling: 8, preallocate: true };
+  const video = Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 7) & 0xff));
+  const audio = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 3) & 0xff));
+  const v = chunk(video, { csid: 6, type: 9, streamId: 1, timestamp: 40, chunkSize: 4096 });
+  const a = chunk(audio, { csid: 4, type: 8, streamId: 1, timestamp: 41, chunkSize: 4096 });
+  // the audio message between the video message's first and second chunks, as encoders interleave them
+  const bytes = Buffer.concat([v.subarray(0, 12 + 4096), a, v.subarray(12 + 4096), a]);
+  for (const readSize of [1, 13, 1448, 4096, 65536, bytes.length]) {
+    const reader = new ChunkReader(limits);
+    reader.setChunkSize(4096);
+    const messages = readAll(reader, bytes, readSize);
+    t.same(messages.map((m) => m.type), [8, 9, 8], `read ${readSize} bytes at a time`);
+    t.ok(messages[1]!.payload.equals(video), 'the video message is whole');
+    t.ok(messages[0]!.payload.equals(audio) && messages[2]!.payload.equals(audio), 'the audio messages are whole');
+  }
+});
+
+t.test('a message whole in one read is a view of that read when it is most of it, and a copy otherwise', async (t) => {
+  const reader = new ChunkReader(LIMITS);
+  const alone = chunk(Buffer.alloc(100, 5), { csid: 4, type: 8 });
+  const [viewed] = readAll(reader, alone);
+  alone.fill(0xee);
+  t.equal(viewed!.payload[0], 0xee, 'a message that is most of the read is not copied: it sees the read change');
+  const among = Buffer.concat([chunk(Buffer.alloc(100, 6), { csid: 4, type: 8 }), chunk(Buffer.alloc(100, 7), { csid: 4, type: 8 }), chunk(Buffer.alloc(100, 8), { csid: 4, type: 8 })]);
+  const copied = readAll(reader, among);
+  among.fill(0xee);
+  t.same(copied.map((m) => m.payload[0]), [6, 7, 8], 'small messages among others are copied out, so they do not keep the whole read alive');
+});
+
+t.test('an admitted publisher: messages allocated whole count as held at once, within the limit', async (t) => {
+  const limits: ChunkLimits = { maxMessageBytes: 64 * 1024, maxBufferedBytes: 100_000, maxAssembling: 8, preallocate: true };
+  // Two 60,000-byte messages under way: the second cannot be allocated whole, so it grows
+  // with its bytes, and the bytes held (60,000 + what arrived) stay within the limit.
+  const first = chunk(Buffer.alloc(60_000, 1), { csid: 3, type: 9, chunkSize: 128 });
+  const second = chunk(Buffer.alloc(60_000, 2), { csid: 4, type: 9, chunkSize: 128 });
+  const reader = new ChunkReader(limits);
+  readAll(reader, Buffer.concat([first.subarray(0, 12 + 128), second.subarray(0, 12 + 128)]));
+  refusedWith(t, () => readAll(reader, second.subarray(12 + 128)), 'buffer_limit');
+  // Alone, each fits: allocated whole, then released when complete.
+  const alone = new ChunkReader(limits);
+  const messages = readAll(alone, Buffer.concat([first, second]), 1000);
+  t.same(messages.map((m) => m.payload.length), [60_000, 60_000]);
+  t.ok(messages[0]!.payload.every((b) => b === 1) && messages[1]!.payload.every((b) => b === 2), 'both whole');
+});
+
 t.test('AMF0: well-formed commands decode; malformed ones are refused, never thrown as anything else', async (t) => {
   t.same(decodeAmf0(amf0('connect', 1, { app: 'live', tcUrl: 'rtmp://x/live' }, null)), ['connect', 1, Object.assign(Object.create(null), { app: 'live', tcUrl: 'rtmp://x/live' }), null]);
   const proto = decodeAmf0(amf0({ __proto__: 'x' } as never))[0] as Record<string, unknown>;

@@ -2,9 +2,9 @@
 // S3Store) against a real S3-compatible server that checks signatures
 // (SeaweedFS): what it stores reads back whole with its headers through the
 // AWS SDK, bad credentials and dead or silent endpoints fail the way the
-// uploader's retry and metrics expect, and PUTs reuse a bounded pool of
-// keep-alive connections.
-import { createServer, connect, type Server, type Socket } from 'node:net';
+// uploader's retry and metrics expect. (Its connection pool:
+// test/s3-store-pool.test.ts.)
+import { createServer, type Server } from 'node:net';
 import t from 'tap';
 import { failureReason } from '../ingest/storage/object-store.ts';
 import { S3PutClient } from '../ingest/storage/s3-put-client.ts';
@@ -16,35 +16,14 @@ import { startS3Server, TEST_ACCESS_KEY, TEST_SECRET_KEY } from './harness/s3-se
 const s3 = await startS3Server('put-client');
 process.env.AWS_ACCESS_KEY_ID = TEST_ACCESS_KEY;
 process.env.AWS_SECRET_ACCESS_KEY = TEST_SECRET_KEY;
-const store = (endpoint: string, extra: { requestTimeoutMs?: number; maxPutConnections?: number } = {}) =>
-  new S3Store({ bucket: s3.bucket, region: 'us-east-1', endpoint, forcePathStyle: true, requestTimeoutMs: extra.requestTimeoutMs ?? 5000, ...(extra.maxPutConnections ? { maxPutConnections: extra.maxPutConnections } : {}) });
+const store = (endpoint: string, extra: { requestTimeoutMs?: number; maxConnections?: number } = {}) =>
+  new S3Store({ bucket: s3.bucket, region: 'us-east-1', endpoint, forcePathStyle: true, requestTimeoutMs: extra.requestTimeoutMs ?? 5000, ...(extra.maxConnections ? { maxConnections: extra.maxConnections } : {}) });
 
 const servers: Server[] = [];
 t.teardown(async () => {
   for (const s of servers) s.close();
   await s3.stop();
 });
-
-/** A TCP proxy in front of SeaweedFS that counts the connections it accepts. */
-async function countingProxy(): Promise<{ endpoint: string; connections: () => number }> {
-  const target = new URL(s3.endpoint);
-  let connections = 0;
-  const server = createServer((client: Socket) => {
-    connections++;
-    const upstream = connect(Number(target.port), target.hostname);
-    client.pipe(upstream).pipe(client);
-    const close = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', close);
-    upstream.on('error', close);
-  });
-  servers.push(server);
-  const port = await freePort();
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return { endpoint: `http://127.0.0.1:${port}`, connections: () => connections };
-}
 
 t.test('a PUT stores the bytes whole, with their content type and cache control', async (tt) => {
   // The server's first write allocates its volume, which can take seconds.
@@ -92,19 +71,6 @@ t.test('a dead endpoint and one that never answers fail as network errors, withi
   tt.equal(failureReason(timedOut), 'network', `a silent server is a network failure (${(timedOut as Error)?.name})`);
   tt.ok(performance.now() - started < 5000, 'given up on at the request timeout, not hung');
   slow.destroy();
-});
-
-t.test('PUTs reuse a bounded pool of keep-alive connections', async (tt) => {
-  const proxy = await countingProxy();
-  const s = store(proxy.endpoint, { maxPutConnections: 3 });
-  const body = new Uint8Array(50_000);
-  for (let round = 0; round < 10; round++) {
-    await Promise.all([0, 1, 2, 3, 4, 5].map((i) => s.put(`pool/${round}-${i}.m4s`, body, { contentType: 'video/iso.segment', cacheControl: 'max-age=1' })));
-  }
-  tt.ok(proxy.connections() <= 3, `60 PUTs, 6 at a time, over ${proxy.connections()} connections (pool of 3)`);
-  tt.ok(proxy.connections() >= 1);
-  tt.ok(await headObject(s3.client, s3.bucket, 'pool/9-5.m4s'), 'and they were stored');
-  s.destroy();
 });
 
 t.test('the URL of a key: path style, virtual-hosted on AWS, path style for a dotted bucket', async (tt) => {

@@ -138,3 +138,44 @@ export function parseFragmentTiming(fragment: Uint8Array, tracks: Map<number, Tr
   if (!Number.isFinite(start)) throw new Error('fragment has no track fragment');
   return { start, duration, ...(videoStart !== undefined ? { videoStart } : {}) };
 }
+
+/**
+ * Bytes of sample data a moof's track runs describe: the payload of the mdat
+ * that follows it (sizes per sample, or the track fragment's default).
+ */
+export function fragmentPayloadBytes(moof: Uint8Array): number {
+  const view = new DataView(moof.buffer, moof.byteOffset, moof.byteLength);
+  let bytes = 0;
+  for (const top of boxes(moof)) {
+    if (top.type !== 'moof') continue;
+    for (const traf of boxes(moof, top.start, top.end)) {
+      if (traf.type !== 'traf') continue;
+      const tfhd = child(moof, traf, 'tfhd');
+      let defaultSize = 0;
+      if (tfhd) {
+        const flags = view.getUint32(tfhd.start) & 0xffffff;
+        let p = tfhd.start + 8;
+        if (flags & 0x01) p += 8; // base-data-offset
+        if (flags & 0x02) p += 4; // sample-description-index
+        if (flags & 0x08) p += 4; // default-sample-duration
+        if (flags & 0x10) defaultSize = view.getUint32(p);
+      }
+      for (const trun of boxes(moof, traf.start, traf.end)) {
+        if (trun.type !== 'trun') continue;
+        const flags = view.getUint32(trun.start) & 0xffffff;
+        const count = view.getUint32(trun.start + 4);
+        if (!(flags & 0x200)) {
+          bytes += count * defaultSize;
+          continue;
+        }
+        let q = trun.start + 8;
+        if (flags & 0x001) q += 4; // data-offset
+        if (flags & 0x004) q += 4; // first-sample-flags
+        const stride = 4 * [0x100, 0x200, 0x400, 0x800].filter((f) => flags & f).length;
+        const sizeAt = flags & 0x100 ? 4 : 0;
+        for (let i = 0; i < count; i++, q += stride) bytes += view.getUint32(q + sizeAt);
+      }
+    }
+  }
+  return bytes;
+}

@@ -12,6 +12,24 @@
 // dropped and counted before they reach the muxer, and if the muxer fails
 // anyway it is restarted at the next keyframe with a new init segment, which
 // the playlist marks as a discontinuity.
+//
+// Latency: mediabunny interleaves its tracks by timestamp and cuts a fragment
+// only when the keyframe that starts the next one is written, which needs a
+// sample queued on every track. With audio, that is the first audio frame at
+// or after the keyframe's presentation time: the keyframe's composition
+// offset plus up to one audio frame after it arrives (about 70–90 ms with
+// B-frames). So with both tracks the fragmenter cuts itself, as the keyframe
+// arrives, through the muxer's forceFragmentFinalization (what mediabunny's
+// own HLS muxer uses to place its segment boundaries; not in its typings).
+// The audio of those last few tens of milliseconds then opens the next
+// segment instead, which players handle as they do any track that starts a
+// little before another. A forced cut ends the GOP's last video frame at the
+// duration it was fed with (mediabunny otherwise takes it from the next
+// keyframe, which a forced cut comes before), so with audio each video frame
+// is held until the next one arrives: the last one before a cut is fed with
+// the true gap to the keyframe, every other with none, as before. Should a
+// mediabunny upgrade drop the method, mediabunny's own cut (the same minimum
+// duration) still applies, only later.
 import {
   EncodedAudioPacketSource,
   EncodedPacket,
@@ -20,7 +38,7 @@ import {
   NullTarget,
   Output,
 } from 'mediabunny';
-import { parseFragmentTiming, parseInitSegment, type TrackInfo } from '../media/fmp4.ts';
+import { fragmentPayloadBytes, parseFragmentTiming, parseInitSegment, type TrackInfo } from '../media/fmp4.ts';
 import type { AudioConfig, VideoConfig } from '../media/media-config.ts';
 import { opusPacketDuration } from '../media/opus.ts';
 
@@ -48,6 +66,40 @@ interface KeyframeArrival {
   arrivedAt: number;
 }
 
+/** mediabunny's Target write hook: internal (not in its typings), what every write of its muxer goes through. */
+interface TargetInternals {
+  _write(data: Uint8Array, pos: number): void;
+}
+const nullTargetWrite = (NullTarget.prototype as unknown as TargetInternals)._write;
+if (typeof nullTargetWrite !== 'function') throw new Error('this mediabunny version has no Target._write; the fragmenter needs it (see SegmentTarget)');
+
+/**
+ * A target that keeps nothing but passes every write (with its position) on.
+ * A segment is assembled from these: mediabunny's own onMdat callback gathers
+ * the mdat into a buffer that starts at 1 KiB and doubles, copying as it
+ * grows, and a segment then needs moof + mdat joined again; here each
+ * frame's bytes are copied once, into a buffer of the segment's exact size.
+ */
+class SegmentTarget extends NullTarget {
+  onWrite: ((data: Uint8Array, pos: number) => void) | undefined;
+
+  _write(data: Uint8Array, pos: number): void {
+    nullTargetWrite.call(this, data, pos);
+    this.onWrite?.(data, pos);
+  }
+}
+
+/** A segment being assembled: the moof, then the mdat as its writes arrive. */
+interface SegmentCapture {
+  data: Uint8Array;
+  moof: Uint8Array;
+  /** Muxer position of the mdat box, and of the segment's end. */
+  mdatAt: number;
+  end: number;
+}
+
+const BOX_HEADER_BYTES = 8;
+
 /**
  * An audio-only timeline that jumps back by more than this is a new timeline
  * (an encoder restarted without reconnecting); smaller steps back are single
@@ -62,7 +114,7 @@ class Generation {
   readonly audio: EncodedAudioPacketSource | undefined;
   private ftyp: Uint8Array | undefined;
   private tracks: Map<number, TrackInfo> | undefined;
-  private pendingMoof: Uint8Array | undefined;
+  private capture: SegmentCapture | undefined;
   private firstVideoPacket = true;
   private firstAudioPacket = true;
   /**
@@ -72,12 +124,24 @@ class Generation {
   private readonly keyframes: KeyframeArrival[] = [];
   /** Offset between the presentation times we feed and those mediabunny writes. */
   private ptsShift: number | undefined;
+  /** Presentation time of the keyframe that opened the segment being fed (streams with video). */
+  segmentStartPts: number | undefined;
+  /**
+   * An audio frame has been queued. mediabunny writes the init segment at the
+   * first cut with the tracks that have had a packet, so no cut comes before.
+   */
+  audioQueued = false;
+  /** With audio, the last video frame, fed once the next one shows whether a cut comes between them. */
+  heldVideo: Step | undefined;
   /** Largest video pts in the GOP being fed, and in the one before it. */
   gopMaxPts = -Infinity;
   prevGopMaxPts = -Infinity;
   lastVideoDts = -Infinity;
   lastAudioDts = -Infinity;
   failed = false;
+
+  /** Shortest segment: a keyframe at least this far past the segment's first cuts it. */
+  readonly minimumSegmentSeconds: number;
 
   constructor(
     readonly number: number,
@@ -87,38 +151,36 @@ class Generation {
     private readonly audioConfig: AudioConfig | undefined,
     private readonly sink: FragmenterSink,
   ) {
+    this.minimumSegmentSeconds = Math.max(0.1, segmentSeconds - (videoConfig ? 0.05 : 0.001));
+    const target = new SegmentTarget();
+    target.onWrite = (data, pos) => this.onWrite(data, pos);
     this.output = new Output({
-      target: new NullTarget(),
+      target,
       format: new Mp4OutputFormat({
         fastStart: 'fragmented',
         // Cut at the first keyframe at or after the target; the small margin
         // keeps a 30 fps GOP of exactly the target from waiting for the next one.
         // With no video every frame is a keyframe, so the cut can fall on the
         // target itself (less a hair for float error in the frame times).
-        minimumFragmentDuration: Math.max(0.1, segmentSeconds - (videoConfig ? 0.05 : 0.001)),
+        minimumFragmentDuration: this.minimumSegmentSeconds,
+        // mediabunny hands each callback a buffer of its own (its writer
+        // allocates a fresh one per tracked write), so none is copied here.
         onFtyp: (data) => {
-          this.ftyp = data.slice();
+          this.ftyp = data;
         },
         onMoov: (data) => {
           const init = concat(this.ftyp ?? new Uint8Array(), data);
           this.tracks = parseInitSegment(init);
           this.sink.onInit(init, this.number);
         },
-        onMoof: (data) => {
-          this.pendingMoof = data.slice();
-        },
-        onMdat: (data) => {
-          const moof = this.pendingMoof;
-          this.pendingMoof = undefined;
-          if (!moof || !this.tracks) return;
-          const segment = concat(moof, data);
-          const timing = parseFragmentTiming(moof, this.tracks);
-          this.sink.onSegment({
-            data: segment,
-            duration: timing.duration,
-            arrivedAt: this.arrivalOf(timing.videoStart ?? timing.start),
-            initGeneration: this.number,
-          });
+        // The mdat follows the moof at once: its writes complete the segment (onWrite).
+        onMoof: (moof, at) => {
+          if (this.capture) throw new Error('a fragment began before the previous one was complete');
+          const payload = fragmentPayloadBytes(moof);
+          const mdatAt = at + moof.length;
+          const data = new Uint8Array(moof.length + BOX_HEADER_BYTES + payload);
+          data.set(moof, 0);
+          this.capture = { data, moof, mdatAt, end: mdatAt + BOX_HEADER_BYTES + payload };
         },
       }),
     });
@@ -132,10 +194,10 @@ class Generation {
     }
   }
 
-  async addVideo(pts: number, keyframe: boolean, data: Uint8Array, arrivedAt: number): Promise<void> {
+  async addVideo(pts: number, keyframe: boolean, data: Uint8Array, arrivedAt: number, duration: number): Promise<void> {
     if (!this.video || !this.videoConfig) return;
     if (keyframe) this.keyframes.push({ pts, arrivedAt });
-    const packet = new EncodedPacket(data, keyframe ? 'key' : 'delta', pts, 0);
+    const packet = new EncodedPacket(data, keyframe ? 'key' : 'delta', pts, duration);
     if (this.firstVideoPacket) {
       this.firstVideoPacket = false;
       await this.video.add(packet, {
@@ -171,6 +233,37 @@ class Generation {
     }
   }
 
+  /** Copies a muxer write that falls in the segment being assembled; hands the segment over once whole. */
+  private onWrite(data: Uint8Array, pos: number): void {
+    const capture = this.capture;
+    if (!capture) return;
+    const from = Math.max(pos, capture.mdatAt);
+    const to = Math.min(pos + data.length, capture.end);
+    if (to <= from) return;
+    const base = capture.moof.length - capture.mdatAt;
+    capture.data.set(to - from === data.length ? data : data.subarray(from - pos, to - pos), base + from);
+    // The mdat header is written first (twice: size 0, then its size), the frames after it, in order.
+    if (to < capture.end || from < capture.mdatAt + BOX_HEADER_BYTES) return;
+    this.capture = undefined;
+    if (!this.tracks) return;
+    const timing = parseFragmentTiming(capture.moof, this.tracks);
+    this.sink.onSegment({
+      data: capture.data,
+      duration: timing.duration,
+      arrivedAt: this.arrivalOf(timing.videoStart ?? timing.start),
+      initGeneration: this.number,
+    });
+  }
+
+  /**
+   * Ends the fragment with what has been fed so far, before the keyframe that
+   * starts the next one is fed (see the top of this file).
+   */
+  async cut(): Promise<void> {
+    const muxer = (this.output as unknown as { _muxer?: { forceFragmentFinalization?: () => Promise<void> } })._muxer;
+    if (typeof muxer?.forceFragmentFinalization === 'function') await muxer.forceFragmentFinalization();
+  }
+
   /** The arrival time of the keyframe that starts a segment whose video begins at `mediaStart`. */
   private arrivalOf(mediaStart: number): number {
     const first = this.keyframes[0];
@@ -186,13 +279,33 @@ class Generation {
   }
 }
 
+/**
+ * One step for mediabunny, queued: a packet to feed, or a generation to start
+ * or finish. A plain record rather than a closure, since there is one per packet.
+ */
+interface Step {
+  gen: Generation;
+  kind: 'start' | 'video' | 'audio' | 'cut' | 'finish';
+  pts: number;
+  /** A video frame's duration as fed (see Generation.frameInterval). */
+  duration: number;
+  keyframe: boolean;
+  data: Uint8Array;
+  arrivedAt: number;
+}
+
+const NO_DATA = new Uint8Array(0);
+
 export class Fragmenter {
   private videoConfig: VideoConfig | undefined;
   private audioConfig: AudioConfig | undefined;
   private generation: Generation | undefined;
   private generationCount = 0;
-  /** Packets are fed to mediabunny one at a time, in arrival (decode) order. */
-  private chain: Promise<void> = Promise.resolve();
+  /** Steps are fed to mediabunny one at a time, in arrival (decode) order, by one pump. */
+  private readonly steps: Step[] = [];
+  private stepAt = 0;
+  /** The pump that feeds the steps, while it runs. */
+  private pumping: Promise<void> | undefined;
   private closed = false;
 
   constructor(
@@ -254,12 +367,35 @@ export class Fragmenter {
     if (keyframe) {
       gen.prevGopMaxPts = Math.max(gen.prevGopMaxPts, gen.gopMaxPts);
       gen.gopMaxPts = pts;
+      if (gen.segmentStartPts === undefined) {
+        gen.segmentStartPts = pts;
+      } else if (gen.audioQueued && pts - gen.segmentStartPts >= gen.minimumSegmentSeconds) {
+        // mediabunny would wait for the first audio frame past this keyframe: cut now. The GOP's
+        // last frame (last in decode order, shown last) lasts until this keyframe is shown.
+        const held = gen.heldVideo;
+        if (held) held.duration = Math.max(0, pts - gen.prevGopMaxPts);
+        this.feedHeldVideo(gen);
+        this.enqueue(gen, 'cut', 0, 0, false, NO_DATA, 0);
+        gen.segmentStartPts = pts;
+      }
     } else {
       gen.gopMaxPts = Math.max(gen.gopMaxPts, pts);
     }
     gen.lastVideoDts = dts;
-    const target = gen;
-    this.enqueue(target, () => target.addVideo(pts, keyframe, data, arrivedAt));
+    if (!gen.audio) {
+      this.enqueue(gen, 'video', pts, 0, keyframe, data, arrivedAt);
+      return;
+    }
+    this.feedHeldVideo(gen);
+    gen.heldVideo = { gen, kind: 'video', pts, duration: 0, keyframe, data, arrivedAt };
+  }
+
+  private feedHeldVideo(gen: Generation): void {
+    const held = gen.heldVideo;
+    if (!held) return;
+    gen.heldVideo = undefined;
+    this.steps.push(held);
+    this.pumping ??= this.pump();
   }
 
   /**
@@ -295,8 +431,8 @@ export class Fragmenter {
       return;
     }
     gen.lastAudioDts = pts;
-    const target = gen;
-    this.enqueue(target, () => target.addAudio(pts, data, arrivedAt));
+    gen.audioQueued = true;
+    this.enqueue(gen, 'audio', pts, 0, true, data, arrivedAt);
   }
 
   /** Flushes the last segment. Safe to call more than once. */
@@ -305,42 +441,66 @@ export class Fragmenter {
       this.closed = true;
       this.retireGeneration();
     }
-    await this.chain;
+    while (this.pumping) await this.pumping;
   }
 
   private startGeneration(baseDtsMs: number): Generation {
     const gen = new Generation(++this.generationCount, baseDtsMs, this.segmentSeconds, this.videoConfig, this.audioConfig, this.sink);
     this.generation = gen;
-    this.enqueue(gen, () => gen.output.start());
+    this.enqueue(gen, 'start', 0, 0, false, NO_DATA, 0);
     return gen;
-  }
-
-  private enqueue(gen: Generation, step: () => Promise<void>): void {
-    this.chain = this.chain.then(async () => {
-      if (gen.failed) return;
-      try {
-        await step();
-      } catch (error) {
-        gen.failed = true;
-        this.sink.onDroppedPacket('muxer_error');
-        this.sink.onMuxerError(error);
-        await gen.output.cancel().catch(() => undefined);
-      }
-    });
   }
 
   private retireGeneration(): void {
     const gen = this.generation;
     if (!gen) return;
     this.generation = undefined;
-    this.chain = this.chain.then(async () => {
+    this.feedHeldVideo(gen);
+    this.enqueue(gen, 'finish', 0, 0, false, NO_DATA, 0);
+  }
+
+  private enqueue(gen: Generation, kind: Step['kind'], pts: number, duration: number, keyframe: boolean, data: Uint8Array, arrivedAt: number): void {
+    this.steps.push({ gen, kind, pts, duration, keyframe, data, arrivedAt });
+    this.pumping ??= this.pump();
+  }
+
+  /** Feeds the queued steps in order until none is left. */
+  private async pump(): Promise<void> {
+    while (this.stepAt < this.steps.length) {
+      const step = this.steps[this.stepAt]!;
+      this.steps[this.stepAt++] = undefined as unknown as Step; // let the packet go once fed
+      if (this.stepAt === this.steps.length) {
+        this.steps.length = 0;
+        this.stepAt = 0;
+      }
+      await this.run(step);
+    }
+    this.pumping = undefined;
+  }
+
+  private async run(step: Step): Promise<void> {
+    const { gen } = step;
+    if (step.kind === 'finish') {
       if (gen.failed || gen.output.state !== 'started') return;
       try {
         await gen.output.finalize();
       } catch (error) {
         this.sink.onMuxerError(error);
       }
-    });
+      return;
+    }
+    if (gen.failed) return;
+    try {
+      if (step.kind === 'start') await gen.output.start();
+      else if (step.kind === 'cut') await gen.cut();
+      else if (step.kind === 'video') await gen.addVideo(step.pts, step.keyframe, step.data, step.arrivedAt, step.duration);
+      else await gen.addAudio(step.pts, step.data, step.arrivedAt);
+    } catch (error) {
+      gen.failed = true;
+      if (step.kind === 'video' || step.kind === 'audio') this.sink.onDroppedPacket('muxer_error');
+      this.sink.onMuxerError(error);
+      await gen.output.cancel().catch(() => undefined);
+    }
   }
 }
 

@@ -111,7 +111,8 @@ export class PublishSession {
   }
 
   private noteIgnoredTracks(kind: 'video' | 'audio', trackIds: number[] | undefined): void {
-    for (const trackId of trackIds ?? []) {
+    if (trackIds === undefined) return; // nearly every message: nothing to allocate
+    for (const trackId of trackIds) {
       const key = `${kind}:${trackId}`;
       if (this.ignoredTracks.has(key)) continue;
       this.ignoredTracks.add(key);

@@ -1,11 +1,15 @@
 // Reassembles RTMP messages from the chunk stream, strictly and within limits.
 //
-// Memory follows what a client has actually sent, never what it declares: a
-// message's buffer starts small and grows as its bytes arrive, and the limits
-// (message size, bytes held across unfinished messages, chunk streams being
-// assembled at once, chunk stream ids ever used) are checked at each header,
-// before anything is allocated. Until a publish is admitted the limits are
-// small; the connection raises them afterwards. Anything outside the
+// Until a publish is admitted, memory follows what a client has actually
+// sent, never what it declares: a message's buffer starts small and grows as
+// its bytes arrive, and the limits (message size, bytes held across
+// unfinished messages, chunk streams being assembled at once, chunk stream
+// ids ever used) are checked at each header, before anything is allocated.
+// Once admitted (the connection raises the limits then), a message is
+// allocated whole at its first header, as long as the bytes held stay within
+// the limit, so each byte is copied once; a message that arrives whole in
+// one chunk of one socket read is not copied at all (its payload is a view of
+// the read, which Node allocates fresh for each read). Anything outside the
 // protocol or the limits is an RtmpProtocolError and the connection closes.
 import { RtmpProtocolError } from './protocol-error.ts';
 
@@ -23,6 +27,12 @@ export interface ChunkLimits {
   maxBufferedBytes: number;
   /** Chunk streams with a message under way at once. */
   maxAssembling: number;
+  /**
+   * Allocate a message's whole declared length at its first header (counted
+   * as held at once, so within maxBufferedBytes), rather than growing its
+   * buffer as bytes arrive. Only for an admitted publisher: one copy per byte.
+   */
+  preallocate?: boolean;
 }
 
 /** Distinct chunk stream ids a connection may use (clients use a handful). */
@@ -41,13 +51,22 @@ interface ChunkStream {
   length: number;
   type: number;
   streamId: number;
-  message?: { buffer: Buffer; received: number };
+  /** A message is under way on this chunk stream. */
+  assembling: boolean;
+  /** Its bytes so far (empty until its first bytes are copied). */
+  buffer: Buffer;
+  received: number;
+  /** Its buffer was allocated whole, and its length counted as held, at its header. */
+  preallocated: boolean;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 export class ChunkReader {
   private chunkSize = 128;
   private readonly streams = new Map<number, ChunkStream>();
   private assembling = 0;
+  /** Bytes held for unfinished messages: those received, or the whole length of a preallocated one. */
   private bufferedBytes = 0;
   private readonly header = Buffer.alloc(18);
   private headerLength = 0;
@@ -69,7 +88,7 @@ export class ChunkReader {
   /** Drops a message under way (the Abort message). */
   abort(csid: number): void {
     const stream = this.streams.get(csid);
-    if (!stream?.message) return;
+    if (!stream?.assembling) return;
     this.release(stream);
     if (this.current === stream) this.current = undefined;
   }
@@ -89,19 +108,41 @@ export class ChunkReader {
         continue;
       }
       const stream = this.current;
-      const message = stream.message!;
-      const n = Math.min(this.chunkLeft, data.length - at);
-      this.append(message, stream.length, data, at, n);
+      const available = data.length - at;
+      if (stream.received === 0 && this.chunkLeft === stream.length && available >= stream.length) {
+        this.current = undefined;
+        this.release(stream);
+        return { offset: at + stream.length, message: { type: stream.type, streamId: stream.streamId, timestamp: stream.timestamp, payload: this.whole(data, at, stream.length) } };
+      }
+      const n = Math.min(this.chunkLeft, available);
+      this.append(stream, data, at, n);
       at += n;
       this.chunkLeft -= n;
       if (this.chunkLeft > 0) continue;
       this.current = undefined;
-      if (message.received === stream.length) {
+      if (stream.received === stream.length) {
+        const payload = stream.buffer;
         this.release(stream);
-        return { offset: at, message: { type: stream.type, streamId: stream.streamId, timestamp: stream.timestamp, payload: message.buffer } };
+        return { offset: at, message: { type: stream.type, streamId: stream.streamId, timestamp: stream.timestamp, payload } };
       }
     }
     return { offset: at };
+  }
+
+  /**
+   * A message that arrived whole in one chunk of one read. A view of the read
+   * costs nothing, but keeps the whole read alive for as long as the muxer
+   * holds the frame (until its segment is cut), so it is taken only when the
+   * message is most of the read; a small one among others is copied out.
+   */
+  private whole(data: Buffer, at: number, length: number): Buffer {
+    if (this.bufferedBytes + length > this.limits.maxBufferedBytes) {
+      throw new RtmpProtocolError('buffer_limit', `more than ${this.limits.maxBufferedBytes} bytes held in unfinished messages`);
+    }
+    if (length * 2 >= data.length) return data.subarray(at, at + length);
+    const copy = Buffer.allocUnsafe(length);
+    data.copy(copy, 0, at, at + length);
+    return copy;
   }
 
   /** A zero-length message is complete as soon as its header is. */
@@ -113,26 +154,36 @@ export class ChunkReader {
     return { type: stream.type, streamId: stream.streamId, timestamp: stream.timestamp, payload: Buffer.alloc(0) };
   }
 
-  private append(message: { buffer: Buffer; received: number }, length: number, data: Buffer, at: number, n: number): void {
-    if (this.bufferedBytes + n > this.limits.maxBufferedBytes) {
-      throw new RtmpProtocolError('buffer_limit', `more than ${this.limits.maxBufferedBytes} bytes held in unfinished messages`);
+  private append(stream: ChunkStream, data: Buffer, at: number, n: number): void {
+    const needed = stream.received + n;
+    if (stream.received === 0 && this.limits.preallocate && this.bufferedBytes + stream.length <= this.limits.maxBufferedBytes) {
+      stream.preallocated = true;
+      stream.buffer = Buffer.allocUnsafeSlow(stream.length);
+      this.bufferedBytes += stream.length;
     }
-    const needed = message.received + n;
-    if (needed > message.buffer.length) {
-      const grown = Buffer.allocUnsafeSlow(Math.min(length, Math.max(message.buffer.length * 2, needed)));
-      message.buffer.copy(grown, 0, 0, message.received);
-      message.buffer = grown;
+    if (!stream.preallocated) {
+      if (this.bufferedBytes + n > this.limits.maxBufferedBytes) {
+        throw new RtmpProtocolError('buffer_limit', `more than ${this.limits.maxBufferedBytes} bytes held in unfinished messages`);
+      }
+      if (needed > stream.buffer.length) {
+        const grown = Buffer.allocUnsafeSlow(Math.min(stream.length, Math.max(stream.buffer.length * 2, needed, FIRST_GROWTH)));
+        stream.buffer.copy(grown, 0, 0, stream.received);
+        stream.buffer = grown;
+      }
+      this.bufferedBytes += n;
     }
-    data.copy(message.buffer, message.received, at, at + n);
-    message.received = needed;
-    this.bufferedBytes += n;
+    data.copy(stream.buffer, stream.received, at, at + n);
+    stream.received = needed;
   }
 
   private release(stream: ChunkStream): void {
-    if (!stream.message) return;
-    this.bufferedBytes -= stream.message.received;
+    if (!stream.assembling) return;
+    this.bufferedBytes -= stream.preallocated ? stream.length : stream.received;
     this.assembling -= 1;
-    stream.message = undefined;
+    stream.assembling = false;
+    stream.preallocated = false;
+    stream.buffer = EMPTY;
+    stream.received = 0;
   }
 
   /** Bytes the header being read needs in all, as far as the bytes so far tell. */
@@ -162,7 +213,7 @@ export class ChunkReader {
     if (known) return known;
     if (fmt !== 0) throw new RtmpProtocolError('chunk_stream', `chunk stream ${csid} starts with a type ${fmt} header, which needs an earlier one`);
     if (this.streams.size >= MAX_CHUNK_STREAM_IDS) throw new RtmpProtocolError('chunk_stream', `more than ${MAX_CHUNK_STREAM_IDS} chunk stream ids`);
-    const stream: ChunkStream = { timestampField: 0, extended: false, timestamp: 0, length: 0, type: 0, streamId: 0 };
+    const stream: ChunkStream = { timestampField: 0, extended: false, timestamp: 0, length: 0, type: 0, streamId: 0, assembling: false, buffer: EMPTY, received: 0, preallocated: false };
     this.streams.set(csid, stream);
     return stream;
   }
@@ -190,8 +241,8 @@ export class ChunkReader {
     const basic = low === 0 ? 2 : low === 1 ? 3 : 1;
     const csid = this.csid();
     const stream = this.streamFor(csid, fmt);
-    if (stream.message && fmt !== 3) {
-      throw new RtmpProtocolError('chunk_stream', `a type ${fmt} header on chunk stream ${csid} interrupts a message ${stream.message.received}/${stream.length} bytes in`);
+    if (stream.assembling && fmt !== 3) {
+      throw new RtmpProtocolError('chunk_stream', `a type ${fmt} header on chunk stream ${csid} interrupts a message ${stream.received}/${stream.length} bytes in`);
     }
     let p = basic;
     if (fmt <= 2) {
@@ -209,13 +260,13 @@ export class ChunkReader {
       }
       stream.timestampField = stream.extended ? h.readUInt32BE(p) : field;
       stream.timestamp = fmt === 0 ? stream.timestampField : (stream.timestamp + stream.timestampField) >>> 0;
-    } else if (!stream.message) {
+    } else if (!stream.assembling) {
       // A type 3 header starting a new message repeats the previous delta.
       stream.timestamp = (stream.timestamp + stream.timestampField) >>> 0;
     }
-    if (!stream.message) this.begin(stream);
+    if (!stream.assembling) this.begin(stream);
     this.current = stream;
-    this.chunkLeft = Math.min(this.chunkSize, stream.length - stream.message!.received);
+    this.chunkLeft = Math.min(this.chunkSize, stream.length - stream.received);
   }
 
   private begin(stream: ChunkStream): void {
@@ -227,6 +278,7 @@ export class ChunkReader {
       throw new RtmpProtocolError('chunk_stream', `more than ${maxAssembling} chunk streams with a message under way`);
     }
     this.assembling += 1;
-    stream.message = { buffer: Buffer.allocUnsafeSlow(Math.min(stream.length, FIRST_GROWTH)), received: 0 };
+    stream.assembling = true;
+    stream.received = 0;
   }
 }

@@ -290,7 +290,8 @@ export class RtmpConnection {
         this.live = admission.publish;
         this.publishStreamId = rtmpStreamId;
         const max = this.deps.settings.maxMessageBytes;
-        this.reader.setLimits({ maxMessageBytes: max, maxBufferedBytes: 2 * max, maxAssembling: PRE_PUBLISH.maxAssembling } satisfies ChunkLimits);
+        // An admitted publisher's messages are allocated whole at their header (one copy per byte).
+        this.reader.setLimits({ maxMessageBytes: max, maxBufferedBytes: 2 * max, maxAssembling: PRE_PUBLISH.maxAssembling, preallocate: true } satisfies ChunkLimits);
         this.write(msg.onStatus(rtmpStreamId, 'status', 'NetStream.Publish.Start', 'Publishing.'));
         this.deps.log.info({ stream: streamId(admission.publish.ref), session: this.id, remote: this.remote }, 'publish accepted');
         this.drain();

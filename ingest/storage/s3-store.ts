@@ -1,8 +1,15 @@
 // The S3 object store, for AWS and S3-compatible servers (SeaweedFS, MinIO,
 // Cloudflare R2, ...). Retries are the uploader's job, so each call makes one
 // attempt and gives up quickly on a dead endpoint. PUTs, the hot path, go
-// through a small signed client on keep-alive connections (s3-put-client.ts);
-// the rest through the AWS SDK, whose credentials both use.
+// through a small signed client (s3-put-client.ts); the rest through the AWS
+// SDK, whose credentials both use.
+//
+// Both go over a bounded pool of keep-alive connections: a segment PUT every
+// second or two per stream would otherwise pay a TCP (and TLS) handshake each
+// time, and a backlog draining after an outage could open as many sockets as
+// the SDK's default of 50.
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -20,9 +27,15 @@ export interface S3StoreOptions {
   endpoint?: string;
   forcePathStyle: boolean;
   requestTimeoutMs: number;
-  /** PUT connections kept open, at most (the upload concurrency). */
-  maxPutConnections?: number;
+  /**
+   * Connections kept open to the endpoint at most (the ingest passes its
+   * upload concurrency, so no upload waits for a socket). Default 8.
+   */
+  maxConnections?: number;
 }
+
+/** TTEOK_UPLOAD_CONCURRENCY's default: enough for a controller's deletes too. */
+const DEFAULT_MAX_CONNECTIONS = 8;
 
 export class S3Store implements ObjectStore {
   private readonly client: S3Client;
@@ -30,6 +43,8 @@ export class S3Store implements ObjectStore {
   readonly description: string;
 
   constructor(private readonly options: S3StoreOptions) {
+    const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new Error(`maxConnections must be a positive integer, not ${maxConnections}`);
     this.client = new S3Client({
       region: options.region,
       ...(options.endpoint ? { endpoint: options.endpoint } : {}),
@@ -39,6 +54,8 @@ export class S3Store implements ObjectStore {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestHandler: new NodeHttpHandler({
+        httpAgent: new HttpAgent({ keepAlive: true, maxSockets: maxConnections }),
+        httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: maxConnections }),
         connectionTimeout: Math.min(options.requestTimeoutMs, 3000),
         requestTimeout: options.requestTimeoutMs,
       }),
@@ -49,7 +66,7 @@ export class S3Store implements ObjectStore {
       ...(options.endpoint ? { endpoint: options.endpoint } : {}),
       forcePathStyle: options.forcePathStyle,
       requestTimeoutMs: options.requestTimeoutMs,
-      maxSockets: options.maxPutConnections ?? 8,
+      maxSockets: maxConnections,
       credentials: () => this.client.config.credentials(),
     });
     this.description = `s3://${options.bucket}${options.endpoint ? ` at ${options.endpoint}` : ` in ${options.region}`}`;

@@ -21,6 +21,8 @@ export interface S3Recorder {
   endpoint: string;
   requests: RecordedRequest[];
   puts(filter?: (key: string) => boolean): RecordedRequest[];
+  /** TCP connections the proxy has accepted so far (keep-alive reuse shows as fewer connections than requests). */
+  connectionsAccepted(): number;
   close(): Promise<void>;
 }
 
@@ -59,12 +61,17 @@ export async function startS3Recorder(target: string, bucket: string): Promise<S
     });
     req.pipe(upstream);
   });
+  let connections = 0;
+  server.on('connection', () => {
+    connections += 1;
+  });
   const port = await freePort();
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return {
     endpoint: `http://127.0.0.1:${port}`,
     requests,
     puts: (filter = () => true) => requests.filter((r) => r.method === 'PUT' && r.status === 200 && filter(r.key)),
+    connectionsAccepted: () => connections,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -3,6 +3,7 @@
 // plays without a single error, cut where the stream's settings say.
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { setImmediate } from 'node:timers/promises';
 import t from 'tap';
 import { readFlvTags } from '../harness/flv-file.ts';
 import { parseAudioSpecificConfig, type AacConfig } from '../../ingest/media/aac.ts';
@@ -82,6 +83,20 @@ function writeHls(dir: string, packaged: Packaged, segmentSeconds: number): stri
   return path;
 }
 
+/** The top-level boxes of a segment, by type; a box that runs past the end is named 'truncated'. */
+function topBoxes(data: Uint8Array): string[] {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const types: string[] = [];
+  for (let pos = 0; pos < data.length; ) {
+    const size = view.getUint32(pos);
+    const type = String.fromCharCode(...data.subarray(pos + 4, pos + 8));
+    types.push(size < 8 || pos + size > data.length ? 'truncated' : type);
+    if (size < 8) break;
+    pos += size;
+  }
+  return types;
+}
+
 interface FrameCount {
   streams: Array<{ codec_type: string; nb_read_frames?: string; nb_read_packets?: string }>;
 }
@@ -139,6 +154,10 @@ for (const segmentSeconds of [1, 2]) {
     durations.slice(0, -1).forEach((d, i) => {
       t.ok(d >= 0.9 * segmentSeconds && d <= 1.5 * segmentSeconds, `segment ${i} lasts ${d.toFixed(3)} s, target ${segmentSeconds} s`);
     });
+
+    for (const [i, segment] of packaged.segments.entries()) {
+      t.same(topBoxes(segment.data), ['moof', 'mdat'], `segment ${i} is one moof and one mdat that ends where the segment does`);
+    }
 
     const playlist = writeHls(join(dir, `seg${segmentSeconds}`), packaged, segmentSeconds);
     const played = await play(playlist);
@@ -297,4 +316,36 @@ t.test('a timeline that jumps back at a keyframe restarts packaging after a disc
     frames += played.videoFrames;
   }
   t.ok(Math.abs(frames - videoFrameCount) <= 3, `${frames} of ${videoFrameCount} video frames play`);
+});
+
+t.test('a segment is handed over as the keyframe that ends it arrives, not after the audio past it', async (t) => {
+  // mediabunny alone cuts a fragment only once the first audio frame at or
+  // after the next keyframe's presentation time has been fed: with B-frames,
+  // several packets after the keyframe. Packets are fed one at a time here,
+  // each once the muxer has done all it can with the one before.
+  const packets = sourcePackets;
+  const keyframesAt = packets.flatMap((p, i) => (p.type === 'video' && p.key ? [i] : []));
+  const keyframe = packets[keyframesAt[1]!] as Extract<Packet, { type: 'video' }>;
+  const packetsBeforeTheAudioPast = packets.slice(keyframesAt[1]! + 1).findIndex((p) => p.type === 'audio' && p.dts >= keyframe.dts + keyframe.cts);
+  t.ok(keyframe.cts > 0 && packetsBeforeTheAudioPast >= 1, `the source's keyframes are shown after later-arriving packets (composition offset ${keyframe.cts} ms)`);
+  const emittedAfter: number[] = [];
+  let fed = -1;
+  const fragmenter = new Fragmenter(1, {
+    onInit: () => undefined,
+    onSegment: () => emittedAfter.push(fed),
+    onDroppedPacket: (reason) => t.fail(`dropped a packet: ${reason}`),
+    onMuxerError: (error) => t.fail(`muxer error: ${String(error)}`),
+  });
+  for (const [i, p] of packets.entries()) {
+    fed = i;
+    if (p.type === 'video-config') fragmenter.setVideoConfig(p.config);
+    else if (p.type === 'audio-config') fragmenter.setAudioConfig(p.config);
+    else if (p.type === 'video') fragmenter.video(p.dts, p.cts, p.key, p.data, Date.now());
+    else fragmenter.audio(p.dts, p.data);
+    await setImmediate(); // the muxer works in promise callbacks only: they have all run by now
+  }
+  const whileFeeding = emittedAfter.length;
+  await fragmenter.close();
+  t.ok(emittedAfter.length > whileFeeding, 'the last segment comes at the close');
+  t.same(emittedAfter.slice(0, whileFeeding), keyframesAt.slice(1), 'every other segment is handed over once the keyframe after it has been fed, before any packet after that keyframe');
 });

@@ -295,17 +295,17 @@ t.test('delete: the key is revoked, media deleted unless retained, then the fina
   // A live publish holds the deletion until it ends.
   await claim('gone', 'ingest-0', 30);
   await custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'gone' });
-  await waitFor('the key Secret deleted', async () => (await secretOf('gone')) === undefined, { timeoutMs: 2000, intervalMs: 20 });
+  await waitFor('the key Secret deleted', async () => (await secretOf('gone')) === undefined, { timeoutMs: 10_000, intervalMs: 20 });
   await sleep(500);
   t.ok(await getLs('gone'), 'the LiveStream waits for the live publish to end');
   t.equal(await keysUnder(`media/${NS}/gone/`), 2, 'media kept while live');
   await leases.delete(SYSTEM, `claim.${NS}.gone`); // the ingest ended the publish and released its claim
-  await waitFor('the LiveStream gone', async () => (await getLs('gone')) === undefined, { timeoutMs: 3000, intervalMs: 50 });
+  await waitFor('the LiveStream gone', async () => (await getLs('gone')) === undefined, { timeoutMs: 10_000, intervalMs: 50 });
   t.equal(await keysUnder(`media/${NS}/gone/`), 0, 'its media deleted');
   t.equal(await keysUnder(`media/${NS}/gone-other/`), 2, 'a stream whose name starts the same keeps its media');
 
   await custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'kept' });
-  await waitFor('kept gone', async () => (await getLs('kept')) === undefined, { timeoutMs: 3000, intervalMs: 50 });
+  await waitFor('kept gone', async () => (await getLs('kept')) === undefined, { timeoutMs: 10_000, intervalMs: 50 });
   t.equal(await keysUnder(`media/${NS}/kept/`), 2, 'retention keeps the media');
   t.equal(await secretOf('kept'), undefined, 'the key Secret is deleted');
   const body = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: `media/${NS}/kept/index.m3u8` }));

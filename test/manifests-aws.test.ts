@@ -135,6 +135,9 @@ t.test('IAM: exactly the S3 calls the code makes, under the prefix', async (t) =
   const store = readFileSync(join(ROOT, 'ingest/storage/s3-store.ts'), 'utf8');
   const iamOf: Record<string, string> = { PutObject: 's3:PutObject', GetObject: 's3:GetObject', DeleteObject: 's3:DeleteObject', DeleteObjects: 's3:DeleteObject', ListObjectsV2: 's3:ListBucket' };
   const commands = [...new Set([...store.matchAll(/new (\w+)Command\(/g)].map((m) => m[1]!))];
+  // PUTs go through the signed client (s3-put-client.ts): a PutObject, as IAM sees it.
+  const putClient = readFileSync(join(ROOT, 'ingest/storage/s3-put-client.ts'), 'utf8');
+  if (/method: 'PUT'/.test(putClient) && /this\.putClient\.put\(/.test(store)) commands.push('PutObject');
   for (const c of commands) t.ok(iamOf[c], `${c} maps to an IAM action`);
   const needed = { ingest: new Set(commands.map((c) => iamOf[c]!)), controller: new Set(['s3:DeleteObject', 's3:ListBucket']) };
   const actions = (doc: Json) => new Set((doc.Statement as Json[]).flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]) as string[]));

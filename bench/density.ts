@@ -103,7 +103,15 @@ async function tteokIngest(system: string, input: string, n: number, options: { 
     const profileDir = join(dir, 'cpu-profile');
     const profileEnv: Record<string, string> = profile ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-interval=${PROFILE_INTERVAL_US} --cpu-prof-dir=${profileDir}`.trim() } : {};
     const storeEnv = s3 ? s3.ingestEnv : { TTEOK_STORAGE: 'local', TTEOK_LOCAL_ORIGIN_DIR: join(dir, 'origin') };
-    const ingest = await startIngestProcess({ ...storeEnv, TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_MEDIA_DIR: mediaDir, TTEOK_LOG_LEVEL: 'info', ...profileEnv }, undefined, { build: BENCH_BUILD });
+    const ingest = await startIngestProcess({
+      ...storeEnv,
+      TTEOK_KEYS_FILE: join(dir, 'keys.yaml'),
+      TTEOK_MEDIA_DIR: mediaDir,
+      TTEOK_LOG_LEVEL: 'info',
+      // Every publisher here comes from 127.0.0.1; the default cap of 10 per address would refuse the rest.
+      TTEOK_RTMP_MAX_CONNECTIONS_PER_ADDRESS: String(Math.max(10, n)),
+      ...profileEnv,
+    }, undefined, { build: BENCH_BUILD });
     const pid = ingest.proc.child.pid!;
     // run() starts the publishers at once and measures after WARMUP_MS, until it returns.
     const fromUs = monotonicMicros() + WARMUP_MS * 1000;

@@ -30,3 +30,24 @@ export function originVerdict(peer: LatencySummary, ours: LatencySummary): strin
   const met = over <= ORIGIN_P95_MARGIN_MS;
   return `${target} → ${met ? 'met' : 'NOT met'} (ours ${fmt(ours.p95)} ms, at most ${fmt(peer.p95 + ORIGIN_P95_MARGIN_MS)} ms allowed: ${over >= 0 ? '+' : ''}${fmt(over)} ms over nginx-rtmp)`;
 }
+
+/**
+ * The media time at which each newly listed segment ends: the sum of the
+ * durations of every segment up to it. Segments that left the playlist's
+ * window before a poll saw them (a slow first store) are still media the
+ * publisher sent: counted by their media sequence numbers, each as long as
+ * the next one seen. Without that, every later segment would seem to end
+ * that much earlier, and so to be listed that much later.
+ */
+export class MediaClock {
+  private endSeconds = 0;
+  private lastSequence = -1;
+
+  /** The segment's end, in seconds of media from the publisher's start. */
+  segmentEnds(sequence: number, duration: number): number {
+    const missed = Math.max(0, sequence - this.lastSequence - 1);
+    this.lastSequence = Math.max(this.lastSequence, sequence);
+    this.endSeconds += (missed + 1) * duration;
+    return this.endSeconds;
+  }
+}

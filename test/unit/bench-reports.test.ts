@@ -6,7 +6,7 @@
 import t from 'tap';
 import { densityCounts } from '../../bench/density.ts';
 import { DENSITY_HEADER, densitySummary, densityTableRows, type DensityRow } from '../../bench/lib/density-report.ts';
-import { originTableRows, originVerdict, type LatencySummary } from '../../bench/lib/origin-report.ts';
+import { MediaClock, originTableRows, originVerdict, type LatencySummary } from '../../bench/lib/origin-report.ts';
 import { elapsed } from '../../bench/lib/stats.ts';
 import { ConfigError } from '../../common/env-config.ts';
 
@@ -84,4 +84,14 @@ t.test('durations for people', async (t) => {
   t.equal(elapsed(59_400), '59 s');
   t.equal(elapsed(65_000), '1 min 05 s');
   t.equal(elapsed(12 * 60_000 + 30_000), '12 min 30 s');
+});
+
+t.test('origin latency: segments that left the window unseen still count as media sent', async (t) => {
+  const seenFromStart = new MediaClock();
+  t.same([0, 1, 2].map((n) => seenFromStart.segmentEnds(n, 1)), [1, 2, 3], 'each segment ends where the sum of durations says');
+  const lateStart = new MediaClock();
+  // The first stored playlist already lacks segments 0 and 1.
+  t.same([2, 3, 4].map((n) => lateStart.segmentEnds(n, 1)), [3, 4, 5], 'the same ends when the first two were never seen');
+  const gap = new MediaClock();
+  t.same([[0, 1], [1, 1], [4, 0.5], [5, 1]].map(([n, d]) => gap.segmentEnds(n!, d!)), [1, 2, 3.5, 4.5], 'a gap counts its segments as long as the next one');
 });

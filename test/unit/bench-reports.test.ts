@@ -55,6 +55,19 @@ t.test('the summary states each target at each count, the ratio, and what S3 cos
   t.same(densitySummary(rows.filter((r) => r.kind === 'nginx-rtmp')), [], 'nothing to judge without our rows');
 });
 
+t.test('the targets are judged on the run without the profiler; S3 against the local store like for like, both profiled', async (t) => {
+  const withProfiles: DensityRow[] = [
+    row('nginx-rtmp worker', 'nginx-rtmp', 20, 0.5, 0.2),
+    row('tteok ingest (to S3)', 'tteok-s3', 20, 0.9, 3.5),
+    row('tteok ingest (to S3), profiled', 'tteok-s3-profiled', 20, 1.1, 3.6),
+    row('tteok ingest (local store), profiled', 'tteok-local', 20, 0.7, 3.0),
+  ];
+  t.same(densityTableRows(withProfiles)[2]!.slice(-2), ['', ''], 'no verdict on the profiled run');
+  const lines = densitySummary(withProfiles);
+  t.match(lines[0], /met \(0\.90 %\) at 20\./, 'the CPU target from the run without the profiler');
+  t.match(lines.at(-1), /local store at 20 streams: 0\.40 % of a core per stream more \(36 % of the S3 run's CPU/, 'the profiled S3 run against the profiled local one');
+});
+
 t.test('density stream counts: 20 and 50 by default, a short run by env, a bad value refused', async (t) => {
   t.same(densityCounts({}), [20, 50]);
   t.same(densityCounts({ BENCH_DENSITY_COUNTS: '4' }), [4]);

@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # Debian packages the tests drive for real: ffmpeg publishes RTMP and probes HLS;
 # etcd backs the real kube-apiserver; prometheus provides promtool, which checks
 # the chart's alert rules.
-DEBIAN_TEST_PACKAGES := ffmpeg etcd-server prometheus chromium
+DEBIAN_TEST_PACKAGES := ffmpeg etcd-server prometheus chromium strace
 # Test-only servers and tools built from their Go modules and cached (test/tools/build-binaries.sh);
 # kubeconform and the monitoring.coreos.com CRDs are for the Helm chart tests.
 GO_TEST_TOOLS := weed kube-apiserver kubeconform monitoring-crds

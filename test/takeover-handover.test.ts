@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import type { ParsedPlaylist } from './harness/hls.ts';
-import { startIngestProcess, type IngestProcess } from './harness/ingest-process.ts';
+import { metricValue, startIngestProcess, type IngestProcess } from './harness/ingest-process.ts';
 import { adminWithLiveStreams, chartRoles, createReadyLiveStream, serviceAccountKubeconfig, startTestController } from './harness/kube-fixtures.ts';
 import { startKubeApiServer } from './harness/kube.ts';
 import { stopAll } from './harness/process.ts';
@@ -131,6 +131,10 @@ t.test('a kept run continues across pods: no end in between, sequence and histor
   tt.same(vod.segments.map((s) => sequenceInName(s.uri)), sequences, 'in order, with no sequence number missing or twice');
   tt.equal(vod.segments.filter((s) => s.discontinuity).length, 1, 'one discontinuity: at the takeover');
   tt.same(await missingObjects('kept', vod), [], 'every object the VOD names is in the bucket');
+  // The history ingest-0 stored at the handover is not a segment: its backlog empties.
+  const backlogOf0 = async () => metricValue(await pod0.metrics(), 'tteok_ingest_upload_backlog_segments');
+  await waitFor('ingest-0\'s upload backlog to empty', async () => ((await backlogOf0()) === 0 ? true : undefined), { timeoutMs: 15_000 }).catch(() => undefined);
+  tt.equal(await backlogOf0(), 0, 'ingest-0 reports no upload backlog once the handed-over run is stored');
 });
 
 t.test('the pod whose run was taken over deletes neither the new pod\'s playlist nor the segments it lists', async (tt) => {

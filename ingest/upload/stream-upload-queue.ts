@@ -34,8 +34,12 @@ export interface UploadContext {
 
 /** The uploader's account of what waits, across streams (files on the volume, bytes held in memory). */
 export interface BacklogTracker {
-  /** A segment or init segment waits; true when its bytes may stay in memory until it is stored. */
-  add(path: string, bytes: number): boolean;
+  /**
+   * A segment or init segment waits. With `bytesInHand` (handed over by the
+   * packager, not found on the volume), true when its bytes may stay in
+   * memory until it is stored.
+   */
+  add(path: string, bytes: number, bytesInHand: boolean): boolean;
   remove(path: string): void;
 }
 
@@ -89,15 +93,12 @@ export class StreamUploadQueue {
     if (object.kind === 'playlist') {
       this.playlist = { body: object.body, ...(object.names ? { names: object.names } : {}), ...(object.targetDuration !== undefined ? { targetDuration: object.targetDuration } : {}) };
       this.playlistHanded = true;
+    } else if (object.kind === 'history') {
+      // A small text, not media: kept in memory, and not part of the segment backlog.
+      this.pending.set(object.uri, { uri: object.uri, kind: 'history', completedAt: object.completedAt, body: object.body, ...(object.names ? { names: object.names } : {}) });
     } else {
-      const keep = this.ctx.backlog.add(this.pathOf(object.uri), object.body.byteLength);
-      this.pending.set(object.uri, {
-        uri: object.uri,
-        kind: object.kind,
-        completedAt: object.completedAt,
-        ...(keep || object.kind === 'history' ? { body: object.body } : {}),
-        ...(object.names ? { names: object.names } : {}),
-      });
+      const keep = this.ctx.backlog.add(this.pathOf(object.uri), object.body.byteLength, true);
+      this.pending.set(object.uri, { uri: object.uri, kind: object.kind, completedAt: object.completedAt, ...(keep ? { body: object.body } : {}) });
     }
     this.kick();
   }
@@ -109,7 +110,7 @@ export class StreamUploadQueue {
       this.playlist = {};
     } else if (!this.pending.has(uri)) {
       const kind = uri.endsWith('.mp4') ? 'init' : uri.endsWith('.m4s') ? 'segment' : 'history';
-      if (kind !== 'history') this.ctx.backlog.add(this.pathOf(uri), bytes);
+      if (kind !== 'history') this.ctx.backlog.add(this.pathOf(uri), bytes, false);
       this.pending.set(uri, { uri, kind, completedAt });
     }
     this.kick();

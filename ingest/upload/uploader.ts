@@ -180,14 +180,14 @@ export class Uploader implements BacklogTracker {
   }
 
   // BacklogTracker
-  add(path: string, bytes: number): boolean {
+  add(path: string, bytes: number, bytesInHand: boolean): boolean {
     const known = this.backlog.get(path);
     if (known) return known.inMemory;
-    const inMemory = this.memoryBytes + bytes <= this.options.memoryBytes;
+    const inMemory = bytesInHand && this.memoryBytes + bytes <= this.options.memoryBytes;
     this.backlog.set(path, { bytes, inMemory });
     this.backlogBytes += bytes;
     if (inMemory) this.memoryBytes += bytes;
-    else if (!this.memoryWarned) {
+    else if (bytesInHand && !this.memoryWarned) {
       this.memoryWarned = true;
       this.options.log.warn({ memoryBytes: this.memoryBytes, limit: this.options.memoryBytes }, 'the upload backlog fills its memory (TTEOK_UPLOAD_MEMORY_MIB): further segments wait on the media volume only and are read back from it');
     }

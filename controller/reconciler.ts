@@ -229,18 +229,8 @@ export class LiveStreamReconciler {
   ): LiveStreamStatus {
     const old = (ls.status ?? {}) as LiveStreamStatus;
     const generation = ls.metadata.generation;
-    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-    const cond = (type: string, status: 'True' | 'False', reason: string, message: string): LiveStreamCondition => {
-      const prev = old.conditions?.find((c) => c.type === type);
-      return {
-        type,
-        status,
-        reason,
-        message,
-        ...(generation !== undefined ? { observedGeneration: generation } : {}),
-        lastTransitionTime: prev && prev.status === status ? prev.lastTransitionTime : now,
-      };
-    };
+    const now = statusTime(new Date());
+    const cond = (type: string, status: 'True' | 'False', reason: string, message: string) => statusCondition(old, generation, now, { type, status, reason, message });
     const { config } = this.d;
     const secretName = s.secret?.metadata?.name;
     const key = s.secret ? keyIn(s.secret) : '';
@@ -250,7 +240,7 @@ export class LiveStreamReconciler {
     else if (!s.enabled) ready = cond('Ready', 'False', 'Disabled', 'spec.enabled is false: publishes are refused');
     else ready = cond('Ready', 'True', 'KeyAllocated', `The stream key is in Secret ${secretName}; publishers may connect`);
     const holder = s.claim?.spec?.holderIdentity ?? undefined;
-    const since = s.claim?.spec?.acquireTime ? new Date(String(s.claim.spec.acquireTime)).toISOString().replace(/\.\d{3}Z$/, 'Z') : undefined;
+    const since = s.claim?.spec?.acquireTime ? statusTime(new Date(String(s.claim.spec.acquireTime))) : undefined;
     const liveCond = s.live
       ? cond('Live', 'True', 'Publishing', `Live on ingest pod ${holder}`)
       : cond('Live', 'False', 'NoPublisher', 'No publisher is connected');
@@ -403,13 +393,8 @@ export class LiveStreamReconciler {
     let next: StatusWithWebhooks = { ...old };
     let fresh: ReturnType<typeof detectWebhookEvents> = [];
     if (old.conditions?.some((c) => c.type === 'Live' && c.status === 'True')) {
-      next = {
-        ...old,
-        phase: 'Ready',
-        conditions: old.conditions.map((c) =>
-          c.type === 'Live' ? { ...c, status: 'False', reason: 'NoPublisher', message: 'No publisher is connected (the LiveStream is being deleted)', lastTransitionTime: now.toISOString().replace(/\.\d{3}Z$/, 'Z') } : c,
-        ),
-      };
+      const ended = statusCondition(old, ls.metadata.generation, statusTime(now), { type: 'Live', status: 'False', reason: 'NoPublisher', message: 'No publisher is connected (the LiveStream is being deleted)' });
+      next = { ...old, phase: 'Ready', conditions: old.conditions.map((c) => (c.type === 'Live' ? ended : c)) };
       delete next.liveSince;
       delete next.ingestPod;
       const { settings } = settingsFromSpec(ls.spec);
@@ -432,6 +417,26 @@ export class LiveStreamReconciler {
     this.d.events.warning(target, 'WebhooksDropped', `${owed.length} webhook event(s) not delivered within ${DELETION_WEBHOOK_WAIT_MS / 1000} s of the deletion were dropped`);
     return undefined;
   }
+}
+
+/** A time as the status writes it: RFC 3339 to the second, as Kubernetes does. */
+function statusTime(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** A condition as the status reports it: its transition time stays while its status does. */
+function statusCondition(
+  old: LiveStreamStatus,
+  generation: number | undefined,
+  now: string,
+  c: Pick<LiveStreamCondition, 'type' | 'status' | 'reason' | 'message'>,
+): LiveStreamCondition {
+  const prev = old.conditions?.find((p) => p.type === c.type);
+  return {
+    ...c,
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    lastTransitionTime: prev && prev.status === c.status ? prev.lastTransitionTime : now,
+  };
 }
 
 /** The key a key Secret holds ('' when none). */

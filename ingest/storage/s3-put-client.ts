@@ -8,11 +8,12 @@
 // and credentials (the same provider chain: environment, web identity/IRSA,
 // Pod Identity, instance role), so nothing about authentication differs.
 // Everything else (reads, deletes, listings: rare) stays with the SDK.
-import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Sha256 } from '@smithy/core/checksum';
 import { SignatureV4 } from '@smithy/signature-v4';
-import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, Checksum, SourceData } from '@smithy/types';
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 
 export interface S3PutClientOptions {
   bucket: string;
@@ -54,7 +55,8 @@ export class S3PutClient {
       service: 's3',
       region: options.region,
       credentials: options.credentials as AwsCredentialIdentityProvider | AwsCredentialIdentity,
-      sha256: NodeSha256,
+      // The SDK's own hash for its signer (node:crypto's SHA-256 and HMAC).
+      sha256: Sha256,
       // S3 signs the path as sent, without encoding it a second time.
       uriEscapePath: false,
       applyChecksum: false,
@@ -133,29 +135,4 @@ export class S3PutClient {
 
 function sha256Hex(body: Uint8Array): string {
   return createHash('sha256').update(body).digest('hex');
-}
-
-/** The signer's hash and HMAC, from node:crypto (the SDK's default in Node is the same). */
-class NodeSha256 implements Checksum {
-  private hash: Hash | Hmac;
-  constructor(private readonly secret?: SourceData) {
-    this.hash = this.fresh();
-  }
-  update(data: Uint8Array): void {
-    this.hash.update(data);
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-  reset(): void {
-    this.hash = this.fresh();
-  }
-  private fresh(): Hash | Hmac {
-    return this.secret === undefined ? createHash('sha256') : createHmac('sha256', toBytes(this.secret));
-  }
-}
-
-function toBytes(data: SourceData): Uint8Array | string {
-  if (typeof data === 'string' || data instanceof Uint8Array) return data;
-  return ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
 }

@@ -289,12 +289,9 @@ export class StreamPackager {
     this.enqueue(async () => {
       if (retained && playlist.segments.length > 0) {
         await this.completeHistory(playlist);
-        const { text, names } = playlist.renderNamed({ vod: true });
-        const body = Buffer.from(text);
-        if (!(await this.tryWrite(RUN_HISTORY_FILE, body, 'playlist'))) {
+        if (!(await this.writePlaylistObject(RUN_HISTORY_FILE, playlist, { vod: true }))) {
           this.options.log.warn({ stream: streamId(this.ref) }, 'the media volume cannot take the run\'s history: it is stored from memory only (if this process dies first, the new holder\'s VOD lacks the segments this ingest wrote before its live window)');
         }
-        this.hand(RUN_HISTORY_FILE, 'history', body, { names });
       }
       // Even without the history: a journal left here would make a restarted
       // process resume the run and store its final playlist over the new holder's.
@@ -516,12 +513,7 @@ export class StreamPackager {
   private async writeLivePlaylist(playlist: MediaPlaylist): Promise<void> {
     // A run that ended gets its final playlist instead; one handed over gets none from here.
     if (playlist !== this.playlist || playlist.ended || this.handedOver.has(playlist)) return;
-    const { text, names } = playlist.renderNamed();
-    const body = Buffer.from(text);
-    const written = await this.tryWrite(PLAYLIST_FILE, body, 'playlist');
-    // Stored whether or not the volume took it: the volume's copy is only for a restart.
-    this.hand(PLAYLIST_FILE, 'playlist', body, { names, targetDuration: playlist.targetDuration });
-    if (written) {
+    if (await this.writePlaylistObject(PLAYLIST_FILE, playlist)) {
       this.playlistBehind = false;
       this.playlistRetryAttempt = 0;
       return;
@@ -547,11 +539,8 @@ export class StreamPackager {
    * ingest restarted meanwhile resumes the run and ends it again.
    */
   private async storeFinalPlaylist(playlist: MediaPlaylist, journal: SegmentJournal, vod: boolean, attempt: number): Promise<void> {
-    const { text, names } = playlist.renderNamed({ vod });
-    const body = Buffer.from(text);
-    const written = await this.tryWrite(PLAYLIST_FILE, body, 'playlist');
-    if (attempt === 0) this.hand(PLAYLIST_FILE, 'playlist', body, { names, targetDuration: playlist.targetDuration });
-    if (written) {
+    // Handed over once; a retry only brings the volume's copy up to date.
+    if (await this.writePlaylistObject(PLAYLIST_FILE, playlist, { vod, hand: attempt === 0 })) {
       if (attempt > 0) this.options.log.info({ stream: streamId(this.ref), attempts: attempt + 1 }, 'final playlist written to the media volume after retrying');
       // The journal is needed until the final playlist is safe; not for a new run's journal.
       if (this.playlist === playlist) await this.writeJournal(() => journal.remove());
@@ -578,6 +567,23 @@ export class StreamPackager {
     }
     this.writeSucceeded(kind);
     return true;
+  }
+
+  /**
+   * Renders a playlist (the live one, the final one, or a run's history),
+   * writes it to the volume and hands it to the uploader — whether or not the
+   * volume took it: the object store is its destination, the volume's copy is
+   * for a restart. False when the volume could not take it.
+   */
+  private async writePlaylistObject(file: typeof PLAYLIST_FILE | typeof RUN_HISTORY_FILE, playlist: MediaPlaylist, options: { vod?: boolean; hand?: boolean } = {}): Promise<boolean> {
+    const { text, names } = playlist.renderNamed({ vod: options.vod ?? false });
+    const body = Buffer.from(text);
+    const written = await this.tryWrite(file, body, 'playlist');
+    if (options.hand !== false) {
+      if (file === PLAYLIST_FILE) this.hand(file, 'playlist', body, { names, targetDuration: playlist.targetDuration });
+      else this.hand(file, 'history', body, { names });
+    }
+    return written;
   }
 
   /** Hands a finished object to the uploader, in memory. */

@@ -2,6 +2,7 @@
 // every one with its default; keep the two in step.
 import { ConfigError, envBool, envInt, envNumber, envOptional, envString, type Env } from '../common/env-config.ts';
 import type { RtmpLimits } from './rtmp/rtmp-server.ts';
+import { DEFAULT_PUBLISH_LIMITS, type PublishLimitSettings } from './packager/publish-limits.ts';
 
 export interface IngestConfig {
   rtmpHost: string;
@@ -40,6 +41,8 @@ export interface IngestConfig {
    * directory. Undefined: the filesystem's own size and use (statfs).
    */
   mediaVolumeBytes: number | undefined;
+  /** What one admitted publish may hold and produce: GOP length, open fragment bytes, pace (publish-limits.ts). */
+  publishLimits: PublishLimitSettings;
 }
 
 export function loadIngestConfig(env: Env = process.env): IngestConfig {
@@ -115,6 +118,12 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
     mediaHighWaterPercent,
     mediaFullPercent,
     mediaVolumeBytes: envQuantity(env, 'TTEOK_MEDIA_VOLUME_BYTES'),
+    publishLimits: {
+      // At least the longest segment target (10 s): a GOP may span a whole segment.
+      maxGopSeconds: envNumber(env, 'TTEOK_MAX_GOP_SECONDS', DEFAULT_PUBLISH_LIMITS.maxGopSeconds, 10, 600),
+      maxFragmentBytes: Math.round(envNumber(env, 'TTEOK_MAX_FRAGMENT_MIB', DEFAULT_PUBLISH_LIMITS.maxFragmentBytes / 2 ** 20, 8, 4096) * 2 ** 20),
+      maxAheadSegments: envNumber(env, 'TTEOK_MAX_AHEAD_SEGMENTS', DEFAULT_PUBLISH_LIMITS.maxAheadSegments, 1, 100),
+    },
   };
 }
 

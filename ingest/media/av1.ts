@@ -36,10 +36,15 @@ interface Obu {
   payload: Uint8Array;
 }
 
-/** The first OBU of a type: the walk stops there, whatever follows (nothing is collected). */
+/**
+ * The first OBU of a type, after checking that every OBU is whole (a record
+ * with a broken tail would reach the init segment). Nothing is collected on
+ * the way, whatever the number of OBUs.
+ */
 function firstObu(data: Uint8Array, type: number): Obu | undefined {
-  for (const obu of obus(data)) if (obu.type === type) return obu;
-  return undefined;
+  let first: Obu | undefined;
+  for (const obu of obus(data)) if (first === undefined && obu.type === type) first = obu;
+  return first;
 }
 
 /** The OBUs of a low-overhead bitstream (each with obu_has_size_field set, as AV1-ISOBMFF requires). */

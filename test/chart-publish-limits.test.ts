@@ -33,4 +33,7 @@ t.test('the schema refuses a limit the code would refuse', async (t) => {
     t.not(r.code, 0, `${set} is refused`);
     t.match(r.stderr, /publishLimits/, 'naming the value');
   }
+  const r = await helmTemplate({ values: [REQUIRED], set: ['ingest.publishLimits.maxFragmentMiB=16', 'ingest.rtmp.maxMessageBytes=16777215'] });
+  t.not(r.code, 0, 'a fragment bound that two of the largest messages do not fit in is refused');
+  t.match(r.stderr, /ingest\.publishLimits\.maxFragmentMiB \(16\) must hold at least two of the largest RTMP messages/);
 });

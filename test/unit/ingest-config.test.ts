@@ -56,6 +56,7 @@ t.test('the publish limits are read, and refused outside their ranges', async (t
   t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_MAX_GOP_SECONDS: '5' }), /TTEOK_MAX_GOP_SECONDS/, 'a GOP bound below the longest segment target');
   t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_MAX_FRAGMENT_MIB: '1' }), /TTEOK_MAX_FRAGMENT_MIB/, 'a fragment bound below one large keyframe');
   t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_MAX_AHEAD_SEGMENTS: '0' }), /TTEOK_MAX_AHEAD_SEGMENTS/);
+  t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_MAX_FRAGMENT_MIB: '16', TTEOK_RTMP_MAX_MESSAGE_BYTES: String(16 * 1024 * 1024 - 1) }), /TTEOK_MAX_FRAGMENT_MIB \(16\) must be at least twice TTEOK_RTMP_MAX_MESSAGE_BYTES/, 'a fragment bound that two of the largest messages do not fit in');
 });
 
 t.test('values are read and converted', async (t) => {

@@ -13,9 +13,13 @@
 //   frames it encoded while the publish was being admitted; the clock starts
 //   at the publish command). Media time counts only forward steps of each
 //   track's timestamps, so a timeline that jumps back and forth gains nothing.
-// - Segments: at most two per target duration on average, with a burst, even
-//   for a publisher that restarts its timeline at every keyframe (each a new
-//   init segment): every segment is a PUT and a playlist PUT.
+// - Segments: every segment is a PUT and a playlist PUT. One that comes with
+//   at least half a target duration of media time since the last is paced by
+//   the rule above (a publisher catching up after a stall has all the
+//   segments it fell behind by); any other (an init segment, a timeline that
+//   restarts at every keyframe, composition offsets that leap while decode
+//   times stand still) spends from a small bucket refilled at two per target
+//   duration of wall-clock time.
 //
 // Each bound ends the publish with a PublishLimitError, whose message the
 // RTMP layer sends to the streamer as the onStatus description.
@@ -37,7 +41,7 @@ export const DEFAULT_PUBLISH_LIMITS: PublishLimitSettings = {
   maxAheadSegments: 3,
 };
 
-/** Segments (and init segments) per target duration, sustained; and the burst above it. */
+/** Segments without their media time (and init segments) per target duration, sustained; and the burst above it. */
 const SEGMENTS_PER_TARGET = 2;
 const SEGMENT_BURST = 10;
 
@@ -69,6 +73,8 @@ export class PublishLimits {
   private gopStartMs: number | undefined;
   private tokens = SEGMENT_BURST;
   private refilledAt: number;
+  /** Media time (the furthest track's) when the last segment began. */
+  private mediaAtLastSegmentMs = 0;
 
   constructor(
     private readonly settings: PublishLimitSettings,
@@ -104,7 +110,11 @@ export class PublishLimits {
   fragmentStarted(dtsMs: number, options: { audioOnly?: boolean; init?: boolean } = {}): void {
     this.fragmentBytes = 0;
     if (options.audioOnly) this.gopStartMs = dtsMs;
-    this.take(options.init ? 2 : 1);
+    const mediaMs = Math.max(this.clocks.video.elapsedMs, this.clocks.audio.elapsedMs);
+    const paced = mediaMs - this.mediaAtLastSegmentMs >= (this.segmentSeconds * 1000) / 2;
+    this.mediaAtLastSegmentMs = mediaMs;
+    if (options.init) this.take(2);
+    else if (!paced) this.take(1);
   }
 
   /** A packet the fragmenter keeps in the open fragment. */

@@ -2,6 +2,7 @@
 // every one with its default; keep the two in step.
 import { ConfigError, envBool, envInt, envNumber, envOptional, envString, type Env } from '../common/env-config.ts';
 import type { RtmpLimits } from './rtmp/rtmp-server.ts';
+import { DEFAULT_PUBLISH_LIMITS, type PublishLimitSettings } from './packager/publish-limits.ts';
 
 export interface IngestConfig {
   rtmpHost: string;
@@ -40,6 +41,8 @@ export interface IngestConfig {
    * directory. Undefined: the filesystem's own size and use (statfs).
    */
   mediaVolumeBytes: number | undefined;
+  /** What one admitted publish may hold and produce: GOP length, open fragment bytes, pace (publish-limits.ts). */
+  publishLimits: PublishLimitSettings;
 }
 
 export function loadIngestConfig(env: Env = process.env): IngestConfig {
@@ -65,6 +68,12 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
   const mediaFullPercent = envNumber(env, 'TTEOK_MEDIA_FULL_PERCENT', 95, 1, 100);
   if (mediaFullPercent < mediaHighWaterPercent) {
     throw new ConfigError(`TTEOK_MEDIA_FULL_PERCENT (${mediaFullPercent}) must not be below TTEOK_MEDIA_HIGH_WATER_PERCENT (${mediaHighWaterPercent})`);
+  }
+  const maxMessageBytes = envInt(env, 'TTEOK_RTMP_MAX_MESSAGE_BYTES', 8 * 1024 * 1024, 64 * 1024, 0xffffff);
+  const maxFragmentBytes = Math.round(envNumber(env, 'TTEOK_MAX_FRAGMENT_MIB', DEFAULT_PUBLISH_LIMITS.maxFragmentBytes / 2 ** 20, 8, 4096) * 2 ** 20);
+  // A segment holds at least a keyframe and what follows it: a bound below two of the largest messages would end real publishes.
+  if (maxFragmentBytes < 2 * maxMessageBytes) {
+    throw new ConfigError(`TTEOK_MAX_FRAGMENT_MIB (${maxFragmentBytes / 2 ** 20}) must be at least twice TTEOK_RTMP_MAX_MESSAGE_BYTES (${maxMessageBytes} bytes)`);
   }
   return {
     rtmpHost: envString(env, 'TTEOK_RTMP_HOST', '0.0.0.0'),
@@ -97,7 +106,7 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
     rtmp: {
       publishDeadlineMs: envNumber(env, 'TTEOK_RTMP_PUBLISH_DEADLINE_SECONDS', 10, 1, 300) * 1000,
       // A message length field has 3 bytes: 16 MiB - 1 is the protocol's own ceiling.
-      maxMessageBytes: envInt(env, 'TTEOK_RTMP_MAX_MESSAGE_BYTES', 8 * 1024 * 1024, 64 * 1024, 0xffffff),
+      maxMessageBytes,
       maxConnections: envInt(env, 'TTEOK_RTMP_MAX_CONNECTIONS', 500, 1, 100_000),
       maxConnectionsPerAddress: envInt(env, 'TTEOK_RTMP_MAX_CONNECTIONS_PER_ADDRESS', 10, 1, 100_000),
       keepaliveMs: envNumber(env, 'TTEOK_RTMP_KEEPALIVE_SECONDS', 15, 1, 3600) * 1000,
@@ -115,6 +124,12 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
     mediaHighWaterPercent,
     mediaFullPercent,
     mediaVolumeBytes: envQuantity(env, 'TTEOK_MEDIA_VOLUME_BYTES'),
+    publishLimits: {
+      // At least the longest segment target (10 s): a GOP may span a whole segment.
+      maxGopSeconds: envNumber(env, 'TTEOK_MAX_GOP_SECONDS', DEFAULT_PUBLISH_LIMITS.maxGopSeconds, 10, 600),
+      maxFragmentBytes,
+      maxAheadSegments: envNumber(env, 'TTEOK_MAX_AHEAD_SEGMENTS', DEFAULT_PUBLISH_LIMITS.maxAheadSegments, 1, 100),
+    },
   };
 }
 

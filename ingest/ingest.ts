@@ -103,6 +103,7 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     uploadsSettled: (ref) => uploader.streamSettled(`${ref.namespace}/${ref.name}`, config.shutdownTimeoutMs),
     readStored: (ref, file) => uploader.readStored(`${ref.namespace}/${ref.name}`, file),
     mediaVolume: volume,
+    publishLimits: config.publishLimits,
   });
   // Files left by a previous process are uploaded first, and its unfinished
   // streams wait for their publishers to come back.

@@ -24,6 +24,7 @@ import type { IngestMetrics } from './metrics.ts';
 import type { PublishSession } from './packager/publish-session.ts';
 import type { MediaObject } from './packager/media-object.ts';
 import { StreamPackager, type StreamEnd } from './packager/stream-packager.ts';
+import type { PublishLimitSettings } from './packager/publish-limits.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
@@ -110,6 +111,8 @@ export interface StreamHubOptions {
   readStored?: (ref: StreamRef, file: string) => Promise<string | undefined>;
   // --- media volume (helper "disk"): a full volume refuses publishes; packagers skip segments above its bound.
   mediaVolume?: MediaVolumeGuard & { admitsPublishes(): boolean };
+  /** What one admitted publish may hold and produce (publish-limits.ts). */
+  publishLimits?: PublishLimitSettings;
 }
 
 export class StreamHub implements LiveEvents {
@@ -200,6 +203,8 @@ export class StreamHub implements LiveEvents {
   }
 
   async admit(app: string, key: string, disconnect: () => void): Promise<Admission> {
+    // The publish's media time is paced against the wall clock from here (publish-limits.ts).
+    const askedAt = performance.now();
     const refuse = (code: string, reason: string, description: string): Admission => {
       this.options.metrics.publishes.inc({ outcome: reason });
       return { ok: false, code, reason, description };
@@ -234,76 +239,102 @@ export class StreamHub implements LiveEvents {
     // Reserve the stream before any other await, so two concurrent publishes cannot both pass.
     const entry: LiveEntry = { key, disconnect, lastMediaAt: performance.now(), contended: false };
     this.live.set(id, entry);
-    if (current && silentFor !== undefined) {
-      this.options.metrics.takeovers.inc({ from: 'same_ingest' });
-      this.options.log.info(
-        { stream: id, silentSeconds: Number((silentFor / 1000).toFixed(1)) },
-        'a new publish with the same key takes over from the silent publisher; the playlist continues after a discontinuity',
-      );
-      // A drop, not an unpublish: the packager waits for a publisher and the new one continues the run.
-      const ending = current.publish?.end(false);
-      current.disconnect();
-      await ending;
-    }
-    let claimedHow: boolean | 'taken_over' = true;
-    if (this.options.claims && this.claimed.has(id)) {
-      // Still ours from the run this publish continues: tell the fleet the stream is no longer silent.
-      this.options.claims.reportSilence?.(grant.ref, undefined);
-    } else if (this.options.claims) {
-      let claimed: boolean | 'taken_over';
-      try {
-        claimed = await this.options.claims.acquire(grant.ref, { waitForSilenceMs: this.options.takeoverSilenceMs + REMOTE_SILENCE_MARGIN_MS });
-      } catch (error) {
-        // Without the claim another ingest could take the same stream: refuse, and say it is on our side.
-        if (this.live.get(id) === entry) this.live.delete(id);
-        this.options.log.error({ stream: id, err: (error as Error).message }, 'cannot claim the stream (Kubernetes API unreachable?)');
-        return refuse('NetStream.Publish.Denied', 'claim_unavailable', 'The ingest cannot claim this stream right now; retry shortly.');
+    // Whatever fails from here on (a listener, a packager, the claims) must
+    // not leave the key reserved until a restart: the reservation, the claim
+    // taken here and a session begun are let go again.
+    let admitted = false;
+    let claimedHere = false;
+    let begun: { packager: StreamPackager; session: PublishSession } | undefined;
+    try {
+      if (current && silentFor !== undefined) {
+        this.options.metrics.takeovers.inc({ from: 'same_ingest' });
+        this.options.log.info(
+          { stream: id, silentSeconds: Number((silentFor / 1000).toFixed(1)) },
+          'a new publish with the same key takes over from the silent publisher; the playlist continues after a discontinuity',
+        );
+        // A drop, not an unpublish: the packager waits for a publisher and the new one continues the run.
+        const ending = current.publish?.end(false);
+        current.disconnect();
+        await ending;
       }
-      if (!claimed) {
-        if (this.live.get(id) === entry) this.live.delete(id);
-        return refuse('NetStream.Publish.BadName', 'live_elsewhere', 'This stream is live on another ingest.');
+      let claimedHow: boolean | 'taken_over' = true;
+      if (this.options.claims && this.claimed.has(id)) {
+        // Still ours from the run this publish continues: tell the fleet the stream is no longer silent.
+        this.options.claims.reportSilence?.(grant.ref, undefined);
+      } else if (this.options.claims) {
+        let claimed: boolean | 'taken_over';
+        try {
+          claimed = await this.options.claims.acquire(grant.ref, { waitForSilenceMs: this.options.takeoverSilenceMs + REMOTE_SILENCE_MARGIN_MS });
+        } catch (error) {
+          // Without the claim another ingest could take the same stream: refuse, and say it is on our side.
+          if (this.live.get(id) === entry) this.live.delete(id);
+          this.options.log.error({ stream: id, err: (error as Error).message }, 'cannot claim the stream (Kubernetes API unreachable?)');
+          return refuse('NetStream.Publish.Denied', 'claim_unavailable', 'The ingest cannot claim this stream right now; retry shortly.');
+        }
+        if (!claimed) {
+          if (this.live.get(id) === entry) this.live.delete(id);
+          return refuse('NetStream.Publish.BadName', 'live_elsewhere', 'This stream is live on another ingest.');
+        }
+        this.claimed.set(id, grant.ref);
+        claimedHere = true;
+        claimedHow = claimed;
+        if (claimed === 'taken_over') this.options.metrics.takeovers.inc({ from: 'other_ingest' });
       }
-      this.claimed.set(id, grant.ref);
-      claimedHow = claimed;
-      if (claimed === 'taken_over') this.options.metrics.takeovers.inc({ from: 'other_ingest' });
+      const packager = this.packagerFor(grant.ref, grant);
+      // Taken over from another ingest: a new run here continues the one it stored.
+      const session = packager.beginSession(grant.settings, { continueStoredRun: claimedHow === 'taken_over', startedAt: askedAt });
+      begun = { packager, session };
+      let ended = false;
+      const media: PublishMedia = {
+        id: session.id,
+        video: (timestampMs, body, arrivedAt) => {
+          entry.lastMediaAt = performance.now();
+          session.video(timestampMs, body, arrivedAt);
+        },
+        audio: (timestampMs, body) => {
+          entry.lastMediaAt = performance.now();
+          session.audio(timestampMs, body);
+        },
+      };
+      entry.publish = {
+        ref: grant.ref,
+        session: media,
+        end: async (clean: boolean) => {
+          if (ended) return;
+          ended = true;
+          // A publish that took over is in the map now: leave it there.
+          if (this.live.get(id) === entry) this.live.delete(id);
+          this.options.metrics.liveStreams.set(this.live.size);
+          // The claim is released when the run ends (packagerFor's onEnded), not
+          // here: through the reconnect grace the playlist is still this ingest's.
+          await packager.endSession(session, clean);
+        },
+      };
+      this.options.metrics.publishes.inc({ outcome: 'accepted' });
+      this.options.metrics.liveStreams.set(this.live.size);
+      // A reconnect within the grace period continues the run that was live.
+      if (!this.runsSince.has(id)) {
+        this.runsSince.set(id, new Date());
+        this.emitLive(grant.ref, true);
+      }
+      admitted = true;
+      return { ok: true, publish: entry.publish };
+    } finally {
+      if (!admitted) this.abandonAdmission(id, entry, claimedHere, begun);
     }
-    const packager = this.packagerFor(grant.ref, grant);
-    // Taken over from another ingest: a new run here continues the one it stored.
-    const session = packager.beginSession(grant.settings, { continueStoredRun: claimedHow === 'taken_over' });
-    let ended = false;
-    const media: PublishMedia = {
-      id: session.id,
-      video: (timestampMs, body, arrivedAt) => {
-        entry.lastMediaAt = performance.now();
-        session.video(timestampMs, body, arrivedAt);
-      },
-      audio: (timestampMs, body) => {
-        entry.lastMediaAt = performance.now();
-        session.audio(timestampMs, body);
-      },
-    };
-    entry.publish = {
-      ref: grant.ref,
-      session: media,
-      end: async (clean: boolean) => {
-        if (ended) return;
-        ended = true;
-        // A publish that took over is in the map now: leave it there.
-        if (this.live.get(id) === entry) this.live.delete(id);
-        this.options.metrics.liveStreams.set(this.live.size);
-        // The claim is released when the run ends (packagerFor's onEnded), not
-        // here: through the reconnect grace the playlist is still this ingest's.
-        await packager.endSession(session, clean);
-      },
-    };
-    this.options.metrics.publishes.inc({ outcome: 'accepted' });
-    this.options.metrics.liveStreams.set(this.live.size);
-    // A reconnect within the grace period continues the run that was live.
-    if (!this.runsSince.has(id)) {
-      this.runsSince.set(id, new Date());
-      this.emitLive(grant.ref, true);
+  }
+
+  /** An admission that failed after the stream was reserved: undo what it did, so the key can publish again. */
+  private abandonAdmission(id: string, entry: LiveEntry, claimedHere: boolean, begun: { packager: StreamPackager; session: PublishSession } | undefined): void {
+    if (this.live.get(id) !== entry) return; // refused normally (already let go), or taken over since
+    this.live.delete(id);
+    this.options.log.error({ stream: id }, 'admitting a publish failed after the stream was reserved; the reservation is released');
+    if (begun) {
+      // Ends the run like an unpublish; its end releases the claim (packagerFor's onEnded).
+      void begun.packager.endSession(begun.session, true).catch(() => undefined);
+    } else if (claimedHere) {
+      void this.releaseClaim(id);
     }
-    return { ok: true, publish: entry.publish };
   }
 
   /**
@@ -434,6 +465,7 @@ export class StreamHub implements LiveEvents {
       ...(this.options.onObject ? { onObject: (object: MediaObject) => this.options.onObject!(ref, object) } : {}),
       ...(this.options.mediaVolume ? { volume: this.options.mediaVolume } : {}),
       ...(this.options.readStored ? { readStored: (file: string) => this.options.readStored!(ref, file) } : {}),
+      ...(this.options.publishLimits ? { publishLimits: this.options.publishLimits } : {}),
       metrics: this.options.metrics,
       log: this.options.log,
       onEnded: (end) => {

@@ -1,5 +1,6 @@
 // AAC decoder configuration from the RTMP sequence header's AudioSpecificConfig.
 import type { AudioConfig } from './media-config.ts';
+import { checkRecordSize } from './record-size.ts';
 
 export interface AacConfig extends AudioConfig {
   format: 'aac';
@@ -8,6 +9,7 @@ export interface AacConfig extends AudioConfig {
 const SAMPLE_RATES = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
 
 export function parseAudioSpecificConfig(asc: Uint8Array): AacConfig {
+  checkRecordSize(asc, 'AudioSpecificConfig');
   if (asc.length < 2) throw new Error('AudioSpecificConfig is shorter than 2 bytes');
   let pos = 0;
   const read = (n: number) => {

@@ -4,6 +4,7 @@
 // carries gives the picture size mediabunny needs for the init segment.
 import { BitReader } from './bit-reader.ts';
 import type { VideoConfig } from './media-config.ts';
+import { checkRecordSize } from './record-size.ts';
 
 const OBU_SEQUENCE_HEADER = 1;
 const OBU_TEMPORAL_DELIMITER = 2;
@@ -13,6 +14,7 @@ export interface Av1Config extends VideoConfig {
 }
 
 export function parseAv1CodecConfigurationRecord(av1C: Uint8Array): Av1Config {
+  checkRecordSize(av1C, 'AV1CodecConfigurationRecord');
   if (av1C.length < 4 || av1C[0] !== 0x81) throw new Error('not an AV1CodecConfigurationRecord (version 1)');
   const profile = av1C[1]! >> 5;
   const level = av1C[1]! & 0x1f;
@@ -20,7 +22,7 @@ export function parseAv1CodecConfigurationRecord(av1C: Uint8Array): Av1Config {
   const highBitDepth = (av1C[2]! >> 6) & 1;
   const twelveBit = (av1C[2]! >> 5) & 1;
   const bitDepth = highBitDepth ? (twelveBit ? 12 : 10) : 8;
-  const sequenceHeader = [...obus(av1C.subarray(4))].find((o) => o.type === OBU_SEQUENCE_HEADER);
+  const sequenceHeader = firstObu(av1C.subarray(4), OBU_SEQUENCE_HEADER);
   if (!sequenceHeader) throw new Error('AV1CodecConfigurationRecord carries no sequence header OBU');
   const { width, height } = parseAv1SequenceHeaderSize(sequenceHeader.payload);
   const codec = `av01.${profile}.${String(level).padStart(2, '0')}${tier ? 'H' : 'M'}.${String(bitDepth).padStart(2, '0')}`;
@@ -32,6 +34,17 @@ interface Obu {
   /** The whole OBU, header included. */
   data: Uint8Array;
   payload: Uint8Array;
+}
+
+/**
+ * The first OBU of a type, after checking that every OBU is whole (a record
+ * with a broken tail would reach the init segment). Nothing is collected on
+ * the way, whatever the number of OBUs.
+ */
+function firstObu(data: Uint8Array, type: number): Obu | undefined {
+  let first: Obu | undefined;
+  for (const obu of obus(data)) if (first === undefined && obu.type === type) first = obu;
+  return first;
 }
 
 /** The OBUs of a low-overhead bitstream (each with obu_has_size_field set, as AV1-ISOBMFF requires). */

@@ -61,6 +61,14 @@ const FRAME_TYPE_COMMAND = 5;
 const MULTITRACK_ONE_TRACK = 0;
 const MULTITRACK_MANY_CODECS = 2;
 const DEFAULT_TRACK = 0;
+/**
+ * Bounds on what one message may make the parser walk: an 8 MiB message of
+ * 3-byte ModEx prefixes or 4-byte empty tracks held the event loop for 300 ms.
+ * Encoders send one ModEx (a nanosecond offset) and a few tracks; track ids
+ * are one byte, so a message with more entries than ids repeats one.
+ */
+const MAX_MOD_EX = 8;
+const MAX_TRACKS = 256;
 
 /** Reads an enhanced header; a message cut short throws RangeError, which the callers turn into "ignored". */
 class Cursor {
@@ -93,7 +101,8 @@ class Cursor {
    * packet type they were wrapping.
    */
   skipModEx(packetType: number, modEx: number): number {
-    while (packetType === modEx) {
+    for (let count = 0; packetType === modEx; count++) {
+      if (count === MAX_MOD_EX) throw new RangeError(`more than ${MAX_MOD_EX} ModEx prefixes`);
       let size = this.u8() + 1;
       if (size === 256) size = this.uint(2) + 1;
       this.bytes(size);
@@ -118,7 +127,8 @@ function readTracks(r: Cursor, multitrackType: number | undefined, sharedFourcc:
     tracks.set(DEFAULT_TRACK, { fourcc: sharedFourcc!, data: r.bytes(r.remaining) });
     return tracks;
   }
-  while (r.remaining > 0) {
+  for (let count = 0; r.remaining > 0; count++) {
+    if (count === MAX_TRACKS) throw new RangeError(`more than ${MAX_TRACKS} tracks in one message`);
     const fourcc = multitrackType === MULTITRACK_MANY_CODECS ? r.fourcc() : sharedFourcc!;
     const trackId = r.u8();
     const size = multitrackType === MULTITRACK_ONE_TRACK ? r.remaining : r.uint(3);

@@ -5,6 +5,7 @@
 // inconsistently; mediabunny needs it for the init segment.
 import { BitReader, toRbsp } from './bit-reader.ts';
 import type { VideoConfig } from './media-config.ts';
+import { checkRecordSize } from './record-size.ts';
 
 export interface AvcConfig extends VideoConfig {
   format: 'avc';
@@ -13,6 +14,7 @@ export interface AvcConfig extends VideoConfig {
 const HIGH_PROFILES = new Set([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135]);
 
 export function parseAvcDecoderConfigurationRecord(avcC: Uint8Array): AvcConfig {
+  checkRecordSize(avcC, 'AVCDecoderConfigurationRecord');
   if (avcC.length < 7 || avcC[0] !== 1) throw new Error('not an AVCDecoderConfigurationRecord');
   const spsCount = avcC[5]! & 0x1f;
   if (spsCount < 1) throw new Error('AVCDecoderConfigurationRecord has no SPS');

@@ -5,6 +5,7 @@
 // mediabunny needs for the init segment.
 import { BitReader, toRbsp } from './bit-reader.ts';
 import type { VideoConfig } from './media-config.ts';
+import { checkRecordSize } from './record-size.ts';
 
 const NAL_SPS = 33;
 
@@ -13,16 +14,21 @@ export interface HevcConfig extends VideoConfig {
 }
 
 export function parseHevcDecoderConfigurationRecord(hvcC: Uint8Array): HevcConfig {
+  checkRecordSize(hvcC, 'HEVCDecoderConfigurationRecord');
   if (hvcC.length < 23 || hvcC[0] !== 1) throw new Error('not an HEVCDecoderConfigurationRecord');
-  const sps = parameterSets(hvcC).get(NAL_SPS)?.[0];
+  const sps = firstSps(hvcC);
   if (!sps) throw new Error('HEVCDecoderConfigurationRecord has no SPS');
   const { width, height } = parseHevcSpsPictureSize(sps);
   return { format: 'hevc', codec: hevcCodecString(hvcC), width, height, description: hvcC };
 }
 
-/** Every NAL unit array of the record by NAL unit type; throws when one is cut short. */
-function parameterSets(hvcC: Uint8Array): Map<number, Uint8Array[]> {
-  const sets = new Map<number, Uint8Array[]>();
+/**
+ * The record's first SPS, after checking that every NAL unit array is whole
+ * (a record cut short is refused). Only the SPS is kept: the walk allocates
+ * nothing per NAL unit, whatever counts the record declares.
+ */
+function firstSps(hvcC: Uint8Array): Uint8Array | undefined {
+  let sps: Uint8Array | undefined;
   const numArrays = hvcC[22]!;
   let pos = 23;
   for (let a = 0; a < numArrays; a++) {
@@ -30,18 +36,15 @@ function parameterSets(hvcC: Uint8Array): Map<number, Uint8Array[]> {
     const type = hvcC[pos]! & 0x3f;
     const count = (hvcC[pos + 1]! << 8) | hvcC[pos + 2]!;
     pos += 3;
-    const list = sets.get(type) ?? [];
     for (let i = 0; i < count; i++) {
       if (pos + 2 > hvcC.length) throw new Error('truncated NAL unit in HEVCDecoderConfigurationRecord');
       const length = (hvcC[pos]! << 8) | hvcC[pos + 1]!;
-      const nal = hvcC.subarray(pos + 2, pos + 2 + length);
-      if (nal.length !== length) throw new Error('truncated NAL unit in HEVCDecoderConfigurationRecord');
-      list.push(nal);
+      if (pos + 2 + length > hvcC.length) throw new Error('truncated NAL unit in HEVCDecoderConfigurationRecord');
+      if (type === NAL_SPS && sps === undefined) sps = hvcC.subarray(pos + 2, pos + 2 + length);
       pos += 2 + length;
     }
-    sets.set(type, list);
   }
-  return sets;
+  return sps;
 }
 
 /**

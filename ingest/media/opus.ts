@@ -3,6 +3,7 @@
 // and is carried into the init segment's dOps box. Opus always decodes at
 // 48 kHz, so that is the track's sample rate whatever the input rate was.
 import type { AudioConfig } from './media-config.ts';
+import { checkRecordSize } from './record-size.ts';
 
 export interface OpusConfig extends AudioConfig {
   format: 'opus';
@@ -15,6 +16,7 @@ export interface OpusConfig extends AudioConfig {
 export const OPUS_SAMPLE_RATE = 48000;
 
 export function parseOpusHead(head: Uint8Array): OpusConfig {
+  checkRecordSize(head, 'Opus identification header');
   if (head.length < 19 || String.fromCharCode(...head.subarray(0, 8)) !== 'OpusHead') throw new Error('not an Opus identification header (OpusHead)');
   const version = head[8]!;
   if (version >> 4 !== 0) throw new Error(`unsupported OpusHead version ${version}`);

@@ -41,6 +41,7 @@ import {
 import { fragmentPayloadBytes, parseFragmentTiming, parseInitSegment, type TrackInfo } from '../media/fmp4.ts';
 import type { AudioConfig, VideoConfig } from '../media/media-config.ts';
 import { opusPacketDuration } from '../media/opus.ts';
+import type { PublishLimits } from './publish-limits.ts';
 
 export interface SegmentOutput {
   data: Uint8Array;
@@ -126,6 +127,12 @@ class Generation {
   private ptsShift: number | undefined;
   /** Presentation time of the keyframe that opened the segment being fed (streams with video). */
   segmentStartPts: number | undefined;
+  /**
+   * Where the fragment being fed began, by the cut rule that applies
+   * (mediabunny's own with one track, the forced cut with both): what the
+   * publish limits count as held.
+   */
+  fragmentStartPts: number | undefined;
   /**
    * An audio frame has been queued. mediabunny writes the init segment at the
    * first cut with the tracks that have had a packet, so no cut comes before.
@@ -311,6 +318,8 @@ export class Fragmenter {
   constructor(
     private readonly segmentSeconds: number,
     private readonly sink: FragmenterSink,
+    /** The bounds of one publish (publish-limits.ts); they throw PublishLimitError, which ends it. */
+    private readonly limits?: PublishLimits,
   ) {}
 
   setVideoConfig(config: VideoConfig): void {
@@ -334,6 +343,7 @@ export class Fragmenter {
 
   video(dtsMs: number, compositionOffsetMs: number, keyframe: boolean, data: Uint8Array, arrivedAt: number): void {
     if (this.closed) return;
+    this.limits?.pace('video', dtsMs);
     let gen = this.generation;
     if (!gen || gen.failed) {
       if (!keyframe || !this.videoConfig) {
@@ -367,9 +377,18 @@ export class Fragmenter {
     if (keyframe) {
       gen.prevGopMaxPts = Math.max(gen.prevGopMaxPts, gen.gopMaxPts);
       gen.gopMaxPts = pts;
+      this.limits?.keyframe(dtsMs);
+      const first = gen.fragmentStartPts === undefined;
+      // With an audio track only the forced cut below starts a fragment: mediabunny waits for a sample on every track.
+      if (first || (!gen.audio && pts - gen.fragmentStartPts! >= gen.minimumSegmentSeconds)) {
+        this.limits?.fragmentStarted(dtsMs, { init: first });
+        gen.fragmentStartPts = pts;
+      }
       if (gen.segmentStartPts === undefined) {
         gen.segmentStartPts = pts;
       } else if (gen.audioQueued && pts - gen.segmentStartPts >= gen.minimumSegmentSeconds) {
+        this.limits?.fragmentStarted(dtsMs);
+        gen.fragmentStartPts = pts;
         // mediabunny would wait for the first audio frame past this keyframe: cut now. The GOP's
         // last frame (last in decode order, shown last) lasts until this keyframe is shown.
         const held = gen.heldVideo;
@@ -382,6 +401,7 @@ export class Fragmenter {
       gen.gopMaxPts = Math.max(gen.gopMaxPts, pts);
     }
     gen.lastVideoDts = dts;
+    this.limits?.hold(data.length, dtsMs);
     if (!gen.audio) {
       this.enqueue(gen, 'video', pts, 0, keyframe, data, arrivedAt);
       return;
@@ -404,6 +424,7 @@ export class Fragmenter {
    */
   audio(dtsMs: number, data: Uint8Array, arrivedAt: number = Date.now()): void {
     if (this.closed) return;
+    this.limits?.pace('audio', dtsMs);
     let gen = this.generation;
     const audioOnly = this.videoConfig === undefined && this.audioConfig !== undefined;
     if ((!gen || gen.failed) && audioOnly) {
@@ -431,6 +452,15 @@ export class Fragmenter {
       return;
     }
     gen.lastAudioDts = pts;
+    if (!gen.video) {
+      // Audio only: mediabunny cuts at the first frame at least the minimum past the fragment's start.
+      const first = gen.fragmentStartPts === undefined;
+      if (first || pts - gen.fragmentStartPts! >= gen.minimumSegmentSeconds) {
+        this.limits?.fragmentStarted(dtsMs, { audioOnly: true, init: first });
+        gen.fragmentStartPts = pts;
+      }
+    }
+    this.limits?.hold(data.length, dtsMs);
     gen.audioQueued = true;
     this.enqueue(gen, 'audio', pts, 0, true, data, arrivedAt);
   }

@@ -23,6 +23,7 @@ import { MEDIA_TMP_DIR, writeFileAtomic } from './atomic-file.ts';
 import { Fragmenter, type SegmentOutput } from './fragmenter.ts';
 import { MediaPlaylist, RUN_HISTORY_FILE, type PlaylistSegment } from '../../common/media-playlist.ts';
 import { PublishSession } from './publish-session.ts';
+import { DEFAULT_PUBLISH_LIMITS, PublishLimits, type PublishLimitSettings } from './publish-limits.ts';
 import type { MediaObject, MediaObjectKind } from './media-object.ts';
 import { JOURNAL_FILE, readJournal, reconcileSegments, SegmentJournal, sequenceOf } from './segment-journal.ts';
 
@@ -65,6 +66,8 @@ export interface StreamPackagerOptions {
    * another ingest handed over.
    */
   readStored?: (file: string) => Promise<string | undefined>;
+  /** What one publish may hold and produce (publish-limits.ts); the defaults when absent. */
+  publishLimits?: PublishLimitSettings;
 }
 
 /** What the media volume holds; `kind` labels the write-failure metric. */
@@ -181,7 +184,7 @@ export class StreamPackager {
    * ingest took the stream over from another), a new run here continues the
    * playlist stored in the object store, unless that one has ended.
    */
-  beginSession(settings: StreamSettings, options: { continueStoredRun?: boolean } = {}): PublishSession {
+  beginSession(settings: StreamSettings, options: { continueStoredRun?: boolean; startedAt?: number } = {}): PublishSession {
     if (this.state === 'live') throw new Error(`${streamId(this.ref)} already has a publisher`);
     if (this.state === 'ended' || this.state === 'idle') {
       // A new run: the last one's final playlist, if still being retried, is superseded.
@@ -210,6 +213,8 @@ export class StreamPackager {
     this.state = 'live';
     const id = newSessionId();
     this.sessionFolders.push(id);
+    // The publish's wall clock starts when it was asked for (performance.now()), before its admission.
+    const limits = new PublishLimits(this.options.publishLimits ?? DEFAULT_PUBLISH_LIMITS, this.settings.segmentSeconds, options.startedAt);
     const fragmenter = new Fragmenter(this.settings.segmentSeconds, {
       onInit: (init, generation) => this.onInit(id, init, generation),
       onSegment: (segment) => this.onSegment(id, segment),
@@ -218,7 +223,7 @@ export class StreamPackager {
         this.options.metrics.muxerRestarts.inc();
         this.options.log.warn({ stream: streamId(this.ref), err: error }, 'muxer failed; packaging restarts at the next keyframe after a discontinuity');
       },
-    });
+    }, limits);
     this.session = new PublishSession(id, fragmenter, {
       onIgnoredTrack: (kind, trackId) => this.options.log.info({ stream: streamId(this.ref), kind, trackId }, `multitrack publish: ${kind} track ${trackId} is ignored; only the default track 0 is packaged`),
     });

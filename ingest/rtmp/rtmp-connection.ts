@@ -15,6 +15,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../../common/log.ts';
 import { streamId } from '../../common/livestream.ts';
 import type { IngestMetrics } from '../metrics.ts';
+import { PublishLimitError } from '../packager/publish-limits.ts';
 import { UnsupportedMediaError } from '../packager/publish-session.ts';
 import type { LivePublish, StreamHub } from '../stream-hub.ts';
 import { decodeAmf0, isAmfObject, type AmfValue } from './amf0.ts';
@@ -36,6 +37,18 @@ const MAX_MESSAGE_STREAMS = 8;
 /** How long a refused client has to read our onStatus before the socket is destroyed. */
 const REFUSAL_LINGER_MS = 2000;
 const WINDOW_ACK_SIZE = 5_000_000;
+/**
+ * The smallest acknowledgement window we honour. A peer may ask for any
+ * window, even 1 byte: an acknowledgement per socket read. Clients use
+ * megabytes (ffmpeg and OBS 2.5 MB); below this one the acknowledgements come
+ * less often than asked, which no client depends on.
+ */
+export const MIN_ACK_WINDOW = 256 * 1024;
+/**
+ * Bytes queued towards a client that is not reading, past which an
+ * acknowledgement is not queued: the next one carries the total anyway.
+ */
+const MAX_UNSENT_ACK_BYTES = 64 * 1024;
 
 export interface ConnectionSettings {
   publishDeadlineMs: number;
@@ -171,7 +184,7 @@ export class RtmpConnection {
         if (payload.length >= 4) this.reader.abort(payload.readUInt32BE(0));
         return;
       case msg.MSG_WINDOW_ACK_SIZE:
-        if (payload.length >= 4) this.ackWindow = payload.readUInt32BE(0);
+        if (payload.length >= 4) this.ackWindow = Math.max(MIN_ACK_WINDOW, payload.readUInt32BE(0));
         return;
       case msg.MSG_ACKNOWLEDGEMENT:
       case msg.MSG_USER_CONTROL:
@@ -297,7 +310,13 @@ export class RtmpConnection {
         this.drain();
         this.socket.resume();
       })
-      .catch((error: unknown) => this.fail(error));
+      .catch((error: unknown) => {
+        // A fault of ours while admitting: the streamer is told, and may retry (the hub let the stream go).
+        this.admitting = false;
+        this.deps.log.error({ session: this.id, remote: this.remote, err: (error as Error)?.message ?? String(error) }, 'admitting a publish failed');
+        this.deps.metrics.publishes.inc({ outcome: 'internal_error' });
+        this.refuse(rtmpStreamId, 'NetStream.Publish.Failed', 'internal_error', 'The ingest could not start this publish because of a fault on its side; retry in a moment.');
+      });
   }
 
   private media(message: RtmpMessage): void {
@@ -311,6 +330,11 @@ export class RtmpConnection {
       if (error instanceof UnsupportedMediaError) {
         this.deps.metrics.publishes.inc({ outcome: 'unsupported_codec' });
         this.refuse(this.publishStreamId, 'NetStream.Publish.Rejected', 'unsupported_codec', capitalized(error.message));
+        return;
+      }
+      if (error instanceof PublishLimitError) {
+        this.deps.metrics.publishes.inc({ outcome: error.reason });
+        this.refuse(this.publishStreamId, 'NetStream.Publish.Rejected', error.reason, error.message);
         return;
       }
       this.deps.log.error({ stream: streamId(live.ref), session: this.id, err: (error as Error).message }, 'packaging failed; ending the publish');
@@ -372,6 +396,7 @@ export class RtmpConnection {
   /** Acknowledges received bytes at the window the client asked for, as the protocol expects. */
   private acknowledge(): void {
     if (this.ackWindow <= 0 || this.received - this.lastAck < this.ackWindow || this.closing) return;
+    if (this.socket.writableLength > MAX_UNSENT_ACK_BYTES) return;
     this.lastAck = this.received;
     this.write(msg.acknowledgement(this.received));
   }

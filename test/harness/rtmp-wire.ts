@@ -87,9 +87,9 @@ export interface RawConnection {
   send(data: Buffer): void;
 }
 
-export function openRaw(port: number, host = '127.0.0.1'): Promise<RawConnection> {
+export function openRaw(port: number, host = '127.0.0.1', localAddress?: string): Promise<RawConnection> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ port, host });
+    const socket = connect({ port, host, ...(localAddress ? { localAddress } : {}) });
     const chunks: Buffer[] = [];
     let isClosed = false;
     const closed = new Promise<void>((r) => socket.once('close', () => {
@@ -122,5 +122,14 @@ export async function rssBytes(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const match = /VmRSS:\s+(\d+) kB/.exec(status);
   if (!match) throw new Error(`no VmRSS for ${pid}`);
+  return Number(match[1]) * 1024;
+}
+
+/** VmHWM of a process in bytes (Linux): the peak resident set since it started, so a brief spike is not missed. */
+export async function peakRssBytes(pid: number): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const match = /VmHWM:\s+(\d+) kB/.exec(status);
+  if (!match) throw new Error(`no VmHWM for ${pid}`);
   return Number(match[1]) * 1024;
 }

@@ -43,10 +43,20 @@ t.test('defaults', async (t) => {
     mediaHighWaterPercent: 85,
     mediaFullPercent: 95,
     mediaVolumeBytes: undefined,
+    publishLimits: { maxGopSeconds: 12, maxFragmentBytes: 64 * 1024 * 1024, maxAheadSegments: 3 },
   };
   t.same(config, expected);
   t.same(loadIngestConfig({ TTEOK_S3_BUCKET: 'media', TTEOK_RTMP_PORT: '', TTEOK_S3_FORCE_PATH_STYLE: '' }), expected, 'an empty variable means the default');
   t.equal(loadIngestConfig({ TTEOK_STORAGE: 'local' }).storage, 'local', 'local storage needs no bucket');
+});
+
+t.test('the publish limits are read, and refused outside their ranges', async (t) => {
+  const config = loadIngestConfig({ TTEOK_STORAGE: 'local', TTEOK_MAX_GOP_SECONDS: '20', TTEOK_MAX_FRAGMENT_MIB: '128', TTEOK_MAX_AHEAD_SEGMENTS: '5' });
+  t.same(config.publishLimits, { maxGopSeconds: 20, maxFragmentBytes: 128 * 1024 * 1024, maxAheadSegments: 5 });
+  t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_MAX_GOP_SECONDS: '5' }), /TTEOK_MAX_GOP_SECONDS/, 'a GOP bound below the longest segment target');
+  t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_MAX_FRAGMENT_MIB: '1' }), /TTEOK_MAX_FRAGMENT_MIB/, 'a fragment bound below one large keyframe');
+  t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_MAX_AHEAD_SEGMENTS: '0' }), /TTEOK_MAX_AHEAD_SEGMENTS/);
+  t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_MAX_FRAGMENT_MIB: '16', TTEOK_RTMP_MAX_MESSAGE_BYTES: String(16 * 1024 * 1024 - 1) }), /TTEOK_MAX_FRAGMENT_MIB \(16\) must be at least twice TTEOK_RTMP_MAX_MESSAGE_BYTES/, 'a fragment bound that two of the largest messages do not fit in');
 });
 
 t.test('values are read and converted', async (t) => {

@@ -182,6 +182,9 @@ express across values.
 {{- if ge (float64 .Values.ingest.takeoverSilenceSeconds) (float64 .Values.ingest.publisherIdleSeconds) -}}
 {{- fail (printf "ingest.takeoverSilenceSeconds (%v) must be less than ingest.publisherIdleSeconds (%v): a silent publisher must still be connected to be taken over" .Values.ingest.takeoverSilenceSeconds .Values.ingest.publisherIdleSeconds) -}}
 {{- end -}}
+{{- if lt (mulf (float64 .Values.ingest.publishLimits.maxFragmentMiB) 1048576.0) (mulf (float64 .Values.ingest.rtmp.maxMessageBytes) 2.0) -}}
+{{- fail (printf "ingest.publishLimits.maxFragmentMiB (%v) must hold at least two of the largest RTMP messages (ingest.rtmp.maxMessageBytes %v): a segment holds a keyframe and what follows it" .Values.ingest.publishLimits.maxFragmentMiB (int64 .Values.ingest.rtmp.maxMessageBytes)) -}}
+{{- end -}}
 {{- if and .Values.ingest.autoscaling.enabled (lt (int .Values.ingest.autoscaling.maxReplicas) (int .Values.ingest.autoscaling.minReplicas)) -}}
 {{- fail "ingest.autoscaling.maxReplicas must be at least ingest.autoscaling.minReplicas" -}}
 {{- end -}}

@@ -15,7 +15,7 @@ import { startGateway, type RunningGateway } from '../gateway/gateway.ts';
 import { LocalStreamView } from '../gateway/views/local-stream-view.ts';
 import { loadIngestConfig } from '../ingest/config.ts';
 import { startIngest } from '../ingest/ingest.ts';
-import { parseKeyFile } from '../ingest/keys/file-key-source.ts';
+import { parseKeyFile } from '../common/keys/file-key-source.ts';
 
 export interface LocalMode {
   shutdown(): Promise<void>;

@@ -19,7 +19,7 @@
 // finalizer.
 import { randomBytes } from 'node:crypto';
 import type { CustomObjectsApi, KubeConfig, V1Secret } from '@kubernetes/client-node';
-import { isWellFormedKey } from '../ingest/keys/key-source.ts';
+import { isWellFormedKey } from '../common/keys/key-source.ts';
 import { API_GROUP, API_VERSION, API_VERSION_FULL, KIND, settingsFromSpec, streamId, type LiveStreamObject, type StreamRef } from '../common/livestream.ts';
 import type { Logger } from '../common/log.ts';
 import { joinKey, playlistKey } from '../common/object-layout.ts';

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import type { Logger } from '../common/log.ts';
 import type { LiveEvents } from '../common/stream-view.ts';
 import { DEFAULT_SETTINGS, isValidName, isValidNamespace, streamId, type StreamRef } from '../common/livestream.ts';
-import { isWellFormedKey, type KeySource, type StreamGrant } from './keys/key-source.ts';
+import { isWellFormedKey, type KeySource, type StreamGrant } from '../common/keys/key-source.ts';
 import type { MediaVolumeGuard } from './media-volume.ts';
 import type { IngestMetrics } from './metrics.ts';
 import type { PublishSession } from './packager/publish-session.ts';

@@ -19,7 +19,7 @@ import { isValidName, isValidNamespace, settingsFromSpec, streamId, type LiveStr
 import { loadKubeConfig } from '../../common/kube/client.ts';
 import { STREAM_KEY_SHA256_PATTERN, liveStreamsPath, streamKeySha256, type LiveStreamStatus } from '../../common/kube/contract.ts';
 import { Informer } from '../../common/kube/informer.ts';
-import { GrantTable, isWellFormedKey, type KeySource, type StreamGrant } from './key-source.ts';
+import { GrantTable, isWellFormedKey, type KeySource, type StreamGrant } from '../../common/keys/key-source.ts';
 import type { StreamClaims } from '../stream-hub.ts';
 
 export interface KubeKeySourceOptions {

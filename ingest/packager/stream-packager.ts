@@ -19,7 +19,7 @@ import { streamId, type StreamRef, type StreamSettings } from '../../common/live
 import type { MediaVolumeGuard } from '../media-volume.ts';
 import type { IngestMetrics } from '../metrics.ts';
 import { backoffDelay } from '../../common/backoff.ts';
-import { MEDIA_TMP_DIR, writeFileAtomic } from './atomic-file.ts';
+import { MEDIA_TMP_DIR, writeFileAtomic } from '../../common/atomic-file.ts';
 import { Fragmenter, type SegmentOutput } from './fragmenter.ts';
 import { MediaPlaylist, RUN_HISTORY_FILE, type PlaylistSegment } from '../../common/media-playlist.ts';
 import { PublishSession } from './publish-session.ts';

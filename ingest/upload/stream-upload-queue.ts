@@ -15,7 +15,7 @@ import { contentTypeFor, joinKey, playlistCacheControl, PLAYLIST_FILE, SEGMENT_C
 import type { IngestMetrics } from '../metrics.ts';
 import { parseMediaPlaylist } from '../../common/media-playlist.ts';
 import type { MediaObject } from '../packager/media-object.ts';
-import { failureReason, type ObjectStore } from '../storage/object-store.ts';
+import { failureReason, type ObjectStore } from '../../common/storage/object-store.ts';
 import type { Semaphore } from './semaphore.ts';
 
 export interface UploadContext {

@@ -14,11 +14,11 @@ import { joinKey, PLAYLIST_FILE } from '../../common/object-layout.ts';
 import { streamId } from '../../common/livestream.ts';
 import { accessRoot, type PlaybackAccess } from '../../common/playback-token.ts';
 import type { IngestMetrics } from '../metrics.ts';
-import { isTemporaryName } from '../packager/atomic-file.ts';
+import { isTemporaryName } from '../../common/atomic-file.ts';
 import type { MediaObject } from '../packager/media-object.ts';
 import { parseMediaPlaylist, RUN_HISTORY_FILE } from '../../common/media-playlist.ts';
 import type { StreamEnd } from '../packager/stream-packager.ts';
-import type { ObjectStore } from '../storage/object-store.ts';
+import type { ObjectStore } from '../../common/storage/object-store.ts';
 import { Semaphore } from './semaphore.ts';
 import { StreamUploadQueue, type BacklogTracker } from './stream-upload-queue.ts';
 

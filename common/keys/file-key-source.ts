@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { watch, type FSWatcher } from 'chokidar';
 import { parseAllDocuments } from 'yaml';
-import type { Logger } from '../../common/log.ts';
+import type { Logger } from '../log.ts';
 import {
   API_VERSION_FULL,
   KIND,
@@ -13,7 +13,7 @@ import {
   isValidNamespace,
   settingsFromSpec,
   type LiveStreamObject,
-} from '../../common/livestream.ts';
+} from '../livestream.ts';
 import { GrantTable, isWellFormedKey, type StreamGrant } from './key-source.ts';
 
 export interface LocalLiveStream extends LiveStreamObject {

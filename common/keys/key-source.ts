@@ -3,7 +3,7 @@
 // implementation keeps in sync (a watched file here, an informer on the key
 // hashes in LiveStream status in Kubernetes), so accepting a publish never
 // waits on a backend.
-import type { StreamRef, StreamSettings } from '../../common/livestream.ts';
+import type { StreamRef, StreamSettings } from '../livestream.ts';
 
 export interface StreamGrant {
   ref: StreamRef;

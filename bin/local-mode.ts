@@ -16,13 +16,10 @@ import { LocalStreamView } from '../gateway/views/local-stream-view.ts';
 import { loadIngestConfig } from '../ingest/config.ts';
 import { startIngest } from '../ingest/ingest.ts';
 import { parseKeyFile } from '../common/keys/file-key-source.ts';
+import { newStreamKey } from '../common/keys/key-source.ts';
 
 export interface LocalMode {
   shutdown(): Promise<void>;
-}
-
-export function newStreamKey(): string {
-  return randomBytes(24).toString('base64url');
 }
 
 /** Creates the local key file from the example LiveStream, with a fresh key. */

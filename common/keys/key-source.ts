@@ -3,6 +3,7 @@
 // implementation keeps in sync (a watched file here, an informer on the key
 // hashes in LiveStream status in Kubernetes), so accepting a publish never
 // waits on a backend.
+import { randomBytes } from 'node:crypto';
 import type { StreamRef, StreamSettings } from '../livestream.ts';
 
 export interface StreamGrant {
@@ -27,6 +28,11 @@ export const STREAM_KEY_PATTERN = /^[A-Za-z0-9_-]{16,128}$/;
 
 export function isWellFormedKey(key: string): boolean {
   return STREAM_KEY_PATTERN.test(key);
+}
+
+/** 192 random bits, URL-safe: 32 characters of A-Z a-z 0-9 _ - (STREAM_KEY_PATTERN). */
+export function newStreamKey(): string {
+  return randomBytes(24).toString('base64url');
 }
 
 /**

@@ -13,9 +13,10 @@
 // then on, and StreamHub ends a publish whose key is no longer valid. Settings
 // (title, enabled, HLS, retention) come straight from the spec.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { envInt, envOptional, type Env } from '../../common/env-config.ts';
+import type { Env } from '../../common/env-config.ts';
 import type { Logger } from '../../common/log.ts';
 import { isValidName, isValidNamespace, settingsFromSpec, streamId, type LiveStreamObject } from '../../common/livestream.ts';
+import { kubeWatchSettings } from '../../common/kube/settings.ts';
 import { loadKubeConfig } from '../../common/kube/client.ts';
 import { STREAM_KEY_SHA256_PATTERN, liveStreamsPath, streamKeySha256, type LiveStreamStatus } from '../../common/kube/contract.ts';
 import { Informer } from '../../common/kube/informer.ts';
@@ -138,9 +139,7 @@ export class KubeKeySource extends GrantTable {
 export async function kubernetesIngestDeps(env: Env, log: Logger): Promise<{ keys: KeySource; claims: StreamClaims }> {
   const { LeaseStreamClaims, claimsConfigFromEnv } = await import('../claims/lease-claims.ts');
   const kc = loadKubeConfig();
-  const idleRelistMs = envInt(env, 'TTEOK_KUBE_RELIST_IDLE_SECONDS', 300, 1) * 1000;
-  const namespace = envOptional(env, 'TTEOK_WATCH_NAMESPACE');
-  const keys = new KubeKeySource({ kc, log, idleRelistMs, ...(namespace ? { namespace } : {}) });
+  const keys = new KubeKeySource({ kc, log, ...kubeWatchSettings(env) });
   const claims = new LeaseStreamClaims({ kc, log, ...claimsConfigFromEnv(env) });
   return { keys, claims };
 }

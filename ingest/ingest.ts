@@ -73,8 +73,9 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     backlogWarnSegments: config.backlogWarnSegments,
     memoryBytes: config.uploadMemoryBytes,
     deleteDelayMs: config.deleteDelayMs,
+    settleTimeoutMs: config.shutdownTimeoutMs,
     // A stream no longer known (deleted meanwhile) is treated as private: fail closed.
-    accessOf: (path) => keys.streams().find((g) => `${g.ref.namespace}/${g.ref.name}` === path)?.settings.access ?? 'private',
+    accessOf: (ref) => keys.grantOf(ref)?.settings.access ?? 'private',
     metrics,
     log,
   });
@@ -98,10 +99,7 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     ...(deps.claims ? { claims: deps.claims } : {}),
     metrics,
     log,
-    onStreamEnded: (end) => uploader.streamEnded(end),
-    onObject: (ref, object) => uploader.objectFinished(`${ref.namespace}/${ref.name}`, object),
-    uploadsSettled: (ref) => uploader.streamSettled(`${ref.namespace}/${ref.name}`, config.shutdownTimeoutMs),
-    readStored: (ref, file) => uploader.readStored(`${ref.namespace}/${ref.name}`, file),
+    storage: uploader,
     mediaVolume: volume,
   });
   // Files left by a previous process are uploaded first, and its unfinished

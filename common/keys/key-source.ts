@@ -4,7 +4,7 @@
 // hashes in LiveStream status in Kubernetes), so accepting a publish never
 // waits on a backend.
 import { randomBytes } from 'node:crypto';
-import type { StreamRef, StreamSettings } from '../livestream.ts';
+import { streamId, type StreamRef, type StreamSettings } from '../livestream.ts';
 
 export interface StreamGrant {
   ref: StreamRef;
@@ -16,6 +16,8 @@ export interface KeySource {
   lookup(key: string): StreamGrant | undefined;
   /** Every stream this source knows, enabled or not. */
   streams(): StreamGrant[];
+  /** The stream's grant (its settings), or undefined for a stream this source does not know. */
+  grantOf(ref: StreamRef): StreamGrant | undefined;
   /** Called after every change, so live publishes can be re-checked (a rotated key, a disabled stream). */
   onChange(listener: () => void): void;
   /** Resolves once the first full view is loaded. */
@@ -41,6 +43,8 @@ export function newStreamKey(): string {
  */
 export abstract class GrantTable implements KeySource {
   protected grants = new Map<string, StreamGrant>();
+  /** The same grants by stream ("<namespace>/<name>"): asked on every upload. */
+  private byStream = new Map<string, StreamGrant>();
   private readonly listeners: Array<() => void> = [];
 
   lookup(key: string): StreamGrant | undefined {
@@ -51,12 +55,17 @@ export abstract class GrantTable implements KeySource {
     return [...this.grants.values()];
   }
 
+  grantOf(ref: StreamRef): StreamGrant | undefined {
+    return this.byStream.get(streamId(ref));
+  }
+
   onChange(listener: () => void): void {
     this.listeners.push(listener);
   }
 
   protected replaceGrants(next: Map<string, StreamGrant>, notify: boolean): void {
     this.grants = next;
+    this.byStream = new Map([...next.values()].map((g) => [streamId(g.ref), g]));
     if (notify) for (const l of this.listeners) l();
   }
 

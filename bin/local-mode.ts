@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { envString } from '../common/env-config.ts';
 import { createLogger, type Logger } from '../common/log.ts';
+import { streamId } from '../common/livestream.ts';
 import { accessRoot } from '../common/playback-token.ts';
 import { gatewayOptionsFrom, loadGatewayConfig } from '../gateway/config.ts';
 import { startGateway, type RunningGateway } from '../gateway/gateway.ts';
@@ -83,7 +84,7 @@ export async function startLocalMode(log: Logger): Promise<LocalMode> {
   const grants = parseKeyFile(readFileSync(keysFile, 'utf8'));
   const lines = ['', 'tteok is running on this machine.', '', `  Watch:  ${gateway.url}/`, ''];
   for (const [key, grant] of grants) {
-    const id = `${grant.ref.namespace}/${grant.ref.name}`;
+    const id = streamId(grant.ref);
     lines.push(`  Stream ${id}${grant.settings.title ? ` ("${grant.settings.title}")` : ''}`);
     lines.push(`    OBS > Settings > Stream > Service: Custom`);
     lines.push(`    Server:      rtmp://127.0.0.1:${ingest.rtmpPort}/live`);

@@ -102,7 +102,7 @@ export class KubeKeySource extends GrantTable {
     const duplicates = new Set<string>();
     const seen = new Set<string>();
     for (const ls of this.informer.list()) {
-      const where = `${ls.metadata.namespace}/${ls.metadata.name}`;
+      const where = streamId({ namespace: ls.metadata.namespace ?? '', name: ls.metadata.name ?? '' });
       seen.add(where);
       const read = grantFromLiveStream(ls);
       if ('problem' in read) {

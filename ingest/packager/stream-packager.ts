@@ -13,7 +13,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../common/log.ts';
-import { PLAYLIST_FILE } from '../../common/object-layout.ts';
+import { PLAYLIST_FILE, sessionFolderOf } from '../../common/object-layout.ts';
 import { streamId, type StreamRef, type StreamSettings } from '../../common/livestream.ts';
 import type { MediaVolumeGuard } from '../media-volume.ts';
 import type { IngestMetrics } from '../metrics.ts';
@@ -464,5 +464,5 @@ export class StreamPackager {
 
 /** The session folders that segments live in, each once, in order. */
 function foldersOf(segments: readonly PlaylistSegment[]): string[] {
-  return [...new Set(segments.map((s) => s.uri.split('/')[0]!))];
+  return [...new Set(segments.map((s) => sessionFolderOf(s.uri)))];
 }

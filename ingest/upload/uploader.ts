@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { backoffDelay } from '../../common/backoff.ts';
 import type { Logger } from '../../common/log.ts';
-import { joinKey, PLAYLIST_FILE } from '../../common/object-layout.ts';
+import { joinKey, PLAYLIST_FILE, sessionFolderOf } from '../../common/object-layout.ts';
 import { streamId, type StreamRef } from '../../common/livestream.ts';
 import { accessRoot, type PlaybackAccess } from '../../common/playback-token.ts';
 import type { IngestMetrics } from '../metrics.ts';
@@ -292,9 +292,4 @@ async function removeIfEmpty(dir: string): Promise<void> {
   } catch {
     // already gone
   }
-}
-
-/** The session folder of a URI a stream's playlist names ("<session>/<file>"). */
-function sessionFolderOf(uri: string): string {
-  return uri.split('/')[0]!;
 }

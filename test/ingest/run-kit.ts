@@ -34,7 +34,7 @@ export interface Rig {
 }
 
 /** A media volume, an origin directory and the uploader between them. `store` may wrap the local store (a failing one). */
-export async function rig(t: { teardown(fn: () => void | Promise<void>): void }, wrap: (store: ObjectStore) => ObjectStore = (s) => s, options: { memoryBytes?: number; reconnectGraceMs?: number } = {}): Promise<Rig> {
+export async function rig(t: { teardown(fn: () => void | Promise<void>): void }, wrap: (store: ObjectStore) => ObjectStore = (s) => s, options: { memoryBytes?: number; reconnectGraceMs?: number; deleteDelayMs?: number } = {}): Promise<Rig> {
   const root = tempDir(t, 'tteok-run-');
   const mediaDir = join(root, 'media');
   const originDir = join(root, 'origin');
@@ -49,7 +49,7 @@ export async function rig(t: { teardown(fn: () => void | Promise<void>): void },
     concurrency: 4,
     backlogWarnSegments: 30,
     memoryBytes: options.memoryBytes ?? 64 * 1024 * 1024,
-    deleteDelayMs: 60_000,
+    deleteDelayMs: options.deleteDelayMs ?? 60_000,
     settleTimeoutMs: 10_000,
     metrics,
     log,

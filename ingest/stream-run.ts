@@ -15,8 +15,7 @@
 // the other ingest stored. The packager does the writing; the run tells it
 // what to write, and the run storage port is its only way out.
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { backoffDelay } from '../common/backoff.ts';
+import { retry } from '../common/backoff.ts';
 import type { Logger } from '../common/log.ts';
 import { streamId, type StreamRef, type StreamSettings } from '../common/livestream.ts';
 import { MediaPlaylist, RUN_HISTORY_FILE } from '../common/media-playlist.ts';
@@ -303,16 +302,29 @@ export class StreamRun {
    */
   private async readStoredWithRetry(file: string, done: (text: string | undefined) => boolean): Promise<string | undefined> {
     let text: string | undefined;
-    for (let attempt = 0; attempt < STORED_READ_ATTEMPTS; attempt++) {
-      try {
-        text = await this.ctx.storage.readStored(this.ref, file);
-        if (done(text)) return text;
-      } catch (error) {
-        if (attempt === 0) this.ctx.log.warn({ stream: streamId(this.ref), file, err: (error as Error).message }, 'cannot read from the object store; retrying');
-      }
-      if (attempt < STORED_READ_ATTEMPTS - 1) await sleep(backoffDelay(attempt, 250, 2000));
+    const notYet = new Error('not what is wanted yet');
+    let warned = false;
+    try {
+      return await retry(
+        async () => {
+          text = await this.ctx.storage.readStored(this.ref, file);
+          if (!done(text)) throw notYet;
+          return text;
+        },
+        {
+          attempts: STORED_READ_ATTEMPTS,
+          baseMs: 250,
+          maxMs: 2000,
+          onFailure: (error) => {
+            if (error === notYet || warned) return;
+            warned = true;
+            this.ctx.log.warn({ stream: streamId(this.ref), file, err: (error as Error).message }, 'cannot read from the object store; retrying');
+          },
+        },
+      );
+    } catch {
+      return text;
     }
-    return text;
   }
 }
 

@@ -7,9 +7,8 @@
 // stored. Objects come from the packager in memory; only what a previous
 // process left is found on the volume (at start-up) and read from there.
 import { readFile, unlink } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { join, posix } from 'node:path';
-import { backoffDelay } from '../../common/backoff.ts';
+import { retry } from '../../common/backoff.ts';
 import type { Logger } from '../../common/log.ts';
 import { contentTypeFor, joinKey, playlistCacheControl, PLAYLIST_FILE, SEGMENT_CACHE_CONTROL } from '../../common/object-layout.ts';
 import type { IngestMetrics } from '../metrics.ts';
@@ -245,23 +244,25 @@ export class StreamUploadQueue {
   }
 
   private async putWithRetry(kind: string, key: string, body: Uint8Array, cacheControl: string): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      const started = performance.now();
-      try {
+    await retry(
+      async (attempt) => {
+        const started = performance.now();
         await this.ctx.semaphore.use(() => this.ctx.store.put(key, body, { contentType: contentTypeFor(key), cacheControl }));
         this.ctx.metrics.uploadDuration.observe({ kind }, (performance.now() - started) / 1000);
         if (attempt > 0) this.ctx.log.info({ stream: this.streamPath, key, attempts: attempt + 1 }, 'upload succeeded after retrying');
-        return;
-      } catch (error) {
-        const reason = failureReason(error);
-        this.ctx.metrics.uploadFailures.inc({ kind, reason });
-        if (attempt === 0 || attempt % 20 === 0) {
-          this.ctx.log.warn({ stream: this.streamPath, key, reason, attempt: attempt + 1, err: (error as Error).message }, 'upload failed; retrying');
-        }
-        if (this.closed) throw error;
-        await sleep(backoffDelay(attempt));
-      }
-    }
+      },
+      {
+        attempts: Infinity,
+        onFailure: (error, attempt) => {
+          const reason = failureReason(error);
+          this.ctx.metrics.uploadFailures.inc({ kind, reason });
+          if (attempt === 0 || attempt % 20 === 0) {
+            this.ctx.log.warn({ stream: this.streamPath, key, reason, attempt: attempt + 1, err: (error as Error).message }, 'upload failed; retrying');
+          }
+        },
+        stop: () => this.closed,
+      },
+    );
   }
 
   /** Deletes a stored object's copy on the volume (one unlink; fs.rm would lstat it first). */

@@ -8,7 +8,7 @@
 import { lstat, readFile, readdir, rm, rmdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
-import { backoffDelay } from '../../common/backoff.ts';
+import { retry } from '../../common/backoff.ts';
 import type { Logger } from '../../common/log.ts';
 import { joinKey, PLAYLIST_FILE, sessionFolderOf } from '../../common/object-layout.ts';
 import { streamId, type StreamRef } from '../../common/livestream.ts';
@@ -214,8 +214,8 @@ export class Uploader implements RunStorage {
     let deleted: string[] = [];
     let kept: string[] = [];
     let playlistDeleted = false;
-    for (let attempt = 0; ; attempt++) {
-      try {
+    try {
+      await retry(async () => {
         // Under both roots: the stream's access may have changed during the run.
         kept = [];
         playlistDeleted = false;
@@ -234,14 +234,10 @@ export class Uploader implements RunStorage {
           }
         }
         deleted = end.sessionFolders.filter((f) => !kept.includes(f));
-        break;
-      } catch (error) {
-        if (attempt >= 10) {
-          log.error({ stream: streamId(end.ref), err: (error as Error).message }, 'could not delete an ended stream\'s media; a bucket lifecycle rule should catch it');
-          return;
-        }
-        await sleep(backoffDelay(attempt, 500, 10_000));
-      }
+      }, { attempts: 11, baseMs: 500, maxMs: 10_000 });
+    } catch (error) {
+      log.error({ stream: streamId(end.ref), err: (error as Error).message }, 'could not delete an ended stream\'s media; a bucket lifecycle rule should catch it');
+      return;
     }
     // The volume's own copy of the playlist, when it is this run's final one (a new run here writes its own).
     const local = parseMediaPlaylist(await readFile(playlistPath, 'utf8').catch(() => ''));

@@ -9,20 +9,18 @@ import { join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { envString } from '../common/env-config.ts';
 import { createLogger, type Logger } from '../common/log.ts';
+import { streamId } from '../common/livestream.ts';
 import { accessRoot } from '../common/playback-token.ts';
 import { gatewayOptionsFrom, loadGatewayConfig } from '../gateway/config.ts';
 import { startGateway, type RunningGateway } from '../gateway/gateway.ts';
 import { LocalStreamView } from '../gateway/views/local-stream-view.ts';
 import { loadIngestConfig } from '../ingest/config.ts';
 import { startIngest } from '../ingest/ingest.ts';
-import { parseKeyFile } from '../ingest/keys/file-key-source.ts';
+import { parseKeyFile } from '../common/keys/file-key-source.ts';
+import { newStreamKey } from '../common/keys/key-source.ts';
 
 export interface LocalMode {
   shutdown(): Promise<void>;
-}
-
-export function newStreamKey(): string {
-  return randomBytes(24).toString('base64url');
 }
 
 /** Creates the local key file from the example LiveStream, with a fresh key. */
@@ -86,7 +84,7 @@ export async function startLocalMode(log: Logger): Promise<LocalMode> {
   const grants = parseKeyFile(readFileSync(keysFile, 'utf8'));
   const lines = ['', 'tteok is running on this machine.', '', `  Watch:  ${gateway.url}/`, ''];
   for (const [key, grant] of grants) {
-    const id = `${grant.ref.namespace}/${grant.ref.name}`;
+    const id = streamId(grant.ref);
     lines.push(`  Stream ${id}${grant.settings.title ? ` ("${grant.settings.title}")` : ''}`);
     lines.push(`    OBS > Settings > Stream > Service: Custom`);
     lines.push(`    Server:      rtmp://127.0.0.1:${ingest.rtmpPort}/live`);

@@ -22,6 +22,11 @@ export function playlistKey(ref: StreamRef, prefix = ''): string {
   return joinKey(prefix, ref.namespace, ref.name, PLAYLIST_FILE);
 }
 
+/** The session folder of a URI a stream's playlist names ("<session>/<file>"). */
+export function sessionFolderOf(uri: string): string {
+  return uri.split('/')[0]!;
+}
+
 export function joinKey(...parts: string[]): string {
   return parts
     .flatMap((p) => p.split('/'))

@@ -3,6 +3,7 @@
 import { hostname } from 'node:os';
 import { ConfigError, envBool, envInt, envList, envNumber, envOptional, envString, type Env } from '../common/env-config.ts';
 import { podNamespace } from '../common/kube/client.ts';
+import { kubeWatchSettings } from '../common/kube/settings.ts';
 import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from './webhook-events.ts';
 
 export interface ControllerConfig {
@@ -124,7 +125,7 @@ export function loadControllerConfig(env: Env = process.env): ControllerConfig {
   return {
     podName: envString(env, 'TTEOK_POD_NAME', hostname()),
     podNamespace: ns,
-    watchNamespace: envOptional(env, 'TTEOK_WATCH_NAMESPACE'),
+    watchNamespace: kubeWatchSettings(env).namespace,
     httpHost: envString(env, 'TTEOK_CONTROLLER_HTTP_HOST', '0.0.0.0'),
     httpPort: envInt(env, 'TTEOK_CONTROLLER_HTTP_PORT', 9937, 0, 65535),
     workers: envInt(env, 'TTEOK_CONTROLLER_WORKERS', 4, 1, 64),
@@ -155,7 +156,7 @@ export function loadControllerConfig(env: Env = process.env): ControllerConfig {
       renewDeadlineMs,
       retryPeriodMs,
     },
-    informerIdleRelistMs: envNumber(env, 'TTEOK_KUBE_RELIST_IDLE_SECONDS', 300, 1, 86_400) * 1000,
+    informerIdleRelistMs: kubeWatchSettings(env).idleRelistMs,
     resyncMs: envNumber(env, 'TTEOK_CONTROLLER_RESYNC_SECONDS', 600, 0, 86_400) * 1000,
     webhooks: loadWebhookConfig(env),
   };

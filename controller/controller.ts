@@ -1,16 +1,17 @@
 // The LiveStream controller: informers on LiveStreams, key Secrets, claim
-// Leases and the ingest StatefulSet feed one work queue; workers reconcile
-// one key at a time each (a LiveStream "namespace/name", or the capacity
-// key), only while this replica is the elected leader. The HTTP side serves
-// /metrics, /healthz and /readyz.
-import { createServer, type Server } from 'node:http';
+// Leases and the ingest StatefulSet feed two reconcile loops (reconcile-loop.ts):
+// LiveStreams by their StreamRef, and the ingest capacity, on a queue and
+// worker of its own. Workers run only while this replica is the elected
+// leader. The HTTP side serves /metrics, /healthz and /readyz.
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Secret, type V1StatefulSet } from '@kubernetes/client-node';
 import { createLogger, type Logger } from '../common/log.ts';
-import { errorMessage, loadKubeConfig } from '../common/kube/client.ts';
+import { loadKubeConfig } from '../common/kube/client.ts';
 import { CLAIM_SELECTOR, STREAM_KEY_SELECTOR, leasesPath, liveStreamsPath, parseClaimLeaseName, secretsPath, statefulSetsPath, LABEL_LIVESTREAM } from '../common/kube/contract.ts';
 import { Informer } from '../common/kube/informer.ts';
 import type { LeaseObject } from '../common/kube/lease.ts';
-import { S3Store } from '../ingest/storage/s3-store.ts';
+import { streamId, type StreamRef } from '../common/livestream.ts';
+import { closeServer, createProbeServer, listenOn } from '../common/probe-server.ts';
+import { S3Store } from '../common/storage/s3-store.ts';
 import { CapacityManager } from './capacity.ts';
 import type { ControllerConfig } from './config.ts';
 import { EventRecorder } from './events.ts';
@@ -19,9 +20,13 @@ import { LeaderElector } from './leader-election.ts';
 import { ControllerMetrics } from './metrics.ts';
 import { LiveStreamReconciler, type LiveStream, type MediaStore } from './reconciler.ts';
 import { WebhookDispatcher } from './webhooks.ts';
-import { WorkQueue, type RateLimiterOptions } from './workqueue.ts';
+import { ReconcileLoop } from './reconcile-loop.ts';
+import type { RateLimiterOptions } from './workqueue.ts';
 
-export const CAPACITY_KEY = '#capacity';
+/** The capacity loop's one item: the ingest StatefulSet it sizes. */
+interface CapacityItem {
+  statefulSet: string;
+}
 
 export interface ControllerDeps {
   kc?: KubeConfig;
@@ -76,98 +81,68 @@ export async function startController(config: ControllerConfig, deps: Controller
   if (!store) log.warn('TTEOK_S3_BUCKET is not set: deleted LiveStreams keep their stored media');
 
   const events = new EventRecorder(core, 'tteok-controller', config.podName, log);
-  const queue = new WorkQueue(deps.rateLimits);
-  // A delivery's outcome is written to the status by the LiveStream's next reconcile.
-  const webhooks = new WebhookDispatcher({ kc, config: config.webhooks, metrics, events, log, onSettled: (ref) => queue.add(`${ref.namespace}/${ref.name}`) });
-  const reconciler = new LiveStreamReconciler({ kc, custom, config, liveStreams, secrets, claims: claimInformer, store, events, log, webhooks });
-  const capacity = new CapacityManager(kc, config.ingest, log, (n) => metrics.ingestReplicas.set(n));
-  const lastErrors = new Map<string, string>();
   const phases = new Map<string, string>();
+  // Both loops reconcile only what the informers hold; the webhooks and the
+  // reconciler report back by queueing a StreamRef.
+  let reconciler: LiveStreamReconciler;
+  const streamLoop = new ReconcileLoop<StreamRef>({
+    kind: 'livestream',
+    keyOf: streamId,
+    metrics,
+    log,
+    ...(deps.rateLimits ? { rateLimits: deps.rateLimits } : {}),
+    async reconcile(ref, failures) {
+      const result = await reconciler.reconcile(ref, failures);
+      if (result.phase) phases.set(streamId(ref), result.phase);
+      else phases.delete(streamId(ref));
+      return result;
+    },
+  });
+  const capacityLoop = new ReconcileLoop<CapacityItem>({
+    kind: 'capacity',
+    keyOf: (item) => item.statefulSet,
+    metrics,
+    log,
+    ...(deps.rateLimits ? { rateLimits: deps.rateLimits } : {}),
+    reconcile: (item) =>
+      capacity.reconcile({
+        liveStreams: lsInformer.list(),
+        claims: claimInformer.list(),
+        statefulSet: stsInformer?.get(config.ingest.namespace, item.statefulSet),
+      }),
+  });
+  const refOf = (obj: { metadata: { namespace?: string; name?: string } }): StreamRef => ({ namespace: obj.metadata.namespace!, name: obj.metadata.name! });
+  // A delivery's outcome is written to the status by the LiveStream's next reconcile.
+  const webhooks = new WebhookDispatcher({ kc, config: config.webhooks, metrics, events, log, onSettled: (ref) => streamLoop.queue.add(ref) });
+  reconciler = new LiveStreamReconciler({ kc, custom, config, liveStreams, secrets, claims: claimInformer, store, events, log, webhooks });
+  const capacity = new CapacityManager(kc, config.ingest, log, (n) => metrics.ingestReplicas.set(n));
 
-  // Events → keys. Everything is level-based: a key means "look at this again".
+  // Events → items. Everything is level-based: an item means "look at this again".
   const enqueueCapacity = () => {
-    if (stsInformer) queue.add(CAPACITY_KEY);
+    if (stsInformer) capacityLoop.queue.add({ statefulSet: config.ingest.statefulSet });
   };
   lsInformer.on((type, obj, old) => {
-    queue.add(`${obj.metadata.namespace}/${obj.metadata.name}`);
+    streamLoop.queue.add(refOf(obj));
     if (type !== 'update' || obj.spec?.enabled !== old?.spec?.enabled || Boolean(obj.metadata.deletionTimestamp) !== Boolean(old?.metadata.deletionTimestamp)) enqueueCapacity();
   });
   secretInformer.on((_type, obj) => {
     const name = obj.metadata?.labels?.[LABEL_LIVESTREAM];
-    if (name && obj.metadata?.namespace) queue.add(`${obj.metadata.namespace}/${name}`);
+    if (name && obj.metadata?.namespace) streamLoop.queue.add({ namespace: obj.metadata.namespace, name });
   });
   claimInformer.on((_type, obj) => {
     const ref = parseClaimLeaseName(obj.metadata.name);
-    if (ref) queue.add(`${ref.namespace}/${ref.name}`);
+    if (ref) streamLoop.queue.add(ref);
     enqueueCapacity();
   });
   stsInformer?.on(() => enqueueCapacity());
 
   const enqueueAll = () => {
-    for (const ls of lsInformer.list()) queue.add(`${ls.metadata.namespace}/${ls.metadata.name}`);
+    for (const ls of lsInformer.list()) streamLoop.queue.add(refOf(ls));
     enqueueCapacity();
   };
 
-  async function processKey(key: string): Promise<void> {
-    const kind = key === CAPACITY_KEY ? 'capacity' : 'livestream';
-    log.debug({ item: key }, 'reconcile start');
-    const end = metrics.reconcileDuration.startTimer({ kind });
-    try {
-      let requeueAfterMs: number | undefined;
-      if (key === CAPACITY_KEY) {
-        ({ requeueAfterMs } = await capacity.reconcile({
-          liveStreams: lsInformer.list(),
-          claims: claimInformer.list(),
-          statefulSet: stsInformer?.get(config.ingest.namespace, config.ingest.statefulSet),
-        }));
-      } else {
-        const [namespace, name] = key.split('/') as [string, string];
-        const result = await reconciler.reconcile({ namespace, name }, { count: queue.limiter.retries(key), ...(lastErrors.has(key) ? { lastError: lastErrors.get(key)! } : {}) });
-        requeueAfterMs = result.requeueAfterMs;
-        if (result.phase) phases.set(key, result.phase);
-        else phases.delete(key);
-      }
-      end({ result: 'success' });
-      queue.forget(key);
-      lastErrors.delete(key);
-      if (requeueAfterMs !== undefined) queue.addAfter(key, requeueAfterMs);
-    } catch (err) {
-      end({ result: 'error' });
-      metrics.reconcileErrors.inc({ kind });
-      const message = errorMessage(err);
-      lastErrors.set(key, message);
-      const delay = queue.addRateLimited(key);
-      log[queue.limiter.retries(key) > 5 ? 'warn' : 'debug']({ item: key, err: message, retryInMs: delay }, 'reconcile failed; retrying with backoff');
-    }
-  }
-
-  // Workers run only while leading; a generation number retires old ones.
-  let generation = 0;
   let leading = false;
   let stopped = false;
-  const workerLoops: Array<Promise<void>> = [];
-  const startWorkers = () => {
-    const gen = ++generation;
-    for (let i = 0; i < config.workers; i++) {
-      workerLoops.push((async () => {
-        while (!stopped && leading && gen === generation) {
-          const key = await queue.get();
-          if (key === undefined) return;
-          if (!leading || gen !== generation) {
-            queue.done(key);
-            queue.add(key);
-            return;
-          }
-          try {
-            await processKey(key);
-          } finally {
-            queue.done(key);
-          }
-        }
-      })());
-    }
-  };
-
   for (const [, inf] of informers) inf.start();
   const allSynced = Promise.all(informers.map(([, inf]) => inf.ready())).then(() => undefined);
 
@@ -175,14 +150,16 @@ export async function startController(config: ControllerConfig, deps: Controller
     leading = true;
     metrics.leader.set(1);
     void allSynced.then(() => {
-      if (!leading) return;
+      if (!leading || stopped) return;
       enqueueAll();
-      startWorkers();
+      streamLoop.start(config.workers);
+      if (stsInformer) capacityLoop.start(1);
     });
   };
   const onStoppedLeading = () => {
     leading = false;
-    generation++;
+    streamLoop.pause();
+    capacityLoop.pause();
     metrics.leader.set(0);
     liveStreams.clear();
     secrets.clear();
@@ -210,8 +187,11 @@ export async function startController(config: ControllerConfig, deps: Controller
   else onStartedLeading();
 
   // Periodic: queue depth and phase gauges, informer re-list counts, and a full resync as a safety net.
+  const sampleGauges = () => {
+    metrics.queueDepth.set(streamLoop.queue.depth + capacityLoop.queue.depth);
+  };
   const gauges = setInterval(() => {
-    metrics.queueDepth.set(queue.depth);
+    sampleGauges();
     metrics.streams.reset();
     const counts = new Map<string, number>();
     for (const p of phases.values()) counts.set(p, (counts.get(p) ?? 0) + 1);
@@ -225,30 +205,12 @@ export async function startController(config: ControllerConfig, deps: Controller
   const resync = config.resyncMs > 0 ? setInterval(() => leading && enqueueAll(), config.resyncMs) : undefined;
   resync?.unref();
 
-  const http: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/metrics') {
-      metrics.queueDepth.set(queue.depth);
-      metrics.registry.metrics().then(
-        (body) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body),
-        () => res.writeHead(500).end(),
-      );
-    } else if (path === '/healthz') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
-    } else if (path === '/readyz') {
-      const ready = informers.every(([, inf]) => inf.synced) && !stopped;
-      res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ready ? 'ready' : 'not ready', leader: leading }));
-    } else {
-      res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
-    }
+  const http = createProbeServer(metrics.registry, {
+    ready: () => informers.every(([, inf]) => inf.synced) && !stopped,
+    details: () => ({ leader: leading }),
+    beforeMetrics: sampleGauges,
   });
-  const httpPort = await new Promise<number>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(config.httpPort, config.httpHost, () => {
-      const a = http.address();
-      resolve(typeof a === 'object' && a ? a.port : config.httpPort);
-    });
-  });
+  const httpPort = await listenOn(http, config.httpPort, config.httpHost);
   log.info({ httpPort, identity: config.podName, leaderElection: config.leaderElection.enabled, ingestStatefulSet: config.ingest.statefulSet || undefined }, 'controller started');
 
   return {
@@ -264,17 +226,13 @@ export async function startController(config: ControllerConfig, deps: Controller
       clearInterval(gauges);
       if (resync) clearInterval(resync);
       // Finish in-flight reconciles, then hand leadership over at once.
-      queue.shutDown();
-      await Promise.all(workerLoops);
+      await Promise.all([streamLoop.shutDown(), capacityLoop.shutDown()]);
       webhooks.stop();
       await elector?.stop();
       leading = false;
       await Promise.all(informers.map(([, inf]) => inf.stop()));
       if (store instanceof S3Store) store.destroy();
-      await new Promise<void>((resolve) => {
-        http.close(() => resolve());
-        http.closeAllConnections();
-      });
+      await closeServer(http);
       log.info('controller stopped');
     },
   };

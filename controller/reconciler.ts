@@ -17,9 +17,8 @@
 // the LiveStream's own, the controller waits for the claim to be released,
 // deletes the stored media unless retention keeps it, then removes the
 // finalizer.
-import { randomBytes } from 'node:crypto';
 import type { CustomObjectsApi, KubeConfig, V1Secret } from '@kubernetes/client-node';
-import { isWellFormedKey } from '../ingest/keys/key-source.ts';
+import { isWellFormedKey, newStreamKey } from '../common/keys/key-source.ts';
 import { API_GROUP, API_VERSION, API_VERSION_FULL, KIND, settingsFromSpec, streamId, type LiveStreamObject, type StreamRef } from '../common/livestream.ts';
 import type { Logger } from '../common/log.ts';
 import { joinKey, playlistKey } from '../common/object-layout.ts';
@@ -92,11 +91,6 @@ export interface ReconcilerDeps {
   log: Logger;
   /** Records webhook events in the status and delivers them (absent: no webhooks, as in some tests). */
   webhooks?: WebhookDispatcher;
-}
-
-/** 192 random bits, URL-safe: 32 characters of A-Z a-z 0-9 _ - (STREAM_KEY_PATTERN). */
-export function newStreamKey(): string {
-  return randomBytes(24).toString('base64url');
 }
 
 export class LiveStreamReconciler {

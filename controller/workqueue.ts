@@ -1,4 +1,5 @@
-// A work queue with client-go's semantics:
+// A work queue with client-go's semantics, over typed items (a StreamRef, the
+// capacity item), each identified by its key:
 //   - keys, not events: adding a key that is already waiting does nothing, so
 //     a burst of events for one object becomes one reconcile;
 //   - one reconcile in flight per key: a key added while it is being
@@ -52,20 +53,25 @@ export class RateLimiter {
   }
 }
 
-export class WorkQueue {
+export class WorkQueue<T = string> {
   private readonly queue: string[] = [];
+  private readonly items = new Map<string, T>();
   private readonly dirty = new Set<string>();
   private readonly processing = new Set<string>();
   private readonly delayed = new Map<string, { at: number; timer: NodeJS.Timeout }>();
-  private readonly waiters: Array<(key: string | undefined) => void> = [];
+  private readonly waiters: Array<(item: T | undefined) => void> = [];
   private shuttingDown = false;
   readonly limiter: RateLimiter;
 
-  constructor(limits: RateLimiterOptions = DEFAULT_RATE_LIMITS) {
+  /** `keyOf` names an item: items with the same key are one item. */
+  constructor(
+    private readonly keyOf: (item: T) => string = String,
+    limits: RateLimiterOptions = DEFAULT_RATE_LIMITS,
+  ) {
     this.limiter = new RateLimiter(limits);
   }
 
-  /** Keys waiting to be processed (not counting delayed ones or those in flight). */
+  /** Items waiting to be processed (not counting delayed ones or those in flight). */
   get depth(): number {
     return this.queue.length;
   }
@@ -74,66 +80,77 @@ export class WorkQueue {
     return this.processing.size;
   }
 
-  add(key: string): void {
+  add(item: T): void {
+    const key = this.keyOf(item);
     if (this.shuttingDown || this.dirty.has(key)) return;
+    this.items.set(key, item);
     this.dirty.add(key);
     if (this.processing.has(key)) return;
     const waiter = this.waiters.shift();
     if (waiter) {
       this.dirty.delete(key);
       this.processing.add(key);
-      waiter(key);
+      waiter(item);
     } else {
       this.queue.push(key);
     }
   }
 
-  /** Adds the key after `ms`; an earlier pending addAfter for the same key wins. */
-  addAfter(key: string, ms: number): void {
+  /** Adds the item after `ms`; an earlier pending addAfter for the same key wins. */
+  addAfter(item: T, ms: number): void {
     if (this.shuttingDown) return;
     if (ms <= 0) {
-      this.add(key);
+      this.add(item);
       return;
     }
+    const key = this.keyOf(item);
     const at = Date.now() + ms;
     const existing = this.delayed.get(key);
     if (existing && existing.at <= at) return;
     if (existing) clearTimeout(existing.timer);
     const timer = setTimeout(() => {
       this.delayed.delete(key);
-      this.add(key);
+      this.add(item);
     }, ms);
     this.delayed.set(key, { at, timer });
   }
 
-  addRateLimited(key: string): number {
-    const delay = this.limiter.when(key);
-    this.addAfter(key, delay);
+  addRateLimited(item: T): number {
+    const delay = this.limiter.when(this.keyOf(item));
+    this.addAfter(item, delay);
     return delay;
   }
 
-  forget(key: string): void {
-    this.limiter.forget(key);
+  /** How often the item has failed since it last succeeded. */
+  retries(item: T): number {
+    return this.limiter.retries(this.keyOf(item));
   }
 
-  /** The next key to process, marking it in flight; undefined once shut down. */
-  get(): Promise<string | undefined> {
+  forget(item: T): void {
+    this.limiter.forget(this.keyOf(item));
+  }
+
+  /** The next item to process, marking it in flight; undefined once shut down. */
+  get(): Promise<T | undefined> {
     if (this.shuttingDown) return Promise.resolve(undefined);
     const key = this.queue.shift();
     if (key !== undefined) {
       this.dirty.delete(key);
       this.processing.add(key);
-      return Promise.resolve(key);
+      return Promise.resolve(this.items.get(key)!);
     }
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
-  /** Marks the key processed; if it was added meanwhile, it is queued again. */
-  done(key: string): void {
+  /** Marks the item processed; if it was added meanwhile, it is queued again. */
+  done(item: T): void {
+    const key = this.keyOf(item);
     this.processing.delete(key);
     if (this.dirty.has(key)) {
       this.dirty.delete(key);
-      this.add(key);
+      this.add(this.items.get(key)!);
+    } else {
+      this.items.delete(key);
     }
   }
 

@@ -9,17 +9,17 @@ import type { Server } from 'node:http';
 import { createLogger, type Logger } from '../common/log.ts';
 import type { LiveEvents } from '../common/stream-view.ts';
 import type { IngestConfig } from './config.ts';
-import { createIngestHttpServer } from './http-server.ts';
+import { closeServer, createProbeServer, listenOn } from '../common/probe-server.ts';
 import { MediaVolume } from './media-volume.ts';
-import { MEDIA_TMP_DIR } from './packager/atomic-file.ts';
-import { FileKeySource } from './keys/file-key-source.ts';
-import type { KeySource } from './keys/key-source.ts';
+import { MEDIA_TMP_DIR } from '../common/atomic-file.ts';
+import { FileKeySource } from '../common/keys/file-key-source.ts';
+import type { KeySource } from '../common/keys/key-source.ts';
 import { IngestMetrics } from './metrics.ts';
 import { RtmpServer } from './rtmp/rtmp-server.ts';
 import { RtmpsListener } from './rtmp/rtmps-listener.ts';
-import { LocalDirectoryStore } from './storage/local-store.ts';
-import type { ObjectStore } from './storage/object-store.ts';
-import { S3Store } from './storage/s3-store.ts';
+import { LocalDirectoryStore } from '../common/storage/local-store.ts';
+import type { ObjectStore } from '../common/storage/object-store.ts';
+import { S3Store } from '../common/storage/s3-store.ts';
 import { StreamHub, type StreamClaims } from './stream-hub.ts';
 import { Uploader } from './upload/uploader.ts';
 
@@ -73,8 +73,9 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     backlogWarnSegments: config.backlogWarnSegments,
     memoryBytes: config.uploadMemoryBytes,
     deleteDelayMs: config.deleteDelayMs,
+    settleTimeoutMs: config.shutdownTimeoutMs,
     // A stream no longer known (deleted meanwhile) is treated as private: fail closed.
-    accessOf: (path) => keys.streams().find((g) => `${g.ref.namespace}/${g.ref.name}` === path)?.settings.access ?? 'private',
+    accessOf: (ref) => keys.grantOf(ref)?.settings.access ?? 'private',
     metrics,
     log,
   });
@@ -98,10 +99,7 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     ...(deps.claims ? { claims: deps.claims } : {}),
     metrics,
     log,
-    onStreamEnded: (end) => uploader.streamEnded(end),
-    onObject: (ref, object) => uploader.objectFinished(`${ref.namespace}/${ref.name}`, object),
-    uploadsSettled: (ref) => uploader.streamSettled(`${ref.namespace}/${ref.name}`, config.shutdownTimeoutMs),
-    readStored: (ref, file) => uploader.readStored(`${ref.namespace}/${ref.name}`, file),
+    storage: uploader,
     mediaVolume: volume,
     publishLimits: config.publishLimits,
   });
@@ -112,17 +110,11 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
 
   let shuttingDown = false;
   let rtmpUp = false;
-  const http: Server = createIngestHttpServer(metrics.registry, {
+  const http: Server = createProbeServer(metrics.registry, {
     ready: () => rtmpUp && !shuttingDown && volume.admitsPublishes(),
     notReadyReason: () => (shuttingDown ? 'shutting down' : !rtmpUp ? 'RTMP listener not up' : volume.notReadyReason()),
   });
-  const httpPort = await new Promise<number>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(config.httpPort, config.httpHost, () => {
-      const a = http.address();
-      resolve(typeof a === 'object' && a ? a.port : config.httpPort);
-    });
-  });
+  const httpPort = await listenOn(http, config.httpPort, config.httpHost);
   const rtmp = new RtmpServer({ host: config.rtmpHost, port: config.rtmpPort, hub, log, metrics, limits: config.rtmp });
   const rtmpPort = await rtmp.listen();
   const rtmps = config.rtmps
@@ -167,10 +159,7 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
       await uploader.close();
       volume.close();
       await keys.close();
-      await new Promise<void>((resolve) => {
-        http.close(() => resolve());
-        http.closeAllConnections();
-      });
+      await closeServer(http);
       log.info('ingest stopped');
     },
   };

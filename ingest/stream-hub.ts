@@ -1,4 +1,4 @@
-// Decides who may publish and keeps each stream's packager. A publish is
+// Decides who may publish, and keeps each stream's run (stream-run.ts). A publish is
 // admitted only for a well-formed, known key of an enabled LiveStream that
 // has no publisher yet, here or (through the claim hook) anywhere in the
 // fleet. Live publishes are re-checked whenever the keys change, so a rotated
@@ -18,12 +18,12 @@ import { join } from 'node:path';
 import type { Logger } from '../common/log.ts';
 import type { LiveEvents } from '../common/stream-view.ts';
 import { DEFAULT_SETTINGS, isValidName, isValidNamespace, streamId, type StreamRef } from '../common/livestream.ts';
-import { isWellFormedKey, type KeySource, type StreamGrant } from './keys/key-source.ts';
+import { isWellFormedKey, type KeySource, type StreamGrant } from '../common/keys/key-source.ts';
 import type { MediaVolumeGuard } from './media-volume.ts';
 import type { IngestMetrics } from './metrics.ts';
 import type { PublishSession } from './packager/publish-session.ts';
-import type { MediaObject } from './packager/media-object.ts';
-import { StreamPackager, type StreamEnd } from './packager/stream-packager.ts';
+import type { RunStorage } from './run-storage.ts';
+import { StreamRun, type RunContext } from './stream-run.ts';
 import type { PublishLimitSettings } from './packager/publish-limits.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -66,10 +66,17 @@ export type PublishMedia = Pick<PublishSession, 'id' | 'video' | 'audio'>;
 
 export interface LivePublish {
   ref: StreamRef;
-  /** The packager's session, seen through the hub, which notes when media last arrived. */
+  /** The run's publish session, seen through the hub, which notes when media last arrived. */
   session: PublishMedia;
   /** Ends the publish; `clean` when the publisher unpublished rather than dropped. */
   end(clean: boolean): Promise<void>;
+}
+
+/** What an admission did after reserving the stream, to be undone if it does not finish. */
+interface AdmissionUndo {
+  claimedHere: boolean;
+  runBegun?: StreamRun;
+  session?: { run: StreamRun; session: PublishSession };
 }
 
 interface LiveEntry {
@@ -102,60 +109,51 @@ export interface StreamHubOptions {
   claims?: StreamClaims;
   metrics: IngestMetrics;
   log: Logger;
-  onStreamEnded: (end: StreamEnd) => void;
-  /** Resolves once everything the stream wrote is stored (bounded by the implementation). */
-  uploadsSettled?: (ref: StreamRef) => Promise<unknown>;
-  /** Each object a stream's packager finishes, in memory (see StreamPackagerOptions.onObject). */
-  onObject?: (ref: StreamRef, object: MediaObject) => void;
-  /** Reads a stream's file from the object store (undefined: none), to continue a run taken over from another ingest. */
-  readStored?: (ref: StreamRef, file: string) => Promise<string | undefined>;
-  // --- media volume (helper "disk"): a full volume refuses publishes; packagers skip segments above its bound.
+  /** Where the runs' objects go, and what the object store holds for a stream. */
+  storage: RunStorage;
+  /** A full volume refuses publishes; runs skip segments above its bound. */
   mediaVolume?: MediaVolumeGuard & { admitsPublishes(): boolean };
   /** What one admitted publish may hold and produce (publish-limits.ts). */
   publishLimits?: PublishLimitSettings;
 }
 
 export class StreamHub implements LiveEvents {
-  private readonly packagers = new Map<string, StreamPackager>();
+  /** Each stream's latest run on this ingest, kept until it ended and what it wrote is stored. */
+  private readonly runs = new Map<string, StreamRun>();
   private readonly liveListeners: Array<(ref: StreamRef, live: boolean, since: Date | undefined) => void> = [];
-  /** When each stream's current run went live; a run lasts until its playlist ends. */
-  private readonly runsSince = new Map<string, Date>();
+  /** Publishers: admitted, or being admitted. */
   private readonly live = new Map<string, LiveEntry>();
-  /** Streams whose fleet-wide claim this ingest holds (Kubernetes), from admission to the end of the run. */
-  private readonly claimed = new Map<string, StreamRef>();
+  private readonly runContext: RunContext;
   private readonly sweepTimer: NodeJS.Timeout;
   private accepting = true;
-  /** Runs being handed over to another ingest: a shutdown waits for them (a kept run's history must reach the volume). */
-  private readonly handOvers = new Set<Promise<void>>();
 
   constructor(private readonly options: StreamHubOptions) {
+    const { claims } = options;
+    this.runContext = {
+      mediaDir: options.mediaDir,
+      reconnectGraceMs: options.reconnectGraceMs,
+      storage: options.storage,
+      ...(claims ? { releaseClaim: (ref: StreamRef) => claims.release(ref) } : {}),
+      ...(options.mediaVolume ? { volume: options.mediaVolume } : {}),
+      ...(options.publishLimits ? { publishLimits: options.publishLimits } : {}),
+      metrics: options.metrics,
+      log: options.log,
+    };
     options.keys.onChange(() => this.recheckLive());
     // Another ingest may now have the stream: two publishers must never both package it.
-    options.claims?.onLost?.((ref, lost) => {
+    claims?.onLost?.((ref, lost) => {
       const id = streamId(ref);
-      this.claimed.delete(id);
+      const run = this.runs.get(id);
       const entry = this.live.get(id);
-      const packager = this.packagers.get(id);
-      // Another ingest holds the claim and continues the run from the stored
-      // playlist: hand it over (no final playlist, which would end the stream
-      // for viewers, and no deletion of media the new holder still lists).
-      // Without a new holder (the claim was deleted) the run ends here.
-      const handOver = lost.newHolder !== undefined;
+      if (entry) this.options.log.warn({ stream: id }, 'ending a live publish: this ingest lost its claim on the stream');
+      else if (run?.inGrace) {
+        this.options.log.info({ stream: id }, lost.newHolder !== undefined ? 'another ingest took the stream over during its reconnect grace; handing the run over' : 'lost the stream\'s claim during its reconnect grace; ending the run here');
+      }
+      // The run first: handed over, it lets go of the publish session at once, so the publish's end does not end it.
+      run?.claimLost(lost.newHolder);
       if (entry) {
-        this.options.log.warn({ stream: id }, 'ending a live publish: this ingest lost its claim on the stream');
-        // The packager first: it lets go of the publish session at once, so the publish's end does not end the run.
-        if (handOver && packager) this.track(packager.handOver());
         void entry.publish?.end(true);
         entry.disconnect();
-        return;
-      }
-      // Waiting in its grace period: the stream is another ingest's now. End
-      // the run at once, not when the grace runs out and its final playlist
-      // would overwrite the new holder's live one.
-      if (packager && !packager.isLive && this.runsSince.has(id)) {
-        this.options.log.info({ stream: id }, handOver ? 'another ingest took the stream over during its reconnect grace; handing the run over' : 'lost the stream\'s claim during its reconnect grace; ending the run here');
-        if (handOver) this.track(packager.handOver());
-        else void packager.finish();
       }
     });
     // Silence is noticed within a quarter of the takeover threshold.
@@ -171,9 +169,14 @@ export class StreamHub implements LiveEvents {
     this.liveListeners.push(listener);
   }
 
-  private emitLive(ref: StreamRef, live: boolean): void {
-    const since = this.runsSince.get(streamId(ref));
-    for (const l of this.liveListeners) l(ref, live, since);
+  private emitLive(run: StreamRun, live: boolean): void {
+    for (const l of this.liveListeners) l(run.ref, live, run.since);
+  }
+
+  /** The stream's run while it is live or in its reconnect grace. */
+  private runningRun(id: string): StreamRun | undefined {
+    const run = this.runs.get(id);
+    return run && !run.isOver ? run : undefined;
   }
 
   /** Picks up streams a previous process left unfinished on the media volume. */
@@ -184,17 +187,25 @@ export class StreamHub implements LiveEvents {
       const names = await readdir(join(mediaDir, namespace)).catch(() => [] as string[]);
       for (const name of names.filter(isValidName)) {
         const ref = { namespace, name };
-        const grant = keys.streams().find((g) => g.ref.namespace === namespace && g.ref.name === name);
-        const packager = this.packagerFor(ref, grant);
-        if (!(await packager.resumeFromDisk())) {
-          this.packagers.delete(streamId(ref));
-          continue;
-        }
-        // Still a live run to viewers until its grace period ends it.
-        this.runsSince.set(streamId(ref), packager.oldestListedSegmentAt ?? new Date());
-        this.emitLive(ref, true);
+        const grant = keys.grantOf(ref);
+        const run = await StreamRun.resume(this.runContext, { ref, settings: grant?.settings ?? DEFAULT_SETTINGS });
+        if (run) this.track(run);
       }
     }
+  }
+
+  /** Keeps a new run of a stream and tells listeners it is live; forgets it once it ended and is stored. */
+  private track(run: StreamRun): void {
+    const id = streamId(run.ref);
+    this.runs.set(id, run);
+    // Viewers see the run end when its final playlist (ENDLIST) is stored,
+    // not when it is written: only then say it is over.
+    void run.settled.then(() => {
+      if (this.runs.get(id) !== run) return; // a new run began meanwhile: it goes on
+      this.runs.delete(id);
+      this.emitLive(run, false);
+    });
+    this.emitLive(run, true);
   }
 
   /** Stops admitting publishes (shutdown). */
@@ -217,7 +228,7 @@ export class StreamHub implements LiveEvents {
     if (!grant.settings.enabled) return refuse('NetStream.Publish.Denied', 'disabled', 'This stream is disabled.');
     const id = streamId(grant.ref);
     // Media volume above its high-water mark: new streams go to another pod; a run that is live or in its reconnect grace may continue.
-    if (this.options.mediaVolume?.admitsPublishes() === false && !this.runsSince.has(id)) return refuse('NetStream.Publish.Denied', 'volume_full', 'This ingest\'s media volume is full; reconnect to reach another ingest.');
+    if (this.options.mediaVolume?.admitsPublishes() === false && !this.runningRun(id)) return refuse('NetStream.Publish.Denied', 'volume_full', 'This ingest\'s media volume is full; reconnect to reach another ingest.');
     const alreadyLive = () => refuse('NetStream.Publish.BadName', 'already_live', 'This stream already has a publisher.');
     const current = this.live.get(id);
     let silentFor: number | undefined;
@@ -239,12 +250,11 @@ export class StreamHub implements LiveEvents {
     // Reserve the stream before any other await, so two concurrent publishes cannot both pass.
     const entry: LiveEntry = { key, disconnect, lastMediaAt: performance.now(), contended: false };
     this.live.set(id, entry);
-    // Whatever fails from here on (a listener, a packager, the claims) must
-    // not leave the key reserved until a restart: the reservation, the claim
-    // taken here and a session begun are let go again.
+    // Whatever fails from here on (a listener, the run, the claims) must not
+    // leave the key reserved until a restart: the reservation, a claim taken
+    // here and a run or session begun here are let go again.
+    const undo: AdmissionUndo = { claimedHere: false };
     let admitted = false;
-    let claimedHere = false;
-    let begun: { packager: StreamPackager; session: PublishSession } | undefined;
     try {
       if (current && silentFor !== undefined) {
         this.options.metrics.takeovers.inc({ from: 'same_ingest' });
@@ -252,14 +262,14 @@ export class StreamHub implements LiveEvents {
           { stream: id, silentSeconds: Number((silentFor / 1000).toFixed(1)) },
           'a new publish with the same key takes over from the silent publisher; the playlist continues after a discontinuity',
         );
-        // A drop, not an unpublish: the packager waits for a publisher and the new one continues the run.
+        // A drop, not an unpublish: the run waits for a publisher and the new one continues it.
         const ending = current.publish?.end(false);
         current.disconnect();
         await ending;
       }
       let claimedHow: boolean | 'taken_over' = true;
-      if (this.options.claims && this.claimed.has(id)) {
-        // Still ours from the run this publish continues: tell the fleet the stream is no longer silent.
+      if (this.options.claims && this.runs.get(id)?.holdsClaim) {
+        // Still ours from the run this publish continues (or the one before it): tell the fleet the stream is no longer silent.
         this.options.claims.reportSilence?.(grant.ref, undefined);
       } else if (this.options.claims) {
         let claimed: boolean | 'taken_over';
@@ -267,23 +277,31 @@ export class StreamHub implements LiveEvents {
           claimed = await this.options.claims.acquire(grant.ref, { waitForSilenceMs: this.options.takeoverSilenceMs + REMOTE_SILENCE_MARGIN_MS });
         } catch (error) {
           // Without the claim another ingest could take the same stream: refuse, and say it is on our side.
-          if (this.live.get(id) === entry) this.live.delete(id);
           this.options.log.error({ stream: id, err: (error as Error).message }, 'cannot claim the stream (Kubernetes API unreachable?)');
           return refuse('NetStream.Publish.Denied', 'claim_unavailable', 'The ingest cannot claim this stream right now; retry shortly.');
         }
-        if (!claimed) {
-          if (this.live.get(id) === entry) this.live.delete(id);
-          return refuse('NetStream.Publish.BadName', 'live_elsewhere', 'This stream is live on another ingest.');
-        }
-        this.claimed.set(id, grant.ref);
-        claimedHere = true;
+        if (!claimed) return refuse('NetStream.Publish.BadName', 'live_elsewhere', 'This stream is live on another ingest.');
+        undo.claimedHere = true;
         claimedHow = claimed;
         if (claimed === 'taken_over') this.options.metrics.takeovers.inc({ from: 'other_ingest' });
       }
-      const packager = this.packagerFor(grant.ref, grant);
-      // Taken over from another ingest: a new run here continues the one it stored.
-      const session = packager.beginSession(grant.settings, { continueStoredRun: claimedHow === 'taken_over', startedAt: askedAt });
-      begun = { packager, session };
+      // A reconnect within the grace period continues the run that was live; otherwise a new run.
+      let run = this.runningRun(id);
+      if (!run) {
+        const previous = this.runs.get(id);
+        // The run before, still finishing, passes its claim on rather than letting go of it.
+        previous?.passClaim();
+        // Taken over from another ingest: the new run continues the one it stored.
+        run = StreamRun.begin(this.runContext, { ref: grant.ref, settings: grant.settings, ...(previous ? { previous } : {}) }, { continueStored: claimedHow === 'taken_over' });
+        undo.runBegun = run;
+        // Acquired or passed on: the run holds the claim until it ended and is stored.
+        if (this.options.claims) run.holdClaim();
+        this.track(run);
+      } else if (this.options.claims) run.holdClaim();
+      const liveRun = run;
+      // The publish's media time is paced against the wall clock from when it was asked for (publish-limits.ts).
+      const session = liveRun.beginSession(askedAt);
+      undo.session = { run: liveRun, session };
       let ended = false;
       const media: PublishMedia = {
         id: session.id,
@@ -305,35 +323,33 @@ export class StreamHub implements LiveEvents {
           // A publish that took over is in the map now: leave it there.
           if (this.live.get(id) === entry) this.live.delete(id);
           this.options.metrics.liveStreams.set(this.live.size);
-          // The claim is released when the run ends (packagerFor's onEnded), not
-          // here: through the reconnect grace the playlist is still this ingest's.
-          await packager.endSession(session, clean);
+          // The claim is released when the run ends and is stored, not here:
+          // through the reconnect grace the playlist is still this ingest's.
+          await liveRun.endSession(session, clean);
         },
       };
       this.options.metrics.publishes.inc({ outcome: 'accepted' });
       this.options.metrics.liveStreams.set(this.live.size);
-      // A reconnect within the grace period continues the run that was live.
-      if (!this.runsSince.has(id)) {
-        this.runsSince.set(id, new Date());
-        this.emitLive(grant.ref, true);
-      }
       admitted = true;
       return { ok: true, publish: entry.publish };
     } finally {
-      if (!admitted) this.abandonAdmission(id, entry, claimedHere, begun);
+      if (!admitted) this.abandonAdmission(id, grant.ref, entry, undo);
     }
   }
 
-  /** An admission that failed after the stream was reserved: undo what it did, so the key can publish again. */
-  private abandonAdmission(id: string, entry: LiveEntry, claimedHere: boolean, begun: { packager: StreamPackager; session: PublishSession } | undefined): void {
-    if (this.live.get(id) !== entry) return; // refused normally (already let go), or taken over since
+  /** An admission that failed or was refused after the stream was reserved: undo what it did, so the key can publish again. */
+  private abandonAdmission(id: string, ref: StreamRef, entry: LiveEntry, undo: AdmissionUndo): void {
+    if (this.live.get(id) !== entry) return; // taken over since
     this.live.delete(id);
-    this.options.log.error({ stream: id }, 'admitting a publish failed after the stream was reserved; the reservation is released');
-    if (begun) {
-      // Ends the run like an unpublish; its end releases the claim (packagerFor's onEnded).
-      void begun.packager.endSession(begun.session, true).catch(() => undefined);
-    } else if (claimedHere) {
-      void this.releaseClaim(id);
+    if (undo.session) {
+      this.options.log.error({ stream: id }, 'admitting a publish failed after the stream was reserved; the reservation is released');
+      // Ends the run like an unpublish; its end releases the claim.
+      void undo.session.run.endSession(undo.session.session, true).catch(() => undefined);
+    } else if (undo.runBegun) {
+      this.options.log.error({ stream: id }, 'admitting a publish failed after the stream was reserved; the reservation is released');
+      void undo.runBegun.finish().catch(() => undefined);
+    } else if (undo.claimedHere) {
+      void this.options.claims?.release(ref).catch(() => undefined);
     }
   }
 
@@ -354,10 +370,10 @@ export class StreamHub implements LiveEvents {
       await this.waitForTakeovers(waitMs);
       clearInterval(this.sweepTimer);
     }
-    await Promise.all([...this.handOvers]);
-    await Promise.all([...this.packagers.values()].map((p) => p.finish()));
+    // Handed-over runs finish their hand-over (a kept run's history must reach the volume); the rest end here.
+    await Promise.all([...this.runs.values()].map((run) => run.finish()));
     // This pod is going away: its streams may go live elsewhere at once.
-    await Promise.all([...this.claimed.keys()].map((id) => this.releaseClaim(id)));
+    await Promise.all([...this.runs.values()].filter((run) => run.passClaim()).map((run) => this.options.claims?.release(run.ref).catch(() => undefined)));
   }
 
   /**
@@ -368,11 +384,11 @@ export class StreamHub implements LiveEvents {
    * takeover need not wait for it.
    */
   private async waitForTakeovers(waitMs: number): Promise<void> {
-    const waiting = () => [...this.packagers.entries()].filter(([id, p]) => !p.isLive && this.runsSince.has(id) && this.claimed.has(id));
-    const ids = waiting().map(([id]) => id);
-    if (ids.length === 0) return;
-    for (const id of ids) this.options.claims?.reportSilence?.(this.claimed.get(id)!, new Date());
-    this.options.log.info({ streams: ids.length, waitSeconds: Number((waitMs / 1000).toFixed(1)) }, 'shutting down: live streams wait for their publishers to reconnect to another ingest pod, which takes them over');
+    const waiting = () => [...this.runs.values()].filter((run) => run.inGrace && run.holdsClaim);
+    const runs = waiting();
+    if (runs.length === 0) return;
+    for (const run of runs) this.options.claims?.reportSilence?.(run.ref, new Date());
+    this.options.log.info({ streams: runs.length, waitSeconds: Number((waitMs / 1000).toFixed(1)) }, 'shutting down: live streams wait for their publishers to reconnect to another ingest pod, which takes them over');
     const deadline = performance.now() + waitMs;
     // Bounded by the deadline (and the iteration count, 50 ms apart).
     for (let i = 0; i < 100_000 && performance.now() < deadline; i++) {
@@ -419,7 +435,9 @@ export class StreamHub implements LiveEvents {
     }
     const claims = this.options.claims;
     if (!claims?.reportSilence) return;
-    for (const [id, ref] of this.claimed) {
+    for (const [id, run] of this.runs) {
+      if (!run.holdsClaim) continue;
+      const ref = run.ref;
       const entry = this.live.get(id);
       if (entry && !entry.publish) continue; // being admitted
       // No publisher at all (the reconnect grace) is silence too.
@@ -427,18 +445,6 @@ export class StreamHub implements LiveEvents {
       const since = silentFor >= this.options.takeoverSilenceMs ? new Date(Date.now() - (entry ? silentFor : 0)) : undefined;
       claims.reportSilence(ref, since);
     }
-  }
-
-  private track(handOver: Promise<void>): void {
-    const settled = handOver.catch(() => undefined).finally(() => this.handOvers.delete(settled));
-    this.handOvers.add(settled);
-  }
-
-  private async releaseClaim(id: string): Promise<void> {
-    const ref = this.claimed.get(id);
-    if (!ref) return;
-    this.claimed.delete(id);
-    await this.options.claims?.release(ref).catch(() => undefined);
   }
 
   private recheckLive(): void {
@@ -451,40 +457,5 @@ export class StreamHub implements LiveEvents {
         void entry.publish?.end(true);
       }
     }
-  }
-
-  private packagerFor(ref: StreamRef, grant: StreamGrant | undefined): StreamPackager {
-    const id = streamId(ref);
-    const existing = this.packagers.get(id);
-    if (existing) return existing;
-    const packager: StreamPackager = new StreamPackager({
-      ref,
-      settings: grant?.settings ?? DEFAULT_SETTINGS,
-      mediaDir: this.options.mediaDir,
-      reconnectGraceMs: this.options.reconnectGraceMs,
-      ...(this.options.onObject ? { onObject: (object: MediaObject) => this.options.onObject!(ref, object) } : {}),
-      ...(this.options.mediaVolume ? { volume: this.options.mediaVolume } : {}),
-      ...(this.options.readStored ? { readStored: (file: string) => this.options.readStored!(ref, file) } : {}),
-      ...(this.options.publishLimits ? { publishLimits: this.options.publishLimits } : {}),
-      metrics: this.options.metrics,
-      log: this.options.log,
-      onEnded: (end) => {
-        if (this.packagers.get(id) === packager && !packager.isLive) this.packagers.delete(id);
-        this.runsSince.delete(id);
-        this.options.onStreamEnded(end);
-        // Viewers see the run end when its final playlist (ENDLIST) is stored,
-        // not when it is written: only then say it is over.
-        // The claim says "this stream's media is being written here": the
-        // controller deletes a removed stream's media once the claim is gone,
-        // so a run that ended keeps it until its last objects are stored.
-        void Promise.resolve(this.options.uploadsSettled?.(ref)).then(async () => {
-          if (this.runsSince.has(id)) return; // a new run began meanwhile: it goes on with the claim
-          this.emitLive(ref, false);
-          await this.releaseClaim(id);
-        });
-      },
-    });
-    this.packagers.set(id, packager);
-    return packager;
   }
 }

@@ -12,7 +12,7 @@ import { rawJson } from '../common/kube/client.ts';
 import { LeaseClient, microTime } from '../common/kube/lease.ts';
 import { loadControllerConfig } from '../controller/config.ts';
 import { startController, type RunningController } from '../controller/controller.ts';
-import { STREAM_KEY_PATTERN } from '../ingest/keys/key-source.ts';
+import { STREAM_KEY_PATTERN } from '../common/keys/key-source.ts';
 import { startKubeApiServer } from './harness/kube.ts';
 import { stopAll } from './harness/process.ts';
 import { startS3Server, TEST_ACCESS_KEY, TEST_SECRET_KEY } from './harness/s3-server.ts';

@@ -23,7 +23,7 @@ import { RequestDurationHistogram } from '../gateway/request-durations.ts';
 import { Histogram, Registry } from 'prom-client';
 import { parseRange } from '../gateway/plugins/origin.ts';
 import { LocalStreamView } from '../gateway/views/local-stream-view.ts';
-import { FileKeySource } from '../ingest/keys/file-key-source.ts';
+import { FileKeySource } from '../common/keys/file-key-source.ts';
 import { writeKeyFile, metricValue, type TestStream } from './harness/ingest-process.ts';
 import { waitFor } from './harness/wait.ts';
 

@@ -132,11 +132,11 @@ t.test('only the CloudFront distribution reads the bucket (Origin Access Control
 
 t.test('IAM: exactly the S3 calls the code makes, under the prefix', async (t) => {
   // The S3 commands the store sends, as IAM actions.
-  const store = readFileSync(join(ROOT, 'ingest/storage/s3-store.ts'), 'utf8');
+  const store = readFileSync(join(ROOT, 'common/storage/s3-store.ts'), 'utf8');
   const iamOf: Record<string, string> = { PutObject: 's3:PutObject', GetObject: 's3:GetObject', DeleteObject: 's3:DeleteObject', DeleteObjects: 's3:DeleteObject', ListObjectsV2: 's3:ListBucket' };
   const commands = [...new Set([...store.matchAll(/new (\w+)Command\(/g)].map((m) => m[1]!))];
   // PUTs go through the signed client (s3-put-client.ts): a PutObject, as IAM sees it.
-  const putClient = readFileSync(join(ROOT, 'ingest/storage/s3-put-client.ts'), 'utf8');
+  const putClient = readFileSync(join(ROOT, 'common/storage/s3-put-client.ts'), 'utf8');
   if (/method: 'PUT'/.test(putClient) && /this\.putClient\.put\(/.test(store)) commands.push('PutObject');
   for (const c of commands) t.ok(iamOf[c], `${c} maps to an IAM action`);
   const needed = { ingest: new Set(commands.map((c) => iamOf[c]!)), controller: new Set(['s3:DeleteObject', 's3:ListBucket']) };

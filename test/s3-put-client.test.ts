@@ -1,4 +1,4 @@
-// The ingest's PUT path into S3 (ingest/storage/s3-put-client.ts, through
+// The ingest's PUT path into S3 (common/storage/s3-put-client.ts, through
 // S3Store) against a real S3-compatible server that checks signatures
 // (SeaweedFS): what it stores reads back whole with its headers through the
 // AWS SDK, bad credentials and dead or silent endpoints fail the way the
@@ -6,9 +6,9 @@
 // test/s3-store-pool.test.ts.)
 import { createServer, type Server } from 'node:net';
 import t from 'tap';
-import { failureReason } from '../ingest/storage/object-store.ts';
-import { S3PutClient } from '../ingest/storage/s3-put-client.ts';
-import { S3Store } from '../ingest/storage/s3-store.ts';
+import { failureReason } from '../common/storage/object-store.ts';
+import { S3PutClient } from '../common/storage/s3-put-client.ts';
+import { S3Store } from '../common/storage/s3-store.ts';
 import { freePort } from './harness/ports.ts';
 import { getObject, headObject } from './harness/s3-objects.ts';
 import { startS3Server, TEST_ACCESS_KEY, TEST_SECRET_KEY } from './harness/s3-server.ts';

@@ -3,7 +3,7 @@
 // a burst of PUTs never opens more connections than the pool allows. A
 // recording proxy in front of SeaweedFS counts the TCP connections it accepts.
 import t from 'tap';
-import { S3Store } from '../ingest/storage/s3-store.ts';
+import { S3Store } from '../common/storage/s3-store.ts';
 import { getObject } from './harness/s3-objects.ts';
 import { startS3Recorder } from './harness/s3-recorder.ts';
 import { startS3Server, TEST_ACCESS_KEY, TEST_SECRET_KEY } from './harness/s3-server.ts';

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { DEFAULT_SETTINGS, type StreamRef } from '../common/livestream.ts';
 import { createLogger } from '../common/log.ts';
-import type { KeySource, StreamGrant } from '../ingest/keys/key-source.ts';
+import type { KeySource, StreamGrant } from '../common/keys/key-source.ts';
+import type { RunStorage } from '../ingest/run-storage.ts';
 import { IngestMetrics } from '../ingest/metrics.ts';
 import { StreamHub, type StreamClaims } from '../ingest/stream-hub.ts';
 import { metricValue } from './harness/ingest-process.ts';
@@ -21,9 +22,18 @@ const grant: StreamGrant = { ref: { namespace: 'default', name: 'admit' }, setti
 const keys: KeySource = {
   lookup: (key) => (key === KEY ? grant : undefined),
   streams: () => [grant],
+  grantOf: (ref) => (ref.namespace === grant.ref.namespace && ref.name === grant.ref.name ? grant : undefined),
   onChange: () => undefined,
   ready: async () => undefined,
   close: async () => undefined,
+};
+
+/** Storage that takes everything and holds nothing: these tests look at admission only. */
+const storage: RunStorage = {
+  objectFinished: () => undefined,
+  runEnded: () => undefined,
+  settled: async () => undefined,
+  readStored: async () => undefined,
 };
 
 /** Claims held in memory: what the Kubernetes Lease claims do, minus the API server. */
@@ -59,7 +69,7 @@ function newHub(t: Test, claims?: StreamClaims): { hub: StreamHub; metrics: Inge
     ...(claims ? { claims } : {}),
     metrics,
     log: createLogger('test', 'silent'),
-    onStreamEnded: () => undefined,
+    storage,
   });
   t.teardown(async () => {
     await hub.finishAll();

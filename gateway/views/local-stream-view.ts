@@ -10,8 +10,8 @@
 import type { Logger } from '../../common/log.ts';
 import { streamId, type StreamRef } from '../../common/livestream.ts';
 import type { LiveEvents, StreamState, StreamView } from '../../common/stream-view.ts';
-import { FileKeySource } from '../../ingest/keys/file-key-source.ts';
-import type { KeySource } from '../../ingest/keys/key-source.ts';
+import { FileKeySource } from '../../common/keys/file-key-source.ts';
+import type { KeySource } from '../../common/keys/key-source.ts';
 
 export interface LocalStreamViewOptions {
   /** The streams: a KeySource (its streams() only; keys are never looked at). */

@@ -13,13 +13,14 @@
 // then on, and StreamHub ends a publish whose key is no longer valid. Settings
 // (title, enabled, HLS, retention) come straight from the spec.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { envInt, envOptional, type Env } from '../../common/env-config.ts';
+import type { Env } from '../../common/env-config.ts';
 import type { Logger } from '../../common/log.ts';
 import { isValidName, isValidNamespace, settingsFromSpec, streamId, type LiveStreamObject } from '../../common/livestream.ts';
+import { kubeWatchSettings } from '../../common/kube/settings.ts';
 import { loadKubeConfig } from '../../common/kube/client.ts';
 import { STREAM_KEY_SHA256_PATTERN, liveStreamsPath, streamKeySha256, type LiveStreamStatus } from '../../common/kube/contract.ts';
 import { Informer } from '../../common/kube/informer.ts';
-import { GrantTable, isWellFormedKey, type KeySource, type StreamGrant } from './key-source.ts';
+import { GrantTable, isWellFormedKey, type KeySource, type StreamGrant } from '../../common/keys/key-source.ts';
 import type { StreamClaims } from '../stream-hub.ts';
 
 export interface KubeKeySourceOptions {
@@ -101,7 +102,7 @@ export class KubeKeySource extends GrantTable {
     const duplicates = new Set<string>();
     const seen = new Set<string>();
     for (const ls of this.informer.list()) {
-      const where = `${ls.metadata.namespace}/${ls.metadata.name}`;
+      const where = streamId({ namespace: ls.metadata.namespace ?? '', name: ls.metadata.name ?? '' });
       seen.add(where);
       const read = grantFromLiveStream(ls);
       if ('problem' in read) {
@@ -138,9 +139,7 @@ export class KubeKeySource extends GrantTable {
 export async function kubernetesIngestDeps(env: Env, log: Logger): Promise<{ keys: KeySource; claims: StreamClaims }> {
   const { LeaseStreamClaims, claimsConfigFromEnv } = await import('../claims/lease-claims.ts');
   const kc = loadKubeConfig();
-  const idleRelistMs = envInt(env, 'TTEOK_KUBE_RELIST_IDLE_SECONDS', 300, 1) * 1000;
-  const namespace = envOptional(env, 'TTEOK_WATCH_NAMESPACE');
-  const keys = new KubeKeySource({ kc, log, idleRelistMs, ...(namespace ? { namespace } : {}) });
+  const keys = new KubeKeySource({ kc, log, ...kubeWatchSettings(env) });
   const claims = new LeaseStreamClaims({ kc, log, ...claimsConfigFromEnv(env) });
   return { keys, claims };
 }

@@ -12,7 +12,7 @@
 //   the append and the playlist's rename leaves the journal one ahead):
 //   `reconcileSegments` keeps every segment either of them names.
 import { appendFile, readFile, rm, stat, truncate } from 'node:fs/promises';
-import { writeFileAtomic } from './atomic-file.ts';
+import { writeFileAtomic } from '../../common/atomic-file.ts';
 import type { PlaylistSegment } from '../../common/media-playlist.ts';
 
 /** A dot-file, so the uploader leaves it alone. */

@@ -1,71 +1,43 @@
-// Everything one stream writes to the media volume while it is live: its
-// playlist, and for each publish session an init segment and media segments
-// in a folder of that session's own. A publisher that drops and comes back
-// within the reconnect grace period continues the same playlist after a
-// discontinuity; a clean unpublish, or the end of the grace period, ends the
-// playlist with EXT-X-ENDLIST.
+// Media in, objects out, for one run of one stream: each publish session's
+// media is cut into an init segment and media segments in a folder of that
+// session's own, written to the media volume, appended to the run's playlist
+// (and, for a kept run, its segment journal), and handed to the run storage
+// port in memory. When, whether and how the run ends is the run's business
+// (stream-run.ts); the packager only writes what the run tells it to.
 //
-// Across ingest pods (a takeover) a run moves from one packager to another:
-// the old one hands it over (no final playlist; a kept run's history is
-// stored beside the playlist), and the new one continues the stored
-// playlist with the next media sequence number after a discontinuity.
-import { randomBytes } from 'node:crypto';
+// Writes happen one after another in one chain per run (and a run's chain
+// starts after the one before it on this stream), so a playlist is never
+// written before its segment; the playlist model changes inside the chain,
+// only once a segment is on the volume, so it never lists a segment that
+// could not be written.
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../common/log.ts';
-import { PLAYLIST_FILE } from '../../common/object-layout.ts';
+import { PLAYLIST_FILE, sessionFolderOf } from '../../common/object-layout.ts';
 import { streamId, type StreamRef, type StreamSettings } from '../../common/livestream.ts';
 import type { MediaVolumeGuard } from '../media-volume.ts';
 import type { IngestMetrics } from '../metrics.ts';
 import { backoffDelay } from '../../common/backoff.ts';
-import { MEDIA_TMP_DIR, writeFileAtomic } from './atomic-file.ts';
+import { MEDIA_TMP_DIR, writeFileAtomic } from '../../common/atomic-file.ts';
 import { Fragmenter, type SegmentOutput } from './fragmenter.ts';
 import { MediaPlaylist, RUN_HISTORY_FILE, type PlaylistSegment } from '../../common/media-playlist.ts';
 import { PublishSession } from './publish-session.ts';
 import { DEFAULT_PUBLISH_LIMITS, PublishLimits, type PublishLimitSettings } from './publish-limits.ts';
-import type { MediaObject, MediaObjectKind } from './media-object.ts';
+import type { MediaObjectKind, RunStorage } from '../run-storage.ts';
 import { JOURNAL_FILE, readJournal, reconcileSegments, SegmentJournal, sequenceOf } from './segment-journal.ts';
-
-export interface StreamEnd {
-  ref: StreamRef;
-  /** The session folders of the run that ended (relative to the stream's folder). */
-  sessionFolders: string[];
-  keep: boolean;
-  /**
-   * The run was handed over to another ingest (a takeover): it goes on there,
-   * from the stored playlist, which may still list these sessions.
-   */
-  handedOver?: boolean;
-}
-
-/** How often a stored playlist or run history is read before going on without it (backoff 250 ms to 2 s). */
-const STORED_READ_ATTEMPTS = 8;
 
 export interface StreamPackagerOptions {
   ref: StreamRef;
   settings: StreamSettings;
   mediaDir: string;
-  reconnectGraceMs: number;
-  /**
-   * Each finished object, in memory, in the order it was finished: a segment
-   * or init segment once it is on the media volume, a playlist (or a run's
-   * history) once the model has changed — also when the volume could not
-   * take it, since the object store is its destination. The uploader stores
-   * from here and reads the volume only at start-up.
-   */
-  onObject?: (object: MediaObject) => void;
+  /** Where finished objects go, in memory, in the order they were finished. */
+  storage: RunStorage;
   metrics: IngestMetrics;
   log: Logger;
-  onEnded: (end: StreamEnd) => void;
   /** The media volume's state; without it segments are written until a write fails. */
   volume?: MediaVolumeGuard;
-  /**
-   * Reads a file of this stream from the object store ("index.m3u8",
-   * "history.m3u8"); undefined when there is none. Needed to continue a run
-   * another ingest handed over.
-   */
-  readStored?: (file: string) => Promise<string | undefined>;
+  /** The previous run's writes on this stream: this run's first write waits for them. */
+  after?: Promise<void>;
   /** What one publish may hold and produce (publish-limits.ts); the defaults when absent. */
   publishLimits?: PublishLimitSettings;
 }
@@ -73,24 +45,16 @@ export interface StreamPackagerOptions {
 /** What the media volume holds; `kind` labels the write-failure metric. */
 type FileKind = 'segment' | 'init' | 'playlist' | 'journal';
 
-type State = 'idle' | 'live' | 'grace' | 'ended';
-
 export class StreamPackager {
   readonly ref: StreamRef;
-  private settings: StreamSettings;
-  private playlist: MediaPlaylist;
-  private journal: SegmentJournal;
-  private state: State = 'idle';
+  readonly settings: StreamSettings;
+  /** The run's playlist: its window, or every segment of a kept run. */
+  readonly playlist: MediaPlaylist;
+  /** Session folders of a playlist this run took up (resumed from the volume, continued from the store): the run answers for them too. */
+  readonly adoptedFolders: string[] = [];
+  private readonly journal: SegmentJournal;
   private session: PublishSession | undefined;
-  private sessionFolders: string[] = [];
-  private graceTimer: NodeJS.Timeout | undefined;
-  /**
-   * File writes happen one after another, so a playlist is never written
-   * before its segment; and the playlist model changes inside the same
-   * chain, only once a segment is on the volume, so it never lists a
-   * segment that could not be written.
-   */
-  private writes: Promise<void> = Promise.resolve();
+  private writes: Promise<void>;
   private nextSegmentIsDiscontinuity = false;
   private currentInitUri: string | undefined;
   /** The current init segment, while it could not be written: segments need it on the volume first. */
@@ -105,10 +69,12 @@ export class StreamPackager {
   /** Kinds of file whose last write failed: logged once per streak, not once per file. */
   private readonly failing = new Set<FileKind>();
   private warnedLongSegments = false;
-  /** Runs handed over to another ingest: nothing more of them is written here. */
-  private readonly handedOver = new WeakSet<MediaPlaylist>();
-  /** The run continues a stored playlist (a takeover): its next segment follows a discontinuity. */
-  private continuesStoredRun = false;
+  /** No more live playlists: the run ended (its final one is written) or was handed over (none from here). */
+  private closed = false;
+  /** Handed over to another ingest: nothing more of the run is written here. */
+  private left = false;
+  /** A newer run of the stream began here: this one's final playlist is no longer retried. */
+  private superseded = false;
   private readonly dir: string;
   private readonly tmpDir: string;
 
@@ -117,12 +83,9 @@ export class StreamPackager {
     this.settings = options.settings;
     this.dir = join(options.mediaDir, options.ref.namespace, options.ref.name);
     this.tmpDir = join(options.mediaDir, MEDIA_TMP_DIR);
-    this.playlist = this.newPlaylist();
-    this.journal = this.newJournal();
-  }
-
-  get isLive(): boolean {
-    return this.state === 'live';
+    this.playlist = new MediaPlaylist(this.settings.segmentSeconds, this.settings.playlistLength);
+    this.journal = new SegmentJournal(join(this.dir, JOURNAL_FILE), this.tmpDir);
+    this.writes = options.after ?? Promise.resolve();
   }
 
   /** When the oldest segment the playlist still lists arrived (the run's start, when retained). */
@@ -131,90 +94,92 @@ export class StreamPackager {
     return first ? new Date(first.programDateTime) : undefined;
   }
 
+  /** A new run: the journal a previous run left on the volume goes. */
+  startFresh(): void {
+    const journal = this.journal;
+    this.enqueue(() => this.writeJournal(() => journal.remove()));
+  }
+
   /**
    * Picks up a playlist left on the media volume by a process that did not
-   * end it (killed, or the node restarted the container): the stream waits in
-   * its reconnect grace period, as if its publisher had just dropped. A
-   * retained run's journal and playlist are reconciled: the run keeps every
-   * segment either names (a kill can leave the journal one entry ahead, or
-   * cut its last line).
+   * end it (killed, or the node restarted the container). A retained run's
+   * journal and playlist are reconciled: the run keeps every segment either
+   * names (a kill can leave the journal one entry ahead, or cut its last
+   * line). False when there is nothing to resume.
    */
-  async resumeFromDisk(): Promise<boolean> {
+  async resumeFromVolume(): Promise<boolean> {
     const { log } = this.options;
     const stream = streamId(this.ref);
-    let playlist: MediaPlaylist | undefined;
+    let found: MediaPlaylist | undefined;
     const text = await readFile(join(this.dir, PLAYLIST_FILE), 'utf8').catch(() => undefined);
     if (text !== undefined) {
       try {
-        playlist = MediaPlaylist.parse(text, this.settings.playlistLength);
+        found = MediaPlaylist.parse(text, this.settings.playlistLength);
       } catch (error) {
         log.warn({ stream, err: (error as Error).message }, 'the playlist on the media volume is unreadable; resuming from the segment journal, if any');
       }
     }
-    if (playlist?.ended) return false;
+    if (found?.ended) return false;
+    let segments = found?.segments ?? [];
     const journal = await readJournal(join(this.dir, JOURNAL_FILE));
     if (journal && journal.badLines > 0) {
       log.warn({ stream, ignoredLines: journal.badLines, entries: journal.entries.length }, 'the segment journal has lines cut short (an append interrupted by a kill or a full volume); they are ignored');
     }
-    if (journal && journal.entries.length > 0) {
-      const window = playlist?.segments ?? [];
-      const segments = reconcileSegments(journal.entries, window);
-      if (segments.length !== journal.entries.length || segments.length < window.length) {
-        log.warn({ stream, journal: journal.entries.length, playlist: window.length, kept: segments.length }, 'the segment journal and the playlist disagree (the ingest stopped between writing one and the other); keeping every segment either names');
+    const fromJournal = journal !== undefined && journal.entries.length > 0;
+    if (fromJournal) {
+      segments = reconcileSegments(journal.entries, found?.segments ?? []);
+      if (segments.length !== journal.entries.length || segments.length < (found?.segments.length ?? 0)) {
+        log.warn({ stream, journal: journal.entries.length, playlist: found?.segments.length ?? 0, kept: segments.length }, 'the segment journal and the playlist disagree (the ingest stopped between writing one and the other); keeping every segment either names');
       }
-      const whole = new MediaPlaylist(playlist?.targetDuration ?? this.settings.segmentSeconds, this.settings.playlistLength);
-      whole.firstSequence = sequenceOf(segments[0]!.uri) ?? 0;
-      for (const s of segments) whole.append(s);
-      playlist = whole;
-      // Repaired: whole lines only, in step with the playlist, so appends can go on.
-      this.enqueue(() => this.writeJournal(() => this.journal.replace(segments)));
     }
-    if (!playlist || playlist.segments.length === 0) return false;
-    this.playlist = playlist;
-    this.sessionFolders = [...new Set(playlist.segments.map((s) => s.uri.split('/')[0]!))];
-    this.currentInitUri = playlist.segments.at(-1)?.initUri;
-    this.nextSegmentIsDiscontinuity = true;
-    this.enterGrace();
-    log.info({ stream, segments: playlist.segments.length }, 'resumed an unfinished stream from the media volume');
+    if (segments.length === 0) return false;
+    this.playlist.targetDuration = found?.targetDuration ?? this.settings.segmentSeconds;
+    this.playlist.firstSequence = fromJournal ? (sequenceOf(segments[0]!.uri) ?? 0) : found!.firstSequence;
+    this.playlist.discontinuitiesBefore = fromJournal ? 0 : found!.discontinuitiesBefore;
+    for (const s of segments) this.playlist.append(s);
+    // Repaired: whole lines only, in step with the playlist, so appends can go on.
+    if (fromJournal) this.enqueue(() => this.writeJournal(() => this.journal.replace(segments)));
+    this.adoptedFolders.push(...foldersOf(segments));
+    this.currentInitUri = segments.at(-1)?.initUri;
+    log.info({ stream, segments: segments.length }, 'resumed an unfinished stream from the media volume');
     return true;
   }
 
   /**
-   * Starts packaging a new publish session. With `continueStoredRun` (this
-   * ingest took the stream over from another), a new run here continues the
-   * playlist stored in the object store, unless that one has ended.
+   * Continues the playlist another ingest stored (a takeover): its window,
+   * media sequence and discontinuity sequence go on, and the first segment
+   * written here follows a discontinuity. `read` is run in the write chain,
+   * before this run's first segment.
    */
-  beginSession(settings: StreamSettings, options: { continueStoredRun?: boolean; startedAt?: number } = {}): PublishSession {
-    if (this.state === 'live') throw new Error(`${streamId(this.ref)} already has a publisher`);
-    if (this.state === 'ended' || this.state === 'idle') {
-      // A new run: the last one's final playlist, if still being retried, is superseded.
-      clearTimeout(this.finalRetry);
-      this.finalRetry = undefined;
-      this.settings = settings;
-      this.playlist = this.newPlaylist();
-      this.journal = this.newJournal();
-      this.sessionFolders = [];
-      const journal = this.journal;
-      this.enqueue(() => this.writeJournal(() => journal.remove()));
-      this.nextSegmentIsDiscontinuity = false;
-      this.skippedInGap = 0;
-      this.playlistBehind = false;
-      this.warnedLongSegments = false;
-      this.continuesStoredRun = false;
-      if (options.continueStoredRun) {
-        const playlist = this.playlist;
-        this.enqueue(() => this.continueStoredRun(playlist, journal, settings.keepAfterEnd));
-      }
-    } else {
-      clearTimeout(this.graceTimer);
-      this.graceTimer = undefined;
-      this.nextSegmentIsDiscontinuity = true;
-    }
-    this.state = 'live';
-    const id = newSessionId();
-    this.sessionFolders.push(id);
-    // The publish's wall clock starts when it was asked for (performance.now()), before its admission.
-    const limits = new PublishLimits(this.options.publishLimits ?? DEFAULT_PUBLISH_LIMITS, this.settings.segmentSeconds, options.startedAt);
+  continueStored(read: () => Promise<MediaPlaylist | undefined>): void {
+    this.enqueue(async () => {
+      const stored = await read();
+      // An ended playlist is a finished run: the takeover starts a new one.
+      if (!stored || stored.ended || stored.segments.length === 0 || this.playlist.segments.length > 0) return;
+      this.playlist.firstSequence = stored.firstSequence;
+      this.playlist.discontinuitiesBefore = stored.discontinuitiesBefore;
+      this.playlist.targetDuration = Math.max(this.playlist.targetDuration, stored.targetDuration);
+      for (const segment of stored.segments) this.playlist.append(segment);
+      this.adoptedFolders.push(...foldersOf(stored.segments));
+      this.nextStoredIsDiscontinuity = true;
+      if (this.settings.keepAfterEnd) await this.writeJournal(() => this.journal.replace(this.playlist.segments));
+      this.options.log.info({ stream: streamId(this.ref), mediaSequence: this.playlist.nextSequence }, 'continuing the run another ingest stored: the playlist goes on after a discontinuity');
+    });
+  }
+
+  /** Set in the write chain once a stored run is continued: its next segment follows a discontinuity. */
+  private nextStoredIsDiscontinuity = false;
+
+  /**
+   * Starts packaging a publish session into the folder `id`. `afterDrop`: it
+   * continues the run after its publisher dropped (or after a restart), so
+   * its first segment follows a discontinuity. `startedAt` (performance.now()):
+   * when the publish was asked for, before its admission.
+   */
+  startSession(id: string, afterDrop: boolean, startedAt?: number): PublishSession {
+    if (this.session) throw new Error(`${streamId(this.ref)} already has a publish session`);
+    if (afterDrop) this.nextSegmentIsDiscontinuity = true;
+    const limits = new PublishLimits(this.options.publishLimits ?? DEFAULT_PUBLISH_LIMITS, this.settings.segmentSeconds, startedAt);
     const fragmenter = new Fragmenter(this.settings.segmentSeconds, {
       onInit: (init, generation) => this.onInit(id, init, generation),
       onSegment: (segment) => this.onSegment(id, segment),
@@ -230,191 +195,75 @@ export class StreamPackager {
     return this.session;
   }
 
-  /**
-   * The publish session ended. `clean` is true when the publisher unpublished
-   * (OBS "Stop Streaming"), false when the connection dropped.
-   */
-  async endSession(session: PublishSession, clean: boolean): Promise<void> {
-    if (this.session !== session) return;
+  /** Ends the current publish session (its last partial segment is written, unless the run was handed over). */
+  async closeSession(session = this.session): Promise<boolean> {
+    if (!session || this.session !== session) return false;
     this.session = undefined;
     await session.close();
-    if (clean) await this.finish();
-    else this.enterGrace();
+    return true;
   }
 
   /**
-   * Ends the stream now, whatever its state, and waits until its final
-   * playlist is on the media volume — or, when the volume cannot take it,
-   * handed to the uploader from memory (and retried on the volume).
+   * Writes the final playlist (EXT-X-ENDLIST; every segment of a kept run:
+   * a VOD). `before` runs first in the chain (a kept run's history read
+   * back). The final playlist must never be lost: it goes to the storage
+   * from memory like every playlist; when the volume cannot take it,
+   * writing it there is retried with backoff until it succeeds or a newer
+   * run starts. Until then the live playlist stays on the volume, so an
+   * ingest restarted meanwhile resumes the run and ends it again.
    */
-  async finish(): Promise<void> {
-    if (this.state === 'ended') return this.writes;
-    clearTimeout(this.graceTimer);
-    this.graceTimer = undefined;
-    const session = this.session;
-    this.session = undefined;
-    if (session) await session.close();
-    this.state = 'ended';
-    const playlist = this.playlist;
-    const journal = this.journal;
-    const vod = this.settings.keepAfterEnd;
-    playlist.ended = true;
+  async writeFinal(before?: () => Promise<void>): Promise<void> {
+    await this.closeSession();
+    this.closed = true;
+    this.playlist.ended = true;
     clearTimeout(this.playlistRetry);
     this.playlistRetry = undefined;
+    const vod = this.settings.keepAfterEnd;
     this.enqueue(async () => {
-      if (vod) await this.completeHistory(playlist);
-      if (playlist.segments.length > 0) await this.storeFinalPlaylist(playlist, journal, vod, 0);
+      if (before) await before();
+      if (this.playlist.segments.length > 0) await this.storeFinalPlaylist(vod, 0);
     });
     await this.writes;
-    this.options.onEnded({ ref: this.ref, sessionFolders: [...this.sessionFolders], keep: this.settings.keepAfterEnd });
   }
 
   /**
-   * Another ingest took this stream over (its claim): the run goes on there,
-   * from the stored playlist. So nothing more is written here — no final
-   * playlist, no last partial segment — and the run's playlist and journal
-   * leave the media volume, so a restart of this process does not resume it.
-   * A kept run first stores its whole history beside the playlist, for the
-   * new holder's final VOD.
+   * Another ingest continues the run from the stored playlist: nothing more
+   * is written here — no final playlist, no last partial segment — and the
+   * run's playlist and journal leave the media volume, so a restart of this
+   * process does not resume it. A kept run first stores its whole history
+   * beside the playlist (`history` completes it first), for the new holder's VOD.
    */
-  async handOver(): Promise<void> {
-    if (this.state === 'ended' || this.state === 'idle') return this.writes;
-    clearTimeout(this.graceTimer);
-    this.graceTimer = undefined;
+  async leave(history?: () => Promise<void>): Promise<void> {
+    this.closed = true;
+    this.left = true;
     clearTimeout(this.playlistRetry);
     this.playlistRetry = undefined;
-    this.state = 'ended';
-    const playlist = this.playlist;
-    const journal = this.journal;
-    const retained = this.settings.keepAfterEnd;
-    this.handedOver.add(playlist);
-    const session = this.session;
-    this.session = undefined;
-    if (session) await session.close();
+    await this.closeSession();
     this.enqueue(async () => {
-      if (retained && playlist.segments.length > 0) {
-        await this.completeHistory(playlist);
-        if (!(await this.writePlaylistObject(RUN_HISTORY_FILE, playlist, { vod: true }))) {
+      if (this.settings.keepAfterEnd && this.playlist.segments.length > 0) {
+        if (history) await history();
+        if (!(await this.writePlaylistObject(RUN_HISTORY_FILE, { vod: true }))) {
           this.options.log.warn({ stream: streamId(this.ref) }, 'the media volume cannot take the run\'s history: it is stored from memory only (if this process dies first, the new holder\'s VOD lacks the segments this ingest wrote before its live window)');
         }
       }
       // Even without the history: a journal left here would make a restarted
       // process resume the run and store its final playlist over the new holder's.
       await rm(join(this.dir, PLAYLIST_FILE), { force: true }).catch(() => undefined);
-      await this.writeJournal(() => journal.remove());
+      await this.writeJournal(() => this.journal.remove());
     });
     await this.writes;
-    this.options.log.info({ stream: streamId(this.ref), segments: playlist.segments.length }, 'run handed over to the ingest that took the stream over: it continues the stored playlist');
-    this.options.onEnded({ ref: this.ref, sessionFolders: [...this.sessionFolders], keep: this.settings.keepAfterEnd, handedOver: true });
   }
 
-  /**
-   * A run that takes over from another ingest starts from the playlist that
-   * ingest stored: its window, media sequence and discontinuity sequence go
-   * on, and the first segment written here follows a discontinuity. Runs in
-   * the write chain before this run's first segment.
-   */
-  private async continueStoredRun(playlist: MediaPlaylist, journal: SegmentJournal, retained: boolean): Promise<void> {
-    const stream = streamId(this.ref);
-    // No playlist stored (the run before stored none yet) is an answer too: a new run.
-    const text = await this.readStoredWithRetry(PLAYLIST_FILE, () => true);
-    if (text === undefined) return;
-    let stored: MediaPlaylist;
-    try {
-      stored = MediaPlaylist.parse(text, this.settings.playlistLength);
-    } catch (error) {
-      this.options.log.warn({ stream, err: (error as Error).message }, 'the stored playlist is unreadable; starting a new run');
-      return;
-    }
-    // An ended playlist is a finished run: the takeover starts a new one.
-    if (stored.ended || stored.segments.length === 0 || playlist !== this.playlist || playlist.segments.length > 0) return;
-    playlist.firstSequence = stored.firstSequence;
-    playlist.discontinuitiesBefore = stored.discontinuitiesBefore;
-    playlist.targetDuration = Math.max(playlist.targetDuration, stored.targetDuration);
-    for (const segment of stored.segments) playlist.append(segment);
-    // This run now answers for the stored sessions' media too (deleted at its end, unless kept).
-    const folders = [...new Set(stored.segments.map((s) => s.uri.split('/')[0]!))].filter((f) => !this.sessionFolders.includes(f));
-    this.sessionFolders.unshift(...folders);
-    this.continuesStoredRun = true;
-    if (retained) await this.writeJournal(() => journal.replace(playlist.segments));
-    this.options.log.info({ stream, mediaSequence: playlist.nextSequence }, 'continuing the run another ingest stored: the playlist goes on after a discontinuity');
-  }
-
-  /**
-   * A kept run that continues another ingest's lists only the window it took
-   * over; the run's history object, which the ingest before stored when it
-   * handed over, has the segments before it. A kept run's own playlist starts
-   * at media sequence 0, so one that starts later lacks them.
-   */
-  private async completeHistory(playlist: MediaPlaylist): Promise<void> {
-    if (playlist.firstSequence === 0 || playlist.segments.length === 0 || !this.options.readStored) return;
-    const first = playlist.segments[0]!.uri;
-    const fits = (text: string | undefined): boolean => {
-      if (text === undefined) return false;
-      try {
-        const history = MediaPlaylist.parse(text, 0);
-        // This run's (session folders are unique for all time), from its start, up to the window.
-        return history.firstSequence === 0 && history.segments[playlist.firstSequence]?.uri === first;
-      } catch {
-        return false;
-      }
-    };
-    // The ingest before may still be storing it, right after a takeover.
-    const text = await this.readStoredWithRetry(RUN_HISTORY_FILE, fits);
-    if (!fits(text)) {
-      this.options.log.error({ stream: streamId(this.ref), fromSequence: playlist.firstSequence }, 'the run\'s history before the takeover is not in the object store: the VOD lists the run from the window this ingest took over');
-      return;
-    }
-    const history = MediaPlaylist.parse(text!, 0);
-    const earlier = history.segments.slice(0, playlist.firstSequence);
-    playlist.segments.unshift(...earlier);
-    playlist.firstSequence = 0;
-    playlist.discontinuitiesBefore = history.discontinuitiesBefore;
-    playlist.targetDuration = Math.max(playlist.targetDuration, history.targetDuration);
-    this.options.log.info({ stream: streamId(this.ref), segments: earlier.length }, 'the run\'s history before the takeover is read back from the object store');
-  }
-
-  /**
-   * Reads a stored file until `done` says it is what is wanted, retrying
-   * failed reads too (bounded: the segments of the run wait behind it in the
-   * write chain); the last text read, if any.
-   */
-  private async readStoredWithRetry(file: string, done: (text: string | undefined) => boolean): Promise<string | undefined> {
-    const read = this.options.readStored;
-    if (!read) return undefined;
-    let text: string | undefined;
-    for (let attempt = 0; attempt < STORED_READ_ATTEMPTS; attempt++) {
-      try {
-        text = await read(file);
-        if (done(text)) return text;
-      } catch (error) {
-        if (attempt === 0) this.options.log.warn({ stream: streamId(this.ref), file, err: (error as Error).message }, 'cannot read from the object store; retrying');
-      }
-      if (attempt < STORED_READ_ATTEMPTS - 1) await sleep(backoffDelay(attempt, 250, 2000));
-    }
-    return text;
+  /** A newer run of the stream began here: a final playlist still being retried is left as it is. */
+  supersede(): void {
+    this.superseded = true;
+    clearTimeout(this.finalRetry);
+    this.finalRetry = undefined;
   }
 
   /** Resolves once every file queued so far is on the media volume (or could not be written). */
   flushed(): Promise<void> {
     return this.writes;
-  }
-
-  private enterGrace(): void {
-    this.state = 'grace';
-    this.graceTimer = setTimeout(() => {
-      this.graceTimer = undefined;
-      void this.finish();
-    }, this.options.reconnectGraceMs);
-    this.graceTimer.unref();
-  }
-
-  private newPlaylist(): MediaPlaylist {
-    return new MediaPlaylist(this.settings.segmentSeconds, this.settings.playlistLength);
-  }
-
-  private newJournal(): SegmentJournal {
-    return new SegmentJournal(join(this.dir, JOURNAL_FILE), this.tmpDir);
   }
 
   private onInit(sessionFolder: string, init: Uint8Array, generation: number): void {
@@ -424,6 +273,7 @@ export class StreamPackager {
     if (generation > 1) this.nextSegmentIsDiscontinuity = true;
     this.currentInitUri = uri;
     this.enqueue(async () => {
+      if (this.left) return;
       // Kept until written: it is retried before the next segment, which needs it.
       this.unwrittenInit = { uri, data: init };
       if (await this.tryWrite(uri, init, 'init')) {
@@ -446,45 +296,42 @@ export class StreamPackager {
         );
       }
     }
-    const playlist = this.playlist;
-    const journal = this.journal;
-    const retained = this.settings.keepAfterEnd;
     const initUri = this.currentInitUri ?? `${sessionFolder}/init-${segment.initGeneration}.mp4`;
     const discontinuity = this.nextSegmentIsDiscontinuity;
     this.nextSegmentIsDiscontinuity = false;
     this.enqueue(async () => {
       // The run is another ingest's now.
-      if (this.handedOver.has(playlist)) return;
-      const written = await this.writeSegment(playlist, sessionFolder, segment.data);
+      if (this.left) return;
+      const written = await this.writeSegment(sessionFolder, segment.data);
       if (typeof written === 'string') {
         this.skipSegment(written);
         return;
       }
-      if (this.handedOver.has(playlist)) return;
-      const takeover = playlist === this.playlist && this.continuesStoredRun;
-      if (takeover) this.continuesStoredRun = false;
+      if (this.left) return;
+      const afterStored = this.nextStoredIsDiscontinuity;
+      this.nextStoredIsDiscontinuity = false;
       const entry: PlaylistSegment = {
         uri: written.uri,
         duration: segment.duration,
         programDateTime: segment.arrivedAt,
         initUri,
         // After a gap, or another ingest's publisher, the media jumps ahead: players must not expect continuity.
-        discontinuity: discontinuity || takeover || this.skippedInGap > 0,
+        discontinuity: discontinuity || afterStored || this.skippedInGap > 0,
       };
       this.closeGap();
-      playlist.append(entry);
-      if (retained) await this.writeJournal(() => journal.append(entry));
-      // Without retention only the live window is ever rendered again.
-      if (!retained) {
-        const excess = playlist.segments.length - this.settings.playlistLength;
-        if (excess > 0) playlist.forgetBefore(excess);
+      this.playlist.append(entry);
+      if (this.settings.keepAfterEnd) await this.writeJournal(() => this.journal.append(entry));
+      else {
+        // Without retention only the live window is ever rendered again.
+        const excess = this.playlist.segments.length - this.settings.playlistLength;
+        if (excess > 0) this.playlist.forgetBefore(excess);
       }
-      await this.writeLivePlaylist(playlist);
+      await this.writeLivePlaylist();
     });
   }
 
   /** Writes a segment under its sequence number; returns why it was not written instead. */
-  private async writeSegment(playlist: MediaPlaylist, sessionFolder: string, data: Uint8Array): Promise<{ uri: string } | 'volume_full' | 'write_failed'> {
+  private async writeSegment(sessionFolder: string, data: Uint8Array): Promise<{ uri: string } | 'volume_full' | 'write_failed'> {
     // The backlog bound: above it the rest of the volume is kept for playlists.
     if (this.options.volume && !this.options.volume.acceptsSegments()) return 'volume_full';
     if (this.unwrittenInit) {
@@ -494,7 +341,7 @@ export class StreamPackager {
       this.hand(init.uri, 'init', init.data);
     }
     // A skipped segment uses no sequence number: the playlist's stay continuous.
-    const uri = `${sessionFolder}/${playlist.nextSequence}.m4s`;
+    const uri = `${sessionFolder}/${this.playlist.nextSequence}.m4s`;
     if (!(await this.tryWrite(uri, data, 'segment'))) return 'write_failed';
     this.hand(uri, 'segment', data);
     return { uri };
@@ -515,10 +362,10 @@ export class StreamPackager {
     this.skippedInGap = 0;
   }
 
-  private async writeLivePlaylist(playlist: MediaPlaylist): Promise<void> {
+  private async writeLivePlaylist(): Promise<void> {
     // A run that ended gets its final playlist instead; one handed over gets none from here.
-    if (playlist !== this.playlist || playlist.ended || this.handedOver.has(playlist)) return;
-    if (await this.writePlaylistObject(PLAYLIST_FILE, playlist)) {
+    if (this.closed) return;
+    if (await this.writePlaylistObject(PLAYLIST_FILE)) {
       this.playlistBehind = false;
       this.playlistRetryAttempt = 0;
       return;
@@ -530,33 +377,26 @@ export class StreamPackager {
     this.playlistRetry = setTimeout(() => {
       this.playlistRetry = undefined;
       this.enqueue(async () => {
-        if (this.playlistBehind) await this.writeLivePlaylist(playlist);
+        if (this.playlistBehind) await this.writeLivePlaylist();
       });
     }, backoffDelay(this.playlistRetryAttempt++, 500, 5000));
     this.playlistRetry.unref();
   }
 
-  /**
-   * The final playlist (EXT-X-ENDLIST) must never be lost. It goes to the
-   * uploader from memory like every playlist; when the volume cannot take
-   * it, writing it there is retried with backoff until it succeeds or a new
-   * run starts. Until then the live playlist stays on the volume, so an
-   * ingest restarted meanwhile resumes the run and ends it again.
-   */
-  private async storeFinalPlaylist(playlist: MediaPlaylist, journal: SegmentJournal, vod: boolean, attempt: number): Promise<void> {
-    // Handed over once; a retry only brings the volume's copy up to date.
-    if (await this.writePlaylistObject(PLAYLIST_FILE, playlist, { vod, hand: attempt === 0 })) {
+  /** See writeFinal; a retry only brings the volume's copy up to date (it was handed over once). */
+  private async storeFinalPlaylist(vod: boolean, attempt: number): Promise<void> {
+    if (await this.writePlaylistObject(PLAYLIST_FILE, { vod, hand: attempt === 0 })) {
       if (attempt > 0) this.options.log.info({ stream: streamId(this.ref), attempts: attempt + 1 }, 'final playlist written to the media volume after retrying');
-      // The journal is needed until the final playlist is safe; not for a new run's journal.
-      if (this.playlist === playlist) await this.writeJournal(() => journal.remove());
+      // The journal is needed until the final playlist is safe; not for a newer run's journal.
+      if (!this.superseded) await this.writeJournal(() => this.journal.remove());
       return;
     }
     if (attempt === 0) {
-      this.options.log.warn({ stream: streamId(this.ref), segments: playlist.segments.length }, 'the media volume cannot take the final playlist: it is stored from memory, and writing it to the volume is retried');
+      this.options.log.warn({ stream: streamId(this.ref), segments: this.playlist.segments.length }, 'the media volume cannot take the final playlist: it is stored from memory, and writing it to the volume is retried');
     }
     this.finalRetry = setTimeout(() => {
       this.finalRetry = undefined;
-      if (this.playlist === playlist) this.enqueue(() => this.storeFinalPlaylist(playlist, journal, vod, attempt + 1));
+      if (!this.superseded) this.enqueue(() => this.storeFinalPlaylist(vod, attempt + 1));
     }, backoffDelay(attempt, 500, 10_000));
     this.finalRetry.unref();
   }
@@ -575,25 +415,25 @@ export class StreamPackager {
   }
 
   /**
-   * Renders a playlist (the live one, the final one, or a run's history),
-   * writes it to the volume and hands it to the uploader — whether or not the
-   * volume took it: the object store is its destination, the volume's copy is
-   * for a restart. False when the volume could not take it.
+   * Renders the playlist (live, final, or the run's history), writes it to
+   * the volume and hands it over — whether or not the volume took it: the
+   * object store is its destination, the volume's copy is for a restart.
+   * False when the volume could not take it.
    */
-  private async writePlaylistObject(file: typeof PLAYLIST_FILE | typeof RUN_HISTORY_FILE, playlist: MediaPlaylist, options: { vod?: boolean; hand?: boolean } = {}): Promise<boolean> {
-    const { text, names } = playlist.renderNamed({ vod: options.vod ?? false });
+  private async writePlaylistObject(file: typeof PLAYLIST_FILE | typeof RUN_HISTORY_FILE, options: { vod?: boolean; hand?: boolean } = {}): Promise<boolean> {
+    const { text, names } = this.playlist.renderNamed({ vod: options.vod ?? false });
     const body = Buffer.from(text);
     const written = await this.tryWrite(file, body, 'playlist');
     if (options.hand !== false) {
-      if (file === PLAYLIST_FILE) this.hand(file, 'playlist', body, { names, targetDuration: playlist.targetDuration });
+      if (file === PLAYLIST_FILE) this.hand(file, 'playlist', body, { names, targetDuration: this.playlist.targetDuration });
       else this.hand(file, 'history', body, { names });
     }
     return written;
   }
 
-  /** Hands a finished object to the uploader, in memory. */
+  /** Hands a finished object to the storage, in memory. */
   private hand(uri: string, kind: MediaObjectKind, body: Uint8Array, extra: { names?: readonly string[]; targetDuration?: number } = {}): void {
-    this.options.onObject?.({ uri, kind, body, completedAt: Date.now(), ...extra });
+    this.options.storage.objectFinished(this.ref, { uri, kind, body, completedAt: Date.now(), ...extra });
   }
 
   private async writeJournal(op: () => Promise<void>): Promise<void> {
@@ -619,14 +459,15 @@ export class StreamPackager {
     if (this.failing.delete(kind)) this.options.log.info({ stream: streamId(this.ref), kind }, 'writing to the media volume works again');
   }
 
-  private enqueue(op: () => Promise<void>): void {
+  /** Runs `op` after every write queued before it. */
+  enqueue(op: () => Promise<void>): void {
     this.writes = this.writes.then(op).catch((error: unknown) => {
       this.options.log.error({ stream: streamId(this.ref), err: error }, 'media volume write step failed');
     });
   }
 }
 
-/** Unique for all time: a session's segment names are never reused, so CDNs may cache them forever. */
-export function newSessionId(): string {
-  return `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+/** The session folders that segments live in, each once, in order. */
+function foldersOf(segments: readonly PlaylistSegment[]): string[] {
+  return [...new Set(segments.map((s) => sessionFolderOf(s.uri)))];
 }

@@ -7,40 +7,30 @@
 // stored. Objects come from the packager in memory; only what a previous
 // process left is found on the volume (at start-up) and read from there.
 import { readFile, unlink } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { join, posix } from 'node:path';
-import { backoffDelay } from '../../common/backoff.ts';
+import { retry } from '../../common/backoff.ts';
 import type { Logger } from '../../common/log.ts';
 import { contentTypeFor, joinKey, playlistCacheControl, PLAYLIST_FILE, SEGMENT_CACHE_CONTROL } from '../../common/object-layout.ts';
 import type { IngestMetrics } from '../metrics.ts';
 import { parseMediaPlaylist } from '../../common/media-playlist.ts';
-import type { MediaObject } from '../packager/media-object.ts';
-import { failureReason, type ObjectStore } from '../storage/object-store.ts';
+import type { MediaObject } from '../run-storage.ts';
+import { failureReason, type ObjectStore } from '../../common/storage/object-store.ts';
+import { streamId, type StreamRef } from '../../common/livestream.ts';
 import type { Semaphore } from './semaphore.ts';
+import type { BacklogEntry, UploadBacklog } from './upload-backlog.ts';
 
 export interface UploadContext {
   mediaDir: string;
   store: ObjectStore;
   prefix: string;
   /** The key root between prefix and stream (`_private` for a private stream), asked at every upload. */
-  keyRoot?: (streamPath: string) => string;
+  keyRoot?: (ref: StreamRef) => string;
   /** Fixed playlist max-age; undefined means half the playlist's target duration. */
   playlistMaxAgeSeconds: number | undefined;
   metrics: IngestMetrics;
   log: Logger;
   semaphore: Semaphore;
-  backlog: BacklogTracker;
-}
-
-/** The uploader's account of what waits, across streams (files on the volume, bytes held in memory). */
-export interface BacklogTracker {
-  /**
-   * A segment or init segment waits. With `bytesInHand` (handed over by the
-   * packager, not found on the volume), true when its bytes may stay in
-   * memory until it is stored.
-   */
-  add(path: string, bytes: number, bytesInHand: boolean): boolean;
-  remove(path: string): void;
+  backlog: UploadBacklog;
 }
 
 /** A segment, init segment or run history waiting to be stored. */
@@ -52,6 +42,8 @@ interface PendingObject {
   completedAt: number;
   /** Its bytes; absent: read them from the volume (found there, or memory was short). */
   body?: Uint8Array;
+  /** Its share of the upload backlog (segments and init segments). */
+  counted?: BacklogEntry;
   /** A history's URIs (absent: parse the body). */
   names?: readonly string[];
 }
@@ -78,11 +70,15 @@ export class StreamUploadQueue {
   private idleWaiters: Array<() => void> = [];
   private closed = false;
 
+  /** "<namespace>/<name>", the stream's folder under the media volume and the prefix. */
+  private readonly streamPath: string;
+
   constructor(
-    /** "<namespace>/<name>", the stream's folder under the media volume and the prefix. */
-    private readonly streamPath: string,
+    private readonly ref: StreamRef,
     private readonly ctx: UploadContext,
-  ) {}
+  ) {
+    this.streamPath = streamId(ref);
+  }
 
   get idle(): boolean {
     return this.running === undefined;
@@ -97,8 +93,9 @@ export class StreamUploadQueue {
       // A small text, not media: kept in memory, and not part of the segment backlog.
       this.pending.set(object.uri, { uri: object.uri, kind: 'history', completedAt: object.completedAt, body: object.body, ...(object.names ? { names: object.names } : {}) });
     } else {
-      const keep = this.ctx.backlog.add(this.pathOf(object.uri), object.body.byteLength, true);
-      this.pending.set(object.uri, { uri: object.uri, kind: object.kind, completedAt: object.completedAt, ...(keep ? { body: object.body } : {}) });
+      if (this.pending.has(object.uri)) return;
+      const counted = this.ctx.backlog.add(object.body.byteLength, true);
+      this.pending.set(object.uri, { uri: object.uri, kind: object.kind, completedAt: object.completedAt, counted, ...(counted.inMemory ? { body: object.body } : {}) });
     }
     this.kick();
   }
@@ -110,8 +107,7 @@ export class StreamUploadQueue {
       this.playlist = {};
     } else if (!this.pending.has(uri)) {
       const kind = uri.endsWith('.mp4') ? 'init' : uri.endsWith('.m4s') ? 'segment' : 'history';
-      if (kind !== 'history') this.ctx.backlog.add(this.pathOf(uri), bytes, false);
-      this.pending.set(uri, { uri, kind, completedAt });
+      this.pending.set(uri, { uri, kind, completedAt, ...(kind !== 'history' ? { counted: this.ctx.backlog.add(bytes, false) } : {}) });
     }
     this.kick();
   }
@@ -176,8 +172,7 @@ export class StreamUploadQueue {
         body = await readFile(path);
       } catch (error) {
         // Gone from the volume means it was stored and removed before (by an earlier process).
-        this.pending.delete(object.uri);
-        this.ctx.backlog.remove(path);
+        this.forget(object);
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
           this.ctx.log.error({ stream: this.streamPath, file: object.uri, err: error }, 'cannot read a segment from the media volume; it is lost');
         }
@@ -194,11 +189,17 @@ export class StreamUploadQueue {
       return;
     }
     await this.putWithRetry(object.kind, this.keyOf(object.uri), body, SEGMENT_CACHE_CONTROL);
-    this.pending.delete(object.uri);
+    this.forget(object);
     if (object.kind === 'segment') this.awaitingPlaylist.set(object.uri, object.completedAt);
     // Stored: the media volume's copy is no longer needed.
     await this.removeFromVolume(path);
-    this.ctx.backlog.remove(path);
+  }
+
+  /** The object no longer waits. */
+  private forget(object: PendingObject): void {
+    if (this.pending.get(object.uri) !== object) return;
+    this.pending.delete(object.uri);
+    if (object.counted) this.ctx.backlog.remove(object.counted);
   }
 
   /** Stores, in the order given, every named object still waiting. */
@@ -243,23 +244,25 @@ export class StreamUploadQueue {
   }
 
   private async putWithRetry(kind: string, key: string, body: Uint8Array, cacheControl: string): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      const started = performance.now();
-      try {
+    await retry(
+      async (attempt) => {
+        const started = performance.now();
         await this.ctx.semaphore.use(() => this.ctx.store.put(key, body, { contentType: contentTypeFor(key), cacheControl }));
         this.ctx.metrics.uploadDuration.observe({ kind }, (performance.now() - started) / 1000);
         if (attempt > 0) this.ctx.log.info({ stream: this.streamPath, key, attempts: attempt + 1 }, 'upload succeeded after retrying');
-        return;
-      } catch (error) {
-        const reason = failureReason(error);
-        this.ctx.metrics.uploadFailures.inc({ kind, reason });
-        if (attempt === 0 || attempt % 20 === 0) {
-          this.ctx.log.warn({ stream: this.streamPath, key, reason, attempt: attempt + 1, err: (error as Error).message }, 'upload failed; retrying');
-        }
-        if (this.closed) throw error;
-        await sleep(backoffDelay(attempt));
-      }
-    }
+      },
+      {
+        attempts: Infinity,
+        onFailure: (error, attempt) => {
+          const reason = failureReason(error);
+          this.ctx.metrics.uploadFailures.inc({ kind, reason });
+          if (attempt === 0 || attempt % 20 === 0) {
+            this.ctx.log.warn({ stream: this.streamPath, key, reason, attempt: attempt + 1, err: (error as Error).message }, 'upload failed; retrying');
+          }
+        },
+        stop: () => this.closed,
+      },
+    );
   }
 
   /** Deletes a stored object's copy on the volume (one unlink; fs.rm would lstat it first). */
@@ -275,7 +278,7 @@ export class StreamUploadQueue {
   }
 
   private keyOf(uri: string): string {
-    return joinKey(this.ctx.prefix, this.ctx.keyRoot?.(this.streamPath) ?? '', this.streamPath, posix.normalize(uri));
+    return joinKey(this.ctx.prefix, this.ctx.keyRoot?.(this.ref) ?? '', this.streamPath, posix.normalize(uri));
   }
 }
 

@@ -8,19 +8,19 @@
 import { lstat, readFile, readdir, rm, rmdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
-import { backoffDelay } from '../../common/backoff.ts';
+import { retry } from '../../common/backoff.ts';
 import type { Logger } from '../../common/log.ts';
-import { joinKey, PLAYLIST_FILE } from '../../common/object-layout.ts';
-import { streamId } from '../../common/livestream.ts';
+import { joinKey, PLAYLIST_FILE, sessionFolderOf } from '../../common/object-layout.ts';
+import { streamId, type StreamRef } from '../../common/livestream.ts';
 import { accessRoot, type PlaybackAccess } from '../../common/playback-token.ts';
 import type { IngestMetrics } from '../metrics.ts';
-import { isTemporaryName } from '../packager/atomic-file.ts';
-import type { MediaObject } from '../packager/media-object.ts';
+import { isTemporaryName } from '../../common/atomic-file.ts';
+import type { MediaObject, RunStorage, StreamEnd } from '../run-storage.ts';
 import { parseMediaPlaylist, RUN_HISTORY_FILE } from '../../common/media-playlist.ts';
-import type { StreamEnd } from '../packager/stream-packager.ts';
-import type { ObjectStore } from '../storage/object-store.ts';
+import type { ObjectStore } from '../../common/storage/object-store.ts';
 import { Semaphore } from './semaphore.ts';
-import { StreamUploadQueue, type BacklogTracker } from './stream-upload-queue.ts';
+import { StreamUploadQueue } from './stream-upload-queue.ts';
+import { UploadBacklog } from './upload-backlog.ts';
 
 /** How often the media volume is swept for files never handed over (the safety net). */
 const SAFETY_SWEEP_MS = 60_000;
@@ -41,30 +41,29 @@ export interface UploaderOptions {
   memoryBytes: number;
   /** How long a finished stream's media stays before it is deleted (when not retained). */
   deleteDelayMs: number;
+  /** The most a run waits for its objects to be stored before it lets go of its claim. */
+  settleTimeoutMs: number;
   /**
-   * A stream's playback access ("<namespace>/<name>"), asked at every upload:
-   * private streams' objects go under `_private/` (common/playback-token.ts).
-   * Absent: everything is public.
+   * A stream's playback access, asked at every upload: private streams'
+   * objects go under `_private/` (common/playback-token.ts). Absent:
+   * everything is public.
    */
-  accessOf?: (streamPath: string) => PlaybackAccess;
+  accessOf?: (ref: StreamRef) => PlaybackAccess;
   metrics: IngestMetrics;
   log: Logger;
 }
 
-export class Uploader implements BacklogTracker {
+export class Uploader implements RunStorage {
+  /** Each stream's queue, by "<namespace>/<name>". */
   private readonly queues = new Map<string, StreamUploadQueue>();
-  /** Waiting segments' paths on the volume, with their size and whether their bytes are held in memory. */
-  private readonly backlog = new Map<string, { bytes: number; inMemory: boolean }>();
-  private backlogBytes = 0;
-  private memoryBytes = 0;
-  private backlogWarned = false;
-  private memoryWarned = false;
+  private readonly backlog: UploadBacklog;
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly semaphore: Semaphore;
   private readonly deletionTimers = new Set<NodeJS.Timeout>();
 
   constructor(private readonly options: UploaderOptions) {
     this.semaphore = new Semaphore(options.concurrency);
+    this.backlog = new UploadBacklog({ memoryBytes: options.memoryBytes, warnSegments: options.backlogWarnSegments, metrics: options.metrics, log: options.log });
   }
 
   /** Queues what a previous process left on the media volume; resolves once it is queued. */
@@ -76,21 +75,20 @@ export class Uploader implements BacklogTracker {
 
   /** Bytes of segments waiting to be stored (each also on the media volume). */
   get waitingBytes(): number {
-    return this.backlogBytes;
+    return this.backlog.waitingBytes;
   }
 
-  /** A packager finished an object of a stream ("<namespace>/<name>"). */
-  objectFinished(streamPath: string, object: MediaObject): void {
-    this.queueFor(streamPath).objectFinished(object);
+  /** A run's packager finished an object. */
+  objectFinished(ref: StreamRef, object: MediaObject): void {
+    this.queueFor(ref).objectFinished(object);
   }
 
-  /** Deletes a finished stream's media after the delay, unless its LiveStream keeps it. */
-  streamEnded(end: StreamEnd): void {
+  /** Deletes an ended run's media after the delay, unless its LiveStream keeps it. */
+  runEnded(end: StreamEnd): void {
     if (end.keep || end.sessionFolders.length === 0) return;
-    const streamPath = `${end.ref.namespace}/${end.ref.name}`;
     const timer = setTimeout(() => {
       this.deletionTimers.delete(timer);
-      this.queueFor(streamPath).enqueue(() => this.deleteRun(streamPath, end));
+      this.queueFor(end.ref).enqueue(() => this.deleteRun(end));
     }, this.options.deleteDelayMs);
     timer.unref();
     this.deletionTimers.add(timer);
@@ -104,9 +102,10 @@ export class Uploader implements BacklogTracker {
     return this.settle(() => [...this.queues.values()], timeoutMs);
   }
 
-  /** The same for one stream ("<namespace>/<name>"): everything it wrote is stored. */
-  streamSettled(streamPath: string, timeoutMs: number): Promise<boolean> {
-    return this.settle(() => [this.queues.get(streamPath)].filter((q) => q !== undefined), timeoutMs);
+  /** The same for one stream: everything it wrote is stored (at most settleTimeoutMs). */
+  settled(ref: StreamRef): Promise<boolean> {
+    const id = streamId(ref);
+    return this.settle(() => [this.queues.get(id)].filter((q) => q !== undefined), this.options.settleTimeoutMs);
   }
 
   private async settle(queues: () => StreamUploadQueue[], timeoutMs: number): Promise<boolean> {
@@ -137,13 +136,13 @@ export class Uploader implements BacklogTracker {
     for (const q of this.queues.values()) q.close();
   }
 
-  /** A stream's file as stored ("<namespace>/<name>", "index.m3u8"), under its access's root; undefined when there is none. */
-  readStored(streamPath: string, file: string): Promise<string | undefined> {
-    return this.readStoredUnder(accessRoot(this.options.accessOf?.(streamPath) ?? 'public'), streamPath, file);
+  /** A stream's file as stored ("index.m3u8"), under its access's root; undefined when there is none. */
+  readStored(ref: StreamRef, file: string): Promise<string | undefined> {
+    return this.readStoredUnder(accessRoot(this.options.accessOf?.(ref) ?? 'public'), ref, file);
   }
 
-  private async readStoredUnder(root: string, streamPath: string, file: string): Promise<string | undefined> {
-    const body = await this.options.store.get(joinKey(this.options.prefix, root, streamPath, file));
+  private async readStoredUnder(root: string, ref: StreamRef, file: string): Promise<string | undefined> {
+    const body = await this.options.store.get(joinKey(this.options.prefix, root, streamId(ref), file));
     return body === undefined ? undefined : Buffer.from(body).toString('utf8');
   }
 
@@ -156,16 +155,16 @@ export class Uploader implements BacklogTracker {
    */
   private async sweep(minAgeMs: number): Promise<void> {
     const { mediaDir, log } = this.options;
-    const media: Array<FoundFile & { streamPath: string }> = [];
-    const lists: Array<FoundFile & { streamPath: string }> = [];
+    const media: Array<FoundFile & { ref: StreamRef }> = [];
+    const lists: Array<FoundFile & { ref: StreamRef }> = [];
     const now = Date.now();
     for (const namespace of await listDirs(mediaDir)) {
       for (const name of await listDirs(join(mediaDir, namespace))) {
-        const streamPath = `${namespace}/${name}`;
-        const queue = this.queues.get(streamPath);
-        for await (const found of filesOfStream(join(mediaDir, streamPath))) {
+        const ref = { namespace, name };
+        const queue = this.queues.get(streamId(ref));
+        for await (const found of filesOfStream(join(mediaDir, namespace, name))) {
           if (now - found.mtimeMs < minAgeMs || queue?.has(found.uri)) continue;
-          const file = { streamPath, ...found };
+          const file = { ref, ...found };
           if (found.uri === PLAYLIST_FILE || found.uri === RUN_HISTORY_FILE) lists.push(file);
           else media.push(file);
         }
@@ -176,63 +175,25 @@ export class Uploader implements BacklogTracker {
     if (minAgeMs > 0 && found.length > 0) {
       log.warn({ files: found.length }, 'found files on the media volume that were never queued for upload; uploading them now');
     }
-    for (const f of found) this.queueFor(f.streamPath).foundOnVolume(f.uri, f.mtimeMs, f.size);
+    for (const f of found) this.queueFor(f.ref).foundOnVolume(f.uri, f.mtimeMs, f.size);
   }
 
-  // BacklogTracker
-  add(path: string, bytes: number, bytesInHand: boolean): boolean {
-    const known = this.backlog.get(path);
-    if (known) return known.inMemory;
-    const inMemory = bytesInHand && this.memoryBytes + bytes <= this.options.memoryBytes;
-    this.backlog.set(path, { bytes, inMemory });
-    this.backlogBytes += bytes;
-    if (inMemory) this.memoryBytes += bytes;
-    else if (bytesInHand && !this.memoryWarned) {
-      this.memoryWarned = true;
-      this.options.log.warn({ memoryBytes: this.memoryBytes, limit: this.options.memoryBytes }, 'the upload backlog fills its memory (TTEOK_UPLOAD_MEMORY_MIB): further segments wait on the media volume only and are read back from it');
-    }
-    this.updateBacklog();
-    return inMemory;
-  }
-
-  remove(path: string): void {
-    const entry = this.backlog.get(path);
-    if (entry === undefined) return;
-    this.backlog.delete(path);
-    this.backlogBytes -= entry.bytes;
-    if (entry.inMemory) this.memoryBytes -= entry.bytes;
-    if (this.memoryWarned && this.memoryBytes <= this.options.memoryBytes / 2) this.memoryWarned = false;
-    this.updateBacklog();
-  }
-
-  private updateBacklog(): void {
-    const { metrics, log, backlogWarnSegments } = this.options;
-    metrics.backlogSegments.set(this.backlog.size);
-    metrics.backlogBytes.set(this.backlogBytes);
-    if (this.backlog.size >= backlogWarnSegments && !this.backlogWarned) {
-      this.backlogWarned = true;
-      log.warn({ segments: this.backlog.size, bytes: this.backlogBytes }, 'upload backlog is above its high-water mark: the object store is slow or unreachable; segments wait on the media volume');
-    } else if (this.backlog.size < backlogWarnSegments / 2 && this.backlogWarned) {
-      this.backlogWarned = false;
-      log.info({ segments: this.backlog.size }, 'upload backlog is back below its high-water mark');
-    }
-  }
-
-  private queueFor(streamPath: string): StreamUploadQueue {
-    let queue = this.queues.get(streamPath);
+  private queueFor(ref: StreamRef): StreamUploadQueue {
+    const id = streamId(ref);
+    let queue = this.queues.get(id);
     if (!queue) {
-      queue = new StreamUploadQueue(streamPath, {
+      queue = new StreamUploadQueue(ref, {
         mediaDir: this.options.mediaDir,
         store: this.options.store,
         prefix: this.options.prefix,
-        ...(this.options.accessOf ? { keyRoot: (path: string) => accessRoot(this.options.accessOf!(path)) } : {}),
+        ...(this.options.accessOf ? { keyRoot: (r: StreamRef) => accessRoot(this.options.accessOf!(r)) } : {}),
         playlistMaxAgeSeconds: this.options.playlistMaxAgeSeconds,
         metrics: this.options.metrics,
         log: this.options.log,
         semaphore: this.semaphore,
-        backlog: this,
+        backlog: this.backlog,
       });
-      this.queues.set(streamPath, queue);
+      this.queues.set(id, queue);
     }
     return queue;
   }
@@ -246,19 +207,20 @@ export class Uploader implements BacklogTracker {
    * playlist is deleted only when it is this run's, ended: every session it
    * names is this run's, and it has EXT-X-ENDLIST.
    */
-  private async deleteRun(streamPath: string, end: StreamEnd): Promise<void> {
+  private async deleteRun(end: StreamEnd): Promise<void> {
     const { store, prefix, mediaDir, log } = this.options;
+    const streamPath = streamId(end.ref);
     const playlistPath = join(mediaDir, streamPath, PLAYLIST_FILE);
     let deleted: string[] = [];
     let kept: string[] = [];
     let playlistDeleted = false;
-    for (let attempt = 0; ; attempt++) {
-      try {
+    try {
+      await retry(async () => {
         // Under both roots: the stream's access may have changed during the run.
         kept = [];
         playlistDeleted = false;
         for (const root of [accessRoot('public'), accessRoot('private')]) {
-          const stored = await this.readStoredUnder(root, streamPath, PLAYLIST_FILE);
+          const stored = await this.readStoredUnder(root, end.ref, PLAYLIST_FILE);
           const parsed = stored === undefined ? undefined : parseMediaPlaylist(stored);
           const listed = new Set(parsed === undefined ? [] : parsed.uris.map(sessionFolderOf));
           const ours = parsed !== undefined && parsed.ended && [...listed].every((f) => end.sessionFolders.includes(f));
@@ -272,14 +234,10 @@ export class Uploader implements BacklogTracker {
           }
         }
         deleted = end.sessionFolders.filter((f) => !kept.includes(f));
-        break;
-      } catch (error) {
-        if (attempt >= 10) {
-          log.error({ stream: streamId(end.ref), err: (error as Error).message }, 'could not delete an ended stream\'s media; a bucket lifecycle rule should catch it');
-          return;
-        }
-        await sleep(backoffDelay(attempt, 500, 10_000));
-      }
+      }, { attempts: 11, baseMs: 500, maxMs: 10_000 });
+    } catch (error) {
+      log.error({ stream: streamId(end.ref), err: (error as Error).message }, 'could not delete an ended stream\'s media; a bucket lifecycle rule should catch it');
+      return;
     }
     // The volume's own copy of the playlist, when it is this run's final one (a new run here writes its own).
     const local = parseMediaPlaylist(await readFile(playlistPath, 'utf8').catch(() => ''));
@@ -330,9 +288,4 @@ async function removeIfEmpty(dir: string): Promise<void> {
   } catch {
     // already gone
   }
-}
-
-/** The session folder of a URI a stream's playlist names ("<session>/<file>"). */
-function sessionFolderOf(uri: string): string {
-  return uri.split('/')[0]!;
 }

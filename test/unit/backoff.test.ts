@@ -25,3 +25,15 @@ t.test('with jitter (the default): whole ms in the upper half of the delay', asy
   t.ok(backoffDelay(0) >= 50 && backoffDelay(0) <= 100, 'defaults: from 100 ms');
   t.ok(backoffDelay(50) >= 2500 && backoffDelay(50) <= 5000, 'defaults: up to 5 s');
 });
+
+t.test('retry: until it succeeds, out of attempts with the last failure, or stopped', async (t) => {
+  const { retry } = await import('../../common/backoff.ts');
+  let calls = 0;
+  const failures: number[] = [];
+  t.equal(await retry(async (attempt) => (++calls < 3 ? Promise.reject(new Error(`no ${attempt}`)) : 'yes'), { attempts: Infinity, baseMs: 1, maxMs: 2, onFailure: (_e, a) => failures.push(a) }), 'yes');
+  t.same(failures, [0, 1], 'each failure reported with its attempt');
+  await t.rejects(retry(async (attempt) => Promise.reject(new Error(`no ${attempt}`)), { attempts: 3, baseMs: 1, maxMs: 2 }), { message: 'no 2' }, 'the last failure once out of attempts');
+  let stopped = 0;
+  await t.rejects(retry(async () => Promise.reject(new Error('down')), { attempts: Infinity, baseMs: 1, stop: () => ++stopped >= 2 }), { message: 'down' });
+  t.equal(stopped, 2, 'stop is asked after each failure');
+});

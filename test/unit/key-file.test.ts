@@ -3,7 +3,7 @@
 // fix, and no refusal ever prints a stream key (keys are secrets that end up
 // in logs otherwise).
 import t, { type Test } from 'tap';
-import { parseKeyFile } from '../../ingest/keys/file-key-source.ts';
+import { parseKeyFile } from '../../common/keys/file-key-source.ts';
 import { DEFAULT_SETTINGS, settingsFromSpec } from '../../common/livestream.ts';
 
 const KEY_A = 'sk_live_A1b2C3d4E5f6G7h8';

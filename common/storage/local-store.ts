@@ -2,7 +2,7 @@
 // serves this directory as the origin, with the same headers S3 would give.
 import { readFile, rm } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
-import { writeFileAtomic } from '../packager/atomic-file.ts';
+import { writeFileAtomic } from '../atomic-file.ts';
 import type { ObjectStore, PutOptions } from './object-store.ts';
 
 export class LocalDirectoryStore implements ObjectStore {

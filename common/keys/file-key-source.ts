@@ -5,15 +5,16 @@
 import { readFile } from 'node:fs/promises';
 import { watch, type FSWatcher } from 'chokidar';
 import { parseAllDocuments } from 'yaml';
-import type { Logger } from '../../common/log.ts';
+import type { Logger } from '../log.ts';
 import {
   API_VERSION_FULL,
   KIND,
   isValidName,
   isValidNamespace,
   settingsFromSpec,
+  streamId,
   type LiveStreamObject,
-} from '../../common/livestream.ts';
+} from '../livestream.ts';
 import { GrantTable, isWellFormedKey, type StreamGrant } from './key-source.ts';
 
 export interface LocalLiveStream extends LiveStreamObject {
@@ -49,7 +50,8 @@ export function parseKeyFile(text: string): Map<string, StreamGrant> {
     }
     const name = obj.metadata?.name ?? '';
     const namespace = obj.metadata?.namespace ?? 'default';
-    const label = `${where} (${namespace}/${name})`;
+    const id = streamId({ namespace, name });
+    const label = `${where} (${id})`;
     if (!isValidName(name)) problems.push(`${label}: metadata.name must be a lowercase DNS name`);
     if (!isValidNamespace(namespace)) problems.push(`${label}: metadata.namespace must be a lowercase DNS label`);
     if (typeof obj.streamKey !== 'string' || !isWellFormedKey(obj.streamKey)) {
@@ -58,9 +60,9 @@ export function parseKeyFile(text: string): Map<string, StreamGrant> {
     }
     const { settings, problems: specProblems } = settingsFromSpec(obj.spec);
     problems.push(...specProblems.map((p) => `${label}: ${p}`));
-    if (seen.has(`${namespace}/${name}`)) problems.push(`${label}: this LiveStream is listed twice`);
+    if (seen.has(id)) problems.push(`${label}: this LiveStream is listed twice`);
     if (grants.has(obj.streamKey)) problems.push(`${label}: its streamKey is already used by another LiveStream`);
-    seen.add(`${namespace}/${name}`);
+    seen.add(id);
     grants.set(obj.streamKey, { ref: { namespace, name }, settings });
   });
   if (problems.length > 0) throw new Error(`invalid key file: ${problems.join('; ')}`);

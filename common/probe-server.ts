@@ -1,0 +1,61 @@
+// The small HTTP side of the ingest and the controller: Prometheus metrics
+// and the probes. /healthz: the process is up. /readyz: what the role says
+// (the ingest: RTMP listener up, keys loaded, not shutting down, media volume
+// below the high-water mark; the controller: informers synced).
+import { createServer, type Server } from 'node:http';
+import type { Registry } from 'prom-client';
+
+export interface ProbeState {
+  ready(): boolean;
+  /** Why the role is not ready, for the 503 body (operators read it with curl). */
+  notReadyReason?(): string | undefined;
+  /** More fields for the /readyz body (the controller adds whether it leads). */
+  details?(): Record<string, unknown>;
+  /** Called before /metrics is rendered, to refresh gauges sampled on demand. */
+  beforeMetrics?(): void;
+}
+
+export function createProbeServer(registry: Registry, state: ProbeState): Server {
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { 'content-type': 'application/json', allow: 'GET, HEAD' }).end('{"error":"method not allowed"}');
+      return;
+    }
+    if (path === '/metrics') {
+      state.beforeMetrics?.();
+      registry.metrics().then(
+        (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
+        () => res.writeHead(500).end(),
+      );
+    } else if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    } else if (path === '/readyz') {
+      const ready = state.ready();
+      const reason = ready ? undefined : state.notReadyReason?.();
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ready ? 'ready' : 'not ready', ...(reason ? { reason } : {}), ...state.details?.() }));
+    } else {
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
+    }
+  });
+}
+
+/** Listens and resolves with the port bound (the one asked for, or the kernel's pick for 0). */
+export function listenOn(server: Server, port: number, host: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const a = server.address();
+      resolve(typeof a === 'object' && a ? a.port : port);
+    });
+  });
+}
+
+/** Closes the server and the connections still open on it. */
+export function closeServer(server: Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}

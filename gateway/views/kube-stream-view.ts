@@ -2,7 +2,8 @@
 // (every namespace, or one), read from what the controller reports in their
 // status. Requests are served from this in-memory view, never from an API call.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { envInt, envOptional, type Env } from '../../common/env-config.ts';
+import { readEnv, type Env } from '../../common/env-config.ts';
+import { KUBE_VIEW_ENV } from '../../common/shared-env.ts';
 import { loadKubeConfig } from '../../common/kube/client.ts';
 import type { Logger } from '../../common/log.ts';
 import { streamId, type LiveStreamObject, type StreamRef } from '../../common/livestream.ts';
@@ -107,11 +108,11 @@ function sameState(a: StreamState, b: StreamState): boolean {
 
 /** The gateway's view for TTEOK_VIEW=kubernetes, loaded and synced. */
 export async function createKubeStreamView(env: Env, log: Logger): Promise<KubeStreamView> {
-  const namespace = envOptional(env, 'TTEOK_WATCH_NAMESPACE');
+  const { relistIdleSeconds, watchNamespace: namespace } = readEnv(KUBE_VIEW_ENV, env);
   const view = new KubeStreamView({
     kc: loadKubeConfig(),
     log,
-    idleRelistMs: envInt(env, 'TTEOK_KUBE_RELIST_IDLE_SECONDS', 300, 1) * 1000,
+    idleRelistMs: relistIdleSeconds * 1000,
     ...(namespace ? { namespace } : {}),
   });
   await view.ready();

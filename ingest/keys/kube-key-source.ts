@@ -13,7 +13,8 @@
 // then on, and StreamHub ends a publish whose key is no longer valid. Settings
 // (title, enabled, HLS, retention) come straight from the spec.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { envInt, envOptional, type Env } from '../../common/env-config.ts';
+import { readEnv, type Env } from '../../common/env-config.ts';
+import { KUBE_VIEW_ENV } from '../../common/shared-env.ts';
 import type { Logger } from '../../common/log.ts';
 import { isValidName, isValidNamespace, settingsFromSpec, streamId, type LiveStreamObject } from '../../common/livestream.ts';
 import { loadKubeConfig } from '../../common/kube/client.ts';
@@ -138,8 +139,8 @@ export class KubeKeySource extends GrantTable {
 export async function kubernetesIngestDeps(env: Env, log: Logger): Promise<{ keys: KeySource; claims: StreamClaims }> {
   const { LeaseStreamClaims, claimsConfigFromEnv } = await import('../claims/lease-claims.ts');
   const kc = loadKubeConfig();
-  const idleRelistMs = envInt(env, 'TTEOK_KUBE_RELIST_IDLE_SECONDS', 300, 1) * 1000;
-  const namespace = envOptional(env, 'TTEOK_WATCH_NAMESPACE');
+  const { relistIdleSeconds, watchNamespace: namespace } = readEnv(KUBE_VIEW_ENV, env);
+  const idleRelistMs = relistIdleSeconds * 1000;
   const keys = new KubeKeySource({ kc, log, idleRelistMs, ...(namespace ? { namespace } : {}) });
   const claims = new LeaseStreamClaims({ kc, log, ...claimsConfigFromEnv(env) });
   return { keys, claims };

@@ -6,12 +6,11 @@
 // (failed to start, or the shutdown failed), 2 a usage or configuration
 // error (nothing was started), 130 a second SIGINT/SIGTERM cut the shutdown
 // short.
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../common/env-config.ts';
 import { formatEnvHelp, unknownNameMessage, unknownNames } from '../common/env-help.ts';
 import { createLogger, type Logger } from '../common/log.ts';
+import { packageVersion } from '../common/package-version.ts';
 import { PROCESS_ENV } from '../common/shared-env.ts';
 import { isRoleName, knownNames, ROLES, type RoleName } from './roles.ts';
 
@@ -33,7 +32,7 @@ const EXIT_CODES = [
 function generalHelp(): string {
   const width = Math.max(...Object.keys(ROLES).map((r) => r.length));
   return [
-    `tteok ${version()}: self-hosted live streaming on Kubernetes.`,
+    `tteok ${packageVersion()}: self-hosted live streaming on Kubernetes.`,
     '',
     USAGE,
     '',
@@ -55,20 +54,6 @@ function generalHelp(): string {
 function roleHelp(name: RoleName): string {
   const role = ROLES[name];
   return [`tteok ${name}: ${role.summary}.`, '', `usage: tteok [--env-file <path>] ${name}`, '', 'Environment variables (an unset or blank one takes its default):', '', formatEnvHelp(role.sections), EXIT_CODES, ''].join('\n');
-}
-
-/** package.json's version: next to bin/ when run from source, one level further up from dist/bin/. */
-function version(): string {
-  let dir = import.meta.dirname;
-  for (let i = 0; i < 4; i++) {
-    const path = join(dir, 'package.json');
-    if (existsSync(path)) {
-      const pkg = JSON.parse(readFileSync(path, 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'tteok' && pkg.version) return pkg.version;
-    }
-    dir = dirname(dir);
-  }
-  return 'unknown';
 }
 
 type Command = { kind: 'help'; role?: RoleName } | { kind: 'version' } | { kind: 'run'; role: RoleName; envFile: string | undefined };
@@ -191,7 +176,7 @@ async function main(): Promise<void> {
     usageError((error as Error).message);
   }
   if (command.kind === 'version') {
-    process.stdout.write(`${version()}\n`);
+    process.stdout.write(`${packageVersion()}\n`);
     return;
   }
   if (command.kind === 'help') {

@@ -135,8 +135,9 @@ const events: FastifyPluginAsync<EventsOptions> = async (app, options) => {
 
   const api = app.withTypeProvider<JsonSchemaToTsProvider>();
   const eventStreamDescription =
-    'A text/event-stream (Server-Sent Events): first `reset` and the current state of every matching stream, then one event per change ' +
-    '(`stream`, data: the lookup\'s body; `removed`). A client sending Last-Event-ID resumes where it left off. 503 (with Retry-After) when too many are open.';
+    'A text/event-stream (Server-Sent Events): `reset`, then the current state of every matching stream, then one event per change ' +
+    '(`live`, `offline`, `changed`: data is the lookup\'s body; `deleted`: data is { namespace, name }). ' +
+    'A client sending Last-Event-ID resumes where it left off. 503 (with Retry-After) when too many are open.';
   api.get('/streams/events', {
     schema: {
       tags: ['events'],

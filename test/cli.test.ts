@@ -106,6 +106,16 @@ t.test('a configuration error exits 2 naming the variable; nothing starts', asyn
   tt.equal(r.code, 2);
   tt.match(r.out, /configuration error: TTEOK_RTMP_PORT must be an integer between 0 and 65535, got \\"abc\\"/);
   tt.notMatch(r.out, /ingest ready/);
+  const level = await run(['gateway'], { TTEOK_PLAYBACK_BASE_URL: 'https://cdn.example.com', TTEOK_LOG_LEVEL: 'loud' });
+  tt.equal(level.code, 2, 'a log level pino does not know is a configuration error too');
+  tt.match(level.out, /TTEOK_LOG_LEVEL must be \\"trace\\" or \\"debug\\"/);
+});
+
+t.test('tteok local --help lists its own home and both roles\' variables', async (tt) => {
+  const r = await run(['local', '--help']);
+  tt.equal(r.code, 0);
+  for (const name of ['TTEOK_LOCAL_HOME', 'TTEOK_RTMP_PORT', 'TTEOK_GATEWAY_PORT', 'TTEOK_ENV_FILE', 'TTEOK_LOG_LEVEL']) tt.match(r.out, new RegExp(`^  ${name}  default: `, 'm'), name);
+  tt.equal(r.out.split('\n').filter((l) => l.startsWith('  TTEOK_STORAGE  ')).length, 1, 'a variable both read is listed once');
 });
 
 t.test('a misspelt TTEOK_* name is warned about with the closest known name; the ingest starts and SIGTERM exits 0', async (tt) => {

@@ -134,6 +134,11 @@ const events: FastifyPluginAsync<EventsOptions> = async (app, options) => {
   };
 
   const api = app.withTypeProvider<JsonSchemaToTsProvider>();
+  // For the OpenAPI document: the body is a stream, which Fastify sends as it is (no serializer runs).
+  const eventStreamResponse = {
+    description: 'The event stream',
+    content: { 'text/event-stream': { schema: { type: 'string' } } },
+  } as const;
   const eventStreamDescription =
     'A text/event-stream (Server-Sent Events): `reset`, then the current state of every matching stream, then one event per change ' +
     '(`live`, `offline`, `changed`: data is the lookup\'s body; `deleted`: data is { namespace, name }). ' +
@@ -145,7 +150,7 @@ const events: FastifyPluginAsync<EventsOptions> = async (app, options) => {
       summary: 'Live state of every stream (or one namespace) as Server-Sent Events',
       description: eventStreamDescription,
       querystring: { type: 'object', properties: { namespace: namespaceSchema }, additionalProperties: false },
-      response: { 503: errorSchema, ...errorResponses },
+      response: { 200: eventStreamResponse, 503: errorSchema, ...errorResponses },
     },
   }, (request, reply) => {
     serve(request, reply, { namespace: request.query.namespace });
@@ -159,7 +164,7 @@ const events: FastifyPluginAsync<EventsOptions> = async (app, options) => {
       description: eventStreamDescription,
       params: streamParamsSchema,
       querystring: noQuerystring,
-      response: { 503: errorSchema, ...errorResponses },
+      response: { 200: eventStreamResponse, 503: errorSchema, ...errorResponses },
     },
   }, (request, reply) => {
     const { namespace, name } = request.params;

@@ -29,13 +29,14 @@ export PATH := $(NODE_HOME)/bin:$(PATH)
 # installed them, so a change of Node (or of package-lock.json) reinstalls.
 NPM_CI := npm ci --no-audit --no-fund && node --version > node_modules/.tteok-node
 
-.PHONY: help node node_modules deps deps-e2e e2e test typecheck build run bench clean
+.PHONY: help node node_modules deps deps-e2e e2e test typecheck build run bench clean openapi
 
 help:
 	@echo "make run    start tteok on this machine (ingest + local origin), print OBS settings"
 	@echo "make test   install everything the tests need, type-check, run the whole suite"
 	@echo "make e2e    helm install the chart on a real single-node cluster (kubelet, containerd) and stream through it"
 	@echo "make build  compile TypeScript to dist/"
+	@echo "make openapi  regenerate gateway/openapi.json from the gateway's route schemas"
 	@echo "make bench  measure latency, density and throughput against nginx-rtmp and Fastify (prints tables)"
 	@echo "make node   install the pinned Node 24 into $(NODE_HOME) (run, test, build and bench do this first)"
 
@@ -76,6 +77,10 @@ e2e: deps deps-e2e
 
 build: node_modules
 	npx tsc -p tsconfig.build.json
+
+# gateway/openapi.json, the committed OpenAPI document (test/openapi.test.ts fails when it is stale).
+openapi: node_modules
+	TTEOK_LOG_LEVEL=warn npx tsx gateway/openapi-document.ts
 
 run: node_modules
 	npx tsx bin/tteok.ts local

@@ -45,7 +45,13 @@ async function measureRound(target: Target, seconds: number): Promise<{ rps: num
   return { rps: r.requests.average, p99: r.latency.p99, errors: r.errors + r.non2xx, requests: r.requests.total, cpu: cpuSeconds(target.pid) - cpuBefore };
 }
 
-export async function gatewayThroughput(seconds = 10, rounds = 3): Promise<ThroughputResult[]> {
+/** Another build of the gateway measured in the same rounds (BENCH_GATEWAY_COMPARE): a label and its compiled dist/bin/tteok.js. */
+export interface GatewayVariant {
+  system: string;
+  main: string;
+}
+
+export async function gatewayThroughput(seconds = 10, rounds = 3, variants: GatewayVariant[] = []): Promise<ThroughputResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'tteok-gw-bench-'));
   const helloPort = await freePort();
   const port = await freePort();
@@ -57,12 +63,22 @@ export async function gatewayThroughput(seconds = 10, rounds = 3): Promise<Throu
     cwd: ROOT,
     env: { ...command.env, TTEOK_GATEWAY_HOST: '127.0.0.1', TTEOK_GATEWAY_PORT: String(port), TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_PLAYBACK_BASE_URL: 'https://d111111abcdef8.cloudfront.net', TTEOK_LOG_LEVEL: 'warn', NODE_ENV: 'production' },
   });
+  const others = await Promise.all(variants.map(async (variant) => {
+    const variantPort = await freePort();
+    const proc = spawnManaged(variant.system, process.execPath, ['--enable-source-maps', variant.main, 'gateway'], {
+      cwd: ROOT,
+      env: { ...command.env, TTEOK_GATEWAY_HOST: '127.0.0.1', TTEOK_GATEWAY_PORT: String(variantPort), TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_PLAYBACK_BASE_URL: 'https://d111111abcdef8.cloudfront.net', TTEOK_LOG_LEVEL: 'warn', NODE_ENV: 'production' },
+    });
+    return { variant, proc, port: variantPort };
+  }));
   try {
     await httpReady(`http://127.0.0.1:${helloPort}/`);
     await httpReady(`http://127.0.0.1:${port}/readyz`);
+    for (const o of others) await httpReady(`http://127.0.0.1:${o.port}/readyz`);
     const targets: Target[] = [
       { system: 'Fastify hello-world', url: `http://127.0.0.1:${helloPort}/`, pid: hello.child.pid! },
       { system: 'tteok gateway lookup', url: `http://127.0.0.1:${port}/v1/streams/default/demo`, pid: gateway.child.pid! },
+      ...others.map((o) => ({ system: o.variant.system, url: `http://127.0.0.1:${o.port}/v1/streams/default/demo`, pid: o.proc.child.pid! })),
     ];
     // A short warm-up lets V8 optimise each hot path before the measurement.
     for (const target of targets) await autocannon({ url: target.url, connections: 20, duration: 2 });
@@ -83,6 +99,7 @@ export async function gatewayThroughput(seconds = 10, rounds = 3): Promise<Throu
       };
     });
   } finally {
+    for (const o of others) await o.proc.stop();
     await gateway.stop();
     await hello.stop();
     rmSync(dir, { recursive: true, force: true });

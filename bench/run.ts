@@ -8,6 +8,7 @@
 //   BENCH_SECONDS=75              length of the origin latency runs
 //   BENCH_VIEWER_SECONDS=60       length of each viewer latency sampling
 //   BENCH_GATEWAY_ROUNDS=3        alternating 10 s rounds of the gateway benchmark
+//   BENCH_GATEWAY_COMPARE=a=/x/dist/bin/tteok.js;…  other gateway builds measured in the same rounds
 //   BENCH_DENSITY_COUNTS=20,50    stream counts of the density benchmark (the smallest is CPU-profiled
 //                                 and also measured with the local store)
 //   BENCH_STREAMS=1000            LiveStreams the control plane benchmark creates
@@ -100,12 +101,18 @@ try {
 
   if (selected.has('gateway')) await timed('gateway', async () => {
     const rounds = Number(process.env.BENCH_GATEWAY_ROUNDS ?? 3);
-    const [hello, gateway] = await gatewayThroughput(10, rounds);
+    // BENCH_GATEWAY_COMPARE="label=/path/to/dist/bin/tteok.js;…": other builds of the gateway in the same rounds.
+    const variants = (process.env.BENCH_GATEWAY_COMPARE ?? '').split(';').filter(Boolean).map((pair) => {
+      const [system, main] = pair.split('=');
+      return { system: system!, main: main! };
+    });
+    const [hello, gateway, ...others] = await gatewayThroughput(10, rounds, variants);
     const row = (r: typeof hello) => [r!.system, fmt(r!.requestsPerSecond), r!.rounds.map((x) => fmt(x)).join(' / '), fmt(r!.p99Ms), fmt(r!.cpuMicrosPerRequest, 1), String(r!.errors)];
     print(table(`Gateway lookups under autocannon (50 connections, ${rounds} alternating rounds of 10 s)`, ['system', 'req/s (mean)', 'rounds', 'p99 ms', 'server CPU µs/req', 'errors'], [
       row(hello),
       row(gateway),
       ['ratio', ratio(gateway!.requestsPerSecond, hello!.requestsPerSecond), '', '', ratio(hello!.cpuMicrosPerRequest, gateway!.cpuMicrosPerRequest), ''],
+      ...others.flatMap((o) => [row(o), [`ratio to tteok gateway`, ratio(o.requestsPerSecond, gateway!.requestsPerSecond), '', '', ratio(gateway!.cpuMicrosPerRequest, o.cpuMicrosPerRequest), '']]),
     ]));
     print('Target: gateway ≥ 0.8× hello-world');
   });

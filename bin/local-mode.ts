@@ -7,7 +7,6 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import { envString } from '../common/env-config.ts';
 import { createLogger, type Logger } from '../common/log.ts';
 import { streamId } from '../common/livestream.ts';
 import { accessRoot } from '../common/playback-token.ts';
@@ -18,8 +17,11 @@ import { loadIngestConfig } from '../ingest/config.ts';
 import { startIngest } from '../ingest/ingest.ts';
 import { parseKeyFile } from '../common/keys/file-key-source.ts';
 import { newStreamKey } from '../common/keys/key-source.ts';
+import { LOCAL_ENV } from './roles.ts';
 
 export interface LocalMode {
+  /** The media volume: segments wait here until stored in the origin. */
+  mediaDir: string;
   shutdown(): Promise<void>;
 }
 
@@ -38,7 +40,7 @@ export function ensureKeyFile(path: string, examplePath: string): void {
 }
 
 export async function startLocalMode(log: Logger): Promise<LocalMode> {
-  const home = resolve(envString(process.env, 'TTEOK_LOCAL_HOME', '.tteok'));
+  const home = resolve(LOCAL_ENV.home.read(process.env));
   mkdirSync(home, { recursive: true });
   const keysFile = join(home, 'keys.yaml');
   ensureKeyFile(keysFile, resolve('manifests/examples/livestream.yaml'));
@@ -103,6 +105,7 @@ export async function startLocalMode(log: Logger): Promise<LocalMode> {
   );
   process.stdout.write(lines.join('\n') + '\n');
   return {
+    mediaDir: config.mediaDir,
     async shutdown() {
       // The ingest first: it ends live playlists, which viewers should still get.
       await ingest.shutdown();

@@ -1,9 +1,7 @@
 // The controller's configuration, from environment variables. README.md's
 // "Controller" table lists every one with its default; keep the two in step.
-import { hostname } from 'node:os';
-import { ConfigError, envBool, envInt, envList, envNumber, envOptional, envString, type Env } from '../common/env-config.ts';
-import { podNamespace } from '../common/kube/client.ts';
-import { kubeWatchSettings } from '../common/kube/settings.ts';
+import { ConfigError, envVar, readEnv, type Env, type EnvTable, type EnvValues } from '../common/env-config.ts';
+import { CLAIM_ENV, KUBE_VIEW_ENV, podNamespace, POD_ENV, S3_ENV } from '../common/shared-env.ts';
 import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from './webhook-events.ts';
 
 export interface ControllerConfig {
@@ -61,9 +59,54 @@ export interface WebhookConfig {
 /** Signing keys shorter than this are refused: HMAC with a guessable key proves nothing. */
 export const MIN_WEBHOOK_SECRET_LENGTH = 16;
 
-function loadWebhookConfig(env: Env): WebhookConfig {
-  const url = envOptional(env, 'TTEOK_WEBHOOK_URL');
-  const secret = envOptional(env, 'TTEOK_WEBHOOK_SECRET');
+/**
+ * Every variable the controller reads, one row each: `tteok controller --help`
+ * prints these rows and loadControllerConfig reads through them. To add a
+ * setting, add a row here (and to README's Controller table) and use it below.
+ */
+export const CONTROLLER_ENV = {
+  ...POD_ENV,
+  watchNamespace: envVar.optional('TTEOK_WATCH_NAMESPACE', 'only LiveStreams (and key Secrets) in this namespace', { defaultText: '(all namespaces)' }),
+  httpHost: envVar.string('TTEOK_CONTROLLER_HTTP_HOST', '0.0.0.0', 'listen address for /metrics, /healthz, /readyz'),
+  httpPort: envVar.int('TTEOK_CONTROLLER_HTTP_PORT', 9937, 0, 65535, 'port for /metrics, /healthz, /readyz'),
+  workers: envVar.int('TTEOK_CONTROLLER_WORKERS', 4, 1, 64, 'LiveStreams reconciled at once'),
+  resyncSeconds: envVar.number('TTEOK_CONTROLLER_RESYNC_SECONDS', 600, 0, 86_400, 'every LiveStream is reconciled this often even without a change (0: never)'),
+  ingestNamespace: envVar.string('TTEOK_INGEST_NAMESPACE', (env) => podNamespace(env), "the ingest's namespace: its StatefulSet and claim Leases", { defaultText: '$TTEOK_POD_NAMESPACE' }),
+  ingestStatefulSet: envVar.string('TTEOK_INGEST_STATEFULSET', '', 'the ingest StatefulSet whose replicas the controller sets', { defaultText: '(empty: capacity not managed)' }),
+  streamsPerIngest: envVar.int('TTEOK_STREAMS_PER_INGEST', 10, 1, 100_000, 'enabled LiveStreams one ingest pod is sized for'),
+  minReplicas: envVar.int('TTEOK_INGEST_MIN_REPLICAS', 1, 0, 10_000, 'fewest ingest pods'),
+  maxReplicas: envVar.int('TTEOK_INGEST_MAX_REPLICAS', 10, 0, 10_000, 'most ingest pods'),
+  scaleDownDelaySeconds: envVar.number('TTEOK_SCALE_DOWN_DELAY_SECONDS', 300, 0, 86_400, 'lower demand must last this long before the ingest is scaled down'),
+  ingestPublicUrl: envVar.optional('TTEOK_INGEST_PUBLIC_URL', 'the rtmp(s):// URL publishers use, without the key; reported as status.ingestUrl', { defaultText: '(unset: not reported)' }),
+  playbackBaseUrl: envVar.optional('TTEOK_PLAYBACK_BASE_URL', 'the CDN URL in front of the bucket; reported in status.playbackUrl', { defaultText: '(unset: not reported)' }),
+  ...CLAIM_ENV,
+  ...S3_ENV,
+  bucket: envVar.string('TTEOK_S3_BUCKET', '', 'bucket whose media is deleted when a LiveStream is deleted', { defaultText: '(empty: media not deleted)' }),
+  leaderElection: envVar.bool('TTEOK_LEADER_ELECTION', true, 'elect one active replica; false runs this replica as the only one'),
+  leaseName: envVar.string('TTEOK_LEADER_ELECTION_LEASE', 'tteok-controller', 'name of the leader-election Lease'),
+  leaseNamespace: envVar.string('TTEOK_LEADER_ELECTION_NAMESPACE', (env) => podNamespace(env), 'namespace of that Lease', { defaultText: '$TTEOK_POD_NAMESPACE' }),
+  leaderLeaseSeconds: envVar.number('TTEOK_LEADER_LEASE_SECONDS', 15, 1, 3600, "a standby takes over this long after the leader's last renewal"),
+  leaderRenewDeadlineSeconds: envVar.number('TTEOK_LEADER_RENEW_DEADLINE_SECONDS', 10, 0.5, 3600, 'a leader that could not renew this long stops acting'),
+  leaderRetrySeconds: envVar.number('TTEOK_LEADER_RETRY_SECONDS', 2, 0.1, 600, 'how often the Lease is renewed or tried'),
+  relistIdleSeconds: KUBE_VIEW_ENV.relistIdleSeconds,
+  // The webhooks' rows (read by loadWebhookConfig).
+  webhookUrl: envVar.optional('TTEOK_WEBHOOK_URL', "the global webhook: every LiveStream's events are POSTed here too", { defaultText: '(unset: none)' }),
+  webhookSecret: envVar.optional('TTEOK_WEBHOOK_SECRET', `the global webhook's signing key (≥ ${MIN_WEBHOOK_SECRET_LENGTH} characters; required with the URL)`),
+  webhookEvents: envVar.list('TTEOK_WEBHOOK_EVENTS', [...WEBHOOK_EVENT_TYPES], 'the events the global webhook gets'),
+  webhookTimeoutSeconds: envVar.number('TTEOK_WEBHOOK_TIMEOUT_SECONDS', 10, 0.1, 300, 'how long one delivery attempt may take'),
+  webhookRetryInitialSeconds: envVar.number('TTEOK_WEBHOOK_RETRY_INITIAL_SECONDS', 5, 0.01, 3600, 'first retry delay; it doubles (with jitter) on each failure'),
+  webhookRetryMaxSeconds: envVar.number('TTEOK_WEBHOOK_RETRY_MAX_SECONDS', 600, 0.01, 86_400, 'longest retry delay'),
+  webhookMaxAgeSeconds: envVar.number('TTEOK_WEBHOOK_MAX_AGE_SECONDS', 86_400, 1, 30 * 86_400, 'an event not acknowledged this long after it happened is given up'),
+  webhookMaxPending: envVar.int('TTEOK_WEBHOOK_MAX_PENDING', 50, 1, 1000, "undelivered events one LiveStream's status holds at most"),
+  webhookConcurrency: envVar.int('TTEOK_WEBHOOK_CONCURRENCY', 16, 1, 1000, 'delivery attempts in flight at once, across streams'),
+  webhookAllowedUrlPrefixes: envVar.list('TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES', [], 'http(s) URL prefixes ending in "/" a spec.webhooks URL must start with', { defaultText: '(empty: any URL)' }),
+} satisfies EnvTable;
+
+type ControllerEnv = EnvValues<typeof CONTROLLER_ENV>;
+
+function loadWebhookConfig(e: ControllerEnv): WebhookConfig {
+  const url = e.webhookUrl;
+  const secret = e.webhookSecret;
   let global: WebhookConfig['global'];
   if (url) {
     let parsed: URL | undefined;
@@ -74,13 +117,13 @@ function loadWebhookConfig(env: Env): WebhookConfig {
     }
     if (!parsed || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')) throw new ConfigError(`TTEOK_WEBHOOK_URL must be an http(s) URL, got "${url}"`);
     if (!secret || secret.length < MIN_WEBHOOK_SECRET_LENGTH) throw new ConfigError(`TTEOK_WEBHOOK_SECRET must be set to a signing key of at least ${MIN_WEBHOOK_SECRET_LENGTH} characters when TTEOK_WEBHOOK_URL is set`);
-    const events = envList(env, 'TTEOK_WEBHOOK_EVENTS', [...WEBHOOK_EVENT_TYPES]);
-    for (const e of events) {
-      if (!(WEBHOOK_EVENT_TYPES as readonly string[]).includes(e)) throw new ConfigError(`TTEOK_WEBHOOK_EVENTS: unknown event "${e}" (known: ${WEBHOOK_EVENT_TYPES.join(', ')})`);
+    const events = e.webhookEvents;
+    for (const event of events) {
+      if (!(WEBHOOK_EVENT_TYPES as readonly string[]).includes(event)) throw new ConfigError(`TTEOK_WEBHOOK_EVENTS: unknown event "${event}" (known: ${WEBHOOK_EVENT_TYPES.join(', ')})`);
     }
     global = { url, secret, events: events as WebhookEventType[] };
   }
-  const prefixes = envList(env, 'TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES', []);
+  const prefixes = e.webhookAllowedUrlPrefixes;
   const allowedUrlPrefixes = prefixes.map((p) => {
     let href: string | undefined;
     try {
@@ -93,71 +136,62 @@ function loadWebhookConfig(env: Env): WebhookConfig {
     if (!href || !href.endsWith('/')) throw new ConfigError(`TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: "${p}" must be an http(s) URL ending in "/", e.g. https://api.example.com/`);
     return href;
   });
-  const retryInitialMs = envNumber(env, 'TTEOK_WEBHOOK_RETRY_INITIAL_SECONDS', 5, 0.01, 3600) * 1000;
-  const retryMaxMs = envNumber(env, 'TTEOK_WEBHOOK_RETRY_MAX_SECONDS', 600, 0.01, 86_400) * 1000;
+  const retryInitialMs = e.webhookRetryInitialSeconds * 1000;
+  const retryMaxMs = e.webhookRetryMaxSeconds * 1000;
   if (retryMaxMs < retryInitialMs) throw new ConfigError('TTEOK_WEBHOOK_RETRY_MAX_SECONDS must be at least TTEOK_WEBHOOK_RETRY_INITIAL_SECONDS');
   return {
     global,
-    timeoutMs: envNumber(env, 'TTEOK_WEBHOOK_TIMEOUT_SECONDS', 10, 0.1, 300) * 1000,
+    timeoutMs: e.webhookTimeoutSeconds * 1000,
     retryInitialMs,
     retryMaxMs,
-    maxAgeMs: envNumber(env, 'TTEOK_WEBHOOK_MAX_AGE_SECONDS', 86_400, 1, 30 * 86_400) * 1000,
-    maxPending: envInt(env, 'TTEOK_WEBHOOK_MAX_PENDING', 50, 1, 1000),
-    concurrency: envInt(env, 'TTEOK_WEBHOOK_CONCURRENCY', 16, 1, 1000),
+    maxAgeMs: e.webhookMaxAgeSeconds * 1000,
+    maxPending: e.webhookMaxPending,
+    concurrency: e.webhookConcurrency,
     allowedUrlPrefixes: allowedUrlPrefixes.length > 0 ? allowedUrlPrefixes : undefined,
   };
 }
 
 export function loadControllerConfig(env: Env = process.env): ControllerConfig {
-  const ns = podNamespace(env);
-  const minReplicas = envInt(env, 'TTEOK_INGEST_MIN_REPLICAS', 1, 0, 10_000);
-  const maxReplicas = envInt(env, 'TTEOK_INGEST_MAX_REPLICAS', 10, 0, 10_000);
-  if (maxReplicas < minReplicas) throw new ConfigError(`TTEOK_INGEST_MAX_REPLICAS (${maxReplicas}) must be at least TTEOK_INGEST_MIN_REPLICAS (${minReplicas})`);
-  const leaseDurationMs = envNumber(env, 'TTEOK_LEADER_LEASE_SECONDS', 15, 1, 3600) * 1000;
-  const renewDeadlineMs = envNumber(env, 'TTEOK_LEADER_RENEW_DEADLINE_SECONDS', 10, 0.5, 3600) * 1000;
-  const retryPeriodMs = envNumber(env, 'TTEOK_LEADER_RETRY_SECONDS', 2, 0.1, 600) * 1000;
+  const e = readEnv(CONTROLLER_ENV, env);
+  if (e.maxReplicas < e.minReplicas) throw new ConfigError(`TTEOK_INGEST_MAX_REPLICAS (${e.maxReplicas}) must be at least TTEOK_INGEST_MIN_REPLICAS (${e.minReplicas})`);
+  const leaseDurationMs = e.leaderLeaseSeconds * 1000;
+  const renewDeadlineMs = e.leaderRenewDeadlineSeconds * 1000;
+  const retryPeriodMs = e.leaderRetrySeconds * 1000;
   if (renewDeadlineMs >= leaseDurationMs) throw new ConfigError('TTEOK_LEADER_RENEW_DEADLINE_SECONDS must be less than TTEOK_LEADER_LEASE_SECONDS');
   if (retryPeriodMs >= renewDeadlineMs) throw new ConfigError('TTEOK_LEADER_RETRY_SECONDS must be less than TTEOK_LEADER_RENEW_DEADLINE_SECONDS');
-  const publicUrl = envOptional(env, 'TTEOK_INGEST_PUBLIC_URL');
+  const publicUrl = e.ingestPublicUrl;
   if (publicUrl && !/^rtmps?:\/\/[^/]+/.test(publicUrl)) throw new ConfigError(`TTEOK_INGEST_PUBLIC_URL must be an rtmp:// or rtmps:// URL, got "${publicUrl}"`);
-  const playbackBaseUrl = envOptional(env, 'TTEOK_PLAYBACK_BASE_URL');
+  const playbackBaseUrl = e.playbackBaseUrl;
   if (playbackBaseUrl && !/^https?:\/\//.test(playbackBaseUrl)) throw new ConfigError(`TTEOK_PLAYBACK_BASE_URL must be an http(s) URL, got "${playbackBaseUrl}"`);
   return {
-    podName: envString(env, 'TTEOK_POD_NAME', hostname()),
-    podNamespace: ns,
-    watchNamespace: kubeWatchSettings(env).namespace,
-    httpHost: envString(env, 'TTEOK_CONTROLLER_HTTP_HOST', '0.0.0.0'),
-    httpPort: envInt(env, 'TTEOK_CONTROLLER_HTTP_PORT', 9937, 0, 65535),
-    workers: envInt(env, 'TTEOK_CONTROLLER_WORKERS', 4, 1, 64),
+    podName: e.podName,
+    podNamespace: e.podNamespace,
+    watchNamespace: e.watchNamespace,
+    httpHost: e.httpHost,
+    httpPort: e.httpPort,
+    workers: e.workers,
     ingest: {
-      namespace: envString(env, 'TTEOK_INGEST_NAMESPACE', ns),
-      statefulSet: envString(env, 'TTEOK_INGEST_STATEFULSET', ''),
-      streamsPerPod: envInt(env, 'TTEOK_STREAMS_PER_INGEST', 10, 1, 100_000),
-      minReplicas,
-      maxReplicas,
-      scaleDownDelayMs: envNumber(env, 'TTEOK_SCALE_DOWN_DELAY_SECONDS', 300, 0, 86_400) * 1000,
+      namespace: e.ingestNamespace,
+      statefulSet: e.ingestStatefulSet,
+      streamsPerPod: e.streamsPerIngest,
+      minReplicas: e.minReplicas,
+      maxReplicas: e.maxReplicas,
+      scaleDownDelayMs: e.scaleDownDelaySeconds * 1000,
       publicUrl: publicUrl?.replace(/\/+$/, ''),
     },
     playbackBaseUrl: playbackBaseUrl?.replace(/\/+$/, ''),
-    claimLeaseSeconds: envInt(env, 'TTEOK_CLAIM_LEASE_SECONDS', 15, 2, 3600),
-    s3: {
-      bucket: envString(env, 'TTEOK_S3_BUCKET', ''),
-      prefix: envString(env, 'TTEOK_S3_PREFIX', ''),
-      region: envString(env, 'TTEOK_S3_REGION', envString(env, 'AWS_REGION', 'us-east-1')),
-      endpoint: envOptional(env, 'TTEOK_S3_ENDPOINT'),
-      forcePathStyle: envBool(env, 'TTEOK_S3_FORCE_PATH_STYLE', false),
-      requestTimeoutMs: envInt(env, 'TTEOK_S3_REQUEST_TIMEOUT_MS', 5000, 100),
-    },
+    claimLeaseSeconds: e.claimLeaseSeconds,
+    s3: { bucket: e.bucket, prefix: e.prefix, region: e.region, endpoint: e.endpoint, forcePathStyle: e.forcePathStyle, requestTimeoutMs: e.requestTimeoutMs },
     leaderElection: {
-      enabled: envBool(env, 'TTEOK_LEADER_ELECTION', true),
-      leaseName: envString(env, 'TTEOK_LEADER_ELECTION_LEASE', 'tteok-controller'),
-      namespace: envString(env, 'TTEOK_LEADER_ELECTION_NAMESPACE', ns),
+      enabled: e.leaderElection,
+      leaseName: e.leaseName,
+      namespace: e.leaseNamespace,
       leaseDurationMs,
       renewDeadlineMs,
       retryPeriodMs,
     },
-    informerIdleRelistMs: kubeWatchSettings(env).idleRelistMs,
-    resyncMs: envNumber(env, 'TTEOK_CONTROLLER_RESYNC_SECONDS', 600, 0, 86_400) * 1000,
-    webhooks: loadWebhookConfig(env),
+    informerIdleRelistMs: e.relistIdleSeconds * 1000,
+    resyncMs: e.resyncSeconds * 1000,
+    webhooks: loadWebhookConfig(e),
   };
 }

@@ -1,6 +1,6 @@
 // The gateway's configuration, from environment variables. README.md lists
 // every one with its default ("Gateway" table); keep the two in step.
-import { ConfigError, envInt, envList, envNumber, envOptional, envString, type Env } from '../common/env-config.ts';
+import { ConfigError, envInt, envList, envVar, readEnv, type Env, type EnvTable } from '../common/env-config.ts';
 import { DEFAULT_TOKEN_TTL_SECONDS, parseKeyring, type PlaybackKeyring } from '../common/playback-token.ts';
 import type { GatewayOptions } from './gateway.ts';
 
@@ -86,29 +86,62 @@ export interface PlaybackTokenConfig {
 export const PLAYBACK_API_KEY_MIN_LENGTH = 32;
 
 export function loadPlaybackTokenConfig(env: Env): PlaybackTokenConfig {
-  const keysText = envOptional(env, 'TTEOK_PLAYBACK_TOKEN_KEYS');
+  const { tokenKeys, tokenTtlSeconds, apiKey } = readEnv(PLAYBACK_TOKEN_ENV, env);
   let keyring: PlaybackKeyring | undefined;
-  if (keysText !== undefined) {
+  if (tokenKeys !== undefined) {
     try {
-      keyring = parseKeyring(keysText);
+      keyring = parseKeyring(tokenKeys);
     } catch (error) {
       throw new ConfigError(`TTEOK_PLAYBACK_TOKEN_KEYS: ${(error as Error).message}`);
     }
   }
-  const apiKey = envOptional(env, 'TTEOK_PLAYBACK_API_KEY');
   if (apiKey !== undefined && apiKey.length < PLAYBACK_API_KEY_MIN_LENGTH) {
     throw new ConfigError(`TTEOK_PLAYBACK_API_KEY must be at least ${PLAYBACK_API_KEY_MIN_LENGTH} characters`);
   }
   if (apiKey !== undefined && !keyring) throw new ConfigError('TTEOK_PLAYBACK_API_KEY is set but TTEOK_PLAYBACK_TOKEN_KEYS is not: there is nothing to sign tokens with');
-  return { keyring, apiKey, ttlSeconds: envInt(env, 'TTEOK_PLAYBACK_TOKEN_TTL_SECONDS', DEFAULT_TOKEN_TTL_SECONDS, 60, 7 * 86_400) };
+  return { keyring, apiKey, ttlSeconds: tokenTtlSeconds };
 }
 
+/** Private streams' rows (read by loadPlaybackTokenConfig). */
+export const PLAYBACK_TOKEN_ENV = {
+  tokenKeys: envVar.optional('TTEOK_PLAYBACK_TOKEN_KEYS', 'private streams: token secrets kid:secret[,kid:secret]; the first signs, all verify', { defaultText: '(unset: private streams play nowhere)' }),
+  tokenTtlSeconds: envVar.int('TTEOK_PLAYBACK_TOKEN_TTL_SECONDS', DEFAULT_TOKEN_TTL_SECONDS, 60, 7 * 86_400, 'lifetime of a minted token; also the most a mint request may ask for'),
+  apiKey: envVar.optional('TTEOK_PLAYBACK_API_KEY', `bearer key of POST /v1/streams/<namespace>/<name>/playback-token (≥ ${PLAYBACK_API_KEY_MIN_LENGTH} characters)`, { defaultText: '(unset: minting over HTTP is off)' }),
+} satisfies EnvTable;
+
+/**
+ * Every variable the gateway reads, one row each: `tteok gateway --help`
+ * prints these rows and loadGatewayConfig reads through them. To add a
+ * setting, add a row here (and to README's Gateway table) and use it below.
+ */
+export const GATEWAY_ENV = {
+  storage: envVar.choice('TTEOK_STORAGE', 's3', ['s3', 'local'], 'local: serve TTEOK_LOCAL_ORIGIN_DIR under /origin/'),
+  view: envVar.choice('TTEOK_VIEW', 'local', ['local', 'kubernetes'], 'where the gateway learns about streams: the key file, or LiveStreams'),
+  playbackBaseUrl: envVar.optional('TTEOK_PLAYBACK_BASE_URL', 'where viewers fetch media: the CDN in front of the bucket', { defaultText: '(required with s3; the own /origin with local)' }),
+  host: envVar.string('TTEOK_GATEWAY_HOST', '0.0.0.0', 'HTTP listen address'),
+  port: envVar.int('TTEOK_GATEWAY_PORT', 8080, 0, 65535, 'HTTP listen port'),
+  prefix: envVar.string('TTEOK_S3_PREFIX', '', "the bucket's key prefix, part of every CDN playback URL"),
+  localOriginDir: envVar.string('TTEOK_LOCAL_ORIGIN_DIR', '.tteok/origin', 'with TTEOK_STORAGE=local: the directory the ingest stores into'),
+  playlistMaxAgeSeconds: envVar.optionalNumber('TTEOK_PLAYLIST_MAX_AGE_SECONDS', 0, 3600, 'with local: playlist Cache-Control max-age', { defaultText: 'half the target duration' }),
+  corsOrigins: envVar.list('TTEOK_CORS_ORIGINS', ['*'], 'origins allowed to call the gateway from a browser (GET and HEAD)'),
+  playerSrcOrigins: envVar.optional('TTEOK_PLAYER_SRC_ORIGINS', "origins besides its own the player page's ?src= may play from; none: its own only", { defaultText: 'the origin of TTEOK_PLAYBACK_BASE_URL', rangeText: 'none, or comma-separated origins' }),
+  // No timeout can be turned off (0): that is the defect they exist for.
+  requestTimeoutMs: envVar.int('TTEOK_GATEWAY_REQUEST_TIMEOUT_MS', DEFAULT_TIMEOUTS.requestMs, 100, 3_600_000, 'a request (headers and body) must arrive within this'),
+  headersTimeoutMs: envVar.int('TTEOK_GATEWAY_HEADERS_TIMEOUT_MS', DEFAULT_TIMEOUTS.headersMs, 100, 3_600_000, "a request's headers must arrive within this (at most the request timeout)"),
+  keepAliveTimeoutMs: envVar.int('TTEOK_GATEWAY_KEEP_ALIVE_TIMEOUT_MS', DEFAULT_TIMEOUTS.keepAliveMs, 100, 3_600_000, 'an idle keep-alive connection is closed after this'),
+  connectionTimeoutMs: envVar.int('TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', DEFAULT_TIMEOUTS.connectionMs, 100, 3_600_000, 'a connection with no traffic either way during a request is closed after this'),
+  heartbeatMs: envVar.int('TTEOK_EVENTS_HEARTBEAT_MS', (env) => defaultHeartbeatMs(envInt(env, 'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', DEFAULT_TIMEOUTS.connectionMs, 100, 3_600_000)), 100, 3_600_000, 'a comment line this often on every open event stream (below the connection timeout)', { defaultText: '15000 (half the connection timeout if that is below 30 s)' }),
+  eventsMaxConnections: envVar.int('TTEOK_EVENTS_MAX_CONNECTIONS', DEFAULT_EVENT_STREAMS.maxConnections, 0, 1_000_000, 'open event streams per gateway; one more is answered 503 (0: off)'),
+  eventsBufferSize: envVar.int('TTEOK_EVENTS_BUFFER_SIZE', DEFAULT_EVENT_STREAMS.bufferSize, 1, 1_000_000, 'recent events kept for Last-Event-ID resume'),
+  followIntervalMs: envVar.int('TTEOK_FOLLOW_INTERVAL_MS', 500, 0, 60_000, "how often each live stream's playlist is fetched for the latency metrics (0: off)"),
+  metricsMaxStreams: envVar.int('TTEOK_METRICS_MAX_STREAMS', 100, 0, 100_000, 'streams with their own metric labels; the rest are aggregated under _other'),
+  keysFile: envVar.string('TTEOK_KEYS_FILE', 'tteok-keys.yaml', 'with TTEOK_VIEW=local: the key file (names, titles, enabled, access)'),
+  ...PLAYBACK_TOKEN_ENV,
+} satisfies EnvTable;
+
 export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
-  const storage = envString(env, 'TTEOK_STORAGE', 's3');
-  if (storage !== 's3' && storage !== 'local') throw new ConfigError(`TTEOK_STORAGE must be "s3" or "local", got "${storage}"`);
-  const view = envString(env, 'TTEOK_VIEW', 'local');
-  if (view !== 'local' && view !== 'kubernetes') throw new ConfigError(`TTEOK_VIEW must be "local" or "kubernetes", got "${view}"`);
-  const base = envOptional(env, 'TTEOK_PLAYBACK_BASE_URL');
+  const e = readEnv(GATEWAY_ENV, env);
+  const base = e.playbackBaseUrl;
   if (base !== undefined) {
     let url: URL;
     try {
@@ -117,18 +150,16 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
       throw new ConfigError(`TTEOK_PLAYBACK_BASE_URL must be an absolute http(s) URL, got "${base}"`);
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`TTEOK_PLAYBACK_BASE_URL must be an http(s) URL, got "${base}"`);
-  } else if (storage === 's3') {
+  } else if (e.storage === 's3') {
     throw new ConfigError('TTEOK_PLAYBACK_BASE_URL is required (the CDN URL in front of the bucket, e.g. https://d123.cloudfront.net) unless TTEOK_STORAGE=local');
   }
-  const maxAge = envOptional(env, 'TTEOK_PLAYLIST_MAX_AGE_SECONDS');
-  const corsOrigins = envList(env, 'TTEOK_CORS_ORIGINS', ['*']);
-  for (const origin of corsOrigins) {
+  for (const origin of e.corsOrigins) {
     if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
       throw new ConfigError(`TTEOK_CORS_ORIGINS must be "*" or a comma list of origins like https://example.com (no path), got "${origin}"`);
     }
   }
-  const srcList = envOptional(env, 'TTEOK_PLAYER_SRC_ORIGINS');
   // `none`: the page plays ?src= from its own origin only.
+  const srcList = e.playerSrcOrigins;
   const playerSrcOrigins = srcList === undefined ? undefined : srcList === 'none' ? [] : envList(env, 'TTEOK_PLAYER_SRC_ORIGINS', []);
   for (const origin of playerSrcOrigins ?? []) {
     // No "*": allowing any origin is the content spoofing this setting exists to prevent.
@@ -136,41 +167,32 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
       throw new ConfigError(`TTEOK_PLAYER_SRC_ORIGINS must be "none" or a comma list of origins like https://cdn.example.com (no path, no "*"), got "${origin}"`);
     }
   }
-  // No timeout can be turned off (0): that is the defect they exist for.
-  const requestTimeoutMs = envInt(env, 'TTEOK_GATEWAY_REQUEST_TIMEOUT_MS', DEFAULT_TIMEOUTS.requestMs, 100, 3_600_000);
-  const headersTimeoutMs = envInt(env, 'TTEOK_GATEWAY_HEADERS_TIMEOUT_MS', DEFAULT_TIMEOUTS.headersMs, 100, 3_600_000);
-  if (headersTimeoutMs > requestTimeoutMs) {
-    throw new ConfigError(`TTEOK_GATEWAY_HEADERS_TIMEOUT_MS (${headersTimeoutMs}) must not be above TTEOK_GATEWAY_REQUEST_TIMEOUT_MS (${requestTimeoutMs}): the headers are part of the request`);
+  if (e.headersTimeoutMs > e.requestTimeoutMs) {
+    throw new ConfigError(`TTEOK_GATEWAY_HEADERS_TIMEOUT_MS (${e.headersTimeoutMs}) must not be above TTEOK_GATEWAY_REQUEST_TIMEOUT_MS (${e.requestTimeoutMs}): the headers are part of the request`);
   }
-  const connectionTimeoutMs = envInt(env, 'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', DEFAULT_TIMEOUTS.connectionMs, 100, 3_600_000);
-  const heartbeatMs = envInt(env, 'TTEOK_EVENTS_HEARTBEAT_MS', defaultHeartbeatMs(connectionTimeoutMs), 100, 3_600_000);
-  if (heartbeatMs >= connectionTimeoutMs) {
+  if (e.heartbeatMs >= e.connectionTimeoutMs) {
     // Heartbeats are the traffic that keeps the connection timeout from cutting an idle event stream.
-    throw new ConfigError(`TTEOK_EVENTS_HEARTBEAT_MS (${heartbeatMs}) must be below TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS (${connectionTimeoutMs}), or quiet event streams are cut`);
+    throw new ConfigError(`TTEOK_EVENTS_HEARTBEAT_MS (${e.heartbeatMs}) must be below TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS (${e.connectionTimeoutMs}), or quiet event streams are cut`);
   }
   return {
-    host: envString(env, 'TTEOK_GATEWAY_HOST', '0.0.0.0'),
-    port: envInt(env, 'TTEOK_GATEWAY_PORT', 8080, 0, 65535),
+    host: e.host,
+    port: e.port,
     playbackBaseUrl: base,
-    prefix: envString(env, 'TTEOK_S3_PREFIX', ''),
-    corsOrigins,
+    prefix: e.prefix,
+    corsOrigins: e.corsOrigins,
     playerSrcOrigins,
-    followIntervalMs: envInt(env, 'TTEOK_FOLLOW_INTERVAL_MS', 500, 0, 60_000),
-    metricsMaxStreams: envInt(env, 'TTEOK_METRICS_MAX_STREAMS', 100, 0, 100_000),
-    view,
-    keysFile: envString(env, 'TTEOK_KEYS_FILE', 'tteok-keys.yaml'),
-    localOriginDir: storage === 'local' ? envString(env, 'TTEOK_LOCAL_ORIGIN_DIR', '.tteok/origin') : undefined,
-    playlistMaxAgeSeconds: maxAge === undefined ? undefined : envNumber(env, 'TTEOK_PLAYLIST_MAX_AGE_SECONDS', 0, 0, 3600),
-    requestTimeoutMs,
-    headersTimeoutMs,
-    keepAliveTimeoutMs: envInt(env, 'TTEOK_GATEWAY_KEEP_ALIVE_TIMEOUT_MS', DEFAULT_TIMEOUTS.keepAliveMs, 100, 3_600_000),
-    connectionTimeoutMs,
+    followIntervalMs: e.followIntervalMs,
+    metricsMaxStreams: e.metricsMaxStreams,
+    view: e.view,
+    keysFile: e.keysFile,
+    localOriginDir: e.storage === 'local' ? e.localOriginDir : undefined,
+    playlistMaxAgeSeconds: e.playlistMaxAgeSeconds,
+    requestTimeoutMs: e.requestTimeoutMs,
+    headersTimeoutMs: e.headersTimeoutMs,
+    keepAliveTimeoutMs: e.keepAliveTimeoutMs,
+    connectionTimeoutMs: e.connectionTimeoutMs,
     playbackTokens: loadPlaybackTokenConfig(env),
-    events: {
-      heartbeatMs,
-      maxConnections: envInt(env, 'TTEOK_EVENTS_MAX_CONNECTIONS', DEFAULT_EVENT_STREAMS.maxConnections, 0, 1_000_000),
-      bufferSize: envInt(env, 'TTEOK_EVENTS_BUFFER_SIZE', DEFAULT_EVENT_STREAMS.bufferSize, 1, 1_000_000),
-    },
+    events: { heartbeatMs: e.heartbeatMs, maxConnections: e.eventsMaxConnections, bufferSize: e.eventsBufferSize },
   };
 }
 

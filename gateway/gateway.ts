@@ -4,6 +4,7 @@
 //
 //   errors   (fastify-plugin) JSON errors everywhere, 404 for unknown routes
 //   cors     (fastify-plugin) allowed origins, GET and HEAD, preflight
+//   openapi  (fastify-plugin) /openapi.json, the OpenAPI 3.1 document of the routes below
 //   context  (fastify-plugin) decorators: streamView, playbackUrl
 //   playback-tokens (fastify-plugin) private streams: playbackTokens, mediaUrl, POST …/playback-token
 //   metrics  (fastify-plugin) /metrics, request timing hook, playlist follower
@@ -18,6 +19,7 @@
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { createLogger, type Logger } from '../common/log.ts';
+import { packageVersion } from '../common/package-version.ts';
 import type { StreamRef } from '../common/livestream.ts';
 import { joinKey, playlistKey } from '../common/object-layout.ts';
 import { accessRoot, DEFAULT_TOKEN_TTL_SECONDS, tokenizedUrl, type PlaybackAccess } from '../common/playback-token.ts';
@@ -27,6 +29,7 @@ import cors from './plugins/cors.ts';
 import errors from './plugins/errors.ts';
 import health from './plugins/health.ts';
 import metrics from './plugins/metrics.ts';
+import openapi from './plugins/openapi.ts';
 import origin from './plugins/origin.ts';
 import playbackTokens from './plugins/playback-tokens.ts';
 import player from './plugins/player.ts';
@@ -130,6 +133,8 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
     exposedHeaders: ['Content-Length', 'Content-Range', 'Accept-Ranges'],
     maxAgeSeconds: 600,
   });
+  // Before every route it documents.
+  await app.register(openapi, { version: packageVersion() });
   await app.register(context, { view: options.view, playbackUrl });
   await app.register(playbackTokens, { config: options.playbackTokens ?? { keyring: undefined, ttlSeconds: DEFAULT_TOKEN_TTL_SECONDS, apiKey: undefined }, mediaUrl });
   await app.register(metrics, {

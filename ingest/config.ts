@@ -1,6 +1,7 @@
 // The ingest's configuration, from environment variables. README.md lists
 // every one with its default; keep the two in step.
-import { ConfigError, envBool, envInt, envNumber, envOptional, envString, type Env } from '../common/env-config.ts';
+import { ConfigError, envOptional, envString, envVar, readEnv, type Env, type EnvTable } from '../common/env-config.ts';
+import { S3_ENV } from '../common/shared-env.ts';
 import type { RtmpLimits } from './rtmp/rtmp-server.ts';
 import { DEFAULT_PUBLISH_LIMITS, type PublishLimitSettings } from './packager/publish-limits.ts';
 
@@ -45,91 +46,106 @@ export interface IngestConfig {
   publishLimits: PublishLimitSettings;
 }
 
+/**
+ * Every variable the ingest reads, one row each: `tteok ingest --help` prints
+ * these rows and loadIngestConfig reads through them. To add a setting, add a
+ * row here (and to README's Ingest table) and use it in the loader.
+ */
+export const INGEST_ENV = {
+  storage: envVar.choice('TTEOK_STORAGE', 's3', ['s3', 'local'], 'object store: s3, or local (a directory)'),
+  keySource: envVar.choice('TTEOK_KEY_SOURCE', 'file', ['file', 'kubernetes'], 'where stream keys come from'),
+  rtmpHost: envVar.string('TTEOK_RTMP_HOST', '0.0.0.0', 'RTMP listen address'),
+  rtmpPort: envVar.int('TTEOK_RTMP_PORT', 1935, 0, 65535, 'RTMP listen port'),
+  rtmpApp: envVar.string('TTEOK_RTMP_APP', 'live', 'RTMP application publishers use (rtmp://host/live/<key>)'),
+  publishDeadlineSeconds: envVar.number('TTEOK_RTMP_PUBLISH_DEADLINE_SECONDS', 10, 1, 300, 'a connection must have its publish admitted this long after connecting'),
+  // A message length field has 3 bytes: 16 MiB - 1 is the protocol's own ceiling.
+  maxMessageBytes: envVar.int('TTEOK_RTMP_MAX_MESSAGE_BYTES', 8 * 1024 * 1024, 64 * 1024, 0xffffff, 'largest RTMP message once a publish is admitted'),
+  maxConnections: envVar.int('TTEOK_RTMP_MAX_CONNECTIONS', 500, 1, 100_000, 'open RTMP connections per ingest pod'),
+  maxConnectionsPerAddress: envVar.int('TTEOK_RTMP_MAX_CONNECTIONS_PER_ADDRESS', 10, 1, 100_000, 'open RTMP connections per client address (IPv6: per /64)'),
+  keepaliveSeconds: envVar.number('TTEOK_RTMP_KEEPALIVE_SECONDS', 15, 1, 3600, 'idle time before TCP keepalive probes start on an RTMP connection'),
+  rtmpsPort: envVar.optionalInt('TTEOK_RTMPS_PORT', 0, 65535, 'port of the RTMPS listener; needs the certificate and key files', { defaultText: '(unset: no RTMPS)' }),
+  rtmpsHost: envVar.string('TTEOK_RTMPS_HOST', (env) => envString(env, 'TTEOK_RTMP_HOST', '0.0.0.0'), 'RTMPS listen address', { defaultText: '$TTEOK_RTMP_HOST' }),
+  rtmpsCertFile: envVar.optional('TTEOK_RTMPS_CERT_FILE', 'PEM certificate chain (required with RTMPS)'),
+  rtmpsKeyFile: envVar.optional('TTEOK_RTMPS_KEY_FILE', 'PEM private key (required with RTMPS)'),
+  rtmpsReloadSeconds: envVar.number('TTEOK_RTMPS_RELOAD_SECONDS', 10, 1, 3600, 'how often the certificate and key files are re-read'),
+  httpHost: envVar.string('TTEOK_HTTP_HOST', '0.0.0.0', 'listen address for /metrics, /healthz, /readyz'),
+  httpPort: envVar.int('TTEOK_HTTP_PORT', 9935, 0, 65535, 'port for /metrics, /healthz, /readyz'),
+  mediaDir: envVar.string('TTEOK_MEDIA_DIR', '/var/lib/tteok/media', 'the media volume: packaged segments wait here until stored'),
+  keysFile: envVar.string('TTEOK_KEYS_FILE', 'tteok-keys.yaml', 'with TTEOK_KEY_SOURCE=file: the key file, reloaded on change'),
+  localOriginDir: envVar.string('TTEOK_LOCAL_ORIGIN_DIR', '.tteok/origin', 'with TTEOK_STORAGE=local: the directory objects go to'),
+  ...S3_ENV,
+  playlistMaxAgeSeconds: envVar.optionalNumber('TTEOK_PLAYLIST_MAX_AGE_SECONDS', 0, 3600, 'playlist Cache-Control max-age', { defaultText: 'half the target duration' }),
+  reconnectGraceSeconds: envVar.number('TTEOK_RECONNECT_GRACE_SECONDS', 10, 0, 600, 'how long a dropped publisher may take to come back and continue'),
+  publisherIdleSeconds: envVar.number('TTEOK_PUBLISHER_IDLE_SECONDS', 5, 0.5, 600, 'a publisher that sends no media this long is treated as dropped'),
+  takeoverSilenceSeconds: envVar.number('TTEOK_TAKEOVER_SILENCE_SECONDS', 1, 0.2, 600, 'a publish with the same key takes over from a publisher silent this long (below the idle time)'),
+  deleteDelaySeconds: envVar.number('TTEOK_DELETE_DELAY_SECONDS', 60, 0, 86400, "how long an ended stream's media stays before deletion (when not retained)"),
+  uploadConcurrency: envVar.int('TTEOK_UPLOAD_CONCURRENCY', 8, 1, 256, 'uploads in flight at once, across streams'),
+  backlogWarnSegments: envVar.int('TTEOK_BACKLOG_WARN_SEGMENTS', 30, 1, Infinity, 'upload backlog above which a warning is logged'),
+  uploadMemoryMib: envVar.number('TTEOK_UPLOAD_MEMORY_MIB', 64, 0, 65536, 'MiB of waiting segments kept in memory; past it they are read back from the volume'),
+  shutdownTimeoutSeconds: envVar.number('TTEOK_SHUTDOWN_TIMEOUT_SECONDS', 25, 0, 3600, 'on SIGTERM, how long to wait for uploads before exiting'),
+  mediaHighWaterPercent: envVar.number('TTEOK_MEDIA_HIGH_WATER_PERCENT', 85, 1, 100, 'media volume use at which new publishes are refused and /readyz is 503'),
+  mediaFullPercent: envVar.number('TTEOK_MEDIA_FULL_PERCENT', 95, 1, 100, 'media volume use at which live streams skip new segments (not below the high-water mark)'),
+  mediaVolumeBytes: envVar.custom('TTEOK_MEDIA_VOLUME_BYTES', (env) => envQuantity(env, 'TTEOK_MEDIA_VOLUME_BYTES'), "the media volume's size when the filesystem cannot tell (e.g. an emptyDir's sizeLimit)", { defaultText: "(the filesystem's size)", rangeText: '≥ 1Mi; bytes or a quantity (2Gi, 500M)' }),
+  // At least the longest segment target (10 s): a GOP may span a whole segment.
+  maxGopSeconds: envVar.number('TTEOK_MAX_GOP_SECONDS', DEFAULT_PUBLISH_LIMITS.maxGopSeconds, 10, 600, 'longest media time from one video keyframe to the next; past it the publish ends'),
+  maxFragmentMib: envVar.number('TTEOK_MAX_FRAGMENT_MIB', DEFAULT_PUBLISH_LIMITS.maxFragmentBytes / 2 ** 20, 8, 4096, 'most MiB of media held for the segment not yet cut; past it the publish ends'),
+  maxAheadSegments: envVar.number('TTEOK_MAX_AHEAD_SEGMENTS', DEFAULT_PUBLISH_LIMITS.maxAheadSegments, 1, 100, "target durations the stream's media time may run ahead of the wall clock; past it the publish ends"),
+} satisfies EnvTable;
+
 export function loadIngestConfig(env: Env = process.env): IngestConfig {
-  const storage = envString(env, 'TTEOK_STORAGE', 's3');
-  if (storage !== 's3' && storage !== 'local') throw new ConfigError(`TTEOK_STORAGE must be "s3" or "local", got "${storage}"`);
-  const keySource = envString(env, 'TTEOK_KEY_SOURCE', 'file');
-  if (keySource !== 'file' && keySource !== 'kubernetes') throw new ConfigError(`TTEOK_KEY_SOURCE must be "file" or "kubernetes", got "${keySource}"`);
-  const bucket = envString(env, 'TTEOK_S3_BUCKET', '');
-  if (storage === 's3' && bucket === '') throw new ConfigError('TTEOK_S3_BUCKET is required when TTEOK_STORAGE is "s3" (or set TTEOK_STORAGE=local)');
-  const maxAge = envOptional(env, 'TTEOK_PLAYLIST_MAX_AGE_SECONDS');
-  const publisherIdleMs = envNumber(env, 'TTEOK_PUBLISHER_IDLE_SECONDS', 5, 0.5, 600) * 1000;
-  const takeoverSilenceMs = envNumber(env, 'TTEOK_TAKEOVER_SILENCE_SECONDS', 1, 0.2, 600) * 1000;
+  const e = readEnv(INGEST_ENV, env);
+  if (e.storage === 's3' && e.bucket === '') throw new ConfigError('TTEOK_S3_BUCKET is required when TTEOK_STORAGE is "s3" (or set TTEOK_STORAGE=local)');
+  const publisherIdleMs = e.publisherIdleSeconds * 1000;
+  const takeoverSilenceMs = e.takeoverSilenceSeconds * 1000;
   // Past the idle timeout the publisher is already dropped: a takeover threshold beyond it could never apply.
   if (takeoverSilenceMs >= publisherIdleMs) {
     throw new ConfigError(`TTEOK_TAKEOVER_SILENCE_SECONDS (${takeoverSilenceMs / 1000}) must be less than TTEOK_PUBLISHER_IDLE_SECONDS (${publisherIdleMs / 1000})`);
   }
-  const rtmpsPort = envOptional(env, 'TTEOK_RTMPS_PORT') === undefined ? undefined : envInt(env, 'TTEOK_RTMPS_PORT', 0, 0, 65535);
-  const rtmpsCert = envOptional(env, 'TTEOK_RTMPS_CERT_FILE');
-  const rtmpsKey = envOptional(env, 'TTEOK_RTMPS_KEY_FILE');
-  const rtmpsReloadMs = envNumber(env, 'TTEOK_RTMPS_RELOAD_SECONDS', 10, 1, 3600) * 1000;
-  if (rtmpsPort !== undefined && (!rtmpsCert || !rtmpsKey)) throw new ConfigError('TTEOK_RTMPS_CERT_FILE and TTEOK_RTMPS_KEY_FILE are required when TTEOK_RTMPS_PORT is set');
-  const mediaHighWaterPercent = envNumber(env, 'TTEOK_MEDIA_HIGH_WATER_PERCENT', 85, 1, 100);
-  const mediaFullPercent = envNumber(env, 'TTEOK_MEDIA_FULL_PERCENT', 95, 1, 100);
-  if (mediaFullPercent < mediaHighWaterPercent) {
-    throw new ConfigError(`TTEOK_MEDIA_FULL_PERCENT (${mediaFullPercent}) must not be below TTEOK_MEDIA_HIGH_WATER_PERCENT (${mediaHighWaterPercent})`);
+  if (e.rtmpsPort !== undefined && (!e.rtmpsCertFile || !e.rtmpsKeyFile)) throw new ConfigError('TTEOK_RTMPS_CERT_FILE and TTEOK_RTMPS_KEY_FILE are required when TTEOK_RTMPS_PORT is set');
+  if (e.mediaFullPercent < e.mediaHighWaterPercent) {
+    throw new ConfigError(`TTEOK_MEDIA_FULL_PERCENT (${e.mediaFullPercent}) must not be below TTEOK_MEDIA_HIGH_WATER_PERCENT (${e.mediaHighWaterPercent})`);
   }
-  const maxMessageBytes = envInt(env, 'TTEOK_RTMP_MAX_MESSAGE_BYTES', 8 * 1024 * 1024, 64 * 1024, 0xffffff);
-  const maxFragmentBytes = Math.round(envNumber(env, 'TTEOK_MAX_FRAGMENT_MIB', DEFAULT_PUBLISH_LIMITS.maxFragmentBytes / 2 ** 20, 8, 4096) * 2 ** 20);
+  const maxFragmentBytes = Math.round(e.maxFragmentMib * 2 ** 20);
   // A segment holds at least a keyframe and what follows it: a bound below two of the largest messages would end real publishes.
-  if (maxFragmentBytes < 2 * maxMessageBytes) {
-    throw new ConfigError(`TTEOK_MAX_FRAGMENT_MIB (${maxFragmentBytes / 2 ** 20}) must be at least twice TTEOK_RTMP_MAX_MESSAGE_BYTES (${maxMessageBytes} bytes)`);
+  if (maxFragmentBytes < 2 * e.maxMessageBytes) {
+    throw new ConfigError(`TTEOK_MAX_FRAGMENT_MIB (${maxFragmentBytes / 2 ** 20}) must be at least twice TTEOK_RTMP_MAX_MESSAGE_BYTES (${e.maxMessageBytes} bytes)`);
   }
   return {
-    rtmpHost: envString(env, 'TTEOK_RTMP_HOST', '0.0.0.0'),
-    rtmpPort: envInt(env, 'TTEOK_RTMP_PORT', 1935, 0, 65535),
-    rtmpApp: envString(env, 'TTEOK_RTMP_APP', 'live'),
-    httpHost: envString(env, 'TTEOK_HTTP_HOST', '0.0.0.0'),
-    httpPort: envInt(env, 'TTEOK_HTTP_PORT', 9935, 0, 65535),
-    mediaDir: envString(env, 'TTEOK_MEDIA_DIR', '/var/lib/tteok/media'),
-    keySource,
-    keysFile: envString(env, 'TTEOK_KEYS_FILE', 'tteok-keys.yaml'),
-    storage,
-    localOriginDir: envString(env, 'TTEOK_LOCAL_ORIGIN_DIR', '.tteok/origin'),
-    s3: {
-      bucket,
-      prefix: envString(env, 'TTEOK_S3_PREFIX', ''),
-      region: envString(env, 'TTEOK_S3_REGION', envString(env, 'AWS_REGION', 'us-east-1')),
-      endpoint: envOptional(env, 'TTEOK_S3_ENDPOINT'),
-      forcePathStyle: envBool(env, 'TTEOK_S3_FORCE_PATH_STYLE', false),
-      requestTimeoutMs: envInt(env, 'TTEOK_S3_REQUEST_TIMEOUT_MS', 5000, 100),
-    },
-    playlistMaxAgeSeconds: maxAge === undefined ? undefined : envNumber(env, 'TTEOK_PLAYLIST_MAX_AGE_SECONDS', 0, 0, 3600),
-    reconnectGraceMs: envNumber(env, 'TTEOK_RECONNECT_GRACE_SECONDS', 10, 0, 600) * 1000,
+    rtmpHost: e.rtmpHost,
+    rtmpPort: e.rtmpPort,
+    rtmpApp: e.rtmpApp,
+    httpHost: e.httpHost,
+    httpPort: e.httpPort,
+    mediaDir: e.mediaDir,
+    keySource: e.keySource,
+    keysFile: e.keysFile,
+    storage: e.storage,
+    localOriginDir: e.localOriginDir,
+    s3: { bucket: e.bucket, prefix: e.prefix, region: e.region, endpoint: e.endpoint, forcePathStyle: e.forcePathStyle, requestTimeoutMs: e.requestTimeoutMs },
+    playlistMaxAgeSeconds: e.playlistMaxAgeSeconds,
+    reconnectGraceMs: e.reconnectGraceSeconds * 1000,
     publisherIdleMs,
     takeoverSilenceMs,
-    deleteDelayMs: envNumber(env, 'TTEOK_DELETE_DELAY_SECONDS', 60, 0, 86400) * 1000,
-    uploadConcurrency: envInt(env, 'TTEOK_UPLOAD_CONCURRENCY', 8, 1, 256),
-    backlogWarnSegments: envInt(env, 'TTEOK_BACKLOG_WARN_SEGMENTS', 30, 1),
-    uploadMemoryBytes: Math.round(envNumber(env, 'TTEOK_UPLOAD_MEMORY_MIB', 64, 0, 65536) * 1024 * 1024),
-    shutdownTimeoutMs: envNumber(env, 'TTEOK_SHUTDOWN_TIMEOUT_SECONDS', 25, 0, 3600) * 1000,
+    deleteDelayMs: e.deleteDelaySeconds * 1000,
+    uploadConcurrency: e.uploadConcurrency,
+    backlogWarnSegments: e.backlogWarnSegments,
+    uploadMemoryBytes: Math.round(e.uploadMemoryMib * 1024 * 1024),
+    shutdownTimeoutMs: e.shutdownTimeoutSeconds * 1000,
     rtmp: {
-      publishDeadlineMs: envNumber(env, 'TTEOK_RTMP_PUBLISH_DEADLINE_SECONDS', 10, 1, 300) * 1000,
-      // A message length field has 3 bytes: 16 MiB - 1 is the protocol's own ceiling.
-      maxMessageBytes,
-      maxConnections: envInt(env, 'TTEOK_RTMP_MAX_CONNECTIONS', 500, 1, 100_000),
-      maxConnectionsPerAddress: envInt(env, 'TTEOK_RTMP_MAX_CONNECTIONS_PER_ADDRESS', 10, 1, 100_000),
-      keepaliveMs: envNumber(env, 'TTEOK_RTMP_KEEPALIVE_SECONDS', 15, 1, 3600) * 1000,
+      publishDeadlineMs: e.publishDeadlineSeconds * 1000,
+      maxMessageBytes: e.maxMessageBytes,
+      maxConnections: e.maxConnections,
+      maxConnectionsPerAddress: e.maxConnectionsPerAddress,
+      keepaliveMs: e.keepaliveSeconds * 1000,
     },
     rtmps:
-      rtmpsPort === undefined || !rtmpsCert || !rtmpsKey
+      e.rtmpsPort === undefined || !e.rtmpsCertFile || !e.rtmpsKeyFile
         ? undefined
-        : {
-            host: envString(env, 'TTEOK_RTMPS_HOST', envString(env, 'TTEOK_RTMP_HOST', '0.0.0.0')),
-            port: rtmpsPort,
-            certFile: rtmpsCert,
-            keyFile: rtmpsKey,
-            reloadMs: rtmpsReloadMs,
-          },
-    mediaHighWaterPercent,
-    mediaFullPercent,
-    mediaVolumeBytes: envQuantity(env, 'TTEOK_MEDIA_VOLUME_BYTES'),
-    publishLimits: {
-      // At least the longest segment target (10 s): a GOP may span a whole segment.
-      maxGopSeconds: envNumber(env, 'TTEOK_MAX_GOP_SECONDS', DEFAULT_PUBLISH_LIMITS.maxGopSeconds, 10, 600),
-      maxFragmentBytes,
-      maxAheadSegments: envNumber(env, 'TTEOK_MAX_AHEAD_SEGMENTS', DEFAULT_PUBLISH_LIMITS.maxAheadSegments, 1, 100),
-    },
+        : { host: e.rtmpsHost, port: e.rtmpsPort, certFile: e.rtmpsCertFile, keyFile: e.rtmpsKeyFile, reloadMs: e.rtmpsReloadSeconds * 1000 },
+    mediaHighWaterPercent: e.mediaHighWaterPercent,
+    mediaFullPercent: e.mediaFullPercent,
+    mediaVolumeBytes: e.mediaVolumeBytes,
+    publishLimits: { maxGopSeconds: e.maxGopSeconds, maxFragmentBytes, maxAheadSegments: e.maxAheadSegments },
   };
 }
 

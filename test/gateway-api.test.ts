@@ -206,6 +206,8 @@ t.test('CORS: any origin by default, GET and HEAD, preflight answered', async (t
   tt.match(String(pre.headers['access-control-allow-headers']), /range/i);
   tt.equal(pre.headers['access-control-max-age'], '600', 'browsers may cache the preflight for 10 minutes');
   tt.equal(pre.body, '', 'with no body');
+  const loose = await request({ method: 'OPTIONS', url: '/v1/streams', headers: { origin: 'https://app.example.test' } });
+  tt.equal(loose.statusCode, 204, 'an OPTIONS without Access-Control-Request-Method is answered alike, not with a text/plain 400');
   const unrouted = await request({ url: '/no/such/route', headers: { origin: 'https://app.example.test' } });
   tt.equal(unrouted.statusCode, 404);
   tt.equal(unrouted.headers['access-control-allow-origin'], '*', 'unknown routes too');

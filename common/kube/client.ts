@@ -2,12 +2,11 @@
 // ingest (key source, stream claims) and the gateway (stream view): loading
 // the kubeconfig, raw JSON requests for what the generated clients do badly,
 // patch content types and API error classification.
-import { readFileSync } from 'node:fs';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { ApiException, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 
-export const SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+export { podNamespace, SERVICE_ACCOUNT_NAMESPACE_FILE } from '../shared-env.ts';
 
 /** In a pod: the service account; elsewhere: $KUBECONFIG or ~/.kube/config (client-node's default order). */
 export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
@@ -17,16 +16,6 @@ export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
   return kc;
 }
 
-/** The namespace this process runs in: $TTEOK_POD_NAMESPACE, the service account's, else "default". */
-export function podNamespace(env: Record<string, string | undefined> = process.env): string {
-  const fromEnv = env.TTEOK_POD_NAMESPACE;
-  if (fromEnv) return fromEnv;
-  try {
-    return readFileSync(SERVICE_ACCOUNT_NAMESPACE_FILE, 'utf8').trim() || 'default';
-  } catch {
-    return 'default';
-  }
-}
 
 /** Options for the generated clients' patch calls: an RFC 7386 merge patch. */
 export const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);

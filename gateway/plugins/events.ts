@@ -22,6 +22,7 @@
 // Registered inside the streams plugin (so under /v1), which hands over the
 // lookup's body.
 import { PassThrough } from 'node:stream';
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { Counter, Gauge } from 'prom-client';
 import type { StreamState } from '../../common/stream-view.ts';
@@ -76,11 +77,15 @@ const events: FastifyPluginAsync<EventsOptions> = async (app, options) => {
     for (const end of [...open]) end();
   });
 
-  const serve = (request: FastifyRequest, reply: FastifyReply, filter: EventFilter): FastifyReply => {
-    if (closing) return sendError(reply, 503, 'the gateway is shutting down');
+  const serve = (request: FastifyRequest, reply: FastifyReply, filter: EventFilter): void => {
+    if (closing) {
+      sendError(reply, 503, 'the gateway is shutting down');
+      return;
+    }
     if (open.size >= maxConnections) {
       refused.inc();
-      return sendError(reply.header('retry-after', '10'), 503, `too many open event streams on this gateway (TTEOK_EVENTS_MAX_CONNECTIONS=${maxConnections}); retry later`);
+      sendError(reply.header('retry-after', '10'), 503, `too many open event streams on this gateway (TTEOK_EVENTS_MAX_CONNECTIONS=${maxConnections}); retry later`);
+      return;
     }
     const body = new PassThrough();
     // A write racing the connection's end is not this process's failure.
@@ -119,7 +124,7 @@ const events: FastifyPluginAsync<EventsOptions> = async (app, options) => {
     // deleted meanwhile has no event of its own), then the current state follows.
     const reset = resumed ? '' : `id: ${hub.headId}\nevent: reset\ndata: {}\n\n`;
     write(`retry: ${RETRY_MS}\n\n${reset}` + backlog.map((e) => frame(hub.idOf(e.seq), e)).join(''));
-    return reply
+    reply
       .code(200)
       .type(EVENT_STREAM_TYPE)
       .header('cache-control', 'no-store')
@@ -128,24 +133,44 @@ const events: FastifyPluginAsync<EventsOptions> = async (app, options) => {
       .send(body);
   };
 
-  app.get<{ Querystring: { namespace?: string } }>('/streams/events', {
+  const api = app.withTypeProvider<JsonSchemaToTsProvider>();
+  // For the OpenAPI document: the body is a stream, which Fastify sends as it is (no serializer runs).
+  const eventStreamResponse = {
+    description: 'The event stream',
+    content: { 'text/event-stream': { schema: { type: 'string' } } },
+  } as const;
+  const eventStreamDescription =
+    'A text/event-stream (Server-Sent Events): `reset`, then the current state of every matching stream, then one event per change ' +
+    '(`live`, `offline`, `changed`: data is the lookup\'s body; `deleted`: data is { namespace, name }). ' +
+    'A client sending Last-Event-ID resumes where it left off. 503 (with Retry-After) when too many are open.';
+  api.get('/streams/events', {
     schema: {
+      tags: ['events'],
+      operationId: 'streamEvents',
+      summary: 'Live state of every stream (or one namespace) as Server-Sent Events',
+      description: eventStreamDescription,
       querystring: { type: 'object', properties: { namespace: namespaceSchema }, additionalProperties: false },
-      response: { 503: errorSchema, ...errorResponses },
+      response: { 200: eventStreamResponse, 503: errorSchema, ...errorResponses },
     },
-  }, (request, reply) => serve(request, reply, { namespace: request.query.namespace }));
+  }, (request, reply) => {
+    serve(request, reply, { namespace: request.query.namespace });
+  });
 
-  app.get<{ Params: { namespace: string; name: string } }>('/streams/:namespace/:name/events', {
+  api.get('/streams/:namespace/:name/events', {
     schema: {
+      tags: ['events'],
+      operationId: 'streamEventsOne',
+      summary: 'Live state of one stream as Server-Sent Events',
+      description: eventStreamDescription,
       params: streamParamsSchema,
       querystring: noQuerystring,
-      response: { 503: errorSchema, ...errorResponses },
+      response: { 200: eventStreamResponse, 503: errorSchema, ...errorResponses },
     },
   }, (request, reply) => {
     const { namespace, name } = request.params;
     // A stream that does not exist now is a 404; one deleted while watched is a `deleted` event.
     if (!app.streamView.get({ namespace, name })) throw httpError(404, `stream ${namespace}/${name} not found`);
-    return serve(request, reply, { namespace, name });
+    serve(request, reply, { namespace, name });
   });
 };
 

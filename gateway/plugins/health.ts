@@ -13,11 +13,11 @@ const statusSchema = {
 
 const health: FastifyPluginAsync = async (app) => {
   app.get('/healthz', {
-    schema: { params: noParams, querystring: noQuerystring, response: { 200: statusSchema, ...errorResponses } },
+    schema: { tags: ['operations'], operationId: 'healthz', summary: 'Liveness: the process answers', params: noParams, querystring: noQuerystring, response: { 200: statusSchema, ...errorResponses } },
   }, async () => ({ status: 'ok' }));
 
   app.get('/readyz', {
-    schema: { params: noParams, querystring: noQuerystring, response: { 200: statusSchema, 503: errorSchema, ...errorResponses } },
+    schema: { tags: ['operations'], operationId: 'readyz', summary: 'Readiness: the stream view is synced (503 until then)', params: noParams, querystring: noQuerystring, response: { 200: statusSchema, 503: errorSchema, ...errorResponses } },
   }, async (_request, reply) => {
     if (!app.streamView.synced) return sendError(reply, 503, 'the stream view is not synced yet');
     return { status: 'ready' };

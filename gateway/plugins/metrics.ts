@@ -34,7 +34,7 @@ const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async (app, options) =
   });
 
   app.get('/metrics', {
-    schema: { params: noParams, querystring: noQuerystring, response: { 200: textBody, ...errorResponses } },
+    schema: { tags: ['operations'], operationId: 'metrics', summary: 'Prometheus metrics (text exposition format)', params: noParams, querystring: noQuerystring, response: { 200: textBody, ...errorResponses } },
   }, async (_request, reply) => {
     const body = await metrics.registry.metrics();
     return reply.type(metrics.registry.contentType).header('cache-control', 'no-store').send(body);

@@ -41,6 +41,8 @@ const origin: FastifyPluginAsync<OriginOptions> = async (app, options) => {
     url: '/*',
     exposeHeadRoute: false,
     schema: {
+      // Media, as the CDN serves it in production (one-machine mode only): not part of the API.
+      hide: true,
       params: {
         type: 'object',
         required: ['*'],

@@ -12,6 +12,7 @@
 // timingSafeEqual, so not even its length leaks). It is never the stream key:
 // this endpoint can only mint viewing rights.
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import type { StreamRef } from '../../common/livestream.ts';
@@ -79,8 +80,13 @@ const playbackTokens: FastifyPluginAsync<PlaybackTokensOptions> = async (app, op
   app.decorate('mediaUrl', options.mediaUrl);
   const apiKeyDigest = apiKey === undefined ? undefined : digest(apiKey);
 
-  app.post<{ Params: { namespace: string; name: string }; Body: { ttlSeconds?: number } | undefined }>('/v1/streams/:namespace/:name/playback-token', {
+  app.withTypeProvider<JsonSchemaToTsProvider>().post('/v1/streams/:namespace/:name/playback-token', {
     schema: {
+      tags: ['playback tokens'],
+      operationId: 'mintPlaybackToken',
+      summary: "A playback token for a private stream, for your backend to hand to a viewer",
+      description: 'Needs TTEOK_PLAYBACK_API_KEY as a bearer key (401 without it, 503 when not configured). 409 for a public stream. The body is optional.',
+      security: [{ apiKey: [] }],
       params: streamParamsSchema,
       querystring: noQuerystring,
       body: {

@@ -98,6 +98,8 @@ const player: FastifyPluginAsync<PlayerOptions> = async (app, options) => {
   for (const [url, asset] of Object.entries(assets)) {
     app.get(url, {
       schema: {
+        // The player page and its assets are for people, not API clients.
+        hide: true,
         params: noParams,
         // The page reads ?stream=<namespace>/<name>, ?target=<seconds> and ?token=<playback token> itself.
         querystring: url === '/' ? pageQuerystring : noQuerystring,

@@ -4,26 +4,17 @@
 // serialized into one by mistake. A private stream's playbackUrl is null
 // unless the lookup carries a valid playback token (?token=), and then it
 // carries that token.
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import type { FastifyPluginAsync } from 'fastify';
+import type { FromSchema } from 'json-schema-to-ts';
 import type { StreamState } from '../../common/stream-view.ts';
 import type { EventStreamConfig } from '../config.ts';
 import events from './events.ts';
 import { errorResponses, errorSchema, httpError, namespaceSchema, noParams, streamParamsSchema } from '../schemas.ts';
 
-// A type, not an interface: the route's serializer takes a plain record.
-export type StreamResource = {
-  name: string;
-  namespace: string;
-  title: string;
-  phase: StreamState['phase'];
-  live: boolean;
-  liveSince: string | null;
-  access: 'public' | 'private';
-  playbackUrl: string | null;
-};
-
 const streamSchema = {
   type: 'object',
+  description: 'A stream as a frontend sees it: whether it is live and where to play it.',
   required: ['name', 'namespace', 'title', 'phase', 'live', 'liveSince', 'access', 'playbackUrl'],
   properties: {
     name: { type: 'string' },
@@ -31,12 +22,19 @@ const streamSchema = {
     title: { type: 'string' },
     phase: { type: 'string', enum: ['Pending', 'Ready', 'Live', 'Disabled', 'Error'] },
     live: { type: 'boolean' },
-    liveSince: { type: ['string', 'null'], format: 'date-time' },
+    liveSince: { type: ['string', 'null'], format: 'date-time', description: 'When the current run began; null when not live.' },
     access: { type: 'string', enum: ['public', 'private'] },
-    playbackUrl: { type: ['string', 'null'], format: 'uri' },
+    playbackUrl: {
+      type: ['string', 'null'],
+      format: 'uri',
+      description: "The HLS playlist to play. A private stream's is null unless the lookup carries a valid ?token=, and then it carries that token.",
+    },
   },
   additionalProperties: false,
 } as const;
+
+/** The lookup's answer, typed from its own schema (json-schema-to-ts): the schema is the one definition. */
+export type StreamResource = FromSchema<typeof streamSchema>;
 
 const streamListSchema = {
   type: 'object',
@@ -47,22 +45,14 @@ const streamListSchema = {
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
-interface ListQuery {
-  namespace?: string;
-  live?: boolean;
-}
-
-interface StreamParams {
-  namespace: string;
-  name: string;
-}
-
 export interface StreamsOptions {
   /** Live-state events (plugins/events.ts), served under the same prefix. */
   events: EventStreamConfig;
 }
 
-const streams: FastifyPluginAsync<StreamsOptions> = async (app, options) => {
+const streams: FastifyPluginAsync<StreamsOptions> = async (plain, options) => {
+  // Request types come from the route schemas (json-schema-to-ts), not from interfaces beside them.
+  const app = plain.withTypeProvider<JsonSchemaToTsProvider>();
   /** `token`: a playback token already checked for this stream. */
   const toResource = (s: StreamState, token?: string): StreamResource => {
     const ref = { namespace: s.namespace, name: s.name };
@@ -79,8 +69,11 @@ const streams: FastifyPluginAsync<StreamsOptions> = async (app, options) => {
     };
   };
 
-  app.get<{ Querystring: ListQuery }>('/streams', {
+  app.get('/streams', {
     schema: {
+      tags: ['streams'],
+      operationId: 'listStreams',
+      summary: 'Every stream, optionally only one namespace or only the live ones',
       params: noParams,
       querystring: {
         type: 'object',
@@ -111,8 +104,12 @@ const streams: FastifyPluginAsync<StreamsOptions> = async (app, options) => {
     serialized = new WeakMap();
   });
 
-  app.get<{ Params: StreamParams; Querystring: { token?: string } }>('/streams/:namespace/:name', {
+  app.get('/streams/:namespace/:name', {
     schema: {
+      tags: ['streams'],
+      operationId: 'getStream',
+      summary: 'The playback lookup: whether a stream is live and where to play it',
+      description: 'Answered from memory, serialized once per change of the stream. 403 when the ?token= given does not verify for this stream.',
       params: streamParamsSchema,
       // ?token=<playback token>: a private stream's answer then carries a playable URL.
       querystring: { type: 'object', properties: { token: { type: 'string', maxLength: 200 } }, additionalProperties: false },
@@ -127,7 +124,8 @@ const streams: FastifyPluginAsync<StreamsOptions> = async (app, options) => {
       // A token-specific answer: checked and serialized for this request only.
       const check = app.playbackTokens.check(token, { namespace, name });
       if (!check.ok) throw httpError(403, `playback token refused: ${check.reason}`);
-      return toResource(state, token);
+      reply.send(toResource(state, token));
+      return;
     }
     let body = serialized.get(state);
     if (body === undefined) {
@@ -138,8 +136,10 @@ const streams: FastifyPluginAsync<StreamsOptions> = async (app, options) => {
       body = serialize(toResource(state));
       serialized.set(state, body);
     }
-    // A string with a JSON content type is sent as it is, not serialized again.
-    return reply.type(JSON_TYPE).send(body);
+    // A string with a JSON content type is sent as it is, not serialized
+    // again. The type provider types the object form only; this string is
+    // that object, serialized by the route's own serializer above.
+    reply.type(JSON_TYPE).send(body as unknown as StreamResource);
   });
 
   // Events carry the lookup's body. toResource builds exactly the schema's

@@ -2,8 +2,8 @@
 // (every namespace, or one), read from what the controller reports in their
 // status. Requests are served from this in-memory view, never from an API call.
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { Env } from '../../common/env-config.ts';
-import { kubeWatchSettings } from '../../common/kube/settings.ts';
+import { readEnv, type Env } from '../../common/env-config.ts';
+import { KUBE_VIEW_ENV } from '../../common/shared-env.ts';
 import { loadKubeConfig } from '../../common/kube/client.ts';
 import type { Logger } from '../../common/log.ts';
 import { streamId, type LiveStreamObject, type StreamRef } from '../../common/livestream.ts';
@@ -108,7 +108,13 @@ function sameState(a: StreamState, b: StreamState): boolean {
 
 /** The gateway's view for TTEOK_VIEW=kubernetes, loaded and synced. */
 export async function createKubeStreamView(env: Env, log: Logger): Promise<KubeStreamView> {
-  const view = new KubeStreamView({ kc: loadKubeConfig(), log, ...kubeWatchSettings(env) });
+  const { relistIdleSeconds, watchNamespace: namespace } = readEnv(KUBE_VIEW_ENV, env);
+  const view = new KubeStreamView({
+    kc: loadKubeConfig(),
+    log,
+    idleRelistMs: relistIdleSeconds * 1000,
+    ...(namespace ? { namespace } : {}),
+  });
   await view.ready();
   return view;
 }

@@ -27,15 +27,14 @@
 // stop() (at shutdown) ends at once what is under way: a publish waiting for
 // another pod's silence mark, and any request to an API server that does not
 // answer; nothing here waits on a timer stop() cannot cut short.
-import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { envInt, envString, type Env } from '../../common/env-config.ts';
+import type { Env } from '../../common/env-config.ts';
+import { CLAIM_ENV, POD_ENV } from '../../common/shared-env.ts';
 import type { Logger } from '../../common/log.ts';
 import { streamId, type StreamRef } from '../../common/livestream.ts';
 import { KubeHttpError } from '../../common/kube/client.ts';
 import { CLAIM_SELECTOR, LABEL_CLAIM, LABEL_LIVESTREAM, LABEL_LIVESTREAM_NAMESPACE, claimLeaseName } from '../../common/kube/contract.ts';
-import { podNamespace } from '../../common/kube/client.ts';
 import { LeaseClient, leaseHeld, microTime, type LeaseObject } from '../../common/kube/lease.ts';
 import type { StreamClaims } from '../stream-hub.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -70,9 +69,9 @@ export interface ClaimsConfig {
 
 export function claimsConfigFromEnv(env: Env): ClaimsConfig {
   return {
-    podName: envString(env, 'TTEOK_POD_NAME', hostname()),
-    namespace: podNamespace(env),
-    leaseDurationSeconds: envInt(env, 'TTEOK_CLAIM_LEASE_SECONDS', 15, 2, 3600),
+    podName: POD_ENV.podName.read(env),
+    namespace: POD_ENV.podNamespace.read(env),
+    leaseDurationSeconds: CLAIM_ENV.claimLeaseSeconds.read(env),
   };
 }
 

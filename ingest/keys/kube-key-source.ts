@@ -13,10 +13,10 @@
 // then on, and StreamHub ends a publish whose key is no longer valid. Settings
 // (title, enabled, HLS, retention) come straight from the spec.
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { Env } from '../../common/env-config.ts';
+import { readEnv, type Env } from '../../common/env-config.ts';
+import { KUBE_VIEW_ENV } from '../../common/shared-env.ts';
 import type { Logger } from '../../common/log.ts';
 import { isValidName, isValidNamespace, settingsFromSpec, streamId, type LiveStreamObject } from '../../common/livestream.ts';
-import { kubeWatchSettings } from '../../common/kube/settings.ts';
 import { loadKubeConfig } from '../../common/kube/client.ts';
 import { STREAM_KEY_SHA256_PATTERN, liveStreamsPath, streamKeySha256, type LiveStreamStatus } from '../../common/kube/contract.ts';
 import { Informer } from '../../common/kube/informer.ts';
@@ -139,7 +139,9 @@ export class KubeKeySource extends GrantTable {
 export async function kubernetesIngestDeps(env: Env, log: Logger): Promise<{ keys: KeySource; claims: StreamClaims }> {
   const { LeaseStreamClaims, claimsConfigFromEnv } = await import('../claims/lease-claims.ts');
   const kc = loadKubeConfig();
-  const keys = new KubeKeySource({ kc, log, ...kubeWatchSettings(env) });
+  const { relistIdleSeconds, watchNamespace: namespace } = readEnv(KUBE_VIEW_ENV, env);
+  const idleRelistMs = relistIdleSeconds * 1000;
+  const keys = new KubeKeySource({ kc, log, idleRelistMs, ...(namespace ? { namespace } : {}) });
   const claims = new LeaseStreamClaims({ kc, log, ...claimsConfigFromEnv(env) });
   return { keys, claims };
 }

@@ -1,7 +1,8 @@
 // The gateway's configuration, from environment variables. README.md lists
 // every one with its default ("Gateway" table); keep the two in step.
+import { isIP } from 'node:net';
 import { ConfigError, envInt, envList, envNumber, envOptional, envString, type Env } from '../common/env-config.ts';
-import { DEFAULT_TOKEN_TTL_SECONDS, parseKeyring, type PlaybackKeyring } from '../common/playback-token.ts';
+import { DEFAULT_TOKEN_TTL_SECONDS, isTokenPrefix, parseKeyring, type PlaybackKeyring } from '../common/playback-token.ts';
 import type { GatewayOptions } from './gateway.ts';
 
 export type ViewKind = 'local' | 'kubernetes';
@@ -30,11 +31,13 @@ export interface EventStreamConfig {
   heartbeatMs: number;
   /** Open event streams per gateway; one more is answered 503. */
   maxConnections: number;
+  /** Open event streams per client address (IPv6: per /64); one more is answered 429. Meaningful below maxConnections. */
+  maxConnectionsPerAddress: number;
   /** Recent events kept for `Last-Event-ID` resume. */
   bufferSize: number;
 }
 
-export const DEFAULT_EVENT_STREAMS: EventStreamConfig = { heartbeatMs: 15_000, maxConnections: 1000, bufferSize: 1000 };
+export const DEFAULT_EVENT_STREAMS: EventStreamConfig = { heartbeatMs: 15_000, maxConnections: 1000, maxConnectionsPerAddress: 20, bufferSize: 1000 };
 
 /** The heartbeat unless set: 15 s, or half the connection timeout when that is shorter (it must stay below it). */
 export function defaultHeartbeatMs(connectionTimeoutMs: number): number {
@@ -44,6 +47,12 @@ export function defaultHeartbeatMs(connectionTimeoutMs: number): number {
 export interface GatewayConfig {
   host: string;
   port: number;
+  /**
+   * Proxies whose X-Forwarded-For the gateway believes (TTEOK_GATEWAY_TRUSTED_PROXIES):
+   * addresses, CIDR ranges, or `loopback`, `linklocal`, `uniquelocal`. Empty:
+   * none, the client address is the connection's peer.
+   */
+  trustedProxies: string[];
   /**
    * Where viewers fetch media: the CDN in front of the bucket (CloudFront in
    * production). Undefined when the gateway serves the local origin itself
@@ -120,6 +129,11 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   } else if (storage === 's3') {
     throw new ConfigError('TTEOK_PLAYBACK_BASE_URL is required (the CDN URL in front of the bucket, e.g. https://d123.cloudfront.net) unless TTEOK_STORAGE=local');
   }
+  const prefix = envString(env, 'TTEOK_S3_PREFIX', '');
+  if (!isTokenPrefix(prefix)) {
+    // Private streams' URLs carry the prefix, and the playback-token rule (CDN and local origin) accepts only these parts.
+    throw new ConfigError(`TTEOK_S3_PREFIX must be parts separated by "/", each a letter or digit then letters, digits, _ . - (e.g. "live"), got "${prefix}"`);
+  }
   const maxAge = envOptional(env, 'TTEOK_PLAYLIST_MAX_AGE_SECONDS');
   const corsOrigins = envList(env, 'TTEOK_CORS_ORIGINS', ['*']);
   for (const origin of corsOrigins) {
@@ -148,11 +162,18 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     // Heartbeats are the traffic that keeps the connection timeout from cutting an idle event stream.
     throw new ConfigError(`TTEOK_EVENTS_HEARTBEAT_MS (${heartbeatMs}) must be below TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS (${connectionTimeoutMs}), or quiet event streams are cut`);
   }
+  const trustedProxies = envList(env, 'TTEOK_GATEWAY_TRUSTED_PROXIES', []);
+  for (const entry of trustedProxies) {
+    if (!isProxyEntry(entry)) {
+      throw new ConfigError(`TTEOK_GATEWAY_TRUSTED_PROXIES must be a comma list of addresses, CIDR ranges (10.0.0.0/8, fd00::/8) or loopback, linklocal, uniquelocal; got "${entry}"`);
+    }
+  }
   return {
     host: envString(env, 'TTEOK_GATEWAY_HOST', '0.0.0.0'),
+    trustedProxies,
     port: envInt(env, 'TTEOK_GATEWAY_PORT', 8080, 0, 65535),
     playbackBaseUrl: base,
-    prefix: envString(env, 'TTEOK_S3_PREFIX', ''),
+    prefix,
     corsOrigins,
     playerSrcOrigins,
     followIntervalMs: envInt(env, 'TTEOK_FOLLOW_INTERVAL_MS', 500, 0, 60_000),
@@ -169,9 +190,20 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     events: {
       heartbeatMs,
       maxConnections: envInt(env, 'TTEOK_EVENTS_MAX_CONNECTIONS', DEFAULT_EVENT_STREAMS.maxConnections, 0, 1_000_000),
+      maxConnectionsPerAddress: envInt(env, 'TTEOK_EVENTS_MAX_CONNECTIONS_PER_ADDRESS', DEFAULT_EVENT_STREAMS.maxConnectionsPerAddress, 1, 1_000_000),
       bufferSize: envInt(env, 'TTEOK_EVENTS_BUFFER_SIZE', DEFAULT_EVENT_STREAMS.bufferSize, 1, 1_000_000),
     },
   };
+}
+
+/** An address, a CIDR range, or one of proxy-addr's names (what Fastify's trustProxy takes). */
+function isProxyEntry(text: string): boolean {
+  if (text === 'loopback' || text === 'linklocal' || text === 'uniquelocal') return true;
+  const [address = '', bits, ...rest] = text.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }
 
 /**
@@ -192,6 +224,7 @@ export function gatewayOptionsFrom(config: GatewayConfig): Omit<GatewayOptions, 
   return {
     host: config.host,
     port: config.port,
+    trustedProxies: config.trustedProxies,
     playbackBaseUrl: config.playbackBaseUrl,
     prefix: config.prefix,
     corsOrigins: config.corsOrigins,

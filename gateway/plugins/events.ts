@@ -48,7 +48,7 @@ export interface EventsOptions {
 /** How long a browser's EventSource waits before reconnecting (the SSE `retry:` field). */
 const RETRY_MS = 2000;
 /** A client that lets this much pile up untaken (its backlog included) is cut rather than held in memory. */
-export const MAX_UNSENT_BYTES = 1 << 20;
+const MAX_UNSENT_BYTES = 1 << 20;
 /** Seconds a refused client is asked to wait (Retry-After). */
 const RETRY_AFTER_SECONDS = '10';
 

@@ -6,31 +6,39 @@
 // same rule in the CloudFront Functions JavaScript dialect; a test runs both
 // on the same cases and requires them to agree.
 //
-// Token (v1): `<kid>.<expires>.<signature>`
+// Token (v2): `<kid>.<expires>.<signature>`
 //   kid        which secret signed it: 1–16 of [A-Za-z0-9_-]
 //   expires    Unix time in seconds (decimal, no sign, no leading zero)
 //   signature  lowercase hex HMAC-SHA256, keyed with the secret's UTF-8 bytes, of
-//              "tteok-playback-v1\n<kid>\n<expires>\n<namespace>/<name>"
+//              "tteok-playback-v2\n<kid>\n<expires>\n<prefix>/_private/<namespace>/<name>"
+//              (no prefix: "_private/<namespace>/<name>")
 //
 // The stream is not written in the token: it is taken from the path the
-// token travels with, and the signature covers it. Editing the expiry, the
-// key id or the path breaks the signature, so a token cannot be widened.
+// token travels with, and the signature covers all of that path the rule
+// checks (the prefix too, so a token of one installation does not open
+// another's objects in a shared bucket). Editing the expiry, the key id or
+// the path breaks the signature, so a token cannot be widened.
 //
-// Where it travels: `<cdn>/t/<token>/<prefix>/_private/<namespace>/<name>/index.m3u8`.
-// A private stream's objects live under `_private/` (not a valid namespace,
-// so it never collides with a public stream's path); a request for anything
-// under it needs a valid token for that stream, and the `t/<token>` part is
-// removed before the cache lookup, so every viewer shares one cached copy.
+// Where it travels: `<cdn>/_t/<token>/<prefix>/_private/<namespace>/<name>/index.m3u8`.
+// A private stream's objects live under `_private/` and the token marker is
+// `_t`: neither is a valid namespace (a DNS label has no `_`), so neither
+// collides with a public stream's path. A request for anything under
+// `_private/` needs a valid token for that stream, and the `_t/<token>` part
+// is removed before the cache lookup, so every viewer shares one cached copy.
 // Relative segment URIs in the playlist inherit the token.
+//
+// v1 (before issue 17) signed only `<namespace>/<name>` and travelled under
+// `/t/`; v1 tokens are not accepted (README, "Private streams").
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { joinKey } from './object-layout.ts';
 
 export type PlaybackAccess = 'public' | 'private';
 
 /** The path segment under which private streams' objects live, after the prefix. */
 export const PRIVATE_SEGMENT = '_private';
-/** The first path segment of a tokenized URL: `/t/<token>/…`. */
-export const TOKEN_SEGMENT = 't';
-const SIGNING_CONTEXT = 'tteok-playback-v1';
+/** The first path segment of a tokenized URL: `/_t/<token>/…`; not a DNS label, so never a namespace. */
+export const TOKEN_SEGMENT = '_t';
+const SIGNING_CONTEXT = 'tteok-playback-v2';
 
 /** A minted token's default lifetime: a long event with margin (TTEOK_PLAYBACK_TOKEN_TTL_SECONDS). */
 export const DEFAULT_TOKEN_TTL_SECONDS = 4 * 3600;
@@ -39,13 +47,32 @@ export const KEY_ID_PATTERN = /^[A-Za-z0-9_-]{1,16}$/;
 export const SECRET_MIN_LENGTH = 32;
 const TOKEN_PATTERN = /^([A-Za-z0-9_-]{1,16})\.([1-9][0-9]{0,11})\.([0-9a-f]{64})$/;
 
-// The stream part of a private path: DNS-1123 namespace and name, then the
-// media layout's file names (common/object-layout.ts): the playlist, or a
-// run folder with an init or media segment. Nothing else (no `..`, no `%`).
+// A private path: the prefix's segments, `_private`, the DNS-1123 namespace
+// and name, then the media layout's file names (common/object-layout.ts):
+// the playlist, or a run folder with an init or media segment. Nothing else
+// (no `..`, no `%`).
+const PREFIX_SEGMENT = '[A-Za-z0-9][A-Za-z0-9_.-]{0,127}';
 const NAMESPACE = '[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?';
 const NAME = '[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?';
 const FILE = '(index\\.m3u8|[A-Za-z0-9][A-Za-z0-9_-]{0,127}/[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\\.(mp4|m4s))';
-const PRIVATE_PATH = new RegExp(`^/((?:[A-Za-z0-9][A-Za-z0-9_.-]{0,127}/)*)${PRIVATE_SEGMENT}/(${NAMESPACE})/(${NAME})/${FILE}$`);
+const PRIVATE_PATH = new RegExp(`^/((?:${PREFIX_SEGMENT}/)*)${PRIVATE_SEGMENT}/(${NAMESPACE})/(${NAME})/${FILE}$`);
+
+/** Whether a key prefix (TTEOK_S3_PREFIX) can carry private streams: segments the token rule accepts. */
+export function isTokenPrefix(prefix: string): boolean {
+  return new RegExp(`^(${PREFIX_SEGMENT}(/${PREFIX_SEGMENT})*)?$`).test(prefix.replace(/^\/+|\/+$/g, ''));
+}
+
+/** What a token is for: one stream under one key prefix (the CDN's; '' for none and for the local origin). */
+export interface TokenScope {
+  prefix: string;
+  namespace: string;
+  name: string;
+}
+
+/** The signed text's path: `<prefix>/_private/<namespace>/<name>`, exactly as it stands in the URL. */
+export function privateStreamPath(scope: TokenScope): string {
+  return joinKey(scope.prefix, PRIVATE_SEGMENT, scope.namespace, scope.name);
+}
 
 export interface PlaybackKey {
   id: string;
@@ -80,9 +107,9 @@ export function parseKeyring(text: string): PlaybackKeyring {
   return { signing, all: keys };
 }
 
-export function signatureOf(secret: string, keyId: string, expires: number, namespace: string, name: string): string {
+export function signatureOf(secret: string, keyId: string, expires: number, scope: TokenScope): string {
   return createHmac('sha256', Buffer.from(secret, 'utf8'))
-    .update(`${SIGNING_CONTEXT}\n${keyId}\n${expires}\n${namespace}/${name}`)
+    .update(`${SIGNING_CONTEXT}\n${keyId}\n${expires}\n${privateStreamPath(scope)}`)
     .digest('hex');
 }
 
@@ -92,17 +119,17 @@ export interface MintedToken {
   expires: number;
 }
 
-export function mintPlaybackToken(key: PlaybackKey, ref: { namespace: string; name: string }, ttlSeconds: number, nowMs = Date.now()): MintedToken {
+export function mintPlaybackToken(key: PlaybackKey, scope: TokenScope, ttlSeconds: number, nowMs = Date.now()): MintedToken {
   const expires = Math.floor(nowMs / 1000) + Math.max(1, Math.floor(ttlSeconds));
-  return { token: `${key.id}.${expires}.${signatureOf(key.secret, key.id, expires, ref.namespace, ref.name)}`, expires };
+  return { token: `${key.id}.${expires}.${signatureOf(key.secret, key.id, expires, scope)}`, expires };
 }
 
 export type TokenCheck = { ok: true; keyId: string; expires: number } | { ok: false; reason: 'malformed' | 'unknown-key' | 'expired' | 'bad-signature' };
 
-/** Whether `token` is valid now for the stream; a lookup of the secret by key id, then a constant-time compare. */
+/** Whether `token` is valid now for the stream under the prefix; a lookup of the secret by key id, then a constant-time compare. */
 export function verifyPlaybackToken(
   token: string,
-  ref: { namespace: string; name: string },
+  scope: TokenScope,
   secretOf: (keyId: string) => string | undefined,
   nowMs = Date.now(),
 ): TokenCheck {
@@ -113,7 +140,7 @@ export function verifyPlaybackToken(
   if (expires * 1000 <= nowMs) return { ok: false, reason: 'expired' };
   const secret = secretOf(keyId);
   if (secret === undefined) return { ok: false, reason: 'unknown-key' };
-  const expected = Buffer.from(signatureOf(secret, keyId, expires, ref.namespace, ref.name), 'utf8');
+  const expected = Buffer.from(signatureOf(secret, keyId, expires, scope), 'utf8');
   const given = Buffer.from(signature, 'utf8');
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'bad-signature' };
   return { ok: true, keyId, expires };
@@ -130,8 +157,8 @@ export type MediaPathDecision =
 /**
  * The rule the CDN and the local origin both apply to a request path
  * (`/…`, as CloudFront's `event.request.uri`):
- * - `/t/<token>/<rest>`: `<rest>` must be a private stream's media path and the
- *   token valid for that stream now; then `<rest>` is served.
+ * - `/_t/<token>/<rest>`: `<rest>` must be a private stream's media path and the
+ *   token valid now for that stream under that prefix; then `<rest>` is served.
  * - any other path with a `_private` segment (also percent-encoded): refused.
  * - anything else (public streams): unchanged.
  */
@@ -144,9 +171,10 @@ export function authorizeMediaPath(uri: string, secretOf: (keyId: string) => str
     const rest = uri.slice(slash);
     const path = PRIVATE_PATH.exec(rest);
     if (!path) return { allow: false, reason: 'a token is only for a private stream\'s media' };
+    const prefix = path[1] ?? '';
     const namespace = path[2] ?? '';
     const name = path[4] ?? '';
-    const check = verifyPlaybackToken(token, { namespace, name }, secretOf, nowMs);
+    const check = verifyPlaybackToken(token, { prefix, namespace, name }, secretOf, nowMs);
     if (!check.ok) return { allow: false, reason: `token ${check.reason}` };
     return { allow: true, uri: rest };
   }
@@ -170,7 +198,7 @@ export function accessRoot(access: PlaybackAccess): string {
   return access === 'private' ? PRIVATE_SEGMENT : '';
 }
 
-/** `https://cdn/x/_private/ns/name/index.m3u8` → `https://cdn/t/<token>/x/_private/ns/name/index.m3u8` (the token right after the base URL). */
+/** `https://cdn/x/_private/ns/name/index.m3u8` → `https://cdn/_t/<token>/x/_private/ns/name/index.m3u8` (the token right after the base URL). */
 export function tokenizedUrl(baseUrl: string, keyPath: string, token: string): string {
   return `${baseUrl.replace(/\/+$/, '')}/${TOKEN_SEGMENT}/${token}/${keyPath.replace(/^\/+/, '')}`;
 }

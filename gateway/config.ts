@@ -1,7 +1,8 @@
 // The gateway's configuration, from environment variables. README.md lists
 // every one with its default ("Gateway" table); keep the two in step.
+import { isIP } from 'node:net';
 import { ConfigError, envInt, envList, envVar, readEnv, type Env, type EnvTable } from '../common/env-config.ts';
-import { DEFAULT_TOKEN_TTL_SECONDS, parseKeyring, type PlaybackKeyring } from '../common/playback-token.ts';
+import { DEFAULT_TOKEN_TTL_SECONDS, isTokenPrefix, parseKeyring, type PlaybackKeyring } from '../common/playback-token.ts';
 import type { GatewayOptions } from './gateway.ts';
 
 export type ViewKind = 'local' | 'kubernetes';
@@ -30,11 +31,13 @@ export interface EventStreamConfig {
   heartbeatMs: number;
   /** Open event streams per gateway; one more is answered 503. */
   maxConnections: number;
+  /** Open event streams per client address (IPv6: per /64); one more is answered 429. Meaningful below maxConnections. */
+  maxConnectionsPerAddress: number;
   /** Recent events kept for `Last-Event-ID` resume. */
   bufferSize: number;
 }
 
-export const DEFAULT_EVENT_STREAMS: EventStreamConfig = { heartbeatMs: 15_000, maxConnections: 1000, bufferSize: 1000 };
+export const DEFAULT_EVENT_STREAMS: EventStreamConfig = { heartbeatMs: 15_000, maxConnections: 1000, maxConnectionsPerAddress: 20, bufferSize: 1000 };
 
 /** The heartbeat unless set: 15 s, or half the connection timeout when that is shorter (it must stay below it). */
 export function defaultHeartbeatMs(connectionTimeoutMs: number): number {
@@ -44,6 +47,12 @@ export function defaultHeartbeatMs(connectionTimeoutMs: number): number {
 export interface GatewayConfig {
   host: string;
   port: number;
+  /**
+   * Proxies whose X-Forwarded-For the gateway believes (TTEOK_GATEWAY_TRUSTED_PROXIES):
+   * addresses, CIDR ranges, or `loopback`, `linklocal`, `uniquelocal`. Empty:
+   * none, the client address is the connection's peer.
+   */
+  trustedProxies: string[];
   /**
    * Where viewers fetch media: the CDN in front of the bucket (CloudFront in
    * production). Undefined when the gateway serves the local origin itself
@@ -119,6 +128,7 @@ export const GATEWAY_ENV = {
   view: envVar.choice('TTEOK_VIEW', 'local', ['local', 'kubernetes'], 'where the gateway learns about streams: the key file, or LiveStreams'),
   playbackBaseUrl: envVar.optional('TTEOK_PLAYBACK_BASE_URL', 'where viewers fetch media: the CDN in front of the bucket', { defaultText: '(required with s3; the own /origin with local)' }),
   host: envVar.string('TTEOK_GATEWAY_HOST', '0.0.0.0', 'HTTP listen address'),
+  trustedProxies: envVar.list('TTEOK_GATEWAY_TRUSTED_PROXIES', [], 'proxies whose X-Forwarded-For names the client: addresses, CIDR ranges, or loopback, linklocal, uniquelocal', { defaultText: '(empty: none)' }),
   port: envVar.int('TTEOK_GATEWAY_PORT', 8080, 0, 65535, 'HTTP listen port'),
   prefix: envVar.string('TTEOK_S3_PREFIX', '', "the bucket's key prefix, part of every CDN playback URL"),
   localOriginDir: envVar.string('TTEOK_LOCAL_ORIGIN_DIR', '.tteok/origin', 'with TTEOK_STORAGE=local: the directory the ingest stores into'),
@@ -132,6 +142,7 @@ export const GATEWAY_ENV = {
   connectionTimeoutMs: envVar.int('TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', DEFAULT_TIMEOUTS.connectionMs, 100, 3_600_000, 'a connection with no traffic either way during a request is closed after this'),
   heartbeatMs: envVar.int('TTEOK_EVENTS_HEARTBEAT_MS', (env) => defaultHeartbeatMs(envInt(env, 'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', DEFAULT_TIMEOUTS.connectionMs, 100, 3_600_000)), 100, 3_600_000, 'a comment line this often on every open event stream (below the connection timeout)', { defaultText: '15000 (half the connection timeout if that is below 30 s)' }),
   eventsMaxConnections: envVar.int('TTEOK_EVENTS_MAX_CONNECTIONS', DEFAULT_EVENT_STREAMS.maxConnections, 0, 1_000_000, 'open event streams per gateway; one more is answered 503 (0: off)'),
+  eventsMaxConnectionsPerAddress: envVar.int('TTEOK_EVENTS_MAX_CONNECTIONS_PER_ADDRESS', DEFAULT_EVENT_STREAMS.maxConnectionsPerAddress, 1, 1_000_000, 'open event streams per client address (IPv6: per /64); one more is answered 429'),
   eventsBufferSize: envVar.int('TTEOK_EVENTS_BUFFER_SIZE', DEFAULT_EVENT_STREAMS.bufferSize, 1, 1_000_000, 'recent events kept for Last-Event-ID resume'),
   followIntervalMs: envVar.int('TTEOK_FOLLOW_INTERVAL_MS', 500, 0, 60_000, "how often each live stream's playlist is fetched for the latency metrics (0: off)"),
   metricsMaxStreams: envVar.int('TTEOK_METRICS_MAX_STREAMS', 100, 0, 100_000, 'streams with their own metric labels; the rest are aggregated under _other'),
@@ -152,6 +163,10 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`TTEOK_PLAYBACK_BASE_URL must be an http(s) URL, got "${base}"`);
   } else if (e.storage === 's3') {
     throw new ConfigError('TTEOK_PLAYBACK_BASE_URL is required (the CDN URL in front of the bucket, e.g. https://d123.cloudfront.net) unless TTEOK_STORAGE=local');
+  }
+  if (!isTokenPrefix(e.prefix)) {
+    // Private streams' URLs carry the prefix, and the playback-token rule (CDN and local origin) accepts only these parts.
+    throw new ConfigError(`TTEOK_S3_PREFIX must be parts separated by "/", each a letter or digit then letters, digits, _ . - (e.g. "live"), got "${e.prefix}"`);
   }
   for (const origin of e.corsOrigins) {
     if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
@@ -174,8 +189,14 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     // Heartbeats are the traffic that keeps the connection timeout from cutting an idle event stream.
     throw new ConfigError(`TTEOK_EVENTS_HEARTBEAT_MS (${e.heartbeatMs}) must be below TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS (${e.connectionTimeoutMs}), or quiet event streams are cut`);
   }
+  for (const entry of e.trustedProxies) {
+    if (!isProxyEntry(entry)) {
+      throw new ConfigError(`TTEOK_GATEWAY_TRUSTED_PROXIES must be a comma list of addresses, CIDR ranges (10.0.0.0/8, fd00::/8) or loopback, linklocal, uniquelocal; got "${entry}"`);
+    }
+  }
   return {
     host: e.host,
+    trustedProxies: e.trustedProxies,
     port: e.port,
     playbackBaseUrl: base,
     prefix: e.prefix,
@@ -192,8 +213,18 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     keepAliveTimeoutMs: e.keepAliveTimeoutMs,
     connectionTimeoutMs: e.connectionTimeoutMs,
     playbackTokens: loadPlaybackTokenConfig(env),
-    events: { heartbeatMs: e.heartbeatMs, maxConnections: e.eventsMaxConnections, bufferSize: e.eventsBufferSize },
+    events: { heartbeatMs: e.heartbeatMs, maxConnections: e.eventsMaxConnections, maxConnectionsPerAddress: e.eventsMaxConnectionsPerAddress, bufferSize: e.eventsBufferSize },
   };
+}
+
+/** An address, a CIDR range, or one of proxy-addr's names (what Fastify's trustProxy takes). */
+function isProxyEntry(text: string): boolean {
+  if (text === 'loopback' || text === 'linklocal' || text === 'uniquelocal') return true;
+  const [address = '', bits, ...rest] = text.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }
 
 /**
@@ -214,6 +245,7 @@ export function gatewayOptionsFrom(config: GatewayConfig): Omit<GatewayOptions, 
   return {
     host: config.host,
     port: config.port,
+    trustedProxies: config.trustedProxies,
     playbackBaseUrl: config.playbackBaseUrl,
     prefix: config.prefix,
     corsOrigins: config.corsOrigins,

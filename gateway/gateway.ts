@@ -22,7 +22,7 @@ import { createLogger, type Logger } from '../common/log.ts';
 import { packageVersion } from '../common/package-version.ts';
 import type { StreamRef } from '../common/livestream.ts';
 import { joinKey, playlistKey } from '../common/object-layout.ts';
-import { accessRoot, DEFAULT_TOKEN_TTL_SECONDS, tokenizedUrl, type PlaybackAccess } from '../common/playback-token.ts';
+import { accessRoot, DEFAULT_TOKEN_TTL_SECONDS, isTokenPrefix, tokenizedUrl, type PlaybackAccess } from '../common/playback-token.ts';
 import type { StreamView } from '../common/stream-view.ts';
 import context from './plugins/context.ts';
 import cors from './plugins/cors.ts';
@@ -39,6 +39,12 @@ import { schemaFormats } from './schemas.ts';
 
 export interface GatewayOptions {
   view: StreamView;
+  /**
+   * Proxies whose X-Forwarded-For names the client (Fastify's trustProxy:
+   * addresses, CIDR ranges, proxy-addr's names). Default none: the client is
+   * the connection's peer, and a forwarded header is not believed.
+   */
+  trustedProxies?: string[];
   /**
    * Base URL viewers fetch media from (the CDN). Omit it when the gateway
    * serves the local origin (`originDir`): playback URLs then point at the
@@ -82,7 +88,10 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
   const eventStreams = options.events ?? { ...DEFAULT_EVENT_STREAMS, heartbeatMs: defaultHeartbeatMs(timeouts.connectionMs) };
   // Heartbeats are what keeps the connection timeout from cutting a quiet event stream.
   if (eventStreams.heartbeatMs >= timeouts.connectionMs) throw new Error(`the event heartbeat (${eventStreams.heartbeatMs} ms) must be below the connection timeout (${timeouts.connectionMs} ms)`);
+  const trustedProxies = options.trustedProxies ?? [];
   const app = Fastify({
+    // request.ip (the per-address cap on event streams): the peer, or the client a trusted proxy names.
+    trustProxy: trustedProxies.length > 0 ? trustedProxies : false,
     requestTimeout: timeouts.requestMs,
     keepAliveTimeout: timeouts.keepAliveMs,
     connectionTimeout: timeouts.connectionMs,
@@ -112,10 +121,12 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
   };
   /** Where media is fetched from: the CDN's origin, or the gateway's own as playback URLs name it. */
   const playbackOrigin = (): string => new URL(options.playbackBaseUrl ?? localBase()).origin;
+  // The local store has no prefix; the bucket behind the CDN may. Tokens are signed for it.
+  const mediaPrefix = options.playbackBaseUrl ? (options.prefix ?? '') : '';
+  if (!isTokenPrefix(mediaPrefix)) throw new Error(`the key prefix "${mediaPrefix}" has a part the playback-token rule does not accept (each part: a letter or digit, then letters, digits, _ . -)`);
   const mediaUrl = (ref: StreamRef, access: PlaybackAccess, token?: string): string => {
-    // The local store has no prefix; the bucket behind the CDN may.
     const base = options.playbackBaseUrl ?? localBase();
-    const key = playlistKey(ref, joinKey(options.playbackBaseUrl ? (options.prefix ?? '') : '', accessRoot(access)));
+    const key = playlistKey(ref, joinKey(mediaPrefix, accessRoot(access)));
     return token ? tokenizedUrl(base, key, token) : `${base.replace(/\/+$/, '')}/${key}`;
   };
   // The gateway's own fetches (the follower) and the start-up banner: a
@@ -136,7 +147,7 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
   // Before every route it documents.
   await app.register(openapi, { version: packageVersion() });
   await app.register(context, { view: options.view, playbackUrl });
-  await app.register(playbackTokens, { config: options.playbackTokens ?? { keyring: undefined, ttlSeconds: DEFAULT_TOKEN_TTL_SECONDS, apiKey: undefined }, mediaUrl });
+  await app.register(playbackTokens, { config: options.playbackTokens ?? { keyring: undefined, ttlSeconds: DEFAULT_TOKEN_TTL_SECONDS, apiKey: undefined }, mediaUrl, mediaPrefix });
   await app.register(metrics, {
     maxStreams: options.metricsMaxStreams ?? 100,
     followIntervalMs: options.followIntervalMs ?? 500,

@@ -37,6 +37,8 @@ export function matches(filter: EventFilter, e: { namespace: string; name: strin
 }
 
 interface Seen {
+  namespace: string;
+  name: string;
   live: boolean;
   body: string;
 }
@@ -47,6 +49,7 @@ export class LiveStateEvents {
   private seq = 0;
   /** The most recent events, oldest first, at most `bufferSize`. */
   private readonly ring: LiveStateEvent[] = [];
+  /** Every stream's state as last seen, in namespace/name order: what `current` answers, shared by every connection. */
   private seen = new Map<string, Seen>();
   private readonly listeners = new Set<(event: LiveStateEvent) => void>();
 
@@ -75,26 +78,32 @@ export class LiveStateEvents {
    */
   rebaseline(): void {
     const seen = new Map<string, Seen>();
-    for (const s of this.view.list()) seen.set(streamId(s), { live: s.live, body: this.body(s) });
+    for (const s of this.sortedStates()) seen.set(streamId(s), { namespace: s.namespace, name: s.name, live: s.live, body: this.body(s) });
     this.seen = seen;
+  }
+
+  private sortedStates(): StreamState[] {
+    return this.view.list().sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
   }
 
   /** Compares the view with what was seen and emits an event per stream that changed. */
   update(): void {
     const next = new Map<string, Seen>();
-    const states = this.view.list().sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
-    for (const s of states) {
+    for (const s of this.sortedStates()) {
       const id = streamId(s);
-      const now: Seen = { live: s.live, body: this.body(s) };
+      const now: Seen = { namespace: s.namespace, name: s.name, live: s.live, body: this.body(s) };
       next.set(id, now);
       const before = this.seen.get(id);
-      if (before && before.body === now.body) continue;
+      if (before && before.body === now.body) {
+        next.set(id, before); // the same string, so one copy of each body is kept
+        continue;
+      }
       const event: LiveStateEventName = now.live && !before?.live ? 'live' : !now.live && before?.live ? 'offline' : 'changed';
       this.emit(event, s.namespace, s.name, now.body);
     }
     for (const [id, before] of this.seen) {
       if (next.has(id)) continue;
-      const { namespace, name } = JSON.parse(before.body) as { namespace: string; name: string };
+      const { namespace, name } = before;
       this.emit('deleted', namespace, name, JSON.stringify({ namespace, name }));
     }
     this.seen = next;
@@ -109,14 +118,15 @@ export class LiveStateEvents {
   /**
    * The current state of every matching stream as events: `live` for a live
    * stream, `changed` for any other, all with the newest id, so a client that
-   * reconnects after them resumes from here.
+   * reconnects after them resumes from here. The bodies are the hub's own
+   * strings (the state as of the newest event), not copies per connection.
    */
   current(filter: EventFilter): LiveStateEvent[] {
-    return this.view
-      .list()
-      .filter((s) => matches(filter, s))
-      .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name))
-      .map((s) => ({ seq: this.seq, event: s.live ? 'live' : 'changed', namespace: s.namespace, name: s.name, data: this.body(s) }));
+    const events: LiveStateEvent[] = [];
+    for (const s of this.seen.values()) {
+      if (matches(filter, s)) events.push({ seq: this.seq, event: s.live ? 'live' : 'changed', namespace: s.namespace, name: s.name, data: s.body });
+    }
+    return events;
   }
 
   /**

@@ -262,22 +262,24 @@ function podEnvironment(objs: K8sObject[], kind: string, name: string): Record<s
 }
 const without = (env: Record<string, string>, names: string[]) => Object.fromEntries(Object.entries(env).filter(([k]) => !names.includes(k)));
 
-const GATEWAY_CLIENT_SETTINGS = ['TTEOK_GATEWAY_REQUEST_TIMEOUT_MS', 'TTEOK_GATEWAY_HEADERS_TIMEOUT_MS', 'TTEOK_GATEWAY_KEEP_ALIVE_TIMEOUT_MS', 'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', 'TTEOK_PLAYER_SRC_ORIGINS', 'TTEOK_EVENTS_HEARTBEAT_MS', 'TTEOK_EVENTS_MAX_CONNECTIONS', 'TTEOK_EVENTS_BUFFER_SIZE'];
+const GATEWAY_CLIENT_SETTINGS = ['TTEOK_GATEWAY_REQUEST_TIMEOUT_MS', 'TTEOK_GATEWAY_HEADERS_TIMEOUT_MS', 'TTEOK_GATEWAY_KEEP_ALIVE_TIMEOUT_MS', 'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', 'TTEOK_PLAYER_SRC_ORIGINS', 'TTEOK_EVENTS_HEARTBEAT_MS', 'TTEOK_EVENTS_MAX_CONNECTIONS', 'TTEOK_EVENTS_MAX_CONNECTIONS_PER_ADDRESS', 'TTEOK_EVENTS_BUFFER_SIZE', 'TTEOK_GATEWAY_TRUSTED_PROXIES'];
 const gatewayClientSettings = (c: GatewayConfig) => ({
   timeouts: [c.requestTimeoutMs, c.headersTimeoutMs, c.keepAliveTimeoutMs, c.connectionTimeoutMs],
   playerSrcOrigins: c.playerSrcOrigins,
   events: c.events,
+  trustedProxies: c.trustedProxies,
 });
 const INGEST_PUBLISHER_SETTINGS = ['TTEOK_PUBLISHER_IDLE_SECONDS', 'TTEOK_TAKEOVER_SILENCE_SECONDS', 'TTEOK_RTMP_PUBLISH_DEADLINE_SECONDS', 'TTEOK_RTMP_MAX_MESSAGE_BYTES', 'TTEOK_RTMP_MAX_CONNECTIONS', 'TTEOK_RTMP_MAX_CONNECTIONS_PER_ADDRESS', 'TTEOK_RTMP_KEEPALIVE_SECONDS'];
 const ingestPublisherSettings = (c: IngestConfig) => ({ publisherIdleMs: c.publisherIdleMs, takeoverSilenceMs: c.takeoverSilenceMs, rtmp: c.rtmp });
 
 t.test('gateway timeouts, player sources and event streams, ingest idle, takeover and RTMP limits: chart values the code reads, with its defaults', async (t) => {
   const gatewayEnv = podEnvironment(def, 'Deployment', 't-tteok-gateway');
-  for (const name of ['TTEOK_GATEWAY_REQUEST_TIMEOUT_MS', 'TTEOK_GATEWAY_HEADERS_TIMEOUT_MS', 'TTEOK_GATEWAY_KEEP_ALIVE_TIMEOUT_MS', 'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', 'TTEOK_EVENTS_MAX_CONNECTIONS', 'TTEOK_EVENTS_BUFFER_SIZE']) {
+  for (const name of ['TTEOK_GATEWAY_REQUEST_TIMEOUT_MS', 'TTEOK_GATEWAY_HEADERS_TIMEOUT_MS', 'TTEOK_GATEWAY_KEEP_ALIVE_TIMEOUT_MS', 'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', 'TTEOK_EVENTS_MAX_CONNECTIONS', 'TTEOK_EVENTS_MAX_CONNECTIONS_PER_ADDRESS', 'TTEOK_EVENTS_BUFFER_SIZE']) {
     t.ok(name in gatewayEnv, `the gateway gets ${name}`);
   }
   t.notOk('TTEOK_EVENTS_HEARTBEAT_MS' in gatewayEnv, 'no heartbeat set by default: the code derives it from the connection timeout');
   t.notOk('TTEOK_PLAYER_SRC_ORIGINS' in gatewayEnv, 'no player sources set by default: the code allows the CDN\'s origin');
+  t.notOk('TTEOK_GATEWAY_TRUSTED_PROXIES' in gatewayEnv, 'no trusted proxy by default: the client is the connection\'s peer');
   t.same(gatewayClientSettings(loadGatewayConfig(gatewayEnv)), gatewayClientSettings(loadGatewayConfig(without(gatewayEnv, GATEWAY_CLIENT_SETTINGS))), 'the gateway runs with the code\'s defaults');
 
   const ingestEnv = podEnvironment(def, 'StatefulSet', 't-tteok-ingest');
@@ -288,7 +290,8 @@ t.test('gateway timeouts, player sources and event streams, ingest idle, takeove
   t.same(gatewayClientSettings(loadGatewayConfig(podEnvironment(all, 'Deployment', 't-tteok-gateway'))), {
     timeouts: [30_000, 10_000, 65_000, 120_000],
     playerSrcOrigins: ['https://d111111abcdef8.cloudfront.net', 'https://media.example.com'],
-    events: { heartbeatMs: 20_000, maxConnections: 5000, bufferSize: 1_000_000 },
+    events: { heartbeatMs: 20_000, maxConnections: 5000, maxConnectionsPerAddress: 40, bufferSize: 1_000_000 },
+    trustedProxies: ['10.0.0.0/8', 'fd00::/8'],
   }, 'gateway values reach the gateway (a million written as a whole number)');
   t.same(ingestPublisherSettings(loadIngestConfig(podEnvironment(all, 'StatefulSet', 't-tteok-ingest'))), {
     publisherIdleMs: 8000,

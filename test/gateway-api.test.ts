@@ -511,13 +511,13 @@ t.test('parsing playlists for the follower', async (tt) => {
 t.test('configuration', async (tt) => {
   const d = loadGatewayConfig({ TTEOK_PLAYBACK_BASE_URL: 'https://d123.cloudfront.net' });
   tt.same(d, {
-    host: '0.0.0.0', port: 8080, playbackBaseUrl: 'https://d123.cloudfront.net', prefix: '', corsOrigins: ['*'],
+    host: '0.0.0.0', trustedProxies: [], port: 8080, playbackBaseUrl: 'https://d123.cloudfront.net', prefix: '', corsOrigins: ['*'],
     followIntervalMs: 500, metricsMaxStreams: 100, view: 'local', keysFile: 'tteok-keys.yaml', localOriginDir: undefined,
     playlistMaxAgeSeconds: undefined,
     requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, connectionTimeoutMs: 30_000,
     playerSrcOrigins: undefined,
     playbackTokens: { keyring: undefined, apiKey: undefined, ttlSeconds: 14400 },
-    events: { heartbeatMs: 15_000, maxConnections: 1000, bufferSize: 1000 },
+    events: { heartbeatMs: 15_000, maxConnections: 1000, maxConnectionsPerAddress: 20, bufferSize: 1000 },
   }, 'defaults');
   tt.throws(() => loadGatewayConfig({}), /TTEOK_PLAYBACK_BASE_URL is required/);
   tt.equal(loadGatewayConfig({ TTEOK_STORAGE: 'local' }).localOriginDir, '.tteok/origin', 'the local origin needs no CDN URL');

@@ -5,7 +5,10 @@
 // module (KeyValueStore access) exists only inside CloudFront, so a minimal
 // stand-in for `cf.kvs().get()` backed by a Map is the one fake here; `crypto`
 // is Node's. Every case is also run through common/playback-token.ts, the
-// gateway's implementation of the same rule, and the two must agree.
+// gateway's implementation of the same rule, and the two must agree. A token
+// is signed for the stream under one key prefix (two installations may share
+// a bucket), and the token marker `_t` cannot be a namespace, so a public
+// stream in namespace `t` plays.
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,7 +90,7 @@ function viaModule(uri: string): Outcome {
   return decision.allow ? { allow: true, uri: decision.uri } : { allow: false, reason: decision.reason };
 }
 
-const tokenFor = (key: PlaybackKey, ref: typeof demo, ttl = 3600, now = Date.now()) => mintPlaybackToken(key, ref, ttl, now).token;
+const tokenFor = (key: PlaybackKey, ref: typeof demo, ttl = 3600, now = Date.now(), prefix = 'live') => mintPlaybackToken(key, { prefix, ...ref }, ttl, now).token;
 const playlist = (prefix = 'live/') => `/${prefix}_private/default/demo/index.m3u8`;
 const segment = '/live/_private/default/demo/mk3x-1a2b3c4d/1-17.m4s';
 const init = '/live/_private/default/demo/mk3x-1a2b3c4d/init-1.mp4';
@@ -114,26 +117,41 @@ t.test('the CloudFront Function and common/playback-token.ts decide every reques
   await check('private playlist, encoded slash', '/live/_private%2Fdefault%2Fdemo%2Findex.m3u8', { allow: false, reason: 'a private stream needs a playback token' });
   await check('malformed percent-encoding', '/live/%E0%A4%A/default/demo/index.m3u8', { allow: false, reason: 'a private stream needs a playback token' });
 
-  await check('valid token, playlist', `/t/${valid}${playlist()}`, { allow: true, uri: playlist() });
-  await check('valid token, segment', `/t/${valid}${segment}`, { allow: true, uri: segment });
-  await check('valid token, init segment', `/t/${valid}${init}`, { allow: true, uri: init });
-  await check('valid token, no prefix', `/t/${valid}${playlist('')}`, { allow: true, uri: playlist('') });
+  await check('valid token, playlist', `/_t/${valid}${playlist()}`, { allow: true, uri: playlist() });
+  await check('valid token, segment', `/_t/${valid}${segment}`, { allow: true, uri: segment });
+  await check('valid token, init segment', `/_t/${valid}${init}`, { allow: true, uri: init });
+  const unprefixed = tokenFor(OLD, demo, 3600, Date.now(), '');
+  await check('valid token, no prefix', `/_t/${unprefixed}${playlist('')}`, { allow: true, uri: playlist('') });
+  const nested = tokenFor(OLD, demo, 3600, Date.now(), 'media/live');
+  await check('valid token, two-part prefix', `/_t/${nested}${playlist('media/live/')}`, { allow: true, uri: playlist('media/live/') });
+
+  // Two installations in one bucket, prefixes "live" and "other": a token of one opens nothing of the other.
+  await check('token of prefix live, under prefix other', `/_t/${valid}${playlist('other/')}`, { allow: false, reason: 'token bad-signature' });
+  await check('token of prefix live, without the prefix', `/_t/${valid}${playlist('')}`, { allow: false, reason: 'token bad-signature' });
+  await check('token without a prefix, under prefix live', `/_t/${unprefixed}${playlist()}`, { allow: false, reason: 'token bad-signature' });
+  await check('token of prefix live, under live/live', `/_t/${valid}${playlist('live/live/')}`, { allow: false, reason: 'token bad-signature' });
+
+  // Namespace `t` is a valid namespace: its public streams pass unchanged, with no prefix too.
+  await check('public playlist in namespace t, no prefix', '/t/demo/index.m3u8', { allow: true, uri: '/t/demo/index.m3u8' });
+  await check('public segment in namespace t, no prefix', '/t/demo/mk3x-1a2b3c4d/1-17.m4s', { allow: true, uri: '/t/demo/mk3x-1a2b3c4d/1-17.m4s' });
+  // A v1 URL (before issue 17) is not a token path any more: its private path needs a token.
+  await check('v1 token URL', `/t/${valid}${playlist()}`, { allow: false, reason: 'a private stream needs a playback token' });
 
   const expired = tokenFor(OLD, demo, 60, Date.now() - 3_600_000);
-  await check('expired token', `/t/${expired}${playlist()}`, { allow: false, reason: 'token expired' });
-  await check('another stream\'s token', `/t/${tokenFor(OLD, other)}${playlist()}`, { allow: false, reason: 'token bad-signature' });
+  await check('expired token', `/_t/${expired}${playlist()}`, { allow: false, reason: 'token expired' });
+  await check('another stream\'s token', `/_t/${tokenFor(OLD, other)}${playlist()}`, { allow: false, reason: 'token bad-signature' });
 
   const [kid, expires, signature] = valid.split('.') as [string, string, string];
   const later = String(Number(expires) + 86_400 * 365);
-  await check('tampered: expiry pushed back', `/t/${kid}.${later}.${signature}${playlist()}`, { allow: false, reason: 'token bad-signature' });
+  await check('tampered: expiry pushed back', `/_t/${kid}.${later}.${signature}${playlist()}`, { allow: false, reason: 'token bad-signature' });
   const flipped = (signature[0] === 'a' ? 'b' : 'a') + signature.slice(1);
-  await check('tampered: signature changed', `/t/${kid}.${expires}.${flipped}${playlist()}`, { allow: false, reason: 'token bad-signature' });
-  await check('tampered: key id changed', `/t/nosuchkey.${expires}.${signature}${playlist()}`, { allow: false, reason: 'token unknown-key' });
-  await check('tampered: truncated', `/t/${valid.slice(0, -1)}${playlist()}`, { allow: false, reason: 'token malformed' });
-  await check('token on a public path', `/t/${valid}/live/default/demo/index.m3u8`, { allow: false, reason: 'a token is only for a private stream\'s media' });
-  await check('token path with a dot segment', `/t/${valid}/live/_private/default/demo/../other/index.m3u8`, { allow: false, reason: 'a token is only for a private stream\'s media' });
-  await check('token path, not a media file', `/t/${valid}/live/_private/default/demo/secret.txt`, { allow: false, reason: 'a token is only for a private stream\'s media' });
-  await check('token, nothing after it', `/t/${valid}`, { allow: false, reason: 'no path after the token' });
+  await check('tampered: signature changed', `/_t/${kid}.${expires}.${flipped}${playlist()}`, { allow: false, reason: 'token bad-signature' });
+  await check('tampered: key id changed', `/_t/nosuchkey.${expires}.${signature}${playlist()}`, { allow: false, reason: 'token unknown-key' });
+  await check('tampered: truncated', `/_t/${valid.slice(0, -1)}${playlist()}`, { allow: false, reason: 'token malformed' });
+  await check('token on a public path', `/_t/${valid}/live/default/demo/index.m3u8`, { allow: false, reason: 'a token is only for a private stream\'s media' });
+  await check('token path with a dot segment', `/_t/${valid}/live/_private/default/demo/../other/index.m3u8`, { allow: false, reason: 'a token is only for a private stream\'s media' });
+  await check('token path, not a media file', `/_t/${valid}/live/_private/default/demo/secret.txt`, { allow: false, reason: 'a token is only for a private stream\'s media' });
+  await check('token, nothing after it', `/_t/${valid}`, { allow: false, reason: 'no path after the token' });
 });
 
 t.test('key rotation: two secrets verify during the changeover, the retired one stops', async (t) => {
@@ -143,8 +161,8 @@ t.test('key rotation: two secrets verify during the changeover, the retired one 
   const oldToken = tokenFor(OLD, demo);
   const newToken = tokenFor(NEW, demo);
   const decide = async (token: string) => {
-    const fn = await viaFunction(handler, `/t/${token}${playlist()}`);
-    t.same(viaModule(`/t/${token}${playlist()}`), fn, 'common module agrees');
+    const fn = await viaFunction(handler, `/_t/${token}${playlist()}`);
+    t.same(viaModule(`/_t/${token}${playlist()}`), fn, 'common module agrees');
     return fn.allow;
   };
 

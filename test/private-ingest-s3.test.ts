@@ -63,10 +63,10 @@ t.test('a private stream is stored under <prefix>/_private/, a public one where 
   // The CDN's rule maps a viewer's tokenized URI onto exactly these keys.
   const key = { id: 'k1', secret: 'a-shared-secret-0123456789abcdefghijklmnop' };
   const secretOf = (id: string) => (id === key.id ? key.secret : undefined);
-  const token = mintPlaybackToken(key, { namespace: 'default', name: 'members' }, 600).token;
+  const token = mintPlaybackToken(key, { prefix: 'live', namespace: 'default', name: 'members' }, 600).token;
   for (const stored of privateKeys) {
-    const decision = authorizeMediaPath(`/t/${token}/${stored}`, secretOf);
-    t.same(decision, { allow: true, uri: `/${stored}` }, `/t/<token>/${stored} → the stored key`);
+    const decision = authorizeMediaPath(`/_t/${token}/${stored}`, secretOf);
+    t.same(decision, { allow: true, uri: `/${stored}` }, `/_t/<token>/${stored} → the stored key`);
     t.equal(authorizeMediaPath(`/${stored}`, secretOf).allow, false, `${stored} without a token is refused`);
   }
 });

@@ -6,7 +6,9 @@
 // the playlist, the media segments and the init segment, and the player page
 // in headless Chromium plays the stream with ?token= and not without it.
 // Tokens a backend mints itself with the shared secret (the second key of
-// the keyring, as during a rotation) work the same.
+// the keyring, as during a rotation) work the same. A public stream in the
+// namespace `t` plays beside it (the token marker is `_t`, which no namespace
+// can be).
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +34,7 @@ t.teardown(async () => {
 
 const STREAM_KEY = 'members-stream-key-0123456789abcdef';
 const OPEN_KEY = 'open-stream-key-0123456789abcdefghij';
+const T_KEY = 'namespace-t-stream-key-0123456789abcd';
 const API_KEY = 'backend-api-key-0123456789abcdefghijklmnop';
 const CURRENT = { id: 'k2', secret: 'current-secret-0123456789abcdefghijklmnopqrstuvwxyz' };
 const PREVIOUS = { id: 'k1', secret: 'previous-secret-0123456789abcdefghijklmnopqrstuvwxy' };
@@ -47,6 +50,12 @@ writeFileSync(join(home, 'keys.yaml'), [
   'metadata: { name: open, namespace: default }',
   'spec: { title: Open to all }',
   `streamKey: ${OPEN_KEY}`,
+  '---',
+  'apiVersion: tteok.dev/v1alpha1',
+  'kind: LiveStream',
+  'metadata: { name: news, namespace: t }',
+  'spec: { title: Namespace t }',
+  `streamKey: ${T_KEY}`,
   '',
 ].join('\n'));
 
@@ -63,7 +72,9 @@ const gateway = `http://127.0.0.1:${gatewayPort}`;
 await local.waitForLine(/^\s+Watch:\s+http\S+\/$/, 60_000);
 await httpReady(`${gateway}/readyz`);
 
-const members = { namespace: 'default', name: 'members' };
+// The local origin has no key prefix: tokens are signed for the stream under ''.
+const members = { prefix: '', namespace: 'default', name: 'members' };
+const open = { prefix: '', namespace: 'default', name: 'open' };
 type Json = Record<string, unknown>;
 async function json(url: string, init?: RequestInit): Promise<{ status: number; body: Json; headers: Headers }> {
   const res = await fetch(url, init);
@@ -96,7 +107,7 @@ t.test('the lookup says private and gives no usable playbackUrl without a token'
   t.equal(open.body.access, 'public');
   t.equal(open.body.playbackUrl, `${gateway}/origin/default/open/index.m3u8`, 'a public stream\'s URL is unchanged');
   const list = await json(`${gateway}/v1/streams`);
-  t.same((list.body.streams as Json[]).map((s) => [s.name, s.access, s.playbackUrl === null]), [['members', 'private', true], ['open', 'public', false]]);
+  t.same((list.body.streams as Json[]).map((s) => [s.name, s.access, s.playbackUrl === null]), [['members', 'private', true], ['open', 'public', false], ['news', 'public', false]]);
   t.notMatch(local.lines.join('\n'), CURRENT.secret, 'the secret is never printed');
 });
 
@@ -122,13 +133,13 @@ t.test('minting a token needs the API key; it is scoped, expiring and playable',
   t.match(token, /^k2\.\d+\.[0-9a-f]{64}$/, 'signed with the first (current) key');
   const expiresAt = Date.parse(String(ok.body.expiresAt));
   t.ok(expiresAt >= before + 7_199_000 && expiresAt <= Date.now() + 7_201_000, 'expires after the configured TTL');
-  t.equal(ok.body.playbackUrl, `${gateway}/origin/t/${token}/_private/default/members/index.m3u8`);
+  t.equal(ok.body.playbackUrl, `${gateway}/origin/_t/${token}/_private/default/members/index.m3u8`);
   const short = await mint({ auth: `Bearer ${API_KEY}`, body: { ttlSeconds: 60 } });
   t.ok(Date.parse(String(short.body.expiresAt)) <= Date.now() + 61_000, 'a shorter lifetime on request');
 
   const withToken = await json(`${gateway}/v1/streams/default/members?token=${token}`);
   t.equal(withToken.body.playbackUrl, ok.body.playbackUrl, 'the lookup with the token gives the playable URL');
-  const openToken = mintPlaybackToken(CURRENT, { namespace: 'default', name: 'open' }, 600).token;
+  const openToken = mintPlaybackToken(CURRENT, open, 600).token;
   const wrong = await json(`${gateway}/v1/streams/default/members?token=${openToken}`);
   t.equal(wrong.status, 403, 'another stream\'s token is refused');
   t.match(wrong.body.message, /bad-signature/);
@@ -139,7 +150,7 @@ let publisher: ManagedProcess | undefined;
 t.test('the private stream\'s playlist, segments and init segment need a valid token at the origin', async (t) => {
   publisher = publishTestPattern({ url: `rtmp://127.0.0.1:${rtmpPort}/live/${STREAM_KEY}` });
   await waitFor('the stream to go live', async () => ((await json(`${gateway}/v1/streams/default/members`)).body.live === true ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
-  const tokenUrl = `${gateway}/origin/t/${token}/_private/default/members/index.m3u8`;
+  const tokenUrl = `${gateway}/origin/_t/${token}/_private/default/members/index.m3u8`;
   const playlist = await waitFor('a playlist with three segments', async () => {
     const res = await fetch(tokenUrl);
     if (res.status !== 200) {
@@ -152,13 +163,13 @@ t.test('the private stream\'s playlist, segments and init segment need a valid t
   const segment = playlist.segments.at(-1)!;
   const segUrl = new URL(segment.uri, tokenUrl).href;
   const initUrl = new URL(segment.map, tokenUrl).href;
-  t.match(segUrl, `/origin/t/${token}/_private/default/members/`, 'relative segment URIs inherit the token');
+  t.match(segUrl, `/origin/_t/${token}/_private/default/members/`, 'relative segment URIs inherit the token');
   t.equal(await statusOf(segUrl), 200, 'segment with the token');
   const init = await fetch(initUrl);
   t.equal(init.status, 200, 'init segment with the token');
   t.equal(Buffer.from(await init.arrayBuffer()).subarray(4, 8).toString('latin1'), 'ftyp');
 
-  const bare = (url: string) => url.replace(`/t/${token}`, '');
+  const bare = (url: string) => url.replace(`/_t/${token}`, '');
   for (const [what, url] of [['playlist', tokenUrl], ['segment', segUrl], ['init segment', initUrl]] as const) {
     const res = await fetch(bare(url));
     t.equal(res.status, 403, `${what} without a token: 403`);
@@ -170,12 +181,46 @@ t.test('the private stream\'s playlist, segments and init segment need a valid t
   t.equal(await statusOf(tokenUrl.replace(token, expired)), 403, 'an expired token');
   const [kid, exp, sig] = token.split('.');
   t.equal(await statusOf(tokenUrl.replace(token, `${kid}.${Number(exp) + 86_400}.${sig}`)), 403, 'a token whose expiry was edited');
-  const other = mintPlaybackToken(CURRENT, { namespace: 'default', name: 'open' }, 600).token;
+  const other = mintPlaybackToken(CURRENT, open, 600).token;
   t.equal(await statusOf(tokenUrl.replace(token, other)), 403, 'another stream\'s token');
   const byBackend = mintPlaybackToken(PREVIOUS, members, 600).token;
   t.equal(await statusOf(tokenUrl.replace(token, byBackend)), 200, 'a token the backend minted with the previous key (rotation)');
   const unknownKey = mintPlaybackToken({ id: 'k0', secret: 'retired-secret-0123456789abcdefghijklmnopqrstuv' }, members, 600).token;
   t.equal(await statusOf(tokenUrl.replace(token, unknownKey)), 403, 'a retired key');
+  const otherPrefix = mintPlaybackToken(CURRENT, { ...members, prefix: 'live' }, 600).token;
+  t.equal(await statusOf(tokenUrl.replace(token, otherPrefix)), 403, 'a token for the stream under another key prefix');
+  const v1 = await statusOf(tokenUrl.replace(`/_t/${token}`, `/t/${token}`));
+  t.ok(v1 === 400 || v1 === 403, `a v1 URL (/t/<token>/…) is not a token path: refused (${v1}), nothing served`);
+});
+
+t.test('a public stream in the namespace t plays while the private stream\'s tokens work', async (t) => {
+  const news = publishTestPattern({ url: `rtmp://127.0.0.1:${rtmpPort}/live/${T_KEY}`, size: '160x90', name: 'ffmpeg-news' });
+  try {
+    const lookup = await waitFor('t/news to go live', async () => {
+      const res = await json(`${gateway}/v1/streams/t/news`);
+      return res.body.live === true ? res.body : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 250 });
+    const url = String(lookup.playbackUrl);
+    t.equal(url, `${gateway}/origin/t/news/index.m3u8`, 'its playback URL starts with /origin/t/');
+    const playlist = await waitFor('its playlist with a segment', async () => {
+      const res = await fetch(url);
+      const text = await res.text();
+      if (res.status === 404) return undefined; // not stored yet
+      if (res.status !== 200) return { status: res.status, text };
+      const p = parsePlaylist(text);
+      return p.segments.length >= 1 ? { status: 200, text, p } : undefined;
+    }, { timeoutMs: 40_000, intervalMs: 250 });
+    t.equal(playlist.status, 200, `the playlist: ${playlist.status} ${playlist.status === 200 ? '' : playlist.text}`);
+    const segment = playlist.p?.segments.at(-1);
+    if (segment) {
+      t.equal(await statusOf(new URL(segment.uri, url).href), 200, 'a media segment');
+      t.equal(await statusOf(new URL(segment.map, url).href), 200, 'its init segment');
+    }
+    t.equal(await statusOf(`${gateway}/origin/_t/${token}/_private/default/members/index.m3u8`), 200, 'meanwhile the private stream plays with its token');
+    t.equal(await statusOf(`${gateway}/origin/_private/default/members/index.m3u8`), 403, 'and not without');
+  } finally {
+    await news.stop('SIGINT', 10_000);
+  }
 });
 
 type Stats = { state: string; playing: boolean; currentTime: number; errors: string[] };
@@ -205,7 +250,7 @@ t.test('the player plays the private stream with ?token= and not without', async
   }, bareUrl);
   t.equal(failure.code, 403, `hls.js without a token: ${failure.details}, HTTP ${failure.code}`);
 
-  const wrong = mintPlaybackToken(CURRENT, { namespace: 'default', name: 'open' }, 600).token;
+  const wrong = mintPlaybackToken(CURRENT, open, 600).token;
   await page.goto(`${gateway}/?stream=default/members&token=${wrong}`);
   const refused = await waitFor('the page to report the refused token', async () => {
     const s = await stats();

@@ -6,13 +6,13 @@
 // and media segments (.m4s), by names whose every part starts with a letter
 // or digit, so no dot-file (the store's temporary files) and no `..`.
 // Private streams (under `_private/`) follow the CDN's rule exactly
-// (common/playback-token.ts): only as `t/<token>/_private/…` with a valid token.
+// (common/playback-token.ts): only as `_t/<token>/_private/…` with a valid token.
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
 import { contentTypeFor, playlistCacheControl, SEGMENT_CACHE_CONTROL } from '../../common/object-layout.ts';
-import type { MediaPathDecision } from '../../common/playback-token.ts';
+import { TOKEN_SEGMENT, type MediaPathDecision } from '../../common/playback-token.ts';
 import { parseMediaPlaylist } from '../../common/media-playlist.ts';
 import { errorResponses, errorSchema, noQuerystring, textBody } from '../schemas.ts';
 import { sendError } from './errors.ts';
@@ -26,8 +26,8 @@ export interface OriginOptions {
 }
 
 const PART = '[A-Za-z0-9][A-Za-z0-9_.-]{0,127}';
-/** `<namespace>/<name>/index.m3u8` or `<namespace>/<name>/<run>/<file>`, nothing else. */
-export const ORIGIN_PATH_PATTERN = `^(t/[A-Za-z0-9_.-]{1,200}/)?(_private/)?(${PART}/){2,3}${PART}\\.(m3u8|mp4|m4s)$`;
+/** `<namespace>/<name>/index.m3u8` or `<namespace>/<name>/<run>/<file>`, private ones behind `_private/` and a token; nothing else. */
+export const ORIGIN_PATH_PATTERN = `^(${TOKEN_SEGMENT}/[A-Za-z0-9_.-]{1,200}/)?(_private/)?(${PART}/){2,3}${PART}\\.(m3u8|mp4|m4s)$`;
 
 interface OriginParams {
   '*': string;

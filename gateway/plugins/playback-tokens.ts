@@ -25,6 +25,7 @@ import {
   type MintedToken,
   type PlaybackAccess,
   type TokenCheck,
+  type TokenScope,
 } from '../../common/playback-token.ts';
 import type { PlaybackTokenConfig } from '../config.ts';
 import { errorSchema, httpError, noQuerystring, streamParamsSchema } from '../schemas.ts';
@@ -32,7 +33,7 @@ import { errorSchema, httpError, noQuerystring, streamParamsSchema } from '../sc
 export interface PlaybackTokens {
   /** Whether tokens can be minted and verified here (TTEOK_PLAYBACK_TOKEN_KEYS set). */
   readonly enabled: boolean;
-  /** A token for the stream, valid for ttlSeconds (default and cap: the configured TTL); undefined without keys. */
+  /** A token for the stream under this gateway's media prefix, valid for ttlSeconds (default and cap: the configured TTL); undefined without keys. */
   mint(ref: StreamRef, ttlSeconds?: number): MintedToken | undefined;
   check(token: string, ref: StreamRef): TokenCheck;
   /** The CDN's rule for a media path (`/…`), as the CloudFront Function applies it. */
@@ -50,6 +51,8 @@ declare module 'fastify' {
 export interface PlaybackTokensOptions {
   config: PlaybackTokenConfig;
   mediaUrl: (ref: StreamRef, access: PlaybackAccess, token?: string) => string;
+  /** The key prefix in playback URLs ('' on the local origin): tokens are signed for the stream under it. */
+  mediaPrefix: string;
 }
 
 const tokenResponse = {
@@ -70,10 +73,11 @@ function digest(text: string): Buffer {
 const playbackTokens: FastifyPluginAsync<PlaybackTokensOptions> = async (app, options) => {
   const { keyring, ttlSeconds, apiKey } = options.config;
   const secretOf = keyringLookup(keyring);
+  const scopeOf = (ref: StreamRef): TokenScope => ({ prefix: options.mediaPrefix, namespace: ref.namespace, name: ref.name });
   const tokens: PlaybackTokens = {
     enabled: keyring !== undefined,
-    mint: (ref, ttl) => (keyring ? mintPlaybackToken(keyring.signing, ref, Math.min(ttl ?? ttlSeconds, ttlSeconds)) : undefined),
-    check: (token, ref) => verifyPlaybackToken(token, ref, secretOf),
+    mint: (ref, ttl) => (keyring ? mintPlaybackToken(keyring.signing, scopeOf(ref), Math.min(ttl ?? ttlSeconds, ttlSeconds)) : undefined),
+    check: (token, ref) => verifyPlaybackToken(token, scopeOf(ref), secretOf),
     authorizeMediaPath: (uri) => authorizeMediaPath(uri, secretOf),
   };
   app.decorate('playbackTokens', tokens);

@@ -3,16 +3,18 @@
 // (authorizeMediaPath), in this runtime's JavaScript; a test runs both on the
 // same requests and requires the same answers.
 //
-// - /t/<token>/<rest>: <rest> must be a private stream's media path
+// - /_t/<token>/<rest>: <rest> must be a private stream's media path
 //   (<prefix>/_private/<namespace>/<name>/index.m3u8 or …/<run>/<file>) and the
-//   token valid for that stream now; the token is then removed from the URI,
-//   before the cache lookup, so every viewer shares one cached copy.
+//   token valid now for that stream under that prefix; the token is then
+//   removed from the URI, before the cache lookup, so every viewer shares one
+//   cached copy. `_t` is not a DNS label, so no namespace collides with it.
 // - any other URI with a _private segment (also percent-encoded): 403.
 // - everything else (public streams): passed on unchanged.
 //
-// Token: <kid>.<expires>.<hex HMAC-SHA256 of
-// "tteok-playback-v1\n<kid>\n<expires>\n<namespace>/<name>">, keyed with the
-// secret stored in the KeyValueStore under "token-key-<kid>".
+// Token (v2): <kid>.<expires>.<hex HMAC-SHA256 of
+// "tteok-playback-v2\n<kid>\n<expires>\n<prefix>/_private/<namespace>/<name>">
+// (the path as it stands in the URI; without a prefix "_private/<namespace>/<name>"),
+// keyed with the secret stored in the KeyValueStore under "token-key-<kid>".
 import cf from 'cloudfront';
 import crypto from 'crypto';
 
@@ -62,10 +64,10 @@ async function secretOf(kid) {
 async function handler(event) {
   const request = event.request;
   const uri = request.uri;
-  if (uri.startsWith('/t/')) {
-    const slash = uri.indexOf('/', 3);
+  if (uri.startsWith('/_t/')) {
+    const slash = uri.indexOf('/', 4);
     if (slash < 0) return forbidden('no path after the token');
-    const token = uri.slice(3, slash);
+    const token = uri.slice(4, slash);
     const rest = uri.slice(slash);
     const path = PRIVATE_PATH.exec(rest);
     if (!path) return forbidden("a token is only for a private stream's media");
@@ -78,7 +80,7 @@ async function handler(event) {
     if (secret === undefined) return forbidden('token unknown-key');
     const expected = crypto
       .createHmac('sha256', secret)
-      .update('tteok-playback-v1\n' + kid + '\n' + expires + '\n' + path[2] + '/' + path[4])
+      .update('tteok-playback-v2\n' + kid + '\n' + expires + '\n' + path[1] + '_private/' + path[2] + '/' + path[4])
       .digest('hex');
     if (!sameSignature(parts[3], expected)) return forbidden('token bad-signature');
     request.uri = rest;

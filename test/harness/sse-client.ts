@@ -31,9 +31,10 @@ export interface SseClient {
   close(): void;
 }
 
-export function openEventStream(url: string, headers: Record<string, string> = {}): Promise<SseClient> {
+/** `localAddress`: the client's own address (127.0.0.2 on loopback is another client). */
+export function openEventStream(url: string, headers: Record<string, string> = {}, options: { localAddress?: string } = {}): Promise<SseClient> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { headers: { accept: 'text/event-stream', ...headers } }, (res) => {
+    const req = request(url, { headers: { accept: 'text/event-stream', ...headers }, ...(options.localAddress ? { localAddress: options.localAddress } : {}) }, (res) => {
       let ended = false;
       let errorBody: string | undefined;
       const client: SseClient = {

@@ -29,7 +29,7 @@ export interface IngestConfig {
   shutdownTimeoutMs: number;
   rtmp: RtmpLimits;
   /** RTMPS listener; undefined when TTEOK_RTMPS_PORT is not set. */
-  rtmps: { host: string; port: number; certFile: string; keyFile: string; reloadMs: number } | undefined;
+  rtmps: { host: string; port: number; certFile: string; keyFile: string; reloadMs: number; handshakeTimeoutMs: number } | undefined;
   /** Media volume use (percent) above which new publishes are refused and /readyz is not ready. */
   mediaHighWaterPercent: number;
   /** Media volume use (percent) above which live streams' new segments are skipped: the backlog bound. */
@@ -60,6 +60,7 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
   const rtmpsCert = envOptional(env, 'TTEOK_RTMPS_CERT_FILE');
   const rtmpsKey = envOptional(env, 'TTEOK_RTMPS_KEY_FILE');
   const rtmpsReloadMs = envNumber(env, 'TTEOK_RTMPS_RELOAD_SECONDS', 10, 1, 3600) * 1000;
+  const rtmpsHandshakeTimeoutMs = envNumber(env, 'TTEOK_RTMPS_HANDSHAKE_TIMEOUT_SECONDS', 5, 1, 60) * 1000;
   if (rtmpsPort !== undefined && (!rtmpsCert || !rtmpsKey)) throw new ConfigError('TTEOK_RTMPS_CERT_FILE and TTEOK_RTMPS_KEY_FILE are required when TTEOK_RTMPS_PORT is set');
   const mediaHighWaterPercent = envNumber(env, 'TTEOK_MEDIA_HIGH_WATER_PERCENT', 85, 1, 100);
   const mediaFullPercent = envNumber(env, 'TTEOK_MEDIA_FULL_PERCENT', 95, 1, 100);
@@ -111,6 +112,7 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
             certFile: rtmpsCert,
             keyFile: rtmpsKey,
             reloadMs: rtmpsReloadMs,
+            handshakeTimeoutMs: rtmpsHandshakeTimeoutMs,
           },
     mediaHighWaterPercent,
     mediaFullPercent,

@@ -49,8 +49,8 @@ export interface RtmpConnectionDeps {
   settings: ConnectionSettings;
   /** True once the ingest is shutting down. */
   shuttingDown: () => boolean;
-  /** Set when the connection is over a cap: its publish is refused saying so. */
-  overCap?: { reason: 'server_full' | 'address_full'; limit: number };
+  /** Set when this connection's publish is refused whatever its key (over a cap, plain RTMP on the RTMPS port): the reason is a metric label, the description the sentence the client reads. */
+  refusePublish?: { reason: string; description: string };
 }
 
 type Phase = 'version' | 'c1' | 'c2' | 'chunks';
@@ -260,14 +260,10 @@ export class RtmpConnection {
 
   private publish(rtmpStreamId: number, streamName: string): void {
     if (this.live || this.admitting) return;
-    const { overCap } = this.deps;
-    if (overCap) {
-      this.deps.metrics.publishes.inc({ outcome: overCap.reason });
-      const description =
-        overCap.reason === 'server_full'
-          ? `This ingest is full (${overCap.limit} connections); retry in a moment.`
-          : `Too many connections from your address (at most ${overCap.limit} at once); close the others and retry.`;
-      this.refuse(rtmpStreamId, 'NetStream.Publish.Rejected', overCap.reason, description);
+    const { refusePublish } = this.deps;
+    if (refusePublish) {
+      this.deps.metrics.publishes.inc({ outcome: refusePublish.reason });
+      this.refuse(rtmpStreamId, 'NetStream.Publish.Rejected', refusePublish.reason, refusePublish.description);
       return;
     }
     const key = streamName.split('?')[0] ?? '';

@@ -3,7 +3,8 @@
 // than its per-address allowance (plus the few refusal slots) — counted at TCP
 // accept, before TLS — so a real ffmpeg streamer from another address still
 // publishes over rtmps://; the idle sockets are closed by the TLS handshake
-// timeout, not the (longer) publish deadline.
+// timeout. The flood comes from 127.0.0.2 and the streamer from 127.0.0.1,
+// because ffmpeg cannot choose its source address.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
@@ -23,7 +24,8 @@ const REFUSAL_SLOTS = 16;
 /** Small, so that the flood below exceeds the whole pod's allowance (the pod cap plus its refusal slots). */
 const POD_CAP = 40;
 const FLOOD = POD_CAP + REFUSAL_SLOTS + 24;
-const HANDSHAKE_TIMEOUT_SECONDS = 5;
+/** Long enough that the flood is still held when ffmpeg (slow to start on a busy machine) publishes. */
+const HANDSHAKE_TIMEOUT_SECONDS = 10;
 
 const dir = mkdtempSync(join(tmpdir(), 'tteok-rtmps-limits-'));
 const keysFile = join(dir, 'keys.yaml');
@@ -56,27 +58,34 @@ t.teardown(async () => {
 interface IdleConnection {
   socket: Socket;
   isClosed(): boolean;
+  /** When the ingest closed it (Date.now()), once it has. */
+  closedAt(): number | undefined;
 }
 
-/** A TCP connection from `localAddress` that sends nothing. */
-function idleConnection(localAddress: string): Promise<IdleConnection> {
+/** The first 5 bytes of a TLS ClientHello: a handshake record header announcing 512 bytes that never come. */
+const HALF_CLIENT_HELLO = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]);
+
+/** A TCP connection from `localAddress` that sends nothing, or only the start of a TLS handshake. */
+function idleConnection(localAddress: string, firstBytes?: Buffer): Promise<IdleConnection> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: '127.0.0.1', port: rtmpsPort, localAddress });
     held.push(socket);
-    let closed = false;
-    socket.on('close', () => (closed = true));
+    let closedAt: number | undefined;
+    socket.on('close', () => (closedAt = Date.now()));
     socket.on('data', () => undefined); // read, so a close after data is seen
-    socket.once('error', (error) => (closed ? undefined : reject(error)));
+    socket.once('error', (error) => (closedAt ? undefined : reject(error)));
     socket.once('connect', () => {
       socket.on('error', () => undefined);
-      resolve({ socket, isClosed: () => closed });
+      if (firstBytes) socket.write(firstBytes);
+      resolve({ socket, isClosed: () => closedAt !== undefined, closedAt: () => closedAt });
     });
   });
 }
 
 t.test('idle TCP connections from one address do not keep a streamer from another address off the RTMPS port', async (t) => {
   const opened = Date.now();
-  const flood = await Promise.all(Array.from({ length: FLOOD }, () => idleConnection(ATTACKER)));
+  // Every other one sends half a TLS record header: a handshake started and left hanging.
+  const flood = await Promise.all(Array.from({ length: FLOOD }, (_, i) => idleConnection(ATTACKER, i % 2 ? HALF_CLIENT_HELLO : undefined)));
   // The kernel hands connections to the ingest in the order they came, so the flood is accepted before ffmpeg's.
   const streamer = publishTestPattern({ url: `rtmps://127.0.0.1:${rtmpsPort}/live/${KEY}`, seconds: 3, name: 'ffmpeg-rtmps-streamer' });
   let streamerExited = false;
@@ -98,6 +107,9 @@ t.test('idle TCP connections from one address do not keep a streamer from anothe
   await waitFor('the idle connections to be closed by the TLS handshake timeout', () => flood.every((c) => c.isClosed()), { timeoutMs: 20_000 });
   const closedAfter = Date.now() - opened;
   t.ok(closedAfter >= HANDSHAKE_TIMEOUT_SECONDS * 1000 - 100, `not before the handshake timeout (${closedAfter} ms)`);
+  const heldUntilTimeout = (c: IdleConnection) => c.closedAt()! - opened >= HANDSHAKE_TIMEOUT_SECONDS * 1000 - 100;
+  t.ok(flood.some((c, i) => i % 2 === 1 && heldUntilTimeout(c)), 'among them, connections with half a ClientHello (closed in the TLS handshake itself)');
+  t.ok(flood.some((c, i) => i % 2 === 0 && heldUntilTimeout(c)), 'and connections that sent nothing');
   t.equal(metricValue(await ingest.metrics(), 'tteok_ingest_rtmp_deadline_closes_total', 'stage="tls_handshake"'), PER_ADDRESS + REFUSAL_SLOTS, 'counted as closed at the TLS handshake stage');
   t.ok(ingest.proc.lines.some((l) => l.includes(`no TLS handshake within ${HANDSHAKE_TIMEOUT_SECONDS} s of connecting`)), 'each close is logged');
   await waitFor('every slot to be released', async () => metricValue(await ingest.metrics(), 'tteok_ingest_rtmp_connections') === 0);

@@ -1,15 +1,15 @@
 // RTMPS on the real ingest process, with certificates made by openssl in the
 // test: Debian's ffmpeg publishes over rtmps:// and the stream is stored;
 // ffmpeg speaking plain RTMP to the TLS port is answered in RTMP with a
-// sentence telling it to use rtmps:// (nothing is published; the ingest
-// carries on); other bytes are closed, logged and counted; replacing the
+// sentence telling it to use rtmps://, at its connect, before it sends its
+// key (nothing is published; the ingest carries on); other bytes are closed, logged and counted; replacing the
 // certificate files is picked up without a restart.
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect as netConnect } from 'node:net';
+import { createServer as createNetServer, connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import t from 'tap';
 import { metricValue, startIngestProcess, writeKeyFile } from './harness/ingest-process.ts';
@@ -82,12 +82,35 @@ t.test('ffmpeg publishes over rtmps:// and the stream is stored', async (t) => {
   t.equal(notAfter, Date.parse(new X509Certificate(readFileSync(first.cert)).validTo) / 1000, 'the certificate expiry is a metric');
 });
 
-t.test('plain RTMP on the RTMPS port is answered in RTMP with a sentence saying to use rtmps://', async (t) => {
+t.test('plain RTMP on the RTMPS port is answered in RTMP with a sentence saying to use rtmps://, before the key is sent', async (t) => {
   const sentence = 'This port takes RTMPS only: change the server URL from rtmp:// to rtmps:// (same host, port and path).';
-  const plain = publishTestPattern({ url: `rtmp://127.0.0.1:${rtmpsPort}/live/${KEY}`, seconds: 2, name: 'ffmpeg-plain-on-tls' });
+  // ffmpeg reaches the RTMPS port through a relay that keeps what it sends, to see whether the key crossed in clear text.
+  const sent: Buffer[] = [];
+  let sentBytes = 0;
+  const relay = createNetServer((client) => {
+    const upstream = netConnect({ host: '127.0.0.1', port: rtmpsPort });
+    client.on('data', (data: Buffer) => {
+      if (sentBytes < 1024 * 1024) sent.push(data);
+      sentBytes += data.length;
+      upstream.write(data);
+    });
+    upstream.on('data', (data: Buffer) => client.write(data));
+    // end(), not destroy(): what the ingest wrote last (its refusal) must still reach ffmpeg.
+    upstream.on('close', () => client.end());
+    client.on('close', () => upstream.destroy());
+    upstream.on('error', () => undefined);
+    client.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => void relay.close());
+  const relayPort = (relay.address() as { port: number }).port;
+
+  const plain = publishTestPattern({ url: `rtmp://127.0.0.1:${relayPort}/live/${KEY}`, seconds: 2, name: 'ffmpeg-plain-on-tls' });
   const exit = await plain.exited;
   t.not(exit.code, 0, 'ffmpeg fails to publish');
   t.ok(plain.lines.some((l) => l.includes(`Server error: ${sentence}`)), `ffmpeg prints the sentence: ${plain.lines.slice(-3).join(' | ')}`);
+  t.ok(Buffer.concat(sent).includes('connect'), 'ffmpeg got as far as its connect command');
+  t.notOk(Buffer.concat(sent).includes(KEY), 'the stream key never crossed the network in clear text');
   await waitFor('the refusal to be logged', () => ingest.proc.lines.some((l) => l.includes(sentence)));
   t.ok(ingest.proc.lines.some((l) => l.includes('plain RTMP to the RTMPS port')), 'the ingest logs that the client spoke plain RTMP to the RTMPS port');
   const metrics = await ingest.metrics();

@@ -49,8 +49,21 @@ export interface RtmpConnectionDeps {
   settings: ConnectionSettings;
   /** True once the ingest is shutting down. */
   shuttingDown: () => boolean;
-  /** Set when this connection's publish is refused whatever its key (over a cap, plain RTMP on the RTMPS port): the reason is a metric label, the description the sentence the client reads. */
-  refusePublish?: { reason: string; description: string };
+  /** Set when this connection is refused whatever its key (see `Refusal`). */
+  refusal?: Refusal;
+}
+
+/**
+ * A refusal decided before the connection says anything: at its `publish`
+ * (over a cap), or at its `connect`, before the client sends its key (plain
+ * RTMP on the RTMPS port). The reason is a metric label; the description is
+ * the sentence the client reads in an onStatus error with this code.
+ */
+export interface Refusal {
+  at: 'connect' | 'publish';
+  code: string;
+  reason: string;
+  description: string;
 }
 
 type Phase = 'version' | 'c1' | 'c2' | 'chunks';
@@ -237,6 +250,11 @@ export class RtmpConnection {
   }
 
   private connect(transactionId: number, commandObject: AmfValue): void {
+    if (this.deps.refusal?.at === 'connect') {
+      this.write(msg.setChunkSize(msg.OUT_CHUNK_SIZE)); // the chunk size our messages are cut at
+      this.refuseOutright(0, this.deps.refusal);
+      return;
+    }
     if (this.app !== undefined) throw new RtmpProtocolError('command', 'a second connect');
     if (!isAmfObject(commandObject) || typeof commandObject.app !== 'string') throw new RtmpProtocolError('command', 'connect without an app name');
     this.app = commandObject.app;
@@ -260,10 +278,8 @@ export class RtmpConnection {
 
   private publish(rtmpStreamId: number, streamName: string): void {
     if (this.live || this.admitting) return;
-    const { refusePublish } = this.deps;
-    if (refusePublish) {
-      this.deps.metrics.publishes.inc({ outcome: refusePublish.reason });
-      this.refuse(rtmpStreamId, 'NetStream.Publish.Rejected', refusePublish.reason, refusePublish.description);
+    if (this.deps.refusal) {
+      this.refuseOutright(rtmpStreamId, this.deps.refusal);
       return;
     }
     const key = streamName.split('?')[0] ?? '';
@@ -322,6 +338,11 @@ export class RtmpConnection {
     } else {
       this.refuse(this.publishStreamId, 'NetStream.Publish.Stop', 'ended_by_ingest', 'The ingest ended this publish: the stream was disabled, its key changed, or it went live elsewhere.');
     }
+  }
+
+  private refuseOutright(rtmpStreamId: number, { code, reason, description }: Refusal): void {
+    this.deps.metrics.publishes.inc({ outcome: reason });
+    this.refuse(rtmpStreamId, code, reason, description);
   }
 
   /** Tells the client why (an onStatus error), then closes once it has had time to read it. */

@@ -17,7 +17,7 @@ import type { Logger } from '../../common/log.ts';
 import type { IngestMetrics } from '../metrics.ts';
 import type { StreamHub } from '../stream-hub.ts';
 import { addressKey, ConnectionLimits } from './connection-limits.ts';
-import { RtmpConnection } from './rtmp-connection.ts';
+import { RtmpConnection, type Refusal } from './rtmp-connection.ts';
 
 export interface RtmpLimits {
   /** From TCP accept to an admitted publish. */
@@ -39,15 +39,9 @@ export interface RtmpServerOptions {
   limits: RtmpLimits;
 }
 
-/** A publish refused whatever its key: the reason is a metric label, the description the sentence the client reads. */
-export interface PublishRefusal {
-  reason: string;
-  description: string;
-}
-
 /** A TCP connection counted against the caps; over a cap, its publish is to be refused. */
 export interface AcceptedConnection {
-  refusePublish?: PublishRefusal;
+  refusal?: Refusal;
 }
 
 export class RtmpServer {
@@ -102,15 +96,15 @@ export class RtmpServer {
       verdict.reason === 'server_full'
         ? `This ingest is full (${limit} connections); retry in a moment.`
         : `Too many connections from your address (at most ${limit} at once); close the others and retry.`;
-    return { refusePublish: { reason: verdict.reason, description } };
+    return { refusal: { at: 'publish', code: 'NetStream.Publish.Rejected', reason: verdict.reason, description } };
   }
 
   /**
    * Speaks RTMP on an accepted connection: its TCP socket, or the TLS socket
-   * that decrypts it. `refusePublish` refuses the publish whatever the key
+   * that decrypts it. `refusal` refuses the connection whatever its key
    * (plain RTMP on the RTMPS port); it goes before a cap's refusal.
    */
-  serve(socket: Socket, accepted: AcceptedConnection, refusePublish: PublishRefusal | undefined = accepted.refusePublish): void {
+  serve(socket: Socket, accepted: AcceptedConnection, refusal: Refusal | undefined = accepted.refusal): void {
     socket.on('close', () => this.connections.delete(socket));
     const connection = new RtmpConnection(socket, {
       hub: this.options.hub,
@@ -118,7 +112,7 @@ export class RtmpServer {
       metrics: this.options.metrics,
       settings: { publishDeadlineMs: this.limits.publishDeadlineMs, maxMessageBytes: this.limits.maxMessageBytes },
       shuttingDown: () => this.shuttingDown,
-      ...(refusePublish ? { refusePublish } : {}),
+      ...(refusal ? { refusal } : {}),
     });
     this.connections.set(socket, connection);
   }

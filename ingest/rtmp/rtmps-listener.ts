@@ -13,9 +13,9 @@
 // The first byte tells the protocols apart: a TLS ClientHello starts with
 // 0x16 (a handshake record), RTMP's C0 is its version, 3. A client that
 // speaks plain RTMP here (an rtmp:// URL for this port) is answered in RTMP:
-// its handshake and connect go through, and its publish is refused with a
-// sentence saying to use rtmps://, which ffmpeg prints and OBS writes to its
-// log. Anything else is closed, logged and counted.
+// its handshake goes through and its connect is refused, before it sends its
+// key, with a sentence saying to use rtmps://, which ffmpeg prints and OBS
+// writes to its log. Anything else is closed, logged and counted.
 //
 // The certificate and key are files (in Kubernetes a mounted TLS Secret, e.g.
 // from cert-manager). They are re-read every few seconds and, when they
@@ -28,12 +28,21 @@ import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import type { Logger } from '../../common/log.ts';
 import type { IngestMetrics } from '../metrics.ts';
 import { RTMP_VERSION } from './handshake.ts';
-import type { PublishRefusal, RtmpServer } from './rtmp-server.ts';
+import type { Refusal } from './rtmp-connection.ts';
+import type { RtmpServer } from './rtmp-server.ts';
 
 /** The first byte of every TLS ClientHello: a record of type handshake. */
 const TLS_HANDSHAKE_RECORD = 0x16;
 
-export const PLAIN_RTMP_REFUSAL: PublishRefusal = {
+/**
+ * At `connect`, so the client never sends its key in clear text (encoders send
+ * it right after connect succeeds). The code is one that OBS's librtmp acts on
+ * (it closes and logs the description as an error); ffmpeg prints any onStatus
+ * error's description.
+ */
+export const PLAIN_RTMP_REFUSAL: Refusal = {
+  at: 'connect',
+  code: 'NetConnection.Connect.InvalidApp',
   reason: 'rtmps_required',
   description: 'This port takes RTMPS only: change the server URL from rtmp:// to rtmps:// (same host, port and path).',
 };
@@ -127,7 +136,7 @@ export class RtmpsListener {
       handshakeOver();
       socket.off('error', onSocketError);
       if (first[0] === RTMP_VERSION) {
-        log.warn({ remote }, 'RTMPS: the client spoke plain RTMP to the RTMPS port (an rtmp:// URL instead of rtmps://); answering in RTMP and refusing its publish with a sentence saying so');
+        log.warn({ remote }, 'RTMPS: the client spoke plain RTMP to the RTMPS port (an rtmp:// URL instead of rtmps://); answering in RTMP and refusing its connect with a sentence saying so');
         rtmp.serve(socket, accepted, PLAIN_RTMP_REFUSAL);
         socket.resume();
         return;

@@ -22,6 +22,7 @@ import { ChunkReader, type ChunkLimits, type RtmpMessage } from './chunk-reader.
 import { HANDSHAKE_SIZE, RTMP_VERSION, serverHandshake } from './handshake.ts';
 import * as msg from './messages.ts';
 import { RtmpProtocolError } from './protocol-error.ts';
+import type { Refusal } from './refusal.ts';
 
 /** Limits before a publish is admitted: enough for any client's commands, nothing more. */
 export const PRE_PUBLISH = {
@@ -49,21 +50,8 @@ export interface RtmpConnectionDeps {
   settings: ConnectionSettings;
   /** True once the ingest is shutting down. */
   shuttingDown: () => boolean;
-  /** Set when this connection is refused whatever its key (see `Refusal`). */
+  /** Set when this connection is refused whatever its key. */
   refusal?: Refusal;
-}
-
-/**
- * A refusal decided before the connection says anything: at its `publish`
- * (over a cap), or at its `connect`, before the client sends its key (plain
- * RTMP on the RTMPS port). The reason is a metric label; the description is
- * the sentence the client reads in an onStatus error with this code.
- */
-export interface Refusal {
-  at: 'connect' | 'publish';
-  code: string;
-  reason: string;
-  description: string;
 }
 
 type Phase = 'version' | 'c1' | 'c2' | 'chunks';

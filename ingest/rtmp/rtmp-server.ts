@@ -17,7 +17,8 @@ import type { Logger } from '../../common/log.ts';
 import type { IngestMetrics } from '../metrics.ts';
 import type { StreamHub } from '../stream-hub.ts';
 import { addressKey, ConnectionLimits } from './connection-limits.ts';
-import { RtmpConnection, type Refusal } from './rtmp-connection.ts';
+import { RtmpConnection } from './rtmp-connection.ts';
+import type { Refusal } from './refusal.ts';
 
 export interface RtmpLimits {
   /** From TCP accept to an admitted publish. */

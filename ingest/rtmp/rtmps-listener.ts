@@ -28,7 +28,7 @@ import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import type { Logger } from '../../common/log.ts';
 import type { IngestMetrics } from '../metrics.ts';
 import { RTMP_VERSION } from './handshake.ts';
-import type { Refusal } from './rtmp-connection.ts';
+import type { Refusal } from './refusal.ts';
 import type { RtmpServer } from './rtmp-server.ts';
 
 /** The first byte of every TLS ClientHello: a record of type handshake. */

@@ -127,9 +127,9 @@ export class RtmpsListener {
       socket.pause();
       socket.unshift(first);
       if (first[0] === TLS_HANDSHAKE_RECORD) {
-        tls = this.startTls(socket, () => {
+        tls = this.startTls(socket, (secured) => {
           handshakeOver();
-          rtmp.serve(tls!, accepted);
+          rtmp.serve(secured, accepted);
         });
         return;
       }
@@ -149,13 +149,13 @@ export class RtmpsListener {
   }
 
   /** The server side of a TLS handshake on an accepted socket, with the certificate in use now. */
-  private startTls(socket: Socket, onSecure: () => void): TLSSocket {
+  private startTls(socket: Socket, onSecure: (tls: TLSSocket) => void): TLSSocket {
     const { log, metrics } = this.options;
     const tls = new TLSSocket(socket, { isServer: true, secureContext: this.current!.context });
     let secure = false;
     tls.once('secure', () => {
       secure = true;
-      onSecure();
+      onSecure(tls);
     });
     tls.on('error', (error: Error & { code?: string }) => {
       if (secure) return; // the RTMP connection reads its own socket's errors

@@ -3,8 +3,6 @@
 // streams): IPv4 as is (also when mapped into IPv6), IPv6 by its /64, the
 // block one subscriber usually gets, so one host cannot step around a cap by
 // using more of its own addresses.
-// (ingest/rtmp/connection-limits.ts has the same function as `addressKey`;
-// it should re-export this one.)
 
 export function clientAddressKey(remote: string | undefined): string {
   if (!remote) return 'unknown';

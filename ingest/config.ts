@@ -31,7 +31,7 @@ export interface IngestConfig {
   shutdownTimeoutMs: number;
   rtmp: RtmpLimits;
   /** RTMPS listener; undefined when TTEOK_RTMPS_PORT is not set. */
-  rtmps: { host: string; port: number; certFile: string; keyFile: string; reloadMs: number } | undefined;
+  rtmps: { host: string; port: number; certFile: string; keyFile: string; reloadMs: number; handshakeTimeoutMs: number } | undefined;
   /** Media volume use (percent) above which new publishes are refused and /readyz is not ready. */
   mediaHighWaterPercent: number;
   /** Media volume use (percent) above which live streams' new segments are skipped: the backlog bound. */
@@ -68,6 +68,7 @@ export const INGEST_ENV = {
   rtmpsCertFile: envVar.optional('TTEOK_RTMPS_CERT_FILE', 'PEM certificate chain (required with RTMPS)'),
   rtmpsKeyFile: envVar.optional('TTEOK_RTMPS_KEY_FILE', 'PEM private key (required with RTMPS)'),
   rtmpsReloadSeconds: envVar.number('TTEOK_RTMPS_RELOAD_SECONDS', 10, 1, 3600, 'how often the certificate and key files are re-read'),
+  rtmpsHandshakeTimeoutSeconds: envVar.number('TTEOK_RTMPS_HANDSHAKE_TIMEOUT_SECONDS', 5, 1, 60, 'a connection to the RTMPS port must finish its TLS handshake this long after connecting'),
   httpHost: envVar.string('TTEOK_HTTP_HOST', '0.0.0.0', 'listen address for /metrics, /healthz, /readyz'),
   httpPort: envVar.int('TTEOK_HTTP_PORT', 9935, 0, 65535, 'port for /metrics, /healthz, /readyz'),
   mediaDir: envVar.string('TTEOK_MEDIA_DIR', '/var/lib/tteok/media', 'the media volume: packaged segments wait here until stored'),
@@ -141,7 +142,7 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
     rtmps:
       e.rtmpsPort === undefined || !e.rtmpsCertFile || !e.rtmpsKeyFile
         ? undefined
-        : { host: e.rtmpsHost, port: e.rtmpsPort, certFile: e.rtmpsCertFile, keyFile: e.rtmpsKeyFile, reloadMs: e.rtmpsReloadSeconds * 1000 },
+        : { host: e.rtmpsHost, port: e.rtmpsPort, certFile: e.rtmpsCertFile, keyFile: e.rtmpsKeyFile, reloadMs: e.rtmpsReloadSeconds * 1000, handshakeTimeoutMs: e.rtmpsHandshakeTimeoutSeconds * 1000 },
     mediaHighWaterPercent: e.mediaHighWaterPercent,
     mediaFullPercent: e.mediaFullPercent,
     mediaVolumeBytes: e.mediaVolumeBytes,

@@ -120,11 +120,9 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
   const rtmps = config.rtmps
     ? new RtmpsListener({
         ...config.rtmps,
-        handshakeTimeoutMs: config.rtmp.publishDeadlineMs,
-        maxConnections: config.rtmp.maxConnections,
         log,
         metrics,
-        onConnection: (socket) => rtmp.handle(socket),
+        rtmp,
       })
     : undefined;
   const rtmpsPort = await rtmps?.listen();

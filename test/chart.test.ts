@@ -330,6 +330,7 @@ t.test('RTMPS: off by default; on, a second port on the same LoadBalancer and th
   t.equal(env.get('TTEOK_RTMPS_CERT_FILE')?.value, '/etc/tteok/rtmps/tls.crt');
   t.equal(env.get('TTEOK_RTMPS_KEY_FILE')?.value, '/etc/tteok/rtmps/tls.key');
   t.equal(spec.volumes?.find((v) => v.name === 'rtmps-certificate')?.secret?.secretName, 'tteok-rtmps-tls');
+  t.equal(loadIngestConfig(podEnvironment(all, 'StatefulSet', 't-tteok-ingest')).rtmps?.handshakeTimeoutMs, 8000, 'ingest.rtmps.handshakeTimeoutSeconds reaches the ingest');
 });
 
 t.test('PodDisruptionBudgets for all three, toggled per component', async (t) => {

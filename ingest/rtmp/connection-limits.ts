@@ -4,27 +4,15 @@
 // Only a few such connections are carried at a time (REFUSAL_SLOTS); beyond
 // that a connection over a cap is closed as soon as it is accepted, so open
 // sockets never exceed the pod cap plus those slots.
+import { clientAddressKey } from '../../common/client-address.ts';
+
+/** The key a per-address cap counts a client by (common/client-address.ts). */
+export const addressKey = clientAddressKey;
 
 /** Over-cap connections carried at once to tell them why they are refused. */
 export const REFUSAL_SLOTS = 16;
 
 export type ConnectionVerdict = { kind: 'admit' } | { kind: 'refuse'; reason: 'server_full' | 'address_full' } | { kind: 'drop' };
-
-/**
- * The client's address as a cap counts it: IPv4 as is (also when mapped into
- * IPv6), IPv6 by its /64, the block one subscriber usually gets.
- */
-export function addressKey(remote: string | undefined): string {
-  if (!remote) return 'unknown';
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(remote);
-  if (mapped) return mapped[1]!;
-  if (!remote.includes(':')) return remote;
-  const [head = '', tail = ''] = remote.split('::');
-  const left = head ? head.split(':') : [];
-  const right = tail ? tail.split(':') : [];
-  const groups = remote.includes('::') ? [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right] : left;
-  return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
-}
 
 export class ConnectionLimits {
   private total = 0;

@@ -23,6 +23,7 @@ import { ChunkReader, type ChunkLimits, type RtmpMessage } from './chunk-reader.
 import { HANDSHAKE_SIZE, RTMP_VERSION, serverHandshake } from './handshake.ts';
 import * as msg from './messages.ts';
 import { RtmpProtocolError } from './protocol-error.ts';
+import type { Refusal } from './refusal.ts';
 
 /** Limits before a publish is admitted: enough for any client's commands, nothing more. */
 export const PRE_PUBLISH = {
@@ -62,8 +63,8 @@ export interface RtmpConnectionDeps {
   settings: ConnectionSettings;
   /** True once the ingest is shutting down. */
   shuttingDown: () => boolean;
-  /** Set when the connection is over a cap: its publish is refused saying so. */
-  overCap?: { reason: 'server_full' | 'address_full'; limit: number };
+  /** Set when this connection is refused whatever its key. */
+  refusal?: Refusal;
 }
 
 type Phase = 'version' | 'c1' | 'c2' | 'chunks';
@@ -250,6 +251,11 @@ export class RtmpConnection {
   }
 
   private connect(transactionId: number, commandObject: AmfValue): void {
+    if (this.deps.refusal?.at === 'connect') {
+      this.write(msg.setChunkSize(msg.OUT_CHUNK_SIZE)); // the chunk size our messages are cut at
+      this.refuseOutright(0, this.deps.refusal);
+      return;
+    }
     if (this.app !== undefined) throw new RtmpProtocolError('command', 'a second connect');
     if (!isAmfObject(commandObject) || typeof commandObject.app !== 'string') throw new RtmpProtocolError('command', 'connect without an app name');
     this.app = commandObject.app;
@@ -273,14 +279,8 @@ export class RtmpConnection {
 
   private publish(rtmpStreamId: number, streamName: string): void {
     if (this.live || this.admitting) return;
-    const { overCap } = this.deps;
-    if (overCap) {
-      this.deps.metrics.publishes.inc({ outcome: overCap.reason });
-      const description =
-        overCap.reason === 'server_full'
-          ? `This ingest is full (${overCap.limit} connections); retry in a moment.`
-          : `Too many connections from your address (at most ${overCap.limit} at once); close the others and retry.`;
-      this.refuse(rtmpStreamId, 'NetStream.Publish.Rejected', overCap.reason, description);
+    if (this.deps.refusal) {
+      this.refuseOutright(rtmpStreamId, this.deps.refusal);
       return;
     }
     const key = streamName.split('?')[0] ?? '';
@@ -350,6 +350,11 @@ export class RtmpConnection {
     } else {
       this.refuse(this.publishStreamId, 'NetStream.Publish.Stop', 'ended_by_ingest', 'The ingest ended this publish: the stream was disabled, its key changed, or it went live elsewhere.');
     }
+  }
+
+  private refuseOutright(rtmpStreamId: number, { code, reason, description }: Refusal): void {
+    this.deps.metrics.publishes.inc({ outcome: reason });
+    this.refuse(rtmpStreamId, code, reason, description);
   }
 
   /** Tells the client why (an onStatus error), then closes once it has had time to read it. */

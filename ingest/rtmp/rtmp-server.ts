@@ -1,6 +1,8 @@
 // The RTMP listener: accepts TCP connections, applies the connection caps and
 // TCP keepalive, and gives each socket to an RtmpConnection, which speaks the
 // protocol and decides what the connection may do (see rtmp-connection.ts).
+// The RTMPS listener (rtmps-listener.ts) uses the same caps, at its own TCP
+// accept, and hands its decrypted connections to `serve`.
 //
 // The protocol layer is our own (handshake.ts, chunk-reader.ts, amf0.ts)
 // rather than node-media-server's: its parser allocates whatever a chunk
@@ -16,6 +18,7 @@ import type { IngestMetrics } from '../metrics.ts';
 import type { StreamHub } from '../stream-hub.ts';
 import { addressKey, ConnectionLimits } from './connection-limits.ts';
 import { RtmpConnection } from './rtmp-connection.ts';
+import type { Refusal } from './refusal.ts';
 
 export interface RtmpLimits {
   /** From TCP accept to an admitted publish. */
@@ -37,6 +40,11 @@ export interface RtmpServerOptions {
   limits: RtmpLimits;
 }
 
+/** A TCP connection counted against the caps; over a cap, its publish is to be refused. */
+export interface AcceptedConnection {
+  refusal?: Refusal;
+}
+
 export class RtmpServer {
   private readonly server: Server;
   private readonly connections = new Map<Socket, RtmpConnection>();
@@ -52,8 +60,18 @@ export class RtmpServer {
     this.server.on('error', (error) => options.log.error({ err: error.message }, 'RTMP listener error'));
   }
 
-  /** Takes a client connection: from this listener, or decrypted from the RTMPS one. */
-  handle(socket: Socket): void {
+  private handle(socket: Socket): void {
+    const accepted = this.accept(socket);
+    if (accepted) this.serve(socket, accepted);
+  }
+
+  /**
+   * Counts a new TCP connection against the caps, at accept: on the RTMPS
+   * port before any TLS, so an address cannot hold more sockets there than
+   * here. Undefined when the connection was closed at once (over a cap, and
+   * no refusal slot left); it is released when the socket closes.
+   */
+  accept(socket: Socket): AcceptedConnection | undefined {
     const { log, metrics } = this.options;
     const remote = socket.remoteAddress ?? 'unknown';
     const { verdict, release } = this.caps.accept(addressKey(socket.remoteAddress));
@@ -62,30 +80,40 @@ export class RtmpServer {
       log.warn({ remote }, 'RTMP connection closed at once: over the connection caps and no refusal slot left');
       socket.on('error', () => undefined);
       socket.destroy();
-      return;
+      return undefined;
     }
     metrics.rtmpConnections.set(this.caps.open);
     socket.on('close', () => {
       release();
-      this.connections.delete(socket);
       metrics.rtmpConnections.set(this.caps.open);
     });
     socket.setNoDelay(true);
     socket.setKeepAlive(true, this.limits.keepaliveMs);
-    let overCap: { reason: 'server_full' | 'address_full'; limit: number } | undefined;
-    if (verdict.kind === 'refuse') {
-      const limit = verdict.reason === 'server_full' ? this.limits.maxConnections : this.limits.maxConnectionsPerAddress;
-      overCap = { reason: verdict.reason, limit };
-      metrics.rtmpConnectionsRefused.inc({ reason: verdict.reason });
-      log.warn({ remote, reason: verdict.reason, limit }, 'RTMP connection over a cap; its publish will be refused');
-    }
+    if (verdict.kind === 'admit') return {};
+    const limit = verdict.reason === 'server_full' ? this.limits.maxConnections : this.limits.maxConnectionsPerAddress;
+    metrics.rtmpConnectionsRefused.inc({ reason: verdict.reason });
+    log.warn({ remote, reason: verdict.reason, limit }, 'RTMP connection over a cap; its publish will be refused');
+    const description =
+      verdict.reason === 'server_full'
+        ? `This ingest is full (${limit} connections); retry in a moment.`
+        : `Too many connections from your address (at most ${limit} at once); close the others and retry.`;
+    return { refusal: { at: 'publish', code: 'NetStream.Publish.Rejected', reason: verdict.reason, description } };
+  }
+
+  /**
+   * Speaks RTMP on an accepted connection: its TCP socket, or the TLS socket
+   * that decrypts it. `refusal` refuses the connection whatever its key
+   * (plain RTMP on the RTMPS port); it goes before a cap's refusal.
+   */
+  serve(socket: Socket, accepted: AcceptedConnection, refusal: Refusal | undefined = accepted.refusal): void {
+    socket.on('close', () => this.connections.delete(socket));
     const connection = new RtmpConnection(socket, {
       hub: this.options.hub,
-      log,
-      metrics,
+      log: this.options.log,
+      metrics: this.options.metrics,
       settings: { publishDeadlineMs: this.limits.publishDeadlineMs, maxMessageBytes: this.limits.maxMessageBytes },
       shuttingDown: () => this.shuttingDown,
-      ...(overCap ? { overCap } : {}),
+      ...(refusal ? { refusal } : {}),
     });
     this.connections.set(socket, connection);
   }

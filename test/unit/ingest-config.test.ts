@@ -113,6 +113,8 @@ t.test('a bad integer names the variable', async (t) => {
     ['TTEOK_RTMP_KEEPALIVE_SECONDS', '0'],
     ['TTEOK_RTMPS_PORT', 'https'],
     ['TTEOK_RTMPS_RELOAD_SECONDS', '0'],
+    ['TTEOK_RTMPS_HANDSHAKE_TIMEOUT_SECONDS', '0'],
+    ['TTEOK_RTMPS_HANDSHAKE_TIMEOUT_SECONDS', '61'],
   ];
   for (const [name, raw] of bad) {
     const message = refused({ TTEOK_STORAGE: 'local', [name]: raw });
@@ -124,7 +126,7 @@ t.test('a bad integer names the variable', async (t) => {
 t.test('RTMPS needs its certificate and key files', async (t) => {
   t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_RTMPS_PORT: '443' }), /^TTEOK_RTMPS_CERT_FILE and TTEOK_RTMPS_KEY_FILE are required/);
   const config = loadIngestConfig({ TTEOK_STORAGE: 'local', TTEOK_RTMP_HOST: '10.0.0.1', TTEOK_RTMPS_PORT: '443', TTEOK_RTMPS_CERT_FILE: '/tls/tls.crt', TTEOK_RTMPS_KEY_FILE: '/tls/tls.key' });
-  t.same(config.rtmps, { host: '10.0.0.1', port: 443, certFile: '/tls/tls.crt', keyFile: '/tls/tls.key', reloadMs: 10_000 }, 'listens where RTMP does unless TTEOK_RTMPS_HOST says otherwise');
+  t.same(config.rtmps, { host: '10.0.0.1', port: 443, certFile: '/tls/tls.crt', keyFile: '/tls/tls.key', reloadMs: 10_000, handshakeTimeoutMs: 5000 }, 'listens where RTMP does unless TTEOK_RTMPS_HOST says otherwise');
 });
 
 t.test('a bad bool names the variable', async (t) => {

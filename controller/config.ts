@@ -3,7 +3,9 @@
 import { hostname } from 'node:os';
 import { ConfigError, envBool, envInt, envList, envNumber, envOptional, envString, type Env } from '../common/env-config.ts';
 import { podNamespace } from '../common/kube/client.ts';
+import { parseCidr } from './webhook-address-policy.ts';
 import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from './webhook-events.ts';
+import { webhookUrlProblem } from './webhook-url.ts';
 
 export interface ControllerConfig {
   podName: string;
@@ -55,6 +57,15 @@ export interface WebhookConfig {
   concurrency: number;
   /** spec.webhooks URLs must start with one of these (normalized, each ending in "/"); undefined: any URL. */
   allowedUrlPrefixes: string[] | undefined;
+  /** Where spec.webhooks may connect, besides the built-in blocked ranges (webhook-address-policy.ts). */
+  addressPolicy: { allowedCidrs: string[]; blockedCidrs: string[] };
+}
+
+function cidrList(env: Env, name: string): string[] {
+  return envList(env, name, []).map((c) => {
+    if (!parseCidr(c)) throw new ConfigError(`${name}: "${c}" is not an address range (e.g. 10.20.0.0/16, fd00:1::/64 or one address)`);
+    return c;
+  });
 }
 
 /** Signing keys shorter than this are refused: HMAC with a guessable key proves nothing. */
@@ -72,6 +83,8 @@ function loadWebhookConfig(env: Env): WebhookConfig {
       parsed = undefined;
     }
     if (!parsed || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')) throw new ConfigError(`TTEOK_WEBHOOK_URL must be an http(s) URL, got "${url}"`);
+    const problem = webhookUrlProblem(url);
+    if (problem) throw new ConfigError(`TTEOK_WEBHOOK_URL "${url}" is refused: ${problem}`);
     if (!secret || secret.length < MIN_WEBHOOK_SECRET_LENGTH) throw new ConfigError(`TTEOK_WEBHOOK_SECRET must be set to a signing key of at least ${MIN_WEBHOOK_SECRET_LENGTH} characters when TTEOK_WEBHOOK_URL is set`);
     const events = envList(env, 'TTEOK_WEBHOOK_EVENTS', [...WEBHOOK_EVENT_TYPES]);
     for (const e of events) {
@@ -90,6 +103,8 @@ function loadWebhookConfig(env: Env): WebhookConfig {
     }
     // A prefix without a path boundary would let https://api.example.com.evil.net through.
     if (!href || !href.endsWith('/')) throw new ConfigError(`TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: "${p}" must be an http(s) URL ending in "/", e.g. https://api.example.com/`);
+    const problem = webhookUrlProblem(p);
+    if (problem) throw new ConfigError(`TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: "${p}" is refused: ${problem}`);
     return href;
   });
   const retryInitialMs = envNumber(env, 'TTEOK_WEBHOOK_RETRY_INITIAL_SECONDS', 5, 0.01, 3600) * 1000;
@@ -104,6 +119,7 @@ function loadWebhookConfig(env: Env): WebhookConfig {
     maxPending: envInt(env, 'TTEOK_WEBHOOK_MAX_PENDING', 50, 1, 1000),
     concurrency: envInt(env, 'TTEOK_WEBHOOK_CONCURRENCY', 16, 1, 1000),
     allowedUrlPrefixes: allowedUrlPrefixes.length > 0 ? allowedUrlPrefixes : undefined,
+    addressPolicy: { allowedCidrs: cidrList(env, 'TTEOK_WEBHOOK_ALLOWED_CIDRS'), blockedCidrs: cidrList(env, 'TTEOK_WEBHOOK_BLOCKED_CIDRS') },
   };
 }
 

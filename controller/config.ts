@@ -3,6 +3,9 @@
 import { hostname } from 'node:os';
 import { ConfigError, envBool, envInt, envList, envNumber, envOptional, envString, type Env } from '../common/env-config.ts';
 import { podNamespace } from '../common/kube/client.ts';
+
+/** What every claim Lease's name starts with (common/kube/contract.ts claimLeaseName). */
+const CLAIM_LEASE_PREFIX = 'claim.';
 import { parseCidr } from './webhook-address-policy.ts';
 import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from './webhook-events.ts';
 import { webhookUrlProblem } from './webhook-url.ts';
@@ -133,6 +136,9 @@ export function loadControllerConfig(env: Env = process.env): ControllerConfig {
   const retryPeriodMs = envNumber(env, 'TTEOK_LEADER_RETRY_SECONDS', 2, 0.1, 600) * 1000;
   if (renewDeadlineMs >= leaseDurationMs) throw new ConfigError('TTEOK_LEADER_RENEW_DEADLINE_SECONDS must be less than TTEOK_LEADER_LEASE_SECONDS');
   if (retryPeriodMs >= renewDeadlineMs) throw new ConfigError('TTEOK_LEADER_RETRY_SECONDS must be less than TTEOK_LEADER_RENEW_DEADLINE_SECONDS');
+  const leaderLease = envString(env, 'TTEOK_LEADER_ELECTION_LEASE', 'tteok-controller');
+  // The chart's admission policy lets the ingest write Leases named claim.*: the leader Lease must never be one.
+  if (leaderLease.startsWith(CLAIM_LEASE_PREFIX)) throw new ConfigError(`TTEOK_LEADER_ELECTION_LEASE must not start with "${CLAIM_LEASE_PREFIX}" (the ingest's claim Leases are named so), got "${leaderLease}"`);
   const publicUrl = envOptional(env, 'TTEOK_INGEST_PUBLIC_URL');
   if (publicUrl && !/^rtmps?:\/\/[^/]+/.test(publicUrl)) throw new ConfigError(`TTEOK_INGEST_PUBLIC_URL must be an rtmp:// or rtmps:// URL, got "${publicUrl}"`);
   const playbackBaseUrl = envOptional(env, 'TTEOK_PLAYBACK_BASE_URL');
@@ -165,7 +171,7 @@ export function loadControllerConfig(env: Env = process.env): ControllerConfig {
     },
     leaderElection: {
       enabled: envBool(env, 'TTEOK_LEADER_ELECTION', true),
-      leaseName: envString(env, 'TTEOK_LEADER_ELECTION_LEASE', 'tteok-controller'),
+      leaseName: leaderLease,
       namespace: envString(env, 'TTEOK_LEADER_ELECTION_NAMESPACE', ns),
       leaseDurationMs,
       renewDeadlineMs,

@@ -19,9 +19,9 @@ export function webhookUrlProblem(url: string): string | undefined {
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return 'it is not an http(s) URL';
   // The path as written (before normalization removed the plain dot segments), without query and fragment.
-  const afterScheme = url.slice(url.indexOf('//') + 2);
-  const slash = afterScheme.search(/[/\\]/);
-  const rawPath = slash < 0 ? '' : afterScheme.slice(slash).split(/[?#]/, 1)[0]!;
+  const authorityAndPath = url.slice(url.indexOf('//') + 2).split(/[?#]/, 1)[0]!;
+  const slash = authorityAndPath.search(/[/\\]/);
+  const rawPath = slash < 0 ? '' : authorityAndPath.slice(slash);
   if (/%2f|%5c/i.test(rawPath) || rawPath.includes('\\')) return 'its path has an encoded path separator (%2F, %5C) or a backslash';
   const segments = rawPath.split('/').map((s) => s.replace(/%2e/gi, '.'));
   if (segments.some((s) => s === '.' || s === '..')) return 'its path has a dot segment ("." or "..", also when percent-encoded)';

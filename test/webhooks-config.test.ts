@@ -71,6 +71,7 @@ t.test('encoded path separators and dot segments are refused, whatever the prefi
   }
   t.ok(urlAllowed('https://api.example.com/tteok/hooks?next=%2fdashboard', prefixes), 'an encoded slash in the query string is fine');
   t.ok(urlAllowed('https://api.example.com/tteok/v1.2/hooks..json', prefixes), 'dots inside a segment are fine');
+  t.ok(urlAllowed('https://api.example.com/tteok/hooks?from=/../x#/./y', prefixes), 'dot segments in the query or fragment are not the path');
   const cases: Array<[Record<string, string>, RegExp]> = [
     [{ TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: 'https://api.example.com/tteok/%2e%2e/' }, /TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: "https:\/\/api.example.com\/tteok\/%2e%2e\/" is refused: its path has a dot segment/],
     [{ TTEOK_WEBHOOK_URL: 'https://api.example.com/a%2fb', TTEOK_WEBHOOK_SECRET: 'x'.repeat(16) }, /TTEOK_WEBHOOK_URL "https:\/\/api.example.com\/a%2fb" is refused: its path has an encoded path separator/],

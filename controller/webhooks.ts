@@ -48,6 +48,9 @@ export const DEFAULT_SECRET_KEY = 'signingKey';
 export const LABEL_WEBHOOK_SIGNING_KEY = 'tteok.dev/webhook-signing-key';
 export const GLOBAL_TARGET = 'global';
 
+/** A signing key Secret that is missing, unlabelled or too short: one message for all three. */
+class UnusableSigningKey extends Error {}
+
 type SigningKey = { value: string } | { namespace: string; name: string; key: string };
 
 interface WebhookTarget {
@@ -63,13 +66,13 @@ interface WebhookTarget {
 
 type Outcome = 'delivered' | 'expired' | 'dropped';
 
+export { urlAllowed };
+
 /**
  * The id status.webhookEvents[].pendingTargets uses for a webhook of
  * spec.webhooks: a hash of its URL (unique in the list), so the status does
  * not repeat a URL that may carry a token.
  */
-export { urlAllowed };
-
 export function webhookTargetId(url: string): string {
   return `url-${createHash('sha256').update(url, 'utf8').digest('hex').slice(0, 16)}`;
 }
@@ -295,7 +298,9 @@ export class WebhookDispatcher {
     try {
       secret = await this.signingKey(d.target.signingKey);
     } catch (err) {
-      return { failure: errorMessage(err) };
+      // The Event says why the key is unusable; an API error (which may name the API server's address) goes to the log only.
+      if (err instanceof UnusableSigningKey) return { failure: err.message };
+      return { failure: 'signing key Secret could not be read (see the controller\'s log)', detail: errorMessage(err) };
     }
     const body = webhookBody(d.ref, d.event);
     const result = await postWebhook({
@@ -319,7 +324,7 @@ export class WebhookDispatcher {
   private async signingKey(k: SigningKey): Promise<string> {
     if ('value' in k) return k.value;
     // One message for every reason, so a LiveStream's Events cannot be used to probe which Secrets exist.
-    const unusable = new Error(`signing key Secret ${k.name} not found, not labelled ${LABEL_WEBHOOK_SIGNING_KEY}=true, or without a key "${k.key}" of at least ${MIN_WEBHOOK_SECRET_LENGTH} characters`);
+    const unusable = new UnusableSigningKey(`signing key Secret ${k.name} not found, not labelled ${LABEL_WEBHOOK_SIGNING_KEY}=true, or without a key "${k.key}" of at least ${MIN_WEBHOOK_SECRET_LENGTH} characters`);
     let secret: V1Secret;
     try {
       secret = await rawJson<V1Secret>(this.o.kc, `${secretsPath(k.namespace)}/${encodeURIComponent(k.name)}`);

@@ -50,3 +50,8 @@ t.test('every render ships the Lease admission policy for the ingest\'s service 
     t.same(binding.spec.validationActions, ['Deny'], `${name}: denies (not only warns or audits)`);
   }
 });
+
+t.test('the controller\'s leader Lease is never one the policy lets the ingest write', async (t) => {
+  for (const [name, objs] of Object.entries(renders)) t.notMatch(controllerEnv(objs).TTEOK_LEADER_ELECTION_LEASE, /^claim\./, `${name}: the rendered leader Lease name`);
+  t.throws(() => loadControllerConfig({ TTEOK_POD_NAME: 'c', TTEOK_POD_NAMESPACE: 'tteok', TTEOK_LEADER_ELECTION_LEASE: 'claim.tteok' }), /TTEOK_LEADER_ELECTION_LEASE must not start with "claim\."/, 'a claim-like name is refused at start');
+});

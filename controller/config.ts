@@ -2,7 +2,10 @@
 // "Controller" table lists every one with its default; keep the two in step.
 import { ConfigError, envVar, readEnv, type Env, type EnvTable, type EnvValues } from '../common/env-config.ts';
 import { CLAIM_ENV, KUBE_VIEW_ENV, podNamespace, POD_ENV, S3_ENV } from '../common/shared-env.ts';
+import { CLAIM_LEASE_PREFIX } from '../common/kube/contract.ts';
+import { parseCidr } from './webhook-address-policy.ts';
 import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from './webhook-events.ts';
+import { webhookUrlProblem } from './webhook-url.ts';
 
 export interface ControllerConfig {
   podName: string;
@@ -54,6 +57,15 @@ export interface WebhookConfig {
   concurrency: number;
   /** spec.webhooks URLs must start with one of these (normalized, each ending in "/"); undefined: any URL. */
   allowedUrlPrefixes: string[] | undefined;
+  /** Where spec.webhooks may connect, besides the built-in blocked ranges (webhook-address-policy.ts). */
+  addressPolicy: { allowedCidrs: string[]; blockedCidrs: string[] };
+}
+
+function cidrList(name: string, list: string[]): string[] {
+  return list.map((c) => {
+    if (!parseCidr(c)) throw new ConfigError(`${name}: "${c}" is not an address range (e.g. 10.20.0.0/16, fd00:1::/64 or one address)`);
+    return c;
+  });
 }
 
 /** Signing keys shorter than this are refused: HMAC with a guessable key proves nothing. */
@@ -99,6 +111,8 @@ export const CONTROLLER_ENV = {
   webhookMaxAgeSeconds: envVar.number('TTEOK_WEBHOOK_MAX_AGE_SECONDS', 86_400, 1, 30 * 86_400, 'an event not acknowledged this long after it happened is given up'),
   webhookMaxPending: envVar.int('TTEOK_WEBHOOK_MAX_PENDING', 50, 1, 1000, "undelivered events one LiveStream's status holds at most"),
   webhookConcurrency: envVar.int('TTEOK_WEBHOOK_CONCURRENCY', 16, 1, 1000, 'delivery attempts in flight at once, across streams'),
+  webhookAllowedCidrs: envVar.list('TTEOK_WEBHOOK_ALLOWED_CIDRS', [], 'address ranges a spec.webhooks URL may connect to although the address policy refuses them', { defaultText: '(empty)' }),
+  webhookBlockedCidrs: envVar.list('TTEOK_WEBHOOK_BLOCKED_CIDRS', [], 'more ranges the address policy refuses (the cluster\'s pod and service ranges when not private)', { defaultText: '(empty)' }),
   webhookAllowedUrlPrefixes: envVar.list('TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES', [], 'http(s) URL prefixes ending in "/" a spec.webhooks URL must start with', { defaultText: '(empty: any URL)' }),
 } satisfies EnvTable;
 
@@ -116,6 +130,8 @@ function loadWebhookConfig(e: ControllerEnv): WebhookConfig {
       parsed = undefined;
     }
     if (!parsed || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')) throw new ConfigError(`TTEOK_WEBHOOK_URL must be an http(s) URL, got "${url}"`);
+    const problem = webhookUrlProblem(url);
+    if (problem) throw new ConfigError(`TTEOK_WEBHOOK_URL "${url}" is refused: ${problem}`);
     if (!secret || secret.length < MIN_WEBHOOK_SECRET_LENGTH) throw new ConfigError(`TTEOK_WEBHOOK_SECRET must be set to a signing key of at least ${MIN_WEBHOOK_SECRET_LENGTH} characters when TTEOK_WEBHOOK_URL is set`);
     const events = e.webhookEvents;
     for (const event of events) {
@@ -134,6 +150,8 @@ function loadWebhookConfig(e: ControllerEnv): WebhookConfig {
     }
     // A prefix without a path boundary would let https://api.example.com.evil.net through.
     if (!href || !href.endsWith('/')) throw new ConfigError(`TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: "${p}" must be an http(s) URL ending in "/", e.g. https://api.example.com/`);
+    const problem = webhookUrlProblem(p);
+    if (problem) throw new ConfigError(`TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: "${p}" is refused: ${problem}`);
     return href;
   });
   const retryInitialMs = e.webhookRetryInitialSeconds * 1000;
@@ -148,6 +166,7 @@ function loadWebhookConfig(e: ControllerEnv): WebhookConfig {
     maxPending: e.webhookMaxPending,
     concurrency: e.webhookConcurrency,
     allowedUrlPrefixes: allowedUrlPrefixes.length > 0 ? allowedUrlPrefixes : undefined,
+    addressPolicy: { allowedCidrs: cidrList('TTEOK_WEBHOOK_ALLOWED_CIDRS', e.webhookAllowedCidrs), blockedCidrs: cidrList('TTEOK_WEBHOOK_BLOCKED_CIDRS', e.webhookBlockedCidrs) },
   };
 }
 
@@ -159,6 +178,8 @@ export function loadControllerConfig(env: Env = process.env): ControllerConfig {
   const retryPeriodMs = e.leaderRetrySeconds * 1000;
   if (renewDeadlineMs >= leaseDurationMs) throw new ConfigError('TTEOK_LEADER_RENEW_DEADLINE_SECONDS must be less than TTEOK_LEADER_LEASE_SECONDS');
   if (retryPeriodMs >= renewDeadlineMs) throw new ConfigError('TTEOK_LEADER_RETRY_SECONDS must be less than TTEOK_LEADER_RENEW_DEADLINE_SECONDS');
+  // The chart's admission policy lets the ingest write Leases named claim.*: the leader Lease must never be one.
+  if (e.leaseName.startsWith(CLAIM_LEASE_PREFIX)) throw new ConfigError(`TTEOK_LEADER_ELECTION_LEASE must not start with "${CLAIM_LEASE_PREFIX}" (the ingest's claim Leases are named so), got "${e.leaseName}"`);
   const publicUrl = e.ingestPublicUrl;
   if (publicUrl && !/^rtmps?:\/\/[^/]+/.test(publicUrl)) throw new ConfigError(`TTEOK_INGEST_PUBLIC_URL must be an rtmp:// or rtmps:// URL, got "${publicUrl}"`);
   const playbackBaseUrl = e.playbackBaseUrl;

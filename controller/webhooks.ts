@@ -24,7 +24,10 @@ import { MIN_WEBHOOK_SECRET_LENGTH, type WebhookConfig } from './config.ts';
 import type { EventRecorder } from './events.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import type { LiveStream } from './reconciler.ts';
+import { WebhookAddressPolicy } from './webhook-address-policy.ts';
+import { postWebhook, type FailureClass } from './webhook-post.ts';
 import { SIGNATURE_HEADER, webhookSignature } from './webhook-signature.ts';
+import { urlAllowed, webhookUrlProblem } from './webhook-url.ts';
 import { newEventId, webhookBody, type NewWebhookEvent, type StatusWithWebhooks, type WebhookEventRecord, type WebhookEventType } from './webhook-events.ts';
 
 /** spec.webhooks[] as the CRD defines it. */
@@ -45,6 +48,9 @@ export const DEFAULT_SECRET_KEY = 'signingKey';
 export const LABEL_WEBHOOK_SIGNING_KEY = 'tteok.dev/webhook-signing-key';
 export const GLOBAL_TARGET = 'global';
 
+/** A signing key Secret that is missing, unlabelled or too short: one message for all three. */
+class UnusableSigningKey extends Error {}
+
 type SigningKey = { value: string } | { namespace: string; name: string; key: string };
 
 interface WebhookTarget {
@@ -54,9 +60,13 @@ interface WebhookTarget {
   events: ReadonlySet<WebhookEventType> | undefined;
   /** How Events and logs name it: never the query string, which may carry a token. */
   label: string;
+  /** Whether the address policy applies: to spec.webhooks, not to the operator's own global webhook. */
+  checkAddress: boolean;
 }
 
 type Outcome = 'delivered' | 'expired' | 'dropped';
+
+export { urlAllowed };
 
 /**
  * The id status.webhookEvents[].pendingTargets uses for a webhook of
@@ -65,17 +75,6 @@ type Outcome = 'delivered' | 'expired' | 'dropped';
  */
 export function webhookTargetId(url: string): string {
   return `url-${createHash('sha256').update(url, 'utf8').digest('hex').slice(0, 16)}`;
-}
-
-/** Whether `url`, normalized, starts with one of `prefixes` (normalized, each ending in "/"); any URL when there are none. */
-export function urlAllowed(url: string, prefixes: string[] | undefined): boolean {
-  if (!prefixes) return true;
-  try {
-    const href = new URL(url).href;
-    return prefixes.some((p) => href.startsWith(p));
-  } catch {
-    return false;
-  }
 }
 
 function describeUrl(url: string): string {
@@ -123,7 +122,11 @@ export class WebhookDispatcher {
   private inFlight = 0;
   private readonly waiting: Array<() => void> = [];
 
-  constructor(private readonly o: WebhookDispatcherOptions) {}
+  private readonly addressPolicy: WebhookAddressPolicy;
+
+  constructor(private readonly o: WebhookDispatcherOptions) {
+    this.addressPolicy = new WebhookAddressPolicy(o.config.addressPolicy);
+  }
 
   /** Whether TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES lets a LiveStream send to this URL. */
   allowed(url: string): boolean {
@@ -141,10 +144,11 @@ export class WebhookDispatcher {
         signingKey: { namespace: ls.metadata.namespace!, name: w.secretRef.name, key: w.secretRef.key ?? DEFAULT_SECRET_KEY },
         events: w.events?.length ? new Set(w.events) : undefined,
         label: describeUrl(w.url),
+        checkAddress: true,
       });
     }
     const g = this.o.config.global;
-    if (g) targets.push({ id: GLOBAL_TARGET, url: g.url, signingKey: { value: g.secret }, events: new Set(g.events), label: 'the global webhook' });
+    if (g) targets.push({ id: GLOBAL_TARGET, url: g.url, signingKey: { value: g.secret }, events: new Set(g.events), label: 'the global webhook', checkAddress: false });
     return targets;
   }
 
@@ -188,7 +192,9 @@ export class WebhookDispatcher {
         }
         const target = { namespace: ref.namespace, name: ref.name, uid: ls.metadata.uid };
         for (const w of refused) {
-          this.o.events.warning(target, 'WebhookNotAllowed', `Not sending events to ${describeUrl(w.url)}: it starts with none of the URL prefixes the controller allows (TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES)`);
+          const problem = webhookUrlProblem(w.url);
+          const why = problem ?? 'it starts with none of the URL prefixes the controller allows (TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES)';
+          this.o.events.warning(target, 'WebhookNotAllowed', `Not sending events to ${describeUrl(w.url)}: ${why}`);
         }
         for (const c of closedHere) {
           this.cancel(c.event.id, c.targetId);
@@ -263,10 +269,11 @@ export class WebhookDispatcher {
     if (Date.now() >= deadline) return this.settle(key, d, 'expired');
     await this.slot(signal);
     let failure: string | undefined;
+    let detail: string | undefined;
     try {
       if (signal.aborted || this.deliveries.get(key) !== d) return;
       d.attempts++;
-      failure = await this.post(d, signal);
+      ({ failure, detail } = await this.post(d, signal));
     } finally {
       this.release();
     }
@@ -274,50 +281,50 @@ export class WebhookDispatcher {
     if (failure === undefined) return this.settle(key, d, 'delivered');
     this.o.metrics.webhookDeliveries.inc({ event: d.event.type, outcome: 'failed' });
     const delay = Math.min(backoffDelay(d.attempts - 1, this.o.config.retryInitialMs, this.o.config.retryMaxMs), Math.max(0, deadline - Date.now()));
-    this.o.log.info({ stream: streamId(d.ref), event: d.event.type, eventId: d.event.id, webhook: d.target.label, attempt: d.attempts, err: failure, retryInMs: delay }, 'webhook delivery failed; retrying with backoff');
+    this.o.log.info({ stream: streamId(d.ref), event: d.event.type, eventId: d.event.id, webhook: d.target.label, attempt: d.attempts, err: detail ?? failure, retryInMs: delay }, 'webhook delivery failed; retrying with backoff');
     // The same message each time, so repeats bump one Event's count instead of piling up Events.
     this.o.events.warning(this.targetOf(d), 'WebhookFailed', `Delivering ${d.event.type} to ${d.target.label} failed: ${failure}; retrying with backoff`);
     d.timer = setTimeout(() => void this.attempt(key, d), delay);
     d.timer.unref();
   }
 
-  /** One POST; undefined when acknowledged (2xx), else why not. */
-  private async post(d: Delivery, signal: AbortSignal): Promise<string | undefined> {
+  /**
+   * One POST. failure undefined: acknowledged (2xx); else what the Event
+   * says: a class (webhook-post.ts), or why the signing key is unusable;
+   * detail is for the log only.
+   */
+  private async post(d: Delivery, signal: AbortSignal): Promise<{ failure: FailureClass | string | undefined; detail?: string }> {
     let secret: string;
     try {
       secret = await this.signingKey(d.target.signingKey);
     } catch (err) {
-      return errorMessage(err);
+      // The Event says why the key is unusable; an API error (which may name the API server's address) goes to the log only.
+      if (err instanceof UnusableSigningKey) return { failure: err.message };
+      return { failure: 'signing key Secret could not be read (see the controller\'s log)', detail: errorMessage(err) };
     }
     const body = webhookBody(d.ref, d.event);
-    try {
-      const res = await fetch(d.target.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'tteok-webhooks/1',
-          'tteok-event-id': d.event.id,
-          'tteok-event-type': d.event.type,
-          [SIGNATURE_HEADER.toLowerCase()]: webhookSignature(secret, body, Math.floor(Date.now() / 1000)),
-        },
-        body,
-        // A redirect is not an acknowledgement, and following one would send the signed body elsewhere.
-        redirect: 'manual',
-        signal: AbortSignal.any([signal, AbortSignal.timeout(this.o.config.timeoutMs)]),
-      });
-      await res.body?.cancel().catch(() => undefined);
-      return res.status >= 200 && res.status < 300 ? undefined : `HTTP ${res.status}`;
-    } catch (err) {
-      const e = err as Error & { cause?: { code?: string } };
-      if (e.name === 'TimeoutError') return `no answer within ${this.o.config.timeoutMs / 1000} s`;
-      return e.cause?.code ?? e.message;
-    }
+    const result = await postWebhook({
+      url: d.target.url,
+      headers: {
+        'content-type': 'application/json',
+        'user-agent': 'tteok-webhooks/1',
+        'tteok-event-id': d.event.id,
+        'tteok-event-type': d.event.type,
+        [SIGNATURE_HEADER.toLowerCase()]: webhookSignature(secret, body, Math.floor(Date.now() / 1000)),
+      },
+      body,
+      timeoutMs: this.o.config.timeoutMs,
+      signal,
+      policy: d.target.checkAddress ? this.addressPolicy : undefined,
+    });
+    if (result.failure === 'timeout') return { failure: `timeout (no answer within ${this.o.config.timeoutMs / 1000} s)`, ...(result.detail ? { detail: result.detail } : {}) };
+    return result;
   }
 
   private async signingKey(k: SigningKey): Promise<string> {
     if ('value' in k) return k.value;
     // One message for every reason, so a LiveStream's Events cannot be used to probe which Secrets exist.
-    const unusable = new Error(`signing key Secret ${k.name} not found, not labelled ${LABEL_WEBHOOK_SIGNING_KEY}=true, or without a key "${k.key}" of at least ${MIN_WEBHOOK_SECRET_LENGTH} characters`);
+    const unusable = new UnusableSigningKey(`signing key Secret ${k.name} not found, not labelled ${LABEL_WEBHOOK_SIGNING_KEY}=true, or without a key "${k.key}" of at least ${MIN_WEBHOOK_SECRET_LENGTH} characters`);
     let secret: V1Secret;
     try {
       secret = await rawJson<V1Secret>(this.o.kc, `${secretsPath(k.namespace)}/${encodeURIComponent(k.name)}`);

@@ -115,14 +115,14 @@ t.test('manifests/install.yaml is the chart rendered by manifests/generate.sh, u
   t.equal(r.code, 0, r.stderr || r.stdout);
   const objs = parseDocs(readFileSync(join(ROOT, 'manifests/install.yaml'), 'utf8'));
   t.equal(objs[0]?.kind, 'Namespace', 'starts with its Namespace');
-  t.ok(objs.filter((o) => o.kind !== 'Namespace' && o.kind !== 'CustomResourceDefinition' && !o.kind.startsWith('Cluster')).every((o) => o.metadata.namespace === 'tteok'), 'every namespaced object names namespace tteok');
+  t.ok(objs.filter((o) => o.kind !== 'Namespace' && o.kind !== 'CustomResourceDefinition' && !o.kind.startsWith('Cluster') && !o.kind.startsWith('ValidatingAdmissionPolicy')).every((o) => o.metadata.namespace === 'tteok'), 'every namespaced object names namespace tteok');
   t.ok(find(objs, 'CustomResourceDefinition', 'livestreams.tteok.dev'));
   t.ok(find(objs, 'ConfigMap', 'tteok-config'), 'the settings users edit are one ConfigMap');
 });
 
 t.test('every namespaced object carries the release namespace and the standard labels', async (t) => {
   for (const o of def) {
-    const cluster = o.kind === 'CustomResourceDefinition' || o.kind.startsWith('Cluster');
+    const cluster = o.kind === 'CustomResourceDefinition' || o.kind.startsWith('Cluster') || o.kind.startsWith('ValidatingAdmissionPolicy');
     if (!cluster) t.equal(o.metadata.namespace, NAMESPACE, `${o.kind}/${o.metadata.name}`);
     for (const label of ['app.kubernetes.io/name', 'app.kubernetes.io/instance', 'app.kubernetes.io/version', 'app.kubernetes.io/managed-by', 'helm.sh/chart']) {
       t.ok(o.metadata.labels?.[label], `${o.kind}/${o.metadata.name} has ${label}`);

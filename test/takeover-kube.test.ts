@@ -1,6 +1,7 @@
 // A streamer whose network drops is never locked out, across ingest pods
 // (issue 9, item 4), on the real kube-apiserver: two ingest processes as pods
-// ingest-0 and ingest-1 on the chart's RBAC (TTEOK_KEY_SOURCE=kubernetes,
+// ingest-0 and ingest-1 on the chart's RBAC and Lease admission policy, each
+// with a token bound to its Pod (TTEOK_KEY_SOURCE=kubernetes,
 // claim Leases with the default duration and renewal), the controller, and
 // ffmpeg over RTMP. Both pods store into one origin directory, as pods share
 // one bucket. A network that dies without a FIN is an ffmpeg under SIGSTOP.
@@ -20,7 +21,7 @@ import t, { type Test } from 'tap';
 import { LeaseClient } from '../common/kube/lease.ts';
 import { parsePlaylist, type ParsedPlaylist } from './harness/hls.ts';
 import { metricValue, startIngestProcess, type IngestProcess } from './harness/ingest-process.ts';
-import { adminWithLiveStreams, chartRoles, createReadyLiveStream, serviceAccountKubeconfig, startTestController } from './harness/kube-fixtures.ts';
+import { adminWithLiveStreams, chartIngestAccess, createReadyLiveStream, startTestController } from './harness/kube-fixtures.ts';
 import { startKubeApiServer } from './harness/kube.ts';
 import { stopAll, type ManagedProcess } from './harness/process.ts';
 import { publishTestPattern } from './harness/publisher.ts';
@@ -42,13 +43,13 @@ const { kc, core, custom } = await adminWithLiveStreams(kube, [NS, SYSTEM]);
 
 const controller = await startTestController(kc, SYSTEM);
 
-// The ingest's RBAC as the chart gives it.
-const ingestKubeconfig = await serviceAccountKubeconfig(kc, kube.kubeconfigPath, dir, SYSTEM, 'tteok-ingest', await chartRoles('ingest', SYSTEM));
+// The ingest's RBAC and Lease admission policy as the chart gives them, each pod with a token bound to its Pod.
+const ingestKubeconfigs = await chartIngestAccess(kc, kube.kubeconfigPath, dir, SYSTEM, ['ingest-0', 'ingest-1']);
 
 function ingestEnv(pod: string): Record<string, string> {
   return {
     TTEOK_KEY_SOURCE: 'kubernetes',
-    KUBECONFIG: ingestKubeconfig,
+    KUBECONFIG: ingestKubeconfigs[pod]!,
     TTEOK_POD_NAME: pod,
     TTEOK_POD_NAMESPACE: SYSTEM,
     // TTEOK_CLAIM_LEASE_SECONDS and TTEOK_TAKEOVER_SILENCE_SECONDS keep their defaults: they must meet the bound.

@@ -53,3 +53,28 @@ t.test('allowed URL prefixes match on a path boundary, normalized', async (t) =>
   t.notOk(urlAllowed('http://api.example.com/hooks', allowedUrlPrefixes), 'not another scheme');
   t.ok(urlAllowed('http://anything.example/', undefined), 'no prefixes: any URL');
 });
+
+t.test('encoded path separators and dot segments are refused, whatever the prefixes', async (t) => {
+  const prefixes = ['https://api.example.com/tteok/'];
+  for (const url of [
+    'https://api.example.com/tteok/..%2fadmin',
+    'https://api.example.com/tteok/..%2Fadmin',
+    'https://api.example.com/tteok/%2e%2e/admin',
+    'https://api.example.com/tteok/.%2E/admin',
+    'https://api.example.com/tteok/..%5cadmin',
+    'https://api.example.com/tteok/..\\admin',
+    'https://api.example.com/tteok/./hooks',
+    'https://api.example.com/tteok/a/../../admin',
+  ]) {
+    t.notOk(urlAllowed(url, prefixes), `${url}: not under the prefix`);
+    t.notOk(urlAllowed(url, undefined), `${url}: refused even with no prefixes`);
+  }
+  t.ok(urlAllowed('https://api.example.com/tteok/hooks?next=%2fdashboard', prefixes), 'an encoded slash in the query string is fine');
+  t.ok(urlAllowed('https://api.example.com/tteok/v1.2/hooks..json', prefixes), 'dots inside a segment are fine');
+  t.ok(urlAllowed('https://api.example.com/tteok/hooks?from=/../x#/./y', prefixes), 'dot segments in the query or fragment are not the path');
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: 'https://api.example.com/tteok/%2e%2e/' }, /TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: "https:\/\/api.example.com\/tteok\/%2e%2e\/" is refused: its path has a dot segment/],
+    [{ TTEOK_WEBHOOK_URL: 'https://api.example.com/a%2fb', TTEOK_WEBHOOK_SECRET: 'x'.repeat(16) }, /TTEOK_WEBHOOK_URL "https:\/\/api.example.com\/a%2fb" is refused: its path has an encoded path separator/],
+  ];
+  for (const [env, message] of cases) t.throws(() => loadControllerConfig({ ...base, ...env }), message, `${Object.keys(env).join(', ')}: refused, saying why`);
+});

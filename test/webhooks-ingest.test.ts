@@ -37,6 +37,8 @@ const controller = await startTestController(kc, SYSTEM, {
   TTEOK_PLAYBACK_BASE_URL: `${s3.endpoint}/${s3.bucket}`,
   TTEOK_WEBHOOK_RETRY_INITIAL_SECONDS: '0.1',
   TTEOK_WEBHOOK_RETRY_MAX_SECONDS: '0.5',
+  // The receiver listens on loopback, which the address policy refuses unless allowed.
+  TTEOK_WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
 });
 const ingestKubeconfig = await serviceAccountKubeconfig(kc, kube.kubeconfigPath, dir, SYSTEM, 'tteok-ingest', await chartRoles('ingest', SYSTEM));
 const ingest = await startIngestProcess({

@@ -58,6 +58,8 @@ function startReplica(name: string): Promise<ControllerProcess> {
     TTEOK_WEBHOOK_SECRET: GLOBAL_KEY,
     TTEOK_WEBHOOK_RETRY_INITIAL_SECONDS: '0.2',
     TTEOK_WEBHOOK_RETRY_MAX_SECONDS: '1',
+    // The LiveStream's receiver listens on loopback, which the address policy refuses unless allowed.
+    TTEOK_WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
   });
 }
 

@@ -34,6 +34,8 @@ const config = loadControllerConfig({
   TTEOK_WEBHOOK_RETRY_INITIAL_SECONDS: '0.1',
   TTEOK_WEBHOOK_RETRY_MAX_SECONDS: '0.5',
   TTEOK_WEBHOOK_MAX_AGE_SECONDS: String(MAX_AGE_SECONDS),
+  // The receiver listens on loopback, which the address policy refuses unless allowed.
+  TTEOK_WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
   // The receiver's /hooks/ only: every other URL on the same server is refused.
   TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: `${new URL(receiver.url).origin}/hooks/`,
 });

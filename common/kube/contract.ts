@@ -44,9 +44,12 @@ export function keySecretName(livestream: string): string {
   return `${livestream}-stream-key`;
 }
 
+/** What every claim Lease's name starts with; the chart's admission policy keeps the ingest to these. */
+export const CLAIM_LEASE_PREFIX = 'claim.';
+
 /** Namespaces are DNS labels (no dots), so `claim.<ns>.<name>` is unambiguous. */
 export function claimLeaseName(ref: StreamRef): string {
-  return `claim.${ref.namespace}.${ref.name}`;
+  return `${CLAIM_LEASE_PREFIX}${ref.namespace}.${ref.name}`;
 }
 
 export function parseClaimLeaseName(leaseName: string): StreamRef | undefined {

@@ -242,7 +242,12 @@ export class LeaseStreamClaims implements StreamClaims {
     for (let attempt = 0; attempt < 3; attempt++) {
       const current = await this.leases.get(this.options.namespace, name);
       if (!current || current.spec?.holderIdentity !== this.options.podName) return;
-      if (await this.leases.delete(this.options.namespace, name, current.metadata.resourceVersion)) return;
+      try {
+        if (await this.leases.delete(this.options.namespace, name, current.metadata.resourceVersion)) return;
+      } catch (err) {
+        // The chart's admission policy refuses deleting a claim another pod holds: taken over since the read. Read again.
+        if (!(err instanceof KubeHttpError && err.statusCode === 403)) throw err;
+      }
     }
   }
 

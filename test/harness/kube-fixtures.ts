@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { rawJson } from '../../common/kube/client.ts';
+import { rawJson, statusCode } from '../../common/kube/client.ts';
 import { CI_VALUES, NAMESPACE, find, parseDocs, render } from '../tools/chart-tools.ts';
 import type { KubeTestServer } from './kube.ts';
 import { freePort } from './ports.ts';
@@ -184,4 +184,51 @@ export async function waitForOneLeader(a: ControllerProcess, b: ControllerProces
     const [la, lb] = await Promise.all([a.leader(), b.leader()]);
     return la !== lb ? (la ? a : b) : undefined;
   }, { timeoutMs, intervalMs: 100 });
+}
+
+/**
+ * The ingest's access as the chart gives it in `namespace` (release "tteok",
+ * so its service account is tteok-ingest): the chart's RBAC rules, the
+ * chart's ValidatingAdmissionPolicy on Leases (in force once this returns),
+ * and for each of `pods` a Pod object and a kubeconfig whose token is bound
+ * to that Pod, as a real Pod's projected token is (the policy reads the Pod's
+ * name from it). Returns the kubeconfig path per pod name, and under "" one
+ * whose token is bound to no Pod.
+ */
+export async function chartIngestAccess(admin: KubeConfig, adminKubeconfigPath: string, dir: string, namespace: string, pods: string[]): Promise<Record<string, string>> {
+  const sa = 'tteok-ingest';
+  const unbound = await serviceAccountKubeconfig(admin, adminKubeconfigPath, dir, namespace, sa, await chartRoles('ingest', namespace));
+  const objects = parseDocs(await render({ values: [CI_VALUES['default']!], release: 'tteok', namespace }));
+  // What the chart renders, as it renders it: a chart without the policy leaves the ingest with its RBAC alone (the tests then show what that allows).
+  const policy = objects.filter((o) => o.kind === 'ValidatingAdmissionPolicy' || o.kind === 'ValidatingAdmissionPolicyBinding');
+  for (const object of policy) {
+    await rawJson(admin, `/apis/admissionregistration.k8s.io/v1/${object.kind === 'ValidatingAdmissionPolicy' ? 'validatingadmissionpolicies' : 'validatingadmissionpolicybindings'}`, { method: 'POST', body: object });
+  }
+  const kubeconfigs: Record<string, string> = { '': unbound };
+  for (const pod of pods) {
+    const created = await rawJson<{ metadata: { uid: string } }>(admin, `/api/v1/namespaces/${namespace}/pods`, {
+      method: 'POST',
+      body: { metadata: { name: pod }, spec: { serviceAccountName: sa, containers: [{ name: 'ingest', image: 'tteok:test' }] } },
+    });
+    const tr = await rawJson<{ status: { token: string } }>(admin, `/api/v1/namespaces/${namespace}/serviceaccounts/${sa}/token`, {
+      method: 'POST',
+      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600, boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: pod, uid: created.metadata.uid } } },
+    });
+    const config = JSON.parse(readFileSync(adminKubeconfigPath, 'utf8')) as { users: Array<{ user: { token: string } }> };
+    config.users[0]!.user.token = tr.status.token;
+    kubeconfigs[pod] = join(dir, `${sa}-${pod}.kubeconfig`);
+    writeFileSync(kubeconfigs[pod], JSON.stringify(config), { mode: 0o600 });
+  }
+  if (policy.length === 0) return kubeconfigs;
+  // The policy is in force once the API server has loaded it: a Lease that is no claim is then refused (a dry run).
+  const probe = new KubeConfig();
+  probe.loadFromFile(kubeconfigs[pods[0]!] ?? unbound);
+  await waitFor('the Lease admission policy to be in force', async () => {
+    const code = await rawJson(probe, `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases?dryRun=All`, {
+      method: 'POST',
+      body: { metadata: { name: 'policy-probe' }, spec: { holderIdentity: pods[0] ?? 'none' } },
+    }).then(() => 201, (e: unknown) => statusCode(e));
+    return code === 403 || undefined;
+  }, { timeoutMs: 20_000, intervalMs: 100 });
+  return kubeconfigs;
 }

@@ -29,11 +29,13 @@ export PATH := $(NODE_HOME)/bin:$(PATH)
 # installed them, so a change of Node (or of package-lock.json) reinstalls.
 NPM_CI := npm ci --no-audit --no-fund && node --version > node_modules/.tteok-node
 
-.PHONY: help node node_modules deps deps-e2e e2e test typecheck build run bench clean openapi
+.PHONY: help node node_modules deps deps-e2e e2e test test-unit lint typecheck build run bench clean openapi
 
 help:
 	@echo "make run    start tteok on this machine (ingest + local origin), print OBS settings"
 	@echo "make test   install everything the tests need, type-check, run the whole suite"
+	@echo "make test-unit  the in-process tests of each room (seconds, no servers)"
+	@echo "make lint   biome: formatting, line length and lint rules"
 	@echo "make e2e    helm install the chart on a real single-node cluster (kubelet, containerd) and stream through it"
 	@echo "make build  compile TypeScript to dist/"
 	@echo "make openapi  regenerate gateway/openapi.json from the gateway's route schemas"
@@ -68,17 +70,23 @@ deps-e2e: node
 	bash test/tools/build-binaries.sh $(E2E_GO_TOOLS)
 	bash test/tools/build-image.sh pause
 
-test: deps deps-e2e typecheck
+test: deps deps-e2e typecheck lint
 	bash test/tools/run-tests.sh
 
-# test/e2e-cluster.test.ts alone (make test runs it too). Needs root.
+# The in-process tests of each room (*.unit.test.ts, beside the process tests
+# in the tree that mirrors the source): seconds, no servers; Debian's ffmpeg
+# encodes their media. make test runs them too.
+test-unit: node_modules
+	bash test/tools/run-tests.sh $$(find test bench -name '*.unit.test.ts' | sort)
+
+# test/e2e/cluster.test.ts alone (make test runs it too). Needs root.
 e2e: deps deps-e2e
-	bash test/tools/run-tests.sh test/e2e-cluster.test.ts
+	bash test/tools/run-tests.sh test/e2e/cluster.test.ts
 
 build: node_modules
 	npx tsc -p tsconfig.build.json
 
-# gateway/openapi.json, the committed OpenAPI document (test/openapi.test.ts fails when it is stale).
+# gateway/openapi.json, the committed OpenAPI document (test/gateway/openapi.test.ts fails when it is stale).
 openapi: node_modules
 	TTEOK_LOG_LEVEL=warn npx tsx gateway/openapi-document.ts
 

@@ -7,10 +7,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { rawJson } from '../common/kube/client.ts';
-import { httpsGet, startKubeApiServer } from '../test/harness/kube.ts';
-import { tteokCommand } from '../test/harness/ingest-process.ts';
-import { spawnManaged } from '../test/harness/process.ts';
-import { waitFor } from '../test/harness/wait.ts';
+import { httpsGet, startKubeApiServer } from '../harness/kube.ts';
+import { tteokCommand } from '../harness/ingest-process.ts';
+import { spawnManaged } from '../harness/process.ts';
+import { waitFor } from '../harness/wait.ts';
 import { BENCH_BUILD } from './lib/dist-build.ts';
 import { rssMiB } from './lib/proc-stats.ts';
 

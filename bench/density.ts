@@ -10,10 +10,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parsePlaylist } from '../test/harness/hls.ts';
-import { metricValue, startIngestProcess, writeKeyFile, type TestStream } from '../test/harness/ingest-process.ts';
-import { spawnManaged, type ManagedProcess } from '../test/harness/process.ts';
-import { startS3Server } from '../test/harness/s3-server.ts';
+import { parsePlaylist } from '../harness/hls.ts';
+import { metricValue, startIngestProcess, writeKeyFile, type TestStream } from '../harness/ingest-process.ts';
+import { spawnManaged, type ManagedProcess } from '../harness/process.ts';
+import { startS3Server } from '../harness/s3-server.ts';
 import { ConfigError, envList, type Env } from '../common/env-config.ts';
 import { readMainThreadCpuProfile, summarizeCpuProfile, type ProfileSummary } from './lib/cpu-profile.ts';
 import type { DensityKind, DensityRow } from './lib/density-report.ts';

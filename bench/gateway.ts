@@ -12,10 +12,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { tteokCommand, writeKeyFile } from '../test/harness/ingest-process.ts';
-import { freePort } from '../test/harness/ports.ts';
-import { spawnManaged } from '../test/harness/process.ts';
-import { httpReady } from '../test/harness/wait.ts';
+import { tteokCommand, writeKeyFile } from '../harness/ingest-process.ts';
+import { freePort } from '../harness/ports.ts';
+import { spawnManaged } from '../harness/process.ts';
+import { httpReady } from '../harness/wait.ts';
 import { BENCH_BUILD } from './lib/dist-build.ts';
 import { cpuSeconds } from './lib/proc-stats.ts';
 

@@ -13,7 +13,7 @@
 //                                 and also measured with the local store)
 //   BENCH_STREAMS=1000            LiveStreams the control plane benchmark creates
 import { cpus, totalmem } from 'node:os';
-import { stopAll } from '../test/harness/process.ts';
+import { stopAll } from '../harness/process.ts';
 import { controlPlane } from './control-plane.ts';
 import { density, densityCounts, enhancedDensity, PROFILE_INTERVAL_US } from './density.ts';
 import { gatewayThroughput } from './gateway.ts';

@@ -1,6 +1,6 @@
 // The OpenAPI document as a production gateway (a CDN in front of S3, every
 // other setting at its default) generates it: what gateway/openapi.json holds.
-// `npm run openapi` (make openapi) rewrites that file; test/openapi.test.ts
+// `npm run openapi` (make openapi) rewrites that file; test/gateway/openapi.test.ts
 // fails when it is out of date.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

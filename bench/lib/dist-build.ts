@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { TteokBuild } from '../../test/harness/ingest-process.ts';
+import type { TteokBuild } from '../../harness/ingest-process.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 

@@ -5,8 +5,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { FFMPEG9 } from '../../test/harness/publisher.ts';
-import { spawnManaged, type ManagedProcess } from '../../test/harness/process.ts';
+import { FFMPEG9 } from '../../harness/publisher.ts';
+import { spawnManaged, type ManagedProcess } from '../../harness/process.ts';
 
 const benchDir = () => join(process.env.TTEOK_TOOLS_CACHE ?? join(homedir(), '.cache', 'tteok'), 'bench');
 

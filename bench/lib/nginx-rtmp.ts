@@ -5,9 +5,9 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../test/harness/ports.ts';
-import { spawnManaged, type ManagedProcess } from '../../test/harness/process.ts';
-import { waitFor } from '../../test/harness/wait.ts';
+import { freePort } from '../../harness/ports.ts';
+import { spawnManaged, type ManagedProcess } from '../../harness/process.ts';
+import { waitFor } from '../../harness/wait.ts';
 import { childPids } from './proc-stats.ts';
 
 export function installNginxRtmp(): void {

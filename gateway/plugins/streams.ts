@@ -144,7 +144,7 @@ const streams: FastifyPluginAsync<StreamsOptions> = async (plain, options) => {
 
   // Events carry the lookup's body. toResource builds exactly the schema's
   // fields in the schema's order, so JSON.stringify gives the same bytes as
-  // the route's serializer (test/gateway-events-kube.test.ts compares them).
+  // the route's serializer (test/gateway/events-kube.test.ts compares them).
   await app.register(events, { config: options.events, lookupBody: (s) => JSON.stringify(toResource(s)) });
 };
 

@@ -17,11 +17,11 @@ import type { RunContext } from '../../ingest/stream-run.ts';
 import { DEFAULT_PUBLISH_LIMITS } from '../../ingest/packager/publish-limits.ts';
 import type { StreamEnd } from '../../ingest/run-storage.ts';
 import { Uploader } from '../../ingest/upload/uploader.ts';
-import { readFlvTags, type FlvTag } from '../harness/flv-file.ts';
-import { waitFor } from '../harness/wait.ts';
-import { encodeFlv, tempDir } from '../unit/fixtures/media.ts';
+import { readFlvTags, type FlvTag } from '../../harness/flv-file.ts';
+import { waitFor } from '../../harness/wait.ts';
+import { encodeFlv, tempDir } from '../fixtures/media.ts';
 
-/** These tests feed recorded media as fast as they can, not at its real pace: the wall-clock pacing rule is lifted (test/publish-limits.test.ts checks it). */
+/** These tests feed recorded media as fast as they can, not at its real pace: the wall-clock pacing rule is lifted (test/ingest/packager/publish-limits.test.ts checks it). */
 export const FAST_FEED_LIMITS = { ...DEFAULT_PUBLISH_LIMITS, maxAheadSegments: 10_000 };
 
 export const REF: StreamRef = { namespace: 'default', name: 'room' };

@@ -65,7 +65,7 @@ for tool in $tools; do
   case "$tool" in
     weed) build seaweedfs weed github.com/seaweedfs/seaweedfs/weed ;;
     kube-apiserver) build kube-apiserver kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$(kube_version_ldflags)" ;;
-    # The rest of a single-node cluster (test/harness/cluster.ts), from the
+    # The rest of a single-node cluster (harness/cluster.ts), from the
     # same pinned module as kube-apiserver so the versions always match.
     kubelet | kube-controller-manager | kube-scheduler | kube-proxy)
       build kube-apiserver "$tool" "k8s.io/kubernetes/cmd/$tool" "$(kube_version_ldflags)" ;;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds tteok's container image from the repository's Dockerfile with no
-# container registry, for the end-to-end cluster test (test/e2e-cluster.test.ts):
+# container registry, for the end-to-end cluster test (test/e2e/cluster.test.ts):
 #
 # 1. The base image the Dockerfile's FROM names (node:24-trixie-slim) is made
 #    here: a minimal Debian 13 root filesystem from Debian's own packages

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs cfn-lint (MIT, from PyPI) into a virtualenv of its own for the
-# CloudFormation template check (test/manifests-aws.test.ts), and links it as
+# CloudFormation template check (test/manifests/aws.test.ts), and links it as
 # ${TTEOK_TOOLS_CACHE:-~/.cache/tteok}/bin/cfn-lint. Rebuilt only when the pin
 # or the Python interpreter changes (test/tools/pypi-venv.sh), so a second run
 # is a no-op.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # Clients that request an event stream and then never read it, for
-# test/gateway-events-limits.test.ts. Node cannot set SO_RCVBUF on a TCP
+# test/gateway/events-limits.test.ts. Node cannot set SO_RCVBUF on a TCP
 # socket; here each socket gets a small receive buffer before it connects, so
 # the kernel takes almost nothing off the server and what the server does not
 # hold back piles up in its own memory. Each connects from its own loopback

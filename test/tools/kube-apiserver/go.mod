@@ -1,6 +1,6 @@
 // Test-only: builds Kubernetes' `kube-apiserver` (Apache-2.0), the real API
 // server the test suite runs on loopback, envtest-style. Never shipped; see
-// test/tools/build-binaries.sh and test/harness/kube.ts.
+// test/tools/build-binaries.sh and harness/kube.ts.
 module tteok.dev/testtools/kube-apiserver
 
 go 1.26.0

@@ -1,8 +1,8 @@
 //go:build tools
 
 // Package tools pins the Kubernetes commands build-binaries.sh builds from
-// k8s.io/kubernetes (kube-apiserver for test/harness/kube.ts; the rest of a
-// single-node cluster for test/harness/cluster.ts) so `go mod tidy` keeps them.
+// k8s.io/kubernetes (kube-apiserver for harness/kube.ts; the rest of a
+// single-node cluster for harness/cluster.ts) so `go mod tidy` keeps them.
 package tools
 
 import (

@@ -2,7 +2,7 @@
 
 // Test-only: builds kubeconform (Apache-2.0), which validates the rendered
 // Helm chart against JSON schemas generated from the test kube-apiserver's
-// OpenAPI (test/chart-cluster.test.ts). Never shipped; see
+// OpenAPI (test/chart/cluster.test.ts). Never shipped; see
 // test/tools/build-binaries.sh.
 package tools
 

@@ -1,5 +1,5 @@
 /*
- * The pod sandbox's "pause" process for the test cluster (test/harness/cluster.ts):
+ * The pod sandbox's "pause" process for the test cluster (harness/cluster.ts):
  * holds the pod's namespaces open, reaps zombies, exits on SIGINT/SIGTERM.
  * Built static (gcc -static) and packed as an image by test/tools/build-image.sh,
  * because no registry is reachable to pull Kubernetes' own.

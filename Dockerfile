@@ -5,7 +5,10 @@
 # RTMP into CMAF in process. Runs as uid 10001 and works with a read-only root
 # filesystem (writable: /tmp, and the ingest's media volume).
 #
-#   docker build -t registry.example.com/tteok:0.1.0 .
+#   docker build -t ghcr.io/tteok/tteok:0.1.0 --build-arg REVISION=$(git rev-parse HEAD) .
+# The project's images are ghcr.io/tteok/tteok:<version>, <version> being
+# package.json's version and the chart's appVersion (README.md, "Images and
+# charts"); test/chart/metadata.test.ts keeps VERSION below equal to both.
 # Node 24 LTS, the release line the tests run on (test/tools/install-node.sh
 # pins the exact version); Debian 13 slim.
 ARG NODE_IMAGE=node:24-trixie-slim
@@ -30,11 +33,27 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 FROM ${NODE_IMAGE}
+# OCI image annotations (https://specs.opencontainers.org/image-spec/annotations/).
+ARG VERSION=0.1.0
+ARG REVISION=""
+ARG CREATED=""
+# (declared before the first FROM; repeated so the label can name it)
+ARG NODE_IMAGE
+LABEL org.opencontainers.image.title="tteok" \
+      org.opencontainers.image.description="Self-hosted live streaming on Kubernetes: RTMP in, low-latency CMAF HLS out to S3 and a CDN. One image for the ingest, gateway and controller roles." \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/tteok/tteok" \
+      org.opencontainers.image.url="https://github.com/tteok/tteok" \
+      org.opencontainers.image.documentation="https://github.com/tteok/tteok#readme" \
+      org.opencontainers.image.base.name="${NODE_IMAGE}"
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
-COPY package.json ./
+COPY package.json LICENSE ./
 # The gateway's player page is static files read at run time (gateway/plugins/player.ts
 # finds them at /app/gateway/player from /app/dist/gateway/plugins).
 COPY gateway/player ./gateway/player

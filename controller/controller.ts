@@ -197,8 +197,8 @@ export async function startController(config: ControllerConfig, deps: Controller
     for (const p of phases.values()) counts.set(p, (counts.get(p) ?? 0) + 1);
     for (const [p, n] of counts) metrics.streams.set({ phase: p }, n);
     for (const [resource, inf] of informers) {
-      metrics.informerRelists.set({ resource, cause: 'gone' }, inf.stats.goneRelists);
-      metrics.informerRelists.set({ resource, cause: 'idle' }, inf.stats.idleRelists);
+      metrics.countRelists(resource, 'gone', inf.stats.goneRelists);
+      metrics.countRelists(resource, 'idle', inf.stats.idleRelists);
     }
   }, 1000);
   gauges.unref();

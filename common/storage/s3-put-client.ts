@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Sha256 } from '@smithy/core/checksum';
+import { escapeUri, escapeUriPath } from '@smithy/core/protocols';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 
@@ -65,7 +66,9 @@ export class S3PutClient {
 
   /** The URL a key is stored at (for tests and logs). */
   urlOf(key: string): URL {
-    const path = (this.pathStyle ? `/${encodeURIComponent(this.options.bucket)}/` : '/') + key.split('/').map(encodeURIComponent).join('/');
+    // Escaped per RFC 3986 as SigV4 signs it and S3 checks it (the SDK's own escape: all but
+    // A-Z a-z 0-9 - . _ ~, so also the ! ' ( ) * that encodeURIComponent leaves).
+    const path = (this.pathStyle ? `/${escapeUri(this.options.bucket)}/` : '/') + escapeUriPath(key);
     const host = this.pathStyle ? this.base.host : `${this.options.bucket}.${this.base.host}`;
     return new URL(`${this.base.protocol}//${host}${this.base.pathname.replace(/\/$/, '')}${path}`);
   }

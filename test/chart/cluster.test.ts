@@ -12,6 +12,7 @@
 //   service account (least privilege, enforced by RBAC), `helm upgrade` with a
 //   changed CRD (the CRD on the server changes), and `helm uninstall` (the CRD
 //   stays);
+// - `kubectl explain` printing the CRD's field descriptions;
 // - the example LiveStreams against the CRD.
 import { mkdtemp, readFile, readdir, rm, writeFile, cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,7 @@ import t from 'tap';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { httpsGet, startKubeApiServer } from '../../harness/kube.ts';
 import { CACHE, CHART, CI_VALUES, NAMESPACE, ROOT, get, parseDocs, render, run, runOk, tool, type K8sObject } from '../tools/chart-tools.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 const kube = await startKubeApiServer();
 t.teardown(() => kube.stop());
@@ -201,6 +203,19 @@ t.test('helm install, least privilege as each service account, CRD upgrade, unin
   t.equal((await helm('uninstall', 't', '--namespace', NAMESPACE)).code, 0);
 });
 
+t.test('kubectl explain describes LiveStream fields, spec and status (the CRD the install left)', async (t) => {
+  // The server publishes a CRD's OpenAPI a moment after it is Established.
+  const explain = (field: string) => waitFor(`kubectl explain ${field}`, async () => {
+    const r = await kubectl('explain', field);
+    return r.code === 0 && /DESCRIPTION:/.test(r.stdout) ? r.stdout : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 500 });
+  t.match(await explain('livestream.spec.hls'), /How the stream is cut into HLS segments/);
+  t.match(await explain('livestream.spec.retention.keepAfterEnd'), /Keep the stored segments/);
+  t.match(await explain('livestream.status.phase'), /Pending: the stream key is being made/);
+  t.match(await explain('livestream.status.conditions.reason'), /CamelCase/);
+  t.match(await explain('livestream.status.webhookEvents.data.keyRotation'), /spec\.keyRotation/);
+});
+
 t.test('kubeconform -strict: every render and install.yaml is valid against the server\'s schemas, nothing skipped', async (t) => {
   const count = await generateSchemas();
   t.ok(count > 100, `${count} schemas from the server's /openapi/v2`);
@@ -216,6 +231,8 @@ t.test('kubeconform -strict: every render and install.yaml is valid against the 
     }
     t.equal(r.code, 0, `${name}: ${(report.resources ?? []).filter((x) => x.status !== 'statusValid').map((x) => `${x.kind}/${x.name}: ${x.msg}`).join('\n')}`);
     t.same(report.summary, { valid: kinds.length, invalid: 0, errors: 0, skipped: 0 }, `${name}: all ${kinds.length} resources validated (${[...new Set(kinds.map((k) => k.split(' ')[1]))].join(', ')})`);
+    // helm template renders the `helm test` pods too (install.yaml leaves them out: --skip-tests).
+    if (name !== 'install.yaml') t.equal(kinds.filter((k) => k === 'v1 Pod').length, 2, `${name}: the two helm test pods are validated too`);
   }
 });
 

@@ -52,7 +52,7 @@ t.test('promtool check rules accepts the alerts', async (t) => {
   t.equal(r.code, 0, r.stdout + r.stderr);
   t.match(r.stdout, new RegExp(`SUCCESS: ${alerts.length} rules found`));
   t.same(alerts.map((a) => a.alert).sort(), [
-    'TteokControllerNoLeader', 'TteokControllerReconcileErrors', 'TteokLongSegments', 'TteokSegmentLatencyHigh',
+    'TteokControllerNoLeader', 'TteokControllerReconcileErrors', 'TteokLongSegments', 'TteokRtmpsCertificateExpiring', 'TteokSegmentLatencyHigh',
     'TteokUploadBacklogGrowing', 'TteokUploadsFailing', 'TteokViewerSegmentLatencyHigh',
   ]);
   for (const a of alerts) {
@@ -128,6 +128,8 @@ t.test('each alert fires when things go wrong and stays quiet when they do not (
     { series: `tteok_ingest_upload_failures_total{${ns},pod="ingest-0",kind="segment",reason="timeout"}`, values: bad ? '0+30x30' : '0x30' },
     { series: `tteok_ingest_upload_backlog_segments{${ns},pod="ingest-0"}`, values: bad ? '20+2x30' : '1x30' },
     { series: `tteok_ingest_long_segments_total{${ns},pod="ingest-0"}`, values: bad ? '0+1x30' : '0x30' },
+    // Unix seconds; promtool's clock starts at 0, so at 25m: 3 days left (bad) or 100 days (good).
+    { series: `tteok_ingest_rtmps_certificate_expiry_timestamp_seconds{${ns},pod="ingest-0"}`, values: bad ? `${1500 + 3 * 86400}x30` : `${1500 + 100 * 86400}x30` },
     ...hist('tteok_ingest_segment_latency_seconds', 'ingest-0', !bad, '5', ['0.5', '1', '2', '3', '5', '10', '+Inf']),
     ...hist('tteok_gateway_segment_latency_seconds', 'gateway-a', !bad, '7.5', ['0.5', '1', '2', '4', '5', '7.5', '10', '+Inf']),
   ];

@@ -159,6 +159,49 @@ t.test('pods run as non-root with a read-only root filesystem, no privileges, wr
   }
 });
 
+t.test('helm test pods: the gateway\'s /readyz and a lookup, the ingest\'s /readyz, with least privilege; tests.enabled=false leaves them out', async (t) => {
+  interface TestPod { automountServiceAccountToken?: boolean; serviceAccountName?: string; restartPolicy?: string; enableServiceLinks?: boolean; imagePullSecrets?: unknown[]; securityContext?: Record<string, unknown>; volumes?: unknown[]; containers: Array<Container & { image: string; command?: string[] }> }
+  const checksOf = (p: K8sObject) => JSON.parse((p.spec as TestPod).containers[0]!.env!.find((e) => e.name === 'CHECKS')!.value!) as Array<{ url: string; status: number; contains: string }>;
+  // ci/ values render with helm template, which includes test hooks (as kubeconform and the dry-run in chart-cluster.test.ts see them).
+  for (const [name, objs] of Object.entries(renders)) {
+    const pods = objs.filter((o) => o.kind === 'Pod');
+    t.same(pods.map((p) => p.metadata.name).sort(), ['t-tteok-test-gateway', 't-tteok-test-ingest'], `${name}: two test pods`);
+    const gatewayImage = podSpec(get(objs, 'Deployment', 't-tteok-gateway')).containers[0] as Container & { image: string };
+    for (const p of pods) {
+      const where = `${name}: Pod/${p.metadata.name}`;
+      const spec = p.spec as TestPod;
+      t.equal(p.metadata.annotations?.['helm.sh/hook'], 'test', `${where} is a helm test hook`);
+      t.equal(spec.restartPolicy, 'Never', `${where} runs once`);
+      t.equal(spec.automountServiceAccountToken, false, `${where} gets no service account token`);
+      t.notOk(spec.serviceAccountName, `${where} uses no service account of the release`);
+      t.notOk(spec.volumes, `${where} mounts nothing`);
+      t.equal(spec.securityContext?.runAsNonRoot, true, `${where} runAsNonRoot`);
+      t.same(spec.securityContext?.seccompProfile, { type: 'RuntimeDefault' }, `${where} seccomp RuntimeDefault`);
+      const c = spec.containers[0]!;
+      t.equal(spec.containers.length, 1);
+      t.equal(c.image, gatewayImage.image, `${where} runs the tteok image itself`);
+      t.same(c.command?.slice(0, 2), ['node', '--input-type=module'], `${where} checks with the image's node`);
+      t.equal(c.securityContext?.readOnlyRootFilesystem, true, `${where} read-only root filesystem`);
+      t.equal(c.securityContext?.allowPrivilegeEscalation, false, `${where} no privilege escalation`);
+      t.same(c.securityContext?.capabilities, { drop: ['ALL'] }, `${where} drops all capabilities`);
+      t.ok(c.resources?.requests?.cpu && c.resources.limits?.memory, `${where} has requests and a memory limit`);
+    }
+    if (objs === all) t.same((pods[0]!.spec as TestPod).imagePullSecrets, [{ name: 'regcred' }], 'the image pull secrets too');
+    const gatewayService = get(objs, 'Service', 't-tteok-gateway').spec as { ports: Array<{ name: string; port: number }> };
+    const base = `http://t-tteok-gateway.${NAMESPACE}.svc:${gatewayService.ports.find((x) => x.name === 'http')!.port}`;
+    const streams = (parseYaml(readFileSync(CI_VALUES[name]!, 'utf8')) as { watchNamespace?: string }).watchNamespace || NAMESPACE;
+    t.same(checksOf(get(objs, 'Pod', 't-tteok-test-gateway')).map((c) => [c.url, c.status]), [
+      [`${base}/readyz`, 200],
+      [`${base}/v1/streams?namespace=${streams}`, 200],
+      [`${base}/v1/streams/${streams}/helm-test-no-such-stream`, 404],
+    ], `${name}: through the gateway's Service: /readyz, the list and a lookup (a JSON 404)`);
+    const ingestPort = (podSpec(get(objs, 'StatefulSet')).containers[0]!.ports ?? []).find((x) => x.name === 'http')!.containerPort;
+    t.same(checksOf(get(objs, 'Pod', 't-tteok-test-ingest')).map((c) => [c.url, c.status]), [[`http://t-tteok-ingest-0.t-tteok-ingest-headless.tteok.svc:${ingestPort}/readyz`, 200]], `${name}: the first ingest pod's /readyz`);
+  }
+  const off = parseDocs(await render({ values: [CI_VALUES['default']!], set: ['tests.enabled=false'] }));
+  t.notOk(find(off, 'Pod'), 'tests.enabled=false: no test pods');
+});
+
 t.test('ingest: StatefulSet with the media emptyDir, probes on 9935, a grace period longer than its shutdown timeout', async (t) => {
   const sts = get(def, 'StatefulSet', 't-tteok-ingest');
   const spec = podSpec(sts);

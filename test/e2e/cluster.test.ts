@@ -119,7 +119,7 @@ t.test('helm install: every pod of the release is Ready', async (tt) => {
   // S3 credentials in a Secret of the user's (values never hold keys).
   await kubectlOk('create', 'secret', 'generic', 'tteok-s3', '-n', NS, `--from-literal=AWS_ACCESS_KEY_ID=${TEST_ACCESS_KEY}`, `--from-literal=AWS_SECRET_ACCESS_KEY=${TEST_SECRET_KEY}`);
   const values = {
-    image: { repository: 'tteok', tag: 'e2e', pullPolicy: 'Never' },
+    image: { registry: '', repository: 'tteok', tag: 'e2e', pullPolicy: 'Never' },
     s3: { bucket: s3!.bucket, endpoint: s3ForPods, forcePathStyle: true, credentials: { existingSecret: 'tteok-s3' } },
     cdn: { baseUrl: `${s3ForPods}/${s3!.bucket}` },
     ingest: {

@@ -10,6 +10,16 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${TTEOK_TOOLS_CACHE:-$HOME/.cache/tteok}"
 mkdir -p "$cache/bin"
 
+# Roughly how long a first build takes on 2 cores (printed before it starts, so a long one never looks stuck).
+build_time() {
+  case "$1" in
+    kube-apiserver) echo "about 10 minutes" ;;
+    weed) echo "about 4.5 minutes" ;;
+    kubelet | kube-controller-manager | kube-scheduler | kube-proxy) echo "about 4 minutes, after kube-apiserver" ;;
+    *) echo "a minute or two" ;;
+  esac
+}
+
 # build <tool dir> <binary name> <package> [extra -ldflags]
 build() {
   local dir="$here/$1" name="$2" pkg="$3" ldflags="${4:-}"
@@ -19,7 +29,7 @@ build() {
     echo "build-binaries: $name is cached ($stamp)"
     return
   fi
-  echo "build-binaries: building $name from $pkg (a few minutes the first time)"
+  echo "build-binaries: building $name from $pkg ($(build_time "$name") on 2 cores)"
   local started=$SECONDS
   (cd "$dir" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags="-s -w${ldflags:+ $ldflags}" -o "$cache/bin/$name.tmp" "$pkg")
   mv "$cache/bin/$name.tmp" "$cache/bin/$name"

@@ -12,6 +12,11 @@ if ! [[ "$node_major" =~ ^[0-9]+$ ]] || (( node_major < 24 )); then
   echo "run-tests: needs Node 24 or newer first on PATH (see README, Node); \`make test\` installs it" >&2
   exit 1
 fi
+if [[ $# -eq 0 ]]; then
+  echo "run-tests: the whole tap suite, one file at a time (about 20 minutes once the tools are cached; the first run also builds the end-to-end test's image, about 4 minutes)"
+else
+  echo "run-tests: $*"
+fi
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 npx tap "$@" 2>&1 | tee "$log"

@@ -41,6 +41,19 @@ t.test('a PUT stores the bytes whole, with their content type and cache control'
   s.destroy();
 });
 
+t.test('a prefix with the characters encodeURIComponent leaves (!\'()*), spaces and non-ASCII is signed as S3 checks it', async (tt) => {
+  const s = store(s3.endpoint, { requestTimeoutMs: 60_000 });
+  // TTEOK_S3_PREFIX is any S3 key prefix; SigV4 signs the path escaped per RFC 3986, which escapes !'()* too.
+  for (const prefix of ["a!b'c(d)e*f", 'with space', 'ünïcödé/日本', "mixed (1)/it's*/!"]) {
+    const key = `${prefix}/default/demo/run/0.m4s`;
+    const body = Buffer.from(`segment under ${prefix}`);
+    const error = await s.put(key, body, { contentType: 'video/iso.segment', cacheControl: 'max-age=1' }).then(() => undefined, (e: unknown) => e as Error);
+    tt.equal(error?.message, undefined, `PUT under "${prefix}" is accepted`);
+    tt.equal((await getObject(s3.client, s3.bucket, key))?.body.toString(), body.toString(), `"${key}" reads back through the AWS SDK under the same key`);
+  }
+  s.destroy();
+});
+
 t.test('wrong credentials are refused by the server and reported as access denied', async (tt) => {
   const saved = process.env.AWS_SECRET_ACCESS_KEY;
   process.env.AWS_SECRET_ACCESS_KEY = 'not-the-secret';
@@ -82,5 +95,7 @@ t.test('the URL of a key: path style, virtual-hosted on AWS, path style for a do
   tt.equal(dotted.urlOf('a/b.m4s').href, 'https://s3.eu-west-1.amazonaws.com/media.example.com/a/b.m4s');
   const compatible = new S3PutClient({ ...common, bucket: 'media', endpoint: 'http://seaweed:8333', forcePathStyle: true });
   tt.equal(compatible.urlOf('a/b c.m4s').href, 'http://seaweed:8333/media/a/b%20c.m4s');
+  // RFC 3986: everything but A-Z a-z 0-9 - . _ ~ is escaped, as SigV4 signs it (encodeURIComponent leaves !'()*).
+  tt.equal(aws.urlOf("a!b'c(d)e*f/ü~x-y_z.m4s").pathname, '/a%21b%27c%28d%29e%2Af/%C3%BC~x-y_z.m4s');
   for (const c of [aws, dotted, compatible]) c.destroy();
 });

@@ -78,7 +78,7 @@ t.test('ffmpeg publishes over rtmps:// and the stream is stored', async (t) => {
   t.match(text, /\.m4s/, 'its playlist lists segments');
   t.match(await presentedCertificate(), /CN=tteok-test-first/, 'the port presents the configured certificate');
   t.ok(ingest.proc.lines.some((l) => l.includes('"rtmpsPort"')), 'the ready line names the RTMPS port');
-  const notAfter = metricValue(await ingest.metrics(), 'tteok_ingest_rtmps_certificate_not_after_seconds');
+  const notAfter = metricValue(await ingest.metrics(), 'tteok_ingest_rtmps_certificate_expiry_timestamp_seconds');
   t.equal(notAfter, Date.parse(new X509Certificate(readFileSync(first.cert)).validTo) / 1000, 'the certificate expiry is a metric');
 });
 

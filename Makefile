@@ -86,6 +86,11 @@ deps-e2e: node
 test: deps deps-e2e typecheck lint
 	bash test/tools/run-tests.sh
 
+# Formatting (160 columns) and lint rules, as biome.jsonc sets them; biome
+# format --write . fixes the formatting. make test runs it first.
+lint: node_modules
+	npx biome ci .
+
 # The in-process tests of each room (*.unit.test.ts, beside the process tests
 # in the tree that mirrors the source): seconds, no servers; Debian's ffmpeg
 # encodes their media. make test runs them too.

@@ -45,16 +45,27 @@ export async function controlPlane(streams = 1000): Promise<ControlPlaneResult> 
     kc.loadFromFile(kube.kubeconfigPath);
     const crd = parse(readFileSync(join(ROOT, 'manifests/crd/livestreams.tteok.dev.yaml'), 'utf8'));
     await rawJson(kc, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', { method: 'POST', body: crd });
-    await waitFor('LiveStreams to be served', async () => {
-      await rawJson(kc, '/apis/tteok.dev/v1alpha1/livestreams');
-      return true;
-    }, { timeoutMs: 30_000 });
+    await waitFor(
+      'LiveStreams to be served',
+      async () => {
+        await rawJson(kc, '/apis/tteok.dev/v1alpha1/livestreams');
+        return true;
+      },
+      { timeoutMs: 30_000 },
+    );
     for (const name of ['bench', 'tteok-system']) await rawJson(kc, '/api/v1/namespaces', { method: 'POST', body: { metadata: { name } } });
     await rawJson(kc, '/apis/apps/v1/namespaces/tteok-system/statefulsets', {
       method: 'POST',
       body: {
-        apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'ingest' },
-        spec: { replicas: 1, serviceName: 'ingest', selector: { matchLabels: { app: 'ingest' } }, template: { metadata: { labels: { app: 'ingest' } }, spec: { containers: [{ name: 'ingest', image: 'tteok' }] } } },
+        apiVersion: 'apps/v1',
+        kind: 'StatefulSet',
+        metadata: { name: 'ingest' },
+        spec: {
+          replicas: 1,
+          serviceName: 'ingest',
+          selector: { matchLabels: { app: 'ingest' } },
+          template: { metadata: { labels: { app: 'ingest' } }, spec: { containers: [{ name: 'ingest', image: 'tteok' }] } },
+        },
       },
     });
 
@@ -79,32 +90,45 @@ export async function controlPlane(streams = 1000): Promise<ControlPlaneResult> 
       },
     });
     controllerProcs.push(controller);
-    await waitFor('the controller to lead', async () => {
-      const leases = await rawJson<{ items: Array<{ spec?: { holderIdentity?: string } }> }>(kc, '/apis/coordination.k8s.io/v1/namespaces/tteok-system/leases').catch(() => undefined);
-      if (controller.child.exitCode !== null) throw new Error(`the controller exited:\n${controller.lines.slice(-10).join('\n')}`);
-      return leases?.items.some((l) => l.spec?.holderIdentity === 'controller-bench');
-    }, { timeoutMs: 30_000 });
+    await waitFor(
+      'the controller to lead',
+      async () => {
+        const leases = await rawJson<{ items: Array<{ spec?: { holderIdentity?: string } }> }>(
+          kc,
+          '/apis/coordination.k8s.io/v1/namespaces/tteok-system/leases',
+        ).catch(() => undefined);
+        if (controller.child.exitCode !== null) throw new Error(`the controller exited:\n${controller.lines.slice(-10).join('\n')}`);
+        return leases?.items.some((l) => l.spec?.holderIdentity === 'controller-bench');
+      },
+      { timeoutMs: 30_000 },
+    );
     await sleep(2000);
 
     const before = await requestCounts(kube.url, kube.token, kube.caCert);
     const started = Date.now();
     // Create as a user's CI would: 20 requests in flight.
     let next = 0;
-    await Promise.all(Array.from({ length: 20 }, async () => {
-      while (next < streams) {
-        const i = next++;
-        await rawJson(kc, '/apis/tteok.dev/v1alpha1/namespaces/bench/livestreams', {
-          method: 'POST',
-          body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: `s${i}` }, spec: { title: `Stream ${i}` } },
-        });
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        while (next < streams) {
+          const i = next++;
+          await rawJson(kc, '/apis/tteok.dev/v1alpha1/namespaces/bench/livestreams', {
+            method: 'POST',
+            body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: `s${i}` }, spec: { title: `Stream ${i}` } },
+          });
+        }
+      }),
+    );
     let lists = 0;
-    await waitFor(`${streams} LiveStreams to be Ready`, async () => {
-      lists++;
-      const list = await rawJson<{ items: Array<{ status?: { phase?: string } }> }>(kc, '/apis/tteok.dev/v1alpha1/namespaces/bench/livestreams');
-      return list.items.filter((x) => x.status?.phase === 'Ready').length === streams;
-    }, { timeoutMs: 600_000, intervalMs: 250 });
+    await waitFor(
+      `${streams} LiveStreams to be Ready`,
+      async () => {
+        lists++;
+        const list = await rawJson<{ items: Array<{ status?: { phase?: string } }> }>(kc, '/apis/tteok.dev/v1alpha1/namespaces/bench/livestreams');
+        return list.items.filter((x) => x.status?.phase === 'Ready').length === streams;
+      },
+      { timeoutMs: 600_000, intervalMs: 250 },
+    );
     const seconds = (Date.now() - started) / 1000;
     await sleep(3000); // let trailing writes land
     const after = await requestCounts(kube.url, kube.token, kube.caCert);
@@ -115,7 +139,10 @@ export async function controlPlane(streams = 1000): Promise<ControlPlaneResult> 
       if (d > 0) delta.push([key, d]);
     }
     // Take out the benchmark's own requests: the creates and the polling lists.
-    const own = new Map<string, number>([['POST livestreams', streams], ['LIST livestreams', lists]]);
+    const own = new Map<string, number>([
+      ['POST livestreams', streams],
+      ['LIST livestreams', lists],
+    ]);
     const controllerRequests = delta.reduce((a, [key, n]) => a + Math.max(0, n - (own.get(key) ?? 0)), 0);
     return {
       streams,

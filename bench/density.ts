@@ -101,21 +101,34 @@ async function tteokIngest(system: string, input: string, n: number, options: { 
     writeKeyFile(join(dir, 'keys.yaml'), streams);
     const mediaDir = join(dir, 'media');
     const profileDir = join(dir, 'cpu-profile');
-    const profileEnv: Record<string, string> = profile ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-interval=${PROFILE_INTERVAL_US} --cpu-prof-dir=${profileDir}`.trim() } : {};
+    const profileEnv: Record<string, string> = profile
+      ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-interval=${PROFILE_INTERVAL_US} --cpu-prof-dir=${profileDir}`.trim() }
+      : {};
     const storeEnv = s3 ? s3.ingestEnv : { TTEOK_STORAGE: 'local', TTEOK_LOCAL_ORIGIN_DIR: join(dir, 'origin') };
-    const ingest = await startIngestProcess({
-      ...storeEnv,
-      TTEOK_KEYS_FILE: join(dir, 'keys.yaml'),
-      TTEOK_MEDIA_DIR: mediaDir,
-      TTEOK_LOG_LEVEL: 'info',
-      // Every publisher here comes from 127.0.0.1; the default cap of 10 per address would refuse the rest.
-      TTEOK_RTMP_MAX_CONNECTIONS_PER_ADDRESS: String(Math.max(10, n)),
-      ...profileEnv,
-    }, undefined, { build: BENCH_BUILD });
+    const ingest = await startIngestProcess(
+      {
+        ...storeEnv,
+        TTEOK_KEYS_FILE: join(dir, 'keys.yaml'),
+        TTEOK_MEDIA_DIR: mediaDir,
+        TTEOK_LOG_LEVEL: 'info',
+        // Every publisher here comes from 127.0.0.1; the default cap of 10 per address would refuse the rest.
+        TTEOK_RTMP_MAX_CONNECTIONS_PER_ADDRESS: String(Math.max(10, n)),
+        ...profileEnv,
+      },
+      undefined,
+      { build: BENCH_BUILD },
+    );
     const pid = ingest.proc.child.pid!;
     // run() starts the publishers at once and measures after WARMUP_MS, until it returns.
     const fromUs = monotonicMicros() + WARMUP_MS * 1000;
-    const r = await run(system, s3 ? (profile ? 'tteok-s3-profiled' : 'tteok-s3') : 'tteok-local', n, () => [pid], (i) => replay(input, ingest.rtmpUrl(keyOf(i)), `pub-${i}`), (i) => join(mediaDir, 'default', `s${i}`, 'index.m3u8'));
+    const r = await run(
+      system,
+      s3 ? (profile ? 'tteok-s3-profiled' : 'tteok-s3') : 'tteok-local',
+      n,
+      () => [pid],
+      (i) => replay(input, ingest.rtmpUrl(keyOf(i)), `pub-${i}`),
+      (i) => join(mediaDir, 'default', `s${i}`, 'index.m3u8'),
+    );
     const toUs = monotonicMicros();
     const backlog = metricValue(await ingest.metrics(), 'tteok_ingest_upload_backlog_segments');
     if (backlog > n) r.stalledStreams = Math.max(r.stalledStreams, 1);
@@ -153,7 +166,16 @@ export async function density(input: string, counts = densityCounts(process.env)
   for (const n of counts) {
     const nginx = await startNginxRtmp();
     try {
-      results.push(await run('nginx-rtmp worker', 'nginx-rtmp', n, nginx.workerPids, (i) => replay(input, `rtmp://127.0.0.1:${nginx.rtmpPort}/live/${keyOf(i)}`, `pub-${i}`), (i) => join(nginx.hlsDir, `${keyOf(i)}.m3u8`)));
+      results.push(
+        await run(
+          'nginx-rtmp worker',
+          'nginx-rtmp',
+          n,
+          nginx.workerPids,
+          (i) => replay(input, `rtmp://127.0.0.1:${nginx.rtmpPort}/live/${keyOf(i)}`, `pub-${i}`),
+          (i) => join(nginx.hlsDir, `${keyOf(i)}.m3u8`),
+        ),
+      );
     } finally {
       await nginx.stop();
     }
@@ -181,11 +203,49 @@ export async function density(input: string, counts = densityCounts(process.env)
     const startOne = (i: number) => {
       const out = join(dir, `s${i}`);
       mkdirSync(out);
-      const p = spawnManaged(`ffmpeg-hls-${i}`, 'ffmpeg', ['-hide_banner', '-nostats', '-loglevel', 'error', '-re', '-stream_loop', '-1', '-i', input, '-c', 'copy', '-f', 'hls', '-hls_time', '1', '-hls_list_size', '6', '-hls_flags', 'delete_segments', join(out, 'index.m3u8')]);
+      const p = spawnManaged(`ffmpeg-hls-${i}`, 'ffmpeg', [
+        '-hide_banner',
+        '-nostats',
+        '-loglevel',
+        'error',
+        '-re',
+        '-stream_loop',
+        '-1',
+        '-i',
+        input,
+        '-c',
+        'copy',
+        '-f',
+        'hls',
+        '-hls_time',
+        '1',
+        '-hls_list_size',
+        '6',
+        '-hls_flags',
+        'delete_segments',
+        join(out, 'index.m3u8'),
+      ]);
       procs.push(p);
       return p;
     };
-    const r = await run('ffmpeg -c copy per stream', 'reference', n, () => procs.map((p) => p.child.pid!).filter((pid) => { try { cpuSeconds(pid); return true; } catch { return false; } }), startOne, (i) => join(dir, `s${i}`, 'index.m3u8'));
+    const r = await run(
+      'ffmpeg -c copy per stream',
+      'reference',
+      n,
+      () =>
+        procs
+          .map((p) => p.child.pid!)
+          .filter((pid) => {
+            try {
+              cpuSeconds(pid);
+              return true;
+            } catch {
+              return false;
+            }
+          }),
+      startOne,
+      (i) => join(dir, `s${i}`, 'index.m3u8'),
+    );
     // Its baseline is zero processes: the per-stream memory is the whole RSS.
     results.push(r);
   } finally {

@@ -57,20 +57,40 @@ export async function gatewayThroughput(seconds = 10, rounds = 3, variants: Gate
   const port = await freePort();
   writeKeyFile(join(dir, 'keys.yaml'), [{ name: 'demo', key: 'gateway_bench_key_0123456789' }]);
   // Both with plain node, no tsx loader: the hello-world's few lines through Node's own type stripping, the gateway from dist/.
-  const hello = spawnManaged('hello-fastify', process.execPath, [join(ROOT, 'bench', 'lib', 'hello-fastify.ts')], { env: { PORT: String(helloPort), NODE_ENV: 'production' } });
+  const hello = spawnManaged('hello-fastify', process.execPath, [join(ROOT, 'bench', 'lib', 'hello-fastify.ts')], {
+    env: { PORT: String(helloPort), NODE_ENV: 'production' },
+  });
   const command = tteokCommand('gateway', BENCH_BUILD);
   const gateway = spawnManaged('gateway', process.execPath, command.args, {
     cwd: ROOT,
-    env: { ...command.env, TTEOK_GATEWAY_HOST: '127.0.0.1', TTEOK_GATEWAY_PORT: String(port), TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_PLAYBACK_BASE_URL: 'https://d111111abcdef8.cloudfront.net', TTEOK_LOG_LEVEL: 'warn', NODE_ENV: 'production' },
+    env: {
+      ...command.env,
+      TTEOK_GATEWAY_HOST: '127.0.0.1',
+      TTEOK_GATEWAY_PORT: String(port),
+      TTEOK_KEYS_FILE: join(dir, 'keys.yaml'),
+      TTEOK_PLAYBACK_BASE_URL: 'https://d111111abcdef8.cloudfront.net',
+      TTEOK_LOG_LEVEL: 'warn',
+      NODE_ENV: 'production',
+    },
   });
-  const others = await Promise.all(variants.map(async (variant) => {
-    const variantPort = await freePort();
-    const proc = spawnManaged(variant.system, process.execPath, ['--enable-source-maps', variant.main, 'gateway'], {
-      cwd: ROOT,
-      env: { ...command.env, TTEOK_GATEWAY_HOST: '127.0.0.1', TTEOK_GATEWAY_PORT: String(variantPort), TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_PLAYBACK_BASE_URL: 'https://d111111abcdef8.cloudfront.net', TTEOK_LOG_LEVEL: 'warn', NODE_ENV: 'production' },
-    });
-    return { variant, proc, port: variantPort };
-  }));
+  const others = await Promise.all(
+    variants.map(async (variant) => {
+      const variantPort = await freePort();
+      const proc = spawnManaged(variant.system, process.execPath, ['--enable-source-maps', variant.main, 'gateway'], {
+        cwd: ROOT,
+        env: {
+          ...command.env,
+          TTEOK_GATEWAY_HOST: '127.0.0.1',
+          TTEOK_GATEWAY_PORT: String(variantPort),
+          TTEOK_KEYS_FILE: join(dir, 'keys.yaml'),
+          TTEOK_PLAYBACK_BASE_URL: 'https://d111111abcdef8.cloudfront.net',
+          TTEOK_LOG_LEVEL: 'warn',
+          NODE_ENV: 'production',
+        },
+      });
+      return { variant, proc, port: variantPort };
+    }),
+  );
   try {
     await httpReady(`http://127.0.0.1:${helloPort}/`);
     await httpReady(`http://127.0.0.1:${port}/readyz`);
@@ -95,7 +115,13 @@ export async function gatewayThroughput(seconds = 10, rounds = 3, variants: Gate
         rounds: m.map((x) => x.rps),
         p99Ms: Math.max(...m.map((x) => x.p99)),
         errors: sum((x) => x.errors),
-        cpuMicrosPerRequest: (sum((x) => x.cpu) / Math.max(1, sum((x) => x.requests))) * 1e6,
+        cpuMicrosPerRequest:
+          (sum((x) => x.cpu) /
+            Math.max(
+              1,
+              sum((x) => x.requests),
+            )) *
+          1e6,
       };
     });
   } finally {

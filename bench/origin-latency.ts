@@ -27,7 +27,6 @@ import { startNginxRtmp } from './lib/nginx-rtmp.ts';
 import { MediaClock, type LatencySummary } from './lib/origin-report.ts';
 import { median, p95 } from './lib/stats.ts';
 
-
 const KEY = 'bench_key_0123456789abcdefgh';
 
 /** Polls a playlist and records when each segment first appears; returns latencies in ms. */
@@ -58,7 +57,11 @@ async function follow(read: () => Promise<string | undefined>, t0: number, secon
  * seconds: done before the measurement, as a store in use would have it.
  */
 async function warmUp(s3: Awaited<ReturnType<typeof startS3Server>>): Promise<void> {
-  await waitFor('SeaweedFS to take a first object', async () => Boolean(await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'warm-up', Body: 'x' }))), { timeoutMs: 60_000, intervalMs: 500 });
+  await waitFor(
+    'SeaweedFS to take a first object',
+    async () => Boolean(await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'warm-up', Body: 'x' }))),
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
 }
 
 export async function originLatency(input: string, seconds = 75): Promise<LatencySummary[]> {
@@ -79,12 +82,16 @@ export async function originLatency(input: string, seconds = 75): Promise<Latenc
   const dir = mkdtempSync(join(tmpdir(), 'tteok-bench-'));
   try {
     writeKeyFile(join(dir, 'keys.yaml'), [{ name: 'bench', key: KEY }]);
-    const ingest = await startIngestProcess({
-      ...s3.ingestEnv,
-      TTEOK_KEYS_FILE: join(dir, 'keys.yaml'),
-      TTEOK_MEDIA_DIR: join(dir, 'media'),
-      TTEOK_LOG_LEVEL: 'info',
-    }, undefined, { build: BENCH_BUILD });
+    const ingest = await startIngestProcess(
+      {
+        ...s3.ingestEnv,
+        TTEOK_KEYS_FILE: join(dir, 'keys.yaml'),
+        TTEOK_MEDIA_DIR: join(dir, 'media'),
+        TTEOK_LOG_LEVEL: 'info',
+      },
+      undefined,
+      { build: BENCH_BUILD },
+    );
     await warmUp(s3);
     const t0 = Date.now();
     const pub = replay(input, ingest.rtmpUrl(KEY), 'tteok-publisher', seconds + 2);

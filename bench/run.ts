@@ -58,77 +58,160 @@ try {
   // The peer nginx-rtmp and the 720p input only for the benchmarks that publish media.
   const needsMedia = ['origin', 'viewer', 'density', 'codecs'].some((b) => selected.has(b));
   let input = '';
-  if (needsMedia) await timed('set-up: nginx-rtmp and the 720p input', () => {
-    installNginxRtmp();
-    input = benchInput();
-  });
-
-  if (selected.has('origin')) await timed('origin latency', async () => {
-    const [peer, ours] = await originLatency(input, seconds);
-    print(table('Origin live-edge latency (last frame sent → segment listed at the origin), ms', ['system', 'segments', 'median', 'p95'], originTableRows(peer!, ours!)));
-    print(originVerdict(peer!, ours!));
-  });
-
-  if (selected.has('viewer')) await timed('viewer latency', async () => {
-    const viewerSeconds = Number(process.env.BENCH_VIEWER_SECONDS ?? 60);
-    const results = await viewerLatency(input, viewerSeconds);
-    print(table(`Viewer latency in headless Chromium, seconds (sampled once a second for ${viewerSeconds} s)`, ['setup', 'now−playingDate median', 'p95', 'behind live edge median', 'p95', 'stalls'], results.map(summarize)));
-    print('Target: viewer latency median ≤ 2.5 s with 1 s segments. nginx-rtmp writes no EXT-X-PROGRAM-DATE-TIME, so only its distance to the live edge can be measured.');
-  });
-
-  if (selected.has('density')) await timed('density', async () => {
-    const results = await density(input, densityCounts(process.env));
-    print(table('Density: CPU (% of one core) and memory per stream, 720p 2.5 Mbps copy-mode publishers', DENSITY_HEADER, densityTableRows(results)));
-    for (const line of densitySummary(results)) print(line);
-    for (const r of results) {
-      if (!r.profile) continue;
-      const p = r.profile;
-      const window = p.wholeProfile ? 'the whole process lifetime (the window could not be matched to the profile clock)' : 'the measurement window';
-      print(table(`CPU profile of ${r.system} at ${r.streams} streams: share of the main thread's busy time (${fmt(p.busyMs / 1000, 1)} s busy, ${fmt(p.idleMs / 1000, 1)} s idle over ${window})`, ['where', 'share', 'busy ms', 'Node work called from'],
-        p.buckets.map((b) => [b.bucket, fmt(b.share * 100, 1, ' %'), fmt(b.ms), (b.calledFrom ?? []).slice(0, 3).map((c) => `${c.caller} ${fmt(c.share * 100, 0, ' %')}`).join(', ')])));
-      print(table('Top 10 functions by self time (script-less native frames are listed as themselves, counted in their caller\'s package above)', ['function', 'where', 'package', 'share', 'ms'],
-        p.top.map((f) => [f.functionName, f.location, f.bucket, fmt(f.share * 100, 1, ' %'), fmt(f.ms)])));
-      print(`Sampled every ${PROFILE_INTERVAL_US / 1000} ms by node --cpu-prof; the sampler's own cost is in this run's CPU/stream figure above. Our compiled files are listed at their TypeScript lines (the build's source maps).`);
-    }
-  });
-
-  if (selected.has('codecs')) await timed('density by codec', async () => {
-    const results = await enhancedDensity(input);
-    print(table('Density by codec: tteok ingest with 720p 2.5 Mbps copy-mode publishers; HEVC and AV1 over Enhanced RTMP (nginx-rtmp takes neither)', ['system', 'streams', 'CPU/stream', 'MiB/stream', 'stalled'], results.map((r) => [
-      r.system, String(r.streams), fmt(r.cpuPerStream, 2, ' %'), fmt(r.memPerStreamMiB, 2), String(r.stalledStreams),
-    ])));
-  });
-
-  if (selected.has('gateway')) await timed('gateway', async () => {
-    const rounds = Number(process.env.BENCH_GATEWAY_ROUNDS ?? 3);
-    // BENCH_GATEWAY_COMPARE="label=/path/to/dist/bin/tteok.js;…": other builds of the gateway in the same rounds.
-    const variants = (process.env.BENCH_GATEWAY_COMPARE ?? '').split(';').filter(Boolean).map((pair) => {
-      const [system, main] = pair.split('=');
-      return { system: system!, main: main! };
+  if (needsMedia)
+    await timed('set-up: nginx-rtmp and the 720p input', () => {
+      installNginxRtmp();
+      input = benchInput();
     });
-    const [hello, gateway, ...others] = await gatewayThroughput(10, rounds, variants);
-    const row = (r: typeof hello) => [r!.system, fmt(r!.requestsPerSecond), r!.rounds.map((x) => fmt(x)).join(' / '), fmt(r!.p99Ms), fmt(r!.cpuMicrosPerRequest, 1), String(r!.errors)];
-    print(table(`Gateway lookups under autocannon (50 connections, ${rounds} alternating rounds of 10 s)`, ['system', 'req/s (mean)', 'rounds', 'p99 ms', 'server CPU µs/req', 'errors'], [
-      row(hello),
-      row(gateway),
-      ['ratio', ratio(gateway!.requestsPerSecond, hello!.requestsPerSecond), '', '', ratio(hello!.cpuMicrosPerRequest, gateway!.cpuMicrosPerRequest), ''],
-      ...others.flatMap((o) => [row(o), [`ratio to tteok gateway`, ratio(o.requestsPerSecond, gateway!.requestsPerSecond), '', '', ratio(gateway!.cpuMicrosPerRequest, o.cpuMicrosPerRequest), '']]),
-    ]));
-    print('Target: gateway ≥ 0.8× hello-world');
-  });
 
-  if (selected.has('controlplane')) await timed('control plane', async () => {
-    const r = await controlPlane(Number(process.env.BENCH_STREAMS ?? 1000));
-    print(table(`Control plane: ${r.streams} LiveStreams created on a real kube-apiserver`, ['figure', 'value'], [
-      ['seconds from first create to all Ready', fmt(r.secondsToAllReady, 1)],
-      ['controller API requests per stream', fmt(r.controllerRequestsPerStream, 1)],
-      ['controller RSS after converging (MiB)', fmt(r.controllerRssMiB, 0)],
-    ]));
-    print(`Requests by kind: ${r.requestsByKind.map(([k, n]) => `${k} ${n}`).join(', ')}`);
-    print('Target: 1,000 LiveStreams Ready in under 60 s with O(1) API calls each');
-  });
+  if (selected.has('origin'))
+    await timed('origin latency', async () => {
+      const [peer, ours] = await originLatency(input, seconds);
+      print(
+        table(
+          'Origin live-edge latency (last frame sent → segment listed at the origin), ms',
+          ['system', 'segments', 'median', 'p95'],
+          originTableRows(peer!, ours!),
+        ),
+      );
+      print(originVerdict(peer!, ours!));
+    });
+
+  if (selected.has('viewer'))
+    await timed('viewer latency', async () => {
+      const viewerSeconds = Number(process.env.BENCH_VIEWER_SECONDS ?? 60);
+      const results = await viewerLatency(input, viewerSeconds);
+      print(
+        table(
+          `Viewer latency in headless Chromium, seconds (sampled once a second for ${viewerSeconds} s)`,
+          ['setup', 'now−playingDate median', 'p95', 'behind live edge median', 'p95', 'stalls'],
+          results.map(summarize),
+        ),
+      );
+      print(
+        'Target: viewer latency median ≤ 2.5 s with 1 s segments. nginx-rtmp writes no EXT-X-PROGRAM-DATE-TIME, so only its distance to the live edge can be measured.',
+      );
+    });
+
+  if (selected.has('density'))
+    await timed('density', async () => {
+      const results = await density(input, densityCounts(process.env));
+      print(table('Density: CPU (% of one core) and memory per stream, 720p 2.5 Mbps copy-mode publishers', DENSITY_HEADER, densityTableRows(results)));
+      for (const line of densitySummary(results)) print(line);
+      for (const r of results) {
+        if (!r.profile) continue;
+        const p = r.profile;
+        const window = p.wholeProfile ? 'the whole process lifetime (the window could not be matched to the profile clock)' : 'the measurement window';
+        print(
+          table(
+            `CPU profile of ${r.system} at ${r.streams} streams: share of the main thread's busy time (${fmt(p.busyMs / 1000, 1)} s busy, ${fmt(p.idleMs / 1000, 1)} s idle over ${window})`,
+            ['where', 'share', 'busy ms', 'Node work called from'],
+            p.buckets.map((b) => [
+              b.bucket,
+              fmt(b.share * 100, 1, ' %'),
+              fmt(b.ms),
+              (b.calledFrom ?? [])
+                .slice(0, 3)
+                .map((c) => `${c.caller} ${fmt(c.share * 100, 0, ' %')}`)
+                .join(', '),
+            ]),
+          ),
+        );
+        print(
+          table(
+            "Top 10 functions by self time (script-less native frames are listed as themselves, counted in their caller's package above)",
+            ['function', 'where', 'package', 'share', 'ms'],
+            p.top.map((f) => [f.functionName, f.location, f.bucket, fmt(f.share * 100, 1, ' %'), fmt(f.ms)]),
+          ),
+        );
+        print(
+          `Sampled every ${PROFILE_INTERVAL_US / 1000} ms by node --cpu-prof; the sampler's own cost is in this run's CPU/stream figure above. Our compiled files are listed at their TypeScript lines (the build's source maps).`,
+        );
+      }
+    });
+
+  if (selected.has('codecs'))
+    await timed('density by codec', async () => {
+      const results = await enhancedDensity(input);
+      print(
+        table(
+          'Density by codec: tteok ingest with 720p 2.5 Mbps copy-mode publishers; HEVC and AV1 over Enhanced RTMP (nginx-rtmp takes neither)',
+          ['system', 'streams', 'CPU/stream', 'MiB/stream', 'stalled'],
+          results.map((r) => [r.system, String(r.streams), fmt(r.cpuPerStream, 2, ' %'), fmt(r.memPerStreamMiB, 2), String(r.stalledStreams)]),
+        ),
+      );
+    });
+
+  if (selected.has('gateway'))
+    await timed('gateway', async () => {
+      const rounds = Number(process.env.BENCH_GATEWAY_ROUNDS ?? 3);
+      // BENCH_GATEWAY_COMPARE="label=/path/to/dist/bin/tteok.js;…": other builds of the gateway in the same rounds.
+      const variants = (process.env.BENCH_GATEWAY_COMPARE ?? '')
+        .split(';')
+        .filter(Boolean)
+        .map((pair) => {
+          const [system, main] = pair.split('=');
+          return { system: system!, main: main! };
+        });
+      const [hello, gateway, ...others] = await gatewayThroughput(10, rounds, variants);
+      const row = (r: typeof hello) => [
+        r!.system,
+        fmt(r!.requestsPerSecond),
+        r!.rounds.map((x) => fmt(x)).join(' / '),
+        fmt(r!.p99Ms),
+        fmt(r!.cpuMicrosPerRequest, 1),
+        String(r!.errors),
+      ];
+      print(
+        table(
+          `Gateway lookups under autocannon (50 connections, ${rounds} alternating rounds of 10 s)`,
+          ['system', 'req/s (mean)', 'rounds', 'p99 ms', 'server CPU µs/req', 'errors'],
+          [
+            row(hello),
+            row(gateway),
+            ['ratio', ratio(gateway!.requestsPerSecond, hello!.requestsPerSecond), '', '', ratio(hello!.cpuMicrosPerRequest, gateway!.cpuMicrosPerRequest), ''],
+            ...others.flatMap((o) => [
+              row(o),
+              [
+                `ratio to tteok gateway`,
+                ratio(o.requestsPerSecond, gateway!.requestsPerSecond),
+                '',
+                '',
+                ratio(gateway!.cpuMicrosPerRequest, o.cpuMicrosPerRequest),
+                '',
+              ],
+            ]),
+          ],
+        ),
+      );
+      print('Target: gateway ≥ 0.8× hello-world');
+    });
+
+  if (selected.has('controlplane'))
+    await timed('control plane', async () => {
+      const r = await controlPlane(Number(process.env.BENCH_STREAMS ?? 1000));
+      print(
+        table(
+          `Control plane: ${r.streams} LiveStreams created on a real kube-apiserver`,
+          ['figure', 'value'],
+          [
+            ['seconds from first create to all Ready', fmt(r.secondsToAllReady, 1)],
+            ['controller API requests per stream', fmt(r.controllerRequestsPerStream, 1)],
+            ['controller RSS after converging (MiB)', fmt(r.controllerRssMiB, 0)],
+          ],
+        ),
+      );
+      print(`Requests by kind: ${r.requestsByKind.map(([k, n]) => `${k} ${n}`).join(', ')}`);
+      print('Target: 1,000 LiveStreams Ready in under 60 s with O(1) API calls each');
+    });
 } finally {
   await stopAll();
-  print(table('Time taken', ['step', 'elapsed'], [...timings.map(([name, ms]) => [name, elapsed(ms)]), ['total (with set-up)', elapsed(performance.now() - benchStarted)]]));
+  print(
+    table(
+      'Time taken',
+      ['step', 'elapsed'],
+      [...timings.map(([name, ms]) => [name, elapsed(ms)]), ['total (with set-up)', elapsed(performance.now() - benchStarted)]],
+    ),
+  );
 }
 process.exit(0);

@@ -47,7 +47,11 @@ async function sample(pageUrl: string, seconds: number): Promise<{ endToEnd: num
   const browser = await launchBrowser();
   try {
     await browser.page.goto(pageUrl);
-    await waitFor('the player to play', async () => (await browser.page.evaluate(() => (window as unknown as { tteokStats: Stats }).tteokStats.playing)) || undefined, { timeoutMs: 60_000, intervalMs: 250 }).catch(async (error: Error) => {
+    await waitFor(
+      'the player to play',
+      async () => (await browser.page.evaluate(() => (window as unknown as { tteokStats: Stats }).tteokStats.playing)) || undefined,
+      { timeoutMs: 60_000, intervalMs: 250 },
+    ).catch(async (error: Error) => {
       const stats = await browser.page.evaluate(() => JSON.stringify((window as unknown as { tteokStats: Stats }).tteokStats)).catch(() => '');
       throw new Error(`${error.message} at ${pageUrl}\nstats: ${stats}\nconsole:\n${browser.console.slice(-15).join('\n')}`);
     });
@@ -71,7 +75,10 @@ async function sample(pageUrl: string, seconds: number): Promise<{ endToEnd: num
 
 function gatewayProcess(env: Record<string, string>): ManagedProcess {
   const command = tteokCommand('gateway', BENCH_BUILD);
-  return spawnManaged('gateway', process.execPath, command.args, { cwd: ROOT, env: { ...command.env, TTEOK_GATEWAY_HOST: '127.0.0.1', TTEOK_LOG_LEVEL: 'warn', ...env } });
+  return spawnManaged('gateway', process.execPath, command.args, {
+    cwd: ROOT,
+    env: { ...command.env, TTEOK_GATEWAY_HOST: '127.0.0.1', TTEOK_LOG_LEVEL: 'warn', ...env },
+  });
 }
 
 export async function viewerLatency(input: string, seconds = 60): Promise<ViewerResult[]> {
@@ -83,9 +90,17 @@ export async function viewerLatency(input: string, seconds = 60): Promise<Viewer
     const dir = mkdtempSync(join(tmpdir(), 'tteok-viewer-'));
     try {
       writeKeyFile(join(dir, 'keys.yaml'), [{ name: 'bench', key: KEY }]);
-      const ingest = await startIngestProcess({ ...s3.ingestEnv, TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_MEDIA_DIR: join(dir, 'media'), TTEOK_LOG_LEVEL: 'info' }, undefined, { build: BENCH_BUILD });
+      const ingest = await startIngestProcess(
+        { ...s3.ingestEnv, TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_MEDIA_DIR: join(dir, 'media'), TTEOK_LOG_LEVEL: 'info' },
+        undefined,
+        { build: BENCH_BUILD },
+      );
       const port = await freePort();
-      const gateway = gatewayProcess({ TTEOK_GATEWAY_PORT: String(port), TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_PLAYBACK_BASE_URL: `${s3.endpoint}/${s3.bucket}` });
+      const gateway = gatewayProcess({
+        TTEOK_GATEWAY_PORT: String(port),
+        TTEOK_KEYS_FILE: join(dir, 'keys.yaml'),
+        TTEOK_PLAYBACK_BASE_URL: `${s3.endpoint}/${s3.bucket}`,
+      });
       await httpReady(`http://127.0.0.1:${port}/readyz`);
       const pub = replay(input, ingest.rtmpUrl(KEY), 'publisher');
       // A standalone gateway with the local view cannot know which streams are
@@ -115,13 +130,20 @@ export async function viewerLatency(input: string, seconds = 60): Promise<Viewer
     cwd: ROOT,
     env: {
       ...localCommand.env,
-      TTEOK_LOCAL_HOME: home, TTEOK_RTMP_PORT: String(rtmpPort), TTEOK_HTTP_PORT: String(await freePort()), TTEOK_GATEWAY_PORT: String(gatewayPort), TTEOK_LOG_LEVEL: 'warn',
+      TTEOK_LOCAL_HOME: home,
+      TTEOK_RTMP_PORT: String(rtmpPort),
+      TTEOK_HTTP_PORT: String(await freePort()),
+      TTEOK_GATEWAY_PORT: String(gatewayPort),
+      TTEOK_LOG_LEVEL: 'warn',
       TTEOK_PLAYER_SRC_ORIGINS: `http://127.0.0.1:${nginx.httpPort}`,
     },
   });
   try {
     await httpReady(`http://127.0.0.1:${gatewayPort}/readyz`);
-    const doc = parseAllDocuments(readFileSync(join(home, 'keys.yaml'), 'utf8'))[0]!.toJSON() as { streamKey: string; metadata: { name: string; namespace?: string } };
+    const doc = parseAllDocuments(readFileSync(join(home, 'keys.yaml'), 'utf8'))[0]!.toJSON() as {
+      streamKey: string;
+      metadata: { name: string; namespace?: string };
+    };
     const pub = replay(input, `rtmp://127.0.0.1:${rtmpPort}/live/${doc.streamKey}`, 'publisher');
     // As in the other two setups, the page opens once the first playlist is there: the stream is
     // announced live at publish, a moment before its first segment, and a player that asks for the
@@ -136,7 +158,7 @@ export async function viewerLatency(input: string, seconds = 60): Promise<Viewer
     {
       const pubNginx = replay(input, `rtmp://127.0.0.1:${nginx.rtmpPort}/live/${KEY}`, 'nginx-publisher');
       const playlist = `http://127.0.0.1:${nginx.httpPort}/hls/${KEY}.m3u8`;
-      await waitFor('nginx-rtmp\'s first playlist', async () => (await fetch(playlist)).ok || undefined, { timeoutMs: 30_000, intervalMs: 200 });
+      await waitFor("nginx-rtmp's first playlist", async () => (await fetch(playlist)).ok || undefined, { timeoutMs: 30_000, intervalMs: 200 });
       const src = encodeURIComponent(playlist);
       const rn = await sample(`http://127.0.0.1:${gatewayPort}/?src=${src}`, seconds);
       results.push({ setup: 'nginx-rtmp HLS (same player)', ...rn });

@@ -93,7 +93,10 @@ export async function startLocalMode(log: Logger): Promise<LocalMode> {
     lines.push(`    Stream Key:  ${key}`);
     const token = grant.settings.access === 'private' ? gateway.app.playbackTokens.mint(grant.ref)?.token : undefined;
     lines.push(`    Watch:       ${gateway.url}/?stream=${id}${token ? `&token=${token}` : ''}`);
-    if (token) lines.push(`                 (private: without its token the stream does not play; this one is valid for ${Math.round(gatewayConfig.playbackTokens.ttlSeconds / 3600)} h)`);
+    if (token)
+      lines.push(
+        `                 (private: without its token the stream does not play; this one is valid for ${Math.round(gatewayConfig.playbackTokens.ttlSeconds / 3600)} h)`,
+      );
     lines.push(`    Playback:    ${gateway.app.playbackUrl(grant.ref)}`);
     lines.push(`    HLS output:  ${join(config.localOriginDir, accessRoot(grant.settings.access), grant.ref.namespace, grant.ref.name, 'index.m3u8')}`);
     lines.push('');

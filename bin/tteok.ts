@@ -53,7 +53,17 @@ function generalHelp(): string {
 
 function roleHelp(name: RoleName): string {
   const role = ROLES[name];
-  return [`tteok ${name}: ${role.summary}.`, '', `usage: tteok [--env-file <path>] ${name}`, '', 'Environment variables (an unset or blank one takes its default):', '', formatEnvHelp(role.sections), EXIT_CODES, ''].join('\n');
+  return [
+    `tteok ${name}: ${role.summary}.`,
+    '',
+    `usage: tteok [--env-file <path>] ${name}`,
+    '',
+    'Environment variables (an unset or blank one takes its default):',
+    '',
+    formatEnvHelp(role.sections),
+    EXIT_CODES,
+    '',
+  ].join('\n');
 }
 
 type Command = { kind: 'help'; role?: RoleName } | { kind: 'version' } | { kind: 'run'; role: RoleName; envFile: string | undefined };

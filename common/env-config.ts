@@ -55,7 +55,10 @@ export function envBool(env: Env, name: string, fallback: boolean): boolean {
 export function envList(env: Env, name: string, fallback: string[]): string[] {
   const text = present(env, name);
   if (text === undefined) return fallback;
-  return text.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
 }
 
 // ---------------------------------------------------------------------------
@@ -109,28 +112,63 @@ function declare<T>(name: string, description: string, defaultText: string, rang
 /** Row constructors for the configuration tables (ingest/config.ts, gateway/config.ts, controller/config.ts). */
 export const envVar = {
   string: (name: string, fallback: Fallback<string>, description: string, shown?: Shown): EnvVar<string> =>
-    declare(name, description, typeof fallback === 'function' ? '' : shownDefault(fallback), '', (env) => envString(env, name, fallbackValue(fallback, env)), shown),
+    declare(
+      name,
+      description,
+      typeof fallback === 'function' ? '' : shownDefault(fallback),
+      '',
+      (env) => envString(env, name, fallbackValue(fallback, env)),
+      shown,
+    ),
   /** Text with no default: undefined when unset or blank. */
   optional: (name: string, description: string, shown?: Shown): EnvVar<string | undefined> =>
     declare(name, description, '(unset)', '', (env) => envOptional(env, name), shown),
   /** One of a few words. */
   choice: <const C extends string>(name: string, fallback: C, choices: readonly C[], description: string, shown?: Shown): EnvVar<C> =>
-    declare(name, description, fallback, choices.join(' | '), (env) => {
-      const value = envString(env, name, fallback);
-      if (!(choices as readonly string[]).includes(value)) {
-        throw new ConfigError(`${name} must be ${choices.map((c) => `"${c}"`).join(' or ')}, got "${value}"`);
-      }
-      return value as C;
-    }, shown),
+    declare(
+      name,
+      description,
+      fallback,
+      choices.join(' | '),
+      (env) => {
+        const value = envString(env, name, fallback);
+        if (!(choices as readonly string[]).includes(value)) {
+          throw new ConfigError(`${name} must be ${choices.map((c) => `"${c}"`).join(' or ')}, got "${value}"`);
+        }
+        return value as C;
+      },
+      shown,
+    ),
   int: (name: string, fallback: Fallback<number>, min: number, max: number, description: string, shown?: Shown): EnvVar<number> =>
-    declare(name, description, typeof fallback === 'function' ? '' : shownDefault(fallback), rangeText(min, max), (env) => envInt(env, name, fallbackValue(fallback, env), min, max), shown),
+    declare(
+      name,
+      description,
+      typeof fallback === 'function' ? '' : shownDefault(fallback),
+      rangeText(min, max),
+      (env) => envInt(env, name, fallbackValue(fallback, env), min, max),
+      shown,
+    ),
   /** An integer with no default: undefined when unset or blank. */
   optionalInt: (name: string, min: number, max: number, description: string, shown?: Shown): EnvVar<number | undefined> =>
     declare(name, description, '(unset)', rangeText(min, max), (env) => (present(env, name) === undefined ? undefined : envInt(env, name, 0, min, max)), shown),
   number: (name: string, fallback: Fallback<number>, min: number, max: number, description: string, shown?: Shown): EnvVar<number> =>
-    declare(name, description, typeof fallback === 'function' ? '' : shownDefault(fallback), rangeText(min, max), (env) => envNumber(env, name, fallbackValue(fallback, env), min, max), shown),
+    declare(
+      name,
+      description,
+      typeof fallback === 'function' ? '' : shownDefault(fallback),
+      rangeText(min, max),
+      (env) => envNumber(env, name, fallbackValue(fallback, env), min, max),
+      shown,
+    ),
   optionalNumber: (name: string, min: number, max: number, description: string, shown?: Shown): EnvVar<number | undefined> =>
-    declare(name, description, '(unset)', rangeText(min, max), (env) => (present(env, name) === undefined ? undefined : envNumber(env, name, 0, min, max)), shown),
+    declare(
+      name,
+      description,
+      '(unset)',
+      rangeText(min, max),
+      (env) => (present(env, name) === undefined ? undefined : envNumber(env, name, 0, min, max)),
+      shown,
+    ),
   bool: (name: string, fallback: boolean, description: string, shown?: Shown): EnvVar<boolean> =>
     declare(name, description, String(fallback), 'true | false', (env) => envBool(env, name, fallback), shown),
   /** A comma-separated list. */

@@ -156,7 +156,15 @@ export interface ParsedMediaPlaylist {
  * CDN answers. It does not check for #EXTM3U (callers that must, do).
  */
 export function parseMediaPlaylist(m3u8: string): ParsedMediaPlaylist {
-  const out: ParsedMediaPlaylist = { targetDuration: undefined, mediaSequence: 0, discontinuitySequence: 0, ended: false, segments: [], initUris: [], uris: [] };
+  const out: ParsedMediaPlaylist = {
+    targetDuration: undefined,
+    mediaSequence: 0,
+    discontinuitySequence: 0,
+    ended: false,
+    segments: [],
+    initUris: [],
+    uris: [],
+  };
   let duration = 0;
   let programDateTime: number | undefined;
   let initUri = '';

@@ -93,12 +93,16 @@ export interface PlaybackKeyring {
 /** `kid:secret,kid:secret` (TTEOK_PLAYBACK_TOKEN_KEYS) → keyring; throws a message naming what is wrong, never a secret. */
 export function parseKeyring(text: string): PlaybackKeyring {
   const keys: PlaybackKey[] = [];
-  for (const entry of text.split(',').map((s) => s.trim()).filter((s) => s.length > 0)) {
+  for (const entry of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)) {
     const colon = entry.indexOf(':');
     const id = colon < 0 ? '' : entry.slice(0, colon);
     const secret = colon < 0 ? '' : entry.slice(colon + 1);
     if (!KEY_ID_PATTERN.test(id)) throw new Error(`each key must be <id>:<secret> with an id of 1-16 of A-Z a-z 0-9 _ - (entry ${keys.length + 1})`);
-    if (secret.length < SECRET_MIN_LENGTH || /[\s,]/.test(secret)) throw new Error(`key "${id}": the secret must be at least ${SECRET_MIN_LENGTH} characters, without blanks or commas`);
+    if (secret.length < SECRET_MIN_LENGTH || /[\s,]/.test(secret))
+      throw new Error(`key "${id}": the secret must be at least ${SECRET_MIN_LENGTH} characters, without blanks or commas`);
     if (keys.some((k) => k.id === id)) throw new Error(`key id "${id}" appears twice`);
     keys.push({ id, secret });
   }
@@ -127,12 +131,7 @@ export function mintPlaybackToken(key: PlaybackKey, scope: TokenScope, ttlSecond
 export type TokenCheck = { ok: true; keyId: string; expires: number } | { ok: false; reason: 'malformed' | 'unknown-key' | 'expired' | 'bad-signature' };
 
 /** Whether `token` is valid now for the stream under the prefix; a lookup of the secret by key id, then a constant-time compare. */
-export function verifyPlaybackToken(
-  token: string,
-  scope: TokenScope,
-  secretOf: (keyId: string) => string | undefined,
-  nowMs = Date.now(),
-): TokenCheck {
+export function verifyPlaybackToken(token: string, scope: TokenScope, secretOf: (keyId: string) => string | undefined, nowMs = Date.now()): TokenCheck {
   const match = TOKEN_PATTERN.exec(token);
   if (!match) return { ok: false, reason: 'malformed' };
   const [, keyId = '', expiresText = '', signature = ''] = match;
@@ -150,9 +149,7 @@ export function keyringLookup(keyring: PlaybackKeyring | undefined): (keyId: str
   return (keyId) => keyring?.all.find((k) => k.id === keyId)?.secret;
 }
 
-export type MediaPathDecision =
-  | { allow: true; /** The path to look up (the token removed). */ uri: string }
-  | { allow: false; reason: string };
+export type MediaPathDecision = { allow: true /** The path to look up (the token removed). */; uri: string } | { allow: false; reason: string };
 
 /**
  * The rule the CDN and the local origin both apply to a request path
@@ -170,7 +167,7 @@ export function authorizeMediaPath(uri: string, secretOf: (keyId: string) => str
     const token = uri.slice(tokenPrefix.length, slash);
     const rest = uri.slice(slash);
     const path = PRIVATE_PATH.exec(rest);
-    if (!path) return { allow: false, reason: 'a token is only for a private stream\'s media' };
+    if (!path) return { allow: false, reason: "a token is only for a private stream's media" };
     const prefix = path[1] ?? '';
     const namespace = path[2] ?? '';
     const name = path[4] ?? '';

@@ -33,7 +33,9 @@ export function createProbeServer(registry: Registry, state: ProbeState): Server
     } else if (path === '/readyz') {
       const ready = state.ready();
       const reason = ready ? undefined : state.notReadyReason?.();
-      res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ready ? 'ready' : 'not ready', ...(reason ? { reason } : {}), ...state.details?.() }));
+      res
+        .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ status: ready ? 'ready' : 'not ready', ...(reason ? { reason } : {}), ...state.details?.() }));
     } else {
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
     }

@@ -41,7 +41,10 @@ export function podNamespace(env: Env = process.env): string {
 
 export const POD_ENV = {
   podName: envVar.string('TTEOK_POD_NAME', () => hostname(), "this pod's name (set it from metadata.name)", { defaultText: 'the host name' }),
-  podNamespace: envVar.custom('TTEOK_POD_NAMESPACE', podNamespace, 'the namespace this process runs in', { defaultText: "the service account's namespace, else default", rangeText: '' }),
+  podNamespace: envVar.custom('TTEOK_POD_NAMESPACE', podNamespace, 'the namespace this process runs in', {
+    defaultText: "the service account's namespace, else default",
+    rangeText: '',
+  }),
 };
 
 /** Every role that reads LiveStreams: the ingest (TTEOK_KEY_SOURCE=kubernetes), the gateway (TTEOK_VIEW=kubernetes) and the controller. */
@@ -52,7 +55,7 @@ export const KUBE_VIEW_ENV = {
 
 /** Stream claims on Leases: the ingest with TTEOK_KEY_SOURCE=kubernetes, and the controller that reads them. */
 export const CLAIM_ENV = {
-  claimLeaseSeconds: envVar.int('TTEOK_CLAIM_LEASE_SECONDS', 15, 2, 3600, 'how long a stream claim outlives its ingest pod\'s last renewal'),
+  claimLeaseSeconds: envVar.int('TTEOK_CLAIM_LEASE_SECONDS', 15, 2, 3600, "how long a stream claim outlives its ingest pod's last renewal"),
 };
 
 /** Names tteok's own tooling (tests, benchmarks, make) sets, which no role reads: never reported as unknown. */

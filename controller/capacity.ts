@@ -71,7 +71,8 @@ export class CapacityManager {
     if (!plan) return {};
     const { current, desired } = plan;
     // A claim that holds the fleet up may expire (its pod died): look again then.
-    const recheck = plan.liveFloor > plan.byDemand && plan.floorExpiresAt !== undefined ? { requeueAfterMs: Math.max(100, plan.floorExpiresAt - Date.now() + 100) } : {};
+    const recheck =
+      plan.liveFloor > plan.byDemand && plan.floorExpiresAt !== undefined ? { requeueAfterMs: Math.max(100, plan.floorExpiresAt - Date.now() + 100) } : {};
     if (desired === current) {
       this.lowerSince = undefined;
       return recheck;
@@ -84,7 +85,10 @@ export class CapacityManager {
     }
     await this.scale(desired);
     this.lowerSince = undefined;
-    this.log.info({ statefulSet: `${this.config.namespace}/${this.config.statefulSet}`, from: current, to: desired, byDemand: plan.byDemand, liveFloor: plan.liveFloor }, 'scaled the ingest');
+    this.log.info(
+      { statefulSet: `${this.config.namespace}/${this.config.statefulSet}`, from: current, to: desired, byDemand: plan.byDemand, liveFloor: plan.liveFloor },
+      'scaled the ingest',
+    );
     this.onScaled(desired);
     return recheck;
   }

@@ -83,20 +83,30 @@ export const CONTROLLER_ENV = {
   httpPort: envVar.int('TTEOK_CONTROLLER_HTTP_PORT', 9937, 0, 65535, 'port for /metrics, /healthz, /readyz'),
   workers: envVar.int('TTEOK_CONTROLLER_WORKERS', 4, 1, 64, 'LiveStreams reconciled at once'),
   resyncSeconds: envVar.number('TTEOK_CONTROLLER_RESYNC_SECONDS', 600, 0, 86_400, 'every LiveStream is reconciled this often even without a change (0: never)'),
-  ingestNamespace: envVar.string('TTEOK_INGEST_NAMESPACE', (env) => podNamespace(env), "the ingest's namespace: its StatefulSet and claim Leases", { defaultText: '$TTEOK_POD_NAMESPACE' }),
-  ingestStatefulSet: envVar.string('TTEOK_INGEST_STATEFULSET', '', 'the ingest StatefulSet whose replicas the controller sets', { defaultText: '(empty: capacity not managed)' }),
+  ingestNamespace: envVar.string('TTEOK_INGEST_NAMESPACE', (env) => podNamespace(env), "the ingest's namespace: its StatefulSet and claim Leases", {
+    defaultText: '$TTEOK_POD_NAMESPACE',
+  }),
+  ingestStatefulSet: envVar.string('TTEOK_INGEST_STATEFULSET', '', 'the ingest StatefulSet whose replicas the controller sets', {
+    defaultText: '(empty: capacity not managed)',
+  }),
   streamsPerIngest: envVar.int('TTEOK_STREAMS_PER_INGEST', 10, 1, 100_000, 'enabled LiveStreams one ingest pod is sized for'),
   minReplicas: envVar.int('TTEOK_INGEST_MIN_REPLICAS', 1, 0, 10_000, 'fewest ingest pods'),
   maxReplicas: envVar.int('TTEOK_INGEST_MAX_REPLICAS', 10, 0, 10_000, 'most ingest pods'),
   scaleDownDelaySeconds: envVar.number('TTEOK_SCALE_DOWN_DELAY_SECONDS', 300, 0, 86_400, 'lower demand must last this long before the ingest is scaled down'),
-  ingestPublicUrl: envVar.optional('TTEOK_INGEST_PUBLIC_URL', 'the rtmp(s):// URL publishers use, without the key; reported as status.ingestUrl', { defaultText: '(unset: not reported)' }),
-  playbackBaseUrl: envVar.optional('TTEOK_PLAYBACK_BASE_URL', 'the CDN URL in front of the bucket; reported in status.playbackUrl', { defaultText: '(unset: not reported)' }),
+  ingestPublicUrl: envVar.optional('TTEOK_INGEST_PUBLIC_URL', 'the rtmp(s):// URL publishers use, without the key; reported as status.ingestUrl', {
+    defaultText: '(unset: not reported)',
+  }),
+  playbackBaseUrl: envVar.optional('TTEOK_PLAYBACK_BASE_URL', 'the CDN URL in front of the bucket; reported in status.playbackUrl', {
+    defaultText: '(unset: not reported)',
+  }),
   ...CLAIM_ENV,
   ...S3_ENV,
   bucket: envVar.string('TTEOK_S3_BUCKET', '', 'bucket whose media is deleted when a LiveStream is deleted', { defaultText: '(empty: media not deleted)' }),
   leaderElection: envVar.bool('TTEOK_LEADER_ELECTION', true, 'elect one active replica; false runs this replica as the only one'),
   leaseName: envVar.string('TTEOK_LEADER_ELECTION_LEASE', 'tteok-controller', 'name of the leader-election Lease'),
-  leaseNamespace: envVar.string('TTEOK_LEADER_ELECTION_NAMESPACE', (env) => podNamespace(env), 'namespace of that Lease', { defaultText: '$TTEOK_POD_NAMESPACE' }),
+  leaseNamespace: envVar.string('TTEOK_LEADER_ELECTION_NAMESPACE', (env) => podNamespace(env), 'namespace of that Lease', {
+    defaultText: '$TTEOK_POD_NAMESPACE',
+  }),
   leaderLeaseSeconds: envVar.number('TTEOK_LEADER_LEASE_SECONDS', 15, 1, 3600, "a standby takes over this long after the leader's last renewal"),
   leaderRenewDeadlineSeconds: envVar.number('TTEOK_LEADER_RENEW_DEADLINE_SECONDS', 10, 0.5, 3600, 'a leader that could not renew this long stops acting'),
   leaderRetrySeconds: envVar.number('TTEOK_LEADER_RETRY_SECONDS', 2, 0.1, 600, 'how often the Lease is renewed or tried'),
@@ -106,14 +116,38 @@ export const CONTROLLER_ENV = {
   webhookSecret: envVar.optional('TTEOK_WEBHOOK_SECRET', `the global webhook's signing key (≥ ${MIN_WEBHOOK_SECRET_LENGTH} characters; required with the URL)`),
   webhookEvents: envVar.list('TTEOK_WEBHOOK_EVENTS', [...WEBHOOK_EVENT_TYPES], 'the events the global webhook gets'),
   webhookTimeoutSeconds: envVar.number('TTEOK_WEBHOOK_TIMEOUT_SECONDS', 10, 0.1, 300, 'how long one delivery attempt may take'),
-  webhookRetryInitialSeconds: envVar.number('TTEOK_WEBHOOK_RETRY_INITIAL_SECONDS', 5, 0.01, 3600, 'first retry delay; it doubles (with jitter) on each failure'),
+  webhookRetryInitialSeconds: envVar.number(
+    'TTEOK_WEBHOOK_RETRY_INITIAL_SECONDS',
+    5,
+    0.01,
+    3600,
+    'first retry delay; it doubles (with jitter) on each failure',
+  ),
   webhookRetryMaxSeconds: envVar.number('TTEOK_WEBHOOK_RETRY_MAX_SECONDS', 600, 0.01, 86_400, 'longest retry delay'),
-  webhookMaxAgeSeconds: envVar.number('TTEOK_WEBHOOK_MAX_AGE_SECONDS', 86_400, 1, 30 * 86_400, 'an event not acknowledged this long after it happened is given up'),
+  webhookMaxAgeSeconds: envVar.number(
+    'TTEOK_WEBHOOK_MAX_AGE_SECONDS',
+    86_400,
+    1,
+    30 * 86_400,
+    'an event not acknowledged this long after it happened is given up',
+  ),
   webhookMaxPending: envVar.int('TTEOK_WEBHOOK_MAX_PENDING', 50, 1, 1000, "undelivered events one LiveStream's status holds at most"),
   webhookConcurrency: envVar.int('TTEOK_WEBHOOK_CONCURRENCY', 16, 1, 1000, 'delivery attempts in flight at once, across streams'),
-  webhookAllowedCidrs: envVar.list('TTEOK_WEBHOOK_ALLOWED_CIDRS', [], 'address ranges a spec.webhooks URL may connect to although the address policy refuses them', { defaultText: '(empty)' }),
-  webhookBlockedCidrs: envVar.list('TTEOK_WEBHOOK_BLOCKED_CIDRS', [], 'more ranges the address policy refuses (the cluster\'s pod and service ranges when not private)', { defaultText: '(empty)' }),
-  webhookAllowedUrlPrefixes: envVar.list('TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES', [], 'http(s) URL prefixes ending in "/" a spec.webhooks URL must start with', { defaultText: '(empty: any URL)' }),
+  webhookAllowedCidrs: envVar.list(
+    'TTEOK_WEBHOOK_ALLOWED_CIDRS',
+    [],
+    'address ranges a spec.webhooks URL may connect to although the address policy refuses them',
+    { defaultText: '(empty)' },
+  ),
+  webhookBlockedCidrs: envVar.list(
+    'TTEOK_WEBHOOK_BLOCKED_CIDRS',
+    [],
+    "more ranges the address policy refuses (the cluster's pod and service ranges when not private)",
+    { defaultText: '(empty)' },
+  ),
+  webhookAllowedUrlPrefixes: envVar.list('TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES', [], 'http(s) URL prefixes ending in "/" a spec.webhooks URL must start with', {
+    defaultText: '(empty: any URL)',
+  }),
 } satisfies EnvTable;
 
 type ControllerEnv = EnvValues<typeof CONTROLLER_ENV>;
@@ -129,13 +163,18 @@ function loadWebhookConfig(e: ControllerEnv): WebhookConfig {
     } catch {
       parsed = undefined;
     }
-    if (!parsed || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')) throw new ConfigError(`TTEOK_WEBHOOK_URL must be an http(s) URL, got "${url}"`);
+    if (!parsed || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:'))
+      throw new ConfigError(`TTEOK_WEBHOOK_URL must be an http(s) URL, got "${url}"`);
     const problem = webhookUrlProblem(url);
     if (problem) throw new ConfigError(`TTEOK_WEBHOOK_URL "${url}" is refused: ${problem}`);
-    if (!secret || secret.length < MIN_WEBHOOK_SECRET_LENGTH) throw new ConfigError(`TTEOK_WEBHOOK_SECRET must be set to a signing key of at least ${MIN_WEBHOOK_SECRET_LENGTH} characters when TTEOK_WEBHOOK_URL is set`);
+    if (!secret || secret.length < MIN_WEBHOOK_SECRET_LENGTH)
+      throw new ConfigError(
+        `TTEOK_WEBHOOK_SECRET must be set to a signing key of at least ${MIN_WEBHOOK_SECRET_LENGTH} characters when TTEOK_WEBHOOK_URL is set`,
+      );
     const events = e.webhookEvents;
     for (const event of events) {
-      if (!(WEBHOOK_EVENT_TYPES as readonly string[]).includes(event)) throw new ConfigError(`TTEOK_WEBHOOK_EVENTS: unknown event "${event}" (known: ${WEBHOOK_EVENT_TYPES.join(', ')})`);
+      if (!(WEBHOOK_EVENT_TYPES as readonly string[]).includes(event))
+        throw new ConfigError(`TTEOK_WEBHOOK_EVENTS: unknown event "${event}" (known: ${WEBHOOK_EVENT_TYPES.join(', ')})`);
     }
     global = { url, secret, events: events as WebhookEventType[] };
   }
@@ -149,7 +188,8 @@ function loadWebhookConfig(e: ControllerEnv): WebhookConfig {
       href = undefined;
     }
     // A prefix without a path boundary would let https://api.example.com.evil.net through.
-    if (!href || !href.endsWith('/')) throw new ConfigError(`TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: "${p}" must be an http(s) URL ending in "/", e.g. https://api.example.com/`);
+    if (!href || !href.endsWith('/'))
+      throw new ConfigError(`TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: "${p}" must be an http(s) URL ending in "/", e.g. https://api.example.com/`);
     const problem = webhookUrlProblem(p);
     if (problem) throw new ConfigError(`TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: "${p}" is refused: ${problem}`);
     return href;
@@ -166,24 +206,33 @@ function loadWebhookConfig(e: ControllerEnv): WebhookConfig {
     maxPending: e.webhookMaxPending,
     concurrency: e.webhookConcurrency,
     allowedUrlPrefixes: allowedUrlPrefixes.length > 0 ? allowedUrlPrefixes : undefined,
-    addressPolicy: { allowedCidrs: cidrList('TTEOK_WEBHOOK_ALLOWED_CIDRS', e.webhookAllowedCidrs), blockedCidrs: cidrList('TTEOK_WEBHOOK_BLOCKED_CIDRS', e.webhookBlockedCidrs) },
+    addressPolicy: {
+      allowedCidrs: cidrList('TTEOK_WEBHOOK_ALLOWED_CIDRS', e.webhookAllowedCidrs),
+      blockedCidrs: cidrList('TTEOK_WEBHOOK_BLOCKED_CIDRS', e.webhookBlockedCidrs),
+    },
   };
 }
 
 export function loadControllerConfig(env: Env = process.env): ControllerConfig {
   const e = readEnv(CONTROLLER_ENV, env);
-  if (e.maxReplicas < e.minReplicas) throw new ConfigError(`TTEOK_INGEST_MAX_REPLICAS (${e.maxReplicas}) must be at least TTEOK_INGEST_MIN_REPLICAS (${e.minReplicas})`);
+  if (e.maxReplicas < e.minReplicas)
+    throw new ConfigError(`TTEOK_INGEST_MAX_REPLICAS (${e.maxReplicas}) must be at least TTEOK_INGEST_MIN_REPLICAS (${e.minReplicas})`);
   const leaseDurationMs = e.leaderLeaseSeconds * 1000;
   const renewDeadlineMs = e.leaderRenewDeadlineSeconds * 1000;
   const retryPeriodMs = e.leaderRetrySeconds * 1000;
   if (renewDeadlineMs >= leaseDurationMs) throw new ConfigError('TTEOK_LEADER_RENEW_DEADLINE_SECONDS must be less than TTEOK_LEADER_LEASE_SECONDS');
   if (retryPeriodMs >= renewDeadlineMs) throw new ConfigError('TTEOK_LEADER_RETRY_SECONDS must be less than TTEOK_LEADER_RENEW_DEADLINE_SECONDS');
   // The chart's admission policy lets the ingest write Leases named claim.*: the leader Lease must never be one.
-  if (e.leaseName.startsWith(CLAIM_LEASE_PREFIX)) throw new ConfigError(`TTEOK_LEADER_ELECTION_LEASE must not start with "${CLAIM_LEASE_PREFIX}" (the ingest's claim Leases are named so), got "${e.leaseName}"`);
+  if (e.leaseName.startsWith(CLAIM_LEASE_PREFIX))
+    throw new ConfigError(
+      `TTEOK_LEADER_ELECTION_LEASE must not start with "${CLAIM_LEASE_PREFIX}" (the ingest's claim Leases are named so), got "${e.leaseName}"`,
+    );
   const publicUrl = e.ingestPublicUrl;
-  if (publicUrl && !/^rtmps?:\/\/[^/]+/.test(publicUrl)) throw new ConfigError(`TTEOK_INGEST_PUBLIC_URL must be an rtmp:// or rtmps:// URL, got "${publicUrl}"`);
+  if (publicUrl && !/^rtmps?:\/\/[^/]+/.test(publicUrl))
+    throw new ConfigError(`TTEOK_INGEST_PUBLIC_URL must be an rtmp:// or rtmps:// URL, got "${publicUrl}"`);
   const playbackBaseUrl = e.playbackBaseUrl;
-  if (playbackBaseUrl && !/^https?:\/\//.test(playbackBaseUrl)) throw new ConfigError(`TTEOK_PLAYBACK_BASE_URL must be an http(s) URL, got "${playbackBaseUrl}"`);
+  if (playbackBaseUrl && !/^https?:\/\//.test(playbackBaseUrl))
+    throw new ConfigError(`TTEOK_PLAYBACK_BASE_URL must be an http(s) URL, got "${playbackBaseUrl}"`);
   return {
     podName: e.podName,
     podNamespace: e.podNamespace,

@@ -6,7 +6,16 @@
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Secret, type V1StatefulSet } from '@kubernetes/client-node';
 import { createLogger, type Logger } from '../common/log.ts';
 import { loadKubeConfig } from '../common/kube/client.ts';
-import { CLAIM_SELECTOR, STREAM_KEY_SELECTOR, leasesPath, liveStreamsPath, parseClaimLeaseName, secretsPath, statefulSetsPath, LABEL_LIVESTREAM } from '../common/kube/contract.ts';
+import {
+  CLAIM_SELECTOR,
+  STREAM_KEY_SELECTOR,
+  leasesPath,
+  liveStreamsPath,
+  parseClaimLeaseName,
+  secretsPath,
+  statefulSetsPath,
+  LABEL_LIVESTREAM,
+} from '../common/kube/contract.ts';
 import { Informer } from '../common/kube/informer.ts';
 import type { LeaseObject } from '../common/kube/lease.ts';
 import { streamId, type StreamRef } from '../common/livestream.ts';
@@ -57,7 +66,13 @@ export async function startController(config: ControllerConfig, deps: Controller
   const secretInformer = new Informer<V1Secret>({ kc, path: secretsPath(config.watchNamespace), labelSelector: STREAM_KEY_SELECTOR, log, idleRelistMs: idle });
   const claimInformer = new Informer<LeaseObject>({ kc, path: leasesPath(config.ingest.namespace), labelSelector: CLAIM_SELECTOR, log, idleRelistMs: idle });
   const stsInformer = config.ingest.statefulSet
-    ? new Informer<V1StatefulSet>({ kc, path: statefulSetsPath(config.ingest.namespace), fieldSelector: `metadata.name=${config.ingest.statefulSet}`, log, idleRelistMs: idle })
+    ? new Informer<V1StatefulSet>({
+        kc,
+        path: statefulSetsPath(config.ingest.namespace),
+        fieldSelector: `metadata.name=${config.ingest.statefulSet}`,
+        log,
+        idleRelistMs: idle,
+      })
     : undefined;
   const informers: Array<[string, Informer<never>]> = [
     ['livestreams', lsInformer as unknown as Informer<never>],
@@ -123,7 +138,8 @@ export async function startController(config: ControllerConfig, deps: Controller
   };
   lsInformer.on((type, obj, old) => {
     streamLoop.queue.add(refOf(obj));
-    if (type !== 'update' || obj.spec?.enabled !== old?.spec?.enabled || Boolean(obj.metadata.deletionTimestamp) !== Boolean(old?.metadata.deletionTimestamp)) enqueueCapacity();
+    if (type !== 'update' || obj.spec?.enabled !== old?.spec?.enabled || Boolean(obj.metadata.deletionTimestamp) !== Boolean(old?.metadata.deletionTimestamp))
+      enqueueCapacity();
   });
   secretInformer.on((_type, obj) => {
     const name = obj.metadata?.labels?.[LABEL_LIVESTREAM];
@@ -211,7 +227,10 @@ export async function startController(config: ControllerConfig, deps: Controller
     beforeMetrics: sampleGauges,
   });
   const httpPort = await listenOn(http, config.httpPort, config.httpHost);
-  log.info({ httpPort, identity: config.podName, leaderElection: config.leaderElection.enabled, ingestStatefulSet: config.ingest.statefulSet || undefined }, 'controller started');
+  log.info(
+    { httpPort, identity: config.podName, leaderElection: config.leaderElection.enabled, ingestStatefulSet: config.ingest.statefulSet || undefined },
+    'controller started',
+  );
 
   return {
     httpPort,

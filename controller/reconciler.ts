@@ -126,7 +126,14 @@ export class LiveStreamReconciler {
     const webhooks = this.d.webhooks?.plan(
       current,
       ref,
-      detectWebhookEvents({ old: (current.status ?? {}) as LiveStreamStatus, next: status, keepAfterEnd: settings.keepAfterEnd, claimReleased: !claim, keyRotation: current.spec?.keyRotation ?? 0, now: new Date() }),
+      detectWebhookEvents({
+        old: (current.status ?? {}) as LiveStreamStatus,
+        next: status,
+        keepAfterEnd: settings.keepAfterEnd,
+        claimReleased: !claim,
+        keyRotation: current.spec?.keyRotation ?? 0,
+        now: new Date(),
+      }),
     );
     if (webhooks?.pending.length) status.webhookEvents = webhooks.pending;
     const written = await this.writeStatus(current, ref, status);
@@ -143,8 +150,14 @@ export class LiveStreamReconciler {
   private async addFinalizer(ls: LiveStream): Promise<LiveStream> {
     const finalizers = ls.metadata.finalizers;
     const ops = finalizers
-      ? [{ op: 'test', path: '/metadata/finalizers', value: finalizers }, { op: 'add', path: '/metadata/finalizers/-', value: FINALIZER }]
-      : [{ op: 'test', path: '/metadata/resourceVersion', value: ls.metadata.resourceVersion }, { op: 'add', path: '/metadata/finalizers', value: [FINALIZER] }];
+      ? [
+          { op: 'test', path: '/metadata/finalizers', value: finalizers },
+          { op: 'add', path: '/metadata/finalizers/-', value: FINALIZER },
+        ]
+      : [
+          { op: 'test', path: '/metadata/resourceVersion', value: ls.metadata.resourceVersion },
+          { op: 'add', path: '/metadata/finalizers', value: [FINALIZER] },
+        ];
     const updated = (await this.d.custom.patchNamespacedCustomObject(
       { group: API_GROUP, version: API_VERSION, namespace: ls.metadata.namespace!, plural: LIVESTREAM_PLURAL, name: ls.metadata.name, body: ops },
       JSON_PATCH,
@@ -163,9 +176,7 @@ export class LiveStreamReconciler {
         ...(base?.metadata?.resourceVersion ? { resourceVersion: base.metadata.resourceVersion } : {}),
         labels: { ...(base?.metadata?.labels ?? {}), [LABEL_STREAM_KEY]: 'true', [LABEL_LIVESTREAM]: ref.name, 'app.kubernetes.io/managed-by': 'tteok' },
         annotations: { ...(base?.metadata?.annotations ?? {}), [ANNOTATION_KEY_ROTATION]: String(ls.spec?.keyRotation ?? 0) },
-        ownerReferences: [
-          { apiVersion: API_VERSION_FULL, kind: KIND, name: ref.name, uid: ls.metadata.uid!, controller: true, blockOwnerDeletion: true },
-        ],
+        ownerReferences: [{ apiVersion: API_VERSION_FULL, kind: KIND, name: ref.name, uid: ls.metadata.uid!, controller: true, blockOwnerDeletion: true }],
       },
       type: 'Opaque',
       data: { [SECRET_KEY_FIELD]: Buffer.from(key).toString('base64') },
@@ -224,7 +235,8 @@ export class LiveStreamReconciler {
     const old = (ls.status ?? {}) as LiveStreamStatus;
     const generation = ls.metadata.generation;
     const now = statusTime(new Date());
-    const cond = (type: string, status: 'True' | 'False', reason: string, message: string) => statusCondition(old, generation, now, { type, status, reason, message });
+    const cond = (type: string, status: 'True' | 'False', reason: string, message: string) =>
+      statusCondition(old, generation, now, { type, status, reason, message });
     const { config } = this.d;
     const secretName = s.secret?.metadata?.name;
     const key = s.secret ? keyIn(s.secret) : '';
@@ -247,7 +259,11 @@ export class LiveStreamReconciler {
       ...(secretName && isWellFormedKey(key) ? { streamKeySha256: streamKeySha256(key) } : {}),
       ...(config.ingest.publicUrl ? { ingestUrl: config.ingest.publicUrl } : {}),
       // A private stream's URL is the path a playback token goes in front of (common/playback-token.ts).
-      ...(config.playbackBaseUrl ? { playbackUrl: `${config.playbackBaseUrl}/${playlistKey(ref, joinKey(config.s3.prefix, ls.spec?.playback?.access === 'private' ? accessRoot('private') : ''))}` } : {}),
+      ...(config.playbackBaseUrl
+        ? {
+            playbackUrl: `${config.playbackBaseUrl}/${playlistKey(ref, joinKey(config.s3.prefix, ls.spec?.playback?.access === 'private' ? accessRoot('private') : ''))}`,
+          }
+        : {}),
       ...(s.live && since ? { liveSince: since } : {}),
       ...(s.live && holder ? { ingestPod: holder } : {}),
     };
@@ -319,7 +335,7 @@ export class LiveStreamReconciler {
     } else if (!secret) {
       this.d.secrets.deleted(ref.namespace, name);
     } else {
-      this.d.log.info({ stream: streamId(ref), secret: name }, 'Secret of the key Secret\'s name left in place: it is not this LiveStream\'s');
+      this.d.log.info({ stream: streamId(ref), secret: name }, "Secret of the key Secret's name left in place: it is not this LiveStream's");
     }
     // 2. Wait for a live publish to end (its claim released or expired).
     const claim = this.d.claims.get(this.d.config.ingest.namespace, claimLeaseName(ref));
@@ -342,7 +358,7 @@ export class LiveStreamReconciler {
           await this.d.store.deletePrefix(joinKey(this.d.config.s3.prefix, root, ref.namespace, ref.name));
         }
         this.d.log.info({ stream: streamId(ref) }, 'stored media deleted');
-        this.d.events.normal(target, 'MediaDeleted', 'Deleted the stream\'s stored media');
+        this.d.events.normal(target, 'MediaDeleted', "Deleted the stream's stored media");
       } else {
         this.d.log.warn({ stream: streamId(ref) }, 'no object store configured (TTEOK_S3_BUCKET); stored media was not deleted');
       }
@@ -380,14 +396,24 @@ export class LiveStreamReconciler {
    * still owed, for at most DELETION_WEBHOOK_WAIT_MS after it was asked
    * (the pending events live in the object being deleted).
    */
-  private async endOfRunWebhooks(ls: LiveStream, ref: StreamRef, claim: LeaseObject | undefined, target: { namespace: string; name: string; uid: string | undefined }): Promise<ReconcileResult | undefined> {
+  private async endOfRunWebhooks(
+    ls: LiveStream,
+    ref: StreamRef,
+    claim: LeaseObject | undefined,
+    target: { namespace: string; name: string; uid: string | undefined },
+  ): Promise<ReconcileResult | undefined> {
     const webhooks = this.d.webhooks!;
     const old = (ls.status ?? {}) as StatusWithWebhooks;
     const now = new Date();
     let next: StatusWithWebhooks = { ...old };
     let fresh: ReturnType<typeof detectWebhookEvents> = [];
     if (old.conditions?.some((c) => c.type === 'Live' && c.status === 'True')) {
-      const ended = statusCondition(old, ls.metadata.generation, statusTime(now), { type: 'Live', status: 'False', reason: 'NoPublisher', message: 'No publisher is connected (the LiveStream is being deleted)' });
+      const ended = statusCondition(old, ls.metadata.generation, statusTime(now), {
+        type: 'Live',
+        status: 'False',
+        reason: 'NoPublisher',
+        message: 'No publisher is connected (the LiveStream is being deleted)',
+      });
       next = { ...old, phase: 'Ready', conditions: old.conditions.map((c) => (c.type === 'Live' ? ended : c)) };
       delete next.liveSince;
       delete next.ingestPod;
@@ -408,7 +434,11 @@ export class LiveStreamReconciler {
       return { requeueAfterMs: 500 };
     }
     this.d.log.warn({ stream: streamId(ref), events: owed.length }, 'LiveStream deleted with webhook deliveries still owed; they are dropped');
-    this.d.events.warning(target, 'WebhooksDropped', `${owed.length} webhook event(s) not delivered within ${DELETION_WEBHOOK_WAIT_MS / 1000} s of the deletion were dropped`);
+    this.d.events.warning(
+      target,
+      'WebhooksDropped',
+      `${owed.length} webhook event(s) not delivered within ${DELETION_WEBHOOK_WAIT_MS / 1000} s of the deletion were dropped`,
+    );
     return undefined;
   }
 }

@@ -65,15 +65,29 @@ export function detectWebhookEvents(f: TransitionFacts): NewWebhookEvent[] {
   const wasLive = isLive(f.old);
   const live = isLive(f.next);
   if (!wasLive && live) {
-    events.push({ type: 'stream.live', data: { ...(f.next.liveSince ? { liveSince: f.next.liveSince } : {}), ...(f.next.ingestPod ? { ingestPod: f.next.ingestPod } : {}), ...(playback ? { playbackUrl: playback } : {}) } });
+    events.push({
+      type: 'stream.live',
+      data: {
+        ...(f.next.liveSince ? { liveSince: f.next.liveSince } : {}),
+        ...(f.next.ingestPod ? { ingestPod: f.next.ingestPod } : {}),
+        ...(playback ? { playbackUrl: playback } : {}),
+      },
+    });
   }
   if (wasLive && !live) {
-    const data: WebhookEventData = { ...(f.old.liveSince ? { liveSince: f.old.liveSince } : {}), endedAt: f.now.toISOString(), ...(playback ? { playbackUrl: playback } : {}) };
+    const data: WebhookEventData = {
+      ...(f.old.liveSince ? { liveSince: f.old.liveSince } : {}),
+      endedAt: f.now.toISOString(),
+      ...(playback ? { playbackUrl: playback } : {}),
+    };
     events.push({ type: 'stream.offline', data });
     if (f.keepAfterEnd && f.claimReleased) events.push({ type: 'stream.recording_ready', data });
   }
   if (f.old.streamKeySha256 && f.next.streamKeySha256 && f.old.streamKeySha256 !== f.next.streamKeySha256) {
-    events.push({ type: 'stream.key_rotated', data: { keyRotation: f.keyRotation, ...(f.next.streamKeySecret ? { streamKeySecret: f.next.streamKeySecret } : {}) } });
+    events.push({
+      type: 'stream.key_rotated',
+      data: { keyRotation: f.keyRotation, ...(f.next.streamKeySecret ? { streamKeySecret: f.next.streamKeySecret } : {}) },
+    });
   }
   return events;
 }

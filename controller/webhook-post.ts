@@ -47,7 +47,8 @@ export function failureClass(err: unknown, timedOut: boolean, tls: boolean): Fai
 /** POSTs once; resolves (never rejects) with the outcome's class. */
 export function postWebhook(o: PostOptions): Promise<PostResult> {
   const url = new URL(o.url);
-  if (o.policy && !o.policy.allowsHost(url.hostname)) return Promise.resolve({ failure: 'blocked by address policy', detail: 'IP literal outside the address policy' });
+  if (o.policy && !o.policy.allowsHost(url.hostname))
+    return Promise.resolve({ failure: 'blocked by address policy', detail: 'IP literal outside the address policy' });
   const timeout = AbortSignal.timeout(o.timeoutMs);
   const signal = AbortSignal.any([o.signal, timeout]);
   const request = url.protocol === 'https:' ? httpsRequest : httpRequest;

@@ -22,7 +22,13 @@ export function webhookSignature(secret: string, body: string, timestamp: number
  * Whether `header` is a valid signature of `body` with `secret`, made within
  * `toleranceSeconds` of `now` (unix seconds). Compares in constant time.
  */
-export function verifyWebhookSignature(header: string | undefined, body: string, secret: string, toleranceSeconds = 300, now = Math.floor(Date.now() / 1000)): boolean {
+export function verifyWebhookSignature(
+  header: string | undefined,
+  body: string,
+  secret: string,
+  toleranceSeconds = 300,
+  now = Math.floor(Date.now() / 1000),
+): boolean {
   if (!header) return false;
   let timestamp: number | undefined;
   const signatures: string[] = [];

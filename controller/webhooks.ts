@@ -136,7 +136,9 @@ export class WebhookDispatcher {
   /** The webhooks a LiveStream's events go to: its own (those allowed), then the global one. */
   targetsOf(ls: LiveStream): WebhookTarget[] {
     const targets: WebhookTarget[] = [];
-    const specs = ((ls.spec as { webhooks?: WebhookSpec[] } | undefined)?.webhooks ?? []).filter((w) => typeof w?.url === 'string' && w.secretRef?.name && this.allowed(w.url));
+    const specs = ((ls.spec as { webhooks?: WebhookSpec[] } | undefined)?.webhooks ?? []).filter(
+      (w) => typeof w?.url === 'string' && w.secretRef?.name && this.allowed(w.url),
+    );
     for (const w of specs) {
       targets.push({
         id: webhookTargetId(w.url),
@@ -148,7 +150,15 @@ export class WebhookDispatcher {
       });
     }
     const g = this.o.config.global;
-    if (g) targets.push({ id: GLOBAL_TARGET, url: g.url, signingKey: { value: g.secret }, events: new Set(g.events), label: 'the global webhook', checkAddress: false });
+    if (g)
+      targets.push({
+        id: GLOBAL_TARGET,
+        url: g.url,
+        signingKey: { value: g.secret },
+        events: new Set(g.events),
+        label: 'the global webhook',
+        checkAddress: false,
+      });
     return targets;
   }
 
@@ -172,11 +182,15 @@ export class WebhookDispatcher {
       const owed = [...targets.values()].filter((t) => !t.events || t.events.has(e.type)).map((t) => t.id);
       if (owed.length > 0) pending.push({ id: newEventId(), type: e.type, createdAt: now.toISOString(), data: e.data, pendingTargets: owed });
     }
-    const refused = fresh.length > 0 ? ((ls.spec as { webhooks?: WebhookSpec[] } | undefined)?.webhooks ?? []).filter((w) => typeof w?.url === 'string' && !this.allowed(w.url)) : [];
+    const refused =
+      fresh.length > 0
+        ? ((ls.spec as { webhooks?: WebhookSpec[] } | undefined)?.webhooks ?? []).filter((w) => typeof w?.url === 'string' && !this.allowed(w.url))
+        : [];
     const excess = pending.length - this.o.config.maxPending;
     if (excess > 0) {
       for (const event of pending.slice(0, excess)) {
-        for (const id of event.pendingTargets) closedHere.push({ event, targetId: id, outcome: 'dropped', why: `the stream has more than ${this.o.config.maxPending} undelivered events` });
+        for (const id of event.pendingTargets)
+          closedHere.push({ event, targetId: id, outcome: 'dropped', why: `the stream has more than ${this.o.config.maxPending} undelivered events` });
       }
       pending = pending.slice(excess);
     }
@@ -281,7 +295,18 @@ export class WebhookDispatcher {
     if (failure === undefined) return this.settle(key, d, 'delivered');
     this.o.metrics.webhookDeliveries.inc({ event: d.event.type, outcome: 'failed' });
     const delay = Math.min(backoffDelay(d.attempts - 1, this.o.config.retryInitialMs, this.o.config.retryMaxMs), Math.max(0, deadline - Date.now()));
-    this.o.log.info({ stream: streamId(d.ref), event: d.event.type, eventId: d.event.id, webhook: d.target.label, attempt: d.attempts, err: detail ?? failure, retryInMs: delay }, 'webhook delivery failed; retrying with backoff');
+    this.o.log.info(
+      {
+        stream: streamId(d.ref),
+        event: d.event.type,
+        eventId: d.event.id,
+        webhook: d.target.label,
+        attempt: d.attempts,
+        err: detail ?? failure,
+        retryInMs: delay,
+      },
+      'webhook delivery failed; retrying with backoff',
+    );
     // The same message each time, so repeats bump one Event's count instead of piling up Events.
     this.o.events.warning(this.targetOf(d), 'WebhookFailed', `Delivering ${d.event.type} to ${d.target.label} failed: ${failure}; retrying with backoff`);
     d.timer = setTimeout(() => void this.attempt(key, d), delay);
@@ -300,7 +325,7 @@ export class WebhookDispatcher {
     } catch (err) {
       // The Event says why the key is unusable; an API error (which may name the API server's address) goes to the log only.
       if (err instanceof UnusableSigningKey) return { failure: err.message };
-      return { failure: 'signing key Secret could not be read (see the controller\'s log)', detail: errorMessage(err) };
+      return { failure: "signing key Secret could not be read (see the controller's log)", detail: errorMessage(err) };
     }
     const body = webhookBody(d.ref, d.event);
     const result = await postWebhook({
@@ -317,14 +342,17 @@ export class WebhookDispatcher {
       signal,
       policy: d.target.checkAddress ? this.addressPolicy : undefined,
     });
-    if (result.failure === 'timeout') return { failure: `timeout (no answer within ${this.o.config.timeoutMs / 1000} s)`, ...(result.detail ? { detail: result.detail } : {}) };
+    if (result.failure === 'timeout')
+      return { failure: `timeout (no answer within ${this.o.config.timeoutMs / 1000} s)`, ...(result.detail ? { detail: result.detail } : {}) };
     return result;
   }
 
   private async signingKey(k: SigningKey): Promise<string> {
     if ('value' in k) return k.value;
     // One message for every reason, so a LiveStream's Events cannot be used to probe which Secrets exist.
-    const unusable = new UnusableSigningKey(`signing key Secret ${k.name} not found, not labelled ${LABEL_WEBHOOK_SIGNING_KEY}=true, or without a key "${k.key}" of at least ${MIN_WEBHOOK_SECRET_LENGTH} characters`);
+    const unusable = new UnusableSigningKey(
+      `signing key Secret ${k.name} not found, not labelled ${LABEL_WEBHOOK_SIGNING_KEY}=true, or without a key "${k.key}" of at least ${MIN_WEBHOOK_SECRET_LENGTH} characters`,
+    );
     let secret: V1Secret;
     try {
       secret = await rawJson<V1Secret>(this.o.kc, `${secretsPath(k.namespace)}/${encodeURIComponent(k.name)}`);
@@ -353,7 +381,11 @@ export class WebhookDispatcher {
     } else {
       const hours = this.o.config.maxAgeMs / 3_600_000;
       this.o.log.warn(fields, 'webhook delivery given up: the event is too old');
-      this.o.events.warning(this.targetOf(d), 'WebhookGaveUp', `Gave up delivering ${d.event.type} event ${d.event.id} to ${d.target.label} after ${d.attempts} attempts in ${hours >= 1 ? `${hours} h` : `${this.o.config.maxAgeMs / 1000} s`}`);
+      this.o.events.warning(
+        this.targetOf(d),
+        'WebhookGaveUp',
+        `Gave up delivering ${d.event.type} event ${d.event.id} to ${d.target.label} after ${d.attempts} attempts in ${hours >= 1 ? `${hours} h` : `${this.o.config.maxAgeMs / 1000} s`}`,
+      );
     }
     this.o.onSettled(d.ref);
   }

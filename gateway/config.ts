@@ -107,15 +107,28 @@ export function loadPlaybackTokenConfig(env: Env): PlaybackTokenConfig {
   if (apiKey !== undefined && apiKey.length < PLAYBACK_API_KEY_MIN_LENGTH) {
     throw new ConfigError(`TTEOK_PLAYBACK_API_KEY must be at least ${PLAYBACK_API_KEY_MIN_LENGTH} characters`);
   }
-  if (apiKey !== undefined && !keyring) throw new ConfigError('TTEOK_PLAYBACK_API_KEY is set but TTEOK_PLAYBACK_TOKEN_KEYS is not: there is nothing to sign tokens with');
+  if (apiKey !== undefined && !keyring)
+    throw new ConfigError('TTEOK_PLAYBACK_API_KEY is set but TTEOK_PLAYBACK_TOKEN_KEYS is not: there is nothing to sign tokens with');
   return { keyring, apiKey, ttlSeconds: tokenTtlSeconds };
 }
 
 /** Private streams' rows (read by loadPlaybackTokenConfig). */
 export const PLAYBACK_TOKEN_ENV = {
-  tokenKeys: envVar.optional('TTEOK_PLAYBACK_TOKEN_KEYS', 'private streams: token secrets kid:secret[,kid:secret]; the first signs, all verify', { defaultText: '(unset: private streams play nowhere)' }),
-  tokenTtlSeconds: envVar.int('TTEOK_PLAYBACK_TOKEN_TTL_SECONDS', DEFAULT_TOKEN_TTL_SECONDS, 60, 7 * 86_400, 'lifetime of a minted token; also the most a mint request may ask for'),
-  apiKey: envVar.optional('TTEOK_PLAYBACK_API_KEY', `bearer key of POST /v1/streams/<namespace>/<name>/playback-token (≥ ${PLAYBACK_API_KEY_MIN_LENGTH} characters)`, { defaultText: '(unset: minting over HTTP is off)' }),
+  tokenKeys: envVar.optional('TTEOK_PLAYBACK_TOKEN_KEYS', 'private streams: token secrets kid:secret[,kid:secret]; the first signs, all verify', {
+    defaultText: '(unset: private streams play nowhere)',
+  }),
+  tokenTtlSeconds: envVar.int(
+    'TTEOK_PLAYBACK_TOKEN_TTL_SECONDS',
+    DEFAULT_TOKEN_TTL_SECONDS,
+    60,
+    7 * 86_400,
+    'lifetime of a minted token; also the most a mint request may ask for',
+  ),
+  apiKey: envVar.optional(
+    'TTEOK_PLAYBACK_API_KEY',
+    `bearer key of POST /v1/streams/<namespace>/<name>/playback-token (≥ ${PLAYBACK_API_KEY_MIN_LENGTH} characters)`,
+    { defaultText: '(unset: minting over HTTP is off)' },
+  ),
 } satisfies EnvTable;
 
 /**
@@ -126,23 +139,78 @@ export const PLAYBACK_TOKEN_ENV = {
 export const GATEWAY_ENV = {
   storage: envVar.choice('TTEOK_STORAGE', 's3', ['s3', 'local'], 'local: serve TTEOK_LOCAL_ORIGIN_DIR under /origin/'),
   view: envVar.choice('TTEOK_VIEW', 'local', ['local', 'kubernetes'], 'where the gateway learns about streams: the key file, or LiveStreams'),
-  playbackBaseUrl: envVar.optional('TTEOK_PLAYBACK_BASE_URL', 'where viewers fetch media: the CDN in front of the bucket', { defaultText: '(required with s3; the own /origin with local)' }),
+  playbackBaseUrl: envVar.optional('TTEOK_PLAYBACK_BASE_URL', 'where viewers fetch media: the CDN in front of the bucket', {
+    defaultText: '(required with s3; the own /origin with local)',
+  }),
   host: envVar.string('TTEOK_GATEWAY_HOST', '0.0.0.0', 'HTTP listen address'),
-  trustedProxies: envVar.list('TTEOK_GATEWAY_TRUSTED_PROXIES', [], 'proxies whose X-Forwarded-For names the client: addresses, CIDR ranges, or loopback, linklocal, uniquelocal', { defaultText: '(empty: none)' }),
+  trustedProxies: envVar.list(
+    'TTEOK_GATEWAY_TRUSTED_PROXIES',
+    [],
+    'proxies whose X-Forwarded-For names the client: addresses, CIDR ranges, or loopback, linklocal, uniquelocal',
+    { defaultText: '(empty: none)' },
+  ),
   port: envVar.int('TTEOK_GATEWAY_PORT', 8080, 0, 65535, 'HTTP listen port'),
   prefix: envVar.string('TTEOK_S3_PREFIX', '', "the bucket's key prefix, part of every CDN playback URL"),
   localOriginDir: envVar.string('TTEOK_LOCAL_ORIGIN_DIR', '.tteok/origin', 'with TTEOK_STORAGE=local: the directory the ingest stores into'),
-  playlistMaxAgeSeconds: envVar.optionalNumber('TTEOK_PLAYLIST_MAX_AGE_SECONDS', 0, 3600, 'with local: playlist Cache-Control max-age', { defaultText: 'half the target duration' }),
+  playlistMaxAgeSeconds: envVar.optionalNumber('TTEOK_PLAYLIST_MAX_AGE_SECONDS', 0, 3600, 'with local: playlist Cache-Control max-age', {
+    defaultText: 'half the target duration',
+  }),
   corsOrigins: envVar.list('TTEOK_CORS_ORIGINS', ['*'], 'origins allowed to call the gateway from a browser (GET and HEAD)'),
-  playerSrcOrigins: envVar.optional('TTEOK_PLAYER_SRC_ORIGINS', "origins besides its own the player page's ?src= may play from; none: its own only", { defaultText: 'the origin of TTEOK_PLAYBACK_BASE_URL', rangeText: 'none, or comma-separated origins' }),
+  playerSrcOrigins: envVar.optional('TTEOK_PLAYER_SRC_ORIGINS', "origins besides its own the player page's ?src= may play from; none: its own only", {
+    defaultText: 'the origin of TTEOK_PLAYBACK_BASE_URL',
+    rangeText: 'none, or comma-separated origins',
+  }),
   // No timeout can be turned off (0): that is the defect they exist for.
-  requestTimeoutMs: envVar.int('TTEOK_GATEWAY_REQUEST_TIMEOUT_MS', DEFAULT_TIMEOUTS.requestMs, 100, 3_600_000, 'a request (headers and body) must arrive within this'),
-  headersTimeoutMs: envVar.int('TTEOK_GATEWAY_HEADERS_TIMEOUT_MS', DEFAULT_TIMEOUTS.headersMs, 100, 3_600_000, "a request's headers must arrive within this (at most the request timeout)"),
-  keepAliveTimeoutMs: envVar.int('TTEOK_GATEWAY_KEEP_ALIVE_TIMEOUT_MS', DEFAULT_TIMEOUTS.keepAliveMs, 100, 3_600_000, 'an idle keep-alive connection is closed after this'),
-  connectionTimeoutMs: envVar.int('TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', DEFAULT_TIMEOUTS.connectionMs, 100, 3_600_000, 'a connection with no traffic either way during a request is closed after this'),
-  heartbeatMs: envVar.int('TTEOK_EVENTS_HEARTBEAT_MS', (env) => defaultHeartbeatMs(envInt(env, 'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', DEFAULT_TIMEOUTS.connectionMs, 100, 3_600_000)), 100, 3_600_000, 'a comment line this often on every open event stream (below the connection timeout)', { defaultText: '15000 (half the connection timeout if that is below 30 s)' }),
-  eventsMaxConnections: envVar.int('TTEOK_EVENTS_MAX_CONNECTIONS', DEFAULT_EVENT_STREAMS.maxConnections, 0, 1_000_000, 'open event streams per gateway; one more is answered 503 (0: off)'),
-  eventsMaxConnectionsPerAddress: envVar.int('TTEOK_EVENTS_MAX_CONNECTIONS_PER_ADDRESS', DEFAULT_EVENT_STREAMS.maxConnectionsPerAddress, 1, 1_000_000, 'open event streams per client address (IPv6: per /64); one more is answered 429'),
+  requestTimeoutMs: envVar.int(
+    'TTEOK_GATEWAY_REQUEST_TIMEOUT_MS',
+    DEFAULT_TIMEOUTS.requestMs,
+    100,
+    3_600_000,
+    'a request (headers and body) must arrive within this',
+  ),
+  headersTimeoutMs: envVar.int(
+    'TTEOK_GATEWAY_HEADERS_TIMEOUT_MS',
+    DEFAULT_TIMEOUTS.headersMs,
+    100,
+    3_600_000,
+    "a request's headers must arrive within this (at most the request timeout)",
+  ),
+  keepAliveTimeoutMs: envVar.int(
+    'TTEOK_GATEWAY_KEEP_ALIVE_TIMEOUT_MS',
+    DEFAULT_TIMEOUTS.keepAliveMs,
+    100,
+    3_600_000,
+    'an idle keep-alive connection is closed after this',
+  ),
+  connectionTimeoutMs: envVar.int(
+    'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS',
+    DEFAULT_TIMEOUTS.connectionMs,
+    100,
+    3_600_000,
+    'a connection with no traffic either way during a request is closed after this',
+  ),
+  heartbeatMs: envVar.int(
+    'TTEOK_EVENTS_HEARTBEAT_MS',
+    (env) => defaultHeartbeatMs(envInt(env, 'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', DEFAULT_TIMEOUTS.connectionMs, 100, 3_600_000)),
+    100,
+    3_600_000,
+    'a comment line this often on every open event stream (below the connection timeout)',
+    { defaultText: '15000 (half the connection timeout if that is below 30 s)' },
+  ),
+  eventsMaxConnections: envVar.int(
+    'TTEOK_EVENTS_MAX_CONNECTIONS',
+    DEFAULT_EVENT_STREAMS.maxConnections,
+    0,
+    1_000_000,
+    'open event streams per gateway; one more is answered 503 (0: off)',
+  ),
+  eventsMaxConnectionsPerAddress: envVar.int(
+    'TTEOK_EVENTS_MAX_CONNECTIONS_PER_ADDRESS',
+    DEFAULT_EVENT_STREAMS.maxConnectionsPerAddress,
+    1,
+    1_000_000,
+    'open event streams per client address (IPv6: per /64); one more is answered 429',
+  ),
   eventsBufferSize: envVar.int('TTEOK_EVENTS_BUFFER_SIZE', DEFAULT_EVENT_STREAMS.bufferSize, 1, 1_000_000, 'recent events kept for Last-Event-ID resume'),
   followIntervalMs: envVar.int('TTEOK_FOLLOW_INTERVAL_MS', 500, 0, 60_000, "how often each live stream's playlist is fetched for the latency metrics (0: off)"),
   metricsMaxStreams: envVar.int('TTEOK_METRICS_MAX_STREAMS', 100, 0, 100_000, 'streams with their own metric labels; the rest are aggregated under _other'),
@@ -162,11 +230,15 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`TTEOK_PLAYBACK_BASE_URL must be an http(s) URL, got "${base}"`);
   } else if (e.storage === 's3') {
-    throw new ConfigError('TTEOK_PLAYBACK_BASE_URL is required (the CDN URL in front of the bucket, e.g. https://d123.cloudfront.net) unless TTEOK_STORAGE=local');
+    throw new ConfigError(
+      'TTEOK_PLAYBACK_BASE_URL is required (the CDN URL in front of the bucket, e.g. https://d123.cloudfront.net) unless TTEOK_STORAGE=local',
+    );
   }
   if (!isTokenPrefix(e.prefix)) {
     // Private streams' URLs carry the prefix, and the playback-token rule (CDN and local origin) accepts only these parts.
-    throw new ConfigError(`TTEOK_S3_PREFIX must be parts separated by "/", each a letter or digit then letters, digits, _ . - (e.g. "live"), got "${e.prefix}"`);
+    throw new ConfigError(
+      `TTEOK_S3_PREFIX must be parts separated by "/", each a letter or digit then letters, digits, _ . - (e.g. "live"), got "${e.prefix}"`,
+    );
   }
   for (const origin of e.corsOrigins) {
     if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
@@ -179,19 +251,27 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   for (const origin of playerSrcOrigins ?? []) {
     // No "*": allowing any origin is the content spoofing this setting exists to prevent.
     if (!isOrigin(origin)) {
-      throw new ConfigError(`TTEOK_PLAYER_SRC_ORIGINS must be "none" or a comma list of origins like https://cdn.example.com (no path, no "*"), got "${origin}"`);
+      throw new ConfigError(
+        `TTEOK_PLAYER_SRC_ORIGINS must be "none" or a comma list of origins like https://cdn.example.com (no path, no "*"), got "${origin}"`,
+      );
     }
   }
   if (e.headersTimeoutMs > e.requestTimeoutMs) {
-    throw new ConfigError(`TTEOK_GATEWAY_HEADERS_TIMEOUT_MS (${e.headersTimeoutMs}) must not be above TTEOK_GATEWAY_REQUEST_TIMEOUT_MS (${e.requestTimeoutMs}): the headers are part of the request`);
+    throw new ConfigError(
+      `TTEOK_GATEWAY_HEADERS_TIMEOUT_MS (${e.headersTimeoutMs}) must not be above TTEOK_GATEWAY_REQUEST_TIMEOUT_MS (${e.requestTimeoutMs}): the headers are part of the request`,
+    );
   }
   if (e.heartbeatMs >= e.connectionTimeoutMs) {
     // Heartbeats are the traffic that keeps the connection timeout from cutting an idle event stream.
-    throw new ConfigError(`TTEOK_EVENTS_HEARTBEAT_MS (${e.heartbeatMs}) must be below TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS (${e.connectionTimeoutMs}), or quiet event streams are cut`);
+    throw new ConfigError(
+      `TTEOK_EVENTS_HEARTBEAT_MS (${e.heartbeatMs}) must be below TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS (${e.connectionTimeoutMs}), or quiet event streams are cut`,
+    );
   }
   for (const entry of e.trustedProxies) {
     if (!isProxyEntry(entry)) {
-      throw new ConfigError(`TTEOK_GATEWAY_TRUSTED_PROXIES must be a comma list of addresses, CIDR ranges (10.0.0.0/8, fd00::/8) or loopback, linklocal, uniquelocal; got "${entry}"`);
+      throw new ConfigError(
+        `TTEOK_GATEWAY_TRUSTED_PROXIES must be a comma list of addresses, CIDR ranges (10.0.0.0/8, fd00::/8) or loopback, linklocal, uniquelocal; got "${entry}"`,
+      );
     }
   }
   return {
@@ -213,7 +293,12 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     keepAliveTimeoutMs: e.keepAliveTimeoutMs,
     connectionTimeoutMs: e.connectionTimeoutMs,
     playbackTokens: loadPlaybackTokenConfig(env),
-    events: { heartbeatMs: e.heartbeatMs, maxConnections: e.eventsMaxConnections, maxConnectionsPerAddress: e.eventsMaxConnectionsPerAddress, bufferSize: e.eventsBufferSize },
+    events: {
+      heartbeatMs: e.heartbeatMs,
+      maxConnections: e.eventsMaxConnections,
+      maxConnectionsPerAddress: e.eventsMaxConnectionsPerAddress,
+      bufferSize: e.eventsBufferSize,
+    },
   };
 }
 

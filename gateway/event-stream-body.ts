@@ -34,7 +34,10 @@ export class EventStreamBody extends Readable {
   private pushedEnd = false;
 
   /** `initial` is adopted, not copied: the caller gives up the array. */
-  constructor(private readonly render: (e: LiveStateEvent) => string, initial: QueuedItem[] = []) {
+  constructor(
+    private readonly render: (e: LiveStateEvent) => string,
+    initial: QueuedItem[] = [],
+  ) {
     super({ highWaterMark: HIGH_WATER_MARK });
     this.queue = initial;
     for (const item of initial) this.queuedBytes += itemSize(item);

@@ -34,7 +34,14 @@ import origin from './plugins/origin.ts';
 import playbackTokens from './plugins/playback-tokens.ts';
 import player from './plugins/player.ts';
 import streams from './plugins/streams.ts';
-import { DEFAULT_EVENT_STREAMS, DEFAULT_TIMEOUTS, defaultHeartbeatMs, type EventStreamConfig, type GatewayTimeouts, type PlaybackTokenConfig } from './config.ts';
+import {
+  DEFAULT_EVENT_STREAMS,
+  DEFAULT_TIMEOUTS,
+  defaultHeartbeatMs,
+  type EventStreamConfig,
+  type GatewayTimeouts,
+  type PlaybackTokenConfig,
+} from './config.ts';
 import { schemaFormats } from './schemas.ts';
 
 export interface GatewayOptions {
@@ -87,7 +94,8 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
   const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
   const eventStreams = options.events ?? { ...DEFAULT_EVENT_STREAMS, heartbeatMs: defaultHeartbeatMs(timeouts.connectionMs) };
   // Heartbeats are what keeps the connection timeout from cutting a quiet event stream.
-  if (eventStreams.heartbeatMs >= timeouts.connectionMs) throw new Error(`the event heartbeat (${eventStreams.heartbeatMs} ms) must be below the connection timeout (${timeouts.connectionMs} ms)`);
+  if (eventStreams.heartbeatMs >= timeouts.connectionMs)
+    throw new Error(`the event heartbeat (${eventStreams.heartbeatMs} ms) must be below the connection timeout (${timeouts.connectionMs} ms)`);
   const trustedProxies = options.trustedProxies ?? [];
   const app = Fastify({
     // request.ip (the per-address cap on event streams): the peer, or the client a trusted proxy names.
@@ -123,7 +131,10 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
   const playbackOrigin = (): string => new URL(options.playbackBaseUrl ?? localBase()).origin;
   // The local store has no prefix; the bucket behind the CDN may. Tokens are signed for it.
   const mediaPrefix = options.playbackBaseUrl ? (options.prefix ?? '') : '';
-  if (!isTokenPrefix(mediaPrefix)) throw new Error(`the key prefix "${mediaPrefix}" has a part the playback-token rule does not accept (each part: a letter or digit, then letters, digits, _ . -)`);
+  if (!isTokenPrefix(mediaPrefix))
+    throw new Error(
+      `the key prefix "${mediaPrefix}" has a part the playback-token rule does not accept (each part: a letter or digit, then letters, digits, _ . -)`,
+    );
   const mediaUrl = (ref: StreamRef, access: PlaybackAccess, token?: string): string => {
     const base = options.playbackBaseUrl ?? localBase();
     const key = playlistKey(ref, joinKey(mediaPrefix, accessRoot(access)));
@@ -147,7 +158,11 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
   // Before every route it documents.
   await app.register(openapi, { version: packageVersion() });
   await app.register(context, { view: options.view, playbackUrl });
-  await app.register(playbackTokens, { config: options.playbackTokens ?? { keyring: undefined, ttlSeconds: DEFAULT_TOKEN_TTL_SECONDS, apiKey: undefined }, mediaUrl, mediaPrefix });
+  await app.register(playbackTokens, {
+    config: options.playbackTokens ?? { keyring: undefined, ttlSeconds: DEFAULT_TOKEN_TTL_SECONDS, apiKey: undefined },
+    mediaUrl,
+    mediaPrefix,
+  });
   await app.register(metrics, {
     maxStreams: options.metricsMaxStreams ?? 100,
     followIntervalMs: options.followIntervalMs ?? 500,

@@ -44,8 +44,20 @@ import { startKubeApiServer, toolsBinDir, type KubeTestServer } from './kube.ts'
 import { freePort } from './ports.ts';
 import { spawnManaged, type ManagedProcess } from './process.ts';
 import {
-  cgroupPids, createCgroupRoot, killPids, listNetns, pidsWithArg, readSysctls, removeCgroupTree, removeNewNetns,
-  restoreIptables, restoreSysctls, sh, shOk, snapshotIptables, unmountUnder,
+  cgroupPids,
+  createCgroupRoot,
+  killPids,
+  listNetns,
+  pidsWithArg,
+  readSysctls,
+  removeCgroupTree,
+  removeNewNetns,
+  restoreIptables,
+  restoreSysctls,
+  sh,
+  shOk,
+  snapshotIptables,
+  unmountUnder,
 } from './host-state.ts';
 import { waitFor } from './wait.ts';
 
@@ -54,10 +66,20 @@ export const PAUSE_IMAGE = 'localhost/tteok-pause:1';
 
 /** Sysctls the CNI bridge, kube-proxy and kubelet may switch; put back at stop. */
 const WATCHED_SYSCTLS = [
-  'net.ipv4.ip_forward', 'net.ipv4.conf.all.route_localnet', 'net.ipv4.conf.all.forwarding', 'net.ipv4.conf.default.forwarding',
-  'net.ipv6.conf.all.forwarding', 'net.ipv6.conf.default.forwarding', 'net.ipv4.conf.lo.route_localnet',
-  'net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.netfilter.nf_conntrack_max',
-  'vm.overcommit_memory', 'kernel.panic', 'kernel.panic_on_oops', 'vm.panic_on_oom',
+  'net.ipv4.ip_forward',
+  'net.ipv4.conf.all.route_localnet',
+  'net.ipv4.conf.all.forwarding',
+  'net.ipv4.conf.default.forwarding',
+  'net.ipv6.conf.all.forwarding',
+  'net.ipv6.conf.default.forwarding',
+  'net.ipv4.conf.lo.route_localnet',
+  'net.bridge.bridge-nf-call-iptables',
+  'net.bridge.bridge-nf-call-ip6tables',
+  'net.netfilter.nf_conntrack_max',
+  'vm.overcommit_memory',
+  'kernel.panic',
+  'kernel.panic_on_oops',
+  'vm.panic_on_oom',
 ];
 
 /** What kubelet with protectKernelDefaults insists on (pkg/kubelet/cm: setupKernelTunables). */
@@ -200,7 +222,8 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
         for (const s of readdirSync('/run/containerd/s')) if (!shimSocketsBefore.has(s)) rmSync(join('/run/containerd/s', s), { force: true });
         // The shims make the directory (a fixed path in containerd 1.6) if it was not there.
         if (!shimDirExisted && readdirSync('/run/containerd/s').length === 0) rmSync('/run/containerd/s', { recursive: true });
-        if (!containerdRunDirExisted && existsSync('/run/containerd') && readdirSync('/run/containerd').length === 0) rmSync('/run/containerd', { recursive: true });
+        if (!containerdRunDirExisted && existsSync('/run/containerd') && readdirSync('/run/containerd').length === 0)
+          rmSync('/run/containerd', { recursive: true });
       });
       await step('unmount', () => unmountUnder(dir));
       await step('network namespaces', () => removeNewNetns(netnsBefore));
@@ -289,71 +312,100 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     };
     const apiPort = Number(new URL(kube.url).port);
     const apiForward = await exposeToPods(apiPort);
-    await shOk(bin('kubectl'), ['--kubeconfig', kubeconfigPath, 'apply', '-f', '-'], yamlOf({
-      apiVersion: 'discovery.k8s.io/v1',
-      kind: 'EndpointSlice',
-      metadata: { name: 'kubernetes', namespace: 'default', labels: { 'kubernetes.io/service-name': 'kubernetes', 'endpointslice.kubernetes.io/managed-by': 'tteok-test-cluster' } },
-      addressType: 'IPv4',
-      endpoints: [{ addresses: [hostAddress], conditions: { ready: true } }],
-      ports: [{ name: 'https', port: apiForward, protocol: 'TCP' }],
-    }));
+    await shOk(
+      bin('kubectl'),
+      ['--kubeconfig', kubeconfigPath, 'apply', '-f', '-'],
+      yamlOf({
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: {
+          name: 'kubernetes',
+          namespace: 'default',
+          labels: { 'kubernetes.io/service-name': 'kubernetes', 'endpointslice.kubernetes.io/managed-by': 'tteok-test-cluster' },
+        },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: [hostAddress], conditions: { ready: true } }],
+        ports: [{ name: 'https', port: apiForward, protocol: 'TCP' }],
+      }),
+    );
 
     // containerd, private to this node.
     const cniConfDir = join(dir, 'cni', 'net.d');
     await mkdir(cniConfDir, { recursive: true });
-    await writeFile(join(cniConfDir, '10-tteok.conflist'), JSON.stringify({
-      cniVersion: '1.0.0',
-      name: netName,
-      plugins: [{
-        type: 'bridge',
-        bridge,
-        isGateway: true,
-        ipMasq: false,
-        hairpinMode: true,
-        ipam: { type: 'host-local', ranges: [[{ subnet: podSubnet, gateway: hostAddress }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(dir, 'cni', 'ipam') },
-      }],
-    }, null, 2));
+    await writeFile(
+      join(cniConfDir, '10-tteok.conflist'),
+      JSON.stringify(
+        {
+          cniVersion: '1.0.0',
+          name: netName,
+          plugins: [
+            {
+              type: 'bridge',
+              bridge,
+              isGateway: true,
+              ipMasq: false,
+              hairpinMode: true,
+              ipam: {
+                type: 'host-local',
+                ranges: [[{ subnet: podSubnet, gateway: hostAddress }]],
+                routes: [{ dst: '0.0.0.0/0' }],
+                dataDir: join(dir, 'cni', 'ipam'),
+              },
+            },
+          ],
+        },
+        null,
+        2,
+      ),
+    );
     const containerdDir = join(dir, 'containerd');
     await mkdir(containerdDir, { recursive: true });
     const cri = 'plugins."io.containerd.grpc.v1.cri"';
-    await writeFile(join(containerdDir, 'config.toml'), [
-      'version = 2',
-      `root = "${join(containerdDir, 'root')}"`,
-      `state = "${join(containerdDir, 'state')}"`,
-      'disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]',
-      '[grpc]',
-      `  address = "${containerdSocket}"`,
-      '[ttrpc]',
-      `  address = "${containerdSocket}.ttrpc"`,
-      '[debug]',
-      '  level = "warn"',
-      '[plugins."io.containerd.internal.v1.opt"]',
-      `  path = "${join(containerdDir, 'opt')}"`,
-      `[${cri}]`,
-      `  sandbox_image = "${PAUSE_IMAGE}"`,
-      // runc may not raise oom_score_adj here (no CAP_SYS_RESOURCE in the bounding set).
-      '  restrict_oom_score_adj = true',
-      '  stream_server_address = "127.0.0.1"',
-      '  stream_server_port = "0"',
-      '  enable_cdi = false',
-      `[${cri}.containerd]`,
-      '  snapshotter = "overlayfs"',
-      '  default_runtime_name = "runc"',
-      `[${cri}.containerd.runtimes.runc]`,
-      '  runtime_type = "io.containerd.runc.v2"',
-      `[${cri}.containerd.runtimes.runc.options]`,
-      '  SystemdCgroup = false',
-      `  Root = "${join(containerdDir, 'runc')}"`,
-      `[${cri}.cni]`,
-      '  bin_dir = "/usr/lib/cni"',
-      `  conf_dir = "${cniConfDir}"`,
-      '',
-    ].join('\n'));
+    await writeFile(
+      join(containerdDir, 'config.toml'),
+      [
+        'version = 2',
+        `root = "${join(containerdDir, 'root')}"`,
+        `state = "${join(containerdDir, 'state')}"`,
+        'disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]',
+        '[grpc]',
+        `  address = "${containerdSocket}"`,
+        '[ttrpc]',
+        `  address = "${containerdSocket}.ttrpc"`,
+        '[debug]',
+        '  level = "warn"',
+        '[plugins."io.containerd.internal.v1.opt"]',
+        `  path = "${join(containerdDir, 'opt')}"`,
+        `[${cri}]`,
+        `  sandbox_image = "${PAUSE_IMAGE}"`,
+        // runc may not raise oom_score_adj here (no CAP_SYS_RESOURCE in the bounding set).
+        '  restrict_oom_score_adj = true',
+        '  stream_server_address = "127.0.0.1"',
+        '  stream_server_port = "0"',
+        '  enable_cdi = false',
+        `[${cri}.containerd]`,
+        '  snapshotter = "overlayfs"',
+        '  default_runtime_name = "runc"',
+        `[${cri}.containerd.runtimes.runc]`,
+        '  runtime_type = "io.containerd.runc.v2"',
+        `[${cri}.containerd.runtimes.runc.options]`,
+        '  SystemdCgroup = false',
+        `  Root = "${join(containerdDir, 'runc')}"`,
+        `[${cri}.cni]`,
+        '  bin_dir = "/usr/lib/cni"',
+        `  conf_dir = "${cniConfDir}"`,
+        '',
+      ].join('\n'),
+    );
     processes.containerd = spawnManaged('containerd', 'containerd', ['--config', join(containerdDir, 'config.toml')], { echo });
-    await waitFor('containerd to answer', async () => {
-      if (processes.containerd!.child.exitCode !== null) throw new Error(`containerd exited:\n${processes.containerd!.lines.slice(-20).join('\n')}`);
-      return (await sh('ctr', ['--address', containerdSocket, 'version'])).code === 0;
-    }, { timeoutMs: 60_000, intervalMs: 200 });
+    await waitFor(
+      'containerd to answer',
+      async () => {
+        if (processes.containerd!.child.exitCode !== null) throw new Error(`containerd exited:\n${processes.containerd!.lines.slice(-20).join('\n')}`);
+        return (await sh('ctr', ['--address', containerdSocket, 'version'])).code === 0;
+      },
+      { timeoutMs: 60_000, intervalMs: 200 },
+    );
     const importImage = async (archive: string) => {
       await shOk('ctr', ['--address', containerdSocket, '-n', 'k8s.io', 'images', 'import', '--no-unpack=false', archive]);
     };
@@ -363,33 +415,50 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     const caFile = join(dir, 'ca.crt');
     if (!kube.caCert) throw new Error('kube-apiserver wrote no CA (apiserver.crt has a single certificate)');
     await writeFile(caFile, kube.caCert);
-    const ports = { cm: await freePort(), sched: await freePort(), kubelet: await freePort(), kubeletHealthz: await freePort(), proxyHealthz: await freePort(), proxyMetrics: await freePort() };
+    const ports = {
+      cm: await freePort(),
+      sched: await freePort(),
+      kubelet: await freePort(),
+      kubeletHealthz: await freePort(),
+      proxyHealthz: await freePort(),
+      proxyMetrics: await freePort(),
+    };
 
-    processes['kube-controller-manager'] = spawnManaged('kube-controller-manager', bin('kube-controller-manager'), [
-      `--kubeconfig=${kubeconfigPath}`,
-      `--authentication-kubeconfig=${kubeconfigPath}`,
-      `--authorization-kubeconfig=${kubeconfigPath}`,
-      '--leader-elect=false',
-      '--bind-address=127.0.0.1',
-      `--secure-port=${ports.cm}`,
-      `--cert-dir=${join(dir, 'kcm-certs')}`,
-      // The kube-root-ca.crt ConfigMap every pod's service-account volume projects.
-      `--root-ca-file=${caFile}`,
-      `--service-account-private-key-file=${join(kube.dir, 'sa.key')}`,
-      '--use-service-account-credentials=false',
-      '--controllers=*',
-      '--v=1',
-    ], { echo });
-    processes['kube-scheduler'] = spawnManaged('kube-scheduler', bin('kube-scheduler'), [
-      `--kubeconfig=${kubeconfigPath}`,
-      `--authentication-kubeconfig=${kubeconfigPath}`,
-      `--authorization-kubeconfig=${kubeconfigPath}`,
-      '--leader-elect=false',
-      '--bind-address=127.0.0.1',
-      `--secure-port=${ports.sched}`,
-      `--cert-dir=${join(dir, 'scheduler-certs')}`,
-      '--v=1',
-    ], { echo });
+    processes['kube-controller-manager'] = spawnManaged(
+      'kube-controller-manager',
+      bin('kube-controller-manager'),
+      [
+        `--kubeconfig=${kubeconfigPath}`,
+        `--authentication-kubeconfig=${kubeconfigPath}`,
+        `--authorization-kubeconfig=${kubeconfigPath}`,
+        '--leader-elect=false',
+        '--bind-address=127.0.0.1',
+        `--secure-port=${ports.cm}`,
+        `--cert-dir=${join(dir, 'kcm-certs')}`,
+        // The kube-root-ca.crt ConfigMap every pod's service-account volume projects.
+        `--root-ca-file=${caFile}`,
+        `--service-account-private-key-file=${join(kube.dir, 'sa.key')}`,
+        '--use-service-account-credentials=false',
+        '--controllers=*',
+        '--v=1',
+      ],
+      { echo },
+    );
+    processes['kube-scheduler'] = spawnManaged(
+      'kube-scheduler',
+      bin('kube-scheduler'),
+      [
+        `--kubeconfig=${kubeconfigPath}`,
+        `--authentication-kubeconfig=${kubeconfigPath}`,
+        `--authorization-kubeconfig=${kubeconfigPath}`,
+        '--leader-elect=false',
+        '--bind-address=127.0.0.1',
+        `--secure-port=${ports.sched}`,
+        `--cert-dir=${join(dir, 'scheduler-certs')}`,
+        '--v=1',
+      ],
+      { echo },
+    );
 
     // kubelet in a mount namespace of its own (see the top of this file).
     await mkdir(kubeletRoot, { recursive: true });
@@ -407,89 +476,128 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
       binds.push(`mount --bind '${file}' '${path}'`);
     }
     const wrapper = join(dir, 'kubelet-ns.sh');
-    await writeFile(wrapper, [
-      '#!/bin/sh',
-      '# Runs kubelet (in the mount namespace unshare made) with the sysctls it checks bind-mounted from files.',
-      'set -e',
-      // Mounts on /proc stay in this namespace; the rest (the shared root dir) propagates to the host.
-      'mount --make-rslave /proc',
-      ...binds,
-      'exec "$@"',
-      '',
-    ].join('\n'), { mode: 0o755 });
+    await writeFile(
+      wrapper,
+      [
+        '#!/bin/sh',
+        '# Runs kubelet (in the mount namespace unshare made) with the sysctls it checks bind-mounted from files.',
+        'set -e',
+        // Mounts on /proc stay in this namespace; the rest (the shared root dir) propagates to the host.
+        'mount --make-rslave /proc',
+        ...binds,
+        'exec "$@"',
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
     const kubeletConfig = join(dir, 'kubelet-config.yaml');
-    await writeFile(kubeletConfig, yamlOf({
-      apiVersion: 'kubelet.config.k8s.io/v1beta1',
-      kind: 'KubeletConfiguration',
-      address: '127.0.0.1',
-      port: ports.kubelet,
-      readOnlyPort: 0,
-      healthzBindAddress: '127.0.0.1',
-      healthzPort: ports.kubeletHealthz,
-      // Reachable on loopback only; the API server does not present a client certificate.
-      authentication: { anonymous: { enabled: true }, webhook: { enabled: false } },
-      authorization: { mode: 'AlwaysAllow' },
-      cgroupDriver: 'cgroupfs',
-      cgroupRoot,
-      failCgroupV1: false,
-      failSwapOn: false,
-      protectKernelDefaults: true,
-      containerRuntimeEndpoint: `unix://${containerdSocket}`,
-      podLogsDir: join(dir, 'pod-logs'),
-      volumePluginDir: join(dir, 'volume-plugins'),
-      resolvConf: '/etc/resolv.conf',
-      // A test node on a shared disk: evict only when really out of space, never GC the imported images.
-      evictionHard: { 'memory.available': '100Mi', 'nodefs.available': '1%', 'imagefs.available': '1%', 'nodefs.inodesFree': '1%' },
-      imageGCHighThresholdPercent: 100,
-      imageGCLowThresholdPercent: 99,
-      serializeImagePulls: false,
-      registerNode: true,
-      staticPodPath: '',
-      // Pod status reaches the API server quickly.
-      nodeStatusUpdateFrequency: '4s',
-      syncFrequency: '10s',
-    }));
-    processes.kubelet = spawnManaged('kubelet', 'unshare', [
-      '--mount', '--propagation', 'unchanged', '--', 'sh', wrapper, bin('kubelet'),
-      `--config=${kubeletConfig}`,
-      `--kubeconfig=${kubeconfigPath}`,
-      `--hostname-override=${NODE_NAME}`,
-      `--root-dir=${kubeletRoot}`,
-      '--v=1',
-    ], { echo });
+    await writeFile(
+      kubeletConfig,
+      yamlOf({
+        apiVersion: 'kubelet.config.k8s.io/v1beta1',
+        kind: 'KubeletConfiguration',
+        address: '127.0.0.1',
+        port: ports.kubelet,
+        readOnlyPort: 0,
+        healthzBindAddress: '127.0.0.1',
+        healthzPort: ports.kubeletHealthz,
+        // Reachable on loopback only; the API server does not present a client certificate.
+        authentication: { anonymous: { enabled: true }, webhook: { enabled: false } },
+        authorization: { mode: 'AlwaysAllow' },
+        cgroupDriver: 'cgroupfs',
+        cgroupRoot,
+        failCgroupV1: false,
+        failSwapOn: false,
+        protectKernelDefaults: true,
+        containerRuntimeEndpoint: `unix://${containerdSocket}`,
+        podLogsDir: join(dir, 'pod-logs'),
+        volumePluginDir: join(dir, 'volume-plugins'),
+        resolvConf: '/etc/resolv.conf',
+        // A test node on a shared disk: evict only when really out of space, never GC the imported images.
+        evictionHard: { 'memory.available': '100Mi', 'nodefs.available': '1%', 'imagefs.available': '1%', 'nodefs.inodesFree': '1%' },
+        imageGCHighThresholdPercent: 100,
+        imageGCLowThresholdPercent: 99,
+        serializeImagePulls: false,
+        registerNode: true,
+        staticPodPath: '',
+        // Pod status reaches the API server quickly.
+        nodeStatusUpdateFrequency: '4s',
+        syncFrequency: '10s',
+      }),
+    );
+    processes.kubelet = spawnManaged(
+      'kubelet',
+      'unshare',
+      [
+        '--mount',
+        '--propagation',
+        'unchanged',
+        '--',
+        'sh',
+        wrapper,
+        bin('kubelet'),
+        `--config=${kubeletConfig}`,
+        `--kubeconfig=${kubeconfigPath}`,
+        `--hostname-override=${NODE_NAME}`,
+        `--root-dir=${kubeletRoot}`,
+        '--v=1',
+      ],
+      { echo },
+    );
 
     const proxyConfig = join(dir, 'kube-proxy-config.yaml');
-    await writeFile(proxyConfig, yamlOf({
-      apiVersion: 'kubeproxy.config.k8s.io/v1alpha1',
-      kind: 'KubeProxyConfiguration',
-      clientConnection: { kubeconfig: kubeconfigPath },
-      mode: 'iptables',
-      hostnameOverride: NODE_NAME,
-      bindAddress: '127.0.0.1',
-      healthzBindAddress: `127.0.0.1:${ports.proxyHealthz}`,
-      metricsBindAddress: `127.0.0.1:${ports.proxyMetrics}`,
-      clusterCIDR: podSubnet,
-      // NodePorts answer on loopback only.
-      nodePortAddresses: ['127.0.0.0/8'],
-      iptables: { masqueradeAll: true, localhostNodePorts: true, syncPeriod: '10s', minSyncPeriod: '0s' },
-      // 0: leave the host's conntrack settings as they are.
-      conntrack: { maxPerCore: 0, min: 0, tcpEstablishedTimeout: '0s', tcpCloseWaitTimeout: '0s' },
-    }));
+    await writeFile(
+      proxyConfig,
+      yamlOf({
+        apiVersion: 'kubeproxy.config.k8s.io/v1alpha1',
+        kind: 'KubeProxyConfiguration',
+        clientConnection: { kubeconfig: kubeconfigPath },
+        mode: 'iptables',
+        hostnameOverride: NODE_NAME,
+        bindAddress: '127.0.0.1',
+        healthzBindAddress: `127.0.0.1:${ports.proxyHealthz}`,
+        metricsBindAddress: `127.0.0.1:${ports.proxyMetrics}`,
+        clusterCIDR: podSubnet,
+        // NodePorts answer on loopback only.
+        nodePortAddresses: ['127.0.0.0/8'],
+        iptables: { masqueradeAll: true, localhostNodePorts: true, syncPeriod: '10s', minSyncPeriod: '0s' },
+        // 0: leave the host's conntrack settings as they are.
+        conntrack: { maxPerCore: 0, min: 0, tcpEstablishedTimeout: '0s', tcpCloseWaitTimeout: '0s' },
+      }),
+    );
     processes['kube-proxy'] = spawnManaged('kube-proxy', bin('kube-proxy'), [`--config=${proxyConfig}`, '--v=1'], { echo });
 
     const everyone = Object.values(processes);
     const died = () => everyone.find((p) => p.child.exitCode !== null || p.child.signalCode !== null);
-    await waitFor('node localhost to be Ready', async () => {
+    await waitFor(
+      'node localhost to be Ready',
+      async () => {
+        const dead = died();
+        if (dead) throw new Error(`${dead.name} exited:\n${dead.lines.slice(-30).join('\n')}`);
+        const out = await sh(bin('kubectl'), [
+          '--kubeconfig',
+          kubeconfigPath,
+          'get',
+          'node',
+          NODE_NAME,
+          '-o',
+          'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+        ]);
+        return out.stdout.trim() === 'True';
+      },
+      { timeoutMs: startTimeoutMs, intervalMs: 500 },
+    ).catch((error: Error) => {
       const dead = died();
-      if (dead) throw new Error(`${dead.name} exited:\n${dead.lines.slice(-30).join('\n')}`);
-      const out = await sh(bin('kubectl'), ['--kubeconfig', kubeconfigPath, 'get', 'node', NODE_NAME, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);
-      return out.stdout.trim() === 'True';
-    }, { timeoutMs: startTimeoutMs, intervalMs: 500 }).catch((error: Error) => {
-      const dead = died();
-      throw dead ? new Error(`${dead.name} exited:\n${dead.lines.slice(-30).join('\n')}`) : new Error(`${error.message}\nkubelet's last lines:\n${processes.kubelet!.lines.slice(-30).join('\n')}`);
+      throw dead
+        ? new Error(`${dead.name} exited:\n${dead.lines.slice(-30).join('\n')}`)
+        : new Error(`${error.message}\nkubelet's last lines:\n${processes.kubelet!.lines.slice(-30).join('\n')}`);
     });
     // Admission wants the namespace's default ServiceAccount, which the controller-manager makes.
-    await waitFor('the default ServiceAccount', async () => (await sh(bin('kubectl'), ['--kubeconfig', kubeconfigPath, 'get', 'serviceaccount', 'default'])).code === 0, { timeoutMs: 60_000, intervalMs: 500 });
+    await waitFor(
+      'the default ServiceAccount',
+      async () => (await sh(bin('kubectl'), ['--kubeconfig', kubeconfigPath, 'get', 'serviceaccount', 'default'])).code === 0,
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
 
     return { kube, kubeconfigPath, hostAddress, podSubnet, containerdSocket, processes, exposeToPods, importImage, stop };
   } catch (error) {

@@ -28,7 +28,14 @@ export function parsePlaylist(text: string): ParsedPlaylist {
     mediaSequence: p.mediaSequence,
     targetDuration: p.targetDuration ?? 0,
     ended: p.ended,
-    segments: p.segments.map((s) => ({ uri: s.uri, duration: s.duration, sequence: s.sequence, discontinuity: s.discontinuity, map: s.initUri, programDateTime: s.programDateTime ?? 0 })),
+    segments: p.segments.map((s) => ({
+      uri: s.uri,
+      duration: s.duration,
+      sequence: s.sequence,
+      discontinuity: s.discontinuity,
+      map: s.initUri,
+      programDateTime: s.programDateTime ?? 0,
+    })),
     maps: p.initUris,
   };
 }

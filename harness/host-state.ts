@@ -6,7 +6,7 @@
 // taken before the node started, so rules, namespaces and cgroups that were
 // there before (another test's, the machine's own) are left alone.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 
 /** Runs a command; resolves with its output, never rejects (teardown goes on past a failed step). */
@@ -29,7 +29,10 @@ export async function shOk(command: string, args: string[], input?: string): Pro
 // ---------------------------------------------------------------------------
 // iptables (both families; iptables-save's text is the snapshot)
 
-const IPTABLES = [['iptables-save', 'iptables-restore'], ['ip6tables-save', 'ip6tables-restore']] as const;
+const IPTABLES = [
+  ['iptables-save', 'iptables-restore'],
+  ['ip6tables-save', 'ip6tables-restore'],
+] as const;
 
 /** table -> { chains, rules } as iptables-save prints them. */
 type IptablesState = Map<string, { chains: Set<string>; rules: Set<string> }>;
@@ -47,7 +50,11 @@ function parseIptablesSave(text: string): IptablesState {
   return state;
 }
 
-export interface IptablesSnapshot { save: string; restore: string; before: IptablesState }
+export interface IptablesSnapshot {
+  save: string;
+  restore: string;
+  before: IptablesState;
+}
 
 export async function snapshotIptables(): Promise<IptablesSnapshot[]> {
   const out: IptablesSnapshot[] = [];
@@ -142,7 +149,8 @@ export async function removeNewNetns(before: Set<string>): Promise<string[]> {
 /** Mount points at or under `dir` in this mount namespace, deepest first. */
 export function mountsUnder(dir: string): string[] {
   const prefix = dir.endsWith('/') ? dir : `${dir}/`;
-  const points = readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
+  const points = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
     .map((l) => l.split(' ')[4])
     .filter((p): p is string => p !== undefined)
     .map((p) => p.replace(/\\040/g, ' '))
@@ -212,7 +220,7 @@ export function cgroupPids(name: string): Set<number> {
 export function removeCgroupTree(name: string): string[] {
   const problems: string[] = [];
   const remove = (dir: string) => {
-    let entries;
+    let entries: Dirent[];
     try {
       entries = readdirSync(dir, { withFileTypes: true });
     } catch {
@@ -235,7 +243,12 @@ export function pidsWithArg(needle: string): number[] {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (readFileSync(join('/proc', entry, 'cmdline'), 'utf8').split('\0').includes(needle)) pids.push(Number(entry));
+      if (
+        readFileSync(join('/proc', entry, 'cmdline'), 'utf8')
+          .split('\0')
+          .includes(needle)
+      )
+        pids.push(Number(entry));
     } catch {
       // exited meanwhile
     }

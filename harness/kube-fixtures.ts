@@ -40,15 +40,26 @@ export async function adminWithLiveStreams(kube: KubeTestServer, namespaces: str
 export async function applyLiveStreamCrd(kc: KubeConfig): Promise<void> {
   const crd = parse(readFileSync(CRD_PATH, 'utf8')) as { metadata: { name: string } };
   await rawJson(kc, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', { method: 'POST', body: crd });
-  await waitFor('the CRD to be established', async () => {
-    const got = await rawJson<{ status?: { conditions?: Array<{ type: string; status: string }> } }>(kc, `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`);
-    return got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
-  }, { timeoutMs: 20_000, intervalMs: 100 });
+  await waitFor(
+    'the CRD to be established',
+    async () => {
+      const got = await rawJson<{ status?: { conditions?: Array<{ type: string; status: string }> } }>(
+        kc,
+        `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`,
+      );
+      return got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
+    },
+    { timeoutMs: 20_000, intervalMs: 100 },
+  );
   // Established can come a moment before the resource is served.
-  await waitFor('LiveStreams to be served', async () => {
-    await rawJson(kc, '/apis/tteok.dev/v1alpha1/livestreams');
-    return true;
-  }, { timeoutMs: 20_000, intervalMs: 100 });
+  await waitFor(
+    'LiveStreams to be served',
+    async () => {
+      await rawJson(kc, '/apis/tteok.dev/v1alpha1/livestreams');
+      return true;
+    },
+    { timeoutMs: 20_000, intervalMs: 100 },
+  );
 }
 
 export interface RoleSpec {
@@ -90,10 +101,17 @@ export async function serviceAccountKubeconfig(
   for (const [i, role] of roles.entries()) {
     const roleName = `${name}-${i}`;
     const rbac = role.kind === 'ClusterRole' ? '/apis/rbac.authorization.k8s.io/v1' : `/apis/rbac.authorization.k8s.io/v1/namespaces/${role.namespace}`;
-    await rawJson(admin, `${rbac}/${role.kind === 'ClusterRole' ? 'clusterroles' : 'roles'}`, { method: 'POST', body: { metadata: { name: roleName }, rules: role.rules } });
+    await rawJson(admin, `${rbac}/${role.kind === 'ClusterRole' ? 'clusterroles' : 'roles'}`, {
+      method: 'POST',
+      body: { metadata: { name: roleName }, rules: role.rules },
+    });
     await rawJson(admin, `${rbac}/${role.kind === 'ClusterRole' ? 'clusterrolebindings' : 'rolebindings'}`, {
       method: 'POST',
-      body: { metadata: { name: roleName }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: role.kind, name: roleName }, subjects: [{ kind: 'ServiceAccount', name, namespace }] },
+      body: {
+        metadata: { name: roleName },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: role.kind, name: roleName },
+        subjects: [{ kind: 'ServiceAccount', name, namespace }],
+      },
     });
   }
   const tr = await rawJson<{ status: { token: string } }>(admin, `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
@@ -133,10 +151,23 @@ export async function startTestController(kc: KubeConfig, namespace: string, env
  * Secret made and the key's hash published), and returns its stream key read
  * from that Secret, as README tells a user to.
  */
-export async function createReadyLiveStream(clients: Pick<AdminClients, 'core' | 'custom'>, namespace: string, name: string, spec: Record<string, unknown>): Promise<string> {
+export async function createReadyLiveStream(
+  clients: Pick<AdminClients, 'core' | 'custom'>,
+  namespace: string,
+  name: string,
+  spec: Record<string, unknown>,
+): Promise<string> {
   const group = { group: 'tteok.dev', version: 'v1alpha1', plural: 'livestreams' };
-  await clients.custom.createNamespacedCustomObject({ ...group, namespace, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name }, spec } });
-  await waitFor(`${name} Ready`, async () => ((await clients.custom.getNamespacedCustomObject({ ...group, namespace, name })) as { status?: { phase?: string } }).status?.phase === 'Ready', { timeoutMs: 10_000, intervalMs: 50 });
+  await clients.custom.createNamespacedCustomObject({
+    ...group,
+    namespace,
+    body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name }, spec },
+  });
+  await waitFor(
+    `${name} Ready`,
+    async () => ((await clients.custom.getNamespacedCustomObject({ ...group, namespace, name })) as { status?: { phase?: string } }).status?.phase === 'Ready',
+    { timeoutMs: 10_000, intervalMs: 50 },
+  );
   const secret = await clients.core.readNamespacedSecret({ namespace, name: `${name}-stream-key` });
   return Buffer.from(secret.data?.streamKey ?? '', 'base64').toString();
 }
@@ -156,7 +187,12 @@ export interface ControllerProcess {
  * `kubeconfig`, with leader election on short timings so that a takeover
  * happens within a test; `env` adds settings. Resolves once it has started.
  */
-export async function startControllerProcess(name: string, kubeconfig: string, namespace: string, env: Record<string, string> = {}): Promise<ControllerProcess> {
+export async function startControllerProcess(
+  name: string,
+  kubeconfig: string,
+  namespace: string,
+  env: Record<string, string> = {},
+): Promise<ControllerProcess> {
   const httpPort = await freePort();
   const proc = spawnManaged(name, process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'controller'], {
     cwd: ROOT,
@@ -180,10 +216,14 @@ export async function startControllerProcess(name: string, kubeconfig: string, n
 
 /** Waits until exactly one of two controller replicas leads, and returns it. */
 export async function waitForOneLeader(a: ControllerProcess, b: ControllerProcess, timeoutMs: number): Promise<ControllerProcess> {
-  return waitFor('one leader', async () => {
-    const [la, lb] = await Promise.all([a.leader(), b.leader()]);
-    return la !== lb ? (la ? a : b) : undefined;
-  }, { timeoutMs, intervalMs: 100 });
+  return waitFor(
+    'one leader',
+    async () => {
+      const [la, lb] = await Promise.all([a.leader(), b.leader()]);
+      return la !== lb ? (la ? a : b) : undefined;
+    },
+    { timeoutMs, intervalMs: 100 },
+  );
 }
 
 /**
@@ -195,14 +235,24 @@ export async function waitForOneLeader(a: ControllerProcess, b: ControllerProces
  * name from it). Returns the kubeconfig path per pod name, and under "" one
  * whose token is bound to no Pod.
  */
-export async function chartIngestAccess(admin: KubeConfig, adminKubeconfigPath: string, dir: string, namespace: string, pods: string[]): Promise<Record<string, string>> {
+export async function chartIngestAccess(
+  admin: KubeConfig,
+  adminKubeconfigPath: string,
+  dir: string,
+  namespace: string,
+  pods: string[],
+): Promise<Record<string, string>> {
   const sa = 'tteok-ingest';
   const unbound = await serviceAccountKubeconfig(admin, adminKubeconfigPath, dir, namespace, sa, await chartRoles('ingest', namespace));
   const objects = parseDocs(await render({ values: [CI_VALUES['default']!], release: 'tteok', namespace }));
   // What the chart renders, as it renders it: a chart without the policy leaves the ingest with its RBAC alone (the tests then show what that allows).
   const policy = objects.filter((o) => o.kind === 'ValidatingAdmissionPolicy' || o.kind === 'ValidatingAdmissionPolicyBinding');
   for (const object of policy) {
-    await rawJson(admin, `/apis/admissionregistration.k8s.io/v1/${object.kind === 'ValidatingAdmissionPolicy' ? 'validatingadmissionpolicies' : 'validatingadmissionpolicybindings'}`, { method: 'POST', body: object });
+    await rawJson(
+      admin,
+      `/apis/admissionregistration.k8s.io/v1/${object.kind === 'ValidatingAdmissionPolicy' ? 'validatingadmissionpolicies' : 'validatingadmissionpolicybindings'}`,
+      { method: 'POST', body: object },
+    );
   }
   const kubeconfigs: Record<string, string> = { '': unbound };
   for (const pod of pods) {
@@ -212,7 +262,11 @@ export async function chartIngestAccess(admin: KubeConfig, adminKubeconfigPath: 
     });
     const tr = await rawJson<{ status: { token: string } }>(admin, `/api/v1/namespaces/${namespace}/serviceaccounts/${sa}/token`, {
       method: 'POST',
-      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600, boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: pod, uid: created.metadata.uid } } },
+      body: {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: { expirationSeconds: 3600, boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: pod, uid: created.metadata.uid } },
+      },
     });
     const config = JSON.parse(readFileSync(adminKubeconfigPath, 'utf8')) as { users: Array<{ user: { token: string } }> };
     config.users[0]!.user.token = tr.status.token;
@@ -223,12 +277,19 @@ export async function chartIngestAccess(admin: KubeConfig, adminKubeconfigPath: 
   // The policy is in force once the API server has loaded it: a Lease that is no claim is then refused (a dry run).
   const probe = new KubeConfig();
   probe.loadFromFile(kubeconfigs[pods[0]!] ?? unbound);
-  await waitFor('the Lease admission policy to be in force', async () => {
-    const code = await rawJson(probe, `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases?dryRun=All`, {
-      method: 'POST',
-      body: { metadata: { name: 'policy-probe' }, spec: { holderIdentity: pods[0] ?? 'none' } },
-    }).then(() => 201, (e: unknown) => statusCode(e));
-    return code === 403 || undefined;
-  }, { timeoutMs: 20_000, intervalMs: 100 });
+  await waitFor(
+    'the Lease admission policy to be in force',
+    async () => {
+      const code = await rawJson(probe, `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases?dryRun=All`, {
+        method: 'POST',
+        body: { metadata: { name: 'policy-probe' }, spec: { holderIdentity: pods[0] ?? 'none' } },
+      }).then(
+        () => 201,
+        (e: unknown) => statusCode(e),
+      );
+      return code === 403 || undefined;
+    },
+    { timeoutMs: 20_000, intervalMs: 100 },
+  );
   return kubeconfigs;
 }

@@ -71,7 +71,13 @@ async function findBinary(name: string, explicit: string | undefined, hint: stri
     if (await isExecutable(explicit)) return explicit;
     throw new Error(`${name}: ${explicit} is not an executable file`);
   }
-  const candidates = [join(toolsBinDir(), name), ...(process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, name))];
+  const candidates = [
+    join(toolsBinDir(), name),
+    ...(process.env.PATH ?? '')
+      .split(delimiter)
+      .filter(Boolean)
+      .map((d) => join(d, name)),
+  ];
   for (const c of candidates) if (await isExecutable(c)) return c;
   throw new Error(`${name} not found in ${toolsBinDir()} or on PATH; run: ${hint}`);
 }
@@ -83,23 +89,32 @@ function mergeFlags(defaults: string[], overrides: string[]): string[] {
   return [...defaults.filter((a) => !overridden.has(flagName(a))), ...overrides];
 }
 
-interface HttpsResult { status: number; body: string }
+interface HttpsResult {
+  status: number;
+  body: string;
+}
 
 /** GET over TLS, trusting `ca` when given and skipping verification otherwise. */
 export function httpsGet(url: string, { token, ca }: { token?: string; ca?: string } = {}): Promise<HttpsResult> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, {
-      method: 'GET',
-      headers: token ? { authorization: `Bearer ${token}` } : {},
-      ...(ca ? { ca } : { rejectUnauthorized: false }),
-      timeout: 5_000,
-    }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => { body += c; });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
+    const req = httpsRequest(
+      url,
+      {
+        method: 'GET',
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+        ...(ca ? { ca } : { rejectUnauthorized: false }),
+        timeout: 5_000,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          body += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
     req.on('error', reject);
     req.end();
@@ -149,22 +164,37 @@ export async function startKubeApiServer(opts: KubeTestServerOptions = {}): Prom
     const [clientPort, peerPort] = (await distinctFreePorts(2)) as [number, number];
     const etcdUrl = `http://127.0.0.1:${clientPort}`;
     const peerUrl = `http://127.0.0.1:${peerPort}`;
-    etcd = spawnManaged('etcd', etcdBin, mergeFlags([
-      '--name=tteok-test',
-      `--data-dir=${join(dir, 'etcd')}`,
-      `--listen-client-urls=${etcdUrl}`,
-      `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=${peerUrl}`,
-      `--initial-advertise-peer-urls=${peerUrl}`,
-      `--initial-cluster=tteok-test=${peerUrl}`,
-      '--initial-cluster-state=new',
-      '--logger=zap',
-      '--log-level=warn',
-    ], opts.etcdArgs ?? []), { echo });
-    await raceExit(waitFor('etcd /health', async () => {
-      const res = await fetch(`${etcdUrl}/health`);
-      return res.ok && /"health"\s*:\s*"true"/.test(await res.text());
-    }, { timeoutMs: startTimeoutMs, intervalMs: 100 }), [etcd]);
+    etcd = spawnManaged(
+      'etcd',
+      etcdBin,
+      mergeFlags(
+        [
+          '--name=tteok-test',
+          `--data-dir=${join(dir, 'etcd')}`,
+          `--listen-client-urls=${etcdUrl}`,
+          `--advertise-client-urls=${etcdUrl}`,
+          `--listen-peer-urls=${peerUrl}`,
+          `--initial-advertise-peer-urls=${peerUrl}`,
+          `--initial-cluster=tteok-test=${peerUrl}`,
+          '--initial-cluster-state=new',
+          '--logger=zap',
+          '--log-level=warn',
+        ],
+        opts.etcdArgs ?? [],
+      ),
+      { echo },
+    );
+    await raceExit(
+      waitFor(
+        'etcd /health',
+        async () => {
+          const res = await fetch(`${etcdUrl}/health`);
+          return res.ok && /"health"\s*:\s*"true"/.test(await res.text());
+        },
+        { timeoutMs: startTimeoutMs, intervalMs: 100 },
+      ),
+      [etcd],
+    );
 
     // Credentials: an admin token and the service-account signing key pair.
     const token = randomBytes(24).toString('hex');
@@ -183,34 +213,49 @@ export async function startKubeApiServer(opts: KubeTestServerOptions = {}): Prom
     const securePort = await distinctFreePorts(1, [clientPort, peerPort]).then((p) => p[0]!);
     const url = `https://127.0.0.1:${securePort}`;
     const certDir = join(dir, 'certs');
-    apiServer = spawnManaged('kube-apiserver', apiServerBin, mergeFlags([
-      `--etcd-servers=${etcdUrl}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
-      `--secure-port=${securePort}`,
-      // With no --tls-cert-file, kube-apiserver writes a self-signed CA and a
-      // serving certificate for the advertise address into --cert-dir.
-      `--cert-dir=${certDir}`,
-      `--token-auth-file=${tokenFile}`,
-      '--authorization-mode=RBAC',
-      `--service-account-key-file=${saPub}`,
-      `--service-account-signing-key-file=${saKey}`,
-      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-      '--service-cluster-ip-range=10.0.0.0/24',
-      '--allow-privileged=true',
-      // No controller-manager creates the "default" ServiceAccount, so the
-      // admission plugin would refuse every Pod (envtest disables it too).
-      '--disable-admission-plugins=ServiceAccount',
-      // There are no nodes, no kubelets and no other API servers to find.
-      '--endpoint-reconciler-type=none',
-      '--profiling=false',
-      '--v=1',
-    ], opts.apiServerArgs ?? []), { echo });
+    apiServer = spawnManaged(
+      'kube-apiserver',
+      apiServerBin,
+      mergeFlags(
+        [
+          `--etcd-servers=${etcdUrl}`,
+          '--bind-address=127.0.0.1',
+          '--advertise-address=127.0.0.1',
+          `--secure-port=${securePort}`,
+          // With no --tls-cert-file, kube-apiserver writes a self-signed CA and a
+          // serving certificate for the advertise address into --cert-dir.
+          `--cert-dir=${certDir}`,
+          `--token-auth-file=${tokenFile}`,
+          '--authorization-mode=RBAC',
+          `--service-account-key-file=${saPub}`,
+          `--service-account-signing-key-file=${saKey}`,
+          '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+          '--service-cluster-ip-range=10.0.0.0/24',
+          '--allow-privileged=true',
+          // No controller-manager creates the "default" ServiceAccount, so the
+          // admission plugin would refuse every Pod (envtest disables it too).
+          '--disable-admission-plugins=ServiceAccount',
+          // There are no nodes, no kubelets and no other API servers to find.
+          '--endpoint-reconciler-type=none',
+          '--profiling=false',
+          '--v=1',
+        ],
+        opts.apiServerArgs ?? [],
+      ),
+      { echo },
+    );
 
-    await raceExit(waitFor('kube-apiserver /readyz', async () => {
-      const res = await httpsGet(`${url}/readyz`, { token });
-      return res.status === 200 && res.body.trim() === 'ok';
-    }, { timeoutMs: startTimeoutMs, intervalMs: 250 }), [apiServer, etcd]);
+    await raceExit(
+      waitFor(
+        'kube-apiserver /readyz',
+        async () => {
+          const res = await httpsGet(`${url}/readyz`, { token });
+          return res.status === 200 && res.body.trim() === 'ok';
+        },
+        { timeoutMs: startTimeoutMs, intervalMs: 250 },
+      ),
+      [apiServer, etcd],
+    );
 
     const caCert = await readSelfSignedCa(join(certDir, 'apiserver.crt'));
     const kubeconfigPath = join(dir, 'kubeconfig');
@@ -250,13 +295,17 @@ function kubeconfig(url: string, token: string, caCert: string | undefined): str
   if (caCert) cluster['certificate-authority-data'] = Buffer.from(caCert).toString('base64');
   else cluster['insecure-skip-tls-verify'] = true;
   // JSON is YAML, and both client-node and kubectl read it.
-  return `${JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'tteok-test', cluster }],
-    users: [{ name: ADMIN_USER, user: { token } }],
-    contexts: [{ name: 'tteok-test', context: { cluster: 'tteok-test', user: ADMIN_USER, namespace: 'default' } }],
-    'current-context': 'tteok-test',
-    preferences: {},
-  }, null, 2)}\n`;
+  return `${JSON.stringify(
+    {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'tteok-test', cluster }],
+      users: [{ name: ADMIN_USER, user: { token } }],
+      contexts: [{ name: 'tteok-test', context: { cluster: 'tteok-test', user: ADMIN_USER, namespace: 'default' } }],
+      'current-context': 'tteok-test',
+      preferences: {},
+    },
+    null,
+    2,
+  )}\n`;
 }

@@ -74,7 +74,13 @@ export function spawnManaged(name: string, command: string, args: string[], opti
       const found = lines.slice(from).find((l) => pattern.test(l));
       if (found !== undefined) return Promise.resolve(found);
       return new Promise((resolve, reject) => {
-        const waiter = { pattern, resolve: (l: string) => { clearTimeout(timer); resolve(l); } };
+        const waiter = {
+          pattern,
+          resolve: (l: string) => {
+            clearTimeout(timer);
+            resolve(l);
+          },
+        };
         const timer = setTimeout(() => {
           waiters.delete(waiter);
           reject(new Error(`${name}: no line matching ${pattern} within ${timeoutMs} ms; last lines:\n${lines.slice(-20).join('\n')}`));

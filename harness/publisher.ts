@@ -35,13 +35,29 @@ export function publishTestPattern(options: PublishOptions): ManagedProcess {
   const fps = options.fps ?? 30;
   const gop = Math.round((options.gopSeconds ?? 1) * fps);
   const video = options.video ?? [
-    '-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'high', '-pix_fmt', 'yuv420p',
-    '-bf', String(options.bframes ?? 2), '-keyint_min', String(gop), '-sc_threshold', '0',
-    '-b:v', '600k',
+    '-c:v',
+    'libx264',
+    '-preset',
+    'veryfast',
+    '-profile:v',
+    'high',
+    '-pix_fmt',
+    'yuv420p',
+    '-bf',
+    String(options.bframes ?? 2),
+    '-keyint_min',
+    String(gop),
+    '-sc_threshold',
+    '0',
+    '-b:v',
+    '600k',
   ];
   const audio = options.audio ?? ['-c:a', 'aac', '-b:a', '96k', '-ar', '48000', '-ac', '2'];
   const args = [
-    '-hide_banner', '-nostats', '-loglevel', 'warning',
+    '-hide_banner',
+    '-nostats',
+    '-loglevel',
+    'warning',
     '-re',
     ...(video ? ['-f', 'lavfi', '-i', `testsrc2=size=${options.size ?? '426x240'}:rate=${fps}`] : []),
     ...(audio ? ['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000'] : []),
@@ -49,7 +65,9 @@ export function publishTestPattern(options: PublishOptions): ManagedProcess {
     ...(video ? [...video, '-g', String(gop)] : []),
     ...(audio ? audio : []),
     ...(options.outputArgs ?? []),
-    '-f', 'flv', options.url,
+    '-f',
+    'flv',
+    options.url,
   ];
   // SVT-AV1 prints its banner on stderr whatever ffmpeg's log level.
   return spawnManaged(options.name ?? 'ffmpeg-publisher', options.binary ?? 'ffmpeg', args, { env: { SVT_LOG: '1' } });

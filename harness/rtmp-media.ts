@@ -64,11 +64,16 @@ export async function openPublish(port: number, key: string, options: { localAdd
   const conn = await openRaw(port, '127.0.0.1', options.localAddress);
   conn.socket.setNoDelay(true);
   conn.send(Buffer.concat([clientHandshake(), connectCommand(), createStreamCommand(), publishCommand(key), setChunkSize()]));
-  await waitFor(`the publish with ${key} to start`, () => {
-    const text = receivedText(conn);
-    if (text.includes('NetStream.Publish.') && !text.includes('NetStream.Publish.Start')) throw new Error(`publish refused: ${text.slice(text.indexOf('NetStream.Publish.'))}`);
-    return text.includes('NetStream.Publish.Start');
-  }, { timeoutMs: 15_000, intervalMs: 20 });
+  await waitFor(
+    `the publish with ${key} to start`,
+    () => {
+      const text = receivedText(conn);
+      if (text.includes('NetStream.Publish.') && !text.includes('NetStream.Publish.Start'))
+        throw new Error(`publish refused: ${text.slice(text.indexOf('NetStream.Publish.'))}`);
+      return text.includes('NetStream.Publish.Start');
+    },
+    { timeoutMs: 15_000, intervalMs: 20 },
+  );
   return conn;
 }
 

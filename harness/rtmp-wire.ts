@@ -92,10 +92,12 @@ export function openRaw(port: number, host = '127.0.0.1', localAddress?: string)
     const socket = connect({ port, host, ...(localAddress ? { localAddress } : {}) });
     const chunks: Buffer[] = [];
     let isClosed = false;
-    const closed = new Promise<void>((r) => socket.once('close', () => {
-      isClosed = true;
-      r();
-    }));
+    const closed = new Promise<void>((r) =>
+      socket.once('close', () => {
+        isClosed = true;
+        r();
+      }),
+    );
     socket.on('data', (d) => {
       if (chunks.length < 1000) chunks.push(d);
     });

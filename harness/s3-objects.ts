@@ -19,10 +19,18 @@ export async function getObject(client: S3Client, bucket: string, key: string): 
   }
 }
 
-export async function headObject(client: S3Client, bucket: string, key: string): Promise<{ contentType?: string; cacheControl?: string; size: number } | undefined> {
+export async function headObject(
+  client: S3Client,
+  bucket: string,
+  key: string,
+): Promise<{ contentType?: string; cacheControl?: string; size: number } | undefined> {
   try {
     const out = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-    return { size: out.ContentLength ?? 0, ...(out.ContentType ? { contentType: out.ContentType } : {}), ...(out.CacheControl ? { cacheControl: out.CacheControl } : {}) };
+    return {
+      size: out.ContentLength ?? 0,
+      ...(out.ContentType ? { contentType: out.ContentType } : {}),
+      ...(out.CacheControl ? { cacheControl: out.CacheControl } : {}),
+    };
   } catch (error) {
     const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
     if (e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404) return undefined;

@@ -34,23 +34,20 @@ export async function startS3Recorder(target: string, bucket: string): Promise<S
     const path = decodeURIComponent((req.url ?? '/').split('?')[0]!);
     const key = path.replace(new RegExp(`^/${bucket}/?`), '');
     const chunks: Buffer[] = [];
-    const upstream = request(
-      { host: targetUrl.hostname, port: targetUrl.port, method: req.method, path: req.url, headers: req.headers },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-        up.on('end', () => {
-          requests.push({
-            method: req.method ?? '',
-            key,
-            startedAt,
-            finishedAt: Date.now(),
-            status: up.statusCode ?? 0,
-            ...(key.endsWith('.m3u8') && req.method === 'PUT' ? { body: Buffer.concat(chunks).toString('utf8') } : {}),
-          });
+    const upstream = request({ host: targetUrl.hostname, port: targetUrl.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+      up.on('end', () => {
+        requests.push({
+          method: req.method ?? '',
+          key,
+          startedAt,
+          finishedAt: Date.now(),
+          status: up.statusCode ?? 0,
+          ...(key.endsWith('.m3u8') && req.method === 'PUT' ? { body: Buffer.concat(chunks).toString('utf8') } : {}),
         });
-      },
-    );
+      });
+    });
     upstream.on('error', () => {
       requests.push({ method: req.method ?? '', key, startedAt, finishedAt: Date.now(), status: 502 });
       if (!res.headersSent) res.writeHead(502);

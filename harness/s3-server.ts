@@ -77,7 +77,7 @@ export async function startS3Server(bucket = 'tteok-test'): Promise<S3TestServer
   ];
   // SeaweedFS also opens a unix socket per gRPC port under /tmp, with no flag
   // to move it: those are removed at stop.
-  const grpcSockets = Object.values(ports).map((port) => ['master', 'volume', 'filer', 's3'].map((role) => `/tmp/seaweedfs-${role}-grpc-${port}.sock`)).flat();
+  const grpcSockets = Object.values(ports).flatMap((port) => ['master', 'volume', 'filer', 's3'].map((role) => `/tmp/seaweedfs-${role}-grpc-${port}.sock`));
   const client = new S3Client({
     endpoint,
     region: 'us-east-1',
@@ -91,16 +91,20 @@ export async function startS3Server(bucket = 'tteok-test'): Promise<S3TestServer
   const start = async () => {
     const p = (proc = spawnManaged('seaweedfs', toolsBin('weed'), args));
     // Ready when the S3 API answers a signed request that needs the filer.
-    await waitFor('SeaweedFS S3 to accept requests', async () => {
-      if (p.child.exitCode !== null) throw new StopWaiting(`SeaweedFS exited with ${p.child.exitCode}:\n${p.lines.slice(-15).join('\n')}`);
-      try {
-        await client.send(new CreateBucketCommand({ Bucket: bucket }));
-        return true;
-      } catch (error) {
-        const name = (error as { name?: string }).name ?? '';
-        return /BucketAlreadyExists|BucketAlreadyOwnedByYou/.test(name) ? true : undefined;
-      }
-    }, { timeoutMs: 120_000, intervalMs: 250 }).catch((error: Error) => {
+    await waitFor(
+      'SeaweedFS S3 to accept requests',
+      async () => {
+        if (p.child.exitCode !== null) throw new StopWaiting(`SeaweedFS exited with ${p.child.exitCode}:\n${p.lines.slice(-15).join('\n')}`);
+        try {
+          await client.send(new CreateBucketCommand({ Bucket: bucket }));
+          return true;
+        } catch (error) {
+          const name = (error as { name?: string }).name ?? '';
+          return /BucketAlreadyExists|BucketAlreadyOwnedByYou/.test(name) ? true : undefined;
+        }
+      },
+      { timeoutMs: 120_000, intervalMs: 250 },
+    ).catch((error: Error) => {
       throw new Error(`${error.message}\nSeaweedFS's last lines:\n${p.lines.slice(-15).join('\n')}`);
     });
   };

@@ -31,10 +31,14 @@ export function storedPlaylists(s3: { client: S3Client; bucket: string }, namesp
   return {
     stored,
     waitForStored: (name, what, ok, timeoutMs = 30_000) =>
-      waitFor(`${name}: ${what}`, async () => {
-        const s = await stored(name);
-        return s && ok(s.playlist) ? s.playlist : undefined;
-      }, { timeoutMs, intervalMs: 50 }),
+      waitFor(
+        `${name}: ${what}`,
+        async () => {
+          const s = await stored(name);
+          return s && ok(s.playlist) ? s.playlist : undefined;
+        },
+        { timeoutMs, intervalMs: 50 },
+      ),
     async missingObjects(name, p) {
       const missing: string[] = [];
       for (const uri of new Set([...p.maps, ...p.segments.map((s) => s.uri)])) {

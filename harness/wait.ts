@@ -25,8 +25,12 @@ export async function waitFor<T>(
 }
 
 export async function httpReady(url: string, timeoutMs = 30_000): Promise<void> {
-  await waitFor(`${url} to answer`, async () => {
-    const res = await fetch(url);
-    return res.status < 500;
-  }, { timeoutMs, intervalMs: 200 });
+  await waitFor(
+    `${url} to answer`,
+    async () => {
+      const res = await fetch(url);
+      return res.status < 500;
+    },
+    { timeoutMs, intervalMs: 200 },
+  );
 }

@@ -57,40 +57,93 @@ export const INGEST_ENV = {
   rtmpHost: envVar.string('TTEOK_RTMP_HOST', '0.0.0.0', 'RTMP listen address'),
   rtmpPort: envVar.int('TTEOK_RTMP_PORT', 1935, 0, 65535, 'RTMP listen port'),
   rtmpApp: envVar.string('TTEOK_RTMP_APP', 'live', 'RTMP application publishers use (rtmp://host/live/<key>)'),
-  publishDeadlineSeconds: envVar.number('TTEOK_RTMP_PUBLISH_DEADLINE_SECONDS', 10, 1, 300, 'a connection must have its publish admitted this long after connecting'),
+  publishDeadlineSeconds: envVar.number(
+    'TTEOK_RTMP_PUBLISH_DEADLINE_SECONDS',
+    10,
+    1,
+    300,
+    'a connection must have its publish admitted this long after connecting',
+  ),
   // A message length field has 3 bytes: 16 MiB - 1 is the protocol's own ceiling.
   maxMessageBytes: envVar.int('TTEOK_RTMP_MAX_MESSAGE_BYTES', 8 * 1024 * 1024, 64 * 1024, 0xffffff, 'largest RTMP message once a publish is admitted'),
   maxConnections: envVar.int('TTEOK_RTMP_MAX_CONNECTIONS', 500, 1, 100_000, 'open RTMP connections per ingest pod'),
   maxConnectionsPerAddress: envVar.int('TTEOK_RTMP_MAX_CONNECTIONS_PER_ADDRESS', 10, 1, 100_000, 'open RTMP connections per client address (IPv6: per /64)'),
   keepaliveSeconds: envVar.number('TTEOK_RTMP_KEEPALIVE_SECONDS', 15, 1, 3600, 'idle time before TCP keepalive probes start on an RTMP connection'),
-  rtmpsPort: envVar.optionalInt('TTEOK_RTMPS_PORT', 0, 65535, 'port of the RTMPS listener; needs the certificate and key files', { defaultText: '(unset: no RTMPS)' }),
-  rtmpsHost: envVar.string('TTEOK_RTMPS_HOST', (env) => envString(env, 'TTEOK_RTMP_HOST', '0.0.0.0'), 'RTMPS listen address', { defaultText: '$TTEOK_RTMP_HOST' }),
+  rtmpsPort: envVar.optionalInt('TTEOK_RTMPS_PORT', 0, 65535, 'port of the RTMPS listener; needs the certificate and key files', {
+    defaultText: '(unset: no RTMPS)',
+  }),
+  rtmpsHost: envVar.string('TTEOK_RTMPS_HOST', (env) => envString(env, 'TTEOK_RTMP_HOST', '0.0.0.0'), 'RTMPS listen address', {
+    defaultText: '$TTEOK_RTMP_HOST',
+  }),
   rtmpsCertFile: envVar.optional('TTEOK_RTMPS_CERT_FILE', 'PEM certificate chain (required with RTMPS)'),
   rtmpsKeyFile: envVar.optional('TTEOK_RTMPS_KEY_FILE', 'PEM private key (required with RTMPS)'),
   rtmpsReloadSeconds: envVar.number('TTEOK_RTMPS_RELOAD_SECONDS', 10, 1, 3600, 'how often the certificate and key files are re-read'),
-  rtmpsHandshakeTimeoutSeconds: envVar.number('TTEOK_RTMPS_HANDSHAKE_TIMEOUT_SECONDS', 5, 1, 60, 'a connection to the RTMPS port must finish its TLS handshake this long after connecting'),
+  rtmpsHandshakeTimeoutSeconds: envVar.number(
+    'TTEOK_RTMPS_HANDSHAKE_TIMEOUT_SECONDS',
+    5,
+    1,
+    60,
+    'a connection to the RTMPS port must finish its TLS handshake this long after connecting',
+  ),
   httpHost: envVar.string('TTEOK_HTTP_HOST', '0.0.0.0', 'listen address for /metrics, /healthz, /readyz'),
   httpPort: envVar.int('TTEOK_HTTP_PORT', 9935, 0, 65535, 'port for /metrics, /healthz, /readyz'),
   mediaDir: envVar.string('TTEOK_MEDIA_DIR', '/var/lib/tteok/media', 'the media volume: packaged segments wait here until stored'),
   keysFile: envVar.string('TTEOK_KEYS_FILE', 'tteok-keys.yaml', 'with TTEOK_KEY_SOURCE=file: the key file, reloaded on change'),
   localOriginDir: envVar.string('TTEOK_LOCAL_ORIGIN_DIR', '.tteok/origin', 'with TTEOK_STORAGE=local: the directory objects go to'),
   ...S3_ENV,
-  playlistMaxAgeSeconds: envVar.optionalNumber('TTEOK_PLAYLIST_MAX_AGE_SECONDS', 0, 3600, 'playlist Cache-Control max-age', { defaultText: 'half the target duration' }),
+  playlistMaxAgeSeconds: envVar.optionalNumber('TTEOK_PLAYLIST_MAX_AGE_SECONDS', 0, 3600, 'playlist Cache-Control max-age', {
+    defaultText: 'half the target duration',
+  }),
   reconnectGraceSeconds: envVar.number('TTEOK_RECONNECT_GRACE_SECONDS', 10, 0, 600, 'how long a dropped publisher may take to come back and continue'),
   publisherIdleSeconds: envVar.number('TTEOK_PUBLISHER_IDLE_SECONDS', 5, 0.5, 600, 'a publisher that sends no media this long is treated as dropped'),
-  takeoverSilenceSeconds: envVar.number('TTEOK_TAKEOVER_SILENCE_SECONDS', 1, 0.2, 600, 'a publish with the same key takes over from a publisher silent this long (below the idle time)'),
+  takeoverSilenceSeconds: envVar.number(
+    'TTEOK_TAKEOVER_SILENCE_SECONDS',
+    1,
+    0.2,
+    600,
+    'a publish with the same key takes over from a publisher silent this long (below the idle time)',
+  ),
   deleteDelaySeconds: envVar.number('TTEOK_DELETE_DELAY_SECONDS', 60, 0, 86400, "how long an ended stream's media stays before deletion (when not retained)"),
   uploadConcurrency: envVar.int('TTEOK_UPLOAD_CONCURRENCY', 8, 1, 256, 'uploads in flight at once, across streams'),
   backlogWarnSegments: envVar.int('TTEOK_BACKLOG_WARN_SEGMENTS', 30, 1, Infinity, 'upload backlog above which a warning is logged'),
   uploadMemoryMib: envVar.number('TTEOK_UPLOAD_MEMORY_MIB', 64, 0, 65536, 'MiB of waiting segments kept in memory; past it they are read back from the volume'),
   shutdownTimeoutSeconds: envVar.number('TTEOK_SHUTDOWN_TIMEOUT_SECONDS', 25, 0, 3600, 'on SIGTERM, how long to wait for uploads before exiting'),
   mediaHighWaterPercent: envVar.number('TTEOK_MEDIA_HIGH_WATER_PERCENT', 85, 1, 100, 'media volume use at which new publishes are refused and /readyz is 503'),
-  mediaFullPercent: envVar.number('TTEOK_MEDIA_FULL_PERCENT', 95, 1, 100, 'media volume use at which live streams skip new segments (not below the high-water mark)'),
-  mediaVolumeBytes: envVar.custom('TTEOK_MEDIA_VOLUME_BYTES', (env) => envQuantity(env, 'TTEOK_MEDIA_VOLUME_BYTES'), "the media volume's size when the filesystem cannot tell (e.g. an emptyDir's sizeLimit)", { defaultText: "(the filesystem's size)", rangeText: '≥ 1Mi; bytes or a quantity (2Gi, 500M)' }),
+  mediaFullPercent: envVar.number(
+    'TTEOK_MEDIA_FULL_PERCENT',
+    95,
+    1,
+    100,
+    'media volume use at which live streams skip new segments (not below the high-water mark)',
+  ),
+  mediaVolumeBytes: envVar.custom(
+    'TTEOK_MEDIA_VOLUME_BYTES',
+    (env) => envQuantity(env, 'TTEOK_MEDIA_VOLUME_BYTES'),
+    "the media volume's size when the filesystem cannot tell (e.g. an emptyDir's sizeLimit)",
+    { defaultText: "(the filesystem's size)", rangeText: '≥ 1Mi; bytes or a quantity (2Gi, 500M)' },
+  ),
   // At least the longest segment target (10 s): a GOP may span a whole segment.
-  maxGopSeconds: envVar.number('TTEOK_MAX_GOP_SECONDS', DEFAULT_PUBLISH_LIMITS.maxGopSeconds, 10, 600, 'longest media time from one video keyframe to the next; past it the publish ends'),
-  maxFragmentMib: envVar.number('TTEOK_MAX_FRAGMENT_MIB', DEFAULT_PUBLISH_LIMITS.maxFragmentBytes / 2 ** 20, 8, 4096, 'most MiB of media held for the segment not yet cut; past it the publish ends'),
-  maxAheadSegments: envVar.number('TTEOK_MAX_AHEAD_SEGMENTS', DEFAULT_PUBLISH_LIMITS.maxAheadSegments, 1, 100, "target durations the stream's media time may run ahead of the wall clock; past it the publish ends"),
+  maxGopSeconds: envVar.number(
+    'TTEOK_MAX_GOP_SECONDS',
+    DEFAULT_PUBLISH_LIMITS.maxGopSeconds,
+    10,
+    600,
+    'longest media time from one video keyframe to the next; past it the publish ends',
+  ),
+  maxFragmentMib: envVar.number(
+    'TTEOK_MAX_FRAGMENT_MIB',
+    DEFAULT_PUBLISH_LIMITS.maxFragmentBytes / 2 ** 20,
+    8,
+    4096,
+    'most MiB of media held for the segment not yet cut; past it the publish ends',
+  ),
+  maxAheadSegments: envVar.number(
+    'TTEOK_MAX_AHEAD_SEGMENTS',
+    DEFAULT_PUBLISH_LIMITS.maxAheadSegments,
+    1,
+    100,
+    "target durations the stream's media time may run ahead of the wall clock; past it the publish ends",
+  ),
 } satisfies EnvTable;
 
 export function loadIngestConfig(env: Env = process.env): IngestConfig {
@@ -100,16 +153,21 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
   const takeoverSilenceMs = e.takeoverSilenceSeconds * 1000;
   // Past the idle timeout the publisher is already dropped: a takeover threshold beyond it could never apply.
   if (takeoverSilenceMs >= publisherIdleMs) {
-    throw new ConfigError(`TTEOK_TAKEOVER_SILENCE_SECONDS (${takeoverSilenceMs / 1000}) must be less than TTEOK_PUBLISHER_IDLE_SECONDS (${publisherIdleMs / 1000})`);
+    throw new ConfigError(
+      `TTEOK_TAKEOVER_SILENCE_SECONDS (${takeoverSilenceMs / 1000}) must be less than TTEOK_PUBLISHER_IDLE_SECONDS (${publisherIdleMs / 1000})`,
+    );
   }
-  if (e.rtmpsPort !== undefined && (!e.rtmpsCertFile || !e.rtmpsKeyFile)) throw new ConfigError('TTEOK_RTMPS_CERT_FILE and TTEOK_RTMPS_KEY_FILE are required when TTEOK_RTMPS_PORT is set');
+  if (e.rtmpsPort !== undefined && (!e.rtmpsCertFile || !e.rtmpsKeyFile))
+    throw new ConfigError('TTEOK_RTMPS_CERT_FILE and TTEOK_RTMPS_KEY_FILE are required when TTEOK_RTMPS_PORT is set');
   if (e.mediaFullPercent < e.mediaHighWaterPercent) {
     throw new ConfigError(`TTEOK_MEDIA_FULL_PERCENT (${e.mediaFullPercent}) must not be below TTEOK_MEDIA_HIGH_WATER_PERCENT (${e.mediaHighWaterPercent})`);
   }
   const maxFragmentBytes = Math.round(e.maxFragmentMib * 2 ** 20);
   // A segment holds at least a keyframe and what follows it: a bound below two of the largest messages would end real publishes.
   if (maxFragmentBytes < 2 * e.maxMessageBytes) {
-    throw new ConfigError(`TTEOK_MAX_FRAGMENT_MIB (${maxFragmentBytes / 2 ** 20}) must be at least twice TTEOK_RTMP_MAX_MESSAGE_BYTES (${e.maxMessageBytes} bytes)`);
+    throw new ConfigError(
+      `TTEOK_MAX_FRAGMENT_MIB (${maxFragmentBytes / 2 ** 20}) must be at least twice TTEOK_RTMP_MAX_MESSAGE_BYTES (${e.maxMessageBytes} bytes)`,
+    );
   }
   return {
     rtmpHost: e.rtmpHost,
@@ -142,7 +200,14 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
     rtmps:
       e.rtmpsPort === undefined || !e.rtmpsCertFile || !e.rtmpsKeyFile
         ? undefined
-        : { host: e.rtmpsHost, port: e.rtmpsPort, certFile: e.rtmpsCertFile, keyFile: e.rtmpsKeyFile, reloadMs: e.rtmpsReloadSeconds * 1000, handshakeTimeoutMs: e.rtmpsHandshakeTimeoutSeconds * 1000 },
+        : {
+            host: e.rtmpsHost,
+            port: e.rtmpsPort,
+            certFile: e.rtmpsCertFile,
+            keyFile: e.rtmpsKeyFile,
+            reloadMs: e.rtmpsReloadSeconds * 1000,
+            handshakeTimeoutMs: e.rtmpsHandshakeTimeoutSeconds * 1000,
+          },
     mediaHighWaterPercent: e.mediaHighWaterPercent,
     mediaFullPercent: e.mediaFullPercent,
     mediaVolumeBytes: e.mediaVolumeBytes,

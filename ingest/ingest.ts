@@ -138,7 +138,11 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     async shutdown() {
       if (shuttingDown) return;
       shuttingDown = true;
-      log.info(deps.claims ? 'shutting down: refusing new publishes, handing live streams over to the pod their publishers reconnect to (or ending them), finishing uploads' : 'shutting down: refusing new publishes, ending live streams, finishing uploads');
+      log.info(
+        deps.claims
+          ? 'shutting down: refusing new publishes, handing live streams over to the pod their publishers reconnect to (or ending them), finishing uploads'
+          : 'shutting down: refusing new publishes, ending live streams, finishing uploads',
+      );
       hub.stopAccepting();
       rtmp.stopListening();
       rtmps?.stopListening();

@@ -138,11 +138,19 @@ export class MediaVolume implements MediaVolumeGuard {
     const aboveHighWater = this.usedPercent >= (this.aboveHighWater ? highWaterPercent - HYSTERESIS_POINTS : highWaterPercent);
     const aboveFull = this.usedPercent >= (this.aboveFull ? fullPercent - HYSTERESIS_POINTS : fullPercent);
     if (aboveHighWater !== this.aboveHighWater) {
-      if (aboveHighWater) log.warn({ usedPercent: round(this.usedPercent), highWaterPercent }, 'media volume above its high-water mark: refusing new publishes and reporting not ready until it drains');
+      if (aboveHighWater)
+        log.warn(
+          { usedPercent: round(this.usedPercent), highWaterPercent },
+          'media volume above its high-water mark: refusing new publishes and reporting not ready until it drains',
+        );
       else log.info({ usedPercent: round(this.usedPercent), highWaterPercent }, 'media volume drained below its high-water mark: accepting publishes again');
     }
     if (aboveFull !== this.aboveFull) {
-      if (aboveFull) log.error({ usedPercent: round(this.usedPercent), fullPercent }, 'media volume full: live streams skip new segments (each gap is marked with a discontinuity) until it drains');
+      if (aboveFull)
+        log.error(
+          { usedPercent: round(this.usedPercent), fullPercent },
+          'media volume full: live streams skip new segments (each gap is marked with a discontinuity) until it drains',
+        );
       else log.info({ usedPercent: round(this.usedPercent), fullPercent }, 'media volume has room again: live streams write segments again');
     }
     this.aboveHighWater = aboveHighWater;
@@ -165,7 +173,11 @@ async function bytesUnder(dir: string): Promise<number> {
   for (const entry of entries) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) total += await bytesUnder(path);
-    else total += await lstat(path).then((s) => s.blocks * 512, () => 0);
+    else
+      total += await lstat(path).then(
+        (s) => s.blocks * 512,
+        () => 0,
+      );
   }
   return total;
 }

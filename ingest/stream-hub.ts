@@ -57,9 +57,7 @@ export interface StreamClaims {
   stop?(): Promise<void>;
 }
 
-export type Admission =
-  | { ok: true; publish: LivePublish }
-  | { ok: false; code: string; reason: string; description: string };
+export type Admission = { ok: true; publish: LivePublish } | { ok: false; code: string; reason: string; description: string };
 
 /** What the RTMP layer feeds a publisher's media into. */
 export type PublishMedia = Pick<PublishSession, 'id' | 'video' | 'audio'>;
@@ -147,7 +145,12 @@ export class StreamHub implements LiveEvents {
       const entry = this.live.get(id);
       if (entry) this.options.log.warn({ stream: id }, 'ending a live publish: this ingest lost its claim on the stream');
       else if (run?.inGrace) {
-        this.options.log.info({ stream: id }, lost.newHolder !== undefined ? 'another ingest took the stream over during its reconnect grace; handing the run over' : 'lost the stream\'s claim during its reconnect grace; ending the run here');
+        this.options.log.info(
+          { stream: id },
+          lost.newHolder !== undefined
+            ? 'another ingest took the stream over during its reconnect grace; handing the run over'
+            : "lost the stream's claim during its reconnect grace; ending the run here",
+        );
       }
       // The run first: handed over, it lets go of the publish session at once, so the publish's end does not end it.
       run?.claimLost(lost.newHolder);
@@ -221,14 +224,16 @@ export class StreamHub implements LiveEvents {
       return { ok: false, code, reason, description };
     };
     if (!this.accepting) return refuse('NetStream.Publish.Denied', 'shutting_down', 'This ingest is shutting down; reconnect.');
-    if (app !== this.options.app) return refuse('NetStream.Publish.BadName', 'unknown_app', `Unknown application; publish to /${this.options.app}/<stream key>.`);
+    if (app !== this.options.app)
+      return refuse('NetStream.Publish.BadName', 'unknown_app', `Unknown application; publish to /${this.options.app}/<stream key>.`);
     if (!isWellFormedKey(key)) return refuse('NetStream.Publish.BadName', 'malformed_key', 'Malformed stream key.');
     const grant = this.options.keys.lookup(key);
     if (!grant) return refuse('NetStream.Publish.BadName', 'unknown_key', 'Unknown stream key.');
     if (!grant.settings.enabled) return refuse('NetStream.Publish.Denied', 'disabled', 'This stream is disabled.');
     const id = streamId(grant.ref);
     // Media volume above its high-water mark: new streams go to another pod; a run that is live or in its reconnect grace may continue.
-    if (this.options.mediaVolume?.admitsPublishes() === false && !this.runningRun(id)) return refuse('NetStream.Publish.Denied', 'volume_full', 'This ingest\'s media volume is full; reconnect to reach another ingest.');
+    if (this.options.mediaVolume?.admitsPublishes() === false && !this.runningRun(id))
+      return refuse('NetStream.Publish.Denied', 'volume_full', "This ingest's media volume is full; reconnect to reach another ingest.");
     const alreadyLive = () => refuse('NetStream.Publish.BadName', 'already_live', 'This stream already has a publisher.');
     const current = this.live.get(id);
     let silentFor: number | undefined;
@@ -292,7 +297,11 @@ export class StreamHub implements LiveEvents {
         // The run before, still finishing, passes its claim on rather than letting go of it.
         previous?.passClaim();
         // Taken over from another ingest: the new run continues the one it stored.
-        run = StreamRun.begin(this.runContext, { ref: grant.ref, settings: grant.settings, ...(previous ? { previous } : {}) }, { continueStored: claimedHow === 'taken_over' });
+        run = StreamRun.begin(
+          this.runContext,
+          { ref: grant.ref, settings: grant.settings, ...(previous ? { previous } : {}) },
+          { continueStored: claimedHow === 'taken_over' },
+        );
         undo.runBegun = run;
         // Acquired or passed on: the run holds the claim until it ended and is stored.
         if (this.options.claims) run.holdClaim();
@@ -388,7 +397,10 @@ export class StreamHub implements LiveEvents {
     const runs = waiting();
     if (runs.length === 0) return;
     for (const run of runs) this.options.claims?.reportSilence?.(run.ref, new Date());
-    this.options.log.info({ streams: runs.length, waitSeconds: Number((waitMs / 1000).toFixed(1)) }, 'shutting down: live streams wait for their publishers to reconnect to another ingest pod, which takes them over');
+    this.options.log.info(
+      { streams: runs.length, waitSeconds: Number((waitMs / 1000).toFixed(1)) },
+      'shutting down: live streams wait for their publishers to reconnect to another ingest pod, which takes them over',
+    );
     const deadline = performance.now() + waitMs;
     // Bounded by the deadline (and the iteration count, 50 ms apart).
     for (let i = 0; i < 100_000 && performance.now() < deadline; i++) {

@@ -215,10 +215,15 @@ export class StreamRun {
     this.graceTimer = undefined;
     this.session = undefined;
     this.runState = 'handed_over';
-    this.ending = this.packager.leave(() => this.completeHistory()).then(() => {
-      this.ctx.log.info({ stream: streamId(this.ref), segments: this.packager.playlist.segments.length }, 'run handed over to the ingest that took the stream over: it continues the stored playlist');
-      this.ended(true);
-    });
+    this.ending = this.packager
+      .leave(() => this.completeHistory())
+      .then(() => {
+        this.ctx.log.info(
+          { stream: streamId(this.ref), segments: this.packager.playlist.segments.length },
+          'run handed over to the ingest that took the stream over: it continues the stored playlist',
+        );
+        this.ended(true);
+      });
     return this.ending;
   }
 
@@ -291,7 +296,10 @@ export class StreamRun {
     // The ingest before may still be storing it, right after a takeover.
     const text = await this.readStoredWithRetry(RUN_HISTORY_FILE, fits);
     if (!fits(text)) {
-      this.ctx.log.error({ stream: streamId(this.ref), fromSequence: playlist.firstSequence }, 'the run\'s history before the takeover is not in the object store: the VOD lists the run from the window this ingest took over');
+      this.ctx.log.error(
+        { stream: streamId(this.ref), fromSequence: playlist.firstSequence },
+        "the run's history before the takeover is not in the object store: the VOD lists the run from the window this ingest took over",
+      );
       return;
     }
     const history = MediaPlaylist.parse(text!, 0);
@@ -300,7 +308,7 @@ export class StreamRun {
     playlist.firstSequence = 0;
     playlist.discontinuitiesBefore = history.discontinuitiesBefore;
     playlist.targetDuration = Math.max(playlist.targetDuration, history.targetDuration);
-    this.ctx.log.info({ stream: streamId(this.ref), segments: earlier.length }, 'the run\'s history before the takeover is read back from the object store');
+    this.ctx.log.info({ stream: streamId(this.ref), segments: earlier.length }, "the run's history before the takeover is read back from the object store");
   }
 
   /**

@@ -97,7 +97,8 @@ export const PROGRAM = '(program)';
 export const OTHER = 'other';
 
 const IDLE = '(idle)';
-const NET_MODULES = /^node:(internal\/)?(net|tls|_tls_\w+|http\w*|_http_\w+|https|stream|streams\/.*|internal\/streams\/.*|stream_base_commons|dns|dgram|socket_list|js_stream_socket|http2\/.*)$/;
+const NET_MODULES =
+  /^node:(internal\/)?(net|tls|_tls_\w+|http\w*|_http_\w+|https|stream|streams\/.*|internal\/streams\/.*|stream_base_commons|dns|dgram|socket_list|js_stream_socket|http2\/.*)$/;
 const FS_MODULES = /^node:(fs|fs\/promises|internal\/fs\/.*|internal\/fs)$/;
 const CRYPTO_MODULES = /^node:(crypto|internal\/crypto\/.*)$/;
 const BUFFER_MODULES = /^node:(buffer|internal\/buffer)$/;
@@ -158,7 +159,9 @@ function originalLocation(path: string, frame: CallFrame, root: string, maps: So
   const entry = map.findEntry(frame.lineNumber, Math.max(0, frame.columnNumber));
   if (!('originalSource' in entry) || !entry.originalSource) return undefined;
   // tsc writes sources relative to the map's directory (and an empty sourceRoot).
-  const source = entry.originalSource.startsWith('file:') ? fileURLToPath(entry.originalSource) : resolve(dirname(path), map.payload.sourceRoot ?? '', entry.originalSource);
+  const source = entry.originalSource.startsWith('file:')
+    ? fileURLToPath(entry.originalSource)
+    : resolve(dirname(path), map.payload.sourceRoot ?? '', entry.originalSource);
   return `${relative(root, source)}:${entry.originalLine + 1}`;
 }
 
@@ -287,8 +290,20 @@ export function summarizeCpuProfile(profile: CpuProfile, options: SummaryOptions
   const top = [...functionUs.values()]
     .sort((a, b) => b.us - a.us || a.frame.functionName.localeCompare(b.frame.functionName))
     .slice(0, options.top ?? 10)
-    .map(({ frame, bucket, us }) => ({ functionName: frame.functionName || '(anonymous)', location: locationOf(frame, options.root, sourceMaps), bucket, ms: us / 1000, share: share(us) }));
-  return { busyMs: busyUs / 1000, idleMs: idleUs / 1000, wholeProfile: !overlaps && (options.fromUs !== undefined || options.toUs !== undefined), buckets, top };
+    .map(({ frame, bucket, us }) => ({
+      functionName: frame.functionName || '(anonymous)',
+      location: locationOf(frame, options.root, sourceMaps),
+      bucket,
+      ms: us / 1000,
+      share: share(us),
+    }));
+  return {
+    busyMs: busyUs / 1000,
+    idleMs: idleUs / 1000,
+    wholeProfile: !overlaps && (options.fromUs !== undefined || options.toUs !== undefined),
+    buckets,
+    top,
+  };
 }
 
 /**

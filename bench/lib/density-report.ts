@@ -27,7 +27,16 @@ export const DENSITY_TARGETS = {
   memPerStreamMiB: 5,
 } as const;
 
-export const DENSITY_HEADER = ['system', 'streams', 'CPU/stream', 'vs nginx-rtmp', 'MiB/stream', 'stalled', `CPU ≤ ${DENSITY_TARGETS.cpuPerStream.toFixed(1)} %`, `MiB ≤ ${DENSITY_TARGETS.memPerStreamMiB}`];
+export const DENSITY_HEADER = [
+  'system',
+  'streams',
+  'CPU/stream',
+  'vs nginx-rtmp',
+  'MiB/stream',
+  'stalled',
+  `CPU ≤ ${DENSITY_TARGETS.cpuPerStream.toFixed(1)} %`,
+  `MiB ≤ ${DENSITY_TARGETS.memPerStreamMiB}`,
+];
 
 const peerOf = (rows: DensityRow[], n: number) => rows.find((r) => r.kind === 'nginx-rtmp' && r.streams === n);
 
@@ -42,9 +51,10 @@ export function densityTableRows(rows: DensityRow[]): string[][] {
   return rows.map((r) => {
     const peer = peerOf(rows, r.streams);
     const vsPeer = r.kind === 'nginx-rtmp' ? '1×' : peer ? ratio(r.cpuPerStream, peer.cpuPerStream) : 'n/a';
-    const targets = r.kind === 'tteok-s3'
-      ? [verdict(r, r.cpuPerStream <= DENSITY_TARGETS.cpuPerStream), verdict(r, r.memPerStreamMiB <= DENSITY_TARGETS.memPerStreamMiB)]
-      : ['', ''];
+    const targets =
+      r.kind === 'tteok-s3'
+        ? [verdict(r, r.cpuPerStream <= DENSITY_TARGETS.cpuPerStream), verdict(r, r.memPerStreamMiB <= DENSITY_TARGETS.memPerStreamMiB)]
+        : ['', ''];
     return [r.system, String(r.streams), fmt(r.cpuPerStream, 2, ' %'), vsPeer, fmt(r.memPerStreamMiB, 2), String(r.stalledStreams), ...targets];
   });
 }
@@ -57,7 +67,10 @@ export function densitySummary(rows: DensityRow[]): string[] {
   const lines = [
     `Target CPU per stream to S3 ≤ ${DENSITY_TARGETS.cpuPerStream.toFixed(1)} % of a core: ${at((r) => `${verdict(r, r.cpuPerStream <= DENSITY_TARGETS.cpuPerStream)} (${fmt(r.cpuPerStream, 2, ' %')})`)}.`,
     `Target memory ≤ ${DENSITY_TARGETS.memPerStreamMiB} MiB per stream: ${at((r) => `${verdict(r, r.memPerStreamMiB <= DENSITY_TARGETS.memPerStreamMiB)} (${fmt(r.memPerStreamMiB, 2)} MiB)`)}.`,
-    `CPU per stream against nginx-rtmp in the same run: ${at((r) => { const peer = peerOf(rows, r.streams); return peer ? ratio(r.cpuPerStream, peer.cpuPerStream) : 'n/a'; })} (the 1.0 % target is about 2×; the goal beyond it is 1.5×).`,
+    `CPU per stream against nginx-rtmp in the same run: ${at((r) => {
+      const peer = peerOf(rows, r.streams);
+      return peer ? ratio(r.cpuPerStream, peer.cpuPerStream) : 'n/a';
+    })} (the 1.0 % target is about 2×; the goal beyond it is 1.5×).`,
   ];
   const clean = ours.filter((r) => r.stalledStreams === 0).map((r) => r.streams);
   lines.push(`Largest stream count with no stalled stream (tteok to S3): ${clean.length ? Math.max(...clean) : 'none'}; target ≥ 50 on 2 cores.`);
@@ -66,7 +79,9 @@ export function densitySummary(rows: DensityRow[]): string[] {
     const s3 = rows.find((r) => r.kind === 'tteok-s3-profiled' && r.streams === local.streams) ?? ours.find((r) => r.streams === local.streams);
     if (!s3) continue;
     const extra = s3.cpuPerStream - local.cpuPerStream;
-    lines.push(`Storing into S3 instead of the local store at ${local.streams} streams: ${fmt(extra, 2, ' %')} of a core per stream more (${s3.cpuPerStream > 0 ? fmt((extra / s3.cpuPerStream) * 100, 0, ' %') : 'n/a'} of the S3 run's CPU; measured one after the other, so noise on a shared machine falls on the difference).`);
+    lines.push(
+      `Storing into S3 instead of the local store at ${local.streams} streams: ${fmt(extra, 2, ' %')} of a core per stream more (${s3.cpuPerStream > 0 ? fmt((extra / s3.cpuPerStream) * 100, 0, ' %') : 'n/a'} of the S3 run's CPU; measured one after the other, so noise on a shared machine falls on the difference).`,
+    );
   }
   return lines;
 }

@@ -33,7 +33,9 @@ export async function startNginxRtmp(): Promise<NginxRtmp> {
   const rtmpPort = await freePort();
   const httpPort = await freePort();
   const conf = join(dir, 'nginx.conf');
-  writeFileSync(conf, `
+  writeFileSync(
+    conf,
+    `
 load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
 daemon off;
 master_process on;
@@ -74,7 +76,8 @@ http {
     }
   }
 }
-`);
+`,
+  );
   const proc = spawnManaged('nginx', '/usr/sbin/nginx', ['-c', conf, '-p', dir]);
   await waitFor('nginx to listen', () => childPids(proc.child.pid!).length > 0, { timeoutMs: 10_000 });
   return {

@@ -8,7 +8,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import ts from 'typescript';
-import { AWS_SDK, bucketOfUrl, EVENT_LOOP, GC, NODE_BUFFER, NODE_CRYPTO, NODE_FS, NODE_NET, NODE_OTHER, OTHER, OURS, PROGRAM, readMainThreadCpuProfile, summarizeCpuProfile, type CpuProfile, type ProfileNode } from '../lib/cpu-profile.ts';
+import {
+  AWS_SDK,
+  bucketOfUrl,
+  EVENT_LOOP,
+  GC,
+  NODE_BUFFER,
+  NODE_CRYPTO,
+  NODE_FS,
+  NODE_NET,
+  NODE_OTHER,
+  OTHER,
+  OURS,
+  PROGRAM,
+  readMainThreadCpuProfile,
+  summarizeCpuProfile,
+  type CpuProfile,
+  type ProfileNode,
+} from '../lib/cpu-profile.ts';
 
 const ROOT = '/srv/tteok';
 
@@ -38,7 +55,17 @@ const nodes = [
 
 // Busy: ours 3000 self + 1000 native under it, mediabunny 2000, GC 1000, fs 1000,
 // AWS SDK 500, net 500, program 1000 = 10,000 µs; idle 5,000 µs.
-const weighted: Array<[number, number]> = [[5, 3000], [6, 2000], [7, 1000], [3, 5000], [4, 1000], [8, 1000], [9, 500], [10, 500], [2, 1000]];
+const weighted: Array<[number, number]> = [
+  [5, 3000],
+  [6, 2000],
+  [7, 1000],
+  [3, 5000],
+  [4, 1000],
+  [8, 1000],
+  [9, 500],
+  [10, 500],
+  [2, 1000],
+];
 
 t.test('busy time by bucket, idle left out, a native frame charged to its caller', async (t) => {
   const s = summarizeCpuProfile(profileOf(nodes, weighted), { root: ROOT });
@@ -61,27 +88,46 @@ t.test("Node's rows say whose calls they were", async (t) => {
     node(20, 'processTimers', 'node:internal/timers', 500, [21]),
     node(21, 'openSync', 'node:fs', 500),
   ];
-  const s = summarizeCpuProfile(profileOf(withCallers, [[12, 3000], [21, 1000], [5, 1000]]), { root: ROOT });
+  const s = summarizeCpuProfile(
+    profileOf(withCallers, [
+      [12, 3000],
+      [21, 1000],
+      [5, 1000],
+    ]),
+    { root: ROOT },
+  );
   const fs = s.buckets.find((b) => b.bucket === NODE_FS);
-  t.same(fs?.calledFrom, [{ caller: OURS, share: 0.75 }, { caller: EVENT_LOOP, share: 0.25 }]);
+  t.same(fs?.calledFrom, [
+    { caller: OURS, share: 0.75 },
+    { caller: EVENT_LOOP, share: 0.25 },
+  ]);
   t.equal(s.buckets.find((b) => b.bucket === OURS)?.calledFrom, undefined, 'only for Node rows');
 });
 
 t.test('top functions by self time, with where they are defined; GC and (program) only in the bucket table', async (t) => {
   const s = summarizeCpuProfile(profileOf(nodes, weighted), { root: ROOT, top: 4 });
-  t.same(s.top.map((f) => [f.functionName, f.location, f.bucket, f.ms]), [
-    ['handleSegment', 'ingest/packager/segmenter.ts:11', OURS, 3],
-    ['writeSample', 'mediabunny/dist/modules/src/isobmff/isobmff-muxer.js:100', 'mediabunny', 2],
-    ['openSync', 'node:fs:501', NODE_FS, 1],
-    ['writeBuffer', '(native)', OURS, 1],
-  ]);
+  t.same(
+    s.top.map((f) => [f.functionName, f.location, f.bucket, f.ms]),
+    [
+      ['handleSegment', 'ingest/packager/segmenter.ts:11', OURS, 3],
+      ['writeSample', 'mediabunny/dist/modules/src/isobmff/isobmff-muxer.js:100', 'mediabunny', 2],
+      ['openSync', 'node:fs:501', NODE_FS, 1],
+      ['writeBuffer', '(native)', OURS, 1],
+    ],
+  );
 });
 
 t.test('a window keeps only the samples taken in it; a window outside the profile falls back to all of it', async (t) => {
   // Samples are taken at 1000, 4000, 6000, 7000, …: [4000, 6000] holds mediabunny's and the native one.
   const inside = summarizeCpuProfile(profileOf(nodes, weighted), { root: ROOT, fromUs: 4_000, toUs: 6_000 });
   t.equal(inside.busyMs, 3);
-  t.same(inside.buckets.map((b) => [b.bucket, b.ms]), [['mediabunny', 2], [OURS, 1]]);
+  t.same(
+    inside.buckets.map((b) => [b.bucket, b.ms]),
+    [
+      ['mediabunny', 2],
+      [OURS, 1],
+    ],
+  );
   const outside = summarizeCpuProfile(profileOf(nodes, weighted), { root: ROOT, fromUs: 90_000, toUs: 99_000 });
   t.equal(outside.wholeProfile, true);
   t.equal(outside.busyMs, 10);
@@ -155,7 +201,13 @@ t.test('a function in the compiled build is listed at its TypeScript line, throu
   writeFileSync(join(root, 'ingest', 'fragments.ts'), source);
   writeFileSync(join(root, 'bin', 'main.ts'), 'export function main(): number {\n  return 1;\n}\n');
   const program = ts.createProgram([join(root, 'ingest', 'fragments.ts'), join(root, 'bin', 'main.ts')], {
-    rootDir: root, outDir: join(root, 'dist'), sourceMap: true, target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ES2022, types: [], skipLibCheck: true,
+    rootDir: root,
+    outDir: join(root, 'dist'),
+    sourceMap: true,
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.ES2022,
+    types: [],
+    skipLibCheck: true,
   });
   t.equal(program.emit().emitSkipped, false, 'tsc emitted');
   // The map of bin/main.js is removed: that frame keeps its compiled position.
@@ -165,17 +217,40 @@ t.test('a function in the compiled build is listed at its TypeScript line, throu
   const jsLine = compiled.findIndex((l) => l.includes('function fragmentSizes'));
   const tsLine = source.split('\n').findIndex((l) => l.includes('function fragmentSizes'));
   t.not(jsLine, tsLine, 'the compiled line differs from the source line (else this test could not fail)');
-  const mainLine = readFileSync(join(root, 'dist', 'bin', 'main.js'), 'utf8').split('\n').findIndex((l) => l.includes('function main'));
+  const mainLine = readFileSync(join(root, 'dist', 'bin', 'main.js'), 'utf8')
+    .split('\n')
+    .findIndex((l) => l.includes('function main'));
 
   const distNodes: ProfileNode[] = [
     node(1, '(root)', '', -1, [2, 3]),
-    { id: 2, callFrame: { functionName: 'fragmentSizes', url: `file://${root}/dist/ingest/fragments.js`, lineNumber: jsLine, columnNumber: compiled[jsLine]!.indexOf('function') }, children: [] },
+    {
+      id: 2,
+      callFrame: {
+        functionName: 'fragmentSizes',
+        url: `file://${root}/dist/ingest/fragments.js`,
+        lineNumber: jsLine,
+        columnNumber: compiled[jsLine]!.indexOf('function'),
+      },
+      children: [],
+    },
     { id: 3, callFrame: { functionName: 'main', url: `file://${root}/dist/bin/main.js`, lineNumber: mainLine, columnNumber: 7 }, children: [] },
   ];
-  const s = summarizeCpuProfile(profileOf(distNodes, [[2, 3000], [3, 1000]]), { root });
-  t.same(s.buckets.map((b) => [b.bucket, b.ms]), [[OURS, 4]]);
-  t.same(s.top.map((f) => [f.functionName, f.location, f.bucket]), [
-    ['fragmentSizes', `ingest/fragments.ts:${tsLine + 1}`, OURS],
-    ['main', `dist/bin/main.js:${mainLine + 1}`, OURS],
-  ]);
+  const s = summarizeCpuProfile(
+    profileOf(distNodes, [
+      [2, 3000],
+      [3, 1000],
+    ]),
+    { root },
+  );
+  t.same(
+    s.buckets.map((b) => [b.bucket, b.ms]),
+    [[OURS, 4]],
+  );
+  t.same(
+    s.top.map((f) => [f.functionName, f.location, f.bucket]),
+    [
+      ['fragmentSizes', `ingest/fragments.ts:${tsLine + 1}`, OURS],
+      ['main', `dist/bin/main.js:${mainLine + 1}`, OURS],
+    ],
+  );
 });

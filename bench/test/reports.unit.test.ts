@@ -10,7 +10,14 @@ import { MediaClock, originTableRows, originVerdict, type LatencySummary } from 
 import { elapsed } from '../lib/stats.ts';
 import { ConfigError } from '../../common/env-config.ts';
 
-const row = (system: string, kind: DensityRow['kind'], streams: number, cpuPerStream: number, memPerStreamMiB: number, stalledStreams = 0): DensityRow => ({ system, kind, streams, cpuPerStream, memPerStreamMiB, stalledStreams });
+const row = (system: string, kind: DensityRow['kind'], streams: number, cpuPerStream: number, memPerStreamMiB: number, stalledStreams = 0): DensityRow => ({
+  system,
+  kind,
+  streams,
+  cpuPerStream,
+  memPerStreamMiB,
+  stalledStreams,
+});
 
 const rows: DensityRow[] = [
   row('nginx-rtmp worker', 'nginx-rtmp', 20, 0.5, 0.2),
@@ -65,7 +72,11 @@ t.test('the targets are judged on the run without the profiler; S3 against the l
   t.same(densityTableRows(withProfiles)[2]!.slice(-2), ['', ''], 'no verdict on the profiled run');
   const lines = densitySummary(withProfiles);
   t.match(lines[0], /met \(0\.90 %\) at 20\./, 'the CPU target from the run without the profiler');
-  t.match(lines.at(-1), /local store at 20 streams: 0\.40 % of a core per stream more \(36 % of the S3 run's CPU/, 'the profiled S3 run against the profiled local one');
+  t.match(
+    lines.at(-1),
+    /local store at 20 streams: 0\.40 % of a core per stream more \(36 % of the S3 run's CPU/,
+    'the profiled S3 run against the profiled local one',
+  );
 });
 
 t.test('density stream counts: 20 and 50 by default, a short run by env, a bad value refused', async (t) => {
@@ -76,7 +87,12 @@ t.test('density stream counts: 20 and 50 by default, a short run by env, a bad v
   t.throws(() => densityCounts({ BENCH_DENSITY_COUNTS: '0' }), ConfigError);
 });
 
-const latency = (system: string, median: number, p95: number, n = 70): LatencySummary => ({ system, samples: Array.from({ length: n }, () => median), median, p95 });
+const latency = (system: string, median: number, p95: number, n = 70): LatencySummary => ({
+  system,
+  samples: Array.from({ length: n }, () => median),
+  median,
+  p95,
+});
 
 t.test('origin latency: the difference to nginx-rtmp and the +100 ms target, met or not', async (t) => {
   const peer = latency('nginx-rtmp (local disk)', 340, 348);
@@ -85,9 +101,15 @@ t.test('origin latency: the difference to nginx-rtmp and the +100 ms target, met
     ['tteok (SeaweedFS S3)', '70', '420', '440'],
     ['ours − nginx-rtmp', '', '+80', '+92'],
   ]);
-  t.equal(originVerdict(peer, latency('tteok (SeaweedFS S3)', 420, 440)), "Target: p95 ≤ nginx-rtmp's p95 + 100 ms, storing into S3 (SeaweedFS) → met (ours 440 ms, at most 448 ms allowed: +92 ms over nginx-rtmp)");
+  t.equal(
+    originVerdict(peer, latency('tteok (SeaweedFS S3)', 420, 440)),
+    "Target: p95 ≤ nginx-rtmp's p95 + 100 ms, storing into S3 (SeaweedFS) → met (ours 440 ms, at most 448 ms allowed: +92 ms over nginx-rtmp)",
+  );
   t.equal(originVerdict(peer, latency('tteok (SeaweedFS S3)', 420, 448)).includes('→ met'), true, 'exactly +100 ms is met');
-  t.equal(originVerdict(peer, latency('tteok (SeaweedFS S3)', 554, 621)), "Target: p95 ≤ nginx-rtmp's p95 + 100 ms, storing into S3 (SeaweedFS) → NOT met (ours 621 ms, at most 448 ms allowed: +273 ms over nginx-rtmp)");
+  t.equal(
+    originVerdict(peer, latency('tteok (SeaweedFS S3)', 554, 621)),
+    "Target: p95 ≤ nginx-rtmp's p95 + 100 ms, storing into S3 (SeaweedFS) → NOT met (ours 621 ms, at most 448 ms allowed: +273 ms over nginx-rtmp)",
+  );
   t.same(originTableRows(peer, latency('faster', 300, 320))[2], ['ours − nginx-rtmp', '', '-40', '-28']);
   t.match(originVerdict(peer, latency('none', Number.NaN, Number.NaN, 0)), /→ n\/a \(a system listed no segment\)$/);
 });
@@ -101,10 +123,27 @@ t.test('durations for people', async (t) => {
 
 t.test('origin latency: segments that left the window unseen still count as media sent', async (t) => {
   const seenFromStart = new MediaClock();
-  t.same([0, 1, 2].map((n) => seenFromStart.segmentEnds(n, 1)), [1, 2, 3], 'each segment ends where the sum of durations says');
+  t.same(
+    [0, 1, 2].map((n) => seenFromStart.segmentEnds(n, 1)),
+    [1, 2, 3],
+    'each segment ends where the sum of durations says',
+  );
   const lateStart = new MediaClock();
   // The first stored playlist already lacks segments 0 and 1.
-  t.same([2, 3, 4].map((n) => lateStart.segmentEnds(n, 1)), [3, 4, 5], 'the same ends when the first two were never seen');
+  t.same(
+    [2, 3, 4].map((n) => lateStart.segmentEnds(n, 1)),
+    [3, 4, 5],
+    'the same ends when the first two were never seen',
+  );
   const gap = new MediaClock();
-  t.same([[0, 1], [1, 1], [4, 0.5], [5, 1]].map(([n, d]) => gap.segmentEnds(n!, d!)), [1, 2, 3.5, 4.5], 'a gap counts its segments as long as the next one');
+  t.same(
+    [
+      [0, 1],
+      [1, 1],
+      [4, 0.5],
+      [5, 1],
+    ].map(([n, d]) => gap.segmentEnds(n!, d!)),
+    [1, 2, 3.5, 4.5],
+    'a gap counts its segments as long as the next one',
+  );
 });

@@ -6,15 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { watch, type FSWatcher } from 'chokidar';
 import { parseAllDocuments } from 'yaml';
 import type { Logger } from '../log.ts';
-import {
-  API_VERSION_FULL,
-  KIND,
-  isValidName,
-  isValidNamespace,
-  settingsFromSpec,
-  streamId,
-  type LiveStreamObject,
-} from '../livestream.ts';
+import { API_VERSION_FULL, KIND, isValidName, isValidNamespace, settingsFromSpec, streamId, type LiveStreamObject } from '../livestream.ts';
 import { GrantTable, isWellFormedKey, type StreamGrant } from './key-source.ts';
 
 export interface LocalLiveStream extends LiveStreamObject {

@@ -16,7 +16,6 @@ export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
   return kc;
 }
 
-
 /** Options for the generated clients' patch calls: an RFC 7386 merge patch. */
 export const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 /** Options for the generated clients' patch calls: an RFC 6902 JSON patch (with `test` operations for optimistic checks). */

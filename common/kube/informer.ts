@@ -168,7 +168,13 @@ export class Informer<T extends KubeObjectLike> {
         }
         // 'closed' (server timeout, normal end): re-watch from the last resourceVersion,
         // after a backoff if the watch ended at once with nothing (a proxy closing it).
-        if (outcome === 'closed' && this.running && this.resourceVersion && Date.now() - began < 1000 && this.stats.events + this.stats.bookmarks === eventsBefore) {
+        if (
+          outcome === 'closed' &&
+          this.running &&
+          this.resourceVersion &&
+          Date.now() - began < 1000 &&
+          this.stats.events + this.stats.bookmarks === eventsBefore
+        ) {
           this.failures++;
           await sleep(this.retryDelay(), undefined, { signal: this.stopping.signal }).catch(() => undefined);
         } else if (outcome !== 'idle') {
@@ -291,12 +297,16 @@ export class Informer<T extends KubeObjectLike> {
     try {
       let res: IncomingMessage;
       try {
-        res = await openRequest(this.options.kc, this.query({
-          watch: 'true',
-          resourceVersion: this.resourceVersion,
-          allowWatchBookmarks: 'true',
-          timeoutSeconds: String(timeoutSeconds),
-        }), { signal: controller.signal });
+        res = await openRequest(
+          this.options.kc,
+          this.query({
+            watch: 'true',
+            resourceVersion: this.resourceVersion,
+            allowWatchBookmarks: 'true',
+            timeoutSeconds: String(timeoutSeconds),
+          }),
+          { signal: controller.signal },
+        );
       } catch (err) {
         if (idle) return 'idle';
         if (controller.signal.aborted) return 'closed';

@@ -111,7 +111,8 @@ export class S3PutClient {
     } catch (error) {
       // The server closed an idle kept-alive connection just as it was reused
       // (Node's documented race): the request never reached it; once more, on a new one.
-      if ((error as { reusedSocket?: boolean }).reusedSocket && (error as NodeJS.ErrnoException).code === 'ECONNRESET') return this.sendOnce(url, headers, body);
+      if ((error as { reusedSocket?: boolean }).reusedSocket && (error as NodeJS.ErrnoException).code === 'ECONNRESET')
+        return this.sendOnce(url, headers, body);
       throw error;
     }
   }
@@ -119,17 +120,21 @@ export class S3PutClient {
   private sendOnce(url: URL, headers: Record<string, string>, body: Uint8Array): Promise<{ status: number; text: string }> {
     return new Promise((resolve, reject) => {
       const request = this.secure ? httpsRequest : httpRequest;
-      const req = request(url, { method: 'PUT', headers, agent: this.agent, signal: AbortSignal.timeout(this.options.requestTimeoutMs) }, (res: IncomingMessage) => {
-        // The body matters only for an error's code; a success's is drained so the connection is reused.
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          if (size < 4096) chunks.push(chunk);
-          size += chunk.length;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      });
+      const req = request(
+        url,
+        { method: 'PUT', headers, agent: this.agent, signal: AbortSignal.timeout(this.options.requestTimeoutMs) },
+        (res: IncomingMessage) => {
+          // The body matters only for an error's code; a success's is drained so the connection is reused.
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            if (size < 4096) chunks.push(chunk);
+            size += chunk.length;
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', reject);
+        },
+      );
       req.on('error', (error) => reject(Object.assign(error, { reusedSocket: req.reusedSocket })));
       req.end(body);
     });

@@ -3,9 +3,7 @@
 // hls.js, close to the live edge, and shows how far behind live it is.
 // Plain browser JavaScript, no build step. Measurements are exposed on
 // window.tteokStats for benchmarks and tests.
-(function () {
-  'use strict';
-
+(() => {
   // Playlist loads: the stream may be between segments or restarting, so
   // retry quietly and quickly rather than fail.
   var RETRYING_LOAD_POLICY = {
@@ -63,23 +61,32 @@
   var STATS_INTERVAL_MS = 250;
   var MAX_SAMPLES = 2400; // 10 minutes at 4 samples a second
 
-  var el = function (id) { return document.getElementById(id); };
+  var el = (id) => document.getElementById(id);
   var video = el('video');
   var ui = {
-    list: el('streams'), title: el('title'), badge: el('badge'), overlay: el('overlay'),
-    golive: el('golive'), message: el('message'), latency: el('latency'), median: el('median'),
-    target: el('target'), buffer: el('buffer'), rate: el('rate'), stalls: el('stalls'),
+    list: el('streams'),
+    title: el('title'),
+    badge: el('badge'),
+    overlay: el('overlay'),
+    golive: el('golive'),
+    message: el('message'),
+    latency: el('latency'),
+    median: el('median'),
+    target: el('target'),
+    buffer: el('buffer'),
+    rate: el('rate'),
+    stalls: el('stalls'),
   };
 
   var stats = {
-    stream: null,        // "namespace/name"
-    state: 'loading',    // loading | live | offline | disabled | not-found | error
-    playing: false,      // frames advancing now
-    currentTime: 0,      // video.currentTime
-    latency: null,       // seconds, now - playingDate
+    stream: null, // "namespace/name"
+    state: 'loading', // loading | live | offline | disabled | not-found | error
+    playing: false, // frames advancing now
+    currentTime: 0, // video.currentTime
+    latency: null, // seconds, now - playingDate
     latencyMedian: null, // median of the samples taken while playing
-    latencies: [],       // samples (seconds), oldest first
-    edgeDistance: null,  // hls.latency: distance to the playlist's live edge as hls.js estimates it
+    latencies: [], // samples (seconds), oldest first
+    edgeDistance: null, // hls.latency: distance to the playlist's live edge as hls.js estimates it
     targetLatency: null, // hls.targetLatency
     bufferAhead: 0,
     playbackRate: 1,
@@ -87,7 +94,7 @@
     errors: [],
     unsupportedCodec: null, // the MIME type this browser cannot decode, when that stopped playback
     hlsVersion: window.Hls ? window.Hls.version : null,
-    listSource: null,    // how the stream list is kept current: events | polling
+    listSource: null, // how the stream list is kept current: events | polling
   };
   window.tteokStats = stats;
 
@@ -133,9 +140,13 @@
     return q || h || null;
   }
 
-  function idOf(s) { return s.namespace + '/' + s.name; }
+  function idOf(s) {
+    return s.namespace + '/' + s.name;
+  }
 
-  function setMessage(text) { ui.message.textContent = text || ''; }
+  function setMessage(text) {
+    ui.message.textContent = text || '';
+  }
 
   async function refreshList() {
     try {
@@ -158,25 +169,27 @@
     if (!window.EventSource) return startPolling();
     events = new EventSource('/v1/streams/events');
     var source = events;
-    events.addEventListener('open', function () {
+    events.addEventListener('open', () => {
       stats.listSource = 'events';
       if (pollTimer !== null) clearInterval(pollTimer);
       pollTimer = null;
     });
     // A connection that is not a resume: the current state of every stream follows.
-    events.addEventListener('reset', function () {
+    events.addEventListener('reset', () => {
       streams = [];
       scheduleRender();
     });
-    ['live', 'offline', 'changed'].forEach(function (name) {
-      events.addEventListener(name, function (event) { upsert(JSON.parse(event.data)); });
+    ['live', 'offline', 'changed'].forEach((name) => {
+      events.addEventListener(name, (event) => {
+        upsert(JSON.parse(event.data));
+      });
     });
-    events.addEventListener('deleted', function (event) {
+    events.addEventListener('deleted', (event) => {
       var gone = JSON.parse(event.data);
-      streams = streams.filter(function (s) { return idOf(s) !== idOf(gone); });
+      streams = streams.filter((s) => idOf(s) !== idOf(gone));
       scheduleRender();
     });
-    events.addEventListener('error', function () {
+    events.addEventListener('error', () => {
       // CONNECTING: EventSource reconnects by itself (resuming with Last-Event-ID).
       // CLOSED: the gateway refused it; poll, and try the events again later.
       if (source.readyState !== EventSource.CLOSED || events !== source) return;
@@ -194,14 +207,14 @@
 
   function upsert(stream) {
     var id = idOf(stream);
-    streams = streams.filter(function (s) { return idOf(s) !== id; }).concat([stream]);
-    streams.sort(function (a, b) { return a.namespace < b.namespace ? -1 : a.namespace > b.namespace ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0; });
+    streams = streams.filter((s) => idOf(s) !== id).concat([stream]);
+    streams.sort((a, b) => (a.namespace < b.namespace ? -1 : a.namespace > b.namespace ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     scheduleRender();
   }
 
   function scheduleRender() {
     if (renderTimer !== null) return;
-    renderTimer = setTimeout(function () {
+    renderTimer = setTimeout(() => {
       renderTimer = null;
       renderList();
       update();
@@ -217,12 +230,12 @@
       ui.list.append(empty);
       return;
     }
-    streams.forEach(function (s) {
+    streams.forEach((s) => {
       var li = document.createElement('li');
       var a = document.createElement('a');
       a.href = '?stream=' + encodeURIComponent(idOf(s));
       a.setAttribute('aria-current', String(selected === idOf(s)));
-      a.addEventListener('click', function (event) {
+      a.addEventListener('click', (event) => {
         event.preventDefault();
         srcRefused = false;
         selected = idOf(s);
@@ -246,11 +259,11 @@
     // A refused ?src= keeps its message until the viewer picks a stream from the list.
     if (srcRefused) return;
     if (!selected) {
-      var firstLive = streams.find(function (s) { return s.live; });
+      var firstLive = streams.find((s) => s.live);
       var pick = firstLive || streams[0];
       if (pick) selected = idOf(pick);
     }
-    current = streams.find(function (s) { return idOf(s) === selected; }) || null;
+    current = streams.find((s) => idOf(s) === selected) || null;
     stats.stream = selected;
     if (!current) {
       ui.title.textContent = selected ? selected + ' (not found)' : 'No stream selected';
@@ -283,9 +296,12 @@
       stopPlayback();
     }
     if (!hls) {
-      ui.overlay.textContent = current.phase === 'Disabled' ? 'This stream is disabled.'
-        : !url ? 'This stream is private: it plays only from a link with a valid playback token.'
-        : 'Offline. Waiting for the stream to go live…';
+      ui.overlay.textContent =
+        current.phase === 'Disabled'
+          ? 'This stream is disabled.'
+          : !url
+            ? 'This stream is private: it plays only from a link with a valid playback token.'
+            : 'Offline. Waiting for the stream to go live…';
       ui.overlay.hidden = false;
     }
   }
@@ -296,14 +312,14 @@
     if (privateUrls[id] !== undefined || !tokenParam) return privateUrls[id] || null;
     privateUrls[id] = null;
     fetch('/v1/streams/' + s.namespace + '/' + s.name + '?token=' + encodeURIComponent(tokenParam), { cache: 'no-store' })
-      .then(function (res) {
-        return res.json().then(function (body) {
+      .then((res) =>
+        res.json().then((body) => {
           if (!res.ok) throw new Error(body.message || 'HTTP ' + res.status);
           privateUrls[id] = body.playbackUrl;
           update();
-        });
-      })
-      .catch(function (err) {
+        }),
+      )
+      .catch((err) => {
         stats.errors.push('token: ' + err.message);
         setMessage('Private stream: ' + err.message);
       });
@@ -324,7 +340,7 @@
       // Safari plays HLS natively (without the latency tuning above).
       if (video.canPlayType('application/vnd.apple.mpegurl')) {
         video.src = url;
-        video.play().catch(function () {});
+        video.play().catch(() => {});
         return;
       }
       setMessage('This browser cannot play HLS (no Media Source Extensions).');
@@ -333,10 +349,12 @@
     }
     hls = new window.Hls(HLS_CONFIG);
     var instance = hls;
-    hls.on(window.Hls.Events.MANIFEST_PARSED, function () {
-      video.play().catch(function (err) { setMessage('Press play: ' + err.message); });
+    hls.on(window.Hls.Events.MANIFEST_PARSED, () => {
+      video.play().catch((err) => {
+        setMessage('Press play: ' + err.message);
+      });
     });
-    hls.on(window.Hls.Events.ERROR, function (_event, data) {
+    hls.on(window.Hls.Events.ERROR, (_event, data) => {
       if (instance !== hls) return;
       if (!data.fatal) return;
       stats.errors.push(data.type + ': ' + data.details);
@@ -346,7 +364,10 @@
         stats.unsupportedCodec = data.mimeType || data.details;
         undecodableUrl = playingUrl;
         stopPlayback();
-        ui.overlay.textContent = 'This browser cannot decode this stream (' + stats.unsupportedCodec + '). ' +
+        ui.overlay.textContent =
+          'This browser cannot decode this stream (' +
+          stats.unsupportedCodec +
+          '). ' +
           'HEVC plays in Safari, and in Chrome or Edge with hardware HEVC decoding; H.264 plays everywhere, AV1 in current Chrome, Edge and Firefox.';
         ui.overlay.hidden = false;
         return;
@@ -362,10 +383,11 @@
       setMessage('Playback interrupted (' + data.details + '); retrying…');
       var retryUrl = playingUrl;
       stopPlayback();
-      setTimeout(function () {
+      setTimeout(() => {
         if (hls) return;
-        if (srcMode) { if (retryUrl) startPlayback(retryUrl); }
-        else update();
+        if (srcMode) {
+          if (retryUrl) startPlayback(retryUrl);
+        } else update();
       }, 1000);
     });
     hls.loadSource(url);
@@ -389,25 +411,27 @@
     if (hls && hls.liveSyncPosition !== null && hls.liveSyncPosition !== undefined) {
       video.currentTime = hls.liveSyncPosition;
     }
-    video.play().catch(function () {});
+    video.play().catch(() => {});
   }
 
   ui.golive.addEventListener('click', goLive);
 
   // Back to the tab after a while: jump to the edge rather than crawl there.
-  document.addEventListener('visibilitychange', function () {
+  document.addEventListener('visibilitychange', () => {
     if (!document.hidden && stats.latency !== null && hls && stats.latency > hls.targetLatency + 3) goLive();
   });
 
   var lastTime = 0;
-  video.addEventListener('waiting', function () {
+  video.addEventListener('waiting', () => {
     if (stats.playing) stats.stalls++;
   });
-  video.addEventListener('playing', function () {
+  video.addEventListener('playing', () => {
     ui.overlay.hidden = true;
     setMessage('');
   });
-  video.addEventListener('ended', function () { update(); });
+  video.addEventListener('ended', () => {
+    update();
+  });
 
   function bufferAhead() {
     var b = video.buffered;
@@ -419,7 +443,7 @@
 
   function median(values) {
     if (values.length === 0) return null;
-    var sorted = values.slice().sort(function (a, b) { return a - b; });
+    var sorted = values.slice().sort((a, b) => a - b);
     var mid = Math.floor(sorted.length / 2);
     return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
   }

@@ -48,7 +48,10 @@ const cors: FastifyPluginCallback<CorsOptions> = (app, options, done) => {
       // A preflight, answered here for every URL, before any route or schema.
       const requested = request.headers['access-control-request-headers'];
       reply.header('access-control-allow-methods', methods).header('access-control-max-age', maxAge);
-      if (requested !== undefined) reply.header('access-control-allow-headers', requested).header('vary', anyOrigin ? 'Access-Control-Request-Headers' : 'Origin, Access-Control-Request-Headers');
+      if (requested !== undefined)
+        reply
+          .header('access-control-allow-headers', requested)
+          .header('vary', anyOrigin ? 'Access-Control-Request-Headers' : 'Origin, Access-Control-Request-Headers');
       return void reply.code(204).header('content-length', '0').send();
     }
     next();

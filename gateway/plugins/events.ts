@@ -77,7 +77,7 @@ const events: FastifyPluginAsync<EventsOptions> = async (app, options) => {
   });
   const refusedPerAddress = new Counter({
     name: 'tteok_gateway_event_connections_refused_per_address_total',
-    help: 'Event stream requests answered 429 because TTEOK_EVENTS_MAX_CONNECTIONS_PER_ADDRESS were open from the client\'s address.',
+    help: "Event stream requests answered 429 because TTEOK_EVENTS_MAX_CONNECTIONS_PER_ADDRESS were open from the client's address.",
     registers: [app.gatewayMetrics.registry],
   });
   const cutSlow = new Counter({
@@ -114,7 +114,11 @@ const events: FastifyPluginAsync<EventsOptions> = async (app, options) => {
     }
     if (open.size >= maxConnections) {
       refused.inc();
-      return sendError(reply.header('retry-after', RETRY_AFTER_SECONDS), 503, `too many open event streams on this gateway (TTEOK_EVENTS_MAX_CONNECTIONS=${maxConnections}); retry later`);
+      return sendError(
+        reply.header('retry-after', RETRY_AFTER_SECONDS),
+        503,
+        `too many open event streams on this gateway (TTEOK_EVENTS_MAX_CONNECTIONS=${maxConnections}); retry later`,
+      );
     }
     const lastEventId = request.headers['last-event-id'];
     const resumed = typeof lastEventId === 'string' ? hub.since(lastEventId, filter) : undefined;
@@ -159,13 +163,15 @@ const events: FastifyPluginAsync<EventsOptions> = async (app, options) => {
       end();
       body.destroy();
     });
-    return reply
-      .code(200)
-      .type(EVENT_STREAM_TYPE)
-      .header('cache-control', 'no-store')
-      // nginx and other proxies buffer responses unless told not to.
-      .header('x-accel-buffering', 'no')
-      .send(body);
+    return (
+      reply
+        .code(200)
+        .type(EVENT_STREAM_TYPE)
+        .header('cache-control', 'no-store')
+        // nginx and other proxies buffer responses unless told not to.
+        .header('x-accel-buffering', 'no')
+        .send(body)
+    );
   };
 
   const api = app.withTypeProvider<JsonSchemaToTsProvider>();
@@ -176,37 +182,45 @@ const events: FastifyPluginAsync<EventsOptions> = async (app, options) => {
   } as const;
   const eventStreamDescription =
     'A text/event-stream (Server-Sent Events): `reset`, then the current state of every matching stream, then one event per change ' +
-    '(`live`, `offline`, `changed`: data is the lookup\'s body; `deleted`: data is { namespace, name }). ' +
+    "(`live`, `offline`, `changed`: data is the lookup's body; `deleted`: data is { namespace, name }). " +
     'A client sending Last-Event-ID resumes where it left off. 503 (with Retry-After) when too many are open.';
-  api.get('/streams/events', {
-    schema: {
-      tags: ['events'],
-      operationId: 'streamEvents',
-      summary: 'Live state of every stream (or one namespace) as Server-Sent Events',
-      description: eventStreamDescription,
-      querystring: { type: 'object', properties: { namespace: namespaceSchema }, additionalProperties: false },
-      response: { 200: eventStreamResponse, 429: errorSchema, 503: errorSchema, ...errorResponses },
+  api.get(
+    '/streams/events',
+    {
+      schema: {
+        tags: ['events'],
+        operationId: 'streamEvents',
+        summary: 'Live state of every stream (or one namespace) as Server-Sent Events',
+        description: eventStreamDescription,
+        querystring: { type: 'object', properties: { namespace: namespaceSchema }, additionalProperties: false },
+        response: { 200: eventStreamResponse, 429: errorSchema, 503: errorSchema, ...errorResponses },
+      },
     },
-  }, (request, reply) => {
-    serve(request, reply, { namespace: request.query.namespace });
-  });
+    (request, reply) => {
+      serve(request, reply, { namespace: request.query.namespace });
+    },
+  );
 
-  api.get('/streams/:namespace/:name/events', {
-    schema: {
-      tags: ['events'],
-      operationId: 'streamEventsOne',
-      summary: 'Live state of one stream as Server-Sent Events',
-      description: eventStreamDescription,
-      params: streamParamsSchema,
-      querystring: noQuerystring,
-      response: { 200: eventStreamResponse, 429: errorSchema, 503: errorSchema, ...errorResponses },
+  api.get(
+    '/streams/:namespace/:name/events',
+    {
+      schema: {
+        tags: ['events'],
+        operationId: 'streamEventsOne',
+        summary: 'Live state of one stream as Server-Sent Events',
+        description: eventStreamDescription,
+        params: streamParamsSchema,
+        querystring: noQuerystring,
+        response: { 200: eventStreamResponse, 429: errorSchema, 503: errorSchema, ...errorResponses },
+      },
     },
-  }, (request, reply) => {
-    const { namespace, name } = request.params;
-    // A stream that does not exist now is a 404; one deleted while watched is a `deleted` event.
-    if (!app.streamView.get({ namespace, name })) throw httpError(404, `stream ${namespace}/${name} not found`);
-    serve(request, reply, { namespace, name });
-  });
+    (request, reply) => {
+      const { namespace, name } = request.params;
+      // A stream that does not exist now is a 404; one deleted while watched is a `deleted` event.
+      if (!app.streamView.get({ namespace, name })) throw httpError(404, `stream ${namespace}/${name} not found`);
+      serve(request, reply, { namespace, name });
+    },
+  );
 };
 
 export default events;

@@ -33,12 +33,23 @@ const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async (app, options) =
     done();
   });
 
-  app.get('/metrics', {
-    schema: { tags: ['operations'], operationId: 'metrics', summary: 'Prometheus metrics (text exposition format)', params: noParams, querystring: noQuerystring, response: { 200: textBody, ...errorResponses } },
-  }, async (_request, reply) => {
-    const body = await metrics.registry.metrics();
-    return reply.type(metrics.registry.contentType).header('cache-control', 'no-store').send(body);
-  });
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        tags: ['operations'],
+        operationId: 'metrics',
+        summary: 'Prometheus metrics (text exposition format)',
+        params: noParams,
+        querystring: noQuerystring,
+        response: { 200: textBody, ...errorResponses },
+      },
+    },
+    async (_request, reply) => {
+      const body = await metrics.registry.metrics();
+      return reply.type(metrics.registry.contentType).header('cache-control', 'no-store').send(body);
+    },
+  );
 
   const follower = new PlaylistFollower({
     view: app.streamView,

@@ -46,9 +46,13 @@ const openapi: FastifyPluginAsync<OpenApiOptions> = async (app, options) => {
     document = JSON.stringify(optionalNullableBodies(app.swagger()));
   });
 
-  app.get('/openapi.json', {
-    schema: { hide: true, params: noParams, querystring: noQuerystring },
-  }, (_request, reply) => reply.type(JSON_TYPE).header('cache-control', 'no-cache').send(document));
+  app.get(
+    '/openapi.json',
+    {
+      schema: { hide: true, params: noParams, querystring: noQuerystring },
+    },
+    (_request, reply) => reply.type(JSON_TYPE).header('cache-control', 'no-cache').send(document),
+  );
 };
 
 interface Operation {

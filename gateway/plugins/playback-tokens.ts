@@ -84,46 +84,50 @@ const playbackTokens: FastifyPluginAsync<PlaybackTokensOptions> = async (app, op
   app.decorate('mediaUrl', options.mediaUrl);
   const apiKeyDigest = apiKey === undefined ? undefined : digest(apiKey);
 
-  app.withTypeProvider<JsonSchemaToTsProvider>().post('/v1/streams/:namespace/:name/playback-token', {
-    schema: {
-      tags: ['playback tokens'],
-      operationId: 'mintPlaybackToken',
-      summary: "A playback token for a private stream, for your backend to hand to a viewer",
-      description: 'Needs TTEOK_PLAYBACK_API_KEY as a bearer key (401 without it, 503 when not configured). 409 for a public stream. The body is optional.',
-      security: [{ apiKey: [] }],
-      params: streamParamsSchema,
-      querystring: noQuerystring,
-      body: {
-        type: ['object', 'null'],
-        properties: { ttlSeconds: { type: 'integer', minimum: 60, maximum: ttlSeconds } },
-        additionalProperties: false,
+  app.withTypeProvider<JsonSchemaToTsProvider>().post(
+    '/v1/streams/:namespace/:name/playback-token',
+    {
+      schema: {
+        tags: ['playback tokens'],
+        operationId: 'mintPlaybackToken',
+        summary: 'A playback token for a private stream, for your backend to hand to a viewer',
+        description: 'Needs TTEOK_PLAYBACK_API_KEY as a bearer key (401 without it, 503 when not configured). 409 for a public stream. The body is optional.',
+        security: [{ apiKey: [] }],
+        params: streamParamsSchema,
+        querystring: noQuerystring,
+        body: {
+          type: ['object', 'null'],
+          properties: { ttlSeconds: { type: 'integer', minimum: 60, maximum: ttlSeconds } },
+          additionalProperties: false,
+        },
+        response: { 200: tokenResponse, 400: errorSchema, 401: errorSchema, 404: errorSchema, 409: errorSchema, 500: errorSchema, 503: errorSchema },
       },
-      response: { 200: tokenResponse, 400: errorSchema, 401: errorSchema, 404: errorSchema, 409: errorSchema, 500: errorSchema, 503: errorSchema },
     },
-  }, async (request, reply) => {
-    if (!apiKeyDigest || !keyring) {
-      throw httpError(503, 'minting playback tokens is not configured on this gateway (TTEOK_PLAYBACK_API_KEY and TTEOK_PLAYBACK_TOKEN_KEYS)');
-    }
-    const header = request.headers.authorization ?? '';
-    const presented = /^Bearer (\S+)$/.exec(header)?.[1] ?? '';
-    if (!timingSafeEqual(digest(presented), apiKeyDigest)) {
-      reply.header('www-authenticate', 'Bearer realm="tteok"');
-      throw httpError(401, 'a valid API key is required: Authorization: Bearer <TTEOK_PLAYBACK_API_KEY>');
-    }
-    const { namespace, name } = request.params;
-    const state = app.streamView.get({ namespace, name });
-    if (!state) throw httpError(404, `stream ${namespace}/${name} not found`);
-    if ((state.access ?? 'public') !== 'private') {
-      throw httpError(409, `stream ${namespace}/${name} is public: its playbackUrl needs no token`);
-    }
-    const minted = tokens.mint({ namespace, name }, request.body?.ttlSeconds)!;
-    reply.header('cache-control', 'no-store');
-    return {
-      token: minted.token,
-      expiresAt: new Date(minted.expires * 1000).toISOString(),
-      playbackUrl: options.mediaUrl({ namespace, name }, 'private', minted.token),
-    };
-  });
+    async (request, reply) => {
+      if (!apiKeyDigest || !keyring) {
+        throw httpError(503, 'minting playback tokens is not configured on this gateway (TTEOK_PLAYBACK_API_KEY and TTEOK_PLAYBACK_TOKEN_KEYS)');
+      }
+      const header = request.headers.authorization ?? '';
+      const presented = /^Bearer (\S+)$/.exec(header)?.[1] ?? '';
+      if (!timingSafeEqual(digest(presented), apiKeyDigest)) {
+        reply.header('www-authenticate', 'Bearer realm="tteok"');
+        throw httpError(401, 'a valid API key is required: Authorization: Bearer <TTEOK_PLAYBACK_API_KEY>');
+      }
+      const { namespace, name } = request.params;
+      const state = app.streamView.get({ namespace, name });
+      if (!state) throw httpError(404, `stream ${namespace}/${name} not found`);
+      if ((state.access ?? 'public') !== 'private') {
+        throw httpError(409, `stream ${namespace}/${name} is public: its playbackUrl needs no token`);
+      }
+      const minted = tokens.mint({ namespace, name }, request.body?.ttlSeconds)!;
+      reply.header('cache-control', 'no-store');
+      return {
+        token: minted.token,
+        expiresAt: new Date(minted.expires * 1000).toISOString(),
+        playbackUrl: options.mediaUrl({ namespace, name }, 'private', minted.token),
+      };
+    },
+  );
 };
 
 export default fp(playbackTokens, { name: 'tteok-playback-tokens', fastify: '5.x', dependencies: ['tteok-context'] });

@@ -96,23 +96,24 @@ const player: FastifyPluginAsync<PlayerOptions> = async (app, options) => {
   };
 
   for (const [url, asset] of Object.entries(assets)) {
-    app.get(url, {
-      schema: {
-        // The player page and its assets are for people, not API clients.
-        hide: true,
-        params: noParams,
-        // The page reads ?stream=<namespace>/<name>, ?target=<seconds> and ?token=<playback token> itself.
-        querystring: url === '/' ? pageQuerystring : noQuerystring,
-        response: { 200: textBody, ...errorResponses },
+    app.get(
+      url,
+      {
+        schema: {
+          // The player page and its assets are for people, not API clients.
+          hide: true,
+          params: noParams,
+          // The page reads ?stream=<namespace>/<name>, ?target=<seconds> and ?token=<playback token> itself.
+          querystring: url === '/' ? pageQuerystring : noQuerystring,
+          response: { 200: textBody, ...errorResponses },
+        },
       },
-    }, async (_request, reply) => {
-      reply
-        .type(asset.type)
-        .header('cache-control', asset.cacheControl)
-        .header('x-content-type-options', 'nosniff');
-      if (url === '/') reply.header('content-security-policy', pagePolicy()).header('referrer-policy', 'no-referrer');
-      return reply.send(asset.body);
-    });
+      async (_request, reply) => {
+        reply.type(asset.type).header('cache-control', asset.cacheControl).header('x-content-type-options', 'nosniff');
+        if (url === '/') reply.header('content-security-policy', pagePolicy()).header('referrer-policy', 'no-referrer');
+        return reply.send(asset.body);
+      },
+    );
   }
 };
 

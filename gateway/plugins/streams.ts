@@ -69,27 +69,31 @@ const streams: FastifyPluginAsync<StreamsOptions> = async (plain, options) => {
     };
   };
 
-  app.get('/streams', {
-    schema: {
-      tags: ['streams'],
-      operationId: 'listStreams',
-      summary: 'Every stream, optionally only one namespace or only the live ones',
-      params: noParams,
-      querystring: {
-        type: 'object',
-        properties: { namespace: namespaceSchema, live: { type: 'boolean' } },
-        additionalProperties: false,
+  app.get(
+    '/streams',
+    {
+      schema: {
+        tags: ['streams'],
+        operationId: 'listStreams',
+        summary: 'Every stream, optionally only one namespace or only the live ones',
+        params: noParams,
+        querystring: {
+          type: 'object',
+          properties: { namespace: namespaceSchema, live: { type: 'boolean' } },
+          additionalProperties: false,
+        },
+        response: { 200: streamListSchema, ...errorResponses },
       },
-      response: { 200: streamListSchema, ...errorResponses },
     },
-  }, async (request) => {
-    const { namespace, live } = request.query;
-    const list = app.streamView
-      .list()
-      .filter((s) => (namespace === undefined || s.namespace === namespace) && (live === undefined || s.live === live))
-      .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
-    return { streams: list.map((s) => toResource(s)) };
-  });
+    async (request) => {
+      const { namespace, live } = request.query;
+      const list = app.streamView
+        .list()
+        .filter((s) => (namespace === undefined || s.namespace === namespace) && (live === undefined || s.live === live))
+        .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
+      return { streams: list.map((s) => toResource(s)) };
+    },
+  );
 
   // Each stream's lookup body, serialized once per change rather than per
   // request (issue 11: lookups are the hot path, and a stream changes a few
@@ -104,43 +108,47 @@ const streams: FastifyPluginAsync<StreamsOptions> = async (plain, options) => {
     serialized = new WeakMap();
   });
 
-  app.get('/streams/:namespace/:name', {
-    schema: {
-      tags: ['streams'],
-      operationId: 'getStream',
-      summary: 'The playback lookup: whether a stream is live and where to play it',
-      description: 'Answered from memory, serialized once per change of the stream. 403 when the ?token= given does not verify for this stream.',
-      params: streamParamsSchema,
-      // ?token=<playback token>: a private stream's answer then carries a playable URL.
-      querystring: { type: 'object', properties: { token: { type: 'string', maxLength: 200 } }, additionalProperties: false },
-      response: { 200: streamSchema, 403: errorSchema, ...errorResponses },
+  app.get(
+    '/streams/:namespace/:name',
+    {
+      schema: {
+        tags: ['streams'],
+        operationId: 'getStream',
+        summary: 'The playback lookup: whether a stream is live and where to play it',
+        description: 'Answered from memory, serialized once per change of the stream. 403 when the ?token= given does not verify for this stream.',
+        params: streamParamsSchema,
+        // ?token=<playback token>: a private stream's answer then carries a playable URL.
+        querystring: { type: 'object', properties: { token: { type: 'string', maxLength: 200 } }, additionalProperties: false },
+        response: { 200: streamSchema, 403: errorSchema, ...errorResponses },
+      },
     },
-  }, (request, reply) => {
-    const { namespace, name } = request.params;
-    const state = app.streamView.get({ namespace, name });
-    if (!state) throw httpError(404, `stream ${namespace}/${name} not found`);
-    const { token } = request.query;
-    if (token !== undefined && state.access === 'private') {
-      // A token-specific answer: checked and serialized for this request only.
-      const check = app.playbackTokens.check(token, { namespace, name });
-      if (!check.ok) throw httpError(403, `playback token refused: ${check.reason}`);
-      reply.send(toResource(state, token));
-      return;
-    }
-    let body = serialized.get(state);
-    if (body === undefined) {
-      // The route's own response serializer, so the schema still decides
-      // what a response may carry (never a stream key).
-      const serialize = reply.getSerializationFunction('200');
-      if (!serialize) throw new Error('the lookup route has no 200 response serializer');
-      body = serialize(toResource(state));
-      serialized.set(state, body);
-    }
-    // A string with a JSON content type is sent as it is, not serialized
-    // again. The type provider types the object form only; this string is
-    // that object, serialized by the route's own serializer above.
-    reply.type(JSON_TYPE).send(body as unknown as StreamResource);
-  });
+    (request, reply) => {
+      const { namespace, name } = request.params;
+      const state = app.streamView.get({ namespace, name });
+      if (!state) throw httpError(404, `stream ${namespace}/${name} not found`);
+      const { token } = request.query;
+      if (token !== undefined && state.access === 'private') {
+        // A token-specific answer: checked and serialized for this request only.
+        const check = app.playbackTokens.check(token, { namespace, name });
+        if (!check.ok) throw httpError(403, `playback token refused: ${check.reason}`);
+        reply.send(toResource(state, token));
+        return;
+      }
+      let body = serialized.get(state);
+      if (body === undefined) {
+        // The route's own response serializer, so the schema still decides
+        // what a response may carry (never a stream key).
+        const serialize = reply.getSerializationFunction('200');
+        if (!serialize) throw new Error('the lookup route has no 200 response serializer');
+        body = serialize(toResource(state));
+        serialized.set(state, body);
+      }
+      // A string with a JSON content type is sent as it is, not serialized
+      // again. The type provider types the object form only; this string is
+      // that object, serialized by the route's own serializer above.
+      reply.type(JSON_TYPE).send(body as unknown as StreamResource);
+    },
+  );
 
   // Events carry the lookup's body. toResource builds exactly the schema's
   // fields in the schema's order, so JSON.stringify gives the same bytes as

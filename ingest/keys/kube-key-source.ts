@@ -120,7 +120,7 @@ export class KubeKeySource extends GrantTable {
       owners.set(read.keySha256, streamId(read.grant.ref));
     }
     for (const hash of duplicates) {
-      this.log.error({ streams: owners.get(hash) }, 'the same stream key is in two LiveStreams\' key Secrets; refusing it for both');
+      this.log.error({ streams: owners.get(hash) }, "the same stream key is in two LiveStreams' key Secrets; refusing it for both");
       next.delete(hash);
     }
     for (const where of [...this.reported.keys()]) if (!seen.has(where)) this.reported.delete(where);

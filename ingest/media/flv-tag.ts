@@ -36,13 +36,40 @@ export type AudioTag = (
 ) &
   Tracks;
 
-const VIDEO_CODEC_NAMES: Record<number, string> = { 2: 'Sorenson H.263', 3: 'Screen video', 4: 'VP6', 5: 'VP6 alpha', 6: 'Screen video v2', 7: 'H.264', 12: 'HEVC (legacy FLV id 12)' };
-const AUDIO_CODEC_NAMES: Record<number, string> = { 0: 'PCM', 1: 'ADPCM', 2: 'MP3', 3: 'PCM LE', 4: 'Nellymoser 16 kHz', 5: 'Nellymoser 8 kHz', 6: 'Nellymoser', 7: 'G.711 A-law', 8: 'G.711 mu-law', 9: 'enhanced RTMP audio', 10: 'AAC', 11: 'Speex', 14: 'MP3 8 kHz' };
+const VIDEO_CODEC_NAMES: Record<number, string> = {
+  2: 'Sorenson H.263',
+  3: 'Screen video',
+  4: 'VP6',
+  5: 'VP6 alpha',
+  6: 'Screen video v2',
+  7: 'H.264',
+  12: 'HEVC (legacy FLV id 12)',
+};
+const AUDIO_CODEC_NAMES: Record<number, string> = {
+  0: 'PCM',
+  1: 'ADPCM',
+  2: 'MP3',
+  3: 'PCM LE',
+  4: 'Nellymoser 16 kHz',
+  5: 'Nellymoser 8 kHz',
+  6: 'Nellymoser',
+  7: 'G.711 A-law',
+  8: 'G.711 mu-law',
+  9: 'enhanced RTMP audio',
+  10: 'AAC',
+  11: 'Speex',
+  14: 'MP3 8 kHz',
+};
 
 const VIDEO_FOURCCS: Record<string, VideoFormat> = { avc1: 'avc', hvc1: 'hevc', av01: 'av1' };
 const VIDEO_FOURCC_NAMES: Record<string, string> = { vp09: 'VP9 (enhanced RTMP)', vp08: 'VP8 (enhanced RTMP)', vvc1: 'VVC/H.266 (enhanced RTMP)' };
 const AUDIO_FOURCCS: Record<string, AudioFormat> = { mp4a: 'aac', Opus: 'opus' };
-const AUDIO_FOURCC_NAMES: Record<string, string> = { '.mp3': 'MP3 (enhanced RTMP)', fLaC: 'FLAC (enhanced RTMP)', 'ac-3': 'AC-3 (enhanced RTMP)', 'ec-3': 'E-AC-3 (enhanced RTMP)' };
+const AUDIO_FOURCC_NAMES: Record<string, string> = {
+  '.mp3': 'MP3 (enhanced RTMP)',
+  fLaC: 'FLAC (enhanced RTMP)',
+  'ac-3': 'AC-3 (enhanced RTMP)',
+  'ec-3': 'E-AC-3 (enhanced RTMP)',
+};
 
 // Enhanced RTMP packet types (the low nibble of the first byte).
 const VIDEO_SEQUENCE_START = 0;
@@ -200,7 +227,14 @@ function parseEnhancedVideoTag(body: Uint8Array): VideoTag {
       // AV1 has no B-frame reordering in the container: no composition offset field.
       if (format === 'av1') return { kind: 'video-frame', codec: format, keyframe: frameType === FRAME_TYPE_KEY, compositionOffsetMs: 0, data, ...others };
       if (data.length < 3) return { kind: 'ignored', ...others };
-      return { kind: 'video-frame', codec: format, keyframe: frameType === FRAME_TYPE_KEY, compositionOffsetMs: readSi24(data, 0), data: data.subarray(3), ...others };
+      return {
+        kind: 'video-frame',
+        codec: format,
+        keyframe: frameType === FRAME_TYPE_KEY,
+        compositionOffsetMs: readSi24(data, 0),
+        data: data.subarray(3),
+        ...others,
+      };
     }
     case VIDEO_CODED_FRAMES_X:
       return { kind: 'video-frame', codec: format, keyframe: frameType === FRAME_TYPE_KEY, compositionOffsetMs: 0, data, ...others };

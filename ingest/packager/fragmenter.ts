@@ -30,14 +30,7 @@
 // the true gap to the keyframe, every other with none, as before. Should a
 // mediabunny upgrade drop the method, mediabunny's own cut (the same minimum
 // duration) still applies, only later.
-import {
-  EncodedAudioPacketSource,
-  EncodedPacket,
-  EncodedVideoPacketSource,
-  Mp4OutputFormat,
-  NullTarget,
-  Output,
-} from 'mediabunny';
+import { EncodedAudioPacketSource, EncodedPacket, EncodedVideoPacketSource, Mp4OutputFormat, NullTarget, Output } from 'mediabunny';
 import { fragmentPayloadBytes, parseFragmentTiming, parseInitSegment, type TrackInfo } from '../media/fmp4.ts';
 import type { AudioConfig, VideoConfig } from '../media/media-config.ts';
 import { opusPacketDuration } from '../media/opus.ts';

@@ -127,10 +127,7 @@ export class PublishLimits {
       );
     }
     if (this.gopStartMs !== undefined && dtsMs - this.gopStartMs > this.settings.maxGopSeconds * 1000) {
-      throw new PublishLimitError(
-        'gop_too_long',
-        `No keyframe for more than ${this.settings.maxGopSeconds} s, so no segment can be cut. ${KEYFRAME_ADVICE}`,
-      );
+      throw new PublishLimitError('gop_too_long', `No keyframe for more than ${this.settings.maxGopSeconds} s, so no segment can be cut. ${KEYFRAME_ADVICE}`);
     }
   }
 

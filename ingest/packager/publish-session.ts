@@ -57,7 +57,7 @@ export class PublishSession {
     this.noteIgnoredTracks('video', tag.otherTracks);
     switch (tag.kind) {
       case 'video-config': {
-        let config;
+        let config: VideoConfig;
         try {
           config = VIDEO_PARSERS[tag.codec](tag.record);
         } catch (error) {
@@ -70,7 +70,13 @@ export class PublishSession {
       case 'video-frame':
         // Frames of another codec than the sequence header's cannot be decoded with it.
         if (this.videoFormat !== undefined && tag.codec !== this.videoFormat) return;
-        this.fragmenter.video(timestampMs, tag.compositionOffsetMs, tag.keyframe, tag.codec === 'av1' ? withoutTemporalDelimiters(tag.data) : tag.data, arrivedAt);
+        this.fragmenter.video(
+          timestampMs,
+          tag.compositionOffsetMs,
+          tag.keyframe,
+          tag.codec === 'av1' ? withoutTemporalDelimiters(tag.data) : tag.data,
+          arrivedAt,
+        );
         return;
       case 'video-unsupported':
         throw new UnsupportedMediaError(`video codec ${tag.codecName} is not supported; ${VIDEO_ADVICE}`);
@@ -84,7 +90,7 @@ export class PublishSession {
     this.noteIgnoredTracks('audio', tag.otherTracks);
     switch (tag.kind) {
       case 'audio-config': {
-        let config;
+        let config: AudioConfig;
         try {
           config = AUDIO_PARSERS[tag.codec](tag.config);
         } catch (error) {

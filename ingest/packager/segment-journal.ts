@@ -45,7 +45,8 @@ export async function readJournal(path: string): Promise<JournalContents | undef
 function parseEntry(line: string): PlaylistSegment | undefined {
   try {
     const v = JSON.parse(line) as Partial<PlaylistSegment> | null;
-    if (!v || typeof v.uri !== 'string' || typeof v.duration !== 'number' || typeof v.programDateTime !== 'number' || typeof v.initUri !== 'string') return undefined;
+    if (!v || typeof v.uri !== 'string' || typeof v.duration !== 'number' || typeof v.programDateTime !== 'number' || typeof v.initUri !== 'string')
+      return undefined;
     return { uri: v.uri, duration: v.duration, programDateTime: v.programDateTime, initUri: v.initUri, discontinuity: v.discontinuity === true };
   } catch {
     return undefined;
@@ -89,7 +90,10 @@ export class SegmentJournal {
   async append(entry: PlaylistSegment): Promise<void> {
     this.pending += JSON.stringify(entry) + '\n';
     if (this.rewrite) return this.writeWhole(this.pending);
-    this.size ??= await stat(this.path).then((s) => s.size, () => 0);
+    this.size ??= await stat(this.path).then(
+      (s) => s.size,
+      () => 0,
+    );
     try {
       await appendFile(this.path, this.pending);
     } catch (error) {

@@ -123,13 +123,19 @@ export class StreamPackager {
     let segments = found?.segments ?? [];
     const journal = await readJournal(join(this.dir, JOURNAL_FILE));
     if (journal && journal.badLines > 0) {
-      log.warn({ stream, ignoredLines: journal.badLines, entries: journal.entries.length }, 'the segment journal has lines cut short (an append interrupted by a kill or a full volume); they are ignored');
+      log.warn(
+        { stream, ignoredLines: journal.badLines, entries: journal.entries.length },
+        'the segment journal has lines cut short (an append interrupted by a kill or a full volume); they are ignored',
+      );
     }
     const fromJournal = journal !== undefined && journal.entries.length > 0;
     if (fromJournal) {
       segments = reconcileSegments(journal.entries, found?.segments ?? []);
       if (segments.length !== journal.entries.length || segments.length < (found?.segments.length ?? 0)) {
-        log.warn({ stream, journal: journal.entries.length, playlist: found?.segments.length ?? 0, kept: segments.length }, 'the segment journal and the playlist disagree (the ingest stopped between writing one and the other); keeping every segment either names');
+        log.warn(
+          { stream, journal: journal.entries.length, playlist: found?.segments.length ?? 0, kept: segments.length },
+          'the segment journal and the playlist disagree (the ingest stopped between writing one and the other); keeping every segment either names',
+        );
       }
     }
     if (segments.length === 0) return false;
@@ -163,7 +169,10 @@ export class StreamPackager {
       this.adoptedFolders.push(...foldersOf(stored.segments));
       this.nextStoredIsDiscontinuity = true;
       if (this.settings.keepAfterEnd) await this.writeJournal(() => this.journal.replace(this.playlist.segments));
-      this.options.log.info({ stream: streamId(this.ref), mediaSequence: this.playlist.nextSequence }, 'continuing the run another ingest stored: the playlist goes on after a discontinuity');
+      this.options.log.info(
+        { stream: streamId(this.ref), mediaSequence: this.playlist.nextSequence },
+        'continuing the run another ingest stored: the playlist goes on after a discontinuity',
+      );
     });
   }
 
@@ -180,17 +189,25 @@ export class StreamPackager {
     if (this.session) throw new Error(`${streamId(this.ref)} already has a publish session`);
     if (afterDrop) this.nextSegmentIsDiscontinuity = true;
     const limits = new PublishLimits(this.options.publishLimits ?? DEFAULT_PUBLISH_LIMITS, this.settings.segmentSeconds, startedAt);
-    const fragmenter = new Fragmenter(this.settings.segmentSeconds, {
-      onInit: (init, generation) => this.onInit(id, init, generation),
-      onSegment: (segment) => this.onSegment(id, segment),
-      onDroppedPacket: (reason) => this.options.metrics.droppedPackets.inc({ reason }),
-      onMuxerError: (error) => {
-        this.options.metrics.muxerRestarts.inc();
-        this.options.log.warn({ stream: streamId(this.ref), err: error }, 'muxer failed; packaging restarts at the next keyframe after a discontinuity');
+    const fragmenter = new Fragmenter(
+      this.settings.segmentSeconds,
+      {
+        onInit: (init, generation) => this.onInit(id, init, generation),
+        onSegment: (segment) => this.onSegment(id, segment),
+        onDroppedPacket: (reason) => this.options.metrics.droppedPackets.inc({ reason }),
+        onMuxerError: (error) => {
+          this.options.metrics.muxerRestarts.inc();
+          this.options.log.warn({ stream: streamId(this.ref), err: error }, 'muxer failed; packaging restarts at the next keyframe after a discontinuity');
+        },
       },
-    }, limits);
+      limits,
+    );
     this.session = new PublishSession(id, fragmenter, {
-      onIgnoredTrack: (kind, trackId) => this.options.log.info({ stream: streamId(this.ref), kind, trackId }, `multitrack publish: ${kind} track ${trackId} is ignored; only the default track 0 is packaged`),
+      onIgnoredTrack: (kind, trackId) =>
+        this.options.log.info(
+          { stream: streamId(this.ref), kind, trackId },
+          `multitrack publish: ${kind} track ${trackId} is ignored; only the default track 0 is packaged`,
+        ),
     });
     return this.session;
   }
@@ -243,7 +260,10 @@ export class StreamPackager {
       if (this.settings.keepAfterEnd && this.playlist.segments.length > 0) {
         if (history) await history();
         if (!(await this.writePlaylistObject(RUN_HISTORY_FILE, { vod: true }))) {
-          this.options.log.warn({ stream: streamId(this.ref) }, 'the media volume cannot take the run\'s history: it is stored from memory only (if this process dies first, the new holder\'s VOD lacks the segments this ingest wrote before its live window)');
+          this.options.log.warn(
+            { stream: streamId(this.ref) },
+            "the media volume cannot take the run's history: it is stored from memory only (if this process dies first, the new holder's VOD lacks the segments this ingest wrote before its live window)",
+          );
         }
       }
       // Even without the history: a journal left here would make a restarted
@@ -350,14 +370,20 @@ export class StreamPackager {
   private skipSegment(reason: 'volume_full' | 'write_failed'): void {
     this.options.metrics.skippedSegments.inc({ reason });
     if (this.skippedInGap === 0) {
-      this.options.log.warn({ stream: streamId(this.ref), reason }, 'segment skipped: the media volume cannot take it; the playlist will mark the gap with a discontinuity');
+      this.options.log.warn(
+        { stream: streamId(this.ref), reason },
+        'segment skipped: the media volume cannot take it; the playlist will mark the gap with a discontinuity',
+      );
     }
     this.skippedInGap++;
   }
 
   private closeGap(): void {
     if (this.skippedInGap > 0) {
-      this.options.log.info({ stream: streamId(this.ref), skipped: this.skippedInGap }, 'writing segments to the media volume again; the gap is marked with a discontinuity');
+      this.options.log.info(
+        { stream: streamId(this.ref), skipped: this.skippedInGap },
+        'writing segments to the media volume again; the gap is marked with a discontinuity',
+      );
     }
     this.skippedInGap = 0;
   }
@@ -374,30 +400,40 @@ export class StreamPackager {
     // all skipped needs the timer to bring its playlist up to date.
     this.playlistBehind = true;
     if (this.playlistRetry) return;
-    this.playlistRetry = setTimeout(() => {
-      this.playlistRetry = undefined;
-      this.enqueue(async () => {
-        if (this.playlistBehind) await this.writeLivePlaylist();
-      });
-    }, backoffDelay(this.playlistRetryAttempt++, 500, 5000));
+    this.playlistRetry = setTimeout(
+      () => {
+        this.playlistRetry = undefined;
+        this.enqueue(async () => {
+          if (this.playlistBehind) await this.writeLivePlaylist();
+        });
+      },
+      backoffDelay(this.playlistRetryAttempt++, 500, 5000),
+    );
     this.playlistRetry.unref();
   }
 
   /** See writeFinal; a retry only brings the volume's copy up to date (it was handed over once). */
   private async storeFinalPlaylist(vod: boolean, attempt: number): Promise<void> {
     if (await this.writePlaylistObject(PLAYLIST_FILE, { vod, hand: attempt === 0 })) {
-      if (attempt > 0) this.options.log.info({ stream: streamId(this.ref), attempts: attempt + 1 }, 'final playlist written to the media volume after retrying');
+      if (attempt > 0)
+        this.options.log.info({ stream: streamId(this.ref), attempts: attempt + 1 }, 'final playlist written to the media volume after retrying');
       // The journal is needed until the final playlist is safe; not for a newer run's journal.
       if (!this.superseded) await this.writeJournal(() => this.journal.remove());
       return;
     }
     if (attempt === 0) {
-      this.options.log.warn({ stream: streamId(this.ref), segments: this.playlist.segments.length }, 'the media volume cannot take the final playlist: it is stored from memory, and writing it to the volume is retried');
+      this.options.log.warn(
+        { stream: streamId(this.ref), segments: this.playlist.segments.length },
+        'the media volume cannot take the final playlist: it is stored from memory, and writing it to the volume is retried',
+      );
     }
-    this.finalRetry = setTimeout(() => {
-      this.finalRetry = undefined;
-      if (!this.superseded) this.enqueue(() => this.storeFinalPlaylist(vod, attempt + 1));
-    }, backoffDelay(attempt, 500, 10_000));
+    this.finalRetry = setTimeout(
+      () => {
+        this.finalRetry = undefined;
+        if (!this.superseded) this.enqueue(() => this.storeFinalPlaylist(vod, attempt + 1));
+      },
+      backoffDelay(attempt, 500, 10_000),
+    );
     this.finalRetry.unref();
   }
 

@@ -81,7 +81,8 @@ export class ChunkReader {
   }
 
   setChunkSize(size: number): void {
-    if (!Number.isInteger(size) || size < 1 || size > MAX_CHUNK_SIZE) throw new RtmpProtocolError('chunk_size', `chunk size ${size} is outside 1–${MAX_CHUNK_SIZE}`);
+    if (!Number.isInteger(size) || size < 1 || size > MAX_CHUNK_SIZE)
+      throw new RtmpProtocolError('chunk_size', `chunk size ${size} is outside 1–${MAX_CHUNK_SIZE}`);
     this.chunkSize = size;
   }
 
@@ -112,7 +113,10 @@ export class ChunkReader {
       if (stream.received === 0 && this.chunkLeft === stream.length && available >= stream.length) {
         this.current = undefined;
         this.release(stream);
-        return { offset: at + stream.length, message: { type: stream.type, streamId: stream.streamId, timestamp: stream.timestamp, payload: this.whole(data, at, stream.length) } };
+        return {
+          offset: at + stream.length,
+          message: { type: stream.type, streamId: stream.streamId, timestamp: stream.timestamp, payload: this.whole(data, at, stream.length) },
+        };
       }
       const n = Math.min(this.chunkLeft, available);
       this.append(stream, data, at, n);
@@ -213,7 +217,18 @@ export class ChunkReader {
     if (known) return known;
     if (fmt !== 0) throw new RtmpProtocolError('chunk_stream', `chunk stream ${csid} starts with a type ${fmt} header, which needs an earlier one`);
     if (this.streams.size >= MAX_CHUNK_STREAM_IDS) throw new RtmpProtocolError('chunk_stream', `more than ${MAX_CHUNK_STREAM_IDS} chunk stream ids`);
-    const stream: ChunkStream = { timestampField: 0, extended: false, timestamp: 0, length: 0, type: 0, streamId: 0, assembling: false, buffer: EMPTY, received: 0, preallocated: false };
+    const stream: ChunkStream = {
+      timestampField: 0,
+      extended: false,
+      timestamp: 0,
+      length: 0,
+      type: 0,
+      streamId: 0,
+      assembling: false,
+      buffer: EMPTY,
+      received: 0,
+      preallocated: false,
+    };
     this.streams.set(csid, stream);
     return stream;
   }
@@ -242,7 +257,10 @@ export class ChunkReader {
     const csid = this.csid();
     const stream = this.streamFor(csid, fmt);
     if (stream.assembling && fmt !== 3) {
-      throw new RtmpProtocolError('chunk_stream', `a type ${fmt} header on chunk stream ${csid} interrupts a message ${stream.received}/${stream.length} bytes in`);
+      throw new RtmpProtocolError(
+        'chunk_stream',
+        `a type ${fmt} header on chunk stream ${csid} interrupts a message ${stream.received}/${stream.length} bytes in`,
+      );
     }
     let p = basic;
     if (fmt <= 2) {

@@ -75,7 +75,11 @@ export class RtmpConnection {
   private phase: Phase = 'version';
   private readonly handshake = Buffer.alloc(HANDSHAKE_SIZE);
   private handshakeLength = 0;
-  private readonly reader = new ChunkReader({ maxMessageBytes: PRE_PUBLISH.maxMessageBytes, maxBufferedBytes: PRE_PUBLISH.maxMessageBytes, maxAssembling: PRE_PUBLISH.maxAssembling });
+  private readonly reader = new ChunkReader({
+    maxMessageBytes: PRE_PUBLISH.maxMessageBytes,
+    maxBufferedBytes: PRE_PUBLISH.maxMessageBytes,
+    maxAssembling: PRE_PUBLISH.maxAssembling,
+  });
   /** Input not parsed yet: the rest of one socket read, kept while a publish is being admitted. */
   private pending: Buffer | undefined;
   private pendingOffset = 0;
@@ -264,12 +268,18 @@ export class RtmpConnection {
     this.write(msg.setPeerBandwidth(WINDOW_ACK_SIZE));
     this.write(msg.setChunkSize(msg.OUT_CHUNK_SIZE));
     this.write(
-      msg.command(0, '_result', transactionId, { fmsVer: 'FMS/3,0,1,123', capabilities: 31 }, {
-        level: 'status',
-        code: 'NetConnection.Connect.Success',
-        description: 'Connection succeeded.',
-        objectEncoding,
-      }),
+      msg.command(
+        0,
+        '_result',
+        transactionId,
+        { fmsVer: 'FMS/3,0,1,123', capabilities: 31 },
+        {
+          level: 'status',
+          code: 'NetConnection.Connect.Success',
+          description: 'Connection succeeded.',
+          objectEncoding,
+        },
+      ),
     );
   }
 
@@ -304,7 +314,12 @@ export class RtmpConnection {
         this.publishStreamId = rtmpStreamId;
         const max = this.deps.settings.maxMessageBytes;
         // An admitted publisher's messages are allocated whole at their header (one copy per byte).
-        this.reader.setLimits({ maxMessageBytes: max, maxBufferedBytes: 2 * max, maxAssembling: PRE_PUBLISH.maxAssembling, preallocate: true } satisfies ChunkLimits);
+        this.reader.setLimits({
+          maxMessageBytes: max,
+          maxBufferedBytes: 2 * max,
+          maxAssembling: PRE_PUBLISH.maxAssembling,
+          preallocate: true,
+        } satisfies ChunkLimits);
         this.write(msg.onStatus(rtmpStreamId, 'status', 'NetStream.Publish.Start', 'Publishing.'));
         this.deps.log.info({ stream: streamId(admission.publish.ref), session: this.id, remote: this.remote }, 'publish accepted');
         this.drain();
@@ -315,7 +330,12 @@ export class RtmpConnection {
         this.admitting = false;
         this.deps.log.error({ session: this.id, remote: this.remote, err: (error as Error)?.message ?? String(error) }, 'admitting a publish failed');
         this.deps.metrics.publishes.inc({ outcome: 'internal_error' });
-        this.refuse(rtmpStreamId, 'NetStream.Publish.Failed', 'internal_error', 'The ingest could not start this publish because of a fault on its side; retry in a moment.');
+        this.refuse(
+          rtmpStreamId,
+          'NetStream.Publish.Failed',
+          'internal_error',
+          'The ingest could not start this publish because of a fault on its side; retry in a moment.',
+        );
       });
   }
 
@@ -338,7 +358,12 @@ export class RtmpConnection {
         return;
       }
       this.deps.log.error({ stream: streamId(live.ref), session: this.id, err: (error as Error).message }, 'packaging failed; ending the publish');
-      this.refuse(this.publishStreamId, 'NetStream.Publish.Failed', 'packaging_failed', 'The ingest could not package this stream; it has ended it. Reconnect to start again.');
+      this.refuse(
+        this.publishStreamId,
+        'NetStream.Publish.Failed',
+        'packaging_failed',
+        'The ingest could not package this stream; it has ended it. Reconnect to start again.',
+      );
     }
   }
 
@@ -346,9 +371,19 @@ export class RtmpConnection {
   private ended(): void {
     this.unpublished = true;
     if (this.deps.shuttingDown()) {
-      this.refuse(this.publishStreamId, 'NetStream.Publish.Stop', 'shutting_down', 'This ingest is shutting down; reconnect to continue the stream on another one.');
+      this.refuse(
+        this.publishStreamId,
+        'NetStream.Publish.Stop',
+        'shutting_down',
+        'This ingest is shutting down; reconnect to continue the stream on another one.',
+      );
     } else {
-      this.refuse(this.publishStreamId, 'NetStream.Publish.Stop', 'ended_by_ingest', 'The ingest ended this publish: the stream was disabled, its key changed, or it went live elsewhere.');
+      this.refuse(
+        this.publishStreamId,
+        'NetStream.Publish.Stop',
+        'ended_by_ingest',
+        'The ingest ended this publish: the stream was disabled, its key changed, or it went live elsewhere.',
+      );
     }
   }
 
@@ -364,7 +399,10 @@ export class RtmpConnection {
     this.pending = undefined;
     clearTimeout(this.deadline);
     const stream = this.live ? streamId(this.live.ref) : undefined;
-    this.deps.log.warn({ session: this.id, remote: this.remote, reason, ...(stream ? { stream } : {}) }, `${this.live ? 'publish ended' : 'publish refused'}: ${description}`);
+    this.deps.log.warn(
+      { session: this.id, remote: this.remote, reason, ...(stream ? { stream } : {}) },
+      `${this.live ? 'publish ended' : 'publish refused'}: ${description}`,
+    );
     this.write(msg.onStatus(rtmpStreamId, 'error', code, description));
     this.lingering = true;
     this.socket.end();
@@ -392,7 +430,10 @@ export class RtmpConnection {
     // (a Kubernetes Lease) has time limits of its own.
     if (this.live || this.admitting || this.closing || this.socket.destroyed) return;
     const stage = this.phase !== 'chunks' ? 'handshake' : this.app === undefined ? 'connect' : 'publish';
-    this.deps.log.info({ session: this.id, remote: this.remote, stage }, `no publish within ${this.deps.settings.publishDeadlineMs / 1000} s of connecting; closing the connection`);
+    this.deps.log.info(
+      { session: this.id, remote: this.remote, stage },
+      `no publish within ${this.deps.settings.publishDeadlineMs / 1000} s of connecting; closing the connection`,
+    );
     this.deps.metrics.rtmpDeadlineCloses.inc({ stage });
     this.closing = true;
     this.socket.destroy();

@@ -136,7 +136,10 @@ export class RtmpsListener {
       handshakeOver();
       socket.off('error', onSocketError);
       if (first[0] === RTMP_VERSION) {
-        log.warn({ remote }, 'RTMPS: the client spoke plain RTMP to the RTMPS port (an rtmp:// URL instead of rtmps://); answering in RTMP and refusing its connect with a sentence saying so');
+        log.warn(
+          { remote },
+          'RTMPS: the client spoke plain RTMP to the RTMPS port (an rtmp:// URL instead of rtmps://); answering in RTMP and refusing its connect with a sentence saying so',
+        );
         rtmp.serve(socket, accepted, PLAIN_RTMP_REFUSAL);
         socket.resume();
         return;

@@ -87,15 +87,31 @@ export class StreamUploadQueue {
   /** The packager finished an object (on the volume already, unless it is a playlist the volume could not take). */
   objectFinished(object: MediaObject): void {
     if (object.kind === 'playlist') {
-      this.playlist = { body: object.body, ...(object.names ? { names: object.names } : {}), ...(object.targetDuration !== undefined ? { targetDuration: object.targetDuration } : {}) };
+      this.playlist = {
+        body: object.body,
+        ...(object.names ? { names: object.names } : {}),
+        ...(object.targetDuration !== undefined ? { targetDuration: object.targetDuration } : {}),
+      };
       this.playlistHanded = true;
     } else if (object.kind === 'history') {
       // A small text, not media: kept in memory, and not part of the segment backlog.
-      this.pending.set(object.uri, { uri: object.uri, kind: 'history', completedAt: object.completedAt, body: object.body, ...(object.names ? { names: object.names } : {}) });
+      this.pending.set(object.uri, {
+        uri: object.uri,
+        kind: 'history',
+        completedAt: object.completedAt,
+        body: object.body,
+        ...(object.names ? { names: object.names } : {}),
+      });
     } else {
       if (this.pending.has(object.uri)) return;
       const counted = this.ctx.backlog.add(object.body.byteLength, true);
-      this.pending.set(object.uri, { uri: object.uri, kind: object.kind, completedAt: object.completedAt, counted, ...(counted.inMemory ? { body: object.body } : {}) });
+      this.pending.set(object.uri, {
+        uri: object.uri,
+        kind: object.kind,
+        completedAt: object.completedAt,
+        counted,
+        ...(counted.inMemory ? { body: object.body } : {}),
+      });
     }
     this.kick();
   }
@@ -269,7 +285,8 @@ export class StreamUploadQueue {
   private async removeFromVolume(path: string): Promise<void> {
     await unlink(path).catch((error: NodeJS.ErrnoException) => {
       // Left behind, it is uploaded once more at the next start: harmless, but worth knowing.
-      if (error.code !== 'ENOENT') this.ctx.log.warn({ stream: this.streamPath, file: path, err: error }, 'cannot delete a stored object\'s copy from the media volume');
+      if (error.code !== 'ENOENT')
+        this.ctx.log.warn({ stream: this.streamPath, file: path, err: error }, "cannot delete a stored object's copy from the media volume");
     });
   }
 
@@ -281,4 +298,3 @@ export class StreamUploadQueue {
     return joinKey(this.ctx.prefix, this.ctx.keyRoot?.(this.ref) ?? '', this.streamPath, posix.normalize(uri));
   }
 }
-

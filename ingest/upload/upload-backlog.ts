@@ -47,7 +47,10 @@ export class UploadBacklog {
     if (inMemory) this.memoryBytes += bytes;
     else if (bytesInHand && !this.memoryWarned) {
       this.memoryWarned = true;
-      this.options.log.warn({ memoryBytes: this.memoryBytes, limit: this.options.memoryBytes }, 'the upload backlog fills its memory (TTEOK_UPLOAD_MEMORY_MIB): further segments wait on the media volume only and are read back from it');
+      this.options.log.warn(
+        { memoryBytes: this.memoryBytes, limit: this.options.memoryBytes },
+        'the upload backlog fills its memory (TTEOK_UPLOAD_MEMORY_MIB): further segments wait on the media volume only and are read back from it',
+      );
     }
     this.update();
     return { bytes, inMemory };
@@ -68,7 +71,10 @@ export class UploadBacklog {
     metrics.backlogBytes.set(this.bytes);
     if (this.segments >= warnSegments && !this.warned) {
       this.warned = true;
-      log.warn({ segments: this.segments, bytes: this.bytes }, 'upload backlog is above its high-water mark: the object store is slow or unreachable; segments wait on the media volume');
+      log.warn(
+        { segments: this.segments, bytes: this.bytes },
+        'upload backlog is above its high-water mark: the object store is slow or unreachable; segments wait on the media volume',
+      );
     } else if (this.segments < warnSegments / 2 && this.warned) {
       this.warned = false;
       log.info({ segments: this.segments }, 'upload backlog is back below its high-water mark');

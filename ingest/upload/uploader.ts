@@ -63,7 +63,12 @@ export class Uploader implements RunStorage {
 
   constructor(private readonly options: UploaderOptions) {
     this.semaphore = new Semaphore(options.concurrency);
-    this.backlog = new UploadBacklog({ memoryBytes: options.memoryBytes, warnSegments: options.backlogWarnSegments, metrics: options.metrics, log: options.log });
+    this.backlog = new UploadBacklog({
+      memoryBytes: options.memoryBytes,
+      warnSegments: options.backlogWarnSegments,
+      metrics: options.metrics,
+      log: options.log,
+    });
   }
 
   /** Queues what a previous process left on the media volume; resolves once it is queued. */
@@ -215,28 +220,34 @@ export class Uploader implements RunStorage {
     let kept: string[] = [];
     let playlistDeleted = false;
     try {
-      await retry(async () => {
-        // Under both roots: the stream's access may have changed during the run.
-        kept = [];
-        playlistDeleted = false;
-        for (const root of [accessRoot('public'), accessRoot('private')]) {
-          const stored = await this.readStoredUnder(root, end.ref, PLAYLIST_FILE);
-          const parsed = stored === undefined ? undefined : parseMediaPlaylist(stored);
-          const listed = new Set(parsed === undefined ? [] : parsed.uris.map(sessionFolderOf));
-          const ours = parsed !== undefined && parsed.ended && [...listed].every((f) => end.sessionFolders.includes(f));
-          for (const folder of end.sessionFolders) {
-            if (ours || !listed.has(folder)) await store.deletePrefix(joinKey(prefix, root, streamPath, folder));
-            else if (!kept.includes(folder)) kept.push(folder);
+      await retry(
+        async () => {
+          // Under both roots: the stream's access may have changed during the run.
+          kept = [];
+          playlistDeleted = false;
+          for (const root of [accessRoot('public'), accessRoot('private')]) {
+            const stored = await this.readStoredUnder(root, end.ref, PLAYLIST_FILE);
+            const parsed = stored === undefined ? undefined : parseMediaPlaylist(stored);
+            const listed = new Set(parsed === undefined ? [] : parsed.uris.map(sessionFolderOf));
+            const ours = parsed !== undefined && parsed.ended && [...listed].every((f) => end.sessionFolders.includes(f));
+            for (const folder of end.sessionFolders) {
+              if (ours || !listed.has(folder)) await store.deletePrefix(joinKey(prefix, root, streamPath, folder));
+              else if (!kept.includes(folder)) kept.push(folder);
+            }
+            if (ours) {
+              await store.delete(joinKey(prefix, root, streamPath, PLAYLIST_FILE));
+              playlistDeleted = true;
+            }
           }
-          if (ours) {
-            await store.delete(joinKey(prefix, root, streamPath, PLAYLIST_FILE));
-            playlistDeleted = true;
-          }
-        }
-        deleted = end.sessionFolders.filter((f) => !kept.includes(f));
-      }, { attempts: 11, baseMs: 500, maxMs: 10_000 });
+          deleted = end.sessionFolders.filter((f) => !kept.includes(f));
+        },
+        { attempts: 11, baseMs: 500, maxMs: 10_000 },
+      );
     } catch (error) {
-      log.error({ stream: streamId(end.ref), err: (error as Error).message }, 'could not delete an ended stream\'s media; a bucket lifecycle rule should catch it');
+      log.error(
+        { stream: streamId(end.ref), err: (error as Error).message },
+        "could not delete an ended stream's media; a bucket lifecycle rule should catch it",
+      );
       return;
     }
     // The volume's own copy of the playlist, when it is this run's final one (a new run here writes its own).
@@ -246,8 +257,8 @@ export class Uploader implements RunStorage {
     log.info(
       { stream: streamId(end.ref), sessions: deleted.length, ...(kept.length > 0 ? { sessionsStillListed: kept.length } : {}), playlistDeleted },
       kept.length > 0
-        ? 'deleted an ended stream\'s media (retention.keepAfterEnd is false), except what the stored playlist of a later run still lists'
-        : 'deleted an ended stream\'s media (retention.keepAfterEnd is false)',
+        ? "deleted an ended stream's media (retention.keepAfterEnd is false), except what the stored playlist of a later run still lists"
+        : "deleted an ended stream's media (retention.keepAfterEnd is false)",
     );
   }
 }

@@ -45,7 +45,7 @@ function readmeNames(heading: string): string[] {
   return [...table.matchAll(/^\| `(TTEOK_[A-Z0-9_]+)` \|/gm)].map((m) => m[1]!);
 }
 
-t.test('--version prints package.json\'s version', async (tt) => {
+t.test("--version prints package.json's version", async (tt) => {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
   const r = await run(['--version']);
   tt.equal(r.code, 0);
@@ -84,7 +84,7 @@ for (const role of Object.keys(README_TABLES) as Array<keyof typeof README_TABLE
   });
 }
 
-t.test('the documented defaults and ranges are the loaders\' own', async (tt) => {
+t.test("the documented defaults and ranges are the loaders' own", async (tt) => {
   const r = await run(['ingest', '--help']);
   tt.match(r.out, /^ {2}TTEOK_RTMP_PORT {2}default: 1935 {2}\[0–65535\]$/m);
   tt.match(r.out, /^ {2}TTEOK_STORAGE {2}default: s3 {2}\[s3 \| local\]$/m);
@@ -111,10 +111,11 @@ t.test('a configuration error exits 2 naming the variable; nothing starts', asyn
   tt.match(level.out, /TTEOK_LOG_LEVEL must be \\"trace\\" or \\"debug\\"/);
 });
 
-t.test('tteok local --help lists its own home and both roles\' variables', async (tt) => {
+t.test("tteok local --help lists its own home and both roles' variables", async (tt) => {
   const r = await run(['local', '--help']);
   tt.equal(r.code, 0);
-  for (const name of ['TTEOK_LOCAL_HOME', 'TTEOK_RTMP_PORT', 'TTEOK_GATEWAY_PORT', 'TTEOK_ENV_FILE', 'TTEOK_LOG_LEVEL']) tt.match(r.out, new RegExp(`^  ${name}  default: `, 'm'), name);
+  for (const name of ['TTEOK_LOCAL_HOME', 'TTEOK_RTMP_PORT', 'TTEOK_GATEWAY_PORT', 'TTEOK_ENV_FILE', 'TTEOK_LOG_LEVEL'])
+    tt.match(r.out, new RegExp(`^  ${name}  default: `, 'm'), name);
   tt.equal(r.out.split('\n').filter((l) => l.startsWith('  TTEOK_STORAGE  ')).length, 1, 'a variable both read is listed once');
 });
 
@@ -139,12 +140,15 @@ t.test('a misspelt TTEOK_* name is warned about with the closest known name; the
   tt.match(await p.waitForLine(/TTEOK_WHATEVER_THIS_IS/), /unknown TTEOK_WHATEVER_THIS_IS \(no tteok role reads it\)/, 'a name like none gets no guess');
   const ready = JSON.parse(await p.waitForLine(/ingest ready/)) as { rtmpPort: number };
   tt.equal(ready.rtmpPort, rtmpPort, 'the misspelling changed nothing: the port is the one set correctly');
-  tt.notOk(p.lines.some((l) => /unknown TTEOK_(STORAGE|RTMP_PORT|MEDIA_DIR)\b/.test(l)), 'known names are not warned about');
+  tt.notOk(
+    p.lines.some((l) => /unknown TTEOK_(STORAGE|RTMP_PORT|MEDIA_DIR)\b/.test(l)),
+    'known names are not warned about',
+  );
   p.child.kill('SIGTERM');
   tt.equal((await p.exited).code, 0, 'a clean shutdown exits 0');
 });
 
-t.test('an env file (--env-file or TTEOK_ENV_FILE) is loaded with Node\'s parser; the environment wins over it', async (tt) => {
+t.test("an env file (--env-file or TTEOK_ENV_FILE) is loaded with Node's parser; the environment wins over it", async (tt) => {
   const filePort = await freePort();
   const envPort = await freePort();
   const file = join(dir, 'tteok.env');

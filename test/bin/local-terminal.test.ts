@@ -36,13 +36,22 @@ t.test('on a terminal the log lines are pretty and coloured', async (tt) => {
   // util-linux script(1) gives the command a pseudo-terminal of its own, as a terminal window does.
   const p = spawnManaged('script-tteok-local', 'script', ['-qfec', command, '/dev/null'], {
     cwd: ROOT,
-    env: { TTEOK_LOCAL_HOME: h, TTEOK_RTMP_PORT: String(ports.rtmpPort), TTEOK_HTTP_PORT: String(ports.httpPort), TTEOK_GATEWAY_PORT: String(ports.gatewayPort), TTEOK_LOG_LEVEL: 'info' },
+    env: {
+      TTEOK_LOCAL_HOME: h,
+      TTEOK_RTMP_PORT: String(ports.rtmpPort),
+      TTEOK_HTTP_PORT: String(ports.httpPort),
+      TTEOK_GATEWAY_PORT: String(ports.gatewayPort),
+      TTEOK_LOG_LEVEL: 'info',
+    },
   });
   await p.waitForLine(/tteok is running on this machine/, 60_000);
   const ready = p.lines.find((l) => l.replace(ANSI, '').includes('gateway: gateway ready'));
   tt.ok(ready, 'a line names its component and says what happened');
   tt.match(ready ?? '', /^\[\d\d:\d\d:\d\d\.\d{3}\] \x1b\[32mINFO\x1b\[39m: /, 'with the time of day and a green INFO');
-  tt.notOk(p.lines.some((l) => l.trimStart().startsWith('{"level"')), 'no JSON lines');
+  tt.notOk(
+    p.lines.some((l) => l.trimStart().startsWith('{"level"')),
+    'no JSON lines',
+  );
   // script runs tteok as its child: stop that one, and script exits with its code (-e).
   const child = Number(readFileSync(`/proc/${p.child.pid}/task/${p.child.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
   tt.ok(child > 0, 'tteok runs under script');
@@ -91,10 +100,14 @@ t.test('a second Ctrl-C exits at once while the first waits for uploads, saying 
   });
   await local.waitForLine(/tteok is running on this machine/, 60_000);
   const publisher = publishTestPattern({ url: `rtmp://127.0.0.1:${ports.rtmpPort}/live/${KEY}`, seconds: 4 });
-  await waitFor('segments waiting for the blocked S3', async () => {
-    const text = await (await fetch(`http://127.0.0.1:${ports.httpPort}/metrics`)).text();
-    return metricValue(text, 'tteok_ingest_upload_backlog_segments') >= 2;
-  }, { timeoutMs: 30_000, intervalMs: 200 });
+  await waitFor(
+    'segments waiting for the blocked S3',
+    async () => {
+      const text = await (await fetch(`http://127.0.0.1:${ports.httpPort}/metrics`)).text();
+      return metricValue(text, 'tteok_ingest_upload_backlog_segments') >= 2;
+    },
+    { timeoutMs: 30_000, intervalMs: 200 },
+  );
   await publisher.exited;
 
   const from = local.lines.length;
@@ -107,6 +120,8 @@ t.test('a second Ctrl-C exits at once while the first waits for uploads, saying 
   if (exit !== 'still running') tt.equal(exit.code, 130, 'with 130, interrupted');
   const said = local.lines.slice(from).find((l) => /SIGINT again/.test(l));
   tt.match(said ?? '', /uploads still waiting stay on the media volume \(.*media\); the next start uploads them first/);
-  const waiting = readdirSync(join(h, 'media'), { recursive: true }).map(String).filter((f) => /\.(m4s|mp4)$/.test(f));
+  const waiting = readdirSync(join(h, 'media'), { recursive: true })
+    .map(String)
+    .filter((f) => /\.(m4s|mp4)$/.test(f));
   tt.ok(waiting.length > 0, `the segments are still on the volume (${waiting.length} files)`);
 });

@@ -40,7 +40,10 @@ for (const version of crd.spec.versions) {
     const all = properties(root, '');
     t.ok(all.length > 40, `${all.length} fields walked`);
     for (const { path } of [{ path: 'spec.hls.segmentSeconds' }, { path: 'status.conditions[].reason' }, { path: 'status.webhookEvents[].data.keyRotation' }]) {
-      t.ok(all.some((p) => p.path === path), `the walk reaches ${path}`);
+      t.ok(
+        all.some((p) => p.path === path),
+        `the walk reaches ${path}`,
+      );
     }
     // metadata is the exception: the API server refuses a CRD that says anything but its type
     // (kubectl explain prints ObjectMeta's own description). chart-cluster.test.ts installs the CRD.

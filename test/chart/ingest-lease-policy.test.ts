@@ -55,31 +55,55 @@ async function refusal(op: Promise<unknown>): Promise<{ status: number; message:
 }
 const claim = (name: string, holder: string): LeaseObject => {
   const now = microTime();
-  return { metadata: { name, labels: { 'tteok.dev/claim': 'true' } }, spec: { holderIdentity: holder, leaseDurationSeconds: 15, acquireTime: now, renewTime: now } };
+  return {
+    metadata: { name, labels: { 'tteok.dev/claim': 'true' } },
+    spec: { holderIdentity: holder, leaseDurationSeconds: 15, acquireTime: now, renewTime: now },
+  };
 };
 
 await waitFor('the controller to lead', () => controller.isLeader || undefined, { timeoutMs: 20_000 });
 
 t.test('kubectl auth can-i: RBAC gives the ingest Leases of its namespace only, and no list, watch, patch or deletecollection', async (t) => {
   const can = async (verb: string, ns: string) => {
-    const r = await kubectl('--kubeconfig', kube.kubeconfigPath, 'auth', 'can-i', verb, 'leases.coordination.k8s.io', '-n', ns, `--as=system:serviceaccount:${SYSTEM}:tteok-ingest`);
+    const r = await kubectl(
+      '--kubeconfig',
+      kube.kubeconfigPath,
+      'auth',
+      'can-i',
+      verb,
+      'leases.coordination.k8s.io',
+      '-n',
+      ns,
+      `--as=system:serviceaccount:${SYSTEM}:tteok-ingest`,
+    );
     if (!['yes', 'no'].includes(r.stdout.trim())) throw new Error(`kubectl auth can-i: ${r.stdout}${r.stderr}`);
     return r.stdout.trim() === 'yes';
   };
-  for (const verb of ['get', 'create', 'update', 'delete']) t.ok(await can(verb, SYSTEM), `may ${verb} Leases in ${SYSTEM} (its claims; the policy narrows which)`);
+  for (const verb of ['get', 'create', 'update', 'delete'])
+    t.ok(await can(verb, SYSTEM), `may ${verb} Leases in ${SYSTEM} (its claims; the policy narrows which)`);
   for (const verb of ['list', 'watch', 'patch', 'deletecollection']) t.notOk(await can(verb, SYSTEM), `may not ${verb} Leases in ${SYSTEM}`);
   for (const verb of ['get', 'create', 'update', 'delete']) t.notOk(await can(verb, NS), `may not ${verb} Leases in ${NS}`);
   // RBAC alone would also allow this one, by name: what the admission policy is for.
-  const byName = await kubectl('--kubeconfig', kube.kubeconfigPath, 'auth', 'can-i', 'delete', `leases.coordination.k8s.io/${LEADER_LEASE}`, '-n', SYSTEM, `--as=system:serviceaccount:${SYSTEM}:tteok-ingest`);
+  const byName = await kubectl(
+    '--kubeconfig',
+    kube.kubeconfigPath,
+    'auth',
+    'can-i',
+    'delete',
+    `leases.coordination.k8s.io/${LEADER_LEASE}`,
+    '-n',
+    SYSTEM,
+    `--as=system:serviceaccount:${SYSTEM}:tteok-ingest`,
+  );
   t.equal(byName.stdout.trim(), 'yes', 'RBAC cannot tell the leader Lease from a claim (the reason for the policy)');
 });
 
-t.test('the ingest cannot update, delete or take the controller\'s leader Lease', async (t) => {
+t.test("the ingest cannot update, delete or take the controller's leader Lease", async (t) => {
   const before = await admin.get(SYSTEM, LEADER_LEASE);
   t.equal(before?.spec?.holderIdentity, 'controller-0', 'the controller holds its Lease');
   const del = await kubectl('--kubeconfig', kubeconfigs['ingest-0']!, 'delete', 'lease', LEADER_LEASE, '-n', SYSTEM);
-  t.not(del.code, 0, 'kubectl delete, with the ingest pod\'s own token: refused');
-  t.match(del.stderr, /may write only stream claim Leases/, 'kubectl shows the policy\'s reason');
+  t.not(del.code, 0, "kubectl delete, with the ingest pod's own token: refused");
+  t.match(del.stderr, /may write only stream claim Leases/, "kubectl shows the policy's reason");
   const take = await refusal(ingest0.replace(SYSTEM, { ...before!, spec: { ...before!.spec, holderIdentity: 'ingest-0' } }));
   t.equal(take?.status, 403, 'taking the leader Lease over: 403');
   t.match(take?.message, /may write only stream claim Leases/);
@@ -100,12 +124,19 @@ t.test('claims: each pod creates, renews, takes over and deletes claims only as 
   t.equal((await refusal(unbound.create(SYSTEM, claim(name, 'ingest-0'))))?.status, 403, 'a token bound to no Pod writes no claim');
   const created = await ingest0.create(SYSTEM, claim(name, 'ingest-0'));
   t.equal(created.spec?.holderIdentity, 'ingest-0', 'ingest-0 claims the stream');
-  const renewed = await ingest0.replace(SYSTEM, { ...created, metadata: { ...created.metadata, annotations: { 'tteok.dev/media-silent-since': new Date().toISOString() } }, spec: { ...created.spec, renewTime: microTime() } });
+  const renewed = await ingest0.replace(SYSTEM, {
+    ...created,
+    metadata: { ...created.metadata, annotations: { 'tteok.dev/media-silent-since': new Date().toISOString() } },
+    spec: { ...created.spec, renewTime: microTime() },
+  });
   t.ok(renewed, 'ingest-0 renews it and marks it silent');
-  t.equal((await refusal(ingest1.delete(SYSTEM, name)))?.status, 403, 'ingest-1 cannot delete ingest-0\'s claim');
+  t.equal((await refusal(ingest1.delete(SYSTEM, name)))?.status, 403, "ingest-1 cannot delete ingest-0's claim");
   const stolenFor0 = await refusal(ingest1.replace(SYSTEM, { ...renewed, spec: { ...renewed.spec, renewTime: microTime() } }));
-  t.equal(stolenFor0?.status, 403, 'ingest-1 cannot write ingest-0\'s claim as ingest-0');
-  const takenOver = await ingest1.replace(SYSTEM, { ...renewed, spec: { ...renewed.spec, holderIdentity: 'ingest-1', acquireTime: microTime(), renewTime: microTime() } });
+  t.equal(stolenFor0?.status, 403, "ingest-1 cannot write ingest-0's claim as ingest-0");
+  const takenOver = await ingest1.replace(SYSTEM, {
+    ...renewed,
+    spec: { ...renewed.spec, holderIdentity: 'ingest-1', acquireTime: microTime(), renewTime: microTime() },
+  });
   t.equal(takenOver.spec?.holderIdentity, 'ingest-1', 'ingest-1 takes the claim over, for itself');
   t.equal((await refusal(ingest0.delete(SYSTEM, name)))?.status, 403, 'ingest-0 can no longer delete it');
   t.equal(await ingest1.delete(SYSTEM, name, takenOver.metadata.resourceVersion), true, 'its holder releases it');

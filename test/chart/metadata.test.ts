@@ -35,7 +35,7 @@ t.test('LICENSE is the Apache License 2.0, as package.json and the chart declare
   t.match(license, /^\s*Apache License\s+Version 2\.0, January 2004\s+http:\/\/www\.apache\.org\/licenses\//, 'the Apache 2.0 heading');
   t.match(license, /END OF TERMS AND CONDITIONS/, 'the whole text');
   t.equal(pkg.license, 'Apache-2.0');
-  t.equal(chart.annotations['artifacthub.io/license'], pkg.license, 'the chart\'s license annotation');
+  t.equal(chart.annotations['artifacthub.io/license'], pkg.license, "the chart's license annotation");
 });
 
 t.test('Chart.yaml has what Artifact Hub lists a chart with', async (t) => {
@@ -49,28 +49,45 @@ t.test('Chart.yaml has what Artifact Hub lists a chart with', async (t) => {
   t.ok((chart.keywords?.length ?? 0) >= 3, 'keywords');
   t.ok(readFileSync(join(CHART, 'icon.svg'), 'utf8').includes('<svg'), 'the icon is in the chart directory (the icon URL serves it from the repository)');
   const changes = annotation<Array<{ kind: string; description: string }>>('changes');
-  t.ok(changes.length > 0 && changes.every((c) => ['added', 'changed', 'deprecated', 'removed', 'fixed', 'security'].includes(c.kind) && c.description), 'changes: kinds Artifact Hub knows, each described');
-  t.ok(['ai-machine-learning', 'database', 'integration-delivery', 'monitoring-logging', 'networking', 'security', 'storage', 'streaming-messaging'].includes(chart.annotations['artifacthub.io/category']!), 'a category Artifact Hub knows');
+  t.ok(
+    changes.length > 0 && changes.every((c) => ['added', 'changed', 'deprecated', 'removed', 'fixed', 'security'].includes(c.kind) && c.description),
+    'changes: kinds Artifact Hub knows, each described',
+  );
+  t.ok(
+    ['ai-machine-learning', 'database', 'integration-delivery', 'monitoring-logging', 'networking', 'security', 'storage', 'streaming-messaging'].includes(
+      chart.annotations['artifacthub.io/category']!,
+    ),
+    'a category Artifact Hub knows',
+  );
 });
 
 t.test('the images annotation is the image the chart deploys by default', async (t) => {
   const images = annotation<Array<{ name: string; image: string }>>('images');
   const deployed = `${values.image.registry ? `${values.image.registry}/` : ''}${values.image.repository}:${values.image.tag || chart.appVersion}`;
-  t.same(images.map((i) => i.image), [deployed]);
-  t.equal(deployed, `ghcr.io/tteok/tteok:${chart.appVersion}`, 'the project\'s image name (README.md, Images and charts)');
+  t.same(
+    images.map((i) => i.image),
+    [deployed],
+  );
+  t.equal(deployed, `ghcr.io/tteok/tteok:${chart.appVersion}`, "the project's image name (README.md, Images and charts)");
 });
 
 t.test('the crds annotation lists the CRDs in manifests/crd; crdsExamples is manifests/examples/livestream.yaml', async (t) => {
-  const crds = readdirSync(join(ROOT, 'manifests/crd')).map((f) => parseYaml(readFileSync(join(ROOT, 'manifests/crd', f), 'utf8')) as {
-    metadata: { name: string };
-    spec: { names: { kind: string }; versions: Array<{ name: string; storage: boolean }> };
-  });
+  const crds = readdirSync(join(ROOT, 'manifests/crd')).map(
+    (f) =>
+      parseYaml(readFileSync(join(ROOT, 'manifests/crd', f), 'utf8')) as {
+        metadata: { name: string };
+        spec: { names: { kind: string }; versions: Array<{ name: string; storage: boolean }> };
+      },
+  );
   const listed = annotation<Array<{ kind: string; version: string; name: string; displayName: string; description: string }>>('crds');
   t.same(
     listed.map((c) => ({ kind: c.kind, version: c.version, name: c.name })),
     crds.map((c) => ({ kind: c.spec.names.kind, version: c.spec.versions.find((v) => v.storage)!.name, name: c.metadata.name })),
   );
-  t.ok(listed.every((c) => c.displayName && c.description), 'each with a display name and a description');
+  t.ok(
+    listed.every((c) => c.displayName && c.description),
+    'each with a display name and a description',
+  );
   const example = parseYaml(readFileSync(join(ROOT, 'manifests/examples/livestream.yaml'), 'utf8')) as unknown;
   t.same(annotation<unknown[]>('crdsExamples'), [example]);
 });
@@ -83,7 +100,7 @@ t.test('the Dockerfile labels the image with the OCI annotations, the same versi
   }
   t.equal(labels.get('org.opencontainers.image.licenses'), pkg.license);
   t.equal(labels.get('org.opencontainers.image.version'), '${VERSION}');
-  t.equal(/^ARG VERSION=(\S+)$/m.exec(dockerfile)?.[1], pkg.version, 'ARG VERSION defaults to package.json\'s version');
+  t.equal(/^ARG VERSION=(\S+)$/m.exec(dockerfile)?.[1], pkg.version, "ARG VERSION defaults to package.json's version");
   t.equal(labels.get('org.opencontainers.image.source'), chart.sources?.[0], 'the same source as the chart');
   t.match(dockerfile, /COPY [^\n]*LICENSE/, 'the image carries the LICENSE');
 });

@@ -11,18 +11,38 @@ import t from 'tap';
 import { stringify as stringifyYaml } from 'yaml';
 import { CHART, CI_VALUES, exportedMetrics, get, metricsIn, parseDocs, render, run, tool, ROOT } from '../tools/chart-tools.ts';
 
-interface AlertRule { alert: string; expr: string; for?: string; labels?: Record<string, string>; annotations?: Record<string, string> }
-interface Panel { id: number; type: string; title: string; gridPos: { x: number; y: number; w: number; h: number }; targets?: Array<{ expr: string; refId: string }>; datasource?: { uid: string } }
+interface AlertRule {
+  alert: string;
+  expr: string;
+  for?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+interface Panel {
+  id: number;
+  type: string;
+  title: string;
+  gridPos: { x: number; y: number; w: number; h: number };
+  targets?: Array<{ expr: string; refId: string }>;
+  datasource?: { uid: string };
+}
 
 const dir = await mkdtemp(join(tmpdir(), 'tteok-monitoring-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
 
 const exported = exportedMetrics();
-const rule = get(parseDocs(await render({ values: [CI_VALUES['all-features']!] })), 'PrometheusRule') as { spec: { groups: Array<{ name: string; rules: AlertRule[] }> } } & ReturnType<typeof get>;
+const rule = get(parseDocs(await render({ values: [CI_VALUES['all-features']!] })), 'PrometheusRule') as {
+  spec: { groups: Array<{ name: string; rules: AlertRule[] }> };
+} & ReturnType<typeof get>;
 const alerts = rule.spec.groups.flatMap((g) => g.rules);
 const rulesFile = join(dir, 'tteok-rules.yaml');
 await writeFile(rulesFile, stringifyYaml(rule.spec));
-const dashboard = JSON.parse(readFileSync(join(CHART, 'files/grafana-dashboard.json'), 'utf8')) as { uid: string; title: string; panels: Panel[]; templating: { list: Array<{ name: string }> } };
+const dashboard = JSON.parse(readFileSync(join(CHART, 'files/grafana-dashboard.json'), 'utf8')) as {
+  uid: string;
+  title: string;
+  panels: Panel[];
+  templating: { list: Array<{ name: string }> };
+};
 const queries = dashboard.panels.flatMap((p) => (p.targets ?? []).map((q) => ({ panel: p.title, expr: q.expr })));
 
 /** Label names of each exported metric, read from the same object literal as its name. */
@@ -43,7 +63,8 @@ function labelNamesOf(): Map<string, string[]> {
 const TARGET_LABELS = ['namespace', 'pod', 'job', 'instance', 'service', 'container', 'endpoint', 'le'];
 
 t.test('the code exports the metrics this test reads', async (t) => {
-  for (const name of ['tteok_ingest_segment_latency_seconds', 'tteok_gateway_segment_latency_seconds', 'tteok_controller_leader']) t.ok(exported.has(name), name);
+  for (const name of ['tteok_ingest_segment_latency_seconds', 'tteok_gateway_segment_latency_seconds', 'tteok_controller_leader'])
+    t.ok(exported.has(name), name);
   t.ok(exported.size >= 20, `${exported.size} metrics found in the code`);
 });
 
@@ -52,8 +73,14 @@ t.test('promtool check rules accepts the alerts', async (t) => {
   t.equal(r.code, 0, r.stdout + r.stderr);
   t.match(r.stdout, new RegExp(`SUCCESS: ${alerts.length} rules found`));
   t.same(alerts.map((a) => a.alert).sort(), [
-    'TteokControllerNoLeader', 'TteokControllerReconcileErrors', 'TteokLongSegments', 'TteokRtmpsCertificateExpiring', 'TteokSegmentLatencyHigh',
-    'TteokUploadBacklogGrowing', 'TteokUploadsFailing', 'TteokViewerSegmentLatencyHigh',
+    'TteokControllerNoLeader',
+    'TteokControllerReconcileErrors',
+    'TteokLongSegments',
+    'TteokRtmpsCertificateExpiring',
+    'TteokSegmentLatencyHigh',
+    'TteokUploadBacklogGrowing',
+    'TteokUploadsFailing',
+    'TteokViewerSegmentLatencyHigh',
   ]);
   for (const a of alerts) {
     t.ok(a.labels?.severity, `${a.alert} has a severity`);
@@ -64,7 +91,10 @@ t.test('promtool check rules accepts the alerts', async (t) => {
 });
 
 t.test('every metric the alerts and the dashboard read is exported by the code', async (t) => {
-  for (const { expr, where } of [...alerts.map((a) => ({ expr: a.expr, where: `alert ${a.alert}` })), ...queries.map((q) => ({ expr: q.expr, where: `panel "${q.panel}"` }))]) {
+  for (const { expr, where } of [
+    ...alerts.map((a) => ({ expr: a.expr, where: `alert ${a.alert}` })),
+    ...queries.map((q) => ({ expr: q.expr, where: `panel "${q.panel}"` })),
+  ]) {
     const { used, missing } = metricsIn(expr, exported);
     t.same(missing, [], `${where}: ${[...used].join(', ')}`);
     t.ok(used.size > 0, `${where} reads a tteok metric`);
@@ -73,11 +103,18 @@ t.test('every metric the alerts and the dashboard read is exported by the code',
 
 t.test('aggregations group only by labels the metrics carry', async (t) => {
   const labels = labelNamesOf();
-  for (const { expr, where } of [...alerts.map((a) => ({ expr: a.expr, where: `alert ${a.alert}` })), ...queries.map((q) => ({ expr: q.expr, where: `panel "${q.panel}"` }))]) {
+  for (const { expr, where } of [
+    ...alerts.map((a) => ({ expr: a.expr, where: `alert ${a.alert}` })),
+    ...queries.map((q) => ({ expr: q.expr, where: `panel "${q.panel}"` })),
+  ]) {
     const { used } = metricsIn(expr, exported);
     const allowed = new Set([...TARGET_LABELS, ...[...used].flatMap((m) => labels.get(m) ?? []).map((l) => (l === 'namespace' ? 'exported_namespace' : l))]);
     for (const m of expr.matchAll(/\b(?:by|on)\s*\(([^)]*)\)/g)) {
-      for (const l of m[1]!.split(',').map((s) => s.trim()).filter(Boolean)) t.ok(allowed.has(l), `${where}: "${l}" is a label of ${[...used].join(', ')} or of the scrape`);
+      for (const l of m[1]!
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean))
+        t.ok(allowed.has(l), `${where}: "${l}" is a label of ${[...used].join(', ')} or of the scrape`);
     }
   }
 });
@@ -85,13 +122,23 @@ t.test('aggregations group only by labels the metrics carry', async (t) => {
 t.test('the dashboard covers latency (ingest and viewers), uploads, backlog, streams, keyframe warnings, gateway and controller', async (t) => {
   const read = new Set(queries.flatMap((q) => [...metricsIn(q.expr, exported).used]));
   for (const m of [
-    'tteok_ingest_segment_latency_seconds', 'tteok_gateway_segment_latency_seconds', 'tteok_ingest_upload_failures_total',
-    'tteok_ingest_upload_backlog_segments', 'tteok_ingest_live_streams', 'tteok_ingest_long_segments_total',
-    'tteok_gateway_http_request_duration_seconds', 'tteok_controller_reconcile_duration_seconds', 'tteok_controller_reconcile_errors_total',
+    'tteok_ingest_segment_latency_seconds',
+    'tteok_gateway_segment_latency_seconds',
+    'tteok_ingest_upload_failures_total',
+    'tteok_ingest_upload_backlog_segments',
+    'tteok_ingest_live_streams',
+    'tteok_ingest_long_segments_total',
+    'tteok_gateway_http_request_duration_seconds',
+    'tteok_controller_reconcile_duration_seconds',
+    'tteok_controller_reconcile_errors_total',
     'tteok_controller_leader',
-  ]) t.ok(read.has(m), `a panel shows ${m}`);
+  ])
+    t.ok(read.has(m), `a panel shows ${m}`);
   t.equal(dashboard.uid, 'tteok-overview');
-  t.same(dashboard.templating.list.map((v) => v.name), ['datasource', 'namespace']);
+  t.same(
+    dashboard.templating.list.map((v) => v.name),
+    ['datasource', 'namespace'],
+  );
   const ids = dashboard.panels.map((p) => p.id);
   t.equal(new Set(ids).size, ids.length, 'panel ids are unique');
   for (const p of dashboard.panels) {
@@ -102,10 +149,15 @@ t.test('the dashboard covers latency (ingest and viewers), uploads, backlog, str
 
 t.test('every dashboard query is valid PromQL (promtool)', async (t) => {
   // Grafana's variables, as Grafana would substitute them.
-  const groups = [{
-    name: 'dashboard',
-    rules: queries.map((q, i) => ({ record: `tteok:dashboard_query_${i}`, expr: q.expr.replaceAll('$__rate_interval', '5m').replaceAll('$namespace', '.*') })),
-  }];
+  const groups = [
+    {
+      name: 'dashboard',
+      rules: queries.map((q, i) => ({
+        record: `tteok:dashboard_query_${i}`,
+        expr: q.expr.replaceAll('$__rate_interval', '5m').replaceAll('$namespace', '.*'),
+      })),
+    },
+  ];
   const file = join(dir, 'dashboard-queries.yaml');
   await writeFile(file, stringifyYaml({ groups }));
   const r = await run(tool('promtool'), ['check', 'rules', file]);
@@ -129,7 +181,10 @@ t.test('each alert fires when things go wrong and stays quiet when they do not (
     { series: `tteok_ingest_upload_backlog_segments{${ns},pod="ingest-0"}`, values: bad ? '20+2x30' : '1x30' },
     { series: `tteok_ingest_long_segments_total{${ns},pod="ingest-0"}`, values: bad ? '0+1x30' : '0x30' },
     // Unix seconds; promtool's clock starts at 0, so at 25m: 3 days left (bad) or 100 days (good).
-    { series: `tteok_ingest_rtmps_certificate_expiry_timestamp_seconds{${ns},pod="ingest-0"}`, values: bad ? `${1500 + 3 * 86400}x30` : `${1500 + 100 * 86400}x30` },
+    {
+      series: `tteok_ingest_rtmps_certificate_expiry_timestamp_seconds{${ns},pod="ingest-0"}`,
+      values: bad ? `${1500 + 3 * 86400}x30` : `${1500 + 100 * 86400}x30`,
+    },
     ...hist('tteok_ingest_segment_latency_seconds', 'ingest-0', !bad, '5', ['0.5', '1', '2', '3', '5', '10', '+Inf']),
     ...hist('tteok_gateway_segment_latency_seconds', 'gateway-a', !bad, '7.5', ['0.5', '1', '2', '4', '5', '7.5', '10', '+Inf']),
   ];

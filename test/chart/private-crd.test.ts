@@ -15,7 +15,11 @@ const NS = 'private-crd';
 const { custom } = await adminWithLiveStreams(kube, [NS]);
 const GROUP = { group: 'tteok.dev', version: 'v1alpha1', plural: 'livestreams' };
 const create = (name: string, spec: Record<string, unknown>) =>
-  custom.createNamespacedCustomObject({ ...GROUP, namespace: NS, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name }, spec } }) as Promise<LiveStreamObject>;
+  custom.createNamespacedCustomObject({
+    ...GROUP,
+    namespace: NS,
+    body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name }, spec },
+  }) as Promise<LiveStreamObject>;
 
 t.test('access defaults to public; private is kept', async (t) => {
   const open = await create('open', { title: 'Open' });
@@ -23,11 +27,14 @@ t.test('access defaults to public; private is kept', async (t) => {
   t.equal(stateFromLiveStream(open).access, 'public');
   const members = await create('members', { title: 'Members', playback: { access: 'private' } });
   t.equal(members.spec?.playback?.access, 'private');
-  t.equal(stateFromLiveStream(members).access, 'private', 'the gateway\'s view says private');
+  t.equal(stateFromLiveStream(members).access, 'private', "the gateway's view says private");
 });
 
 t.test('a wrong access value is refused, naming the field', async (t) => {
-  const error = await create('bad', { playback: { access: 'secret' } }).then(() => undefined, (e: unknown) => e);
+  const error = await create('bad', { playback: { access: 'secret' } }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   t.ok(error instanceof ApiException, 'refused');
   t.equal((error as ApiException<unknown>).code, 422);
   const status = JSON.parse(String((error as ApiException<unknown>).body)) as { message: string };
@@ -39,6 +46,12 @@ t.test('kubectl get shows the access column', async (t) => {
   t.equal(res.code, 0, res.stderr);
   const [header, ...rows] = res.stdout.trim().split('\n');
   t.match(header, /\bACCESS\b/);
-  t.match(rows.find((r) => r.startsWith('members ')), /\bprivate\b/);
-  t.match(rows.find((r) => r.startsWith('open ')), /\bpublic\b/);
+  t.match(
+    rows.find((r) => r.startsWith('members ')),
+    /\bprivate\b/,
+  );
+  t.match(
+    rows.find((r) => r.startsWith('open ')),
+    /\bpublic\b/,
+  );
 });

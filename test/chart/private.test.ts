@@ -7,7 +7,11 @@ import t from 'tap';
 import { loadGatewayConfig } from '../../gateway/config.ts';
 import { CI_VALUES, get, helmTemplate, parseDocs, render, type K8sObject } from '../tools/chart-tools.ts';
 
-interface EnvVar { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } } }
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } };
+}
 const gatewayEnv = (objs: K8sObject[]): Map<string, EnvVar> => {
   const spec = (get(objs, 'Deployment', 't-tteok-gateway').spec as { template: { spec: { containers: Array<{ env?: EnvVar[] }> } } }).template.spec;
   return new Map((spec.containers[0]!.env ?? []).map((e) => [e.name, e]));
@@ -26,7 +30,10 @@ t.test('existingSecret: both from the Secret, the API key optional', async (t) =
   t.same(env.get('TTEOK_PLAYBACK_TOKEN_KEYS')?.valueFrom, { secretKeyRef: { name: 'tteok-playback-tokens', key: 'TTEOK_PLAYBACK_TOKEN_KEYS' } });
   t.same(env.get('TTEOK_PLAYBACK_API_KEY')?.valueFrom, { secretKeyRef: { name: 'tteok-playback-tokens', key: 'TTEOK_PLAYBACK_API_KEY', optional: true } });
   t.equal(env.get('TTEOK_PLAYBACK_TOKEN_TTL_SECONDS')?.value, '7200');
-  t.notOk(objs.some((o) => o.kind === 'Secret'), 'the chart itself makes no Secret');
+  t.notOk(
+    objs.some((o) => o.kind === 'Secret'),
+    'the chart itself makes no Secret',
+  );
   for (const kind of ['StatefulSet', 'Deployment']) {
     for (const o of objs.filter((x) => x.kind === kind && x.metadata.name !== 't-tteok-gateway')) {
       t.notMatch(JSON.stringify(o), 'tteok-playback-tokens', `${o.metadata.name} does not get the token secrets`);
@@ -41,7 +48,10 @@ t.test('existingSecret: both from the Secret, the API key optional', async (t) =
     TTEOK_PLAYBACK_API_KEY: 'backend-api-key-0123456789abcdefghijklmnop',
   });
   t.equal(config.playbackTokens.keyring?.signing.id, 'k2');
-  t.same(config.playbackTokens.keyring?.all.map((k) => k.id), ['k2', 'k1']);
+  t.same(
+    config.playbackTokens.keyring?.all.map((k) => k.id),
+    ['k2', 'k1'],
+  );
   t.equal(config.playbackTokens.ttlSeconds, 7200);
 });
 
@@ -53,7 +63,10 @@ t.test('the schema bounds the lifetime', async (t) => {
 
 t.test('the gateway refuses bad token settings with a clear message, naming no secret', async (t) => {
   const base = { TTEOK_STORAGE: 'local' };
-  t.throws(() => loadGatewayConfig({ ...base, TTEOK_PLAYBACK_TOKEN_KEYS: 'k1:short' }), /TTEOK_PLAYBACK_TOKEN_KEYS: key "k1": the secret must be at least 32 characters/);
+  t.throws(
+    () => loadGatewayConfig({ ...base, TTEOK_PLAYBACK_TOKEN_KEYS: 'k1:short' }),
+    /TTEOK_PLAYBACK_TOKEN_KEYS: key "k1": the secret must be at least 32 characters/,
+  );
   t.throws(() => loadGatewayConfig({ ...base, TTEOK_PLAYBACK_TOKEN_KEYS: 'no-colon-0123456789abcdefghijklmnopqrstuvwxyz' }), /each key must be <id>:<secret>/);
   const dup = 'k1:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa,k1:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb';
   t.throws(() => loadGatewayConfig({ ...base, TTEOK_PLAYBACK_TOKEN_KEYS: dup }), /appears twice/);
@@ -63,6 +76,13 @@ t.test('the gateway refuses bad token settings with a clear message, naming no s
     t.notMatch((error as Error).message, 'tooshort-secret', 'the message does not echo the secret');
   }
   t.throws(() => loadGatewayConfig({ ...base, TTEOK_PLAYBACK_API_KEY: 'x'.repeat(40) }), /TTEOK_PLAYBACK_TOKEN_KEYS is not/);
-  t.throws(() => loadGatewayConfig({ ...base, TTEOK_PLAYBACK_TOKEN_KEYS: dup.replace(',k1:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb', ''), TTEOK_PLAYBACK_API_KEY: 'short' }), /at least 32 characters/);
-  t.throws(() => loadGatewayConfig({ ...base, TTEOK_PLAYBACK_TOKEN_TTL_SECONDS: '5' }), /TTEOK_PLAYBACK_TOKEN_TTL_SECONDS must be an integer between 60 and 604800/);
+  t.throws(
+    () =>
+      loadGatewayConfig({ ...base, TTEOK_PLAYBACK_TOKEN_KEYS: dup.replace(',k1:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb', ''), TTEOK_PLAYBACK_API_KEY: 'short' }),
+    /at least 32 characters/,
+  );
+  t.throws(
+    () => loadGatewayConfig({ ...base, TTEOK_PLAYBACK_TOKEN_TTL_SECONDS: '5' }),
+    /TTEOK_PLAYBACK_TOKEN_TTL_SECONDS must be an integer between 60 and 604800/,
+  );
 });

@@ -11,19 +11,25 @@ const REQUIRED = CI_VALUES['default']!;
 
 function ingestEnvironment(objs: K8sObject[]): Record<string, string> {
   const env: Record<string, string> = { ...((get(objs, 'ConfigMap', 't-tteok-config').data ?? {}) as Record<string, string>) };
-  const spec = (get(objs, 'StatefulSet').spec as { template: { spec: { containers: Array<{ env?: Array<{ name: string; value?: string }> }> } } }).template.spec;
+  const spec = (get(objs, 'StatefulSet').spec as { template: { spec: { containers: Array<{ env?: Array<{ name: string; value?: string }> }> } } }).template
+    .spec;
   for (const e of spec.containers[0]!.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
   return env;
 }
 
-t.test('the defaults the chart sets are the code\'s own', async (t) => {
+t.test("the defaults the chart sets are the code's own", async (t) => {
   const env = ingestEnvironment(parseDocs(await render({ values: [REQUIRED] })));
   for (const name of ['TTEOK_MAX_GOP_SECONDS', 'TTEOK_MAX_FRAGMENT_MIB', 'TTEOK_MAX_AHEAD_SEGMENTS']) t.ok(name in env, `the ingest gets ${name}`);
   t.same(loadIngestConfig(env).publishLimits, DEFAULT_PUBLISH_LIMITS);
 });
 
 t.test('values set at install are what the ingest runs with', async (t) => {
-  const objs = parseDocs(await render({ values: [REQUIRED], set: ['ingest.publishLimits.maxGopSeconds=20', 'ingest.publishLimits.maxFragmentMiB=256', 'ingest.publishLimits.maxAheadSegments=5'] }));
+  const objs = parseDocs(
+    await render({
+      values: [REQUIRED],
+      set: ['ingest.publishLimits.maxGopSeconds=20', 'ingest.publishLimits.maxFragmentMiB=256', 'ingest.publishLimits.maxAheadSegments=5'],
+    }),
+  );
   t.same(loadIngestConfig(ingestEnvironment(objs)).publishLimits, { maxGopSeconds: 20, maxFragmentBytes: 256 * 1024 * 1024, maxAheadSegments: 5 });
 });
 

@@ -8,20 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
-import {
-  CHART,
-  CI_VALUES,
-  NAMESPACE,
-  ROOT,
-  find,
-  get,
-  helmTemplate,
-  parseDocs,
-  render,
-  run,
-  tool,
-  type K8sObject,
-} from '../tools/chart-tools.ts';
+import { CHART, CI_VALUES, NAMESPACE, ROOT, find, get, helmTemplate, parseDocs, render, run, tool, type K8sObject } from '../tools/chart-tools.ts';
 import { loadGatewayConfig, type GatewayConfig } from '../../gateway/config.ts';
 import { loadIngestConfig, type IngestConfig } from '../../ingest/config.ts';
 
@@ -44,7 +31,11 @@ interface PodSpec {
   containers: Container[];
   volumes?: Array<{ name: string; emptyDir?: { sizeLimit?: string; medium?: string }; secret?: { secretName: string; defaultMode?: number } }>;
 }
-interface Rule { apiGroups: string[]; resources: string[]; verbs: string[] }
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+}
 
 const podSpec = (o: K8sObject): PodSpec => (o.spec as { template: { spec: PodSpec } }).template.spec;
 const envOf = (c: Container): Map<string, NonNullable<Container['env']>[number]> => new Map((c.env ?? []).map((e) => [e.name, e]));
@@ -74,16 +65,36 @@ t.test('wrong values fail at install with a message naming the value', async (t)
     ['CDN URL not http(s)', ['--set', 's3.bucket=tteok-media', '--set', 'cdn.baseUrl=ftp://x'], /cdn\/baseUrl/],
     ['prefix with a slash at the end', [...required, '--set', 's3.prefix=live/'], /s3\/prefix/],
     ['bad log level', [...required, '--set', 'logLevel=verbose'], /logLevel/],
-    ['shutdown timeout not below the grace period', [...required, '--set', 'ingest.shutdownTimeoutSeconds=60'], /shutdownTimeoutSeconds \(60\) must be less than ingest\.terminationGracePeriodSeconds \(60\)/],
+    [
+      'shutdown timeout not below the grace period',
+      [...required, '--set', 'ingest.shutdownTimeoutSeconds=60'],
+      /shutdownTimeoutSeconds \(60\) must be less than ingest\.terminationGracePeriodSeconds \(60\)/,
+    ],
     ['two controllers without leader election', [...required, '--set', 'controller.leaderElection.enabled=false'], /leaderElection/],
-    ['ServiceMonitor and PodMonitor together', [...required, '--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.podMonitor.enabled=true'], /not both/],
+    [
+      'ServiceMonitor and PodMonitor together',
+      [...required, '--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.podMonitor.enabled=true'],
+      /not both/,
+    ],
     ['S3 keys in values', [...required, '--set', 's3.credentials.accessKey=AKIA'], /additional properties 'accessKey' not allowed/],
     ['RTMPS without its certificate Secret', [...required, '--set', 'ingest.rtmps.enabled=true'], /ingest\/rtmps\/secretName/],
-    ['takeover silence not below the publisher idle timeout', [...required, '--set', 'ingest.takeoverSilenceSeconds=5'], /ingest\.takeoverSilenceSeconds \(5\) must be less than ingest\.publisherIdleSeconds \(5\)/],
-    ['RTMP message limit above the protocol\'s', [...required, '--set', 'ingest.rtmp.maxMessageBytes=16777216'], /ingest\/rtmp\/maxMessageBytes/],
+    [
+      'takeover silence not below the publisher idle timeout',
+      [...required, '--set', 'ingest.takeoverSilenceSeconds=5'],
+      /ingest\.takeoverSilenceSeconds \(5\) must be less than ingest\.publisherIdleSeconds \(5\)/,
+    ],
+    ["RTMP message limit above the protocol's", [...required, '--set', 'ingest.rtmp.maxMessageBytes=16777216'], /ingest\/rtmp\/maxMessageBytes/],
     ['a gateway timeout turned off', [...required, '--set', 'gateway.requestTimeoutMs=0'], /gateway\/requestTimeoutMs/],
-    ['headers timeout above the request timeout', [...required, '--set', 'gateway.headersTimeoutMs=40000'], /gateway\.headersTimeoutMs \(40000\) must not be above gateway\.requestTimeoutMs \(30000\)/],
-    ['event heartbeat not below the connection timeout', [...required, '--set', 'gateway.events.heartbeatMs=30000'], /gateway\.events\.heartbeatMs \(30000\) must be below gateway\.connectionTimeoutMs \(30000\)/],
+    [
+      'headers timeout above the request timeout',
+      [...required, '--set', 'gateway.headersTimeoutMs=40000'],
+      /gateway\.headersTimeoutMs \(40000\) must not be above gateway\.requestTimeoutMs \(30000\)/,
+    ],
+    [
+      'event heartbeat not below the connection timeout',
+      [...required, '--set', 'gateway.events.heartbeatMs=30000'],
+      /gateway\.events\.heartbeatMs \(30000\) must be below gateway\.connectionTimeoutMs \(30000\)/,
+    ],
     ['player source origin "*"', [...required, '--set-string', 'gateway.playerSrcOrigins[0]=*'], /gateway\/playerSrcOrigins/],
   ];
   for (const [what, args, message] of cases) {
@@ -96,7 +107,11 @@ t.test('wrong values fail at install with a message naming the value', async (t)
 t.test('the CRD: identical to manifests/crd, templated so upgrades deliver it, kept on uninstall', async (t) => {
   const source = readFileSync(join(ROOT, 'manifests/crd/livestreams.tteok.dev.yaml'), 'utf8');
   t.equal(readFileSync(join(CHART, 'files/crds/livestreams.tteok.dev.yaml'), 'utf8'), source, 'files/crds copy is byte-identical (bash manifests/generate.sh)');
-  t.same(readdirSync(CHART).filter((f) => f === 'crds'), [], 'no crds/ directory: Helm would never upgrade it');
+  t.same(
+    readdirSync(CHART).filter((f) => f === 'crds'),
+    [],
+    'no crds/ directory: Helm would never upgrade it',
+  );
 
   const crd = get(def, 'CustomResourceDefinition', 'livestreams.tteok.dev');
   const original = parseYaml(source) as K8sObject;
@@ -115,7 +130,15 @@ t.test('manifests/install.yaml is the chart rendered by manifests/generate.sh, u
   t.equal(r.code, 0, r.stderr || r.stdout);
   const objs = parseDocs(readFileSync(join(ROOT, 'manifests/install.yaml'), 'utf8'));
   t.equal(objs[0]?.kind, 'Namespace', 'starts with its Namespace');
-  t.ok(objs.filter((o) => o.kind !== 'Namespace' && o.kind !== 'CustomResourceDefinition' && !o.kind.startsWith('Cluster') && !o.kind.startsWith('ValidatingAdmissionPolicy')).every((o) => o.metadata.namespace === 'tteok'), 'every namespaced object names namespace tteok');
+  t.ok(
+    objs
+      .filter(
+        (o) =>
+          o.kind !== 'Namespace' && o.kind !== 'CustomResourceDefinition' && !o.kind.startsWith('Cluster') && !o.kind.startsWith('ValidatingAdmissionPolicy'),
+      )
+      .every((o) => o.metadata.namespace === 'tteok'),
+    'every namespaced object names namespace tteok',
+  );
   t.ok(find(objs, 'CustomResourceDefinition', 'livestreams.tteok.dev'));
   t.ok(find(objs, 'ConfigMap', 'tteok-config'), 'the settings users edit are one ConfigMap');
 });
@@ -124,7 +147,13 @@ t.test('every namespaced object carries the release namespace and the standard l
   for (const o of def) {
     const cluster = o.kind === 'CustomResourceDefinition' || o.kind.startsWith('Cluster') || o.kind.startsWith('ValidatingAdmissionPolicy');
     if (!cluster) t.equal(o.metadata.namespace, NAMESPACE, `${o.kind}/${o.metadata.name}`);
-    for (const label of ['app.kubernetes.io/name', 'app.kubernetes.io/instance', 'app.kubernetes.io/version', 'app.kubernetes.io/managed-by', 'helm.sh/chart']) {
+    for (const label of [
+      'app.kubernetes.io/name',
+      'app.kubernetes.io/instance',
+      'app.kubernetes.io/version',
+      'app.kubernetes.io/managed-by',
+      'helm.sh/chart',
+    ]) {
       t.ok(o.metadata.labels?.[label], `${o.kind}/${o.metadata.name} has ${label}`);
     }
   }
@@ -153,15 +182,28 @@ t.test('pods run as non-root with a read-only root filesystem, no privileges, wr
           if (v?.secret) t.equal(m.readOnly, true, `${where}/${c.name}: Secret ${v.secret.secretName} at ${m.mountPath} is read-only`);
           else t.ok(v?.emptyDir?.sizeLimit, `${where}/${c.name}: ${m.mountPath} is an emptyDir with a sizeLimit`);
         }
-        t.ok(c.volumeMounts?.some((m) => m.mountPath === '/tmp'), `${where}/${c.name} has a writable /tmp`);
+        t.ok(
+          c.volumeMounts?.some((m) => m.mountPath === '/tmp'),
+          `${where}/${c.name} has a writable /tmp`,
+        );
       }
     }
   }
 });
 
-t.test('helm test pods: the gateway\'s /readyz and a lookup, the ingest\'s /readyz, with least privilege; tests.enabled=false leaves them out', async (t) => {
-  interface TestPod { automountServiceAccountToken?: boolean; serviceAccountName?: string; restartPolicy?: string; enableServiceLinks?: boolean; imagePullSecrets?: unknown[]; securityContext?: Record<string, unknown>; volumes?: unknown[]; containers: Array<Container & { image: string; command?: string[] }> }
-  const checksOf = (p: K8sObject) => JSON.parse((p.spec as TestPod).containers[0]!.env!.find((e) => e.name === 'CHECKS')!.value!) as Array<{ url: string; status: number; contains: string }>;
+t.test("helm test pods: the gateway's /readyz and a lookup, the ingest's /readyz, with least privilege; tests.enabled=false leaves them out", async (t) => {
+  interface TestPod {
+    automountServiceAccountToken?: boolean;
+    serviceAccountName?: string;
+    restartPolicy?: string;
+    enableServiceLinks?: boolean;
+    imagePullSecrets?: unknown[];
+    securityContext?: Record<string, unknown>;
+    volumes?: unknown[];
+    containers: Array<Container & { image: string; command?: string[] }>;
+  }
+  const checksOf = (p: K8sObject) =>
+    JSON.parse((p.spec as TestPod).containers[0]!.env!.find((e) => e.name === 'CHECKS')!.value!) as Array<{ url: string; status: number; contains: string }>;
   // ci/ values render with helm template, which includes test hooks (as kubeconform and the dry-run in chart-cluster.test.ts see them).
   for (const [name, objs] of Object.entries(renders)) {
     const pods = objs.filter((o) => o.kind === 'Pod');
@@ -190,13 +232,21 @@ t.test('helm test pods: the gateway\'s /readyz and a lookup, the ingest\'s /read
     const gatewayService = get(objs, 'Service', 't-tteok-gateway').spec as { ports: Array<{ name: string; port: number }> };
     const base = `http://t-tteok-gateway.${NAMESPACE}.svc:${gatewayService.ports.find((x) => x.name === 'http')!.port}`;
     const streams = (parseYaml(readFileSync(CI_VALUES[name]!, 'utf8')) as { watchNamespace?: string }).watchNamespace || NAMESPACE;
-    t.same(checksOf(get(objs, 'Pod', 't-tteok-test-gateway')).map((c) => [c.url, c.status]), [
-      [`${base}/readyz`, 200],
-      [`${base}/v1/streams?namespace=${streams}`, 200],
-      [`${base}/v1/streams/${streams}/helm-test-no-such-stream`, 404],
-    ], `${name}: through the gateway's Service: /readyz, the list and a lookup (a JSON 404)`);
+    t.same(
+      checksOf(get(objs, 'Pod', 't-tteok-test-gateway')).map((c) => [c.url, c.status]),
+      [
+        [`${base}/readyz`, 200],
+        [`${base}/v1/streams?namespace=${streams}`, 200],
+        [`${base}/v1/streams/${streams}/helm-test-no-such-stream`, 404],
+      ],
+      `${name}: through the gateway's Service: /readyz, the list and a lookup (a JSON 404)`,
+    );
     const ingestPort = (podSpec(get(objs, 'StatefulSet')).containers[0]!.ports ?? []).find((x) => x.name === 'http')!.containerPort;
-    t.same(checksOf(get(objs, 'Pod', 't-tteok-test-ingest')).map((c) => [c.url, c.status]), [[`http://t-tteok-ingest-0.t-tteok-ingest-headless.tteok.svc:${ingestPort}/readyz`, 200]], `${name}: the first ingest pod's /readyz`);
+    t.same(
+      checksOf(get(objs, 'Pod', 't-tteok-test-ingest')).map((c) => [c.url, c.status]),
+      [[`http://t-tteok-ingest-0.t-tteok-ingest-headless.tteok.svc:${ingestPort}/readyz`, 200]],
+      `${name}: the first ingest pod's /readyz`,
+    );
   }
   const off = parseDocs(await render({ values: [CI_VALUES['default']!], set: ['tests.enabled=false'] }));
   t.notOk(find(off, 'Pod'), 'tests.enabled=false: no test pods');
@@ -210,8 +260,17 @@ t.test('ingest: StatefulSet with the media emptyDir, probes on 9935, a grace per
   t.same(c.args, ['ingest'], 'the role is the container args');
   t.equal((sts.spec as { serviceName: string }).serviceName, 't-tteok-ingest-headless');
   t.same(spec.volumes?.find((v) => v.name === 'media')?.emptyDir, { sizeLimit: '2Gi' });
-  t.ok(c.volumeMounts?.some((m) => m.name === 'media' && m.mountPath === env.get('TTEOK_MEDIA_DIR')?.value), 'mounted at TTEOK_MEDIA_DIR');
-  t.same(c.ports?.map((p) => [p.name, p.containerPort]), [['rtmp', 1935], ['http', 9935]]);
+  t.ok(
+    c.volumeMounts?.some((m) => m.name === 'media' && m.mountPath === env.get('TTEOK_MEDIA_DIR')?.value),
+    'mounted at TTEOK_MEDIA_DIR',
+  );
+  t.same(
+    c.ports?.map((p) => [p.name, p.containerPort]),
+    [
+      ['rtmp', 1935],
+      ['http', 9935],
+    ],
+  );
   t.same(c.livenessProbe?.httpGet, { path: '/healthz', port: 'http' });
   t.same(c.readinessProbe?.httpGet, { path: '/readyz', port: 'http' });
   t.equal(env.get('TTEOK_HTTP_PORT')?.value, '9935');
@@ -219,7 +278,10 @@ t.test('ingest: StatefulSet with the media emptyDir, probes on 9935, a grace per
   for (const [name, objs] of Object.entries(renders)) {
     const s = podSpec(get(objs, 'StatefulSet'));
     const timeout = Number(envOf(s.containers[0]!).get('TTEOK_SHUTDOWN_TIMEOUT_SECONDS')?.value);
-    t.ok(timeout > 0 && timeout < s.terminationGracePeriodSeconds!, `${name}: TTEOK_SHUTDOWN_TIMEOUT_SECONDS ${timeout} < terminationGracePeriodSeconds ${s.terminationGracePeriodSeconds}`);
+    t.ok(
+      timeout > 0 && timeout < s.terminationGracePeriodSeconds!,
+      `${name}: TTEOK_SHUTDOWN_TIMEOUT_SECONDS ${timeout} < terminationGracePeriodSeconds ${s.terminationGracePeriodSeconds}`,
+    );
   }
 });
 
@@ -230,7 +292,11 @@ t.test('every pod learns its name and namespace from the downward API, and reads
     t.same(env.get('TTEOK_POD_NAME')?.valueFrom, { fieldRef: { fieldPath: 'metadata.name' } }, `${w.metadata.name} TTEOK_POD_NAME`);
     t.same(env.get('TTEOK_POD_NAMESPACE')?.valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } }, `${w.metadata.name} TTEOK_POD_NAMESPACE`);
     t.same(c.envFrom, [{ configMapRef: { name: 't-tteok-config' } }]);
-    t.match((w.spec as { template: { metadata: { annotations: Record<string, string> } } }).template.metadata.annotations['checksum/config'], /^[0-9a-f]{64}$/, 'a settings change rolls the pods');
+    t.match(
+      (w.spec as { template: { metadata: { annotations: Record<string, string> } } }).template.metadata.annotations['checksum/config'],
+      /^[0-9a-f]{64}$/,
+      'a settings change rolls the pods',
+    );
   }
   const config = get(def, 'ConfigMap', 't-tteok-config').data as Record<string, string>;
   t.equal(config.TTEOK_S3_BUCKET, 'tteok-media');
@@ -265,7 +331,10 @@ t.test('controller: two replicas with leader election, probes on its HTTP port, 
   t.equal(env.get('TTEOK_LEADER_ELECTION')?.value, 'true');
   t.equal(env.get('TTEOK_LEADER_ELECTION_LEASE')?.value, 't-tteok-controller', 'a lease name per release');
   t.equal(env.get('TTEOK_CONTROLLER_HTTP_PORT')?.value, '9937');
-  t.same(c.ports?.map((p) => [p.name, p.containerPort]), [['http', 9937]]);
+  t.same(
+    c.ports?.map((p) => [p.name, p.containerPort]),
+    [['http', 9937]],
+  );
   t.same(c.livenessProbe?.httpGet, { path: '/healthz', port: 'http' });
   t.same(c.readinessProbe?.httpGet, { path: '/readyz', port: 'http' });
   t.equal(env.get('TTEOK_INGEST_STATEFULSET')?.value, 't-tteok-ingest');
@@ -275,7 +344,10 @@ t.test('controller: two replicas with leader election, probes on its HTTP port, 
   const fixed = podSpec(get(namespaced, 'Deployment', 't-tteok-controller')).containers[0]!;
   t.notOk(envOf(fixed).has('TTEOK_INGEST_STATEFULSET'), 'autoscaling off: the controller does not scale the ingest');
   t.equal((get(namespaced, 'StatefulSet').spec as { replicas: number }).replicas, 3);
-  t.equal(envOf(podSpec(get(all, 'Deployment', 't-tteok-controller')).containers[0]!).get('TTEOK_INGEST_PUBLIC_URL')?.value, 'rtmp://stream.example.com:1935/live');
+  t.equal(
+    envOf(podSpec(get(all, 'Deployment', 't-tteok-controller')).containers[0]!).get('TTEOK_INGEST_PUBLIC_URL')?.value,
+    'rtmp://stream.example.com:1935/live',
+  );
 });
 
 t.test('gateway: Deployment, Service, probes, Kubernetes view, optional Ingress', async (t) => {
@@ -294,7 +366,10 @@ t.test('gateway: Deployment, Service, probes, Kubernetes view, optional Ingress'
   t.equal(ing.ingressClassName, 'nginx');
   t.equal(ing.rules[0]?.host, 'tteok.example.com');
   t.equal(ing.tls.length, 1);
-  t.equal(envOf(podSpec(get(all, 'Deployment', 't-tteok-gateway')).containers[0]!).get('TTEOK_CORS_ORIGINS')?.value, 'https://www.example.com,https://example.com');
+  t.equal(
+    envOf(podSpec(get(all, 'Deployment', 't-tteok-gateway')).containers[0]!).get('TTEOK_CORS_ORIGINS')?.value,
+    'https://www.example.com,https://example.com',
+  );
 });
 
 /** What a component's container would run with: the settings ConfigMap, then its own env (plain values only). */
@@ -305,43 +380,89 @@ function podEnvironment(objs: K8sObject[], kind: string, name: string): Record<s
 }
 const without = (env: Record<string, string>, names: string[]) => Object.fromEntries(Object.entries(env).filter(([k]) => !names.includes(k)));
 
-const GATEWAY_CLIENT_SETTINGS = ['TTEOK_GATEWAY_REQUEST_TIMEOUT_MS', 'TTEOK_GATEWAY_HEADERS_TIMEOUT_MS', 'TTEOK_GATEWAY_KEEP_ALIVE_TIMEOUT_MS', 'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', 'TTEOK_PLAYER_SRC_ORIGINS', 'TTEOK_EVENTS_HEARTBEAT_MS', 'TTEOK_EVENTS_MAX_CONNECTIONS', 'TTEOK_EVENTS_MAX_CONNECTIONS_PER_ADDRESS', 'TTEOK_EVENTS_BUFFER_SIZE', 'TTEOK_GATEWAY_TRUSTED_PROXIES'];
+const GATEWAY_CLIENT_SETTINGS = [
+  'TTEOK_GATEWAY_REQUEST_TIMEOUT_MS',
+  'TTEOK_GATEWAY_HEADERS_TIMEOUT_MS',
+  'TTEOK_GATEWAY_KEEP_ALIVE_TIMEOUT_MS',
+  'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS',
+  'TTEOK_PLAYER_SRC_ORIGINS',
+  'TTEOK_EVENTS_HEARTBEAT_MS',
+  'TTEOK_EVENTS_MAX_CONNECTIONS',
+  'TTEOK_EVENTS_MAX_CONNECTIONS_PER_ADDRESS',
+  'TTEOK_EVENTS_BUFFER_SIZE',
+  'TTEOK_GATEWAY_TRUSTED_PROXIES',
+];
 const gatewayClientSettings = (c: GatewayConfig) => ({
   timeouts: [c.requestTimeoutMs, c.headersTimeoutMs, c.keepAliveTimeoutMs, c.connectionTimeoutMs],
   playerSrcOrigins: c.playerSrcOrigins,
   events: c.events,
   trustedProxies: c.trustedProxies,
 });
-const INGEST_PUBLISHER_SETTINGS = ['TTEOK_PUBLISHER_IDLE_SECONDS', 'TTEOK_TAKEOVER_SILENCE_SECONDS', 'TTEOK_RTMP_PUBLISH_DEADLINE_SECONDS', 'TTEOK_RTMP_MAX_MESSAGE_BYTES', 'TTEOK_RTMP_MAX_CONNECTIONS', 'TTEOK_RTMP_MAX_CONNECTIONS_PER_ADDRESS', 'TTEOK_RTMP_KEEPALIVE_SECONDS'];
+const INGEST_PUBLISHER_SETTINGS = [
+  'TTEOK_PUBLISHER_IDLE_SECONDS',
+  'TTEOK_TAKEOVER_SILENCE_SECONDS',
+  'TTEOK_RTMP_PUBLISH_DEADLINE_SECONDS',
+  'TTEOK_RTMP_MAX_MESSAGE_BYTES',
+  'TTEOK_RTMP_MAX_CONNECTIONS',
+  'TTEOK_RTMP_MAX_CONNECTIONS_PER_ADDRESS',
+  'TTEOK_RTMP_KEEPALIVE_SECONDS',
+];
 const ingestPublisherSettings = (c: IngestConfig) => ({ publisherIdleMs: c.publisherIdleMs, takeoverSilenceMs: c.takeoverSilenceMs, rtmp: c.rtmp });
 
-t.test('gateway timeouts, player sources and event streams, ingest idle, takeover and RTMP limits: chart values the code reads, with its defaults', async (t) => {
-  const gatewayEnv = podEnvironment(def, 'Deployment', 't-tteok-gateway');
-  for (const name of ['TTEOK_GATEWAY_REQUEST_TIMEOUT_MS', 'TTEOK_GATEWAY_HEADERS_TIMEOUT_MS', 'TTEOK_GATEWAY_KEEP_ALIVE_TIMEOUT_MS', 'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS', 'TTEOK_EVENTS_MAX_CONNECTIONS', 'TTEOK_EVENTS_MAX_CONNECTIONS_PER_ADDRESS', 'TTEOK_EVENTS_BUFFER_SIZE']) {
-    t.ok(name in gatewayEnv, `the gateway gets ${name}`);
-  }
-  t.notOk('TTEOK_EVENTS_HEARTBEAT_MS' in gatewayEnv, 'no heartbeat set by default: the code derives it from the connection timeout');
-  t.notOk('TTEOK_PLAYER_SRC_ORIGINS' in gatewayEnv, 'no player sources set by default: the code allows the CDN\'s origin');
-  t.notOk('TTEOK_GATEWAY_TRUSTED_PROXIES' in gatewayEnv, 'no trusted proxy by default: the client is the connection\'s peer');
-  t.same(gatewayClientSettings(loadGatewayConfig(gatewayEnv)), gatewayClientSettings(loadGatewayConfig(without(gatewayEnv, GATEWAY_CLIENT_SETTINGS))), 'the gateway runs with the code\'s defaults');
+t.test(
+  'gateway timeouts, player sources and event streams, ingest idle, takeover and RTMP limits: chart values the code reads, with its defaults',
+  async (t) => {
+    const gatewayEnv = podEnvironment(def, 'Deployment', 't-tteok-gateway');
+    for (const name of [
+      'TTEOK_GATEWAY_REQUEST_TIMEOUT_MS',
+      'TTEOK_GATEWAY_HEADERS_TIMEOUT_MS',
+      'TTEOK_GATEWAY_KEEP_ALIVE_TIMEOUT_MS',
+      'TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS',
+      'TTEOK_EVENTS_MAX_CONNECTIONS',
+      'TTEOK_EVENTS_MAX_CONNECTIONS_PER_ADDRESS',
+      'TTEOK_EVENTS_BUFFER_SIZE',
+    ]) {
+      t.ok(name in gatewayEnv, `the gateway gets ${name}`);
+    }
+    t.notOk('TTEOK_EVENTS_HEARTBEAT_MS' in gatewayEnv, 'no heartbeat set by default: the code derives it from the connection timeout');
+    t.notOk('TTEOK_PLAYER_SRC_ORIGINS' in gatewayEnv, "no player sources set by default: the code allows the CDN's origin");
+    t.notOk('TTEOK_GATEWAY_TRUSTED_PROXIES' in gatewayEnv, "no trusted proxy by default: the client is the connection's peer");
+    t.same(
+      gatewayClientSettings(loadGatewayConfig(gatewayEnv)),
+      gatewayClientSettings(loadGatewayConfig(without(gatewayEnv, GATEWAY_CLIENT_SETTINGS))),
+      "the gateway runs with the code's defaults",
+    );
 
-  const ingestEnv = podEnvironment(def, 'StatefulSet', 't-tteok-ingest');
-  for (const name of INGEST_PUBLISHER_SETTINGS) t.ok(name in ingestEnv, `the ingest gets ${name}`);
-  t.same(ingestPublisherSettings(loadIngestConfig(ingestEnv)), ingestPublisherSettings(loadIngestConfig(without(ingestEnv, INGEST_PUBLISHER_SETTINGS))), 'the ingest runs with the code\'s defaults');
+    const ingestEnv = podEnvironment(def, 'StatefulSet', 't-tteok-ingest');
+    for (const name of INGEST_PUBLISHER_SETTINGS) t.ok(name in ingestEnv, `the ingest gets ${name}`);
+    t.same(
+      ingestPublisherSettings(loadIngestConfig(ingestEnv)),
+      ingestPublisherSettings(loadIngestConfig(without(ingestEnv, INGEST_PUBLISHER_SETTINGS))),
+      "the ingest runs with the code's defaults",
+    );
 
-  // ci/all-features-values.yaml sets them: what the code then runs with.
-  t.same(gatewayClientSettings(loadGatewayConfig(podEnvironment(all, 'Deployment', 't-tteok-gateway'))), {
-    timeouts: [30_000, 10_000, 65_000, 120_000],
-    playerSrcOrigins: ['https://d111111abcdef8.cloudfront.net', 'https://media.example.com'],
-    events: { heartbeatMs: 20_000, maxConnections: 5000, maxConnectionsPerAddress: 40, bufferSize: 1_000_000 },
-    trustedProxies: ['10.0.0.0/8', 'fd00::/8'],
-  }, 'gateway values reach the gateway (a million written as a whole number)');
-  t.same(ingestPublisherSettings(loadIngestConfig(podEnvironment(all, 'StatefulSet', 't-tteok-ingest'))), {
-    publisherIdleMs: 8000,
-    takeoverSilenceMs: 2500,
-    rtmp: { publishDeadlineMs: 10_000, maxMessageBytes: 16_777_215, maxConnections: 2000, maxConnectionsPerAddress: 50, keepaliveMs: 15_000 },
-  }, 'ingest values reach the ingest');
-});
+    // ci/all-features-values.yaml sets them: what the code then runs with.
+    t.same(
+      gatewayClientSettings(loadGatewayConfig(podEnvironment(all, 'Deployment', 't-tteok-gateway'))),
+      {
+        timeouts: [30_000, 10_000, 65_000, 120_000],
+        playerSrcOrigins: ['https://d111111abcdef8.cloudfront.net', 'https://media.example.com'],
+        events: { heartbeatMs: 20_000, maxConnections: 5000, maxConnectionsPerAddress: 40, bufferSize: 1_000_000 },
+        trustedProxies: ['10.0.0.0/8', 'fd00::/8'],
+      },
+      'gateway values reach the gateway (a million written as a whole number)',
+    );
+    t.same(
+      ingestPublisherSettings(loadIngestConfig(podEnvironment(all, 'StatefulSet', 't-tteok-ingest'))),
+      {
+        publisherIdleMs: 8000,
+        takeoverSilenceMs: 2500,
+        rtmp: { publishDeadlineMs: 10_000, maxMessageBytes: 16_777_215, maxConnections: 2000, maxConnectionsPerAddress: 50, keepaliveMs: 15_000 },
+      },
+      'ingest values reach the ingest',
+    );
+  },
+);
 
 t.test('the RTMP LoadBalancer on 1935 with externalTrafficPolicy Local, and the headless Service', async (t) => {
   const lb = get(def, 'Service', 't-tteok-ingest').spec as Record<string, unknown> & { ports: Array<Record<string, unknown>> };
@@ -362,24 +483,50 @@ t.test('RTMPS: off by default; on, a second port on the same LoadBalancer and th
   const defSpec = podSpec(get(def, 'StatefulSet', 't-tteok-ingest'));
   t.notOk(envOf(defSpec.containers[0]!).has('TTEOK_RTMPS_PORT'), 'default: no RTMPS listener');
   const lb = get(all, 'Service', 't-tteok-ingest').spec as { ports: Array<Record<string, unknown>> };
-  t.same(lb.ports.map((p) => [p.name, p.port, p.targetPort]), [['rtmp', 1935, 'rtmp'], ['rtmps', 443, 'rtmps']], 'RTMP and RTMPS on the same Service');
+  t.same(
+    lb.ports.map((p) => [p.name, p.port, p.targetPort]),
+    [
+      ['rtmp', 1935, 'rtmp'],
+      ['rtmps', 443, 'rtmps'],
+    ],
+    'RTMP and RTMPS on the same Service',
+  );
   const spec = podSpec(get(all, 'StatefulSet', 't-tteok-ingest'));
   const c = spec.containers[0]!;
   const env = envOf(c);
-  t.same(c.ports?.map((p) => [p.name, p.containerPort]), [['rtmp', 1935], ['http', 9935], ['rtmps', 1936]]);
+  t.same(
+    c.ports?.map((p) => [p.name, p.containerPort]),
+    [
+      ['rtmp', 1935],
+      ['http', 9935],
+      ['rtmps', 1936],
+    ],
+  );
   t.equal(env.get('TTEOK_RTMPS_PORT')?.value, '1936');
   const mount = c.volumeMounts?.find((m) => m.name === 'rtmps-certificate');
   t.same(mount, { name: 'rtmps-certificate', mountPath: '/etc/tteok/rtmps', readOnly: true });
   t.equal(env.get('TTEOK_RTMPS_CERT_FILE')?.value, '/etc/tteok/rtmps/tls.crt');
   t.equal(env.get('TTEOK_RTMPS_KEY_FILE')?.value, '/etc/tteok/rtmps/tls.key');
   t.equal(spec.volumes?.find((v) => v.name === 'rtmps-certificate')?.secret?.secretName, 'tteok-rtmps-tls');
-  t.equal(loadIngestConfig(podEnvironment(all, 'StatefulSet', 't-tteok-ingest')).rtmps?.handshakeTimeoutMs, 8000, 'ingest.rtmps.handshakeTimeoutSeconds reaches the ingest');
+  t.equal(
+    loadIngestConfig(podEnvironment(all, 'StatefulSet', 't-tteok-ingest')).rtmps?.handshakeTimeoutMs,
+    8000,
+    'ingest.rtmps.handshakeTimeoutSeconds reaches the ingest',
+  );
 });
 
 t.test('PodDisruptionBudgets for all three, toggled per component', async (t) => {
-  t.same(def.filter((o) => o.kind === 'PodDisruptionBudget').map((o) => [o.metadata.name, (o.spec as { maxUnavailable: number }).maxUnavailable]).sort(), [
-    ['t-tteok-controller', 1], ['t-tteok-gateway', 1], ['t-tteok-ingest', 1],
-  ]);
+  t.same(
+    def
+      .filter((o) => o.kind === 'PodDisruptionBudget')
+      .map((o) => [o.metadata.name, (o.spec as { maxUnavailable: number }).maxUnavailable])
+      .sort(),
+    [
+      ['t-tteok-controller', 1],
+      ['t-tteok-gateway', 1],
+      ['t-tteok-ingest', 1],
+    ],
+  );
   t.notOk(find(namespaced, 'PodDisruptionBudget', 't-tteok-ingest'), 'ingest.pdb.create=false');
 });
 
@@ -389,12 +536,26 @@ t.test('S3 credentials come from an existing Secret or the service account, neve
     const w = find(all, 'StatefulSet', name) ?? get(all, 'Deployment', name);
     const env = envOf(podSpec(w).containers[0]!);
     t.same(env.get('AWS_ACCESS_KEY_ID')?.valueFrom, { secretKeyRef: { name: 'tteok-s3', key: 'AWS_ACCESS_KEY_ID' } }, `${name} key id from the Secret`);
-    t.same(env.get('AWS_SECRET_ACCESS_KEY')?.valueFrom, { secretKeyRef: { name: 'tteok-s3', key: 'AWS_SECRET_ACCESS_KEY' } }, `${name} secret key from the Secret`);
+    t.same(
+      env.get('AWS_SECRET_ACCESS_KEY')?.valueFrom,
+      { secretKeyRef: { name: 'tteok-s3', key: 'AWS_SECRET_ACCESS_KEY' } },
+      `${name} secret key from the Secret`,
+    );
   }
   t.notOk(envOf(podSpec(get(all, 'Deployment', 't-tteok-gateway')).containers[0]!).has('AWS_ACCESS_KEY_ID'), 'the gateway reads no bucket: no credentials');
-  t.notOk(all.some((o) => o.kind === 'Secret'), 'the chart creates no Secret');
-  t.equal(get(all, 'ServiceAccount', 't-tteok-ingest').metadata.annotations?.['eks.amazonaws.com/role-arn'], 'arn:aws:iam::123456789012:role/tteok-ingest', 'IRSA annotation on the ingest');
-  t.equal(get(all, 'ServiceAccount', 't-tteok-controller').metadata.annotations?.['eks.amazonaws.com/role-arn'], 'arn:aws:iam::123456789012:role/tteok-controller');
+  t.notOk(
+    all.some((o) => o.kind === 'Secret'),
+    'the chart creates no Secret',
+  );
+  t.equal(
+    get(all, 'ServiceAccount', 't-tteok-ingest').metadata.annotations?.['eks.amazonaws.com/role-arn'],
+    'arn:aws:iam::123456789012:role/tteok-ingest',
+    'IRSA annotation on the ingest',
+  );
+  t.equal(
+    get(all, 'ServiceAccount', 't-tteok-controller').metadata.annotations?.['eks.amazonaws.com/role-arn'],
+    'arn:aws:iam::123456789012:role/tteok-controller',
+  );
   for (const w of workloads(all)) t.equal(podSpec(w).serviceAccountName, w.metadata.name, `${w.metadata.name} runs as its own service account`);
 });
 
@@ -430,7 +591,10 @@ t.test('RBAC is exactly the least privilege each component needs', async (t) => 
     t.equal(role.metadata.namespace, 'streams');
     t.same(role.rules, expected, `${component} Role in the watched namespace`);
   }
-  t.notOk(namespaced.some((o) => o.kind.startsWith('Cluster')), 'watchNamespace: nothing cluster-scoped');
+  t.notOk(
+    namespaced.some((o) => o.kind.startsWith('Cluster')),
+    'watchNamespace: nothing cluster-scoped',
+  );
   for (const [component, expected] of Object.entries(local)) {
     const role = get(def, 'Role', `t-tteok-${component}-local`);
     t.equal(role.metadata.namespace, NAMESPACE);
@@ -439,7 +603,10 @@ t.test('RBAC is exactly the least privilege each component needs', async (t) => 
   t.notOk(find(def, 'Role', 't-tteok-gateway-local'), 'the gateway needs nothing in its namespace');
   for (const render of [def, namespaced]) {
     for (const o of render.filter((x) => x.kind.endsWith('Role') && x.metadata.name.includes('ingest'))) {
-      t.notOk((o.rules as Rule[]).some((r) => r.resources.includes('secrets')), `${o.kind}/${o.metadata.name}: the ingest gets no access to Secrets`);
+      t.notOk(
+        (o.rules as Rule[]).some((r) => r.resources.includes('secrets')),
+        `${o.kind}/${o.metadata.name}: the ingest gets no access to Secrets`,
+      );
     }
   }
   for (const o of [...def, ...namespaced].filter((x) => x.kind.endsWith('Role'))) {
@@ -451,23 +618,44 @@ t.test('monitoring toggles: ServiceMonitor, PodMonitor, PrometheusRule, Grafana 
   for (const kind of ['ServiceMonitor', 'PodMonitor', 'PrometheusRule']) t.notOk(find(def, kind), `no ${kind} by default`);
   t.notOk(find(def, 'ConfigMap', 't-tteok-dashboard'), 'no dashboard by default');
 
-  const sm = get(all, 'ServiceMonitor') as K8sObject & { spec: { selector: { matchLabels: Record<string, string> }; endpoints: Array<{ port: string; path: string }> } };
+  const sm = get(all, 'ServiceMonitor') as K8sObject & {
+    spec: { selector: { matchLabels: Record<string, string> }; endpoints: Array<{ port: string; path: string }> };
+  };
   t.equal(sm.metadata.labels?.release, 'kube-prometheus-stack');
-  t.same(sm.spec.endpoints.map((e) => [e.port, e.path]), [['http-metrics', '/metrics']]);
+  t.same(
+    sm.spec.endpoints.map((e) => [e.port, e.path]),
+    [['http-metrics', '/metrics']],
+  );
   const scraped = all.filter((o) => o.kind === 'Service' && Object.entries(sm.spec.selector.matchLabels).every(([k, v]) => o.metadata.labels?.[k] === v));
-  t.same(scraped.map((s) => s.metadata.name).sort(), ['t-tteok-controller', 't-tteok-gateway', 't-tteok-ingest-headless'], 'selects the three metrics Services');
+  t.same(
+    scraped.map((s) => s.metadata.name).sort(),
+    ['t-tteok-controller', 't-tteok-gateway', 't-tteok-ingest-headless'],
+    'selects the three metrics Services',
+  );
   for (const s of scraped) {
     const port = (s.spec as { ports: Array<{ name: string; targetPort: string }> }).ports.find((p) => p.name === 'http-metrics');
     t.equal(port?.targetPort, 'http', `${s.metadata.name} exposes http-metrics`);
   }
   const pm = get(namespaced, 'PodMonitor') as K8sObject & { spec: { podMetricsEndpoints: Array<{ port: string }> } };
-  t.same(pm.spec.podMetricsEndpoints.map((e) => e.port), ['http'], 'every container serves /metrics on its port named http');
-  for (const w of workloads(namespaced)) t.ok(podSpec(w).containers[0]!.ports?.some((p) => p.name === 'http'), `${w.metadata.name} has a port named http`);
+  t.same(
+    pm.spec.podMetricsEndpoints.map((e) => e.port),
+    ['http'],
+    'every container serves /metrics on its port named http',
+  );
+  for (const w of workloads(namespaced))
+    t.ok(
+      podSpec(w).containers[0]!.ports?.some((p) => p.name === 'http'),
+      `${w.metadata.name} has a port named http`,
+    );
 
   const dash = get(all, 'ConfigMap', 't-tteok-dashboard');
   t.equal(dash.metadata.labels?.grafana_dashboard, '1', 'the Grafana sidecar label');
   t.equal(dash.metadata.annotations?.grafana_folder, 'Streaming');
-  t.same(JSON.parse((dash.data as Record<string, string>)['tteok.json']!), JSON.parse(readFileSync(join(CHART, 'files/grafana-dashboard.json'), 'utf8')), 'carries files/grafana-dashboard.json unchanged');
+  t.same(
+    JSON.parse((dash.data as Record<string, string>)['tteok.json']!),
+    JSON.parse(readFileSync(join(CHART, 'files/grafana-dashboard.json'), 'utf8')),
+    'carries files/grafana-dashboard.json unchanged',
+  );
   t.ok(find(all, 'PrometheusRule'), 'PrometheusRule when enabled');
 });
 

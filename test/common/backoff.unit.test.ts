@@ -4,7 +4,10 @@ import t from 'tap';
 import { backoffDelay } from '../../common/backoff.ts';
 
 t.test('without jitter: base doubled per attempt, at most the cap', async (t) => {
-  t.same([0, 1, 2, 3, 4, 5, 6].map((n) => backoffDelay(n, 100, 5000, { jitter: false })), [100, 200, 400, 800, 1600, 3200, 5000]);
+  t.same(
+    [0, 1, 2, 3, 4, 5, 6].map((n) => backoffDelay(n, 100, 5000, { jitter: false })),
+    [100, 200, 400, 800, 1600, 3200, 5000],
+  );
   t.equal(backoffDelay(-1, 100, 5000, { jitter: false }), 100, 'a negative attempt counts as the first');
   t.equal(backoffDelay(10_000, 5, 1_000_000, { jitter: false }), 1_000_000, 'a huge attempt stays at the cap');
   t.equal(backoffDelay(10_000, 0, 1000, { jitter: false }), 0, 'a zero base stays zero');
@@ -30,10 +33,25 @@ t.test('retry: until it succeeds, out of attempts with the last failure, or stop
   const { retry } = await import('../../common/backoff.ts');
   let calls = 0;
   const failures: number[] = [];
-  t.equal(await retry(async (attempt) => (++calls < 3 ? Promise.reject(new Error(`no ${attempt}`)) : 'yes'), { attempts: Infinity, baseMs: 1, maxMs: 2, onFailure: (_e, a) => failures.push(a) }), 'yes');
+  t.equal(
+    await retry(async (attempt) => (++calls < 3 ? Promise.reject(new Error(`no ${attempt}`)) : 'yes'), {
+      attempts: Infinity,
+      baseMs: 1,
+      maxMs: 2,
+      onFailure: (_e, a) => failures.push(a),
+    }),
+    'yes',
+  );
   t.same(failures, [0, 1], 'each failure reported with its attempt');
-  await t.rejects(retry(async (attempt) => Promise.reject(new Error(`no ${attempt}`)), { attempts: 3, baseMs: 1, maxMs: 2 }), { message: 'no 2' }, 'the last failure once out of attempts');
+  await t.rejects(
+    retry(async (attempt) => Promise.reject(new Error(`no ${attempt}`)), { attempts: 3, baseMs: 1, maxMs: 2 }),
+    { message: 'no 2' },
+    'the last failure once out of attempts',
+  );
   let stopped = 0;
-  await t.rejects(retry(async () => Promise.reject(new Error('down')), { attempts: Infinity, baseMs: 1, stop: () => ++stopped >= 2 }), { message: 'down' });
+  await t.rejects(
+    retry(async () => Promise.reject(new Error('down')), { attempts: Infinity, baseMs: 1, stop: () => ++stopped >= 2 }),
+    { message: 'down' },
+  );
   t.equal(stopped, 2, 'stop is asked after each failure');
 });

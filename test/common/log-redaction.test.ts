@@ -40,7 +40,7 @@ t.test('the logger shows object keys and hides stream keys', async (tt) => {
   log.info({ objects: { key: objectKey } }, 'nested object key');
   log.info({ streamKey: STREAM_KEY }, 'field streamKey');
   log.info({ publish: { streamKey: STREAM_KEY } }, 'nested streamKey');
-  log.info({ data: { streamKey: STREAM_KEY } }, 'a Secret\'s data');
+  log.info({ data: { streamKey: STREAM_KEY } }, "a Secret's data");
   log.info({ streamPath: `/live/${STREAM_KEY}` }, 'node-media-server stream path');
   log.info({ session: { streamPath: `/live/${STREAM_KEY}`, streamName: STREAM_KEY } }, 'node-media-server session fields');
   log.info({ streamName: STREAM_KEY }, 'RTMP publish name');
@@ -73,20 +73,26 @@ t.test('the ingest names the object when an upload fails, never the stream key',
   });
   const publisher = publishTestPattern({ url: ingest.rtmpUrl(STREAM_KEY), seconds: 20 });
   tt.teardown(() => publisher.stop('SIGKILL'));
-  const parsed = () => ingest.proc.lines.flatMap((l) => {
-    try {
-      return [JSON.parse(l) as Record<string, unknown>];
-    } catch {
-      return [];
-    }
-  });
-  const failure = await waitFor('an upload failure in the ingest log', () =>
-    parsed().find((l) => (l.level === 'warn' || l.level === 'error') && /upload/i.test(String(l.msg)) && /fail/i.test(String(l.msg))),
-  { timeoutMs: 60_000, intervalMs: 200 });
+  const parsed = () =>
+    ingest.proc.lines.flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+  const failure = await waitFor(
+    'an upload failure in the ingest log',
+    () => parsed().find((l) => (l.level === 'warn' || l.level === 'error') && /upload/i.test(String(l.msg)) && /fail/i.test(String(l.msg))),
+    { timeoutMs: 60_000, intervalMs: 200 },
+  );
   const line = JSON.stringify(failure);
   tt.match(line, /"media\/default\/demo\/[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+\.(m4s|mp4)"/, `the failure names the object: ${line}`);
   tt.notMatch(line, /\[redacted\]/, 'nothing in it is redacted');
   await publisher.stop('SIGINT', 10_000);
   await ingest.proc.stop('SIGTERM', 30_000);
-  tt.notOk(ingest.proc.lines.some((l) => l.includes(STREAM_KEY)), `the stream key is in none of the ingest's ${ingest.proc.lines.length} log lines`);
+  tt.notOk(
+    ingest.proc.lines.some((l) => l.includes(STREAM_KEY)),
+    `the stream key is in none of the ingest's ${ingest.proc.lines.length} log lines`,
+  );
 });

@@ -21,7 +21,10 @@ function segment(n: number, overrides: Partial<PlaylistSegment> = {}): PlaylistS
 }
 
 function tagValue(m3u8: string, name: string): string | undefined {
-  return m3u8.split('\n').find((l) => l.startsWith(`#${name}:`))?.slice(name.length + 2);
+  return m3u8
+    .split('\n')
+    .find((l) => l.startsWith(`#${name}:`))
+    ?.slice(name.length + 2);
 }
 
 function mediaUris(m3u8: string): string[] {
@@ -86,7 +89,15 @@ t.test('a muxer restart inside a session: new EXT-X-MAP after a discontinuity', 
   const m = p.render();
   t.same(
     m.split('\n').filter((l) => l.startsWith('#EXT-X-MAP') || l.startsWith('#EXT-X-DISCONTINUITY') || (l && !l.startsWith('#'))),
-    ['#EXT-X-DISCONTINUITY-SEQUENCE:0', '#EXT-X-MAP:URI="s/init-1.mp4"', 's/0.m4s', 's/1.m4s', '#EXT-X-DISCONTINUITY', '#EXT-X-MAP:URI="s/init-2.mp4"', 's/2.m4s'],
+    [
+      '#EXT-X-DISCONTINUITY-SEQUENCE:0',
+      '#EXT-X-MAP:URI="s/init-1.mp4"',
+      's/0.m4s',
+      's/1.m4s',
+      '#EXT-X-DISCONTINUITY',
+      '#EXT-X-MAP:URI="s/init-2.mp4"',
+      's/2.m4s',
+    ],
   );
 });
 
@@ -146,7 +157,11 @@ t.test('ENDLIST and the VOD render', async (t) => {
   t.equal(mediaUris(live).length, 3, 'an ended live playlist keeps its window');
 
   const vod = p.render({ vod: true });
-  t.same(mediaUris(vod), Array.from({ length: 8 }, (_, n) => segment(n).uri), 'VOD lists every segment');
+  t.same(
+    mediaUris(vod),
+    Array.from({ length: 8 }, (_, n) => segment(n).uri),
+    'VOD lists every segment',
+  );
   t.equal(tagValue(vod, 'EXT-X-PLAYLIST-TYPE'), 'VOD');
   t.equal(tagValue(vod, 'EXT-X-MEDIA-SEQUENCE'), '0');
   t.equal(tagValue(vod, 'EXT-X-DISCONTINUITY-SEQUENCE'), '0');
@@ -183,8 +198,15 @@ t.test('parse(render()) round-trips', async (t) => {
   const resumed = MediaPlaylist.parse(live, 3);
   t.equal(resumed.firstSequence, 4);
   t.equal(resumed.discontinuitiesBefore, 1);
-  t.same(resumed.segments.map((s) => s.uri), ['b/4.m4s', 'b/5.m4s', 'b/6.m4s']);
-  t.same(resumed.segments.map((s) => s.initUri), ['b/init-1.mp4', 'b/init-1.mp4', 'b/init-1.mp4'], 'EXT-X-MAP applies to the segments after it');
+  t.same(
+    resumed.segments.map((s) => s.uri),
+    ['b/4.m4s', 'b/5.m4s', 'b/6.m4s'],
+  );
+  t.same(
+    resumed.segments.map((s) => s.initUri),
+    ['b/init-1.mp4', 'b/init-1.mp4', 'b/init-1.mp4'],
+    'EXT-X-MAP applies to the segments after it',
+  );
   t.equal(resumed.render(), live, 'rendering the parsed playlist gives the same text');
   t.equal(resumed.nextSequence, p.nextSequence, 'a resumed stream continues the numbering');
 
@@ -225,31 +247,74 @@ t.test('parseMediaPlaylist reads what the packager renders', async (t) => {
   t.equal(parsed.mediaSequence, 4);
   t.equal(parsed.discontinuitySequence, 1);
   t.equal(parsed.ended, true);
-  t.same(parsed.segments.map((s) => s.sequence), [4, 5, 6], 'each segment has its media sequence number');
-  t.same(parsed.segments.map((s) => s.programDateTime), [4, 5, 6].map((n) => segment(n).programDateTime));
+  t.same(
+    parsed.segments.map((s) => s.sequence),
+    [4, 5, 6],
+    'each segment has its media sequence number',
+  );
+  t.same(
+    parsed.segments.map((s) => s.programDateTime),
+    [4, 5, 6].map((n) => segment(n).programDateTime),
+  );
   t.same(parsed.initUris, ['b/init-1.mp4']);
   t.same(parsed.uris, p.renderNamed().names);
 });
 
 t.test('parseMediaPlaylist reads a foreign playlist leniently', async (t) => {
   const text = [
-    '#EXTM3U', '#EXT-X-VERSION:6', '#EXT-X-TARGETDURATION:x', '#EXT-X-MEDIA-SEQUENCE:10', '#EXT-X-UNKNOWN-TAG:1',
-    '#EXTINF:1.5,', 'first.m4s',
-    '#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:00.000Z', '#EXTINF:2.000,title', '  second.m4s  ',
-    '#EXTINF:0.500,', 'third.m4s',
-    '#EXT-X-PROGRAM-DATE-TIME:not a date', '#EXT-X-MAP:URI="init.mp4",BYTERANGE="100@0"', '#EXT-X-DISCONTINUITY', '#EXTINF:abc,', 'fourth.m4s',
+    '#EXTM3U',
+    '#EXT-X-VERSION:6',
+    '#EXT-X-TARGETDURATION:x',
+    '#EXT-X-MEDIA-SEQUENCE:10',
+    '#EXT-X-UNKNOWN-TAG:1',
+    '#EXTINF:1.5,',
+    'first.m4s',
+    '#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:00.000Z',
+    '#EXTINF:2.000,title',
+    '  second.m4s  ',
+    '#EXTINF:0.500,',
+    'third.m4s',
+    '#EXT-X-PROGRAM-DATE-TIME:not a date',
+    '#EXT-X-MAP:URI="init.mp4",BYTERANGE="100@0"',
+    '#EXT-X-DISCONTINUITY',
+    '#EXTINF:abc,',
+    'fourth.m4s',
     '',
   ].join('\r\n');
   const parsed = parseMediaPlaylist(text);
   t.equal(parsed.targetDuration, undefined, 'an unreadable target duration reads as absent');
   t.equal(parsed.ended, false);
-  t.same(parsed.segments.map((s) => s.uri), ['first.m4s', 'second.m4s', 'third.m4s', 'fourth.m4s'], 'URIs trimmed, CRLF read');
-  t.same(parsed.segments.map((s) => s.sequence), [10, 11, 12, 13]);
-  t.same(parsed.segments.map((s) => s.duration), [1.5, 2, 0.5, 0], 'an unreadable EXTINF reads as 0');
-  t.same(parsed.segments.map((s) => s.programDateTime), [undefined, Date.parse('2026-01-01T00:00:00.000Z'), Date.parse('2026-01-01T00:00:02.000Z'), undefined],
-    'no date before the first one; a segment without its own follows on from the previous one; an unreadable one reads as none');
-  t.same(parsed.segments.map((s) => s.initUri), ['', '', '', 'init.mp4']);
-  t.same(parsed.segments.map((s) => s.discontinuity), [false, false, false, true]);
+  t.same(
+    parsed.segments.map((s) => s.uri),
+    ['first.m4s', 'second.m4s', 'third.m4s', 'fourth.m4s'],
+    'URIs trimmed, CRLF read',
+  );
+  t.same(
+    parsed.segments.map((s) => s.sequence),
+    [10, 11, 12, 13],
+  );
+  t.same(
+    parsed.segments.map((s) => s.duration),
+    [1.5, 2, 0.5, 0],
+    'an unreadable EXTINF reads as 0',
+  );
+  t.same(
+    parsed.segments.map((s) => s.programDateTime),
+    [undefined, Date.parse('2026-01-01T00:00:00.000Z'), Date.parse('2026-01-01T00:00:02.000Z'), undefined],
+    'no date before the first one; a segment without its own follows on from the previous one; an unreadable one reads as none',
+  );
+  t.same(
+    parsed.segments.map((s) => s.initUri),
+    ['', '', '', 'init.mp4'],
+  );
+  t.same(
+    parsed.segments.map((s) => s.discontinuity),
+    [false, false, false, true],
+  );
   t.same(parsed.uris, ['first.m4s', 'second.m4s', 'third.m4s', 'init.mp4', 'fourth.m4s']);
-  t.same(parseMediaPlaylist(''), { targetDuration: undefined, mediaSequence: 0, discontinuitySequence: 0, ended: false, segments: [], initUris: [], uris: [] }, 'nothing in, nothing out');
+  t.same(
+    parseMediaPlaylist(''),
+    { targetDuration: undefined, mediaSequence: 0, discontinuitySequence: 0, ended: false, segments: [], initUris: [], uris: [] },
+    'nothing in, nothing out',
+  );
 });

@@ -28,7 +28,8 @@ t.test('a cumulative count (its help says "since start") is a Counter, not a Gau
     const text = readFileSync(join(ROOT, file), 'utf8');
     const at = text.indexOf(`name: '${name}'`);
     const help = /help:\s*'([^']*)'/.exec(text.slice(at, text.indexOf('registers:', at)))?.[1] ?? '';
-    if (/since (the )?start|so far|cumulative/i.test(help)) t.equal(type, 'Counter', `${name} (${file}) counts since start ("${help}"): a Counter named …_total`);
+    if (/since (the )?start|so far|cumulative/i.test(help))
+      t.equal(type, 'Counter', `${name} (${file}) counts since start ("${help}"): a Counter named …_total`);
   }
 });
 

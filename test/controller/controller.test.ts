@@ -71,8 +71,16 @@ await waitFor('the controller to lead', () => controller.isLeader, { timeoutMs: 
 // For its first seconds a newly established CRD's watch events reach watchers
 // ~2 s late (the API server's watch cache for it is still initializing); a
 // first LiveStream, reconciled end to end, gets past that before the timings.
-await custom.createNamespacedCustomObject({ ...GROUP, namespace: SYSTEM, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'warm-up' }, spec: { enabled: false } } });
-await waitFor('the warm-up LiveStream reconciled', async () => ((await custom.getNamespacedCustomObject({ ...GROUP, namespace: SYSTEM, name: 'warm-up' })) as LS).status?.phase === 'Disabled', { timeoutMs: 15_000, intervalMs: 50 });
+await custom.createNamespacedCustomObject({
+  ...GROUP,
+  namespace: SYSTEM,
+  body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'warm-up' }, spec: { enabled: false } },
+});
+await waitFor(
+  'the warm-up LiveStream reconciled',
+  async () => ((await custom.getNamespacedCustomObject({ ...GROUP, namespace: SYSTEM, name: 'warm-up' })) as LS).status?.phase === 'Disabled',
+  { timeoutMs: 15_000, intervalMs: 50 },
+);
 
 t.teardown(async () => {
   await controller.shutdown();
@@ -98,7 +106,11 @@ interface LS {
 }
 
 async function createLs(name: string, spec: Record<string, unknown> = {}, namespace = NS): Promise<LS> {
-  return (await custom.createNamespacedCustomObject({ ...GROUP, namespace, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name }, spec } })) as LS;
+  return (await custom.createNamespacedCustomObject({
+    ...GROUP,
+    namespace,
+    body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name }, spec },
+  })) as LS;
 }
 async function getLs(name: string, namespace = NS): Promise<LS | undefined> {
   try {
@@ -109,9 +121,15 @@ async function getLs(name: string, namespace = NS): Promise<LS | undefined> {
   }
 }
 async function patchSpec(name: string, spec: Record<string, unknown>): Promise<void> {
-  await rawJson(kc, `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams/${name}`, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { spec } });
+  await rawJson(kc, `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams/${name}`, {
+    method: 'PATCH',
+    contentType: 'application/merge-patch+json',
+    body: { spec },
+  });
 }
-async function secretOf(name: string): Promise<{ key: string; labels: Record<string, string>; annotations: Record<string, string>; owners: Array<{ uid: string; kind: string }> } | undefined> {
+async function secretOf(
+  name: string,
+): Promise<{ key: string; labels: Record<string, string>; annotations: Record<string, string>; owners: Array<{ uid: string; kind: string }> } | undefined> {
   try {
     const s = await core.readNamespacedSecret({ namespace: NS, name: `${name}-stream-key` });
     return {
@@ -147,10 +165,14 @@ async function replicas(): Promise<number> {
 t.test('a LiveStream gets its key Secret and status Ready within 2 s', async (t) => {
   const started = Date.now();
   const created = await createLs('first', { title: 'First stream', hls: { segmentSeconds: 2 } });
-  const ls = await waitFor('status Ready', async () => {
-    const ls = await getLs('first');
-    return ls?.status?.phase === 'Ready' && (await secretOf('first')) ? ls : undefined;
-  }, { timeoutMs: 2000, intervalMs: 20 });
+  const ls = await waitFor(
+    'status Ready',
+    async () => {
+      const ls = await getLs('first');
+      return ls?.status?.phase === 'Ready' && (await secretOf('first')) ? ls : undefined;
+    },
+    { timeoutMs: 2000, intervalMs: 20 },
+  );
   t.ok(Date.now() - started < 2000, `Ready after ${Date.now() - started} ms`);
 
   const secret = (await secretOf('first'))!;
@@ -170,10 +192,14 @@ t.test('a LiveStream gets its key Secret and status Ready within 2 s', async (t)
   t.match(cond(ls, 'Live'), { status: 'False', reason: 'NoPublisher' });
   t.notOk(JSON.stringify(ls.status).includes(secret.key), 'the key is not in the status');
 
-  const events = await waitFor('the KeyAllocated event', async () => {
-    const ev = await eventsOf('first');
-    return ev.some((e) => e.reason === 'KeyAllocated') ? ev : undefined;
-  }, { timeoutMs: 3000 });
+  const events = await waitFor(
+    'the KeyAllocated event',
+    async () => {
+      const ev = await eventsOf('first');
+      return ev.some((e) => e.reason === 'KeyAllocated') ? ev : undefined;
+    },
+    { timeoutMs: 3000 },
+  );
   t.notOk(JSON.stringify(events).includes(secret.key), 'the key is in no event');
 });
 
@@ -187,12 +213,18 @@ t.test('invalid LiveStreams are refused by the API server with the CRD message',
     ['negative keyRotation', 'bad-rot', { keyRotation: -1 }, /spec\.keyRotation.*greater than or equal to 0/],
   ];
   for (const [what, name, spec, message] of cases) {
-    const err = await createLs(name, spec).then(() => undefined, (e: unknown) => e);
+    const err = await createLs(name, spec).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     t.ok(err instanceof ApiException && err.code === 422, `${what}: refused with 422`);
     t.match(String((err as ApiException<string>)?.body), message, `${what}: the message says what is wrong`);
   }
   const long = 'x'.repeat(64);
-  const err = await createLs(long).then(() => undefined, (e: unknown) => e);
+  const err = await createLs(long).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   t.ok(err instanceof ApiException && err.code === 422, 'a 64-character name is refused');
   t.match(String((err as ApiException<string>)?.body), /metadata\.name must be at most 63 characters/);
   t.notOk(await getLs('bad-seg'), 'nothing was stored');
@@ -200,34 +232,52 @@ t.test('invalid LiveStreams are refused by the API server with the CRD message',
 
 t.test('spec changes: settings follow, disable, key rotation', async (t) => {
   await createLs('second', { title: 'Second' });
-  const first = await waitFor('second Ready', async () => ((await getLs('second'))?.status?.phase === 'Ready' ? secretOf('second') : undefined), { timeoutMs: 3000, intervalMs: 20 });
+  const first = await waitFor('second Ready', async () => ((await getLs('second'))?.status?.phase === 'Ready' ? secretOf('second') : undefined), {
+    timeoutMs: 3000,
+    intervalMs: 20,
+  });
 
   const firstHash = (await getLs('second'))?.status?.streamKeySha256;
   t.equal(firstHash, sha256(first.key));
   await patchSpec('second', { title: 'Renamed', hls: { playlistLength: 10 }, retention: { keepAfterEnd: true } });
-  await waitFor('the settings change reconciled', async () => {
-    const ls = await getLs('second');
-    return ls?.status?.observedGeneration === ls?.metadata.generation;
-  }, { timeoutMs: 2000, intervalMs: 20 });
+  await waitFor(
+    'the settings change reconciled',
+    async () => {
+      const ls = await getLs('second');
+      return ls?.status?.observedGeneration === ls?.metadata.generation;
+    },
+    { timeoutMs: 2000, intervalMs: 20 },
+  );
   t.equal((await secretOf('second'))?.key, first.key, 'a settings change keeps the key');
   t.equal((await getLs('second'))?.status?.streamKeySha256, firstHash, 'and its hash');
 
   await patchSpec('second', { enabled: false });
-  const disabled = await waitFor('phase Disabled', async () => {
-    const ls = await getLs('second');
-    return ls?.status?.phase === 'Disabled' && ls.status.observedGeneration === ls.metadata.generation ? ls : undefined;
-  }, { timeoutMs: 2000, intervalMs: 20 });
+  const disabled = await waitFor(
+    'phase Disabled',
+    async () => {
+      const ls = await getLs('second');
+      return ls?.status?.phase === 'Disabled' && ls.status.observedGeneration === ls.metadata.generation ? ls : undefined;
+    },
+    { timeoutMs: 2000, intervalMs: 20 },
+  );
   t.match(cond(disabled, 'Ready'), { status: 'False', reason: 'Disabled' });
   await patchSpec('second', { enabled: true });
   await waitFor('Ready again', async () => (await getLs('second'))?.status?.phase === 'Ready', { timeoutMs: 2000, intervalMs: 20 });
 
   await patchSpec('second', { keyRotation: 1 });
-  const rotated = await waitFor('a new key', async () => {
-    const s = await secretOf('second');
-    return s && s.key !== first.key && s.annotations['tteok.dev/key-rotation'] === '1' ? s : undefined;
-  }, { timeoutMs: 2000, intervalMs: 20 });
+  const rotated = await waitFor(
+    'a new key',
+    async () => {
+      const s = await secretOf('second');
+      return s && s.key !== first.key && s.annotations['tteok.dev/key-rotation'] === '1' ? s : undefined;
+    },
+    { timeoutMs: 2000, intervalMs: 20 },
+  );
   t.match(rotated.key, STREAM_KEY_PATTERN);
-  await waitFor('the new key\'s hash in the status', async () => (await getLs('second'))?.status?.streamKeySha256 === sha256(rotated.key), { timeoutMs: 2000, intervalMs: 20 });
+  await waitFor("the new key's hash in the status", async () => (await getLs('second'))?.status?.streamKeySha256 === sha256(rotated.key), {
+    timeoutMs: 2000,
+    intervalMs: 20,
+  });
   await waitFor('the KeyRotated event', async () => (await eventsOf('second')).some((e) => e.reason === 'KeyRotated'), { timeoutMs: 3000 });
   await sleep(300);
   t.equal((await secretOf('second'))?.key, rotated.key, 'rotated exactly once');
@@ -236,8 +286,15 @@ t.test('spec changes: settings follow, disable, key rotation', async (t) => {
 
   // A key written into the Secret by hand: the published hash follows it.
   const handMade = 'hand-made-key-' + 'x'.repeat(24);
-  await rawJson(kc, `/api/v1/namespaces/${NS}/secrets/second-stream-key`, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { data: { streamKey: Buffer.from(handMade).toString('base64') } } });
-  await waitFor('the hand-made key\'s hash in the status', async () => (await getLs('second'))?.status?.streamKeySha256 === sha256(handMade), { timeoutMs: 2000, intervalMs: 20 });
+  await rawJson(kc, `/api/v1/namespaces/${NS}/secrets/second-stream-key`, {
+    method: 'PATCH',
+    contentType: 'application/merge-patch+json',
+    body: { data: { streamKey: Buffer.from(handMade).toString('base64') } },
+  });
+  await waitFor("the hand-made key's hash in the status", async () => (await getLs('second'))?.status?.streamKeySha256 === sha256(handMade), {
+    timeoutMs: 2000,
+    intervalMs: 20,
+  });
   t.equal((await secretOf('second'))?.key, handMade, 'the controller keeps a well-formed key it finds');
 });
 
@@ -245,24 +302,36 @@ t.test('live state comes from claim Leases; expiry ends it', async (t) => {
   await createLs('third');
   await waitFor('third Ready', async () => (await getLs('third'))?.status?.phase === 'Ready', { timeoutMs: 3000, intervalMs: 20 });
   await claim('third', 'ingest-0', 2);
-  const live = await waitFor('phase Live', async () => {
-    const ls = await getLs('third');
-    return ls?.status?.phase === 'Live' ? ls : undefined;
-  }, { timeoutMs: 2000, intervalMs: 20 });
+  const live = await waitFor(
+    'phase Live',
+    async () => {
+      const ls = await getLs('third');
+      return ls?.status?.phase === 'Live' ? ls : undefined;
+    },
+    { timeoutMs: 2000, intervalMs: 20 },
+  );
   t.equal(live.status?.ingestPod, 'ingest-0');
   t.ok(live.status?.liveSince && Math.abs(Date.parse(live.status.liveSince) - Date.now()) < 5000, 'liveSince is the claim acquire time');
   t.match(cond(live, 'Live'), { status: 'True', reason: 'Publishing' });
   // Nobody renews it: like a pod that died.
-  const ended = await waitFor('Ready after the claim expired', async () => {
-    const ls = await getLs('third');
-    return ls?.status?.phase === 'Ready' ? ls : undefined;
-  }, { timeoutMs: 5000, intervalMs: 50 });
+  const ended = await waitFor(
+    'Ready after the claim expired',
+    async () => {
+      const ls = await getLs('third');
+      return ls?.status?.phase === 'Ready' ? ls : undefined;
+    },
+    { timeoutMs: 5000, intervalMs: 50 },
+  );
   t.notOk(ended.status?.ingestPod, 'no ingest pod when not live');
   t.notOk(ended.status?.liveSince, 'no liveSince when not live');
-  const events = await waitFor('Live and Ended events', async () => {
-    const ev = await eventsOf('third');
-    return ev.some((e) => e.reason === 'Live') && ev.some((e) => e.reason === 'Ended') ? ev : undefined;
-  }, { timeoutMs: 3000 });
+  const events = await waitFor(
+    'Live and Ended events',
+    async () => {
+      const ev = await eventsOf('third');
+      return ev.some((e) => e.reason === 'Live') && ev.some((e) => e.reason === 'Ended') ? ev : undefined;
+    },
+    { timeoutMs: 3000 },
+  );
   t.ok(events.find((e) => e.reason === 'Live')?.message.includes('ingest-0'));
   await leases.delete(SYSTEM, 'claim.streams.third');
 });
@@ -285,9 +354,16 @@ t.test('capacity follows demand and never removes a pod holding a live stream', 
 t.test('delete: the key is revoked, media deleted unless retained, then the finalizer removed', async (t) => {
   await createLs('gone');
   await createLs('kept', { retention: { keepAfterEnd: true } });
-  await waitFor('both Ready', async () => (await getLs('gone'))?.status?.phase === 'Ready' && (await getLs('kept'))?.status?.phase === 'Ready', { timeoutMs: 3000, intervalMs: 20 });
+  await waitFor('both Ready', async () => (await getLs('gone'))?.status?.phase === 'Ready' && (await getLs('kept'))?.status?.phase === 'Ready', {
+    timeoutMs: 3000,
+    intervalMs: 20,
+  });
   // SeaweedFS sometimes answers a first write with a 500 while it grows a volume: retry.
-  const put = (key: string) => waitFor(`PUT ${key}`, async () => Boolean(await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: 'x' }))), { timeoutMs: 10_000, intervalMs: 200 });
+  const put = (key: string) =>
+    waitFor(`PUT ${key}`, async () => Boolean(await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: 'x' }))), {
+      timeoutMs: 10_000,
+      intervalMs: 200,
+    });
   for (const name of ['gone', 'kept', 'gone-other']) {
     await put(`media/${NS}/${name}/index.m3u8`);
     await put(`media/${NS}/${name}/run1/0-1.m4s`);
@@ -316,15 +392,21 @@ t.test('a problem the user must fix shows as phase Error with a Warning event', 
   // Somebody else's Secret already has the name the key Secret needs.
   await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'taken-stream-key' }, data: { other: 'eA==' } } });
   await createLs('taken');
-  const ls = await waitFor('phase Error', async () => {
-    const ls = await getLs('taken');
-    return ls?.status?.phase === 'Error' ? ls : undefined;
-  }, { timeoutMs: 3000, intervalMs: 20 });
+  const ls = await waitFor(
+    'phase Error',
+    async () => {
+      const ls = await getLs('taken');
+      return ls?.status?.phase === 'Error' ? ls : undefined;
+    },
+    { timeoutMs: 3000, intervalMs: 20 },
+  );
   t.match(cond(ls, 'Ready'), { status: 'False', reason: 'SecretConflict', message: /taken-stream-key already exists/ });
   t.notOk(ls.status?.streamKeySha256, 'no key hash published: nothing can publish to it');
   const secret = await core.readNamespacedSecret({ namespace: NS, name: 'taken-stream-key' });
   t.same(secret.data, { other: 'eA==' }, 'the foreign Secret is left alone');
-  await waitFor('a Warning event', async () => (await eventsOf('taken')).some((e) => e.type === 'Warning' && e.reason === 'SecretConflict'), { timeoutMs: 3000 });
+  await waitFor('a Warning event', async () => (await eventsOf('taken')).some((e) => e.type === 'Warning' && e.reason === 'SecretConflict'), {
+    timeoutMs: 3000,
+  });
   // Fixed by the user: the next reconcile (here triggered by a spec change) recovers.
   await core.deleteNamespacedSecret({ namespace: NS, name: 'taken-stream-key' });
   await patchSpec('taken', { title: 'now it works' });
@@ -338,14 +420,25 @@ t.test('a Secret the LiveStream does not own is never updated or deleted, even w
   const foreign = {
     plain: { metadata: { name: 'plain-stream-key', labels: { app: 'billing' } }, data: { password: Buffer.from('hunter2-hunter2').toString('base64') } },
     lookalike: {
-      metadata: { name: 'lookalike-stream-key', labels: { 'tteok.dev/stream-key': 'true', 'tteok.dev/livestream': 'lookalike' }, annotations: { 'tteok.dev/key-rotation': '0' } },
+      metadata: {
+        name: 'lookalike-stream-key',
+        labels: { 'tteok.dev/stream-key': 'true', 'tteok.dev/livestream': 'lookalike' },
+        annotations: { 'tteok.dev/key-rotation': '0' },
+      },
       data: { streamKey: Buffer.from('someone-elses-key-0123456789abcdef').toString('base64') },
     },
   };
   const before = new Map<string, { resourceVersion: string; uid: string; data: unknown; labels: unknown; annotations: unknown; owners: unknown }>();
   const snapshot = async (name: string) => {
     const s = await core.readNamespacedSecret({ namespace: NS, name: `${name}-stream-key` });
-    return { resourceVersion: s.metadata!.resourceVersion!, uid: s.metadata!.uid!, data: s.data, labels: s.metadata?.labels, annotations: s.metadata?.annotations, owners: s.metadata?.ownerReferences };
+    return {
+      resourceVersion: s.metadata!.resourceVersion!,
+      uid: s.metadata!.uid!,
+      data: s.data,
+      labels: s.metadata?.labels,
+      annotations: s.metadata?.annotations,
+      owners: s.metadata?.ownerReferences,
+    };
   };
   for (const [name, body] of Object.entries(foreign)) {
     await core.createNamespacedSecret({ namespace: NS, body });
@@ -353,20 +446,34 @@ t.test('a Secret the LiveStream does not own is never updated or deleted, even w
     await createLs(name);
   }
   for (const name of Object.keys(foreign)) {
-    const ls = await waitFor(`${name}: phase Error`, async () => {
-      const ls = await getLs(name);
-      return ls?.status?.phase === 'Error' ? ls : undefined;
-    }, { timeoutMs: 3000, intervalMs: 20 });
-    t.match(cond(ls, 'Ready'), { status: 'False', reason: 'SecretConflict', message: new RegExp(`${name}-stream-key`) }, `${name}: the condition names the Secret`);
+    const ls = await waitFor(
+      `${name}: phase Error`,
+      async () => {
+        const ls = await getLs(name);
+        return ls?.status?.phase === 'Error' ? ls : undefined;
+      },
+      { timeoutMs: 3000, intervalMs: 20 },
+    );
+    t.match(
+      cond(ls, 'Ready'),
+      { status: 'False', reason: 'SecretConflict', message: new RegExp(`${name}-stream-key`) },
+      `${name}: the condition names the Secret`,
+    );
     t.notOk(ls.status?.streamKeySha256, `${name}: no key hash published`);
-    await waitFor(`${name}: a Warning event`, async () => (await eventsOf(name)).some((e) => e.type === 'Warning' && e.reason === 'SecretConflict'), { timeoutMs: 3000 });
+    await waitFor(`${name}: a Warning event`, async () => (await eventsOf(name)).some((e) => e.type === 'Warning' && e.reason === 'SecretConflict'), {
+      timeoutMs: 3000,
+    });
     // More reconciles (a spec change) still leave it alone.
     await patchSpec(name, { title: 'again' });
   }
-  await waitFor('the spec changes reconciled', async () => {
-    for (const name of Object.keys(foreign)) if ((await getLs(name))?.status?.observedGeneration !== 2) return false;
-    return true;
-  }, { timeoutMs: 3000, intervalMs: 20 });
+  await waitFor(
+    'the spec changes reconciled',
+    async () => {
+      for (const name of Object.keys(foreign)) if ((await getLs(name))?.status?.observedGeneration !== 2) return false;
+      return true;
+    },
+    { timeoutMs: 3000, intervalMs: 20 },
+  );
   for (const name of Object.keys(foreign)) t.same(await snapshot(name), before.get(name), `${name}: the foreign Secret is unchanged after reconciles`);
 
   for (const name of Object.keys(foreign)) await custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name });
@@ -377,14 +484,18 @@ t.test('a Secret the LiveStream does not own is never updated or deleted, even w
   }
 });
 
-t.test('the key Secret is taken over behind the controller\'s back: it is not deleted with the LiveStream', async (t) => {
+t.test("the key Secret is taken over behind the controller's back: it is not deleted with the LiveStream", async (t) => {
   // Somebody rewrites the key Secret for another use (its owner reference and
   // labels gone, other data): from then on it is not the LiveStream's.
   await createLs('swapped');
-  const ls = await waitFor('swapped Ready', async () => {
-    const ls = await getLs('swapped');
-    return ls?.status?.phase === 'Ready' ? ls : undefined;
-  }, { timeoutMs: 3000, intervalMs: 20 });
+  const ls = await waitFor(
+    'swapped Ready',
+    async () => {
+      const ls = await getLs('swapped');
+      return ls?.status?.phase === 'Ready' ? ls : undefined;
+    },
+    { timeoutMs: 3000, intervalMs: 20 },
+  );
   t.equal((await secretOf('swapped'))?.owners[0]?.uid, ls.metadata.uid);
   const current = await core.readNamespacedSecret({ namespace: NS, name: 'swapped-stream-key' });
   await core.replaceNamespacedSecret({
@@ -392,15 +503,19 @@ t.test('the key Secret is taken over behind the controller\'s back: it is not de
     name: 'swapped-stream-key',
     body: { metadata: { name: 'swapped-stream-key', resourceVersion: current.metadata!.resourceVersion! }, data: { other: 'eQ==' } },
   });
-  const errored = await waitFor('phase Error', async () => {
-    const ls = await getLs('swapped');
-    return ls?.status?.phase === 'Error' ? ls : undefined;
-  }, { timeoutMs: 3000, intervalMs: 20 });
-  t.notOk(errored.status?.streamKeySha256, 'the old key\'s hash is withdrawn: the ingest stops accepting it');
+  const errored = await waitFor(
+    'phase Error',
+    async () => {
+      const ls = await getLs('swapped');
+      return ls?.status?.phase === 'Error' ? ls : undefined;
+    },
+    { timeoutMs: 3000, intervalMs: 20 },
+  );
+  t.notOk(errored.status?.streamKeySha256, "the old key's hash is withdrawn: the ingest stops accepting it");
   await custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'swapped' });
   await waitFor('the LiveStream deleted', async () => (await getLs('swapped')) === undefined, { timeoutMs: 5000, intervalMs: 50 });
   const left = await core.readNamespacedSecret({ namespace: NS, name: 'swapped-stream-key' });
-  t.same(left.data, { other: 'eQ==' }, 'the Secret that is no longer the LiveStream\'s is still there');
+  t.same(left.data, { other: 'eQ==' }, "the Secret that is no longer the LiveStream's is still there");
   await core.deleteNamespacedSecret({ namespace: NS, name: 'swapped-stream-key' });
 });
 
@@ -409,7 +524,13 @@ t.test('metrics and probes', async (t) => {
   t.equal((await fetch(`${base}/healthz`)).status, 200);
   t.equal((await fetch(`${base}/readyz`)).status, 200);
   const text = await (await fetch(`${base}/metrics`)).text();
-  for (const name of ['tteok_controller_reconcile_duration_seconds_bucket', 'tteok_controller_queue_depth', 'tteok_controller_leader 1', 'tteok_controller_reconcile_errors_total', 'tteok_controller_ingest_replicas']) {
+  for (const name of [
+    'tteok_controller_reconcile_duration_seconds_bucket',
+    'tteok_controller_queue_depth',
+    'tteok_controller_leader 1',
+    'tteok_controller_reconcile_errors_total',
+    'tteok_controller_ingest_replicas',
+  ]) {
     t.ok(text.includes(name), `exposes ${name}`);
   }
 });
@@ -418,4 +539,3 @@ async function keysUnder(prefix: string): Promise<number> {
   const page = await s3.client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix }));
   return page.KeyCount ?? 0;
 }
-

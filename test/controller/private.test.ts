@@ -45,7 +45,9 @@ t.teardown(async () => {
   await kube.stop();
 });
 
-interface LS { status?: { phase?: string; playbackUrl?: string } }
+interface LS {
+  status?: { phase?: string; playbackUrl?: string };
+}
 const createLs = (name: string, spec: Record<string, unknown>) =>
   custom.createNamespacedCustomObject({ ...GROUP, namespace: NS, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name }, spec } });
 const getLs = async (name: string): Promise<LS | undefined> =>
@@ -53,20 +55,28 @@ const getLs = async (name: string): Promise<LS | undefined> =>
 const keysUnder = async (prefix: string): Promise<number> =>
   (await s3.client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix }))).KeyCount ?? 0;
 // SeaweedFS sometimes answers a first write with a 500 while it grows a volume: retry.
-const put = (key: string) => waitFor(`PUT ${key}`, async () => Boolean(await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: 'x' }))), { timeoutMs: 10_000, intervalMs: 200 });
+const put = (key: string) =>
+  waitFor(`PUT ${key}`, async () => Boolean(await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: 'x' }))), {
+    timeoutMs: 10_000,
+    intervalMs: 200,
+  });
 
-t.test('status.playbackUrl: a private stream\'s is under _private/, a public one\'s unchanged', async (t) => {
+t.test("status.playbackUrl: a private stream's is under _private/, a public one's unchanged", async (t) => {
   await createLs('secret', { playback: { access: 'private' } });
   await createLs('open', {});
-  const [secret, open] = await waitFor('both Ready', async () => {
-    const both = [await getLs('secret'), await getLs('open')];
-    return both.every((l) => l?.status?.phase === 'Ready') ? both : undefined;
-  }, { timeoutMs: 20_000, intervalMs: 100 });
+  const [secret, open] = await waitFor(
+    'both Ready',
+    async () => {
+      const both = [await getLs('secret'), await getLs('open')];
+      return both.every((l) => l?.status?.phase === 'Ready') ? both : undefined;
+    },
+    { timeoutMs: 20_000, intervalMs: 100 },
+  );
   t.equal(secret!.status!.playbackUrl, `https://d123.cloudfront.net/media/_private/${NS}/secret/index.m3u8`);
   t.equal(open!.status!.playbackUrl, `https://d123.cloudfront.net/media/${NS}/open/index.m3u8`);
 });
 
-t.test('deleting a LiveStream deletes its media under both paths, nothing of a neighbour\'s', async (t) => {
+t.test("deleting a LiveStream deletes its media under both paths, nothing of a neighbour's", async (t) => {
   for (const root of ['media', 'media/_private']) {
     await put(`${root}/${NS}/secret/index.m3u8`);
     await put(`${root}/${NS}/secret/run1/0-1.m4s`);

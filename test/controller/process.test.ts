@@ -32,16 +32,26 @@ t.teardown(async () => {
 const startReplica = (name: string) => startControllerProcess(name, controllerKubeconfig, SYSTEM);
 
 async function createLs(name: string): Promise<void> {
-  await custom.createNamespacedCustomObject({ ...GROUP, namespace: NS, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name }, spec: { title: name } } });
+  await custom.createNamespacedCustomObject({
+    ...GROUP,
+    namespace: NS,
+    body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name }, spec: { title: name } },
+  });
 }
 async function allReady(names: string[]): Promise<boolean> {
-  const list = (await custom.listNamespacedCustomObject({ ...GROUP, namespace: NS })) as { items: Array<{ metadata: { name: string }; status?: { phase?: string } }> };
+  const list = (await custom.listNamespacedCustomObject({ ...GROUP, namespace: NS })) as {
+    items: Array<{ metadata: { name: string }; status?: { phase?: string } }>;
+  };
   const ready = new Set(list.items.filter((i) => i.status?.phase === 'Ready').map((i) => i.metadata.name));
   return names.every((n) => ready.has(n));
 }
 async function keySecrets(): Promise<Array<{ name: string; owner: string | undefined; livestream: string | undefined }>> {
   const list = await core.listNamespacedSecret({ namespace: NS, labelSelector: 'tteok.dev/stream-key=true' });
-  return list.items.map((s) => ({ name: s.metadata!.name!, owner: s.metadata?.ownerReferences?.[0]?.uid, livestream: s.metadata?.labels?.['tteok.dev/livestream'] }));
+  return list.items.map((s) => ({
+    name: s.metadata!.name!,
+    owner: s.metadata?.ownerReferences?.[0]?.uid,
+    livestream: s.metadata?.labels?.['tteok.dev/livestream'],
+  }));
 }
 
 t.test('killed mid-way and restarted, the controller converges with no duplicate Secrets', async (t) => {
@@ -62,11 +72,22 @@ t.test('killed mid-way and restarted, the controller converges with no duplicate
   const secrets = await keySecrets();
   t.equal(secrets.length, names.length, 'exactly one key Secret per LiveStream');
   t.same(secrets.map((s) => s.livestream).sort(), names, 'each names its LiveStream');
-  const list = (await custom.listNamespacedCustomObject({ ...GROUP, namespace: NS })) as { items: Array<{ metadata: { name: string; uid: string; finalizers?: string[] } }> };
+  const list = (await custom.listNamespacedCustomObject({ ...GROUP, namespace: NS })) as {
+    items: Array<{ metadata: { name: string; uid: string; finalizers?: string[] } }>;
+  };
   const uids = new Map(list.items.map((i) => [i.metadata.name, i.metadata.uid]));
-  t.ok(secrets.every((s) => s.owner === uids.get(s.livestream!)), 'each is owned by its LiveStream');
-  t.ok(list.items.every((i) => i.metadata.finalizers?.filter((f) => f === 'tteok.dev/cleanup').length === 1), 'one finalizer each');
-  t.notOk(second.proc.lines.some((l) => /"level":"(error|fatal)"/.test(l)), 'no errors logged');
+  t.ok(
+    secrets.every((s) => s.owner === uids.get(s.livestream!)),
+    'each is owned by its LiveStream',
+  );
+  t.ok(
+    list.items.every((i) => i.metadata.finalizers?.filter((f) => f === 'tteok.dev/cleanup').length === 1),
+    'one finalizer each',
+  );
+  t.notOk(
+    second.proc.lines.some((l) => /"level":"(error|fatal)"/.test(l)),
+    'no errors logged',
+  );
   await second.proc.stop('SIGTERM', 5000);
 });
 
@@ -78,7 +99,10 @@ t.test('two replicas: one leader; the other takes over when it stops', async (t)
   await createLs('failover-1');
   await waitFor('reconciled by the leader', () => allReady(['failover-1']), { timeoutMs: 5000, intervalMs: 50 });
   t.notOk(await standby.leader(), 'the standby does not act');
-  t.notOk(standby.proc.lines.some((l) => /stream key allocated/.test(l)), 'the standby made no Secret');
+  t.notOk(
+    standby.proc.lines.some((l) => /stream key allocated/.test(l)),
+    'the standby made no Secret',
+  );
 
   // A clean stop releases the lease: the standby takes over at once.
   const stoppedAt = Date.now();
@@ -87,6 +111,9 @@ t.test('two replicas: one leader; the other takes over when it stops', async (t)
   t.ok(Date.now() - stoppedAt < 2500, `took over ${Date.now() - stoppedAt} ms after the leader stopped`);
   await createLs('failover-2');
   await waitFor('reconciled by the new leader', () => allReady(['failover-2']), { timeoutMs: 5000, intervalMs: 50 });
-  t.ok(standby.proc.lines.some((l) => /stream key allocated/.test(l)), 'the new leader acts');
+  t.ok(
+    standby.proc.lines.some((l) => /stream key allocated/.test(l)),
+    'the new leader acts',
+  );
   await standby.proc.stop('SIGTERM', 5000);
 });

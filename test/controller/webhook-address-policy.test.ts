@@ -26,10 +26,11 @@ async function server(host: string, port = 0): Promise<{ port: number; hits: str
   return {
     port: typeof address === 'object' && address ? address.port : 0,
     hits,
-    close: () => new Promise<void>((resolve) => {
-      s.closeAllConnections();
-      s.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        s.closeAllConnections();
+        s.close(() => resolve());
+      }),
   };
 }
 
@@ -56,7 +57,25 @@ const resolverOf = (answers: Record<string, string[][]>): Resolver => {
 
 t.test('the built-in ranges are blocked, public addresses are not, and the operator can add and allow ranges', async (t) => {
   const policy = new WebhookAddressPolicy({ allowedCidrs: [], blockedCidrs: [] });
-  for (const ip of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '100.64.0.1', '169.254.169.254', '0.0.0.0', '224.0.0.1', '255.255.255.255', '::1', '::', 'fe80::1', 'fd00::1', 'fd00:ec2::254', 'ff02::1', '::ffff:10.0.0.1', '::ffff:127.0.0.1']) {
+  for (const ip of [
+    '127.0.0.1',
+    '10.1.2.3',
+    '172.16.0.1',
+    '192.168.1.1',
+    '100.64.0.1',
+    '169.254.169.254',
+    '0.0.0.0',
+    '224.0.0.1',
+    '255.255.255.255',
+    '::1',
+    '::',
+    'fe80::1',
+    'fd00::1',
+    'fd00:ec2::254',
+    'ff02::1',
+    '::ffff:10.0.0.1',
+    '::ffff:127.0.0.1',
+  ]) {
     t.notOk(policy.allows(ip), `${ip} blocked`);
   }
   for (const ip of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111', '::ffff:8.8.8.8']) t.ok(policy.allows(ip), `${ip} allowed`);
@@ -67,10 +86,21 @@ t.test('the built-in ranges are blocked, public addresses are not, and the opera
 });
 
 t.test('a name that resolves to a blocked address is not requested', async (t) => {
-  const policy = new WebhookAddressPolicy({ allowedCidrs: [], blockedCidrs: [], resolve: resolverOf({ 'hooks.example.test': [['10.0.0.5']], 'local.example.test': [['127.0.0.1']] }) });
-  t.same(await post(`http://hooks.example.test:${a.port}/x`, policy), { failure: 'blocked by address policy', detail: 'ETTEOK_ADDRESS_BLOCKED: blocked by address policy' });
+  const policy = new WebhookAddressPolicy({
+    allowedCidrs: [],
+    blockedCidrs: [],
+    resolve: resolverOf({ 'hooks.example.test': [['10.0.0.5']], 'local.example.test': [['127.0.0.1']] }),
+  });
+  t.same(await post(`http://hooks.example.test:${a.port}/x`, policy), {
+    failure: 'blocked by address policy',
+    detail: 'ETTEOK_ADDRESS_BLOCKED: blocked by address policy',
+  });
   t.equal((await post(`http://local.example.test:${a.port}/x`, policy)).failure, 'blocked by address policy');
-  t.equal((await post(`http://localhost:${a.port}/x`, new WebhookAddressPolicy({ allowedCidrs: [], blockedCidrs: [] }))).failure, 'blocked by address policy', 'localhost, with the system resolver');
+  t.equal(
+    (await post(`http://localhost:${a.port}/x`, new WebhookAddressPolicy({ allowedCidrs: [], blockedCidrs: [] }))).failure,
+    'blocked by address policy',
+    'localhost, with the system resolver',
+  );
   t.equal((await post(`http://nowhere.example.test:${a.port}/x`, policy)).failure, 'name not resolved');
   t.same(a.hits, [], 'nothing reached the server');
 });
@@ -92,7 +122,11 @@ t.test('the socket connects to the address that was checked, on every attempt (n
   t.match(a.hits, [/POST \/mixed host=mixed\.example\.test:/], '…to the allowed one, with the name in Host');
   const rebinding = new WebhookAddressPolicy({ ...allowOne, resolve: resolverOf({ 'rebind.example.test': [['127.0.0.1'], ['127.0.0.2']] }) });
   t.equal((await post(`http://rebind.example.test:${a.port}/first`, rebinding)).failure, undefined, 'first attempt: the name resolves to the allowed address');
-  t.equal((await post(`http://rebind.example.test:${a.port}/second`, rebinding)).failure, 'blocked by address policy', 'second attempt: resolved again, now to a blocked address');
+  t.equal(
+    (await post(`http://rebind.example.test:${a.port}/second`, rebinding)).failure,
+    'blocked by address policy',
+    'second attempt: resolved again, now to a blocked address',
+  );
   t.equal(a.hits.filter((h) => h.startsWith('POST /first')).length, 1, 'the first reached the allowed address');
   t.same(b.hits, [], 'the blocked address got no request on any attempt');
 });
@@ -108,14 +142,26 @@ t.test('failures are reduced to a class with no address, port or error text', as
   const tls = await post(`https://127.0.0.1:${a.port}/x`, allowLoopback);
   t.equal(tls.failure, 'TLS error', 'https to a plain HTTP server');
   const status = await server('127.0.0.1');
-  t.teardown(async () => { await status?.close(); });
+  t.teardown(async () => {
+    await status?.close();
+  });
   t.equal((await post(`http://127.0.0.1:${status!.port}/x`, allowLoopback)).failure, undefined, '2xx: acknowledged');
 });
 
 t.test('TTEOK_WEBHOOK_ALLOWED_CIDRS and TTEOK_WEBHOOK_BLOCKED_CIDRS: parsed, a bad one refused by name', async (t) => {
   const base = { TTEOK_POD_NAME: 'c', TTEOK_POD_NAMESPACE: 'tteok' };
   t.same(loadControllerConfig(base).webhooks.addressPolicy, { allowedCidrs: [], blockedCidrs: [] }, 'default: nothing allowed beyond public addresses');
-  t.same(loadControllerConfig({ ...base, TTEOK_WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8, fd00:1::/64', TTEOK_WEBHOOK_BLOCKED_CIDRS: '203.0.113.7' }).webhooks.addressPolicy, { allowedCidrs: ['127.0.0.0/8', 'fd00:1::/64'], blockedCidrs: ['203.0.113.7'] });
-  t.throws(() => loadControllerConfig({ ...base, TTEOK_WEBHOOK_ALLOWED_CIDRS: '10.0.0.0/33' }), /TTEOK_WEBHOOK_ALLOWED_CIDRS: "10\.0\.0\.0\/33" is not an address range/);
-  t.throws(() => loadControllerConfig({ ...base, TTEOK_WEBHOOK_BLOCKED_CIDRS: 'cluster.local' }), /TTEOK_WEBHOOK_BLOCKED_CIDRS: "cluster\.local" is not an address range/);
+  t.same(
+    loadControllerConfig({ ...base, TTEOK_WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8, fd00:1::/64', TTEOK_WEBHOOK_BLOCKED_CIDRS: '203.0.113.7' }).webhooks
+      .addressPolicy,
+    { allowedCidrs: ['127.0.0.0/8', 'fd00:1::/64'], blockedCidrs: ['203.0.113.7'] },
+  );
+  t.throws(
+    () => loadControllerConfig({ ...base, TTEOK_WEBHOOK_ALLOWED_CIDRS: '10.0.0.0/33' }),
+    /TTEOK_WEBHOOK_ALLOWED_CIDRS: "10\.0\.0\.0\/33" is not an address range/,
+  );
+  t.throws(
+    () => loadControllerConfig({ ...base, TTEOK_WEBHOOK_BLOCKED_CIDRS: 'cluster.local' }),
+    /TTEOK_WEBHOOK_BLOCKED_CIDRS: "cluster\.local" is not an address range/,
+  );
 });

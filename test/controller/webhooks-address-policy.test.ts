@@ -29,7 +29,10 @@ const receiver = await startWebhookReceiver(KEY);
 const receiverPort = new URL(receiver.url).port;
 const closedPort = await freePort(); // nothing listens there
 const log = createLogger('webhooks-address-test', process.env.TTEOK_TEST_VERBOSE === '1' ? 'debug' : 'warn');
-await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'hook-key', labels: { 'tteok.dev/webhook-signing-key': 'true' } }, stringData: { signingKey: KEY } } });
+await core.createNamespacedSecret({
+  namespace: NS,
+  body: { metadata: { name: 'hook-key', labels: { 'tteok.dev/webhook-signing-key': 'true' } }, stringData: { signingKey: KEY } },
+});
 
 let controller: RunningController | undefined;
 async function runController(env: Record<string, string>): Promise<void> {
@@ -58,9 +61,12 @@ t.teardown(async () => {
 
 const createLs = (name: string, spec: Record<string, unknown>) =>
   custom.createNamespacedCustomObject({ ...GROUP, namespace: NS, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name }, spec } });
-const phase = async (name: string) => ((await custom.getNamespacedCustomObject({ ...GROUP, namespace: NS, name })) as { status?: { phase?: string } }).status?.phase;
+const phase = async (name: string) =>
+  ((await custom.getNamespacedCustomObject({ ...GROUP, namespace: NS, name })) as { status?: { phase?: string } }).status?.phase;
 const failures = async (name: string) =>
-  (await core.listNamespacedEvent({ namespace: NS, fieldSelector: `involvedObject.name=${name}` })).items.filter((e) => e.reason === 'WebhookFailed').map((e) => e.message ?? '');
+  (await core.listNamespacedEvent({ namespace: NS, fieldSelector: `involvedObject.name=${name}` })).items
+    .filter((e) => e.reason === 'WebhookFailed')
+    .map((e) => e.message ?? '');
 /** The reason part of a WebhookFailed message: "Delivering <event> to <url> failed: <reason>; retrying with backoff". */
 const reasonOf = (message: string) => /failed: (.*); retrying with backoff$/.exec(message)?.[1] ?? message;
 const leases = new LeaseClient(kc);
@@ -75,10 +81,14 @@ async function liveWithWebhook(name: string, url: string): Promise<void> {
   });
 }
 async function failureReason(name: string): Promise<string> {
-  const messages = await waitFor(`a WebhookFailed Event on ${name}`, async () => {
-    const m = await failures(name);
-    return m.length > 0 ? m : undefined;
-  }, { timeoutMs: 15_000 });
+  const messages = await waitFor(
+    `a WebhookFailed Event on ${name}`,
+    async () => {
+      const m = await failures(name);
+      return m.length > 0 ? m : undefined;
+    },
+    { timeoutMs: 15_000 },
+  );
   return reasonOf(messages[0]!);
 }
 
@@ -91,7 +101,11 @@ t.test('without an allowed range, loopback is not requested: "blocked by address
     t.equal(await failureReason(name), 'blocked by address policy', `${name}: the Event says the address policy blocked it`);
   }
   // Attempts are retried every 0.5 s at most: several have been made by now.
-  await waitFor('a few retries', async () => (await controller!.metrics.webhookDeliveries.get()).values.some((v) => v.labels.outcome === 'failed' && v.value >= 6), { timeoutMs: 10_000 });
+  await waitFor(
+    'a few retries',
+    async () => (await controller!.metrics.webhookDeliveries.get()).values.some((v) => v.labels.outcome === 'failed' && v.value >= 6),
+    { timeoutMs: 10_000 },
+  );
   t.same(receiver.requests, [], 'the receiver on loopback got no request, neither by its address nor by the name localhost');
 });
 
@@ -115,10 +129,20 @@ t.test('the CRD refuses encoded path separators and dot segments, saying why, an
     'https://api.example.com/tteok/./x',
     'https://api.example.com/tteok/.%2E',
   ]) {
-    const err = await createLs('bad-url', { webhooks: [{ url, secretRef: { name: 'hook-key' } }] }).then(() => undefined, (e: unknown) => e);
+    const err = await createLs('bad-url', { webhooks: [{ url, secretRef: { name: 'hook-key' } }] }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     t.ok(err instanceof ApiException && err.code === 422, `${url}: 422`);
-    t.match(String((err as ApiException<string>)?.body), /spec\.webhooks\[0\]\.url.*(encoded path separator|dot segment)/, `${url}: the message names the field and the reason`);
+    t.match(
+      String((err as ApiException<string>)?.body),
+      /spec\.webhooks\[0\]\.url.*(encoded path separator|dot segment)/,
+      `${url}: the message names the field and the reason`,
+    );
   }
-  const ok = await createLs('good-url', { webhooks: [{ url: 'https://api.example.com/tteok/hooks?next=%2fdashboard', secretRef: { name: 'hook-key' } }] }).then(() => true, () => false);
+  const ok = await createLs('good-url', { webhooks: [{ url: 'https://api.example.com/tteok/hooks?next=%2fdashboard', secretRef: { name: 'hook-key' } }] }).then(
+    () => true,
+    () => false,
+  );
   t.ok(ok, 'an encoded slash in the query string is fine');
 });

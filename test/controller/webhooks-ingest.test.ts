@@ -52,7 +52,10 @@ const ingest = await startIngestProcess({
   TTEOK_RECONNECT_GRACE_SECONDS: '3',
   TTEOK_DELETE_DELAY_SECONDS: '3600',
 });
-await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'hook-key', labels: { 'tteok.dev/webhook-signing-key': 'true' } }, stringData: { signingKey: KEY } } });
+await core.createNamespacedSecret({
+  namespace: NS,
+  body: { metadata: { name: 'hook-key', labels: { 'tteok.dev/webhook-signing-key': 'true' } }, stringData: { signingKey: KEY } },
+});
 
 t.teardown(async () => {
   await stopAll();
@@ -72,7 +75,8 @@ receiver.onEvent = async (event: ReceivedEvent) => {
   const playlist = parsePlaylist((await getObject(s3.client, s3.bucket, key))?.body.toString('utf8') ?? '');
   const uris = playlist.segments.map((s) => s.uri);
   const missing: string[] = [];
-  for (const uri of [...playlist.maps, ...uris]) if (!(await headObject(s3.client, s3.bucket, `${event.stream.namespace}/${event.stream.name}/${uri}`))) missing.push(uri);
+  for (const uri of [...playlist.maps, ...uris])
+    if (!(await headObject(s3.client, s3.bucket, `${event.stream.namespace}/${event.stream.name}/${uri}`))) missing.push(uri);
   recordings.set(event.stream.name, { ended: playlist.ended, segments: uris.length, missing });
 };
 
@@ -80,12 +84,21 @@ async function createLs(name: string): Promise<string> {
   await custom.createNamespacedCustomObject({
     ...GROUP,
     namespace: NS,
-    body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name }, spec: { retention: { keepAfterEnd: true }, webhooks: [{ url: receiver.url, secretRef: { name: 'hook-key' } }] } },
+    body: {
+      apiVersion: 'tteok.dev/v1alpha1',
+      kind: 'LiveStream',
+      metadata: { name },
+      spec: { retention: { keepAfterEnd: true }, webhooks: [{ url: receiver.url, secretRef: { name: 'hook-key' } }] },
+    },
   });
-  await waitFor(`${name} Ready with its key hash`, async () => {
-    const ls = (await custom.getNamespacedCustomObject({ ...GROUP, namespace: NS, name })) as { status?: { phase?: string; streamKeySha256?: string } };
-    return ls.status?.phase === 'Ready' && ls.status.streamKeySha256;
-  }, { timeoutMs: 15_000 });
+  await waitFor(
+    `${name} Ready with its key hash`,
+    async () => {
+      const ls = (await custom.getNamespacedCustomObject({ ...GROUP, namespace: NS, name })) as { status?: { phase?: string; streamKeySha256?: string } };
+      return ls.status?.phase === 'Ready' && ls.status.streamKeySha256;
+    },
+    { timeoutMs: 15_000 },
+  );
   const s = await core.readNamespacedSecret({ namespace: NS, name: `${name}-stream-key` });
   return Buffer.from(s.data?.streamKey ?? '', 'base64').toString();
 }
@@ -94,13 +107,17 @@ const typesFor = (name: string) => receiver.processed.filter((e) => e.stream.nam
 t.test('a publish that ends: recording_ready arrives when the VOD playlist is final in the bucket', async (t) => {
   const key = await createLs('show');
   // The ingest learns the key's hash from its informer; retry the publish until it does.
-  await waitFor('a publish accepted', async () => {
-    const pub = publishTestPattern({ url: ingest.rtmpUrl(key), seconds: 4, name: 'ffmpeg-show' });
-    const exit = await pub.exited;
-    return exit.code === 0;
-  }, { timeoutMs: 40_000, intervalMs: 500 });
+  await waitFor(
+    'a publish accepted',
+    async () => {
+      const pub = publishTestPattern({ url: ingest.rtmpUrl(key), seconds: 4, name: 'ffmpeg-show' });
+      const exit = await pub.exited;
+      return exit.code === 0;
+    },
+    { timeoutMs: 40_000, intervalMs: 500 },
+  );
   await waitFor('live, offline and recording_ready delivered', () => typesFor('show').includes('stream.recording_ready'), { timeoutMs: 30_000 });
-  t.same(new Set(typesFor('show')), new Set(['stream.live', 'stream.offline', 'stream.recording_ready']), 'the run\'s three events');
+  t.same(new Set(typesFor('show')), new Set(['stream.live', 'stream.offline', 'stream.recording_ready']), "the run's three events");
   const rec = recordings.get('show')!;
   t.ok(rec.ended, 'the playlist was final (EXT-X-ENDLIST) when the event arrived');
   t.ok(rec.segments >= 3, `it listed the run's segments (${rec.segments})`);
@@ -114,13 +131,17 @@ t.test('a publish that ends: recording_ready arrives when the VOD playlist is fi
 t.test('a dropped publish: recording_ready only once the grace period ended the run', async (t) => {
   const key = await createLs('dropped');
   let pub = publishTestPattern({ url: ingest.rtmpUrl(key), name: 'ffmpeg-dropped' });
-  await waitFor('dropped Live', async () => {
-    const ls = (await custom.getNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'dropped' })) as { status?: { phase?: string } };
-    if (ls.status?.phase === 'Live') return true;
-    const exit = await Promise.race([pub.exited, sleep(200)]);
-    if (exit) pub = publishTestPattern({ url: ingest.rtmpUrl(key), name: 'ffmpeg-dropped' }); // refused before the ingest knew the key
-    return false;
-  }, { timeoutMs: 40_000, intervalMs: 300 });
+  await waitFor(
+    'dropped Live',
+    async () => {
+      const ls = (await custom.getNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'dropped' })) as { status?: { phase?: string } };
+      if (ls.status?.phase === 'Live') return true;
+      const exit = await Promise.race([pub.exited, sleep(200)]);
+      if (exit) pub = publishTestPattern({ url: ingest.rtmpUrl(key), name: 'ffmpeg-dropped' }); // refused before the ingest knew the key
+      return false;
+    },
+    { timeoutMs: 40_000, intervalMs: 300 },
+  );
   await waitFor('segments stored', async () => Boolean(await getObject(s3.client, s3.bucket, `${NS}/dropped/index.m3u8`)), { timeoutMs: 15_000 });
   await pub.stop('SIGKILL', 1000); // the connection drops: no unpublish
   await waitFor('recording_ready delivered', () => typesFor('dropped').includes('stream.recording_ready'), { timeoutMs: 30_000 });

@@ -14,7 +14,9 @@ t.ok(code, 'README has the example');
 const dir = mkdtempSync(join(tmpdir(), 'tteok-readme-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 writeFileSync(join(dir, 'verify.mjs'), code!);
-const { verifyTteok } = (await import(pathToFileURL(join(dir, 'verify.mjs')).href)) as { verifyTteok: (h: string | undefined, body: string, key: string) => boolean };
+const { verifyTteok } = (await import(pathToFileURL(join(dir, 'verify.mjs')).href)) as {
+  verifyTteok: (h: string | undefined, body: string, key: string) => boolean;
+};
 
 const key = 'readme-signing-key-0123456789';
 const body = JSON.stringify({ id: 'evt_1', type: 'stream.live' });

@@ -42,7 +42,10 @@ const config = loadControllerConfig({
 const log = createLogger('webhooks-test', process.env.TTEOK_TEST_VERBOSE === '1' ? 'debug' : 'warn');
 const controller = await startController(config, { kc, log });
 await controller.ready();
-await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'hook-key', labels: { 'tteok.dev/webhook-signing-key': 'true' } }, stringData: { signingKey: KEY } } });
+await core.createNamespacedSecret({
+  namespace: NS,
+  body: { metadata: { name: 'hook-key', labels: { 'tteok.dev/webhook-signing-key': 'true' } }, stringData: { signingKey: KEY } },
+});
 
 t.teardown(async () => {
   await controller.shutdown();
@@ -57,7 +60,11 @@ const getLs = async (name: string) => (await custom.getNamespacedCustomObject({ 
 const createLs = (name: string, spec: Record<string, unknown>) =>
   custom.createNamespacedCustomObject({ ...GROUP, namespace: NS, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name }, spec } });
 const eventsOf = async (name: string) =>
-  (await core.listNamespacedEvent({ namespace: NS, fieldSelector: `involvedObject.name=${name}` })).items.map((e) => ({ reason: e.reason ?? '', message: e.message ?? '', type: e.type ?? '' }));
+  (await core.listNamespacedEvent({ namespace: NS, fieldSelector: `involvedObject.name=${name}` })).items.map((e) => ({
+    reason: e.reason ?? '',
+    message: e.message ?? '',
+    type: e.type ?? '',
+  }));
 const metricValue = async (event: string, outcome: string) => {
   const m = (await controller.metrics.webhookDeliveries.get()).values.find((v) => v.labels.event === event && v.labels.outcome === outcome);
   return m?.value ?? 0;
@@ -77,11 +84,21 @@ t.test('the CRD refuses a bad webhook with a message naming the field, and creat
     ['not http', [{ url: 'ftp://example.com/x', secretRef: { name: 'hook-key' } }], /spec\.webhooks\[0\]\.url/],
     ['credentials in the URL', [{ url: 'https://user:pw@example.com/x', secretRef: { name: 'hook-key' } }], /spec\.webhooks\[0\]\.url/],
     ['no Secret', [{ url: 'https://example.com/x' }], /spec\.webhooks\[0\]\.secretRef/],
-    ['the same URL twice', [{ url: 'https://example.com/x', secretRef: { name: 'a' } }, { url: 'https://example.com/x', secretRef: { name: 'b' } }], /spec\.webhooks\[1\].*[Dd]uplicate/],
+    [
+      'the same URL twice',
+      [
+        { url: 'https://example.com/x', secretRef: { name: 'a' } },
+        { url: 'https://example.com/x', secretRef: { name: 'b' } },
+      ],
+      /spec\.webhooks\[1\].*[Dd]uplicate/,
+    ],
     ['an unknown event', [{ url: 'https://example.com/x', secretRef: { name: 'a' }, events: ['stream.exploded'] }], /spec\.webhooks\[0\]\.events\[0\]/],
   ];
   for (const [what, webhooks, field] of cases) {
-    const err = await createLs('refused', { webhooks }).then(() => undefined, (e: unknown) => e);
+    const err = await createLs('refused', { webhooks }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     t.ok(err instanceof ApiException && err.code === 422, `${what}: 422`);
     t.match(String((err as ApiException<string>)?.body), field, `${what}: the message names the field`);
   }
@@ -98,7 +115,7 @@ t.test('a webhook gets only its events; an ingest that died (claim expired) repo
   await waitFor('the queue drained', async () => ((await getLs('filtered')).status?.webhookEvents ?? []).length === 0, { timeoutMs: 10_000 });
   const got = receiver.processed.filter((e) => e.stream.name === 'filtered').map((e) => e.type);
   t.same(got, ['stream.offline'], 'only stream.offline: live is filtered out, and an expired claim says nothing about the recording');
-  t.equal(receiver.badSignatures, 0, 'signed with the Secret\'s key');
+  t.equal(receiver.badSignatures, 0, "signed with the Secret's key");
 });
 
 t.test('an event nobody acknowledges is given up once it is TTEOK_WEBHOOK_MAX_AGE_SECONDS old', async (t) => {
@@ -109,15 +126,24 @@ t.test('an event nobody acknowledges is given up once it is TTEOK_WEBHOOK_MAX_AG
   await waitFor('unheard Ready', async () => (await getLs('unheard')).status?.phase === 'Ready', { timeoutMs: 15_000 });
   await claim('unheard', 60);
   const pending = await waitFor('stream.live pending', async () => (await getLs('unheard')).status?.webhookEvents?.[0], { timeoutMs: 10_000 });
-  t.same(pending.pendingTargets, [webhookTargetId(receiver.url)], 'owed to the LiveStream\'s webhook (by a hash of its URL)');
-  await waitFor('the queue emptied', async () => ((await getLs('unheard')).status?.webhookEvents ?? []).length === 0, { timeoutMs: (MAX_AGE_SECONDS + 8) * 1000 });
+  t.same(pending.pendingTargets, [webhookTargetId(receiver.url)], "owed to the LiveStream's webhook (by a hash of its URL)");
+  await waitFor('the queue emptied', async () => ((await getLs('unheard')).status?.webhookEvents ?? []).length === 0, {
+    timeoutMs: (MAX_AGE_SECONDS + 8) * 1000,
+  });
   t.ok(receiver.attempts.filter((a) => a.id === pending.id).length >= 3, 'retried meanwhile');
   t.equal(await metricValue('stream.live', 'expired'), expiredBefore + 1, 'counted as expired');
-  const events = await waitFor('a WebhookGaveUp Event', async () => {
-    const e = await eventsOf('unheard');
-    return e.some((x) => x.reason === 'WebhookGaveUp') ? e : undefined;
-  }, { timeoutMs: 5000 });
-  t.ok(events.some((e) => e.reason === 'WebhookFailed' && e.type === 'Warning' && /HTTP 503/.test(e.message)), 'the failures are Warning Events saying why');
+  const events = await waitFor(
+    'a WebhookGaveUp Event',
+    async () => {
+      const e = await eventsOf('unheard');
+      return e.some((x) => x.reason === 'WebhookGaveUp') ? e : undefined;
+    },
+    { timeoutMs: 5000 },
+  );
+  t.ok(
+    events.some((e) => e.reason === 'WebhookFailed' && e.type === 'Warning' && /HTTP 503/.test(e.message)),
+    'the failures are Warning Events saying why',
+  );
   await leases.delete(SYSTEM, `claim.${NS}.unheard`);
 });
 
@@ -125,14 +151,28 @@ t.test('a LiveStream deleted while live says stream.offline (and recording_ready
   await createLs('deleted', { retention: { keepAfterEnd: true }, webhooks: [hook()] });
   await waitFor('deleted Ready', async () => (await getLs('deleted')).status?.phase === 'Ready', { timeoutMs: 15_000 });
   await claim('deleted', 60);
-  await waitFor('stream.live delivered', async () => receiver.processed.some((e) => e.stream.name === 'deleted' && e.type === 'stream.live'), { timeoutMs: 10_000 });
+  await waitFor('stream.live delivered', async () => receiver.processed.some((e) => e.stream.name === 'deleted' && e.type === 'stream.live'), {
+    timeoutMs: 10_000,
+  });
   await custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'deleted' });
   // The ingest refuses a LiveStream being deleted: the publish ends and its claim is released.
   await leases.delete(SYSTEM, `claim.${NS}.deleted`);
-  await waitFor('the LiveStream to be gone', async () => (await getLs('deleted').then(() => false, (e: unknown) => statusCode(e) === 404)) || undefined, { timeoutMs: 20_000 });
+  await waitFor(
+    'the LiveStream to be gone',
+    async () =>
+      (await getLs('deleted').then(
+        () => false,
+        (e: unknown) => statusCode(e) === 404,
+      )) || undefined,
+    { timeoutMs: 20_000 },
+  );
   const got = receiver.processed.filter((e) => e.stream.name === 'deleted').map((e) => e.type);
   // Each event is its own delivery: offline and recording_ready may arrive in either order.
-  t.same([...got].sort(), ['stream.live', 'stream.offline', 'stream.recording_ready'], 'the backend learns the stream ended, and that its recording is complete');
+  t.same(
+    [...got].sort(),
+    ['stream.live', 'stream.offline', 'stream.recording_ready'],
+    'the backend learns the stream ended, and that its recording is complete',
+  );
   t.equal(got[0], 'stream.live');
 });
 
@@ -145,11 +185,26 @@ t.test('a deletion waits for webhook deliveries only so long: a receiver that is
   t.teardown(() => void (receiver.down = false));
   await custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'deleted-unheard' });
   await leases.delete(SYSTEM, `claim.${NS}.deleted-unheard`);
-  const owed = await waitFor('stream.offline owed', async () => (await getLs('deleted-unheard')).status?.webhookEvents?.find((e) => e.type === 'stream.offline'), { timeoutMs: 10_000 });
+  const owed = await waitFor(
+    'stream.offline owed',
+    async () => (await getLs('deleted-unheard')).status?.webhookEvents?.find((e) => e.type === 'stream.offline'),
+    { timeoutMs: 10_000 },
+  );
   t.ok(owed, 'the end is recorded while the receiver is down');
   // Given up at TTEOK_WEBHOOK_MAX_AGE_SECONDS here (4 s); at most 30 s after the deletion otherwise.
-  await waitFor('the LiveStream to be gone', async () => (await getLs('deleted-unheard').then(() => false, (e: unknown) => statusCode(e) === 404)) || undefined, { timeoutMs: (MAX_AGE_SECONDS + 15) * 1000 });
-  t.notOk(receiver.processed.some((e) => e.stream.name === 'deleted-unheard' && e.type === 'stream.offline'), 'nothing was delivered, and the deletion finished anyway');
+  await waitFor(
+    'the LiveStream to be gone',
+    async () =>
+      (await getLs('deleted-unheard').then(
+        () => false,
+        (e: unknown) => statusCode(e) === 404,
+      )) || undefined,
+    { timeoutMs: (MAX_AGE_SECONDS + 15) * 1000 },
+  );
+  t.notOk(
+    receiver.processed.some((e) => e.stream.name === 'deleted-unheard' && e.type === 'stream.offline'),
+    'nothing was delivered, and the deletion finished anyway',
+  );
 });
 
 t.test('a signing key Secret must opt in with its label; an unusable one is a failure the user sees', async (t) => {
@@ -160,15 +215,28 @@ t.test('a signing key Secret must opt in with its label; an unusable one is a fa
     await waitFor(`${name} Ready`, async () => (await getLs(name)).status?.phase === 'Ready', { timeoutMs: 15_000 });
     await claim(name, 60);
   }
-  const why = (secret: string) => new RegExp(`signing key Secret ${secret} not found, not labelled tteok.dev/webhook-signing-key=true, or without a key "signingKey"`);
-  await waitFor('WebhookFailed Events naming each Secret', async () => {
-    const [a, b] = await Promise.all([eventsOf('unlabelled'), eventsOf('keyless')]);
-    return a.some((e) => e.reason === 'WebhookFailed' && why('not-for-webhooks').test(e.message)) && b.some((e) => e.reason === 'WebhookFailed' && why('no-such-secret').test(e.message));
-  }, { timeoutMs: 10_000 });
+  const why = (secret: string) =>
+    new RegExp(`signing key Secret ${secret} not found, not labelled tteok.dev/webhook-signing-key=true, or without a key "signingKey"`);
+  await waitFor(
+    'WebhookFailed Events naming each Secret',
+    async () => {
+      const [a, b] = await Promise.all([eventsOf('unlabelled'), eventsOf('keyless')]);
+      return (
+        a.some((e) => e.reason === 'WebhookFailed' && why('not-for-webhooks').test(e.message)) &&
+        b.some((e) => e.reason === 'WebhookFailed' && why('no-such-secret').test(e.message))
+      );
+    },
+    { timeoutMs: 10_000 },
+  );
   t.pass('an unlabelled Secret and a missing one fail alike (the Events do not tell which Secrets exist)');
   t.equal(receiver.processed.filter((e) => ['unlabelled', 'keyless'].includes(e.stream.name)).length, 0, 'nothing was sent');
-  await core.patchNamespacedSecret({ namespace: NS, name: 'not-for-webhooks', body: { metadata: { labels: { 'tteok.dev/webhook-signing-key': 'true' } } } }, MERGE_PATCH);
-  await waitFor('delivered once the Secret opted in', () => receiver.processed.some((e) => e.stream.name === 'unlabelled' && e.type === 'stream.live'), { timeoutMs: 10_000 });
+  await core.patchNamespacedSecret(
+    { namespace: NS, name: 'not-for-webhooks', body: { metadata: { labels: { 'tteok.dev/webhook-signing-key': 'true' } } } },
+    MERGE_PATCH,
+  );
+  await waitFor('delivered once the Secret opted in', () => receiver.processed.some((e) => e.stream.name === 'unlabelled' && e.type === 'stream.live'), {
+    timeoutMs: 10_000,
+  });
   t.pass('delivered once the Secret is labelled');
   await leases.delete(SYSTEM, `claim.${NS}.unlabelled`);
 });
@@ -189,31 +257,50 @@ t.test('removing a webhook drops what it was still owed', async (t) => {
 
 t.test('a status write over a stale resourceVersion is refused (what keeps two replicas from rewriting the queue)', async (t) => {
   const ls = (await custom.getNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'filtered' })) as { metadata: { resourceVersion: string } };
-  await rawJson(kc, `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams/filtered`, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { spec: { title: 'changed' } } });
+  await rawJson(kc, `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams/filtered`, {
+    method: 'PATCH',
+    contentType: 'application/merge-patch+json',
+    body: { spec: { title: 'changed' } },
+  });
   const err = await rawJson(kc, `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams/filtered/status`, {
     method: 'PATCH',
     contentType: 'application/merge-patch+json',
     body: { metadata: { resourceVersion: ls.metadata.resourceVersion }, status: { webhookEvents: [] } },
-  }).then(() => undefined, (e: unknown) => e);
-  t.equal(statusCode(err), 409, 'the reconciler\'s patch shape, over an old version: 409 Conflict');
+  }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  t.equal(statusCode(err), 409, "the reconciler's patch shape, over an old version: 409 Conflict");
 });
 
 t.test('TTEOK_WEBHOOK_ALLOWED_URL_PREFIXES: a webhook outside them gets nothing, and the user is told', async (t) => {
   const origin = new URL(receiver.url).origin;
-  await createLs('outside', { webhooks: [
-    { url: `${origin}/admin/hooks/x`, secretRef: { name: 'hook-key' } },
-    { url: `${origin}/hooks.evil/x`, secretRef: { name: 'hook-key' } },
-    hook(),
-  ] });
+  await createLs('outside', {
+    webhooks: [{ url: `${origin}/admin/hooks/x`, secretRef: { name: 'hook-key' } }, { url: `${origin}/hooks.evil/x`, secretRef: { name: 'hook-key' } }, hook()],
+  });
   await waitFor('outside Ready', async () => (await getLs('outside')).status?.phase === 'Ready', { timeoutMs: 15_000 });
   await claim('outside', 60);
   await waitFor('the allowed webhook got stream.live', () => receiver.processed.some((e) => e.stream.name === 'outside'), { timeoutMs: 10_000 });
-  const events = await waitFor('WebhookNotAllowed Events', async () => {
-    const e = (await eventsOf('outside')).filter((x) => x.reason === 'WebhookNotAllowed');
-    return e.length >= 2 ? e : undefined;
-  }, { timeoutMs: 5000 });
-  t.ok(events.some((e) => e.message.includes(`${origin}/admin/hooks/x`)) && events.some((e) => e.message.includes(`${origin}/hooks.evil/x`)), 'one for each refused URL');
-  t.notOk(receiver.requests.some((p) => p.startsWith('/admin') || p.startsWith('/hooks.evil')), 'no request went to a refused URL');
-  t.same(((await getLs('outside')).status?.webhookEvents ?? []).flatMap((e) => e.pendingTargets), [], 'nothing is owed to a refused URL');
+  const events = await waitFor(
+    'WebhookNotAllowed Events',
+    async () => {
+      const e = (await eventsOf('outside')).filter((x) => x.reason === 'WebhookNotAllowed');
+      return e.length >= 2 ? e : undefined;
+    },
+    { timeoutMs: 5000 },
+  );
+  t.ok(
+    events.some((e) => e.message.includes(`${origin}/admin/hooks/x`)) && events.some((e) => e.message.includes(`${origin}/hooks.evil/x`)),
+    'one for each refused URL',
+  );
+  t.notOk(
+    receiver.requests.some((p) => p.startsWith('/admin') || p.startsWith('/hooks.evil')),
+    'no request went to a refused URL',
+  );
+  t.same(
+    ((await getLs('outside')).status?.webhookEvents ?? []).flatMap((e) => e.pendingTargets),
+    [],
+    'nothing is owed to a refused URL',
+  );
   await leases.delete(SYSTEM, `claim.${NS}.outside`);
 });

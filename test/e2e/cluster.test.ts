@@ -77,9 +77,17 @@ const helmEnv = { HELM_CACHE_HOME: join(dir, 'helm-cache'), HELM_CONFIG_HOME: jo
 const helmOk = (...args: string[]) => runOk(tool('helm'), ['--kubeconfig', c.kubeconfigPath, ...args], { env: helmEnv, timeoutMs: 600_000 });
 const getJson = async <T>(...args: string[]): Promise<T> => JSON.parse(await kubectlOk('get', ...args, '-o', 'json')) as T;
 
-interface Pod { metadata: { name: string; labels?: Record<string, string> }; status: { podIP?: string; phase?: string; conditions?: Array<{ type: string; status: string }> } }
-interface Service { spec: { clusterIP: string; ports: Array<{ name: string; port: number; nodePort?: number }> } }
-interface EndpointSlice { endpoints?: Array<{ addresses: string[]; targetRef?: { name: string } }>; ports?: Array<{ name: string; port: number }> }
+interface Pod {
+  metadata: { name: string; labels?: Record<string, string> };
+  status: { podIP?: string; phase?: string; conditions?: Array<{ type: string; status: string }> };
+}
+interface Service {
+  spec: { clusterIP: string; ports: Array<{ name: string; port: number; nodePort?: number }> };
+}
+interface EndpointSlice {
+  endpoints?: Array<{ addresses: string[]; targetRef?: { name: string } }>;
+  ports?: Array<{ name: string; port: number }>;
+}
 
 const component = (p: Pod) => p.metadata.labels?.['app.kubernetes.io/component'];
 const ready = (p: Pod) => p.status.conditions?.some((x) => x.type === 'Ready' && x.status === 'True') ?? false;
@@ -117,7 +125,16 @@ t.test('helm install: every pod of the release is Ready', async (tt) => {
   await kubectlOk('create', 'namespace', NS);
   await kubectlOk('create', 'namespace', STREAMS_NS);
   // S3 credentials in a Secret of the user's (values never hold keys).
-  await kubectlOk('create', 'secret', 'generic', 'tteok-s3', '-n', NS, `--from-literal=AWS_ACCESS_KEY_ID=${TEST_ACCESS_KEY}`, `--from-literal=AWS_SECRET_ACCESS_KEY=${TEST_SECRET_KEY}`);
+  await kubectlOk(
+    'create',
+    'secret',
+    'generic',
+    'tteok-s3',
+    '-n',
+    NS,
+    `--from-literal=AWS_ACCESS_KEY_ID=${TEST_ACCESS_KEY}`,
+    `--from-literal=AWS_SECRET_ACCESS_KEY=${TEST_SECRET_KEY}`,
+  );
   const values = {
     image: { registry: '', repository: 'tteok', tag: 'e2e', pullPolicy: 'Never' },
     s3: { bucket: s3!.bucket, endpoint: s3ForPods, forcePathStyle: true, credentials: { existingSecret: 'tteok-s3' } },
@@ -138,10 +155,14 @@ t.test('helm install: every pod of the release is Ready', async (tt) => {
   const valuesFile = join(dir, 'values.yaml');
   await writeFile(valuesFile, stringifyYaml(values));
   await helmOk('install', RELEASE, CHART, '-n', NS, '-f', valuesFile);
-  const pods = await waitFor('every pod of the release Ready', async () => {
-    const all = await releasePods();
-    return all.length === 6 && all.every(ready) ? all : undefined;
-  }, { timeoutMs: 300_000, intervalMs: 2000 }).catch(async (error: Error) => {
+  const pods = await waitFor(
+    'every pod of the release Ready',
+    async () => {
+      const all = await releasePods();
+      return all.length === 6 && all.every(ready) ? all : undefined;
+    },
+    { timeoutMs: 300_000, intervalMs: 2000 },
+  ).catch(async (error: Error) => {
     const describe = await kubectl('describe', 'pods', '-n', NS);
     const logs = await kubectl('logs', '-n', NS, '--all-containers', '--prefix', '--tail=20', '-l', 'app.kubernetes.io/instance=tteok');
     throw new Error(`${error.message}\n${describe.stdout.slice(-6000)}\n${logs.stdout.slice(-4000)}${logs.stderr}`);
@@ -157,7 +178,12 @@ let publisher: ManagedProcess | undefined;
 
 t.test('a LiveStream: ffmpeg publishes through the Service; the gateway says live; the bucket has the playlist', async (tt) => {
   await runOk(tool('kubectl'), ['--kubeconfig', c.kubeconfigPath, 'apply', '-f', '-'], {
-    input: stringifyYaml({ apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: STREAM, namespace: STREAMS_NS }, spec: { title: 'End to end', retention: { keepAfterEnd: true } } }),
+    input: stringifyYaml({
+      apiVersion: 'tteok.dev/v1alpha1',
+      kind: 'LiveStream',
+      metadata: { name: STREAM, namespace: STREAMS_NS },
+      spec: { title: 'End to end', retention: { keepAfterEnd: true } },
+    }),
   });
   await waitFor('the LiveStream Ready', async () => (await livestreamStatus()).phase === 'Ready', { timeoutMs: 60_000, intervalMs: 500 });
   // README: kubectl get secret demo-stream-key -o jsonpath='{.data.streamKey}' | base64 -d
@@ -165,15 +191,23 @@ t.test('a LiveStream: ffmpeg publishes through the Service; the gateway says liv
   tt.match(key, /^[A-Za-z0-9_-]{16,128}$/, 'the Secret holds a stream key');
 
   publisher = publishTestPattern({ url: await rtmpUrl(key), name: 'ffmpeg-obs' });
-  const live = await waitFor('the gateway to say live', async () => {
-    const r = await lookup();
-    return r.status === 200 && r.body.live === true ? r.body : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 500 });
+  const live = await waitFor(
+    'the gateway to say live',
+    async () => {
+      const r = await lookup();
+      return r.status === 200 && r.body.live === true ? r.body : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
   tt.equal(live.playbackUrl, `${s3ForPods}/${s3!.bucket}/${playlistKey}`, 'the lookup answers with the playback URL under the CDN base URL');
-  const p = await waitFor('three segments in the bucket', async () => {
-    const pl = await storedPlaylist();
-    return pl && pl.segments.length >= 3 ? pl : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 500 });
+  const p = await waitFor(
+    'three segments in the bucket',
+    async () => {
+      const pl = await storedPlaylist();
+      return pl && pl.segments.length >= 3 ? pl : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
   tt.notOk(p.ended, 'the stored playlist is live');
   const keys = await listKeys(s3!.client, s3!.bucket, `${STREAMS_NS}/${STREAM}/`);
   for (const seg of p.segments.slice(0, 3)) tt.ok(keys.includes(`${STREAMS_NS}/${STREAM}/${seg.uri}`), `segment ${seg.uri} is in the bucket`);
@@ -190,7 +224,11 @@ t.test('/metrics of all three roles answer through their Services with what the 
   const byRole: Record<string, string[]> = { ingest: [], gateway: [], controller: [] };
   for (const n of names) byRole[n.split('_')[1]!]?.push(base(n));
   // Each role's metrics Service, as a ServiceMonitor selects them (label tteok.dev/metrics), and its endpoints.
-  for (const [role, service] of [['ingest', `${RELEASE}-ingest-headless`], ['gateway', `${RELEASE}-gateway`], ['controller', `${RELEASE}-controller`]] as const) {
+  for (const [role, service] of [
+    ['ingest', `${RELEASE}-ingest-headless`],
+    ['gateway', `${RELEASE}-gateway`],
+    ['controller', `${RELEASE}-controller`],
+  ] as const) {
     const slices = (await getJson<{ items: EndpointSlice[] }>('endpointslices', '-n', NS, '-l', `kubernetes.io/service-name=${service}`)).items;
     const port = slices.flatMap((s) => s.ports ?? []).find((p) => p.name === 'http-metrics')?.port;
     const addresses = slices.flatMap((s) => s.endpoints ?? []).flatMap((e) => e.addresses);
@@ -205,8 +243,10 @@ t.test('/metrics of all three roles answer through their Services with what the 
   }
   // And the gateway's metrics through its ClusterIP, as a Service is addressed.
   const svc = await getJson<Service>('service', '-n', NS, `${RELEASE}-gateway`);
-  const res = await fetch(`http://${svc.spec.clusterIP}:${svc.spec.ports.find((p) => p.name === 'http-metrics')!.port}/metrics`, { signal: AbortSignal.timeout(5000) });
-  tt.equal(res.status, 200, 'the gateway Service\'s http-metrics port answers');
+  const res = await fetch(`http://${svc.spec.clusterIP}:${svc.spec.ports.find((p) => p.name === 'http-metrics')!.port}/metrics`, {
+    signal: AbortSignal.timeout(5000),
+  });
+  tt.equal(res.status, 200, "the gateway Service's http-metrics port answers");
 });
 
 t.test('the ingest pod holding the stream is deleted: the publisher reconnects to the other one; the playlist continues after a discontinuity', async (tt) => {
@@ -214,25 +254,36 @@ t.test('the ingest pod holding the stream is deleted: the publisher reconnects t
   const before = (await storedPlaylist())!;
   await kubectlOk('delete', 'pod', holder, '-n', NS, '--wait=false');
   // ffmpeg's connection ends with the pod; OBS reconnects every few seconds until it is live again.
-  await waitFor('the publisher to notice', () => publisher!.child.exitCode !== null || publisher!.child.signalCode !== null, { timeoutMs: 60_000, intervalMs: 250 });
+  await waitFor('the publisher to notice', () => publisher!.child.exitCode !== null || publisher!.child.signalCode !== null, {
+    timeoutMs: 60_000,
+    intervalMs: 250,
+  });
   await publisher!.stop('SIGKILL', 1000);
   const url = await rtmpUrl(key);
   const other = holder.endsWith('-0') ? holder.replace(/-0$/, '-1') : holder.replace(/-1$/, '-0');
   let attempt = 0;
-  const newHolder = await waitFor('a reconnecting publisher to be live again', async () => {
-    if (!publisher || publisher.child.exitCode !== null) publisher = publishTestPattern({ url, name: `ffmpeg-obs-reconnect-${++attempt}` });
-    const st = await livestreamStatus();
-    return st.phase === 'Live' && st.ingestPod && st.ingestPod !== holder ? st.ingestPod : undefined;
-  }, { timeoutMs: 90_000, intervalMs: 1000 });
+  const newHolder = await waitFor(
+    'a reconnecting publisher to be live again',
+    async () => {
+      if (!publisher || publisher.child.exitCode !== null) publisher = publishTestPattern({ url, name: `ffmpeg-obs-reconnect-${++attempt}` });
+      const st = await livestreamStatus();
+      return st.phase === 'Live' && st.ingestPod && st.ingestPod !== holder ? st.ingestPod : undefined;
+    },
+    { timeoutMs: 90_000, intervalMs: 1000 },
+  );
   tt.equal(newHolder, other, `the other ingest pod (${other}) has the stream`);
-  const after = await waitFor('three segments of the new run in the playlist', async () => {
-    const pl = await storedPlaylist();
-    return pl && pl.segments.filter((s) => sessionOf(s.uri) !== firstSession).length >= 3 ? pl : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 500 });
+  const after = await waitFor(
+    'three segments of the new run in the playlist',
+    async () => {
+      const pl = await storedPlaylist();
+      return pl && pl.segments.filter((s) => sessionOf(s.uri) !== firstSession).length >= 3 ? pl : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
   tt.notOk(after.ended, 'the playlist is live');
   const firstNew = after.segments.findIndex((s) => sessionOf(s.uri) !== firstSession);
   // The deleted pod handed the run over (SIGTERM with claims): the other pod continues the stored playlist.
-  tt.ok(firstNew > 0 && after.segments.slice(0, firstNew).some((s) => sessionOf(s.uri) === firstSession), 'the earlier run\'s segments are still in it');
+  tt.ok(firstNew > 0 && after.segments.slice(0, firstNew).some((s) => sessionOf(s.uri) === firstSession), "the earlier run's segments are still in it");
   tt.ok(firstNew >= 0 && after.segments[firstNew]!.discontinuity, 'the new run starts after an EXT-X-DISCONTINUITY');
   tt.ok(firstNew > 0 && after.segments[firstNew]!.sequence > before.segments.at(-1)!.sequence, 'media sequence numbers go on');
   const live = await lookup();
@@ -260,4 +311,3 @@ t.test('helm uninstall leaves the CRD and no pods', async (tt) => {
   tt.equal(crd.code, 0, 'the LiveStream CRD stays');
   tt.equal((await kubectl('get', 'livestream', STREAM, '-n', STREAMS_NS)).code, 0, 'and so does the LiveStream');
 });
-

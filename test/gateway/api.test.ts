@@ -57,8 +57,16 @@ const RUN = 'mabc123-0000aaaa';
 const SEGMENT = Buffer.alloc(1000, 7);
 for (let i = 0; i < SEGMENT.length; i++) SEGMENT[i] = i % 251;
 const PLAYLIST = [
-  '#EXTM3U', '#EXT-X-VERSION:7', '#EXT-X-TARGETDURATION:1', '#EXT-X-MEDIA-SEQUENCE:0', '#EXT-X-INDEPENDENT-SEGMENTS',
-  `#EXT-X-MAP:URI="${RUN}/init-1.mp4"`, '#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:00.000Z', '#EXTINF:1.000,', `${RUN}/0.m4s`, '',
+  '#EXTM3U',
+  '#EXT-X-VERSION:7',
+  '#EXT-X-TARGETDURATION:1',
+  '#EXT-X-MEDIA-SEQUENCE:0',
+  '#EXT-X-INDEPENDENT-SEGMENTS',
+  `#EXT-X-MAP:URI="${RUN}/init-1.mp4"`,
+  '#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:00.000Z',
+  '#EXTINF:1.000,',
+  `${RUN}/0.m4s`,
+  '',
 ].join('\n');
 mkdirSync(join(originDir, 'default', 'demo', RUN), { recursive: true });
 writeFileSync(join(originDir, 'default', 'demo', 'index.m3u8'), PLAYLIST);
@@ -114,23 +122,34 @@ t.test('GET /v1/streams lists every LiveStream of the key file with its playback
   tt.equal(res.statusCode, 200);
   tt.match(res.headers['content-type'], /^application\/json/);
   const { streams } = res.json() as { streams: Array<Record<string, unknown>> };
-  tt.same(streams.map((s) => `${s.namespace}/${s.name}`), ['default/demo', 'default/off', 'other/show.v2'], 'sorted by namespace and name');
-  tt.same(streams[0], {
-    name: 'demo',
-    namespace: 'default',
-    title: 'Demo <b>stream</b>',
-    phase: 'Ready',
-    live: false,
-    liveSince: null,
-    access: 'public',
-    playbackUrl: 'https://cdn.example.test/media/tteok/default/demo/index.m3u8',
-  }, 'the CDN base joined with the stable playlist key under TTEOK_S3_PREFIX');
+  tt.same(
+    streams.map((s) => `${s.namespace}/${s.name}`),
+    ['default/demo', 'default/off', 'other/show.v2'],
+    'sorted by namespace and name',
+  );
+  tt.same(
+    streams[0],
+    {
+      name: 'demo',
+      namespace: 'default',
+      title: 'Demo <b>stream</b>',
+      phase: 'Ready',
+      live: false,
+      liveSince: null,
+      access: 'public',
+      playbackUrl: 'https://cdn.example.test/media/tteok/default/demo/index.m3u8',
+    },
+    'the CDN base joined with the stable playlist key under TTEOK_S3_PREFIX',
+  );
   tt.equal(streams[1]!.phase, 'Disabled', 'enabled: false is Disabled');
   tt.equal(streams[2]!.playbackUrl, 'https://cdn.example.test/media/tteok/other/show.v2/index.m3u8');
 });
 
 t.test('filters: namespace and live, checked by the schema', async (tt) => {
-  tt.same((await request('/v1/streams?namespace=other')).json().streams.map((s: StreamState) => s.name), ['show.v2']);
+  tt.same(
+    (await request('/v1/streams?namespace=other')).json().streams.map((s: StreamState) => s.name),
+    ['show.v2'],
+  );
   tt.same((await request('/v1/streams?namespace=nowhere')).json().streams, []);
   tt.same((await request('/v1/streams?live=true')).json().streams, [], 'nothing is live yet');
   tt.equal((await request('/v1/streams?live=false')).json().streams.length, 3);
@@ -144,7 +163,13 @@ t.test('GET /v1/streams/:namespace/:name', async (tt) => {
   const res = await request('/v1/streams/other/show.v2');
   tt.equal(res.statusCode, 200);
   tt.same(res.json(), {
-    name: 'show.v2', namespace: 'other', title: '', phase: 'Ready', live: false, liveSince: null, access: 'public',
+    name: 'show.v2',
+    namespace: 'other',
+    title: '',
+    phase: 'Ready',
+    live: false,
+    liveSince: null,
+    access: 'public',
     playbackUrl: 'https://cdn.example.test/media/tteok/other/show.v2/index.m3u8',
   });
   assertJsonError(tt, await request('/v1/streams/default/nope'), 404, 'unknown stream');
@@ -165,7 +190,10 @@ t.test('live state follows the live events; phase Live, liveSince', async (tt) =
   tt.equal(demo.phase, 'Live');
   tt.equal(demo.live, true);
   tt.equal(demo.liveSince, '2026-02-03T04:05:06.789Z');
-  tt.same((await request('/v1/streams?live=true')).json().streams.map((s: StreamState) => s.name), ['demo']);
+  tt.same(
+    (await request('/v1/streams?live=true')).json().streams.map((s: StreamState) => s.name),
+    ['demo'],
+  );
   live.emit({ namespace: 'default', name: 'demo' }, false, undefined);
   demo = (await request('/v1/streams/default/demo')).json();
   tt.equal(demo.phase, 'Ready');
@@ -175,10 +203,14 @@ t.test('live state follows the live events; phase Live, liveSince', async (tt) =
 
 t.test('the view reloads the key file when it changes', async (tt) => {
   writeKeyFile(keysFile, [...STREAMS, LATE]);
-  const late = await waitFor<{ title: string }>('the added stream to appear', async () => {
-    const res = await request('/v1/streams/default/late');
-    return res.statusCode === 200 ? res.json() : undefined;
-  }, { timeoutMs: 20_000, intervalMs: 100 });
+  const late = await waitFor<{ title: string }>(
+    'the added stream to appear',
+    async () => {
+      const res = await request('/v1/streams/default/late');
+      return res.statusCode === 200 ? res.json() : undefined;
+    },
+    { timeoutMs: 20_000, intervalMs: 100 },
+  );
   tt.equal(late.title, 'Added later');
   // A broken file is refused as a whole: the view keeps the last good one.
   writeFileSync(keysFile, 'apiVersion: tteok.dev/v1alpha1\nkind: LiveStream\nmetadata: { name: BAD }\nstreamKey: x\n');
@@ -197,7 +229,8 @@ t.test('CORS: any origin by default, GET and HEAD, preflight answered', async (t
   const res = await request({ url: '/v1/streams', headers: { origin: 'https://app.example.test' } });
   tt.equal(res.headers['access-control-allow-origin'], '*');
   const pre = await request({
-    method: 'OPTIONS', url: '/v1/streams/default/demo',
+    method: 'OPTIONS',
+    url: '/v1/streams/default/demo',
     headers: { origin: 'https://app.example.test', 'access-control-request-method': 'GET', 'access-control-request-headers': 'range' },
   });
   tt.equal(pre.statusCode, 204, 'preflight answered');
@@ -229,10 +262,16 @@ t.test('CORS: a configured list of origins', async (tt) => {
   const other = await request({ url: '/v1/streams', headers: { origin: 'https://evil.example.test' } }, strict);
   tt.equal(other.statusCode, 200, 'the request itself is served (CORS is enforced by browsers)');
   tt.notOk(other.headers['access-control-allow-origin'], 'but no allow-origin for an origin not listed');
-  const pre = await request({ method: 'OPTIONS', url: '/v1/streams', headers: { origin: 'https://evil.example.test', 'access-control-request-method': 'GET' } }, strict);
+  const pre = await request(
+    { method: 'OPTIONS', url: '/v1/streams', headers: { origin: 'https://evil.example.test', 'access-control-request-method': 'GET' } },
+    strict,
+  );
   tt.notOk(pre.headers['access-control-allow-origin'], 'nor in a preflight');
-  const allowedPre = await request({ method: 'OPTIONS', url: '/v1/streams', headers: { origin: 'https://app.example.test', 'access-control-request-method': 'GET' } }, strict);
-  tt.equal(allowedPre.statusCode, 204, 'a listed origin\'s preflight is answered');
+  const allowedPre = await request(
+    { method: 'OPTIONS', url: '/v1/streams', headers: { origin: 'https://app.example.test', 'access-control-request-method': 'GET' } },
+    strict,
+  );
+  tt.equal(allowedPre.statusCode, 204, "a listed origin's preflight is answered");
   tt.equal(allowedPre.headers['access-control-allow-origin'], 'https://app.example.test');
   tt.equal(allowedPre.headers['access-control-allow-methods'], 'GET, HEAD');
   assertJsonError(tt, await request('/', strict), 404, 'player page turned off');
@@ -316,7 +355,7 @@ t.test('the local origin: 404 for missing, nothing outside the media layout', as
   assertJsonError(tt, await request('/origin/default/demo/nope/9.m4s'), 404, 'missing segment');
   const head = await request({ method: 'HEAD', url: '/origin/default/nope/index.m3u8' });
   tt.equal(head.statusCode, 404, 'missing playlist (HEAD): 404');
-  tt.match(head.headers['content-type'], /^application\/json/, 'missing playlist (HEAD): the JSON error\'s headers, without its body');
+  tt.match(head.headers['content-type'], /^application\/json/, "missing playlist (HEAD): the JSON error's headers, without its body");
   assertJsonError(tt, await request(`/origin/default/demo/${RUN}`), 400, 'a directory');
   const refused = [
     '/origin/../secret.m3u8',
@@ -346,13 +385,13 @@ t.test('the player page and its assets', async (tt) => {
   tt.match(page.body, /<video id="video"/);
   tt.match(page.body, /src="\/vendor\/hls\.min\.js"/, 'hls.js from the gateway, no CDN script');
   tt.notMatch(page.body, /(src|href)="https?:\/\//, 'no external script, style or link in the page');
-  tt.match(page.body, /<meta name="tteok-src-origins" content="https:\/\/cdn\.example\.test">/, '?src= may play from the CDN\'s origin by default');
+  tt.match(page.body, /<meta name="tteok-src-origins" content="https:\/\/cdn\.example\.test">/, "?src= may play from the CDN's origin by default");
   const csp = String(page.headers['content-security-policy']);
   tt.match(csp, /script-src 'self'/);
   tt.match(csp, /connect-src 'self' https:\/\/cdn\.example\.test(;|$)/, 'the page connects to itself and the CDN only');
   tt.match(csp, /media-src 'self' blob: https:\/\/cdn\.example\.test(;|$)/, 'and plays media from nowhere else');
   tt.equal((await request('/?stream=default/demo')).statusCode, 200);
-  tt.equal((await request(`/?src=${encodeURIComponent('https://elsewhere.example.test/x.m3u8')}`)).statusCode, 200, 'a refused ?src= is the page\'s to explain');
+  tt.equal((await request(`/?src=${encodeURIComponent('https://elsewhere.example.test/x.m3u8')}`)).statusCode, 200, "a refused ?src= is the page's to explain");
   assertJsonError(tt, await request(`/?src=${'a'.repeat(2001)}`), 400, 'an overlong ?src=');
   assertJsonError(tt, await request('/?target=100'), 400, 'target out of range');
   const js = await request('/player.js');
@@ -373,8 +412,14 @@ t.test('/metrics: request durations by route pattern, never the URL', async (tt)
   tt.equal(res.statusCode, 200);
   tt.match(res.headers['content-type'], /^text\/plain/);
   const text = res.body;
-  tt.ok(metricValue(text, 'tteok_gateway_http_request_duration_seconds_count', 'method="GET",route="/v1/streams/:namespace/:name",status_code="200"') >= 2, 'the route pattern');
-  tt.ok(metricValue(text, 'tteok_gateway_http_request_duration_seconds_count', 'method="GET",route="unmatched",status_code="404"') >= 1, 'unknown routes under one label');
+  tt.ok(
+    metricValue(text, 'tteok_gateway_http_request_duration_seconds_count', 'method="GET",route="/v1/streams/:namespace/:name",status_code="200"') >= 2,
+    'the route pattern',
+  );
+  tt.ok(
+    metricValue(text, 'tteok_gateway_http_request_duration_seconds_count', 'method="GET",route="unmatched",status_code="404"') >= 1,
+    'unknown routes under one label',
+  );
   tt.notMatch(text, /route="\/v1\/streams\/default/, 'no URL as a label');
   tt.notMatch(text, /no\/such\/route/);
   tt.match(text, /tteok_gateway_process_cpu_seconds_total/, 'process metrics under the gateway prefix');
@@ -410,51 +455,99 @@ t.test('segment latency and playlist staleness, following playlists over HTTP', 
     for (const l of listeners) l();
   };
   const playlistFor = (segments: Array<{ seq: number; pdt: number }>, ended = false) =>
-    ['#EXTM3U', '#EXT-X-VERSION:7', '#EXT-X-TARGETDURATION:1', `#EXT-X-MEDIA-SEQUENCE:${segments[0]?.seq ?? 0}`, '#EXT-X-MAP:URI="r/init-1.mp4"',
+    [
+      '#EXTM3U',
+      '#EXT-X-VERSION:7',
+      '#EXT-X-TARGETDURATION:1',
+      `#EXT-X-MEDIA-SEQUENCE:${segments[0]?.seq ?? 0}`,
+      '#EXT-X-MAP:URI="r/init-1.mp4"',
       ...segments.flatMap((s) => [`#EXT-X-PROGRAM-DATE-TIME:${new Date(s.pdt).toISOString()}`, '#EXTINF:1.000,', `r/${s.seq}.m4s`]),
-      ...(ended ? ['#EXT-X-ENDLIST'] : []), ''].join('\n');
+      ...(ended ? ['#EXT-X-ENDLIST'] : []),
+      '',
+    ].join('\n');
 
   const followed = await createGateway({
-    view: liveView, playbackBaseUrl: base, followIntervalMs: 50, metricsMaxStreams: 1, player: false, log,
+    view: liveView,
+    playbackBaseUrl: base,
+    followIntervalMs: 50,
+    metricsMaxStreams: 1,
+    player: false,
+    log,
   });
   tt.teardown(() => followed.close());
   // An old run's segments are listed before following starts: a baseline, not observed.
   const now = Date.now();
-  playlists.set('/cdn/default/a/index.m3u8', playlistFor([{ seq: 0, pdt: now - 60_000 }, { seq: 1, pdt: now - 59_000 }]));
+  playlists.set(
+    '/cdn/default/a/index.m3u8',
+    playlistFor([
+      { seq: 0, pdt: now - 60_000 },
+      { seq: 1, pdt: now - 59_000 },
+    ]),
+  );
   setLive('default', 'a', true);
   setLive('default', 'b', true);
   setLive('default', 'c', false);
   await followed.ready();
-  await waitFor('the first playlist of a to be fetched', async () => {
-    const text = (await followed.inject('/metrics')).body;
-    return /tteok_gateway_playlist_staleness_seconds\{namespace="default",name="a"\}/.test(text) || undefined;
-  }, { timeoutMs: 10_000 });
+  await waitFor(
+    'the first playlist of a to be fetched',
+    async () => {
+      const text = (await followed.inject('/metrics')).body;
+      return /tteok_gateway_playlist_staleness_seconds\{namespace="default",name="a"\}/.test(text) || undefined;
+    },
+    { timeoutMs: 10_000 },
+  );
   // b had no playlist yet (404): every segment that appears is new. Segments
   // whose last frame arrived 300 ms ago, and one 1.3 s ago.
   const t0 = Date.now();
-  playlists.set('/cdn/default/b/index.m3u8', playlistFor([{ seq: 0, pdt: t0 - 2300 }, { seq: 1, pdt: t0 - 1300 }]));
-  playlists.set('/cdn/default/a/index.m3u8', playlistFor([{ seq: 0, pdt: now - 60_000 }, { seq: 1, pdt: now - 59_000 }, { seq: 2, pdt: t0 - 1300 }]));
-  const text = await waitFor('observations for both streams', async () => {
-    const body = (await request('/metrics', followed)).body;
-    const a = metricValue(body, 'tteok_gateway_segment_latency_seconds_count', 'namespace="default",name="a"');
-    const other = metricValue(body, 'tteok_gateway_segment_latency_seconds_count', `namespace="${OTHER}",name="${OTHER}"`);
-    return a >= 1 && other >= 2 ? body : undefined;
-  }, { timeoutMs: 10_000, intervalMs: 50 });
+  playlists.set(
+    '/cdn/default/b/index.m3u8',
+    playlistFor([
+      { seq: 0, pdt: t0 - 2300 },
+      { seq: 1, pdt: t0 - 1300 },
+    ]),
+  );
+  playlists.set(
+    '/cdn/default/a/index.m3u8',
+    playlistFor([
+      { seq: 0, pdt: now - 60_000 },
+      { seq: 1, pdt: now - 59_000 },
+      { seq: 2, pdt: t0 - 1300 },
+    ]),
+  );
+  const text = await waitFor(
+    'observations for both streams',
+    async () => {
+      const body = (await request('/metrics', followed)).body;
+      const a = metricValue(body, 'tteok_gateway_segment_latency_seconds_count', 'namespace="default",name="a"');
+      const other = metricValue(body, 'tteok_gateway_segment_latency_seconds_count', `namespace="${OTHER}",name="${OTHER}"`);
+      return a >= 1 && other >= 2 ? body : undefined;
+    },
+    { timeoutMs: 10_000, intervalMs: 50 },
+  );
   tt.equal(metricValue(text, 'tteok_gateway_segment_latency_seconds_count', 'namespace="default",name="a"'), 1, 'a: only the new segment, not the baseline');
-  tt.equal(metricValue(text, 'tteok_gateway_segment_latency_seconds_count', `namespace="${OTHER}",name="${OTHER}"`), 2,
-    'b: beyond TTEOK_METRICS_MAX_STREAMS=1, aggregated under _other');
+  tt.equal(
+    metricValue(text, 'tteok_gateway_segment_latency_seconds_count', `namespace="${OTHER}",name="${OTHER}"`),
+    2,
+    'b: beyond TTEOK_METRICS_MAX_STREAMS=1, aggregated under _other',
+  );
   tt.notMatch(text, /name="b"/, 'b has no labels of its own');
   tt.notMatch(text, /name="c"/, 'streams that are not live are not followed');
   const aSum = metricValue(text, 'tteok_gateway_segment_latency_seconds_sum', 'namespace="default",name="a"');
   tt.ok(aSum >= 0.3 && aSum < 30, `a: latency ${aSum}s is now - (PDT + duration)`);
-  tt.ok(metricValue(text, 'tteok_gateway_segment_latency_seconds_bucket', 'le="0.3",namespace="default",name="a"') === 0 &&
-    metricValue(text, 'tteok_gateway_segment_latency_seconds_bucket', 'le="+Inf",namespace="default",name="a"') === 1, 'in a sub-second bucket above 0.3');
+  tt.ok(
+    metricValue(text, 'tteok_gateway_segment_latency_seconds_bucket', 'le="0.3",namespace="default",name="a"') === 0 &&
+      metricValue(text, 'tteok_gateway_segment_latency_seconds_bucket', 'le="+Inf",namespace="default",name="a"') === 1,
+    'in a sub-second bucket above 0.3',
+  );
   const staleness = metricValue(text, 'tteok_gateway_playlist_staleness_seconds', 'namespace="default",name="a"');
   tt.ok(staleness >= 0.3, `a: staleness ${staleness}s`);
-  tt.ok(metricValue(text, 'tteok_gateway_playlist_staleness_seconds', `namespace="${OTHER}",name="${OTHER}"`) >= 0.3, '_other: the staleness of its stalest stream');
+  tt.ok(
+    metricValue(text, 'tteok_gateway_playlist_staleness_seconds', `namespace="${OTHER}",name="${OTHER}"`) >= 0.3,
+    '_other: the staleness of its stalest stream',
+  );
   tt.equal(metricValue(text, 'tteok_gateway_followed_streams'), 2);
   tt.equal(metricValue(text, 'tteok_gateway_metrics_overflow_streams'), 1);
-  tt.ok(metricValue(text, 'tteok_gateway_follow_failures_total', 'reason="not_found"') >= 1, 'b\'s 404 before its first playlist is counted');
+  tt.ok(metricValue(text, 'tteok_gateway_follow_failures_total', 'reason="not_found"') >= 1, "b's 404 before its first playlist is counted");
 
   // A stream that stops being live is no longer followed; its staleness goes.
   setLive('default', 'a', false);
@@ -476,26 +569,35 @@ t.test('metric label slots are released some time after a stream ends', async (t
   m.streamEnded(a, 1000);
   m.releaseEnded(1000 + 10 * 60_000);
   tt.same(m.labelsFor(b), { namespace: 'default', name: 'b' }, 'then the slot is free');
-  tt.notMatch(await m.registry.metrics(), /name="a"/, 'and the ended stream\'s series are gone');
+  tt.notMatch(await m.registry.metrics(), /name="a"/, "and the ended stream's series are gone");
 });
 
 t.test('the request histogram is exported exactly as a prom-client Histogram would be', async (tt) => {
-  const config = { name: 'tteok_gateway_http_request_duration_seconds', help: 'Duration of HTTP requests.', labelNames: ['method', 'route', 'status_code'] as const, buckets: [0.001, 0.01, 0.1, 1] };
+  const config = {
+    name: 'tteok_gateway_http_request_duration_seconds',
+    help: 'Duration of HTTP requests.',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.001, 0.01, 0.1, 1],
+  };
   const ours = new Registry();
   const durations = new RequestDurationHistogram({ ...config, registers: [ours] });
   const reference = new Registry();
   const histogram = new Histogram({ ...config, registers: [reference] });
   const observations: Array<[string, string | undefined, number, number]> = [
-    ['GET', '/v1/streams/:namespace/:name', 200, 0.0004], ['GET', '/v1/streams/:namespace/:name', 200, 0.001],
-    ['GET', '/v1/streams/:namespace/:name', 200, 0.05], ['GET', '/v1/streams/:namespace/:name', 404, 2.5],
-    ['HEAD', '/origin/*', 206, 0.2], ['GET', undefined, 404, 0.003],
+    ['GET', '/v1/streams/:namespace/:name', 200, 0.0004],
+    ['GET', '/v1/streams/:namespace/:name', 200, 0.001],
+    ['GET', '/v1/streams/:namespace/:name', 200, 0.05],
+    ['GET', '/v1/streams/:namespace/:name', 404, 2.5],
+    ['HEAD', '/origin/*', 206, 0.2],
+    ['GET', undefined, 404, 0.003],
   ];
   for (const [method, route, status, seconds] of observations) {
     durations.observe(method, route, status, seconds);
     histogram.observe({ method, route: route ?? 'unmatched', status_code: String(status) }, seconds);
   }
   tt.equal(await ours.metrics(), await reference.metrics(), 'the same exposition text, bucket for bucket');
-  const samples = async (r: Registry) => (await r.getMetricsAsJSON()).flatMap((m) => m.values.map((v) => ({ name: (v as { metricName?: string }).metricName, labels: v.labels, value: v.value })));
+  const samples = async (r: Registry) =>
+    (await r.getMetricsAsJSON()).flatMap((m) => m.values.map((v) => ({ name: (v as { metricName?: string }).metricName, labels: v.labels, value: v.value })));
   tt.same(await samples(ours), await samples(reference), 'and the same samples as JSON');
   ours.resetMetrics();
   tt.notMatch(await ours.metrics(), /_count/, 'reset empties it');
@@ -503,22 +605,41 @@ t.test('the request histogram is exported exactly as a prom-client Histogram wou
 
 t.test('parsing playlists for the follower', async (tt) => {
   const { segments } = parseMediaPlaylist(PLAYLIST + '#EXTINF:0.500,\nx/1.m4s\n#EXT-X-ENDLIST\n');
-  tt.same(segments.map((s) => s.uri), [`${RUN}/0.m4s`, 'x/1.m4s']);
+  tt.same(
+    segments.map((s) => s.uri),
+    [`${RUN}/0.m4s`, 'x/1.m4s'],
+  );
   tt.equal(segments[1]!.programDateTime, Date.parse('2026-01-01T00:00:01.000Z'), 'a segment without its own PDT follows on from the previous one');
   tt.equal(segments[1]!.duration, 0.5);
 });
 
 t.test('configuration', async (tt) => {
   const d = loadGatewayConfig({ TTEOK_PLAYBACK_BASE_URL: 'https://d123.cloudfront.net' });
-  tt.same(d, {
-    host: '0.0.0.0', trustedProxies: [], port: 8080, playbackBaseUrl: 'https://d123.cloudfront.net', prefix: '', corsOrigins: ['*'],
-    followIntervalMs: 500, metricsMaxStreams: 100, view: 'local', keysFile: 'tteok-keys.yaml', localOriginDir: undefined,
-    playlistMaxAgeSeconds: undefined,
-    requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, connectionTimeoutMs: 30_000,
-    playerSrcOrigins: undefined,
-    playbackTokens: { keyring: undefined, apiKey: undefined, ttlSeconds: 14400 },
-    events: { heartbeatMs: 15_000, maxConnections: 1000, maxConnectionsPerAddress: 20, bufferSize: 1000 },
-  }, 'defaults');
+  tt.same(
+    d,
+    {
+      host: '0.0.0.0',
+      trustedProxies: [],
+      port: 8080,
+      playbackBaseUrl: 'https://d123.cloudfront.net',
+      prefix: '',
+      corsOrigins: ['*'],
+      followIntervalMs: 500,
+      metricsMaxStreams: 100,
+      view: 'local',
+      keysFile: 'tteok-keys.yaml',
+      localOriginDir: undefined,
+      playlistMaxAgeSeconds: undefined,
+      requestTimeoutMs: 30_000,
+      headersTimeoutMs: 10_000,
+      keepAliveTimeoutMs: 5_000,
+      connectionTimeoutMs: 30_000,
+      playerSrcOrigins: undefined,
+      playbackTokens: { keyring: undefined, apiKey: undefined, ttlSeconds: 14400 },
+      events: { heartbeatMs: 15_000, maxConnections: 1000, maxConnectionsPerAddress: 20, bufferSize: 1000 },
+    },
+    'defaults',
+  );
   tt.throws(() => loadGatewayConfig({}), /TTEOK_PLAYBACK_BASE_URL is required/);
   tt.equal(loadGatewayConfig({ TTEOK_STORAGE: 'local' }).localOriginDir, '.tteok/origin', 'the local origin needs no CDN URL');
   tt.throws(() => loadGatewayConfig({ TTEOK_PLAYBACK_BASE_URL: 'ftp://x' }), /http/);
@@ -528,7 +649,10 @@ t.test('configuration', async (tt) => {
 
 t.test('the ?src= allow-list (TTEOK_PLAYER_SRC_ORIGINS)', async (tt) => {
   const env = { TTEOK_PLAYBACK_BASE_URL: CDN };
-  tt.same(loadGatewayConfig({ ...env, TTEOK_PLAYER_SRC_ORIGINS: 'https://a.example.test, http://127.0.0.1:8081' }).playerSrcOrigins, ['https://a.example.test', 'http://127.0.0.1:8081']);
+  tt.same(loadGatewayConfig({ ...env, TTEOK_PLAYER_SRC_ORIGINS: 'https://a.example.test, http://127.0.0.1:8081' }).playerSrcOrigins, [
+    'https://a.example.test',
+    'http://127.0.0.1:8081',
+  ]);
   tt.same(loadGatewayConfig({ ...env, TTEOK_PLAYER_SRC_ORIGINS: 'none' }).playerSrcOrigins, [], '"none": the page\'s own origin only');
   for (const bad of ['*', 'https://a.example.test/path', 'a.example.test', 'https://A.example.test', 'https://a.example.test:443', 'ftp://a.example.test']) {
     tt.throws(() => loadGatewayConfig({ ...env, TTEOK_PLAYER_SRC_ORIGINS: bad }), /TTEOK_PLAYER_SRC_ORIGINS must be/, `"${bad}" refused`);
@@ -537,7 +661,11 @@ t.test('the ?src= allow-list (TTEOK_PLAYER_SRC_ORIGINS)', async (tt) => {
   tt.teardown(() => listed.close());
   const page = await request('/', listed);
   tt.match(page.body, /<meta name="tteok-src-origins" content="https:\/\/a\.example\.test">/, 'a configured list replaces the default');
-  tt.match(String(page.headers['content-security-policy']), /connect-src 'self' https:\/\/cdn\.example\.test https:\/\/a\.example\.test(;|$)/, 'the CDN stays reachable for the stream list\'s playback URLs');
+  tt.match(
+    String(page.headers['content-security-policy']),
+    /connect-src 'self' https:\/\/cdn\.example\.test https:\/\/a\.example\.test(;|$)/,
+    "the CDN stays reachable for the stream list's playback URLs",
+  );
 });
 
 t.test('no stream key in any response body or header', async (tt) => {

@@ -21,7 +21,11 @@ const refused = (env: Record<string, string>): string => {
 t.test('defaults', async (tt) => {
   tt.same(load().events, { heartbeatMs: 15_000, maxConnections: 1000, maxConnectionsPerAddress: 20, bufferSize: 1000 });
   tt.equal(load({ TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS: '10000' }).events.heartbeatMs, 5000, 'half a connection timeout below 30 s');
-  tt.same(load({ TTEOK_EVENTS_HEARTBEAT_MS: '500', TTEOK_EVENTS_MAX_CONNECTIONS: '0', TTEOK_EVENTS_MAX_CONNECTIONS_PER_ADDRESS: '2', TTEOK_EVENTS_BUFFER_SIZE: '3' }).events, { heartbeatMs: 500, maxConnections: 0, maxConnectionsPerAddress: 2, bufferSize: 3 });
+  tt.same(
+    load({ TTEOK_EVENTS_HEARTBEAT_MS: '500', TTEOK_EVENTS_MAX_CONNECTIONS: '0', TTEOK_EVENTS_MAX_CONNECTIONS_PER_ADDRESS: '2', TTEOK_EVENTS_BUFFER_SIZE: '3' })
+      .events,
+    { heartbeatMs: 500, maxConnections: 0, maxConnectionsPerAddress: 2, bufferSize: 3 },
+  );
 });
 
 t.test('bad values are refused with the variable named', async (tt) => {
@@ -34,10 +38,19 @@ t.test('bad values are refused with the variable named', async (tt) => {
 });
 
 t.test('trusted proxies: none by default; addresses, CIDR ranges and proxy-addr names', async (tt) => {
-  tt.same(load().trustedProxies, [], 'the connection\'s peer is the client unless told otherwise');
-  tt.same(load({ TTEOK_GATEWAY_TRUSTED_PROXIES: '10.0.0.0/8, fd00::/8,192.0.2.7,loopback' }).trustedProxies, ['10.0.0.0/8', 'fd00::/8', '192.0.2.7', 'loopback']);
+  tt.same(load().trustedProxies, [], "the connection's peer is the client unless told otherwise");
+  tt.same(load({ TTEOK_GATEWAY_TRUSTED_PROXIES: '10.0.0.0/8, fd00::/8,192.0.2.7,loopback' }).trustedProxies, [
+    '10.0.0.0/8',
+    'fd00::/8',
+    '192.0.2.7',
+    'loopback',
+  ]);
   for (const bad of ['10.0.0.0/33', '*', 'proxy.example.com', '10.0.0.0/8/1', 'fd00::/129']) {
-    tt.match(refused({ TTEOK_GATEWAY_TRUSTED_PROXIES: bad }), /TTEOK_GATEWAY_TRUSTED_PROXIES must be a comma list of addresses, CIDR ranges/, `"${bad}" refused`);
+    tt.match(
+      refused({ TTEOK_GATEWAY_TRUSTED_PROXIES: bad }),
+      /TTEOK_GATEWAY_TRUSTED_PROXIES must be a comma list of addresses, CIDR ranges/,
+      `"${bad}" refused`,
+    );
   }
 });
 

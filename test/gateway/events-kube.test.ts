@@ -77,20 +77,46 @@ t.test('the streams are served as Server-Sent Events', async (tt) => {
   tt.equal(all.headers['cache-control'], 'no-store');
   tt.equal(all.headers['access-control-allow-origin'], '*', 'CORS as every other route');
   tt.equal(all.retry, 2000, 'a reconnect delay for EventSource');
-  tt.same(all.events.map((e) => [e.event, e.data]), [['reset', '{}']], 'a reset, and no streams yet to give the current state of');
+  tt.same(
+    all.events.map((e) => [e.event, e.data]),
+    [['reset', '{}']],
+    'a reset, and no streams yet to give the current state of',
+  );
 });
 
 const changes: Array<{ what: string; event: SseEvent; delayMs: number }> = [];
 
-t.test('each change of a LiveStream is one event with the lookup\'s body, within 1 s', async (tt) => {
+t.test("each change of a LiveStream is one event with the lookup's body, within 1 s", async (tt) => {
   const steps: Array<{ what: string; expect: string; write: () => Promise<unknown>; check: Record<string, unknown> }> = [
-    { what: 'created', expect: 'changed', check: { title: 'First', live: false, phase: 'Pending', access: 'public' },
-      write: () => custom.createNamespacedCustomObject({ ...GROUP, namespace: NS, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'show' }, spec: { title: 'First' } } }) },
-    { what: 'status Live', expect: 'live', check: { live: true, phase: 'Live', playbackUrl: `https://cdn.example.test/${NS}/show/index.m3u8` }, write: () => setLive(true) },
-    { what: 'title', expect: 'changed', check: { title: 'Second', live: true },
-      write: () => rawJson(kc, showPath, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { spec: { title: 'Second' } } }) },
-    { what: 'private', expect: 'changed', check: { access: 'private', playbackUrl: null, live: true },
-      write: () => rawJson(kc, showPath, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { spec: { playback: { access: 'private' } } } }) },
+    {
+      what: 'created',
+      expect: 'changed',
+      check: { title: 'First', live: false, phase: 'Pending', access: 'public' },
+      write: () =>
+        custom.createNamespacedCustomObject({
+          ...GROUP,
+          namespace: NS,
+          body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'show' }, spec: { title: 'First' } },
+        }),
+    },
+    {
+      what: 'status Live',
+      expect: 'live',
+      check: { live: true, phase: 'Live', playbackUrl: `https://cdn.example.test/${NS}/show/index.m3u8` },
+      write: () => setLive(true),
+    },
+    {
+      what: 'title',
+      expect: 'changed',
+      check: { title: 'Second', live: true },
+      write: () => rawJson(kc, showPath, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { spec: { title: 'Second' } } }),
+    },
+    {
+      what: 'private',
+      expect: 'changed',
+      check: { access: 'private', playbackUrl: null, live: true },
+      write: () => rawJson(kc, showPath, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { spec: { playback: { access: 'private' } } } }),
+    },
     { what: 'run ended', expect: 'offline', check: { live: false, liveSince: null, phase: 'Ready' }, write: () => setLive(false) },
   ];
   for (const step of steps) {
@@ -109,11 +135,26 @@ t.test('each change of a LiveStream is one event with the lookup\'s body, within
   tt.comment(`event delays after the write: ${changes.map((c) => `${c.what} ${c.delayMs} ms`).join(', ')}`);
 
   const ids = changes.map((c) => c.event.id!);
-  tt.same(all.events.slice(1).map((e) => e.id), ids, 'one event per change, nothing else');
+  tt.same(
+    all.events.slice(1).map((e) => e.id),
+    ids,
+    'one event per change, nothing else',
+  );
   const seqs = ids.map((id) => Number(id.split('-')[1]));
-  tt.ok(seqs.every((s, i) => i === 0 || s === seqs[i - 1]! + 1), `ids increase by one (${ids.join(', ')})`);
-  tt.same(inNs.events.slice(1).map((e) => e.id), ids, 'the namespace filter sees its namespace\'s events');
-  tt.same(inOther.events.map((e) => e.event), ['reset'], 'and another namespace\'s filter none of them');
+  tt.ok(
+    seqs.every((s, i) => i === 0 || s === seqs[i - 1]! + 1),
+    `ids increase by one (${ids.join(', ')})`,
+  );
+  tt.same(
+    inNs.events.slice(1).map((e) => e.id),
+    ids,
+    "the namespace filter sees its namespace's events",
+  );
+  tt.same(
+    inOther.events.map((e) => e.event),
+    ['reset'],
+    "and another namespace's filter none of them",
+  );
 });
 
 t.test('the one-stream route: 404 for an unknown stream, then only its own events', async (tt) => {
@@ -123,21 +164,41 @@ t.test('the one-stream route: 404 for an unknown stream, then only its own event
   const bad = await open('/v1/streams/Bad_Namespace/x/events');
   tt.equal(bad.status, 400, 'a malformed namespace is refused');
 
-  await custom.createNamespacedCustomObject({ ...GROUP, namespace: OTHER, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'alpha' }, spec: { title: 'Alpha' } } });
-  await custom.createNamespacedCustomObject({ ...GROUP, namespace: OTHER, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'beta' }, spec: { title: 'Beta' } } });
+  await custom.createNamespacedCustomObject({
+    ...GROUP,
+    namespace: OTHER,
+    body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'alpha' }, spec: { title: 'Alpha' } },
+  });
+  await custom.createNamespacedCustomObject({
+    ...GROUP,
+    namespace: OTHER,
+    body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'beta' }, spec: { title: 'Beta' } },
+  });
   await inOther.next('both new streams', (e) => JSON.parse(e.data).name === 'beta');
   const beta = await open(`/v1/streams/${OTHER}/beta/events`);
   tt.equal(beta.status, 200);
   const first = await beta.next('the current state', (e) => e.event !== 'reset');
   tt.equal(beta.events[0]!.event, 'reset', 'a new connection starts with a reset');
-  tt.equal(first.event, 'changed', 'then the stream\'s current state');
+  tt.equal(first.event, 'changed', "then the stream's current state");
   tt.equal(first.data, await lookupText(OTHER, 'beta'));
-  await rawJson(kc, `/apis/tteok.dev/v1alpha1/namespaces/${OTHER}/livestreams/alpha`, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { spec: { title: 'Alpha 2' } } });
-  await rawJson(kc, `/apis/tteok.dev/v1alpha1/namespaces/${OTHER}/livestreams/beta`, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { spec: { title: 'Beta 2' } } });
-  const second = await beta.next('beta\'s title change', (e) => JSON.parse(e.data).title === 'Beta 2', { from: 2 });
+  await rawJson(kc, `/apis/tteok.dev/v1alpha1/namespaces/${OTHER}/livestreams/alpha`, {
+    method: 'PATCH',
+    contentType: 'application/merge-patch+json',
+    body: { spec: { title: 'Alpha 2' } },
+  });
+  await rawJson(kc, `/apis/tteok.dev/v1alpha1/namespaces/${OTHER}/livestreams/beta`, {
+    method: 'PATCH',
+    contentType: 'application/merge-patch+json',
+    body: { spec: { title: 'Beta 2' } },
+  });
+  const second = await beta.next("beta's title change", (e) => JSON.parse(e.data).title === 'Beta 2', { from: 2 });
   tt.equal(second.event, 'changed');
-  await all.next('alpha\'s change on the all-streams connection', (e) => JSON.parse(e.data).title === 'Alpha 2');
-  tt.same(beta.events.slice(1).map((e) => JSON.parse(e.data).name), ['beta', 'beta'], 'nothing about alpha');
+  await all.next("alpha's change on the all-streams connection", (e) => JSON.parse(e.data).title === 'Alpha 2');
+  tt.same(
+    beta.events.slice(1).map((e) => JSON.parse(e.data).name),
+    ['beta', 'beta'],
+    'nothing about alpha',
+  );
 });
 
 t.test('Last-Event-ID resumes after that event; an id it cannot resume from gets the current state', async (tt) => {
@@ -145,11 +206,23 @@ t.test('Last-Event-ID resumes after that event; an id it cannot resume from gets
   const resumed = await open(`/v1/streams/events?namespace=${NS}`, { 'last-event-id': liveEvent.id! });
   const after = changes.slice(changes.findIndex((c) => c.event === liveEvent) + 1).map((c) => c.event);
   await resumed.next('the last missed event', (e) => e.id === after.at(-1)!.id);
-  tt.same(resumed.events.map((e) => [e.id, e.event, e.data]), after.map((e) => [e.id, e.event, e.data]), 'exactly the missed events, with their ids (no reset)');
+  tt.same(
+    resumed.events.map((e) => [e.id, e.event, e.data]),
+    after.map((e) => [e.id, e.event, e.data]),
+    'exactly the missed events, with their ids (no reset)',
+  );
 
   const current = await open(`/v1/streams/events?namespace=${OTHER}`, { 'last-event-id': 'someothergateway-12' });
   const state = await current.next('the current state', (e) => JSON.parse(e.data).name === 'beta');
-  tt.same(current.events.map((e) => [e.event, JSON.parse(e.data).name]), [['reset', undefined], ['changed', 'alpha'], ['changed', 'beta']], 'another gateway\'s id: a reset and every matching stream\'s current state');
+  tt.same(
+    current.events.map((e) => [e.event, JSON.parse(e.data).name]),
+    [
+      ['reset', undefined],
+      ['changed', 'alpha'],
+      ['changed', 'beta'],
+    ],
+    "another gateway's id: a reset and every matching stream's current state",
+  );
   tt.equal(state.data, await lookupText(OTHER, 'beta'));
   tt.equal(state.id, all.events.at(-1)!.id, 'carrying the newest id, to resume from');
 });
@@ -160,5 +233,8 @@ t.test('closing the gateway ends the open event streams', async (tt) => {
   const started = Date.now();
   await gateway.close();
   await Promise.all(open.map((c) => c.end));
-  tt.ok(open.every((c) => c.ended()), `all ended, ${Date.now() - started} ms after close began`);
+  tt.ok(
+    open.every((c) => c.ended()),
+    `all ended, ${Date.now() - started} ms after close began`,
+  );
 });

@@ -86,7 +86,9 @@ const metrics = async (): Promise<string> => (await fetch(`${gateway}/metrics`))
 const openStreams = async (): Promise<number> => metricValue(await metrics(), 'tteok_gateway_event_connections');
 /** The gateway process's resident set, in bytes. */
 function rss(): number {
-  const line = readFileSync(`/proc/${gatewayProcess.child.pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+  const line = readFileSync(`/proc/${gatewayProcess.child.pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmRSS:'));
   return Number(/(\d+)/.exec(line ?? '')?.[1] ?? 0) * 1024;
 }
 const ONE_STREAM = '/v1/streams/default/s0001/events';
@@ -101,13 +103,21 @@ function refusedPerAddress(tt: Test, c: SseClient, what: string): void {
   tt.equal(c.status, 429, `${what}: 429`);
   tt.equal(c.headers['retry-after'], '10', 'with Retry-After');
   tt.match(c.headers['content-type'], /application\/json/);
-  tt.match(JSON.parse(c.errorBody ?? '{}'), { statusCode: 429, error: 'Too Many Requests', message: /too many open event streams from your address/ }, 'and a sentence');
+  tt.match(
+    JSON.parse(c.errorBody ?? '{}'),
+    { statusCode: 429, error: 'Too Many Requests', message: /too many open event streams from your address/ },
+    'and a sentence',
+  );
 }
 
 t.test('one address fills its quota; the next stream from it is 429, another address still gets one', async (tt) => {
   const mine: SseClient[] = [];
   for (let i = 0; i < PER_ADDRESS; i++) mine.push(await open(ONE_STREAM, '127.0.0.1'));
-  tt.same(mine.map((c) => c.status), Array(PER_ADDRESS).fill(200), `${PER_ADDRESS} streams from 127.0.0.1`);
+  tt.same(
+    mine.map((c) => c.status),
+    Array(PER_ADDRESS).fill(200),
+    `${PER_ADDRESS} streams from 127.0.0.1`,
+  );
   const over = await open(ONE_STREAM, '127.0.0.1');
   refusedPerAddress(tt, over, 'one more from 127.0.0.1');
   const overAll = await open('/v1/streams/events?namespace=default', '127.0.0.1');
@@ -116,14 +126,19 @@ t.test('one address fills its quota; the next stream from it is 429, another add
   const other = await open(ONE_STREAM, '127.0.0.2');
   tt.equal(other.status, 200, '127.0.0.2 still gets a stream');
   await other.next('its state', (e) => e.event === 'changed');
-  tt.same(other.events.map((e) => e.event), ['reset', 'changed']);
+  tt.same(
+    other.events.map((e) => e.event),
+    ['reset', 'changed'],
+  );
   for (const c of mine) tt.notOk(c.ended(), 'the streams of 127.0.0.1 stay open');
   tt.equal(metricValue(await metrics(), 'tteok_gateway_event_connections_refused_per_address_total'), 2, 'refusals counted');
 
   mine[0]!.close();
-  await waitFor('the freed slot', async () => ((await openStreams()) === PER_ADDRESS ? true : undefined), { timeoutMs: 10_000, intervalMs: 50 }).catch(() => tt.fail('the freed slot was not seen'));
+  await waitFor('the freed slot', async () => ((await openStreams()) === PER_ADDRESS ? true : undefined), { timeoutMs: 10_000, intervalMs: 50 }).catch(() =>
+    tt.fail('the freed slot was not seen'),
+  );
   const again = await open(ONE_STREAM, '127.0.0.1');
-  tt.equal(again.status, 200, 'a slot freed is 127.0.0.1\'s again');
+  tt.equal(again.status, 200, "a slot freed is 127.0.0.1's again");
 });
 
 t.test('X-Forwarded-For counts only from a trusted proxy', async (tt) => {
@@ -134,20 +149,28 @@ t.test('X-Forwarded-For counts only from a trusted proxy', async (tt) => {
 
   const viaProxy: SseClient[] = [];
   for (let i = 0; i < PER_ADDRESS; i++) viaProxy.push(await open(ONE_STREAM, '127.0.0.3', { 'x-forwarded-for': '203.0.113.9' }));
-  tt.same(viaProxy.map((c) => c.status), Array(PER_ADDRESS).fill(200), 'through the proxy, 203.0.113.9 has its own quota');
+  tt.same(
+    viaProxy.map((c) => c.status),
+    Array(PER_ADDRESS).fill(200),
+    'through the proxy, 203.0.113.9 has its own quota',
+  );
   refusedPerAddress(tt, await open(ONE_STREAM, '127.0.0.3', { 'x-forwarded-for': '203.0.113.9' }), 'one more for 203.0.113.9 through the proxy');
   const neighbour = await open(ONE_STREAM, '127.0.0.3', { 'x-forwarded-for': '203.0.113.10' });
   tt.equal(neighbour.status, 200, 'another client behind the same proxy is unaffected');
 });
 
-t.test('slow readers on a large Last-Event-ID backlog are closed; the gateway\'s memory stays bounded', async (tt) => {
+t.test("slow readers on a large Last-Event-ID backlog are closed; the gateway's memory stays bounded", async (tt) => {
   // The id before every rewrite: resuming from it is a backlog of all their events.
   const watcher = await open('/v1/streams/events?namespace=default', '127.0.0.4');
   const reset = await watcher.next('the reset', (e) => e.event === 'reset');
   for (let round = 1; round <= REWRITES; round++) {
     const from = watcher.events.length;
     writeKeyFile(keysFile, streams(round));
-    await watcher.next(`round ${round}'s last change`, (e) => e.event === 'changed' && e.data.includes(`"name":"s${STREAMS - 1}"`) && e.data.includes(`round ${round} `), { from, timeoutMs: 60_000 });
+    await watcher.next(
+      `round ${round}'s last change`,
+      (e) => e.event === 'changed' && e.data.includes(`"name":"s${STREAMS - 1}"`) && e.data.includes(`round ${round} `),
+      { from, timeoutMs: 60_000 },
+    );
   }
   watcher.close();
   const seq = (id: string | undefined) => Number(id?.split('-')[1]);
@@ -156,7 +179,9 @@ t.test('slow readers on a large Last-Event-ID backlog are closed; the gateway\'s
 
   // A client that reads gets all of it.
   const reader = await open('/v1/streams/events?namespace=default', '127.0.0.5', { 'last-event-id': reset.id! });
-  await reader.next('the last event of the backlog', (e) => e.data.includes(`"name":"s${STREAMS - 1}"`) && e.data.includes(`round ${REWRITES} `), { timeoutMs: 60_000 });
+  await reader.next('the last event of the backlog', (e) => e.data.includes(`"name":"s${STREAMS - 1}"`) && e.data.includes(`round ${REWRITES} `), {
+    timeoutMs: 60_000,
+  });
   tt.equal(reader.events.length, backlogEvents, `a reading client gets the whole backlog (${backlogEvents} events)`);
   const backlogBytes = reader.events.reduce((n, e) => n + e.data.length, 0);
   tt.ok(backlogBytes > 4 * MIB, `the backlog is ${(backlogBytes / MIB).toFixed(1)} MiB of data`);
@@ -166,15 +191,28 @@ t.test('slow readers on a large Last-Event-ID backlog are closed; the gateway\'s
   const before = rss();
   let peak = before;
   const sampler = setInterval(() => (peak = Math.max(peak, rss())), 20);
-  const slow = spawnManaged('slow-readers', 'python3', [join(ROOT, 'test/tools/slow-readers.py'), '127.0.0.1', String(port), '/v1/streams/events?namespace=default', reset.id!, String(SLOW_READERS), '127.0.1.', '4096']);
+  const slow = spawnManaged('slow-readers', 'python3', [
+    join(ROOT, 'test/tools/slow-readers.py'),
+    '127.0.0.1',
+    String(port),
+    '/v1/streams/events?namespace=default',
+    reset.id!,
+    String(SLOW_READERS),
+    '127.0.1.',
+    '4096',
+  ]);
   try {
     await slow.waitForLine(/^all open$/, 30_000);
     const opened = Date.now();
     // Each is closed by the gateway (its gauge shows it) well before the 60 s connection timeout.
-    await waitFor('every slow reader closed by the gateway', async () => {
-      peak = Math.max(peak, rss());
-      return (await openStreams()) === 0 ? true : undefined;
-    }, { timeoutMs: 20_000, intervalMs: 20 });
+    await waitFor(
+      'every slow reader closed by the gateway',
+      async () => {
+        peak = Math.max(peak, rss());
+        return (await openStreams()) === 0 ? true : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 20 },
+    );
     const closedAfter = Date.now() - opened;
     tt.ok(closedAfter < 20_000, `all ${SLOW_READERS} closed ${closedAfter} ms after they connected (connection timeout 60 s)`);
     tt.equal(metricValue(await metrics(), 'tteok_gateway_event_connections_cut_slow_total'), SLOW_READERS, 'each counted as cut for not reading');

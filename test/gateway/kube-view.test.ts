@@ -33,27 +33,52 @@ async function lookup(): Promise<{ status: number; body: Record<string, unknown>
 }
 /** Waits for a lookup matching `accept`, then checks that the next ten lookups (the cached answer) agree. */
 async function settlesOn(tt: Test, what: string, accept: (l: { status: number; body: Record<string, unknown> }) => boolean): Promise<Record<string, unknown>> {
-  const found = await waitFor(what, async () => {
-    const l = await lookup();
-    return accept(l) ? l : undefined;
-  }, { timeoutMs: 10_000, intervalMs: 20 });
+  const found = await waitFor(
+    what,
+    async () => {
+      const l = await lookup();
+      return accept(l) ? l : undefined;
+    },
+    { timeoutMs: 10_000, intervalMs: 20 },
+  );
   for (let i = 0; i < 10; i++) tt.ok(accept(await lookup()), `${what}: lookup ${i + 2} agrees`);
   return found.body;
 }
 
-t.test('a looked-up stream\'s changes show in the next lookups', async (tt) => {
-  await custom.createNamespacedCustomObject({ ...GROUP, namespace: NS, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'show' }, spec: { title: 'First title' } } });
+t.test("a looked-up stream's changes show in the next lookups", async (tt) => {
+  await custom.createNamespacedCustomObject({
+    ...GROUP,
+    namespace: NS,
+    body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'show' }, spec: { title: 'First title' } },
+  });
   const first = await settlesOn(tt, 'the new stream', (l) => l.status === 200 && l.body.title === 'First title');
-  tt.match(first, { namespace: NS, name: 'show', phase: 'Pending', live: false, liveSince: null, playbackUrl: `https://cdn.example.test/${NS}/show/index.m3u8` });
+  tt.match(first, {
+    namespace: NS,
+    name: 'show',
+    phase: 'Pending',
+    live: false,
+    liveSince: null,
+    playbackUrl: `https://cdn.example.test/${NS}/show/index.m3u8`,
+  });
 
-  await rawJson(kc, `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams/show`, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { spec: { title: 'Second title' } } });
+  await rawJson(kc, `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams/show`, {
+    method: 'PATCH',
+    contentType: 'application/merge-patch+json',
+    body: { spec: { title: 'Second title' } },
+  });
   await settlesOn(tt, 'the new title', (l) => l.body.title === 'Second title');
 
   const since = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
   await rawJson(kc, `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams/show/status`, {
     method: 'PATCH',
     contentType: 'application/merge-patch+json',
-    body: { status: { phase: 'Live', liveSince: since, conditions: [{ type: 'Live', status: 'True', reason: 'Publishing', message: 'x', lastTransitionTime: since }] } },
+    body: {
+      status: {
+        phase: 'Live',
+        liveSince: since,
+        conditions: [{ type: 'Live', status: 'True', reason: 'Publishing', message: 'x', lastTransitionTime: since }],
+      },
+    },
   });
   const live = await settlesOn(tt, 'live', (l) => l.body.live === true);
   tt.match(live, { phase: 'Live', liveSince: since, title: 'Second title' });

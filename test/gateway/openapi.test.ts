@@ -22,7 +22,16 @@ t.teardown(async () => {
 interface Doc {
   openapi: string;
   info: { version: string };
-  paths: Record<string, Record<string, { operationId?: string; responses: Record<string, { content?: Record<string, { schema: { required?: string[]; properties?: Record<string, unknown> } }> }> }>>;
+  paths: Record<
+    string,
+    Record<
+      string,
+      {
+        operationId?: string;
+        responses: Record<string, { content?: Record<string, { schema: { required?: string[]; properties?: Record<string, unknown> } }> }>;
+      }
+    >
+  >;
 }
 
 t.test('the committed gateway/openapi.json is what the route schemas generate', async (tt) => {
@@ -37,7 +46,14 @@ t.test('a running gateway serves the same document at /openapi.json', async (tt)
   const command = tteokCommand('gateway');
   const gateway = spawnManaged('gateway', process.execPath, command.args, {
     cwd: ROOT,
-    env: { ...command.env, TTEOK_GATEWAY_HOST: '127.0.0.1', TTEOK_GATEWAY_PORT: String(port), TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_PLAYBACK_BASE_URL: 'https://cdn.example.com', TTEOK_LOG_LEVEL: 'warn' },
+    env: {
+      ...command.env,
+      TTEOK_GATEWAY_HOST: '127.0.0.1',
+      TTEOK_GATEWAY_PORT: String(port),
+      TTEOK_KEYS_FILE: join(dir, 'keys.yaml'),
+      TTEOK_PLAYBACK_BASE_URL: 'https://cdn.example.com',
+      TTEOK_LOG_LEVEL: 'warn',
+    },
   });
   const base = `http://127.0.0.1:${port}`;
   await httpReady(`${base}/readyz`);
@@ -51,7 +67,11 @@ t.test('a running gateway serves the same document at /openapi.json', async (tt)
   tt.equal(served.info.version, (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
 
   const operations = Object.values(served.paths).flatMap((p) => Object.values(p).map((o) => o.operationId));
-  tt.same(operations.sort(), ['getStream', 'healthz', 'listStreams', 'metrics', 'mintPlaybackToken', 'readyz', 'streamEvents', 'streamEventsOne'], 'every API route, no player page or asset');
+  tt.same(
+    operations.sort(),
+    ['getStream', 'healthz', 'listStreams', 'metrics', 'mintPlaybackToken', 'readyz', 'streamEvents', 'streamEventsOne'],
+    'every API route, no player page or asset',
+  );
 
   // What the lookup answers is what the document says it answers.
   const lookup = (await (await fetch(`${base}/v1/streams/default/demo`)).json()) as Record<string, unknown>;

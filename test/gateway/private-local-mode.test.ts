@@ -38,35 +38,38 @@ const T_KEY = 'namespace-t-stream-key-0123456789abcd';
 const API_KEY = 'backend-api-key-0123456789abcdefghijklmnop';
 const CURRENT = { id: 'k2', secret: 'current-secret-0123456789abcdefghijklmnopqrstuvwxyz' };
 const PREVIOUS = { id: 'k1', secret: 'previous-secret-0123456789abcdefghijklmnopqrstuvwxy' };
-writeFileSync(join(home, 'keys.yaml'), [
-  'apiVersion: tteok.dev/v1alpha1',
-  'kind: LiveStream',
-  'metadata: { name: members, namespace: default }',
-  'spec: { title: Members only, playback: { access: private } }',
-  `streamKey: ${STREAM_KEY}`,
-  '---',
-  'apiVersion: tteok.dev/v1alpha1',
-  'kind: LiveStream',
-  'metadata: { name: open, namespace: default }',
-  'spec: { title: Open to all }',
-  `streamKey: ${OPEN_KEY}`,
-  '---',
-  'apiVersion: tteok.dev/v1alpha1',
-  'kind: LiveStream',
-  'metadata: { name: news, namespace: t }',
-  'spec: { title: Namespace t }',
-  `streamKey: ${T_KEY}`,
-  '',
-].join('\n'));
+writeFileSync(
+  join(home, 'keys.yaml'),
+  [
+    'apiVersion: tteok.dev/v1alpha1',
+    'kind: LiveStream',
+    'metadata: { name: members, namespace: default }',
+    'spec: { title: Members only, playback: { access: private } }',
+    `streamKey: ${STREAM_KEY}`,
+    '---',
+    'apiVersion: tteok.dev/v1alpha1',
+    'kind: LiveStream',
+    'metadata: { name: open, namespace: default }',
+    'spec: { title: Open to all }',
+    `streamKey: ${OPEN_KEY}`,
+    '---',
+    'apiVersion: tteok.dev/v1alpha1',
+    'kind: LiveStream',
+    'metadata: { name: news, namespace: t }',
+    'spec: { title: Namespace t }',
+    `streamKey: ${T_KEY}`,
+    '',
+  ].join('\n'),
+);
 
 const local: ManagedProcess = spawnLocalMode(home, ports, {
-    TTEOK_RECONNECT_GRACE_SECONDS: '2',
-    TTEOK_DELETE_DELAY_SECONDS: '1',
-    // Mid-rotation: the current key signs, the previous one still verifies.
-    TTEOK_PLAYBACK_TOKEN_KEYS: `${CURRENT.id}:${CURRENT.secret},${PREVIOUS.id}:${PREVIOUS.secret}`,
-    TTEOK_PLAYBACK_API_KEY: API_KEY,
-    TTEOK_PLAYBACK_TOKEN_TTL_SECONDS: '7200',
-    TTEOK_LOG_LEVEL: 'info',
+  TTEOK_RECONNECT_GRACE_SECONDS: '2',
+  TTEOK_DELETE_DELAY_SECONDS: '1',
+  // Mid-rotation: the current key signs, the previous one still verifies.
+  TTEOK_PLAYBACK_TOKEN_KEYS: `${CURRENT.id}:${CURRENT.secret},${PREVIOUS.id}:${PREVIOUS.secret}`,
+  TTEOK_PLAYBACK_API_KEY: API_KEY,
+  TTEOK_PLAYBACK_TOKEN_TTL_SECONDS: '7200',
+  TTEOK_LOG_LEVEL: 'info',
 });
 const gateway = `http://127.0.0.1:${gatewayPort}`;
 await local.waitForLine(/^\s+Watch:\s+http\S+\/$/, 60_000);
@@ -105,9 +108,16 @@ t.test('the lookup says private and gives no usable playbackUrl without a token'
   t.equal(one.body.playbackUrl, null);
   const open = await json(`${gateway}/v1/streams/default/open`);
   t.equal(open.body.access, 'public');
-  t.equal(open.body.playbackUrl, `${gateway}/origin/default/open/index.m3u8`, 'a public stream\'s URL is unchanged');
+  t.equal(open.body.playbackUrl, `${gateway}/origin/default/open/index.m3u8`, "a public stream's URL is unchanged");
   const list = await json(`${gateway}/v1/streams`);
-  t.same((list.body.streams as Json[]).map((s) => [s.name, s.access, s.playbackUrl === null]), [['members', 'private', true], ['open', 'public', false], ['news', 'public', false]]);
+  t.same(
+    (list.body.streams as Json[]).map((s) => [s.name, s.access, s.playbackUrl === null]),
+    [
+      ['members', 'private', true],
+      ['open', 'public', false],
+      ['news', 'public', false],
+    ],
+  );
   t.notMatch(local.lines.join('\n'), CURRENT.secret, 'the secret is never printed');
 });
 
@@ -141,25 +151,32 @@ t.test('minting a token needs the API key; it is scoped, expiring and playable',
   t.equal(withToken.body.playbackUrl, ok.body.playbackUrl, 'the lookup with the token gives the playable URL');
   const openToken = mintPlaybackToken(CURRENT, open, 600).token;
   const wrong = await json(`${gateway}/v1/streams/default/members?token=${openToken}`);
-  t.equal(wrong.status, 403, 'another stream\'s token is refused');
+  t.equal(wrong.status, 403, "another stream's token is refused");
   t.match(wrong.body.message, /bad-signature/);
 });
 
 let publisher: ManagedProcess | undefined;
 
-t.test('the private stream\'s playlist, segments and init segment need a valid token at the origin', async (t) => {
+t.test("the private stream's playlist, segments and init segment need a valid token at the origin", async (t) => {
   publisher = publishTestPattern({ url: `rtmp://127.0.0.1:${rtmpPort}/live/${STREAM_KEY}` });
-  await waitFor('the stream to go live', async () => ((await json(`${gateway}/v1/streams/default/members`)).body.live === true ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
+  await waitFor('the stream to go live', async () => ((await json(`${gateway}/v1/streams/default/members`)).body.live === true ? true : undefined), {
+    timeoutMs: 30_000,
+    intervalMs: 250,
+  });
   const tokenUrl = `${gateway}/origin/_t/${token}/_private/default/members/index.m3u8`;
-  const playlist = await waitFor('a playlist with three segments', async () => {
-    const res = await fetch(tokenUrl);
-    if (res.status !== 200) {
-      await res.arrayBuffer();
-      return undefined;
-    }
-    const p = parsePlaylist(await res.text());
-    return p.segments.length >= 3 ? p : undefined;
-  }, { timeoutMs: 40_000, intervalMs: 250 });
+  const playlist = await waitFor(
+    'a playlist with three segments',
+    async () => {
+      const res = await fetch(tokenUrl);
+      if (res.status !== 200) {
+        await res.arrayBuffer();
+        return undefined;
+      }
+      const p = parsePlaylist(await res.text());
+      return p.segments.length >= 3 ? p : undefined;
+    },
+    { timeoutMs: 40_000, intervalMs: 250 },
+  );
   const segment = playlist.segments.at(-1)!;
   const segUrl = new URL(segment.uri, tokenUrl).href;
   const initUrl = new URL(segment.map, tokenUrl).href;
@@ -167,10 +184,19 @@ t.test('the private stream\'s playlist, segments and init segment need a valid t
   t.equal(await statusOf(segUrl), 200, 'segment with the token');
   const init = await fetch(initUrl);
   t.equal(init.status, 200, 'init segment with the token');
-  t.equal(Buffer.from(await init.arrayBuffer()).subarray(4, 8).toString('latin1'), 'ftyp');
+  t.equal(
+    Buffer.from(await init.arrayBuffer())
+      .subarray(4, 8)
+      .toString('latin1'),
+    'ftyp',
+  );
 
   const bare = (url: string) => url.replace(`/_t/${token}`, '');
-  for (const [what, url] of [['playlist', tokenUrl], ['segment', segUrl], ['init segment', initUrl]] as const) {
+  for (const [what, url] of [
+    ['playlist', tokenUrl],
+    ['segment', segUrl],
+    ['init segment', initUrl],
+  ] as const) {
     const res = await fetch(bare(url));
     t.equal(res.status, 403, `${what} without a token: 403`);
     t.match(((await res.json()) as Json).message, /needs a playback token/);
@@ -182,7 +208,7 @@ t.test('the private stream\'s playlist, segments and init segment need a valid t
   const [kid, exp, sig] = token.split('.');
   t.equal(await statusOf(tokenUrl.replace(token, `${kid}.${Number(exp) + 86_400}.${sig}`)), 403, 'a token whose expiry was edited');
   const other = mintPlaybackToken(CURRENT, open, 600).token;
-  t.equal(await statusOf(tokenUrl.replace(token, other)), 403, 'another stream\'s token');
+  t.equal(await statusOf(tokenUrl.replace(token, other)), 403, "another stream's token");
   const byBackend = mintPlaybackToken(PREVIOUS, members, 600).token;
   t.equal(await statusOf(tokenUrl.replace(token, byBackend)), 200, 'a token the backend minted with the previous key (rotation)');
   const unknownKey = mintPlaybackToken({ id: 'k0', secret: 'retired-secret-0123456789abcdefghijklmnopqrstuv' }, members, 600).token;
@@ -193,23 +219,31 @@ t.test('the private stream\'s playlist, segments and init segment need a valid t
   t.ok(v1 === 400 || v1 === 403, `a v1 URL (/t/<token>/…) is not a token path: refused (${v1}), nothing served`);
 });
 
-t.test('a public stream in the namespace t plays while the private stream\'s tokens work', async (t) => {
+t.test("a public stream in the namespace t plays while the private stream's tokens work", async (t) => {
   const news = publishTestPattern({ url: `rtmp://127.0.0.1:${rtmpPort}/live/${T_KEY}`, size: '160x90', name: 'ffmpeg-news' });
   try {
-    const lookup = await waitFor('t/news to go live', async () => {
-      const res = await json(`${gateway}/v1/streams/t/news`);
-      return res.body.live === true ? res.body : undefined;
-    }, { timeoutMs: 30_000, intervalMs: 250 });
+    const lookup = await waitFor(
+      't/news to go live',
+      async () => {
+        const res = await json(`${gateway}/v1/streams/t/news`);
+        return res.body.live === true ? res.body : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 250 },
+    );
     const url = String(lookup.playbackUrl);
     t.equal(url, `${gateway}/origin/t/news/index.m3u8`, 'its playback URL starts with /origin/t/');
-    const playlist = await waitFor('its playlist with a segment', async () => {
-      const res = await fetch(url);
-      const text = await res.text();
-      if (res.status === 404) return undefined; // not stored yet
-      if (res.status !== 200) return { status: res.status, text };
-      const p = parsePlaylist(text);
-      return p.segments.length >= 1 ? { status: 200, text, p } : undefined;
-    }, { timeoutMs: 40_000, intervalMs: 250 });
+    const playlist = await waitFor(
+      'its playlist with a segment',
+      async () => {
+        const res = await fetch(url);
+        const text = await res.text();
+        if (res.status === 404) return undefined; // not stored yet
+        if (res.status !== 200) return { status: res.status, text };
+        const p = parsePlaylist(text);
+        return p.segments.length >= 1 ? { status: 200, text, p } : undefined;
+      },
+      { timeoutMs: 40_000, intervalMs: 250 },
+    );
     t.equal(playlist.status, 200, `the playlist: ${playlist.status} ${playlist.status === 200 ? '' : playlist.text}`);
     const segment = playlist.p?.segments.at(-1);
     if (segment) {
@@ -231,18 +265,27 @@ t.test('the player plays the private stream with ?token= and not without', async
   const stats = () => page.evaluate(() => (window as unknown as { tteokStats: Stats }).tteokStats);
 
   await page.goto(`${gateway}/?stream=default/members`);
-  await waitFor('the page to say the stream is private', async () => ((await page.textContent('#overlay'))?.includes('private') ? true : undefined), { timeoutMs: 20_000, intervalMs: 250 });
+  await waitFor('the page to say the stream is private', async () => ((await page.textContent('#overlay'))?.includes('private') ? true : undefined), {
+    timeoutMs: 20_000,
+    intervalMs: 250,
+  });
   t.equal((await stats()).playing, false, 'without a token: not playing');
   t.equal((await stats()).currentTime, 0);
 
   // hls.js itself, pointed at the private playlist without a token, gets a fatal 403.
   const bareUrl = `${gateway}/origin/_private/default/members/index.m3u8`;
   const failure = await page.evaluate(async (url) => {
-    type HlsLike = { on(e: string, f: (ev: unknown, d: { fatal: boolean; details: string; response?: { code: number } }) => void): void; loadSource(u: string): void; destroy(): void };
+    type HlsLike = {
+      on(e: string, f: (ev: unknown, d: { fatal: boolean; details: string; response?: { code: number } }) => void): void;
+      loadSource(u: string): void;
+      destroy(): void;
+    };
     const Hls = (window as unknown as { Hls: { new (c: unknown): HlsLike; Events: { ERROR: string } } }).Hls;
     const hls = new Hls({ manifestLoadPolicy: { default: { maxTimeToFirstByteMs: 5000, maxLoadTimeMs: 5000, timeoutRetry: null, errorRetry: null } } });
     const result = await new Promise<{ details: string; code: number | undefined }>((resolve) => {
-      hls.on(Hls.Events.ERROR, (_e, d) => { if (d.fatal) resolve({ details: d.details, code: d.response?.code }); });
+      hls.on(Hls.Events.ERROR, (_e, d) => {
+        if (d.fatal) resolve({ details: d.details, code: d.response?.code });
+      });
       hls.loadSource(url);
     });
     hls.destroy();
@@ -252,25 +295,37 @@ t.test('the player plays the private stream with ?token= and not without', async
 
   const wrong = mintPlaybackToken(CURRENT, open, 600).token;
   await page.goto(`${gateway}/?stream=default/members&token=${wrong}`);
-  const refused = await waitFor('the page to report the refused token', async () => {
-    const s = await stats();
-    return s.errors.some((e) => e.startsWith('token:')) ? s : undefined;
-  }, { timeoutMs: 20_000, intervalMs: 250 });
-  t.equal(refused.playing, false, 'another stream\'s token: not playing');
+  const refused = await waitFor(
+    'the page to report the refused token',
+    async () => {
+      const s = await stats();
+      return s.errors.some((e) => e.startsWith('token:')) ? s : undefined;
+    },
+    { timeoutMs: 20_000, intervalMs: 250 },
+  );
+  t.equal(refused.playing, false, "another stream's token: not playing");
 
   await page.goto(`${gateway}/?stream=default/members&token=${token}`);
-  const playing = await waitFor('the video to play with the token', async () => {
-    const s = await stats();
-    return s.playing && s.currentTime > 1 ? s : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 250 }).catch((error: unknown) => {
+  const playing = await waitFor(
+    'the video to play with the token',
+    async () => {
+      const s = await stats();
+      return s.playing && s.currentTime > 1 ? s : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 250 },
+  ).catch((error: unknown) => {
     t.comment(browser!.console.join('\n'));
     throw error;
   });
   t.equal(playing.state, 'live');
-  const later = await waitFor('playback to advance', async () => {
-    const s = await stats();
-    return s.currentTime > playing.currentTime + 2 ? s : undefined;
-  }, { timeoutMs: 20_000, intervalMs: 250 });
+  const later = await waitFor(
+    'playback to advance',
+    async () => {
+      const s = await stats();
+      return s.currentTime > playing.currentTime + 2 ? s : undefined;
+    },
+    { timeoutMs: 20_000, intervalMs: 250 },
+  );
   t.ok(later.playing, `plays on (${playing.currentTime.toFixed(2)} → ${later.currentTime.toFixed(2)} s)`);
 });
 
@@ -280,12 +335,19 @@ t.test('stop', async (t) => {
   const runFolders = () => (existsSync(runs) ? readdirSync(runs).filter((f) => f !== 'index.m3u8') : []);
   t.ok(runFolders().length > 0, 'the run is stored under _private/');
   await publisher?.stop('SIGINT', 10_000);
-  await waitFor('the stream to end', async () => ((await json(`${gateway}/v1/streams/default/members`)).body.live === false ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
+  await waitFor('the stream to end', async () => ((await json(`${gateway}/v1/streams/default/members`)).body.live === false ? true : undefined), {
+    timeoutMs: 30_000,
+    intervalMs: 250,
+  });
   // retention.keepAfterEnd is false: the ended run's media is deleted from the private path too.
-  await waitFor('the run\'s media to be deleted', async () => {
-    return runFolders().length === 0 ? true : undefined;
-  }, { timeoutMs: 30_000, intervalMs: 250 });
-  t.pass('the private run\'s segments are deleted after the delay');
+  await waitFor(
+    "the run's media to be deleted",
+    async () => {
+      return runFolders().length === 0 ? true : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 250 },
+  );
+  t.pass("the private run's segments are deleted after the delay");
   await local.stop('SIGTERM', 30_000);
   const { code, signal } = await local.exited;
   t.equal(code, 0, `exited 0 (signal ${signal})`);

@@ -92,10 +92,14 @@ t.test('an idle keep-alive connection is closed after the keep-alive timeout', a
   const client = await rawClient();
   tt.teardown(() => client.socket.destroy());
   client.socket.write(LOOKUP);
-  const [first] = await waitFor('the lookup\'s response', () => {
-    const got = responses(client.received());
-    return got.length > 0 ? got : undefined;
-  }, { timeoutMs: 10_000, intervalMs: 20 });
+  const [first] = await waitFor(
+    "the lookup's response",
+    () => {
+      const got = responses(client.received());
+      return got.length > 0 ? got : undefined;
+    },
+    { timeoutMs: 10_000, intervalMs: 20 },
+  );
   tt.equal(first!.status, 200);
   tt.match(first!.headers, /\r\nconnection: keep-alive/i, 'the connection is kept alive');
   tt.match(first!.headers, new RegExp(`\\r\\nkeep-alive: timeout=${KEEP_ALIVE_MS / 1000}`, 'i'), 'and the client is told for how long');
@@ -115,7 +119,10 @@ t.test('a client that keeps asking is never cut by the keep-alive timeout', asyn
     await sleep(300);
   }
   tt.notOk(client.closed(), `still open after ${count} requests`);
-  tt.ok(responses(client.received()).every((r) => r.status === 200), 'every one answered 200');
+  tt.ok(
+    responses(client.received()).every((r) => r.status === 200),
+    'every one answered 200',
+  );
 });
 
 t.test('connections that never send a request are closed', async (tt) => {
@@ -139,7 +146,7 @@ t.test('a client trickling its headers is cut at the headers timeout', async (tt
   tt.match(client.received(), /^HTTP\/1\.1 408 /, 'with 408 Request Timeout');
 });
 
-t.test('the configured timeouts are the server\'s', async (tt) => {
+t.test("the configured timeouts are the server's", async (tt) => {
   const server = gateway.app.server;
   tt.equal(server.keepAliveTimeout, KEEP_ALIVE_MS, 'keepAliveTimeout');
   tt.equal(server.headersTimeout, HEADERS_MS, 'headersTimeout');

@@ -56,7 +56,11 @@ t.test('the publish limits are read, and refused outside their ranges', async (t
   t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_MAX_GOP_SECONDS: '5' }), /TTEOK_MAX_GOP_SECONDS/, 'a GOP bound below the longest segment target');
   t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_MAX_FRAGMENT_MIB: '1' }), /TTEOK_MAX_FRAGMENT_MIB/, 'a fragment bound below one large keyframe');
   t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_MAX_AHEAD_SEGMENTS: '0' }), /TTEOK_MAX_AHEAD_SEGMENTS/);
-  t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_MAX_FRAGMENT_MIB: '16', TTEOK_RTMP_MAX_MESSAGE_BYTES: String(16 * 1024 * 1024 - 1) }), /TTEOK_MAX_FRAGMENT_MIB \(16\) must be at least twice TTEOK_RTMP_MAX_MESSAGE_BYTES/, 'a fragment bound that two of the largest messages do not fit in');
+  t.match(
+    refused({ TTEOK_STORAGE: 'local', TTEOK_MAX_FRAGMENT_MIB: '16', TTEOK_RTMP_MAX_MESSAGE_BYTES: String(16 * 1024 * 1024 - 1) }),
+    /TTEOK_MAX_FRAGMENT_MIB \(16\) must be at least twice TTEOK_RTMP_MAX_MESSAGE_BYTES/,
+    'a fragment bound that two of the largest messages do not fit in',
+  );
 });
 
 t.test('values are read and converted', async (t) => {
@@ -81,7 +85,14 @@ t.test('values are read and converted', async (t) => {
   t.equal(config.reconnectGraceMs, 2500, 'seconds become milliseconds');
   t.equal(config.playlistMaxAgeSeconds, 0, 'an explicit 0 is kept, not taken as unset');
   t.equal(config.shutdownTimeoutMs, 0);
-  for (const [raw, value] of [['1', true], ['TRUE', true], ['on', true], ['0', false], ['No', false], ['off', false]] as const) {
+  for (const [raw, value] of [
+    ['1', true],
+    ['TRUE', true],
+    ['on', true],
+    ['0', false],
+    ['No', false],
+    ['off', false],
+  ] as const) {
     t.equal(loadIngestConfig({ TTEOK_STORAGE: 'local', TTEOK_S3_FORCE_PATH_STYLE: raw }).s3.forcePathStyle, value, `bool "${raw}"`);
   }
 });
@@ -125,8 +136,18 @@ t.test('a bad integer names the variable', async (t) => {
 
 t.test('RTMPS needs its certificate and key files', async (t) => {
   t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_RTMPS_PORT: '443' }), /^TTEOK_RTMPS_CERT_FILE and TTEOK_RTMPS_KEY_FILE are required/);
-  const config = loadIngestConfig({ TTEOK_STORAGE: 'local', TTEOK_RTMP_HOST: '10.0.0.1', TTEOK_RTMPS_PORT: '443', TTEOK_RTMPS_CERT_FILE: '/tls/tls.crt', TTEOK_RTMPS_KEY_FILE: '/tls/tls.key' });
-  t.same(config.rtmps, { host: '10.0.0.1', port: 443, certFile: '/tls/tls.crt', keyFile: '/tls/tls.key', reloadMs: 10_000, handshakeTimeoutMs: 5000 }, 'listens where RTMP does unless TTEOK_RTMPS_HOST says otherwise');
+  const config = loadIngestConfig({
+    TTEOK_STORAGE: 'local',
+    TTEOK_RTMP_HOST: '10.0.0.1',
+    TTEOK_RTMPS_PORT: '443',
+    TTEOK_RTMPS_CERT_FILE: '/tls/tls.crt',
+    TTEOK_RTMPS_KEY_FILE: '/tls/tls.key',
+  });
+  t.same(
+    config.rtmps,
+    { host: '10.0.0.1', port: 443, certFile: '/tls/tls.crt', keyFile: '/tls/tls.key', reloadMs: 10_000, handshakeTimeoutMs: 5000 },
+    'listens where RTMP does unless TTEOK_RTMPS_HOST says otherwise',
+  );
 });
 
 t.test('a bad bool names the variable', async (t) => {
@@ -175,10 +196,17 @@ t.test('the media volume thresholds are percentages, and the backlog bound is no
   const config = loadIngestConfig({ TTEOK_STORAGE: 'local', TTEOK_MEDIA_HIGH_WATER_PERCENT: '70', TTEOK_MEDIA_FULL_PERCENT: '90' });
   t.equal(config.mediaHighWaterPercent, 70);
   t.equal(config.mediaFullPercent, 90);
-  for (const [name, raw] of [['TTEOK_MEDIA_HIGH_WATER_PERCENT', '0'], ['TTEOK_MEDIA_HIGH_WATER_PERCENT', '101'], ['TTEOK_MEDIA_FULL_PERCENT', 'full']] as const) {
+  for (const [name, raw] of [
+    ['TTEOK_MEDIA_HIGH_WATER_PERCENT', '0'],
+    ['TTEOK_MEDIA_HIGH_WATER_PERCENT', '101'],
+    ['TTEOK_MEDIA_FULL_PERCENT', 'full'],
+  ] as const) {
     t.match(refused({ TTEOK_STORAGE: 'local', [name]: raw }), new RegExp(`^${name} must be`), `${name}="${raw}" is refused`);
   }
-  t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_MEDIA_HIGH_WATER_PERCENT: '90', TTEOK_MEDIA_FULL_PERCENT: '80' }), /^TTEOK_MEDIA_FULL_PERCENT \(80\) must not be below TTEOK_MEDIA_HIGH_WATER_PERCENT \(90\)/);
+  t.match(
+    refused({ TTEOK_STORAGE: 'local', TTEOK_MEDIA_HIGH_WATER_PERCENT: '90', TTEOK_MEDIA_FULL_PERCENT: '80' }),
+    /^TTEOK_MEDIA_FULL_PERCENT \(80\) must not be below TTEOK_MEDIA_HIGH_WATER_PERCENT \(90\)/,
+  );
 });
 
 t.test('the media volume size takes a Kubernetes quantity, as the emptyDir sizeLimit is written', async (t) => {

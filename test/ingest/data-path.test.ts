@@ -24,7 +24,13 @@ const dir = mkdtempSync(join(tmpdir(), 'tteok-data-path-'));
 const mediaDir = join(dir, 'media');
 writeKeyFile(join(dir, 'keys.yaml'), [stream]);
 // As the chart runs it: an emptyDir's sizeLimit, which the ingest counts against the bytes under the media directory.
-const ingest = await startIngestProcess({ ...s3.ingestEnv, TTEOK_KEYS_FILE: join(dir, 'keys.yaml'), TTEOK_MEDIA_DIR: mediaDir, TTEOK_MEDIA_VOLUME_BYTES: '8Gi', TTEOK_LOG_LEVEL: 'info' });
+const ingest = await startIngestProcess({
+  ...s3.ingestEnv,
+  TTEOK_KEYS_FILE: join(dir, 'keys.yaml'),
+  TTEOK_MEDIA_DIR: mediaDir,
+  TTEOK_MEDIA_VOLUME_BYTES: '8Gi',
+  TTEOK_LOG_LEVEL: 'info',
+});
 
 t.teardown(async () => {
   await stopAll();
@@ -39,7 +45,21 @@ async function storedSegments(): Promise<number> {
 
 /** strace on the ingest's threads: file system calls, each with the paths its descriptors name (-y). */
 function traceFileCalls(pid: number, out: string): { stop(): Promise<void> } {
-  const child = spawn('strace', ['-f', '-y', '-qq', '-e', 'trace=openat,open,newfstatat,statx,stat,lstat,getdents64,inotify_add_watch,rename,renameat,renameat2', '-o', out, '-p', String(pid)], { stdio: 'ignore' });
+  const child = spawn(
+    'strace',
+    [
+      '-f',
+      '-y',
+      '-qq',
+      '-e',
+      'trace=openat,open,newfstatat,statx,stat,lstat,getdents64,inotify_add_watch,rename,renameat,renameat2',
+      '-o',
+      out,
+      '-p',
+      String(pid),
+    ],
+    { stdio: 'ignore' },
+  );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
     async stop() {
@@ -49,7 +69,7 @@ function traceFileCalls(pid: number, out: string): { stop(): Promise<void> } {
   };
 }
 
-t.test('on the normal path the media volume is written once per object and never read back, listed or stat\'ed', async (tt) => {
+t.test("on the normal path the media volume is written once per object and never read back, listed or stat'ed", async (tt) => {
   const pub = publishTestPattern({ url: ingest.rtmpUrl(stream.key), name: 'publisher' });
   await waitFor('the first segments stored', async () => ((await storedSegments()) >= 3 ? true : undefined), { timeoutMs: 30_000 });
   const log = join(dir, 'strace.log');
@@ -60,7 +80,9 @@ t.test('on the normal path the media volume is written once per object and never
   await trace.stop();
   await pub.stop('SIGINT');
 
-  const calls = readFileSync(log, 'utf8').split('\n').filter((l) => l.includes(mediaDir));
+  const calls = readFileSync(log, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(mediaDir));
   const onVolume = (l: string) => !l.includes(`${mediaDir}/.tmp/`);
   const renames = calls.filter((l) => /\brename/.test(l) && /\.m4s"/.test(l));
   tt.ok(renames.length >= 5, `segments were written while traced (${renames.length} renamed into place)`);
@@ -69,5 +91,5 @@ t.test('on the normal path the media volume is written once per object and never
   const listings = calls.filter((l) => /getdents64|O_DIRECTORY|inotify_add_watch/.test(l));
   tt.same(listings, [], 'no directory of the media volume is listed or watched');
   const stats = calls.filter((l) => /stat/.test(l) && onVolume(l));
-  tt.same(stats, [], 'no file on the media volume is stat\'ed');
+  tt.same(stats, [], "no file on the media volume is stat'ed");
 });

@@ -58,19 +58,27 @@ function bytesUnder(root: string): number {
 t.test('the backlog stays within TTEOK_MEDIA_VOLUME_BYTES although the filesystem has room', async (tt) => {
   const pub = publishTestPattern({ url: ingest.rtmpUrl(streams.busy!.key), seconds: 30, name: 'publisher-busy' });
   const readyz = async () => fetch(`http://127.0.0.1:${ingest.httpPort}/readyz`);
-  const notReady = await waitFor('/readyz to say not ready', async () => {
-    const res = await readyz();
-    return res.status === 503 ? ((await res.json()) as { reason?: string }) : undefined;
-  }, { timeoutMs: 40_000, intervalMs: 200 });
+  const notReady = await waitFor(
+    '/readyz to say not ready',
+    async () => {
+      const res = await readyz();
+      return res.status === 503 ? ((await res.json()) as { reason?: string }) : undefined;
+    },
+    { timeoutMs: 40_000, intervalMs: 200 },
+  );
   tt.match(notReady.reason ?? '', /media volume is \d+(\.\d)?% full \(high-water mark 50%\)/, '/readyz is 503 at half the budget, and says why');
   const late = publishTestPattern({ url: ingest.rtmpUrl(streams.late!.key), seconds: 3, name: 'publisher-late' });
   tt.not((await late.exited).code, 0, 'a new publish is refused');
   tt.match(late.lines.join('\n'), /media volume is full/, 'with a clear RTMP error');
 
-  const skipped = await waitFor('segments skipped at the bound', async () => {
-    const n = metricValue(await ingest.metrics(), 'tteok_ingest_skipped_segments_total', 'reason="volume_full"');
-    return n >= 2 ? n : undefined;
-  }, { timeoutMs: 40_000, intervalMs: 200 });
+  const skipped = await waitFor(
+    'segments skipped at the bound',
+    async () => {
+      const n = metricValue(await ingest.metrics(), 'tteok_ingest_skipped_segments_total', 'reason="volume_full"');
+      return n >= 2 ? n : undefined;
+    },
+    { timeoutMs: 40_000, intervalMs: 200 },
+  );
   tt.ok(skipped >= 2, `segments beyond the bound are skipped and counted (${skipped})`);
   const metrics = await ingest.metrics();
   tt.equal(metricValue(metrics, 'tteok_ingest_media_volume_size_bytes'), BUDGET, 'the volume size metric is the configured size');

@@ -90,8 +90,11 @@ function filesUnder(root: string): string[] {
   return out;
 }
 
-const skippedSegments = (text: string) => metricValue(text, 'tteok_ingest_skipped_segments_total', 'reason="volume_full"') + metricValue(text, 'tteok_ingest_skipped_segments_total', 'reason="write_failed"');
-const writeFailures = (text: string) => ['segment', 'playlist', 'init', 'journal'].reduce((a, kind) => a + metricValue(text, 'tteok_ingest_media_write_failures_total', `kind="${kind}"`), 0);
+const skippedSegments = (text: string) =>
+  metricValue(text, 'tteok_ingest_skipped_segments_total', 'reason="volume_full"') +
+  metricValue(text, 'tteok_ingest_skipped_segments_total', 'reason="write_failed"');
+const writeFailures = (text: string) =>
+  ['segment', 'playlist', 'init', 'journal'].reduce((a, kind) => a + metricValue(text, 'tteok_ingest_media_write_failures_total', `kind="${kind}"`), 0);
 
 t.test('a volume filled while S3 is down loses nothing that was accepted', async (tt) => {
   const s = streams.full!;
@@ -100,7 +103,9 @@ t.test('a volume filled while S3 is down loses nothing that was accepted', async
   await waitFor('the first segments stored', async () => ((await storedPlaylist(s))?.segments.length ?? 0) >= 2, { timeoutMs: 30_000 });
 
   await s3.pause();
-  await waitFor('segments waiting on the volume', async () => metricValue(await ingest.metrics(), 'tteok_ingest_upload_backlog_segments') >= 3, { timeoutMs: 20_000 });
+  await waitFor('segments waiting on the volume', async () => metricValue(await ingest.metrics(), 'tteok_ingest_upload_backlog_segments') >= 3, {
+    timeoutMs: 20_000,
+  });
   const filled = fillVolume();
   tt.ok(filled > 0, `the rest of the volume filled (${filled} bytes)`);
 
@@ -125,9 +130,15 @@ t.test('a volume filled while S3 is down loses nothing that was accepted', async
   // Room comes back while the stream is live (still with S3 down), then the
   // volume fills again and the publisher stops while it is full.
   rmSync(ballast);
-  tt.ok(await eventually('segments to be written again', () => ingest.proc.lines.some((l) => l.includes('writing segments to the media volume again'))), 'the stream writes segments again once the volume has room');
+  tt.ok(
+    await eventually('segments to be written again', () => ingest.proc.lines.some((l) => l.includes('writing segments to the media volume again'))),
+    'the stream writes segments again once the volume has room',
+  );
   fillVolume();
-  tt.ok(await eventually('segments to be skipped again', async () => skippedSegments(await ingest.metrics()) > skippedFirst!), 'and skips them again when it is full again');
+  tt.ok(
+    await eventually('segments to be skipped again', async () => skippedSegments(await ingest.metrics()) > skippedFirst!),
+    'and skips them again when it is full again',
+  );
 
   tt.equal((await pub.exited).code, 0, 'the live publisher was not cut off');
   const afterEnd = await ingest.metrics();
@@ -136,15 +147,21 @@ t.test('a volume filled while S3 is down loses nothing that was accepted', async
 
   // The publisher's exit and the packager's attempt to write the final playlist race: wait for the attempt.
   tt.ok(
-    await eventually('the final playlist to be refused by the volume', () => ingest.proc.lines.some((l) => l.includes('the media volume cannot take the final playlist'))),
+    await eventually('the final playlist to be refused by the volume', () =>
+      ingest.proc.lines.some((l) => l.includes('the media volume cannot take the final playlist')),
+    ),
     'the volume could not take the final playlist: it goes to the store from memory',
   );
 
   await s3.resume();
-  const final = await eventually('the final playlist with EXT-X-ENDLIST to be stored', async () => {
-    const p = await storedPlaylist(s);
-    return p?.ended ? p : undefined;
-  }, 60_000);
+  const final = await eventually(
+    'the final playlist with EXT-X-ENDLIST to be stored',
+    async () => {
+      const p = await storedPlaylist(s);
+      return p?.ended ? p : undefined;
+    },
+    60_000,
+  );
   tt.ok(final, 'the final playlist is stored although the volume is still full');
   if (final) {
     const listed = final.segments.map((x) => `default/${s.name}/${x.uri}`).sort();
@@ -155,8 +172,11 @@ t.test('a volume filled while S3 is down loses nothing that was accepted', async
     tt.ok(stored, `every one of the ${listed.length} listed segments is stored`);
     tt.same(listed, stored, 'and every stored segment is listed');
     tt.ok(final.segments.length >= 8, `the VOD holds the run, not a live window (${final.segments.length})`);
-    tt.equal(final.mediaSequence, 0, 'from the run\'s first segment');
-    tt.ok(final.segments.every((x, i) => i === 0 || x.sequence === final.segments[i - 1]!.sequence + 1), 'media sequence numbers are continuous');
+    tt.equal(final.mediaSequence, 0, "from the run's first segment");
+    tt.ok(
+      final.segments.every((x, i) => i === 0 || x.sequence === final.segments[i - 1]!.sequence + 1),
+      'media sequence numbers are continuous',
+    );
     tt.equal(final.segments.filter((x) => x.discontinuity).length, 1, 'the gap where segments were skipped is marked with a discontinuity');
   }
 
@@ -164,7 +184,10 @@ t.test('a volume filled while S3 is down loses nothing that was accepted', async
   tt.ok(await eventually('/readyz to be ready again', async () => (await readyz()) === 200), 'ready again once the volume has room');
   tt.equal(metricValue(await ingest.metrics(), 'tteok_ingest_media_volume_above_high_water'), 0, 'the high-water metric clears');
   const leftover = () => filesUnder(mediaDir).filter((f) => /\.(m4s|mp4|jsonl)$/.test(f) || f.includes(`${join(mediaDir, '.tmp')}/`));
-  tt.ok(await eventually('the volume to hold no media', () => leftover().length === 0), 'every segment was stored and removed, the journal is gone, nothing temporary is left');
+  tt.ok(
+    await eventually('the volume to hold no media', () => leftover().length === 0),
+    'every segment was stored and removed, the journal is gone, nothing temporary is left',
+  );
   tt.same(leftover(), []);
 
   const again = publishTestPattern({ url: ingest.rtmpUrl(streams.other!.key), seconds: 3, name: 'publisher-after' });

@@ -62,10 +62,16 @@ t.teardown(async () => {
 });
 
 async function createLs(name: string, spec: Record<string, unknown> = {}): Promise<void> {
-  await custom.createNamespacedCustomObject({ ...GROUP, namespace: NS, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name }, spec } });
+  await custom.createNamespacedCustomObject({
+    ...GROUP,
+    namespace: NS,
+    body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name }, spec },
+  });
 }
 async function status(name: string): Promise<{ phase?: string; ingestPod?: string; liveSince?: string }> {
-  const ls = (await custom.getNamespacedCustomObject({ ...GROUP, namespace: NS, name })) as { status?: { phase?: string; ingestPod?: string; liveSince?: string } };
+  const ls = (await custom.getNamespacedCustomObject({ ...GROUP, namespace: NS, name })) as {
+    status?: { phase?: string; ingestPod?: string; liveSince?: string };
+  };
   return ls.status ?? {};
 }
 async function keyOf(name: string): Promise<string> {
@@ -80,18 +86,30 @@ t.test('key rotation: the live publish ends, the old key is refused, the new one
   let mark = ingest0.proc.lines.length;
   const first = publishTestPattern({ url: ingest0.rtmpUrl(oldKey), name: 'ffmpeg-old-key' });
   await ingest0.proc.waitForLine(/"msg":"publish accepted"/, 15_000, mark);
-  const live = await waitFor('Live on ingest-0', async () => {
-    const s = await status('rot');
-    return s.phase === 'Live' ? s : undefined;
-  }, { timeoutMs: 5000, intervalMs: 50 });
+  const live = await waitFor(
+    'Live on ingest-0',
+    async () => {
+      const s = await status('rot');
+      return s.phase === 'Live' ? s : undefined;
+    },
+    { timeoutMs: 5000, intervalMs: 50 },
+  );
   t.equal(live.ingestPod, 'ingest-0', 'status names the pod that holds the claim');
 
   mark = ingest0.proc.lines.length;
-  await rawJson(kc, `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams/rot`, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { spec: { keyRotation: 1 } } });
-  const newKey = await waitFor('a new key', async () => {
-    const k = await keyOf('rot');
-    return k !== oldKey ? k : undefined;
-  }, { timeoutMs: 3000, intervalMs: 20 });
+  await rawJson(kc, `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams/rot`, {
+    method: 'PATCH',
+    contentType: 'application/merge-patch+json',
+    body: { spec: { keyRotation: 1 } },
+  });
+  const newKey = await waitFor(
+    'a new key',
+    async () => {
+      const k = await keyOf('rot');
+      return k !== oldKey ? k : undefined;
+    },
+    { timeoutMs: 3000, intervalMs: 20 },
+  );
   await ingest0.proc.waitForLine(/ending a live publish: its stream key is no longer valid/, 5000, mark);
   t.pass('the live publish on the old key was ended');
   await Promise.race([first.exited, sleep(5000)]);
@@ -114,7 +132,7 @@ t.test('key rotation: the live publish ends, the old key is refused, the new one
   for (const line of ingest0.proc.lines) if (line.includes(oldKey) || line.includes(newKey)) t.fail(`a key was logged: ${line.slice(0, 80)}`);
 });
 
-t.test('one publisher per stream across pods; a dead pod\'s claim expires', async (t) => {
+t.test("one publisher per stream across pods; a dead pod's claim expires", async (t) => {
   ingest1 = await startIngestProcess(ingestEnv('ingest-1'));
   await createLs('solo');
   await waitFor('solo Ready', async () => (await status('solo')).phase === 'Ready', { timeoutMs: 5000, intervalMs: 50 });
@@ -139,28 +157,36 @@ t.test('one publisher per stream across pods; a dead pod\'s claim expires', asyn
   mark1 = ingest1.proc.lines.length;
   const early = publishTestPattern({ url: ingest1.rtmpUrl(key), seconds: 2, name: 'ffmpeg-pod1-early' });
   const early1 = await ingest1.proc.waitForLine(/publish (refused|accepted)/, 15_000, mark1);
-  t.match(early1, /live_elsewhere/, 'refused while the dead pod\'s claim is still valid');
+  t.match(early1, /live_elsewhere/, "refused while the dead pod's claim is still valid");
   await early.exited;
 
-  const taken = await waitFor('the stream to go live on ingest-1', async () => {
-    const from = ingest1!.proc.lines.length;
-    const pub = publishTestPattern({ url: ingest1!.rtmpUrl(key), name: 'ffmpeg-pod1-retry' });
-    const line = await ingest1!.proc.waitForLine(/publish (refused|accepted)/, 15_000, from);
-    if (/accepted/.test(line)) return pub;
-    await pub.stop('SIGKILL', 1000);
-    return undefined;
-  }, { timeoutMs: 15_000, intervalMs: 300 });
+  const taken = await waitFor(
+    'the stream to go live on ingest-1',
+    async () => {
+      const from = ingest1!.proc.lines.length;
+      const pub = publishTestPattern({ url: ingest1!.rtmpUrl(key), name: 'ffmpeg-pod1-retry' });
+      const line = await ingest1!.proc.waitForLine(/publish (refused|accepted)/, 15_000, from);
+      if (/accepted/.test(line)) return pub;
+      await pub.stop('SIGKILL', 1000);
+      return undefined;
+    },
+    { timeoutMs: 15_000, intervalMs: 300 },
+  );
   const after = (Date.now() - killedAt) / 1000;
   t.ok(after >= CLAIM_SECONDS - 1, `taken over after ${after.toFixed(1)} s (claim lasts ${CLAIM_SECONDS} s)`);
-  const s = await waitFor('status names ingest-1', async () => {
-    const st = await status('solo');
-    return st.phase === 'Live' && st.ingestPod === 'ingest-1' ? st : undefined;
-  }, { timeoutMs: 5000, intervalMs: 50 });
+  const s = await waitFor(
+    'status names ingest-1',
+    async () => {
+      const st = await status('solo');
+      return st.phase === 'Live' && st.ingestPod === 'ingest-1' ? st : undefined;
+    },
+    { timeoutMs: 5000, intervalMs: 50 },
+  );
   t.ok(s.liveSince, 'liveSince set');
   await taken.stop('SIGTERM', 3000);
 });
 
-t.test('the ingest\'s service account cannot read a single Secret', async (t) => {
+t.test("the ingest's service account cannot read a single Secret", async (t) => {
   await createLs('guarded');
   await waitFor('guarded Ready', async () => (await status('guarded')).phase === 'Ready', { timeoutMs: 5000, intervalMs: 50 });
   const asIngest = new KubeConfig();
@@ -172,7 +198,10 @@ t.test('the ingest\'s service account cannot read a single Secret', async (t) =>
     `/api/v1/namespaces/${SYSTEM}/secrets`,
     '/api/v1/secrets?labelSelector=tteok.dev%2Fstream-key%3Dtrue',
   ]) {
-    const code = await rawJson(asIngest, path).then(() => 200, (err: unknown) => statusCode(err));
+    const code = await rawJson(asIngest, path).then(
+      () => 200,
+      (err: unknown) => statusCode(err),
+    );
     t.equal(code, 403, `GET ${path} is forbidden`);
   }
   // And yet it accepts the stream's key.
@@ -195,10 +224,14 @@ t.test('deleting a live LiveStream ends its publish at once, then the LiveStream
   await custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'doomed' });
   await ingest1!.proc.waitForLine(/ending a live publish: its stream key is no longer valid/, 5000, mark);
   t.pass('the live publish was ended');
-  await waitFor('the LiveStream gone', async () => {
-    const list = (await custom.listNamespacedCustomObject({ ...GROUP, namespace: NS })) as { items: Array<{ metadata: { name: string } }> };
-    return !list.items.some((i) => i.metadata.name === 'doomed');
-  }, { timeoutMs: 10_000, intervalMs: 100 });
+  await waitFor(
+    'the LiveStream gone',
+    async () => {
+      const list = (await custom.listNamespacedCustomObject({ ...GROUP, namespace: NS })) as { items: Array<{ metadata: { name: string } }> };
+      return !list.items.some((i) => i.metadata.name === 'doomed');
+    },
+    { timeoutMs: 10_000, intervalMs: 100 },
+  );
   t.equal((await core.listNamespacedSecret({ namespace: NS, fieldSelector: 'metadata.name=doomed-stream-key' })).items.length, 0, 'its key Secret deleted');
   await pub.stop('SIGKILL', 1000);
   mark = ingest1!.proc.lines.length;

@@ -38,7 +38,11 @@ export interface Rig {
 }
 
 /** A media volume, an origin directory and the uploader between them. `store` may wrap the local store (a failing one). */
-export async function rig(t: { teardown(fn: () => void | Promise<void>): void }, wrap: (store: ObjectStore) => ObjectStore = (s) => s, options: { memoryBytes?: number; reconnectGraceMs?: number; deleteDelayMs?: number } = {}): Promise<Rig> {
+export async function rig(
+  t: { teardown(fn: () => void | Promise<void>): void },
+  wrap: (store: ObjectStore) => ObjectStore = (s) => s,
+  options: { memoryBytes?: number; reconnectGraceMs?: number; deleteDelayMs?: number } = {},
+): Promise<Rig> {
   const root = tempDir(t, 'tteok-run-');
   const mediaDir = join(root, 'media');
   const originDir = join(root, 'origin');
@@ -101,10 +105,14 @@ export async function storedPlaylist(r: Rig, ref: StreamRef = REF): Promise<Pars
 
 /** Waits until the stored playlist lists at least `count` segments (the muxer hands segments over asynchronously). */
 export async function untilStored(r: Rig, count: number, ref: StreamRef = REF): Promise<ParsedMediaPlaylist> {
-  return waitFor(`${count} segments stored`, async () => {
-    const list = await storedPlaylist(r, ref);
-    return list && list.uris.length >= count ? list : undefined;
-  }, { timeoutMs: 20_000, intervalMs: 20 });
+  return waitFor(
+    `${count} segments stored`,
+    async () => {
+      const list = await storedPlaylist(r, ref);
+      return list && list.uris.length >= count ? list : undefined;
+    },
+    { timeoutMs: 20_000, intervalMs: 20 },
+  );
 }
 
 export async function storedText(r: Rig, file: string, ref: StreamRef = REF): Promise<string | undefined> {

@@ -84,22 +84,40 @@ t.test('SIGTERM: the publisher reconnects to the other pod, which continues the 
   const mark1 = pod1.proc.lines.length;
   const b = publishTestPattern({ url: pod1.rtmpUrl(key), name: 'ffmpeg-moved-b-pod1' });
   await pod1.proc.waitForLine(/"msg":"publish accepted"/, 10_000, mark1);
-  tt.ok(pod1.proc.lines.slice(mark1).some((l) => /took the stream claim over/.test(l)), 'ingest-1 took the claim over from ingest-0');
+  tt.ok(
+    pod1.proc.lines.slice(mark1).some((l) => /took the stream claim over/.test(l)),
+    'ingest-1 took the claim over from ingest-0',
+  );
 
   const seen: ParsedPlaylist[] = [];
   let lastText = '';
-  const after = await waitFor('two segments from ingest-1 in the stored playlist', async () => {
-    const s = await stored('moved');
-    if (s && s.text !== lastText) {
-      lastText = s.text;
-      seen.push(s.playlist);
-    }
-    return s && s.playlist.segments.filter((x) => sessionOf(x.uri) !== sessionA).length >= 2 ? s.playlist : undefined;
-  }, { timeoutMs: 30_000, intervalMs: 25 });
-  tt.notOk(seen.some((p) => p.ended), `no stored playlist since the SIGTERM has EXT-X-ENDLIST (${seen.length} versions seen)`);
-  const lastSeqA = Math.max(...[before, ...seen].flatMap((p) => p.segments).filter((x) => sessionOf(x.uri) === sessionA).map((x) => x.sequence));
+  const after = await waitFor(
+    'two segments from ingest-1 in the stored playlist',
+    async () => {
+      const s = await stored('moved');
+      if (s && s.text !== lastText) {
+        lastText = s.text;
+        seen.push(s.playlist);
+      }
+      return s && s.playlist.segments.filter((x) => sessionOf(x.uri) !== sessionA).length >= 2 ? s.playlist : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 25 },
+  );
+  tt.notOk(
+    seen.some((p) => p.ended),
+    `no stored playlist since the SIGTERM has EXT-X-ENDLIST (${seen.length} versions seen)`,
+  );
+  const lastSeqA = Math.max(
+    ...[before, ...seen]
+      .flatMap((p) => p.segments)
+      .filter((x) => sessionOf(x.uri) === sessionA)
+      .map((x) => x.sequence),
+  );
   const firstOfB = after.segments.find((x) => sessionOf(x.uri) !== sessionA)!;
-  tt.ok(after.segments.some((x) => sessionOf(x.uri) === sessionA), 'the playlist still lists ingest-0\'s segments before ingest-1\'s');
+  tt.ok(
+    after.segments.some((x) => sessionOf(x.uri) === sessionA),
+    "the playlist still lists ingest-0's segments before ingest-1's",
+  );
   tt.equal(firstOfB.sequence, lastSeqA + 1, `ingest-1's first segment has the next media sequence number (${lastSeqA + 1})`);
   tt.ok(firstOfB.discontinuity, 'after an EXT-X-DISCONTINUITY');
 
@@ -107,12 +125,19 @@ t.test('SIGTERM: the publisher reconnects to the other pod, which continues the 
   const tookSeconds = (Date.now() - terminatedAt) / 1000;
   tt.same(exit, { code: 0, signal: null }, 'ingest-0 exits 0');
   tt.ok(tookSeconds < SHUTDOWN_TIMEOUT_SECONDS, `within its shutdown timeout (${tookSeconds.toFixed(1)} s)`);
-  tt.ok(pod0.proc.lines.some((l) => /run handed over/.test(l)), 'ingest-0 handed the run over');
+  tt.ok(
+    pod0.proc.lines.some((l) => /run handed over/.test(l)),
+    'ingest-0 handed the run over',
+  );
 
   await b.stop('SIGTERM', 5000);
   const vod = await waitForStored('moved', 'the final VOD', (p) => p.ended);
-  tt.equal(sessionOf(vod.segments[0]!.uri), sessionA, 'the VOD starts with ingest-0\'s segments');
-  tt.same(vod.segments.map((s) => s.sequence), vod.segments.map((_, i) => i), 'and lists the whole run, no sequence number missing or twice');
+  tt.equal(sessionOf(vod.segments[0]!.uri), sessionA, "the VOD starts with ingest-0's segments");
+  tt.same(
+    vod.segments.map((s) => s.sequence),
+    vod.segments.map((_, i) => i),
+    'and lists the whole run, no sequence number missing or twice',
+  );
   tt.same(await missingObjects('moved', vod), [], 'every object the VOD names is in the bucket');
 });
 

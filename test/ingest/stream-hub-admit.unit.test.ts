@@ -83,26 +83,44 @@ async function counter(metrics: IngestMetrics, name: string, labels: string): Pr
 }
 
 for (const withClaims of [false, true]) {
-  t.test(`a listener that throws after the publish is set up: the run ends and the key publishes again at once${withClaims ? ', its claim released' : ''}`, async (t) => {
-    const claims = withClaims ? memoryClaims() : undefined;
-    const { hub, metrics } = newHub(t, claims);
-    let throwsLeft = 1;
-    const events: boolean[] = [];
-    hub.onLiveChange((_ref, live) => {
-      events.push(live);
-      if (throwsLeft-- > 0) throw new Error('a listener failed');
-    });
+  t.test(
+    `a listener that throws after the publish is set up: the run ends and the key publishes again at once${withClaims ? ', its claim released' : ''}`,
+    async (t) => {
+      const claims = withClaims ? memoryClaims() : undefined;
+      const { hub, metrics } = newHub(t, claims);
+      let throwsLeft = 1;
+      const events: boolean[] = [];
+      hub.onLiveChange((_ref, live) => {
+        events.push(live);
+        if (throwsLeft-- > 0) throw new Error('a listener failed');
+      });
 
-    await t.rejects(hub.admit('live', KEY, () => undefined), /a listener failed/, 'the first admission fails inside the hub');
-    // The half-admitted publish ends like an unpublish: viewers see the run end.
-    await waitFor('the run begun to end', () => events.includes(false), { timeoutMs: 5000 }).then(() => t.pass('the run it began ends'), (error: Error) => t.fail(error.message));
-    if (claims) await waitFor('the claim to be released', () => !claims.held.has('default/admit'), { timeoutMs: 5000 }).then(() => t.pass('its claim is released'), (error: Error) => t.fail(error.message));
+      await t.rejects(
+        hub.admit('live', KEY, () => undefined),
+        /a listener failed/,
+        'the first admission fails inside the hub',
+      );
+      // The half-admitted publish ends like an unpublish: viewers see the run end.
+      await waitFor('the run begun to end', () => events.includes(false), { timeoutMs: 5000 }).then(
+        () => t.pass('the run it began ends'),
+        (error: Error) => t.fail(error.message),
+      );
+      if (claims)
+        await waitFor('the claim to be released', () => !claims.held.has('default/admit'), { timeoutMs: 5000 }).then(
+          () => t.pass('its claim is released'),
+          (error: Error) => t.fail(error.message),
+        );
 
-    const second = await hub.admit('live', KEY, () => undefined);
-    t.equal(second.ok, true, `the same key publishes again${second.ok ? '' : ` (refused: ${second.description})`}`);
-    t.equal(await counter(metrics, 'tteok_ingest_takeovers_total', 'from="same_ingest"'), 0, 'at once: not by taking over from a half-admitted publish after the silence threshold');
-    if (second.ok) await second.publish.end(true);
-  });
+      const second = await hub.admit('live', KEY, () => undefined);
+      t.equal(second.ok, true, `the same key publishes again${second.ok ? '' : ` (refused: ${second.description})`}`);
+      t.equal(
+        await counter(metrics, 'tteok_ingest_takeovers_total', 'from="same_ingest"'),
+        0,
+        'at once: not by taking over from a half-admitted publish after the silence threshold',
+      );
+      if (second.ok) await second.publish.end(true);
+    },
+  );
 }
 
 t.test('claims that throw while a reconnect is admitted: the key is not locked until a restart', async (t) => {
@@ -123,7 +141,11 @@ t.test('claims that throw while a reconnect is admitted: the key is not locked u
   await first.publish.end(false); // the publisher dropped: the run waits in its reconnect grace, its claim held
 
   throwing = true;
-  await t.rejects(hub.admit('live', KEY, () => undefined), /the claims failed/, 'the reconnect fails inside the hub, before its publish is set up');
+  await t.rejects(
+    hub.admit('live', KEY, () => undefined),
+    /the claims failed/,
+    'the reconnect fails inside the hub, before its publish is set up',
+  );
   throwing = false;
   const third = await hub.admit('live', KEY, () => undefined);
   t.equal(third.ok, true, `the next reconnect is admitted${third.ok ? '' : ` (refused: ${third.description})`}`);

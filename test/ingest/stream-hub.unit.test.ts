@@ -13,10 +13,16 @@ import { waitFor } from '../../harness/wait.ts';
 
 const KEY = 'hub-test-key-0123456789';
 
-async function hubRig(t: Parameters<typeof rig>[0], options: { claims?: StreamClaims; graceMs?: number } = {}): Promise<{ r: Rig; hub: StreamHub; live: Array<[string, boolean]> }> {
+async function hubRig(
+  t: Parameters<typeof rig>[0],
+  options: { claims?: StreamClaims; graceMs?: number } = {},
+): Promise<{ r: Rig; hub: StreamHub; live: Array<[string, boolean]> }> {
   const r = await rig(t);
   const keysFile = join(r.mediaDir, '..', 'keys.yaml');
-  await writeFile(keysFile, `apiVersion: tteok.dev/v1alpha1\nkind: LiveStream\nmetadata:\n  name: ${REF.name}\n  namespace: ${REF.namespace}\nstreamKey: ${KEY}\n`);
+  await writeFile(
+    keysFile,
+    `apiVersion: tteok.dev/v1alpha1\nkind: LiveStream\nmetadata:\n  name: ${REF.name}\n  namespace: ${REF.namespace}\nstreamKey: ${KEY}\n`,
+  );
   const keys = new FileKeySource(keysFile, log);
   await keys.ready();
   t.teardown(() => keys.close());
@@ -97,7 +103,14 @@ t.test('a reconnect within the grace continues the run; a publish after its end 
   publish(back.publish.session, tags, 10_000);
   await back.publish.end(true);
   await waitFor('the run reported over', () => live.length === 2, { timeoutMs: 20_000, intervalMs: 20 });
-  t.same(live, [['room', true], ['room', false]], 'one run: live once, over once (after its final playlist is stored)');
+  t.same(
+    live,
+    [
+      ['room', true],
+      ['room', false],
+    ],
+    'one run: live once, over once (after its final playlist is stored)',
+  );
   const list = await storedPlaylist(r);
   t.ok(list?.ended && list.segments.some((s) => s.discontinuity), 'one playlist, continued after a discontinuity, ended');
   const again = await hub.admit('live', KEY, () => undefined);

@@ -22,7 +22,11 @@ t.test('publish, then unpublish: every segment stored before the playlist that n
   t.ok(list?.ended, 'the stored playlist has EXT-X-ENDLIST');
   t.ok(list!.uris.length >= 3, `segments listed (${list!.uris.length})`);
   for (const uri of list!.uris) t.ok(existsSync(join(r.originDir, REF.namespace, REF.name, uri)), `${uri} is stored`);
-  t.same(r.ended.map((e) => e.sessionFolders.length), [1], 'the run ended once, with its one session folder');
+  t.same(
+    r.ended.map((e) => e.sessionFolders.length),
+    [1],
+    'the run ended once, with its one session folder',
+  );
   t.same(await volumeFiles(r), ['index.m3u8', session.id], 'the volume keeps only the final playlist (and the emptied session folder) once stored');
 });
 
@@ -74,9 +78,12 @@ t.test('handed over: no final playlist, the playlist and journal leave the volum
   t.notOk(run.holdsClaim, 'a claim taken over is not released by this ingest');
   t.notOk((await storedPlaylist(r))?.ended, 'the stored playlist is still live (the new holder continues it)');
   const history = await storedText(r, 'history.m3u8');
-  t.match(history, /#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MAP:URI="[^"]+"\n#EXT-X-PROGRAM-DATE-TIME/, 'the run\'s history is stored, from its first segment');
+  t.match(history, /#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MAP:URI="[^"]+"\n#EXT-X-PROGRAM-DATE-TIME/, "the run's history is stored, from its first segment");
   t.match(history, /#EXT-X-MEDIA-SEQUENCE:0\n/, 'with every segment of the run');
-  t.notOk((await volumeFiles(r)).some((f) => f === 'index.m3u8' || f.endsWith('.jsonl')), 'nothing on the volume would make a restart resume the run');
+  t.notOk(
+    (await volumeFiles(r)).some((f) => f === 'index.m3u8' || f.endsWith('.jsonl')),
+    'nothing on the volume would make a restart resume the run',
+  );
   t.equal(r.ended[0]!.handedOver, true);
 });
 
@@ -101,7 +108,10 @@ t.test('a run that took the stream over continues the stored playlist: next medi
   const firstNew = list!.segments.find((s) => s.uri.startsWith(s2.id))!;
   t.equal(firstNew.sequence, next, 'the media sequence goes on');
   t.ok(firstNew.discontinuity, 'after a discontinuity');
-  t.ok(list!.uris.some((u) => u.startsWith(s1.id)), 'the stored window is kept');
+  t.ok(
+    list!.uris.some((u) => u.startsWith(s1.id)),
+    'the stored window is kept',
+  );
   t.ok(r.ended.at(-1)!.sessionFolders.includes(s1.id), 'the continuing run answers for the stored session too');
 });
 
@@ -133,7 +143,7 @@ t.test('nothing on the volume: nothing to resume', async (t) => {
   t.equal(await StreamRun.resume(r.ctx, { ref: REF, settings: settings() }), undefined);
 });
 
-t.test('a new run after an ended one writes after it, and the ended run\'s claim passes to it', async (t) => {
+t.test("a new run after an ended one writes after it, and the ended run's claim passes to it", async (t) => {
   const r = await rig(t);
   const tags = await clipTags(t);
   const released: string[] = [];
@@ -155,5 +165,5 @@ t.test('a new run after an ended one writes after it, and the ended run\'s claim
   await second.settled;
   t.same(released, ['room'], 'the second run lets go of it once stored');
   const list = await storedPlaylist(r);
-  t.ok(list?.ended && list.uris.every((u) => u.startsWith(s2.id)), 'the stored playlist is the second run\'s, written after the first one\'s final playlist');
+  t.ok(list?.ended && list.uris.every((u) => u.startsWith(s2.id)), "the stored playlist is the second run's, written after the first one's final playlist");
 });

@@ -84,10 +84,14 @@ async function playlist(name: string): Promise<ParsedPlaylist | undefined> {
   return text === undefined ? undefined : parsePlaylist(text);
 }
 async function waitForPlaylist(name: string, what: string, ok: (p: ParsedPlaylist) => boolean, timeoutMs = 30_000): Promise<ParsedPlaylist> {
-  return waitFor(`${name}: ${what}`, async () => {
-    const p = await playlist(name);
-    return p && ok(p) ? p : undefined;
-  }, { timeoutMs, intervalMs: 50 });
+  return waitFor(
+    `${name}: ${what}`,
+    async () => {
+      const p = await playlist(name);
+      return p && ok(p) ? p : undefined;
+    },
+    { timeoutMs, intervalMs: 50 },
+  );
 }
 const sessionOf = (uri: string) => uri.split('/')[0]!;
 
@@ -116,17 +120,24 @@ t.test('a publisher on another pod takes over from a silent one within 3 s; the 
   const decided = await pod1.proc.waitForLine(/publish (accepted|refused)/, 10_000, mark1);
   const acceptedAfter = Date.now() - startedAt;
   tt.match(decided, /publish accepted/, 'ingest-1 accepts the publish');
-  tt.ok(/accepted/.test(decided) && acceptedAfter <= TAKEOVER_BOUND_MS, `publisher B is live (NetStream.Publish.Start) within ${TAKEOVER_BOUND_MS} ms of starting (${acceptedAfter} ms)`);
+  tt.ok(
+    /accepted/.test(decided) && acceptedAfter <= TAKEOVER_BOUND_MS,
+    `publisher B is live (NetStream.Publish.Start) within ${TAKEOVER_BOUND_MS} ms of starting (${acceptedAfter} ms)`,
+  );
   tt.match(pod1.proc.lines.slice(mark1).join('\n'), /took the stream claim over from another ingest pod/, 'ingest-1 says it took the claim over');
 
   await pod0.proc.waitForLine(/ending a live publish: this ingest lost its claim/, 5000, mark0);
   tt.pass('ingest-0 ends its publish');
   tt.comment(`B accepted ${acceptedAfter} ms after it started; ingest-0 ended its publish ${Date.now() - startedAt} ms after`);
   tt.match(pod0.proc.lines.slice(mark0).join('\n'), /another ingest pod took the stream over/, 'and says why');
-  const s = await waitFor('status names ingest-1', async () => {
-    const st = await status('handover');
-    return st.phase === 'Live' && st.ingestPod === 'ingest-1' ? st : undefined;
-  }, { timeoutMs: 5000, intervalMs: 50 });
+  const s = await waitFor(
+    'status names ingest-1',
+    async () => {
+      const st = await status('handover');
+      return st.phase === 'Live' && st.ingestPod === 'ingest-1' ? st : undefined;
+    },
+    { timeoutMs: 5000, intervalMs: 50 },
+  );
   tt.equal(s.ingestPod, 'ingest-1', 'the LiveStream is Live on ingest-1');
 
   // ingest-0 handed its run over (no final playlist): what viewers get is ingest-1's, live, continuing it
@@ -153,7 +164,10 @@ t.test('a silent publisher alone: the playlist ends after idle + grace and the s
   const stoppedAt = Date.now();
   await waitForPlaylist('silent', 'EXT-X-ENDLIST', (p) => p.ended, (IDLE_SECONDS + GRACE_SECONDS + 15) * 1000);
   const endedAfter = (Date.now() - stoppedAt) / 1000;
-  tt.ok(endedAfter >= IDLE_SECONDS + GRACE_SECONDS - 0.5, `ended ${endedAfter.toFixed(1)} s after the publisher went silent, not before idle ${IDLE_SECONDS} s + grace ${GRACE_SECONDS} s`);
+  tt.ok(
+    endedAfter >= IDLE_SECONDS + GRACE_SECONDS - 0.5,
+    `ended ${endedAfter.toFixed(1)} s after the publisher went silent, not before idle ${IDLE_SECONDS} s + grace ${GRACE_SECONDS} s`,
+  );
   await waitFor('not Live any more', async () => (await status('silent')).phase === 'Ready', { timeoutMs: 10_000, intervalMs: 100 });
   tt.pass('the LiveStream is Ready, not Live: the claim was released');
   tt.match(pod1.proc.lines.slice(mark).join('\n'), /publisher sent no media for too long/, 'ingest-1 says why');
@@ -174,7 +188,10 @@ t.test('a publisher whose media flows keeps its stream against a publish on the 
   tt.match(refused, /"reason":"live_elsewhere"/, 'the publish on ingest-1 is refused');
   tt.not((await intruder.exited).code, 0, 'its ffmpeg fails');
   const after = await waitForPlaylist('steady', 'three more segments', (p) => p.segments.length >= before.segments.length + 3);
-  tt.ok(after.segments.every((x) => sessionOf(x.uri) === sessionOf(before.segments[0]!.uri) && !x.discontinuity), 'ingest-0\'s run goes on, uninterrupted');
+  tt.ok(
+    after.segments.every((x) => sessionOf(x.uri) === sessionOf(before.segments[0]!.uri) && !x.discontinuity),
+    "ingest-0's run goes on, uninterrupted",
+  );
   tt.equal((await status('steady')).ingestPod, 'ingest-0', 'still Live on ingest-0');
   tt.equal(first.child.exitCode, null, 'the first publisher is still connected');
   await first.stop('SIGTERM', 5000);
@@ -204,7 +221,10 @@ t.test('a publisher that recovers from a brief silence keeps its stream', async 
   tt.match(refused, /"reason":"live_elsewhere"/, 'a publish on ingest-1 is refused');
   tt.not((await intruder.exited).code, 0, 'its ffmpeg fails');
   const after = await waitForPlaylist('hiccup', 'three more segments', (p) => p.segments.length >= before.segments.length + 3);
-  tt.ok(after.segments.every((x) => sessionOf(x.uri) === sessionOf(before.segments[0]!.uri)), 'ingest-0\'s run goes on');
+  tt.ok(
+    after.segments.every((x) => sessionOf(x.uri) === sessionOf(before.segments[0]!.uri)),
+    "ingest-0's run goes on",
+  );
   tt.equal(first.child.exitCode, null, 'the first publisher is still connected');
   await first.stop('SIGTERM', 5000);
 });

@@ -74,10 +74,14 @@ async function playlist(s: TestStream): Promise<ParsedPlaylist | undefined> {
 }
 
 async function waitForPlaylist(s: TestStream, what: string, ok: (p: ParsedPlaylist) => boolean, timeoutMs = 30_000): Promise<ParsedPlaylist> {
-  return waitFor(`${s.name}: ${what}`, async () => {
-    const p = await playlist(s);
-    return p && ok(p) ? p : undefined;
-  }, { timeoutMs, intervalMs: 50 });
+  return waitFor(
+    `${s.name}: ${what}`,
+    async () => {
+      const p = await playlist(s);
+      return p && ok(p) ? p : undefined;
+    },
+    { timeoutMs, intervalMs: 50 },
+  );
 }
 
 async function waitForLogLine(from: number, pattern: RegExp, timeoutMs = 15_000): Promise<string> {
@@ -118,7 +122,10 @@ t.test('a second publisher with the same key takes over at once from a silent on
   const continued = await waitForPlaylist(s, 'a segment of the second publisher', (p) => p.segments.some((x) => sessionOf(x.uri) !== firstSession), 15_000);
   const segmentAfter = Date.now() - startedAt;
   tt.comment(`second publisher: accepted (NetStream.Publish.Start) ${acceptedAfter} ms, its first segment in the playlist ${segmentAfter} ms after it started`);
-  tt.ok(acceptedAfter <= TAKEOVER_BOUND_MS, `the second publisher is live (NetStream.Publish.Start) within ${TAKEOVER_BOUND_MS} ms of starting (${acceptedAfter} ms)`);
+  tt.ok(
+    acceptedAfter <= TAKEOVER_BOUND_MS,
+    `the second publisher is live (NetStream.Publish.Start) within ${TAKEOVER_BOUND_MS} ms of starting (${acceptedAfter} ms)`,
+  );
   // From there its first segment takes what any publish's first segment takes (a segment of
   // media, the encoder's delay): the takeover adds nothing to it.
   tt.ok(segmentAfter - acceptedAfter <= TAKEOVER_BOUND_MS, `its first segment is listed ${segmentAfter - acceptedAfter} ms after that`);
@@ -126,8 +133,8 @@ t.test('a second publisher with the same key takes over at once from a silent on
 
   // The playlist continues: the first publisher's segments, then a discontinuity and a new init segment.
   const firstNew = continued.segments.findIndex((x) => sessionOf(x.uri) !== firstSession);
-  tt.ok(firstNew >= 3, 'the first publisher\'s segments are still listed before it');
-  tt.ok(continued.segments[firstNew]!.discontinuity, 'EXT-X-DISCONTINUITY before the new publisher\'s first segment');
+  tt.ok(firstNew >= 3, "the first publisher's segments are still listed before it");
+  tt.ok(continued.segments[firstNew]!.discontinuity, "EXT-X-DISCONTINUITY before the new publisher's first segment");
   tt.not(continued.segments[firstNew]!.map, continued.segments[firstNew - 1]!.map, 'with a new init segment (EXT-X-MAP)');
   tt.equal(sessionOf(continued.segments[firstNew]!.map), sessionOf(continued.segments[firstNew]!.uri), 'from the new session');
   tt.notOk(continued.ended, 'no EXT-X-ENDLIST: the stream went on');
@@ -165,7 +172,8 @@ t.test('a silent publisher alone is dropped: grace, then EXT-X-ENDLIST, and the 
   tt.equal(metricValue(await metrics(), 'tteok_ingest_idle_publishers_dropped_total') - droppedBefore, 1, 'counted as an idle drop');
   await resumeAndExpectClosed(tt, pub, 'the silent publisher');
   // (The banner prints the keys for OBS on purpose; the JSON log lines must not.)
-  for (const line of local.lines.filter((l) => l.startsWith('{'))) if (Object.values(streams).some((x) => line.includes(x.key))) tt.fail(`a key was logged: ${line.slice(0, 80)}`);
+  for (const line of local.lines.filter((l) => l.startsWith('{')))
+    if (Object.values(streams).some((x) => line.includes(x.key))) tt.fail(`a key was logged: ${line.slice(0, 80)}`);
 });
 
 t.test('a publisher whose media flows is never displaced', async (tt) => {
@@ -183,7 +191,10 @@ t.test('a publisher whose media flows is never displaced', async (tt) => {
   tt.not((await intruder.exited).code, 0, 'its ffmpeg fails');
   tt.match(intruder.lines.join('\n'), /already has a publisher/, 'and is told why, in RTMP');
   const after = await waitForPlaylist(s, 'three more segments', (p) => p.segments.length >= before.segments.length + 3);
-  tt.ok(after.segments.every((x) => sessionOf(x.uri) === firstSession && !x.discontinuity), 'the first publisher\'s run goes on, uninterrupted');
+  tt.ok(
+    after.segments.every((x) => sessionOf(x.uri) === firstSession && !x.discontinuity),
+    "the first publisher's run goes on, uninterrupted",
+  );
   tt.equal(first.child.exitCode, null, 'the first publisher is still connected');
   await first.stop('SIGTERM', 5000);
 });

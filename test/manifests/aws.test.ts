@@ -19,7 +19,25 @@ const AWS = join(ROOT, 'manifests/aws');
 const TEMPLATE = join(AWS, 'cloudformation.yaml');
 
 // CloudFormation's short-form intrinsic functions, read as their long form.
-const INTRINSICS = ['Ref', 'Condition', 'Sub', 'GetAtt', 'If', 'Not', 'Equals', 'And', 'Or', 'Join', 'Select', 'Split', 'FindInMap', 'ImportValue', 'Base64', 'Cidr', 'GetAZs'];
+const INTRINSICS = [
+  'Ref',
+  'Condition',
+  'Sub',
+  'GetAtt',
+  'If',
+  'Not',
+  'Equals',
+  'And',
+  'Or',
+  'Join',
+  'Select',
+  'Split',
+  'FindInMap',
+  'ImportValue',
+  'Base64',
+  'Cidr',
+  'GetAZs',
+];
 const customTags: Array<ScalarTag | CollectionTag> = INTRINSICS.flatMap((fn) => {
   const key = fn === 'Ref' || fn === 'Condition' ? fn : `Fn::${fn}`;
   return [
@@ -31,7 +49,10 @@ const template = parseYaml(readFileSync(TEMPLATE, 'utf8'), { customTags }) as Js
 const resources = template.Resources as Record<string, { Type: string; Properties: Json; Condition?: string }>;
 const json = (file: string): Json => JSON.parse(readFileSync(join(AWS, file), 'utf8')) as Json;
 const crd = parseYaml(readFileSync(join(ROOT, 'manifests/crd/livestreams.tteok.dev.yaml'), 'utf8')) as Json;
-const segmentSeconds = crd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.hls.properties.segmentSeconds as { minimum: number; maximum: number };
+const segmentSeconds = crd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.hls.properties.segmentSeconds as {
+  minimum: number;
+  maximum: number;
+};
 
 t.test('cfn-lint passes the template, and fails a broken copy', async (t) => {
   const ok = await run(tool('cfn-lint'), ['--include-checks', 'I', '--', TEMPLATE]);
@@ -52,7 +73,7 @@ const behaviors = (): Array<{ PathPattern: string; CachePolicyId: Json; Compress
 const policyOf = (pattern: string) => behaviors().find((b) => b.PathPattern === pattern)?.CachePolicyId?.Ref as string | undefined;
 const cacheConfig = (name: string) => resources[name]!.Properties.CachePolicyConfig as Json;
 
-t.test('the object layout\'s file types each get the right cache policy', async (t) => {
+t.test("the object layout's file types each get the right cache policy", async (t) => {
   const layout = readFileSync(join(ROOT, 'common/object-layout.ts'), 'utf8');
   for (const ext of ['.m3u8', '.m4s', '.mp4']) t.match(layout, `endsWith('${ext}')`, `the layout has ${ext} objects`);
   t.equal(policyOf('*.m3u8'), 'PlaylistCachePolicy');
@@ -65,7 +86,7 @@ t.test('the object layout\'s file types each get the right cache policy', async 
   }
 });
 
-t.test('playlists are cached for at most half a segment; the origin\'s max-age decides', async (t) => {
+t.test("playlists are cached for at most half a segment; the origin's max-age decides", async (t) => {
   const cfn = cacheConfig('PlaylistCachePolicy');
   const cli = json('cloudfront-cache-policy-playlists.json');
   for (const p of [cfn, cli]) {
@@ -78,8 +99,8 @@ t.test('playlists are cached for at most half a segment; the origin\'s max-age d
   }
   // What the ingest sends: max-age = floor(half the target duration).
   const layout = readFileSync(join(ROOT, 'common/object-layout.ts'), 'utf8');
-  t.match(layout, /max-age=\$\{Math\.max\(0, Math\.floor\(maxAgeSeconds\)\)\}/, 'the ingest\'s playlist max-age is whole seconds, floored');
-  t.ok(Math.floor(segmentSeconds.maximum / 2) <= cfn.MaxTTL, 'the longest segment\'s playlist max-age is not cut short');
+  t.match(layout, /max-age=\$\{Math\.max\(0, Math\.floor\(maxAgeSeconds\)\)\}/, "the ingest's playlist max-age is whole seconds, floored");
+  t.ok(Math.floor(segmentSeconds.maximum / 2) <= cfn.MaxTTL, "the longest segment's playlist max-age is not cut short");
 });
 
 t.test('segments are cached for good: their names are never reused', async (t) => {
@@ -96,8 +117,14 @@ t.test('segments are cached for good: their names are never reused', async (t) =
 });
 
 t.test('a playlist or segment asked for before it is stored is not cached as an error', async (t) => {
-  const errors = (resources.Distribution!.Properties.DistributionConfig as Json).CustomErrorResponses as Array<{ ErrorCode: number; ErrorCachingMinTTL: number }>;
-  t.same(errors.map((e) => [e.ErrorCode, e.ErrorCachingMinTTL]).sort(), [[403, 0], [404, 0]]);
+  const errors = (resources.Distribution!.Properties.DistributionConfig as Json).CustomErrorResponses as Array<{
+    ErrorCode: number;
+    ErrorCachingMinTTL: number;
+  }>;
+  t.same(errors.map((e) => [e.ErrorCode, e.ErrorCachingMinTTL]).sort(), [
+    [403, 0],
+    [404, 0],
+  ]);
 });
 
 t.test('CORS: GET and HEAD from S3, and on every CloudFront response', async (t) => {
@@ -120,20 +147,32 @@ t.test('only the CloudFront distribution reads the bucket (Origin Access Control
   const origin = (resources.Distribution!.Properties.DistributionConfig as Json).Origins[0] as Json;
   t.same(origin.OriginAccessControlId, { 'Fn::GetAtt': ['OriginAccessControl', 'Id'] });
   t.same(origin.S3OriginConfig, { OriginAccessIdentity: '' }, 'no legacy origin access identity');
-  for (const [where, doc] of [['template', resources.MediaBucketPolicy!.Properties.PolicyDocument], ['s3-bucket-policy.json', json('s3-bucket-policy.json')]] as const) {
+  for (const [where, doc] of [
+    ['template', resources.MediaBucketPolicy!.Properties.PolicyDocument],
+    ['s3-bucket-policy.json', json('s3-bucket-policy.json')],
+  ] as const) {
     const allows = (doc.Statement as Json[]).filter((s) => s.Effect === 'Allow');
     t.equal(allows.length, 1, `${where}: one Allow`);
     t.same(allows[0]!.Principal, { Service: 'cloudfront.amazonaws.com' }, `${where}: to CloudFront`);
     t.equal(allows[0]!.Action, 's3:GetObject', `${where}: read only`);
     t.ok(allows[0]!.Condition.StringEquals['AWS:SourceArn'], `${where}: only this distribution`);
-    t.ok((doc.Statement as Json[]).some((s) => s.Effect === 'Deny' && s.Condition?.Bool?.['aws:SecureTransport'] === 'false'), `${where}: TLS only`);
+    t.ok(
+      (doc.Statement as Json[]).some((s) => s.Effect === 'Deny' && s.Condition?.Bool?.['aws:SecureTransport'] === 'false'),
+      `${where}: TLS only`,
+    );
   }
 });
 
 t.test('IAM: exactly the S3 calls the code makes, under the prefix', async (t) => {
   // The S3 commands the store sends, as IAM actions.
   const store = readFileSync(join(ROOT, 'common/storage/s3-store.ts'), 'utf8');
-  const iamOf: Record<string, string> = { PutObject: 's3:PutObject', GetObject: 's3:GetObject', DeleteObject: 's3:DeleteObject', DeleteObjects: 's3:DeleteObject', ListObjectsV2: 's3:ListBucket' };
+  const iamOf: Record<string, string> = {
+    PutObject: 's3:PutObject',
+    GetObject: 's3:GetObject',
+    DeleteObject: 's3:DeleteObject',
+    DeleteObjects: 's3:DeleteObject',
+    ListObjectsV2: 's3:ListBucket',
+  };
   const commands = [...new Set([...store.matchAll(/new (\w+)Command\(/g)].map((m) => m[1]!))];
   // PUTs go through the signed client (s3-put-client.ts): a PutObject, as IAM sees it.
   const putClient = readFileSync(join(ROOT, 'common/storage/s3-put-client.ts'), 'utf8');
@@ -141,7 +180,10 @@ t.test('IAM: exactly the S3 calls the code makes, under the prefix', async (t) =
   for (const c of commands) t.ok(iamOf[c], `${c} maps to an IAM action`);
   const needed = { ingest: new Set(commands.map((c) => iamOf[c]!)), controller: new Set(['s3:DeleteObject', 's3:ListBucket']) };
   const actions = (doc: Json) => new Set((doc.Statement as Json[]).flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]) as string[]));
-  for (const [component, resource, file] of [['ingest', 'IngestPolicy', 'iam-ingest-policy.json'], ['controller', 'ControllerPolicy', 'iam-controller-policy.json']] as const) {
+  for (const [component, resource, file] of [
+    ['ingest', 'IngestPolicy', 'iam-ingest-policy.json'],
+    ['controller', 'ControllerPolicy', 'iam-controller-policy.json'],
+  ] as const) {
     const cfnDoc = resources[resource]!.Properties.PolicyDocument as Json;
     const cliDoc = json(file);
     t.same([...actions(cfnDoc)].sort(), [...needed[component]].sort(), `${component}: template grants exactly what it calls`);
@@ -179,19 +221,30 @@ t.test('private streams: the playback-token function, its KeyValueStore, on ever
   const all = behaviors();
   t.equal(all.length, 4);
   for (const b of all as Array<{ PathPattern: string; FunctionAssociations?: Json[] }>) {
-    t.same(b.FunctionAssociations, [{ EventType: 'viewer-request', FunctionARN: { 'Fn::GetAtt': ['PlaybackTokenFunction', 'FunctionMetadata', 'FunctionARN'] } }], `${b.PathPattern}: the function runs before the cache lookup`);
+    t.same(
+      b.FunctionAssociations,
+      [{ EventType: 'viewer-request', FunctionARN: { 'Fn::GetAtt': ['PlaybackTokenFunction', 'FunctionMetadata', 'FunctionARN'] } }],
+      `${b.PathPattern}: the function runs before the cache lookup`,
+    );
   }
   for (const p of ['PlaylistCachePolicy', 'SegmentCachePolicy']) {
-    t.equal(cacheConfig(p).ParametersInCacheKeyAndForwardedToOrigin.QueryStringsConfig.QueryStringBehavior, 'none', `${p}: nothing per viewer in the cache key`);
+    t.equal(
+      cacheConfig(p).ParametersInCacheKeyAndForwardedToOrigin.QueryStringsConfig.QueryStringBehavior,
+      'none',
+      `${p}: nothing per viewer in the cache key`,
+    );
   }
   // The same for the AWS CLI.
   const cliConfig = json('cloudfront-function-config.json');
   t.equal(cliConfig.Runtime, fn.FunctionConfig.Runtime);
   t.equal(cliConfig.KeyValueStoreAssociations.Quantity, 1);
   const cliAssoc = json('cloudfront-function-associations.json');
-  t.same(cliAssoc.Items.map((i: Json) => i.EventType), ['viewer-request']);
+  t.same(
+    cliAssoc.Items.map((i: Json) => i.EventType),
+    ['viewer-request'],
+  );
   const outputs = template.Outputs as Record<string, { Value: unknown }>;
-  t.same(outputs.PlaybackTokenKeysArn?.Value, { 'Fn::GetAtt': ['PlaybackTokenKeys', 'Arn'] }, 'the store\'s ARN for put-key');
+  t.same(outputs.PlaybackTokenKeysArn?.Value, { 'Fn::GetAtt': ['PlaybackTokenKeys', 'Arn'] }, "the store's ARN for put-key");
   // The function reads the secrets under the names README tells operators to use.
   t.match(source, /kvs\.get\('token-key-' \+ kid\)/);
 });

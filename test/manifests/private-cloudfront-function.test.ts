@@ -90,7 +90,8 @@ function viaModule(uri: string): Outcome {
   return decision.allow ? { allow: true, uri: decision.uri } : { allow: false, reason: decision.reason };
 }
 
-const tokenFor = (key: PlaybackKey, ref: typeof demo, ttl = 3600, now = Date.now(), prefix = 'live') => mintPlaybackToken(key, { prefix, ...ref }, ttl, now).token;
+const tokenFor = (key: PlaybackKey, ref: typeof demo, ttl = 3600, now = Date.now(), prefix = 'live') =>
+  mintPlaybackToken(key, { prefix, ...ref }, ttl, now).token;
 const playlist = (prefix = 'live/') => `/${prefix}_private/default/demo/index.m3u8`;
 const segment = '/live/_private/default/demo/mk3x-1a2b3c4d/1-17.m4s';
 const init = '/live/_private/default/demo/mk3x-1a2b3c4d/init-1.mp4';
@@ -113,8 +114,14 @@ t.test('the CloudFront Function and common/playback-token.ts decide every reques
   await check('private playlist, no token', playlist(), { allow: false, reason: 'a private stream needs a playback token' });
   await check('private segment, no token', segment, { allow: false, reason: 'a private stream needs a playback token' });
   await check('private init segment, no token', init, { allow: false, reason: 'a private stream needs a playback token' });
-  await check('private playlist, percent-encoded marker', '/live/%5Fprivate/default/demo/index.m3u8', { allow: false, reason: 'a private stream needs a playback token' });
-  await check('private playlist, encoded slash', '/live/_private%2Fdefault%2Fdemo%2Findex.m3u8', { allow: false, reason: 'a private stream needs a playback token' });
+  await check('private playlist, percent-encoded marker', '/live/%5Fprivate/default/demo/index.m3u8', {
+    allow: false,
+    reason: 'a private stream needs a playback token',
+  });
+  await check('private playlist, encoded slash', '/live/_private%2Fdefault%2Fdemo%2Findex.m3u8', {
+    allow: false,
+    reason: 'a private stream needs a playback token',
+  });
   await check('malformed percent-encoding', '/live/%E0%A4%A/default/demo/index.m3u8', { allow: false, reason: 'a private stream needs a playback token' });
 
   await check('valid token, playlist', `/_t/${valid}${playlist()}`, { allow: true, uri: playlist() });
@@ -139,7 +146,7 @@ t.test('the CloudFront Function and common/playback-token.ts decide every reques
 
   const expired = tokenFor(OLD, demo, 60, Date.now() - 3_600_000);
   await check('expired token', `/_t/${expired}${playlist()}`, { allow: false, reason: 'token expired' });
-  await check('another stream\'s token', `/_t/${tokenFor(OLD, other)}${playlist()}`, { allow: false, reason: 'token bad-signature' });
+  await check("another stream's token", `/_t/${tokenFor(OLD, other)}${playlist()}`, { allow: false, reason: 'token bad-signature' });
 
   const [kid, expires, signature] = valid.split('.') as [string, string, string];
   const later = String(Number(expires) + 86_400 * 365);
@@ -148,9 +155,15 @@ t.test('the CloudFront Function and common/playback-token.ts decide every reques
   await check('tampered: signature changed', `/_t/${kid}.${expires}.${flipped}${playlist()}`, { allow: false, reason: 'token bad-signature' });
   await check('tampered: key id changed', `/_t/nosuchkey.${expires}.${signature}${playlist()}`, { allow: false, reason: 'token unknown-key' });
   await check('tampered: truncated', `/_t/${valid.slice(0, -1)}${playlist()}`, { allow: false, reason: 'token malformed' });
-  await check('token on a public path', `/_t/${valid}/live/default/demo/index.m3u8`, { allow: false, reason: 'a token is only for a private stream\'s media' });
-  await check('token path with a dot segment', `/_t/${valid}/live/_private/default/demo/../other/index.m3u8`, { allow: false, reason: 'a token is only for a private stream\'s media' });
-  await check('token path, not a media file', `/_t/${valid}/live/_private/default/demo/secret.txt`, { allow: false, reason: 'a token is only for a private stream\'s media' });
+  await check('token on a public path', `/_t/${valid}/live/default/demo/index.m3u8`, { allow: false, reason: "a token is only for a private stream's media" });
+  await check('token path with a dot segment', `/_t/${valid}/live/_private/default/demo/../other/index.m3u8`, {
+    allow: false,
+    reason: "a token is only for a private stream's media",
+  });
+  await check('token path, not a media file', `/_t/${valid}/live/_private/default/demo/secret.txt`, {
+    allow: false,
+    reason: "a token is only for a private stream's media",
+  });
   await check('token, nothing after it', `/_t/${valid}`, { allow: false, reason: 'no path after the token' });
 });
 

@@ -29,7 +29,11 @@ function description(comment: string | null | undefined): string | undefined {
   const lines = comment.split('\n').map((l) => l.replace(/^ /, ''));
   const start = lines.findIndex((l) => l.startsWith('-- '));
   if (start < 0) return undefined;
-  return lines.slice(start).map((l, i) => (i === 0 ? l.slice(3) : l).trim()).filter(Boolean).join(' ');
+  return lines
+    .slice(start)
+    .map((l, i) => (i === 0 ? l.slice(3) : l).trim())
+    .filter(Boolean)
+    .join(' ');
 }
 
 function typeOf(value: unknown): string {
@@ -51,7 +55,7 @@ export function valueRows(valuesYaml: string): ValueRow[] {
       // The yaml library keeps a map's first key's comment on the map itself.
       const text = description(pair.key.commentBefore ?? (index === 0 ? inherited : undefined));
       const value = pair.value as { toJSON?: () => unknown; commentBefore?: string | null } | null;
-      const plain = value && typeof value.toJSON === 'function' ? value.toJSON() : (value as { value?: unknown } | null)?.value ?? null;
+      const plain = value && typeof value.toJSON === 'function' ? value.toJSON() : ((value as { value?: unknown } | null)?.value ?? null);
       if (isMap(value) && value.items.length > 0 && text === undefined) {
         walk(value, `${key}.`, value.commentBefore);
         return;

@@ -31,7 +31,13 @@ const HINTS: Record<string, string> = {
  * over any on PATH), then PATH. Throws with the command that installs it.
  */
 export function tool(name: string): string {
-  const candidates = [join(CACHE, 'bin', name), ...(process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, name))];
+  const candidates = [
+    join(CACHE, 'bin', name),
+    ...(process.env.PATH ?? '')
+      .split(delimiter)
+      .filter(Boolean)
+      .map((d) => join(d, name)),
+  ];
   for (const c of candidates) {
     try {
       accessSync(c, fsConstants.X_OK);
@@ -50,20 +56,29 @@ export interface RunResult {
 }
 
 /** Runs a command to completion; never rejects on a non-zero exit (the caller asserts). */
-export function run(command: string, args: string[], options: { cwd?: string; input?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult> {
+export function run(
+  command: string,
+  args: string[],
+  options: { cwd?: string; input?: string; env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = execFile(command, args, {
-      cwd: options.cwd ?? ROOT,
-      env: { ...process.env, ...options.env },
-      maxBuffer: 64 * 1024 * 1024,
-      timeout: options.timeoutMs ?? 120_000,
-    }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== 'number') {
-        reject(new Error(`${command} ${args.join(' ')}: ${error.message}\n${stderr}`));
-        return;
-      }
-      resolve({ code: typeof error?.code === 'number' ? error.code : 0, stdout, stderr });
-    });
+    const child = execFile(
+      command,
+      args,
+      {
+        cwd: options.cwd ?? ROOT,
+        env: { ...process.env, ...options.env },
+        maxBuffer: 64 * 1024 * 1024,
+        timeout: options.timeoutMs ?? 120_000,
+      },
+      (error, stdout, stderr) => {
+        if (error && typeof error.code !== 'number') {
+          reject(new Error(`${command} ${args.join(' ')}: ${error.message}\n${stderr}`));
+          return;
+        }
+        resolve({ code: typeof error?.code === 'number' ? error.code : 0, stdout, stderr });
+      },
+    );
     if (options.input !== undefined) child.stdin?.end(options.input);
   });
 }
@@ -85,7 +100,9 @@ export const RELEASE = 't';
 export const NAMESPACE = 'tteok';
 
 /** `helm template` of the chart; `set` entries are --set arguments. */
-export async function helmTemplate(options: { values?: string[]; set?: string[]; release?: string; namespace?: string; extra?: string[] } = {}): Promise<RunResult> {
+export async function helmTemplate(
+  options: { values?: string[]; set?: string[]; release?: string; namespace?: string; extra?: string[] } = {},
+): Promise<RunResult> {
   const args = ['template', options.release ?? RELEASE, CHART, '--namespace', options.namespace ?? NAMESPACE];
   for (const v of options.values ?? []) args.push('--values', v);
   for (const s of options.set ?? []) args.push('--set', s);

@@ -12,7 +12,12 @@ const KEY_C = 'cccccccccccccccccccccccccccccccc';
 const ALL_KEYS = [KEY_A, KEY_B, KEY_C];
 
 function doc(fields: { name?: string; namespace?: string; key?: string; spec?: string; apiVersion?: string; kind?: string }): string {
-  const lines = [`apiVersion: ${fields.apiVersion ?? 'tteok.dev/v1alpha1'}`, `kind: ${fields.kind ?? 'LiveStream'}`, 'metadata:', `  name: ${fields.name ?? 'main'}`];
+  const lines = [
+    `apiVersion: ${fields.apiVersion ?? 'tteok.dev/v1alpha1'}`,
+    `kind: ${fields.kind ?? 'LiveStream'}`,
+    'metadata:',
+    `  name: ${fields.name ?? 'main'}`,
+  ];
   if (fields.namespace) lines.push(`  namespace: ${fields.namespace}`);
   if (fields.key !== undefined) lines.push(`streamKey: ${fields.key}`);
   if (fields.spec) lines.push('spec:', ...fields.spec.split('\n').map((l) => `  ${l}`));
@@ -42,7 +47,12 @@ t.test('a valid multi-document file', async (t) => {
     '# stream keys for this machine',
     doc({ name: 'main', key: KEY_A }),
     '---',
-    doc({ name: 'talks.room-1', namespace: 'events', key: KEY_B, spec: 'title: Room 1\nhls:\n  segmentSeconds: 2\n  playlistLength: 10\nretention:\n  keepAfterEnd: true' }),
+    doc({
+      name: 'talks.room-1',
+      namespace: 'events',
+      key: KEY_B,
+      spec: 'title: Room 1\nhls:\n  segmentSeconds: 2\n  playlistLength: 10\nretention:\n  keepAfterEnd: true',
+    }),
     '---',
     '# a document with only a comment is skipped',
     '---',

@@ -38,12 +38,16 @@ t.test('creates and reads back a Namespace and a ConfigMap', async (t) => {
   t.ok(cm.metadata?.resourceVersion, 'stored in etcd with a resourceVersion');
 
   const list = await core.listNamespacedConfigMap({ namespace: 'tteok-harness', labelSelector: 'app=tteok' });
-  t.same(list.items.map((c) => c.metadata?.name), ['settings']);
+  t.same(
+    list.items.map((c) => c.metadata?.name),
+    ['settings'],
+  );
 
   // A duplicate create is a real 409 from the real server.
-  const duplicate = await core
-    .createNamespacedConfigMap({ namespace: 'tteok-harness', body: { metadata: { name: 'settings' } } })
-    .then(() => undefined, (err: unknown) => err);
+  const duplicate = await core.createNamespacedConfigMap({ namespace: 'tteok-harness', body: { metadata: { name: 'settings' } } }).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
   t.ok(duplicate instanceof ApiException, 'the duplicate is refused with an ApiException');
   t.equal((duplicate as ApiException<unknown>).code, 409);
 });
@@ -57,7 +61,15 @@ t.test('RBAC refuses requests without credentials', async (t) => {
 
 t.test('kubectl accepts the kubeconfig', { skip: kubectlMissing() }, async (t) => {
   const { stdout } = await promisify(execFile)('kubectl', [
-    '--kubeconfig', kube.kubeconfigPath, 'get', 'configmap', 'settings', '-n', 'tteok-harness', '-o', 'jsonpath={.data.segmentSeconds}',
+    '--kubeconfig',
+    kube.kubeconfigPath,
+    'get',
+    'configmap',
+    'settings',
+    '-n',
+    'tteok-harness',
+    '-o',
+    'jsonpath={.data.segmentSeconds}',
   ]);
   t.equal(stdout, '2');
 });

@@ -87,7 +87,10 @@ t.teardown(async () => {
 });
 
 function kubeconfigVia(server: string, token?: string): KubeConfig {
-  const config = JSON.parse(readFileSync(kube.kubeconfigPath, 'utf8')) as { clusters: Array<{ cluster: { server: string } }>; users: Array<{ user: { token: string } }> };
+  const config = JSON.parse(readFileSync(kube.kubeconfigPath, 'utf8')) as {
+    clusters: Array<{ cluster: { server: string } }>;
+    users: Array<{ user: { token: string } }>;
+  };
   config.clusters[0]!.cluster.server = server;
   if (token) config.users[0]!.user.token = token;
   const path = join(dir, `kubeconfig-${Math.random().toString(36).slice(2)}`);
@@ -117,8 +120,10 @@ function configMapInformer(kc: KubeConfig, opts: { idleRelistMs?: number; labelS
   informer.start();
   return { informer, seen };
 }
-const cm = (name: string, data: Record<string, string> = {}, label = 'informer') => core.createNamespacedConfigMap({ namespace: NS, body: { metadata: { name, labels: { test: label } }, data } });
-const put = (name: string, data: Record<string, string>, label = 'informer') => core.replaceNamespacedConfigMap({ namespace: NS, name, body: { metadata: { name, labels: { test: label } }, data } });
+const cm = (name: string, data: Record<string, string> = {}, label = 'informer') =>
+  core.createNamespacedConfigMap({ namespace: NS, body: { metadata: { name, labels: { test: label } }, data } });
+const put = (name: string, data: Record<string, string>, label = 'informer') =>
+  core.replaceNamespacedConfigMap({ namespace: NS, name, body: { metadata: { name, labels: { test: label } }, data } });
 const del = (name: string) => core.deleteNamespacedConfigMap({ namespace: NS, name });
 const seenWithin = (seen: Seen[], type: string, name: string, since: number) => seen.find((s) => s.type === type && s.name === name && s.at >= since);
 
@@ -163,7 +168,10 @@ t.test('a watch resumed from a compacted revision gets 410 Gone and re-lists', a
   mode = 'pass';
 
   await waitFor('a 410 and a re-list', () => informer.stats.goneRelists > 0, { timeoutMs: 5000, intervalMs: 20 });
-  await waitFor('caught up', () => informer.get(NS, 'added') && !informer.get(NS, 'remove') && informer.get(NS, 'change')?.data?.v === '2', { timeoutMs: 5000, intervalMs: 20 });
+  await waitFor('caught up', () => informer.get(NS, 'added') && !informer.get(NS, 'remove') && informer.get(NS, 'change')?.data?.v === '2', {
+    timeoutMs: 5000,
+    intervalMs: 20,
+  });
   t.ok(seenWithin(seen, 'add', 'added', at), 'the add it missed was delivered');
   t.ok(seenWithin(seen, 'update', 'change', at), 'the update it missed was delivered');
   t.ok(seenWithin(seen, 'delete', 'remove', at), 'the delete it missed was delivered');
@@ -201,10 +209,17 @@ t.test('keeps retrying after a non-410 error (403) until it is allowed', async (
   await waitFor('some failures', () => informer.stats.errors >= 2, { timeoutMs: 5000, intervalMs: 20 });
   t.notOk(informer.synced, 'not synced while forbidden');
   const rbac = `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}`;
-  await rawJson(admin, `${rbac}/roles`, { method: 'POST', body: { metadata: { name: 'reader' }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['list', 'watch'] }] } });
+  await rawJson(admin, `${rbac}/roles`, {
+    method: 'POST',
+    body: { metadata: { name: 'reader' }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['list', 'watch'] }] },
+  });
   await rawJson(admin, `${rbac}/rolebindings`, {
     method: 'POST',
-    body: { metadata: { name: 'reader' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'reader' }, subjects: [{ kind: 'ServiceAccount', name: 'reader', namespace: NS }] },
+    body: {
+      metadata: { name: 'reader' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'reader' },
+      subjects: [{ kind: 'ServiceAccount', name: 'reader', namespace: NS }],
+    },
   });
   await waitFor('synced once allowed', () => informer.synced, { timeoutMs: 5000, intervalMs: 20 });
   t.pass(`synced after ${informer.stats.errors} failed attempts`);
@@ -233,41 +248,107 @@ t.test('the ingest key source and the gateway view follow changes within a secon
   const custom = admin.makeApiClient(CustomObjectsApi);
   const GROUP = { group: 'tteok.dev', version: 'v1alpha1', plural: 'livestreams' };
   const keyedPath = `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams/keyed`;
-  const publishHash = (k: string | null) => rawJson(admin, `${keyedPath}/status`, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { status: { streamKeySha256: k === null ? null : sha256(k) } } });
-  const patchSpec = (spec: Record<string, unknown>) => rawJson(admin, keyedPath, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { spec } });
+  const publishHash = (k: string | null) =>
+    rawJson(admin, `${keyedPath}/status`, {
+      method: 'PATCH',
+      contentType: 'application/merge-patch+json',
+      body: { status: { streamKeySha256: k === null ? null : sha256(k) } },
+    });
+  const patchSpec = (spec: Record<string, unknown>) =>
+    rawJson(admin, keyedPath, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { spec } });
   // A LiveStream the controller has not published a key hash for yet: no key publishes to it.
-  await custom.createNamespacedCustomObject({ ...GROUP, namespace: NS, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'keyed', finalizers: ['tteok.dev/cleanup'] }, spec: { title: 'Show' } } });
+  await custom.createNamespacedCustomObject({
+    ...GROUP,
+    namespace: NS,
+    body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'keyed', finalizers: ['tteok.dev/cleanup'] }, spec: { title: 'Show' } },
+  });
   // A second one with a hash: once the key source has it, it has seen the first (one watch, in order).
   const otherKey = 'k_' + 'o'.repeat(30);
-  await custom.createNamespacedCustomObject({ ...GROUP, namespace: NS, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'other' } } });
-  await rawJson(admin, `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams/other/status`, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { status: { streamKeySha256: sha256(otherKey) } } });
+  await custom.createNamespacedCustomObject({
+    ...GROUP,
+    namespace: NS,
+    body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'other' } },
+  });
+  await rawJson(admin, `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams/other/status`, {
+    method: 'PATCH',
+    contentType: 'application/merge-patch+json',
+    body: { status: { streamKeySha256: sha256(otherKey) } },
+  });
   await waitFor('the other stream granted', () => keys.lookup(otherKey)?.ref.name === 'other', { timeoutMs: 2000, intervalMs: 5 });
-  t.same(keys.streams().map((g) => g.ref.name), ['other'], 'a LiveStream without a published key hash grants nothing');
+  t.same(
+    keys.streams().map((g) => g.ref.name),
+    ['other'],
+    'a LiveStream without a published key hash grants nothing',
+  );
   await custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'other' });
-  await within('key source: a new key', () => publishHash(key), () => keys.lookup(key)?.ref.name === 'keyed');
+  await within(
+    'key source: a new key',
+    () => publishHash(key),
+    () => keys.lookup(key)?.ref.name === 'keyed',
+  );
   t.equal(keys.lookup(key)?.settings.title, 'Show', 'settings come from the spec');
   t.equal(keys.lookup('k_' + 'a'.repeat(29) + 'b'), undefined, 'another key is unknown');
   t.equal(keys.lookup(sha256(key)), undefined, 'the hash itself is not a key');
-  await within('key source: disabled', () => patchSpec({ enabled: false }), () => keys.lookup(key)?.settings.enabled === false);
+  await within(
+    'key source: disabled',
+    () => patchSpec({ enabled: false }),
+    () => keys.lookup(key)?.settings.enabled === false,
+  );
   await patchSpec({ enabled: true });
   const rotated = 'k_' + 'b'.repeat(30);
-  await within('key source: rotated', () => publishHash(rotated), () => keys.lookup(key) === undefined && keys.lookup(rotated) !== undefined);
+  await within(
+    'key source: rotated',
+    () => publishHash(rotated),
+    () => keys.lookup(key) === undefined && keys.lookup(rotated) !== undefined,
+  );
   // Deleting: the finalizer holds the object, and the key stops working at once.
-  await within('key source: deleted', () => custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'keyed' }), () => keys.lookup(rotated) === undefined);
+  await within(
+    'key source: deleted',
+    () => custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'keyed' }),
+    () => keys.lookup(rotated) === undefined,
+  );
   t.ok(keyChanges >= 4, 'onChange on every change');
   await rawJson(admin, keyedPath, { method: 'PATCH', contentType: 'application/merge-patch+json', body: { metadata: { finalizers: null } } });
 
-  await within('view: a new stream', () => custom.createNamespacedCustomObject({ ...GROUP, namespace: NS, body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'show' }, spec: { title: 'The Show' } } }), () => view.get({ namespace: NS, name: 'show' })?.title === 'The Show');
+  await within(
+    'view: a new stream',
+    () =>
+      custom.createNamespacedCustomObject({
+        ...GROUP,
+        namespace: NS,
+        body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'show' }, spec: { title: 'The Show' } },
+      }),
+    () => view.get({ namespace: NS, name: 'show' })?.title === 'The Show',
+  );
   t.equal(view.get({ namespace: NS, name: 'show' })?.phase, 'Pending');
   const since = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-  const goLive = () => rawJson(admin, `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams/show/status`, {
-    method: 'PATCH',
-    contentType: 'application/merge-patch+json',
-    body: { status: { phase: 'Live', liveSince: since, conditions: [{ type: 'Live', status: 'True', reason: 'Publishing', message: 'x', lastTransitionTime: since }] } },
-  });
+  const goLive = () =>
+    rawJson(admin, `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams/show/status`, {
+      method: 'PATCH',
+      contentType: 'application/merge-patch+json',
+      body: {
+        status: {
+          phase: 'Live',
+          liveSince: since,
+          conditions: [{ type: 'Live', status: 'True', reason: 'Publishing', message: 'x', lastTransitionTime: since }],
+        },
+      },
+    });
   await within('view: live', goLive, () => view.get({ namespace: NS, name: 'show' })?.live === true);
-  t.same(view.get({ namespace: NS, name: 'show' }), { namespace: NS, name: 'show', title: 'The Show', phase: 'Live', live: true, liveSince: since, access: 'public' });
-  await within('view: deleted', () => custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'show' }), () => view.get({ namespace: NS, name: 'show' }) === undefined);
+  t.same(view.get({ namespace: NS, name: 'show' }), {
+    namespace: NS,
+    name: 'show',
+    title: 'The Show',
+    phase: 'Live',
+    live: true,
+    liveSince: since,
+    access: 'public',
+  });
+  await within(
+    'view: deleted',
+    () => custom.deleteNamespacedCustomObject({ ...GROUP, namespace: NS, name: 'show' }),
+    () => view.get({ namespace: NS, name: 'show' }) === undefined,
+  );
   t.ok(viewChanges >= 3, 'onChange on every change');
   await keys.close();
   await view.close();
@@ -277,24 +358,49 @@ t.test('the gateway role with TTEOK_VIEW=kubernetes serves streams from LiveStre
   const port = await freePort();
   const gateway = spawnManaged('gateway', process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'gateway'], {
     cwd: ROOT,
-    env: { KUBECONFIG: kube.kubeconfigPath, TTEOK_VIEW: 'kubernetes', TTEOK_GATEWAY_HOST: '127.0.0.1', TTEOK_GATEWAY_PORT: String(port), TTEOK_PLAYBACK_BASE_URL: 'https://cdn.example.com' },
+    env: {
+      KUBECONFIG: kube.kubeconfigPath,
+      TTEOK_VIEW: 'kubernetes',
+      TTEOK_GATEWAY_HOST: '127.0.0.1',
+      TTEOK_GATEWAY_PORT: String(port),
+      TTEOK_PLAYBACK_BASE_URL: 'https://cdn.example.com',
+    },
   });
   t.teardown(() => gateway.stop('SIGTERM', 5000));
   await gateway.waitForLine(/gateway ready/, 30_000);
   const path = `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams`;
-  await rawJson(admin, path, { method: 'POST', body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'via-gateway' }, spec: { title: 'Via the gateway' } } });
-  const body = await waitFor('the stream in the gateway', async () => {
-    const res = await fetch(`http://127.0.0.1:${port}/v1/streams/${NS}/via-gateway`);
-    return res.status === 200 ? ((await res.json()) as Record<string, unknown>) : undefined;
-  }, { timeoutMs: 2000, intervalMs: 20 });
-  t.match(body, { namespace: NS, name: 'via-gateway', title: 'Via the gateway', phase: 'Pending', live: false, playbackUrl: `https://cdn.example.com/${NS}/via-gateway/index.m3u8` });
+  await rawJson(admin, path, {
+    method: 'POST',
+    body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'via-gateway' }, spec: { title: 'Via the gateway' } },
+  });
+  const body = await waitFor(
+    'the stream in the gateway',
+    async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/v1/streams/${NS}/via-gateway`);
+      return res.status === 200 ? ((await res.json()) as Record<string, unknown>) : undefined;
+    },
+    { timeoutMs: 2000, intervalMs: 20 },
+  );
+  t.match(body, {
+    namespace: NS,
+    name: 'via-gateway',
+    title: 'Via the gateway',
+    phase: 'Pending',
+    live: false,
+    playbackUrl: `https://cdn.example.com/${NS}/via-gateway/index.m3u8`,
+  });
   await rawJson(admin, `${path}/via-gateway`, { method: 'DELETE' });
-  await waitFor('gone from the gateway', async () => (await fetch(`http://127.0.0.1:${port}/v1/streams/${NS}/via-gateway`)).status === 404, { timeoutMs: 2000, intervalMs: 20 });
+  await waitFor('gone from the gateway', async () => (await fetch(`http://127.0.0.1:${port}/v1/streams/${NS}/via-gateway`)).status === 404, {
+    timeoutMs: 2000,
+    intervalMs: 20,
+  });
 });
 
 /** Compacts etcd at its current revision through etcd's v3 JSON API. */
 async function compactEtcd(): Promise<void> {
-  const range = (await (await fetch(`${kube.etcdUrl}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('/').toString('base64') }) })).json()) as { header: { revision: string } };
+  const range = (await (
+    await fetch(`${kube.etcdUrl}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('/').toString('base64') }) })
+  ).json()) as { header: { revision: string } };
   const res = await fetch(`${kube.etcdUrl}/v3/kv/compaction`, { method: 'POST', body: JSON.stringify({ revision: range.header.revision, physical: true }) });
   if (!res.ok) throw new Error(`etcd compaction failed: ${res.status} ${await res.text()}`);
 }
@@ -302,10 +408,14 @@ async function compactEtcd(): Promise<void> {
 async function applyCrd(): Promise<void> {
   const crd = parse(readFileSync(join(ROOT, 'manifests/crd/livestreams.tteok.dev.yaml'), 'utf8')) as { metadata: { name: string } };
   await rawJson(admin, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', { method: 'POST', body: crd });
-  await waitFor('LiveStreams served', async () => {
-    await rawJson(admin, '/apis/tteok.dev/v1alpha1/livestreams');
-    return true;
-  }, { timeoutMs: 20_000, intervalMs: 100 });
+  await waitFor(
+    'LiveStreams served',
+    async () => {
+      await rawJson(admin, '/apis/tteok.dev/v1alpha1/livestreams');
+      return true;
+    },
+    { timeoutMs: 20_000, intervalMs: 100 },
+  );
   // The first writes of a CRD established moments ago take the API server ~2 s; not what is timed here.
   const path = `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams`;
   await rawJson(admin, path, { method: 'POST', body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name: 'warm-up' } } });

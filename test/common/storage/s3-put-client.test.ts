@@ -17,7 +17,14 @@ const s3 = await startS3Server('put-client');
 process.env.AWS_ACCESS_KEY_ID = TEST_ACCESS_KEY;
 process.env.AWS_SECRET_ACCESS_KEY = TEST_SECRET_KEY;
 const store = (endpoint: string, extra: { requestTimeoutMs?: number; maxConnections?: number } = {}) =>
-  new S3Store({ bucket: s3.bucket, region: 'us-east-1', endpoint, forcePathStyle: true, requestTimeoutMs: extra.requestTimeoutMs ?? 5000, ...(extra.maxConnections ? { maxConnections: extra.maxConnections } : {}) });
+  new S3Store({
+    bucket: s3.bucket,
+    region: 'us-east-1',
+    endpoint,
+    forcePathStyle: true,
+    requestTimeoutMs: extra.requestTimeoutMs ?? 5000,
+    ...(extra.maxConnections ? { maxConnections: extra.maxConnections } : {}),
+  });
 
 const servers: Server[] = [];
 t.teardown(async () => {
@@ -37,17 +44,24 @@ t.test('a PUT stores the bytes whole, with their content type and cache control'
   tt.equal(head?.cacheControl, 'public, max-age=31536000, immutable');
   // Keys are encoded per path segment: what reads back is the same key.
   await s.put('odd keys/ü+a=b&c/x y.m3u8', Buffer.from('#EXTM3U\n'), { contentType: 'application/vnd.apple.mpegurl', cacheControl: 'max-age=0' });
-  tt.equal((await getObject(s3.client, s3.bucket, 'odd keys/ü+a=b&c/x y.m3u8'))?.body.toString(), '#EXTM3U\n', 'a key with spaces and reserved characters round-trips');
+  tt.equal(
+    (await getObject(s3.client, s3.bucket, 'odd keys/ü+a=b&c/x y.m3u8'))?.body.toString(),
+    '#EXTM3U\n',
+    'a key with spaces and reserved characters round-trips',
+  );
   s.destroy();
 });
 
-t.test('a prefix with the characters encodeURIComponent leaves (!\'()*), spaces and non-ASCII is signed as S3 checks it', async (tt) => {
+t.test("a prefix with the characters encodeURIComponent leaves (!'()*), spaces and non-ASCII is signed as S3 checks it", async (tt) => {
   const s = store(s3.endpoint, { requestTimeoutMs: 60_000 });
   // TTEOK_S3_PREFIX is any S3 key prefix; SigV4 signs the path escaped per RFC 3986, which escapes !'()* too.
   for (const prefix of ["a!b'c(d)e*f", 'with space', 'ünïcödé/日本', "mixed (1)/it's*/!"]) {
     const key = `${prefix}/default/demo/run/0.m4s`;
     const body = Buffer.from(`segment under ${prefix}`);
-    const error = await s.put(key, body, { contentType: 'video/iso.segment', cacheControl: 'max-age=1' }).then(() => undefined, (e: unknown) => e as Error);
+    const error = await s.put(key, body, { contentType: 'video/iso.segment', cacheControl: 'max-age=1' }).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
     tt.equal(error?.message, undefined, `PUT under "${prefix}" is accepted`);
     tt.equal((await getObject(s3.client, s3.bucket, key))?.body.toString(), body.toString(), `"${key}" reads back through the AWS SDK under the same key`);
   }
@@ -59,18 +73,24 @@ t.test('wrong credentials are refused by the server and reported as access denie
   process.env.AWS_SECRET_ACCESS_KEY = 'not-the-secret';
   const s = store(s3.endpoint);
   // The SDK's provider chain reads the environment at the first request.
-  const error = await s.put('default/demo/denied.m4s', new Uint8Array(10), { contentType: 'video/iso.segment', cacheControl: 'max-age=1' }).then(() => undefined, (e: unknown) => e);
+  const error = await s.put('default/demo/denied.m4s', new Uint8Array(10), { contentType: 'video/iso.segment', cacheControl: 'max-age=1' }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   process.env.AWS_SECRET_ACCESS_KEY = saved;
   tt.ok(error, 'the PUT fails');
   tt.equal(failureReason(error), 'access_denied', `counted as access_denied (${(error as Error).message})`);
-  tt.match((error as Error).name, /SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId/, 'the error carries S3\'s code');
+  tt.match((error as Error).name, /SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId/, "the error carries S3's code");
   tt.notOk(await headObject(s3.client, s3.bucket, 'default/demo/denied.m4s'), 'nothing was stored');
   s.destroy();
 });
 
 t.test('a dead endpoint and one that never answers fail as network errors, within the request timeout', async (tt) => {
   const dead = store(`http://127.0.0.1:${await freePort()}`);
-  const refused = await dead.put('k', new Uint8Array(1), { contentType: 'video/mp4', cacheControl: 'max-age=1' }).then(() => undefined, (e: unknown) => e);
+  const refused = await dead.put('k', new Uint8Array(1), { contentType: 'video/mp4', cacheControl: 'max-age=1' }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   tt.equal(failureReason(refused), 'network', 'connection refused is a network failure');
   dead.destroy();
 
@@ -80,7 +100,10 @@ t.test('a dead endpoint and one that never answers fail as network errors, withi
   await new Promise<void>((resolve) => silent.listen(port, '127.0.0.1', resolve));
   const slow = store(`http://127.0.0.1:${port}`, { requestTimeoutMs: 300 });
   const started = performance.now();
-  const timedOut = await slow.put('k', new Uint8Array(1), { contentType: 'video/mp4', cacheControl: 'max-age=1' }).then(() => undefined, (e: unknown) => e);
+  const timedOut = await slow.put('k', new Uint8Array(1), { contentType: 'video/mp4', cacheControl: 'max-age=1' }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   tt.equal(failureReason(timedOut), 'network', `a silent server is a network failure (${(timedOut as Error)?.name})`);
   tt.ok(performance.now() - started < 5000, 'given up on at the request timeout, not hung');
   slow.destroy();

@@ -18,7 +18,14 @@ t.teardown(async () => {
 });
 
 const POOL = 3;
-const store = new S3Store({ bucket: s3.bucket, region: 'us-east-1', endpoint: recorder.endpoint, forcePathStyle: true, requestTimeoutMs: 10_000, maxConnections: POOL });
+const store = new S3Store({
+  bucket: s3.bucket,
+  region: 'us-east-1',
+  endpoint: recorder.endpoint,
+  forcePathStyle: true,
+  requestTimeoutMs: 10_000,
+  maxConnections: POOL,
+});
 t.teardown(() => store.destroy());
 const segment = new Uint8Array(64 * 1024).fill(7);
 const put = (key: string) => store.put(key, segment, { contentType: 'video/mp4', cacheControl: 'max-age=60' });

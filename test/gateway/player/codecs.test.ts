@@ -29,8 +29,8 @@ t.teardown(async () => {
 });
 
 const local: ManagedProcess = spawnLocalMode(home, ports, {
-    TTEOK_RECONNECT_GRACE_SECONDS: '2',
-    TTEOK_LOG_LEVEL: 'info',
+  TTEOK_RECONNECT_GRACE_SECONDS: '2',
+  TTEOK_LOG_LEVEL: 'info',
 });
 const key = (await local.waitForLine(/^\s+Stream Key:\s+\S+$/, 60_000)).trim().split(/\s+/).at(-1)!;
 const gateway = `http://127.0.0.1:${gatewayPort}`;
@@ -43,11 +43,15 @@ const stats = () => page.evaluate(() => (window as unknown as { tteokStats: Stat
 
 /** Waits until the origin serves the new run's playlist: not ended, two segments. */
 async function waitForLiveRun(what: string): Promise<void> {
-  await waitFor(`${what}: a live playlist with two segments`, async () => {
-    const res = await fetch(`${gateway}/origin/default/demo/index.m3u8`);
-    const p = res.ok ? parsePlaylist(await res.text()) : undefined;
-    return p && !p.ended && p.segments.length >= 2 ? true : undefined;
-  }, { timeoutMs: 40_000, intervalMs: 250 });
+  await waitFor(
+    `${what}: a live playlist with two segments`,
+    async () => {
+      const res = await fetch(`${gateway}/origin/default/demo/index.m3u8`);
+      const p = res.ok ? parsePlaylist(await res.text()) : undefined;
+      return p && !p.ended && p.segments.length >= 2 ? true : undefined;
+    },
+    { timeoutMs: 40_000, intervalMs: 250 },
+  );
 }
 
 /** Publishes with ffmpeg 9, opens the player page and checks that it plays; stops the publisher after. */
@@ -65,17 +69,25 @@ async function assertPlays(tt: Test, what: string, options: Omit<PublishOptions,
   try {
     await waitForLiveRun(what);
     await page.goto(`${gateway}/?stream=default/demo`);
-    const first = await waitFor(`${what}: the page to play`, async () => {
-      const s = await stats();
-      return s.playing && s.currentTime > 1 ? s : undefined;
-    }, { timeoutMs: 60_000, intervalMs: 250 }).catch((error: unknown) => {
+    const first = await waitFor(
+      `${what}: the page to play`,
+      async () => {
+        const s = await stats();
+        return s.playing && s.currentTime > 1 ? s : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    ).catch((error: unknown) => {
       tt.comment(browser!.console.join('\n'));
       throw error;
     });
-    const later = await waitFor(`${what}: currentTime to advance 2 s`, async () => {
-      const s = await stats();
-      return s.currentTime > first.currentTime + 2 ? s : undefined;
-    }, { timeoutMs: 30_000, intervalMs: 250 });
+    const later = await waitFor(
+      `${what}: currentTime to advance 2 s`,
+      async () => {
+        const s = await stats();
+        return s.currentTime > first.currentTime + 2 ? s : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 250 },
+    );
     tt.ok(later.currentTime > first.currentTime + 2, `${what}: currentTime advances (${first.currentTime.toFixed(2)} → ${later.currentTime.toFixed(2)})`);
     tt.same(later.errors, [], `${what}: no fatal hls.js error`);
     const tracks = await page.evaluate(() => {
@@ -87,10 +99,14 @@ async function assertPlays(tt: Test, what: string, options: Omit<PublishOptions,
   } finally {
     await publisher.stop('SIGINT', 10_000);
     // The run ends cleanly; the next case starts a new one.
-    await waitFor('the run to end', async () => {
-      const res = await fetch(`${gateway}/origin/default/demo/index.m3u8`);
-      return res.ok && parsePlaylist(await res.text()).ended ? true : undefined;
-    }, { timeoutMs: 30_000, intervalMs: 250 });
+    await waitFor(
+      'the run to end',
+      async () => {
+        const res = await fetch(`${gateway}/origin/default/demo/index.m3u8`);
+        return res.ok && parsePlaylist(await res.text()).ended ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 250 },
+    );
     await page.goto('about:blank');
   }
 }
@@ -106,38 +122,61 @@ t.test('what this Chromium decodes through Media Source Extensions', async (tt) 
   };
   const supported: Record<string, boolean> = {};
   for (const [name, type] of Object.entries(types)) supported[name] = await page.evaluate((ty) => MediaSource.isTypeSupported(ty), type);
-  tt.comment(`Chromium ${browser!.context.browser()?.version() ?? ''} MSE support: ${Object.entries(supported).map(([n, ok]) => `${n} ${ok ? 'yes' : 'no'}`).join(', ')}`);
+  tt.comment(
+    `Chromium ${browser!.context.browser()?.version() ?? ''} MSE support: ${Object.entries(supported)
+      .map(([n, ok]) => `${n} ${ok ? 'yes' : 'no'}`)
+      .join(', ')}`,
+  );
   tt.ok(supported.AV1, 'AV1');
   tt.ok(supported.Opus, 'Opus in MP4');
   tt.ok(supported.AAC, 'AAC');
 });
 
-t.test('the player page plays AV1 + Opus', (tt) => assertPlays(tt, 'AV1 + Opus', { video: ['-c:v', 'libsvtav1', '-preset', '12', '-b:v', '300k'], audio: ['-c:a', 'libopus', '-b:a', '64k', '-ac', '2'] }));
+t.test('the player page plays AV1 + Opus', (tt) =>
+  assertPlays(tt, 'AV1 + Opus', { video: ['-c:v', 'libsvtav1', '-preset', '12', '-b:v', '300k'], audio: ['-c:a', 'libopus', '-b:a', '64k', '-ac', '2'] }),
+);
 
-t.test('the player page plays audio-only Opus', (tt) => assertPlays(tt, 'audio-only Opus', { video: false, audio: ['-c:a', 'libopus', '-b:a', '64k', '-ac', '2'] }));
+t.test('the player page plays audio-only Opus', (tt) =>
+  assertPlays(tt, 'audio-only Opus', { video: false, audio: ['-c:a', 'libopus', '-b:a', '64k', '-ac', '2'] }),
+);
 
 t.test('the player page plays audio-only AAC', (tt) => assertPlays(tt, 'audio-only AAC', { video: false, audio: ['-c:a', 'aac', '-b:a', '64k', '-ac', '2'] }));
 
 t.test('HEVC: played where this Chromium decodes it; otherwise the page says so instead of loading forever', async (tt) => {
   await page.goto(`${gateway}/`);
   const decodesHevc = await page.evaluate(() => MediaSource.isTypeSupported('video/mp4; codecs="hvc1.1.6.L60.90"'));
-  const hevc = { video: ['-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', 'log-level=error', '-b:v', '300k'], audio: ['-c:a', 'aac', '-b:a', '64k', '-ac', '2'] };
+  const hevc = {
+    video: ['-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', 'log-level=error', '-b:v', '300k'],
+    audio: ['-c:a', 'aac', '-b:a', '64k', '-ac', '2'],
+  };
   if (decodesHevc) {
     await assertPlays(tt, 'HEVC + AAC', hevc);
     return;
   }
-  const publisher = publishTestPattern({ url: `rtmp://127.0.0.1:${rtmpPort}/live/${key}`, binary: FFMPEG9, size: '320x180', fps: 15, outputArgs: ['-rtmp_enhanced_codecs', 'hvc1,av01,Opus'], name: 'ffmpeg9-hevc', ...hevc });
+  const publisher = publishTestPattern({
+    url: `rtmp://127.0.0.1:${rtmpPort}/live/${key}`,
+    binary: FFMPEG9,
+    size: '320x180',
+    fps: 15,
+    outputArgs: ['-rtmp_enhanced_codecs', 'hvc1,av01,Opus'],
+    name: 'ffmpeg9-hevc',
+    ...hevc,
+  });
   try {
     // The previous run's ended playlist stays at the origin until this run's first segment replaces it.
     await waitForLiveRun('HEVC + AAC');
     await page.goto(`${gateway}/?stream=default/demo`);
-    const shown = await waitFor('the page to say it cannot decode HEVC', async () => {
-      const s = await page.evaluate(() => ({
-        unsupported: (window as unknown as { tteokStats: { unsupportedCodec?: string | null } }).tteokStats.unsupportedCodec ?? null,
-        overlay: document.getElementById('overlay')!.textContent ?? '',
-      }));
-      return s.unsupported ? s : undefined;
-    }, { timeoutMs: 40_000, intervalMs: 250 });
+    const shown = await waitFor(
+      'the page to say it cannot decode HEVC',
+      async () => {
+        const s = await page.evaluate(() => ({
+          unsupported: (window as unknown as { tteokStats: { unsupportedCodec?: string | null } }).tteokStats.unsupportedCodec ?? null,
+          overlay: document.getElementById('overlay')!.textContent ?? '',
+        }));
+        return s.unsupported ? s : undefined;
+      },
+      { timeoutMs: 40_000, intervalMs: 250 },
+    );
     tt.match(shown.unsupported, /hvc1/, `the codec it cannot decode is named (${shown.unsupported})`);
     tt.match(shown.overlay, /cannot decode.*HEVC/i, `the viewer reads why: "${shown.overlay}"`);
     // It stays that way rather than restarting the player on every list refresh.

@@ -42,10 +42,13 @@ async function startRelay(): Promise<Relay> {
   const requests: string[] = [];
   const server = createServer((req, res) => {
     requests.push(req.url ?? '');
-    const upstream = httpRequest({ host: '127.0.0.1', port: gatewayPort, path: req.url, method: req.method, headers: { ...req.headers, host: `127.0.0.1:${gatewayPort}` } }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    });
+    const upstream = httpRequest(
+      { host: '127.0.0.1', port: gatewayPort, path: req.url, method: req.method, headers: { ...req.headers, host: `127.0.0.1:${gatewayPort}` } },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
     upstream.on('error', () => res.destroy());
     req.pipe(upstream);
   });
@@ -66,9 +69,9 @@ t.teardown(async () => {
 });
 
 const local: ManagedProcess = spawnLocalMode(home, ports, {
-    TTEOK_RECONNECT_GRACE_SECONDS: '2',
-    TTEOK_LOG_LEVEL: 'info',
-    TTEOK_PLAYER_SRC_ORIGINS: allowedRelay.origin,
+  TTEOK_RECONNECT_GRACE_SECONDS: '2',
+  TTEOK_LOG_LEVEL: 'info',
+  TTEOK_PLAYER_SRC_ORIGINS: allowedRelay.origin,
 });
 const key = (await local.waitForLine(/^\s+Stream Key:\s+\S+$/, 60_000)).trim().split(/\s+/).at(-1)!;
 const watchUrl = (await local.waitForLine(/^\s+Watch:\s+http\S+\/$/, 10_000)).trim().split(/\s+/).at(-1)!;
@@ -96,33 +99,47 @@ t.test('tteok local prints the OBS settings and the watch URL', async (tt) => {
   const demo = await lookup();
   tt.equal(demo.phase, 'Ready');
   tt.equal(demo.live, false);
-  tt.equal(demo.playbackUrl, `${gateway}/origin/default/demo/index.m3u8`, 'playback through the gateway\'s own origin');
+  tt.equal(demo.playbackUrl, `${gateway}/origin/default/demo/index.m3u8`, "playback through the gateway's own origin");
 });
 
 let publisher: ManagedProcess | undefined;
 
 t.test('publishing makes the stream live; its media comes through the origin', async (tt) => {
   publisher = publishTestPattern({ url: `rtmp://127.0.0.1:${rtmpPort}/live/${key}`, size: '640x360' });
-  const demo = await waitFor('the lookup to turn live', async () => {
-    const d = await lookup();
-    return d.live === true ? d : undefined;
-  }, { timeoutMs: 30_000, intervalMs: 200 });
+  const demo = await waitFor(
+    'the lookup to turn live',
+    async () => {
+      const d = await lookup();
+      return d.live === true ? d : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 200 },
+  );
   tt.equal(demo.phase, 'Live');
   tt.ok(!Number.isNaN(Date.parse(String(demo.liveSince))), 'liveSince is a time');
   const listed = JSON.parse((await get(`${gateway}/v1/streams?live=true`)).body.toString('utf8')) as { streams: Array<{ name: string }> };
-  tt.same(listed.streams.map((s) => s.name), ['demo']);
+  tt.same(
+    listed.streams.map((s) => s.name),
+    ['demo'],
+  );
 
   const playbackUrl = String(demo.playbackUrl);
-  const { res, body } = await waitFor('a playlist with three segments', async () => {
-    const r = await get(playbackUrl);
-    return r.res.status === 200 && parsePlaylist(r.body.toString('utf8')).segments.length >= 3 ? r : undefined;
-  }, { timeoutMs: 40_000, intervalMs: 250 });
+  const { res, body } = await waitFor(
+    'a playlist with three segments',
+    async () => {
+      const r = await get(playbackUrl);
+      return r.res.status === 200 && parsePlaylist(r.body.toString('utf8')).segments.length >= 3 ? r : undefined;
+    },
+    { timeoutMs: 40_000, intervalMs: 250 },
+  );
   tt.equal(res.headers.get('content-type'), 'application/vnd.apple.mpegurl');
   tt.equal(res.headers.get('cache-control'), 'public, max-age=0', 'half a 1 s segment, floored');
   tt.equal(res.headers.get('access-control-allow-origin'), '*');
   const playlist = parsePlaylist(body.toString('utf8'));
   tt.notOk(playlist.ended);
-  tt.ok(playlist.segments.every((s) => s.programDateTime > 0), 'every segment has a program date-time');
+  tt.ok(
+    playlist.segments.every((s) => s.programDateTime > 0),
+    'every segment has a program date-time',
+  );
 
   const segment = playlist.segments.at(-1)!;
   const segUrl = new URL(segment.uri, playbackUrl).href;
@@ -147,10 +164,14 @@ t.test('publishing makes the stream live; its media comes through the origin', a
 });
 
 t.test('the gateway measures segment latency by following the playlist', async (tt) => {
-  const text = await waitFor('segment latency observations', async () => {
-    const m = (await get(`${gateway}/metrics`)).body.toString('utf8');
-    return metricValue(m, 'tteok_gateway_segment_latency_seconds_count', 'namespace="default",name="demo"') >= 3 ? m : undefined;
-  }, { timeoutMs: 30_000, intervalMs: 500 });
+  const text = await waitFor(
+    'segment latency observations',
+    async () => {
+      const m = (await get(`${gateway}/metrics`)).body.toString('utf8');
+      return metricValue(m, 'tteok_gateway_segment_latency_seconds_count', 'namespace="default",name="demo"') >= 3 ? m : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 500 },
+  );
   const count = metricValue(text, 'tteok_gateway_segment_latency_seconds_count', 'namespace="default",name="demo"');
   const sum = metricValue(text, 'tteok_gateway_segment_latency_seconds_sum', 'namespace="default",name="demo"');
   tt.ok(count >= 3, `${count} segments observed`);
@@ -165,12 +186,25 @@ t.test('the player page plays the stream in headless Chromium', async (tt) => {
   const supported = await page.evaluate(() => MediaSource.isTypeSupported('video/mp4; codecs="avc1.640028,mp4a.40.2"'));
   tt.ok(supported, 'Chromium plays H.264 + AAC through Media Source Extensions');
   await page.goto(`${gateway}/?stream=default/demo`);
-  type Stats = { state: string; playing: boolean; currentTime: number; latency: number | null; latencies: number[]; stalls: number; targetLatency: number | null; errors: string[] };
+  type Stats = {
+    state: string;
+    playing: boolean;
+    currentTime: number;
+    latency: number | null;
+    latencies: number[];
+    stalls: number;
+    targetLatency: number | null;
+    errors: string[];
+  };
   const stats = () => page.evaluate(() => (window as unknown as { tteokStats: Stats }).tteokStats);
-  const first = await waitFor('the video to play', async () => {
-    const s = await stats();
-    return s.playing && s.currentTime > 1 ? s : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 250 }).catch((error: unknown) => {
+  const first = await waitFor(
+    'the video to play',
+    async () => {
+      const s = await stats();
+      return s.playing && s.currentTime > 1 ? s : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 250 },
+  ).catch((error: unknown) => {
     tt.comment(browser!.console.join('\n'));
     throw error;
   });
@@ -187,8 +221,10 @@ t.test('the player page plays the stream in headless Chromium', async (tt) => {
   const median = recent[Math.floor(recent.length / 2)] ?? NaN;
   const p90 = recent[Math.floor(recent.length * 0.9)] ?? NaN;
   tt.ok(settled.currentTime > later.currentTime + 5, 'still playing');
-  tt.comment(`page: latency to the live edge (now - playingDate), last 20 s: median ${median.toFixed(2)} s, p90 ${p90.toFixed(2)} s; ` +
-    `target ${settled.targetLatency} s, stalls ${settled.stalls}, target ≤ 2.5 s median ${median <= 2.5 ? 'met' : 'NOT met'}`);
+  tt.comment(
+    `page: latency to the live edge (now - playingDate), last 20 s: median ${median.toFixed(2)} s, p90 ${p90.toFixed(2)} s; ` +
+      `target ${settled.targetLatency} s, stalls ${settled.stalls}, target ≤ 2.5 s median ${median <= 2.5 ? 'met' : 'NOT met'}`,
+  );
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: join(ARTIFACTS, 'player.png') });
   // A fatal error makes the page start over; under heavy load that can happen, so it is reported, not failed.
@@ -204,41 +240,65 @@ t.test('after a fatal network error the page starts over by itself while the str
   // The playlist unreachable long enough for hls.js to give up on it (a CDN outage):
   // nothing about the stream changes, so no list event will restart the player.
   await page.route('**/*.m3u8', (route) => route.abort());
-  await waitFor('hls.js to give up on the playlist (a fatal error)', async () => ((await pageStats()).errors.length > before ? true : undefined), { timeoutMs: 60_000, intervalMs: 250 });
+  await waitFor('hls.js to give up on the playlist (a fatal error)', async () => ((await pageStats()).errors.length > before ? true : undefined), {
+    timeoutMs: 60_000,
+    intervalMs: 250,
+  });
   tt.equal((await pageStats()).playing, false, 'playback stopped on the fatal error');
   await page.unroute('**/*.m3u8');
-  const resumed = await waitFor('playback to start over', async () => {
-    const s = await pageStats();
-    return s.playing && s.currentTime > 0 ? s : undefined;
-  }, { timeoutMs: 30_000, intervalMs: 250 });
-  await waitFor('the video to advance', async () => ((await pageStats()).currentTime > resumed.currentTime + 1 ? true : undefined), { timeoutMs: 20_000, intervalMs: 250 });
-  tt.pass('the page plays again with no change of the stream\'s state');
+  const resumed = await waitFor(
+    'playback to start over',
+    async () => {
+      const s = await pageStats();
+      return s.playing && s.currentTime > 0 ? s : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 250 },
+  );
+  await waitFor('the video to advance', async () => ((await pageStats()).currentTime > resumed.currentTime + 1 ? true : undefined), {
+    timeoutMs: 20_000,
+    intervalMs: 250,
+  });
+  tt.pass("the page plays again with no change of the stream's state");
 });
 
-t.test('?src= plays a playlist from the page\'s own origin and from an allowed origin', async (tt) => {
+t.test("?src= plays a playlist from the page's own origin and from an allowed origin", async (tt) => {
   const { page } = browser!;
   const own = `${gateway}/origin/default/demo/index.m3u8`;
-  for (const [what, src] of [['own origin', own], ['allowed origin', `${allowedRelay.origin}/origin/default/demo/index.m3u8`]] as const) {
+  for (const [what, src] of [
+    ['own origin', own],
+    ['allowed origin', `${allowedRelay.origin}/origin/default/demo/index.m3u8`],
+  ] as const) {
     await page.goto(`${gateway}/?src=${encodeURIComponent(src)}`);
-    const s = await waitFor(`the ${what} to play`, async () => {
-      const st = await pageStats();
-      return st.playing && st.currentTime > 1 ? st : undefined;
-    }, { timeoutMs: 60_000, intervalMs: 250 }).catch((error: unknown) => {
+    const s = await waitFor(
+      `the ${what} to play`,
+      async () => {
+        const st = await pageStats();
+        return st.playing && st.currentTime > 1 ? st : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    ).catch((error: unknown) => {
       tt.comment(browser!.console.join('\n'));
       throw error;
     });
     tt.equal(s.state, 'live', `${what}: playing`);
   }
-  tt.ok(allowedRelay.requests.some((u) => u.endsWith('.m4s')), 'the allowed origin served the segments');
+  tt.ok(
+    allowedRelay.requests.some((u) => u.endsWith('.m4s')),
+    'the allowed origin served the segments',
+  );
 });
 
 t.test('?src= on any other origin is refused with a message, and nothing is fetched from it', async (tt) => {
   const { page } = browser!;
   await page.goto(`${gateway}/?src=${encodeURIComponent(`${foreignRelay.origin}/origin/default/demo/index.m3u8`)}`);
-  const refused = await waitFor('the page to refuse the source', async () => {
-    const st = await pageStats();
-    return st.state === 'refused' ? st : undefined;
-  }, { timeoutMs: 15_000, intervalMs: 100 });
+  const refused = await waitFor(
+    'the page to refuse the source',
+    async () => {
+      const st = await pageStats();
+      return st.state === 'refused' ? st : undefined;
+    },
+    { timeoutMs: 15_000, intervalMs: 100 },
+  );
   tt.equal(refused.playing, false, 'not playing');
   tt.equal((await page.textContent('#badge'))?.trim(), 'refused', 'the badge says refused');
   tt.match(await page.textContent('#overlay'), /not.*allowed/i, 'the video area says why');
@@ -255,7 +315,7 @@ t.test('?src= on any other origin is refused with a message, and nothing is fetc
       return `blocked: ${(error as Error).message}`;
     }
   }, `${foreignRelay.origin}/origin/default/demo/index.m3u8`);
-  tt.match(direct, /^blocked/, 'a fetch to the foreign origin is blocked by the page\'s CSP');
+  tt.match(direct, /^blocked/, "a fetch to the foreign origin is blocked by the page's CSP");
   tt.same(foreignRelay.requests, [], 'the foreign origin received no request');
   // Back to the stream for the tests that follow.
   await page.goto(`${gateway}/?stream=default/demo`);
@@ -266,16 +326,24 @@ t.test('stopping the publisher ends the stream; the page says offline', async (t
   await publisher?.stop('SIGINT', 10_000);
   await waitFor('the lookup to turn offline', async () => ((await lookup()).live === false ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
   // The ingest ends the run on the media volume, then stores the final playlist.
-  await waitFor('the stored playlist to end', async () => {
-    const { body } = await get(`${gateway}/origin/default/demo/index.m3u8`);
-    return parsePlaylist(body.toString('utf8')).ended || undefined;
-  }, { timeoutMs: 30_000, intervalMs: 250 });
+  await waitFor(
+    'the stored playlist to end',
+    async () => {
+      const { body } = await get(`${gateway}/origin/default/demo/index.m3u8`);
+      return parsePlaylist(body.toString('utf8')).ended || undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 250 },
+  );
   tt.pass('the playlist at the origin has EXT-X-ENDLIST');
   if (browser) {
-    const state = await waitFor('the page to show offline', async () => {
-      const s = await browser!.page.evaluate(() => (window as unknown as { tteokStats: { state: string } }).tteokStats.state);
-      return s === 'offline' ? s : undefined;
-    }, { timeoutMs: 30_000, intervalMs: 250 });
+    const state = await waitFor(
+      'the page to show offline',
+      async () => {
+        const s = await browser!.page.evaluate(() => (window as unknown as { tteokStats: { state: string } }).tteokStats.state);
+        return s === 'offline' ? s : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 250 },
+    );
     tt.equal(state, 'offline');
     tt.equal((await browser.page.textContent('#badge'))?.trim(), 'offline');
   }
@@ -283,9 +351,15 @@ t.test('stopping the publisher ends the stream; the page says offline', async (t
 
 t.test('no stream key in anything the gateway answered', async (tt) => {
   tt.ok(seen.length > 10, `${seen.length} responses`);
-  tt.notOk(seen.some((s) => s.includes(key)), 'the key appears in none');
+  tt.notOk(
+    seen.some((s) => s.includes(key)),
+    'the key appears in none',
+  );
   const logged = local.lines.filter((l) => l.includes(key));
-  tt.ok(logged.every((l) => /^\s+Stream Key:/.test(l)), 'the process printed it only as the OBS setting');
+  tt.ok(
+    logged.every((l) => /^\s+Stream Key:/.test(l)),
+    'the process printed it only as the OBS setting',
+  );
 });
 
 t.test('SIGTERM stops the one-machine mode cleanly', async (tt) => {

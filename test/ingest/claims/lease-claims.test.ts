@@ -45,12 +45,15 @@ async function stopPromptly(claims: LeaseStreamClaims): Promise<number> {
   return waitFor('stop() to resolve', () => tookMs, { timeoutMs: PROMPT_MS, intervalMs: 20 });
 }
 
-t.test('stop() refuses at once a publish waiting for another pod\'s silence mark', async (tt) => {
+t.test("stop() refuses at once a publish waiting for another pod's silence mark", async (tt) => {
   const ref = { namespace: 'streams', name: 'waiting' };
   // Another pod holds the claim, renewed just now, its media flowing (no silence mark): a publish here waits for the mark.
   const other = new LeaseClient(kc);
   const now = microTime();
-  await other.create(SYSTEM, { metadata: { name: claimLeaseName(ref) }, spec: { holderIdentity: 'ingest-1', leaseDurationSeconds: 3600, acquireTime: now, renewTime: now } });
+  await other.create(SYSTEM, {
+    metadata: { name: claimLeaseName(ref) },
+    spec: { holderIdentity: 'ingest-1', leaseDurationSeconds: 3600, acquireTime: now, renewTime: now },
+  });
   const claims = new LeaseStreamClaims({ kc: ingestKc, log, podName: 'ingest-0', namespace: SYSTEM, leaseDurationSeconds: 15 });
   let result: boolean | 'taken_over' | undefined;
   const acquiring = claims.acquire(ref, { waitForSilenceMs: 60_000 }).then((r) => (result = r));

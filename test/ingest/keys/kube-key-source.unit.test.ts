@@ -17,7 +17,11 @@ function ls(fields: { status?: Record<string, unknown>; spec?: Record<string, un
   return {
     apiVersion: 'tteok.dev/v1alpha1',
     kind: 'LiveStream',
-    metadata: { name: fields.name ?? 'show', namespace: fields.namespace ?? 'streams', ...(fields.deleting ? { deletionTimestamp: '2026-01-01T00:00:00Z' } : {}) },
+    metadata: {
+      name: fields.name ?? 'show',
+      namespace: fields.namespace ?? 'streams',
+      ...(fields.deleting ? { deletionTimestamp: '2026-01-01T00:00:00Z' } : {}),
+    },
     ...(fields.spec ? { spec: fields.spec } : {}),
     ...(fields.status ? { status: fields.status } : {}),
   };
@@ -29,10 +33,17 @@ t.test('the hash is the hex SHA-256 of the key as UTF-8', async (t) => {
   t.not(streamKeySha256(KEY + 'x'), HASH);
 });
 
-t.test('a published hash grants the stream, with its spec\'s settings and defaults', async (t) => {
-  t.same(grantFromLiveStream(ls({ status: { streamKeySha256: HASH } })), { keySha256: HASH, grant: { ref: { namespace: 'streams', name: 'show' }, settings: DEFAULT_SETTINGS } });
+t.test("a published hash grants the stream, with its spec's settings and defaults", async (t) => {
+  t.same(grantFromLiveStream(ls({ status: { streamKeySha256: HASH } })), {
+    keySha256: HASH,
+    grant: { ref: { namespace: 'streams', name: 'show' }, settings: DEFAULT_SETTINGS },
+  });
   const read = grantFromLiveStream(ls({ status: { streamKeySha256: HASH }, spec: { title: 'Show', enabled: false, hls: { segmentSeconds: 2 } } }));
-  t.match(read, { grant: { settings: { title: 'Show', enabled: false, segmentSeconds: 2, playlistLength: 6 } } }, 'a disabled stream is still known (refused as disabled, not as unknown)');
+  t.match(
+    read,
+    { grant: { settings: { title: 'Show', enabled: false, segmentSeconds: 2, playlistLength: 6 } } },
+    'a disabled stream is still known (refused as disabled, not as unknown)',
+  );
 });
 
 t.test('no grant before the hash is published, or while the LiveStream is being deleted', async (t) => {

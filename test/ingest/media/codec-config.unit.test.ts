@@ -11,8 +11,14 @@ import { parseHevcDecoderConfigurationRecord } from '../../../ingest/media/hevc.
 import { opusPacketDuration, parseOpusHead } from '../../../ingest/media/opus.ts';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../fixtures/${name}`, import.meta.url));
-const videoTags = (name: string): VideoTag[] => readFlvTags(fixture(name)).filter((tag) => tag.type === 9).map((tag) => parseVideoTag(tag.body));
-const audioTags = (name: string): AudioTag[] => readFlvTags(fixture(name)).filter((tag) => tag.type === 8).map((tag) => parseAudioTag(tag.body));
+const videoTags = (name: string): VideoTag[] =>
+  readFlvTags(fixture(name))
+    .filter((tag) => tag.type === 9)
+    .map((tag) => parseVideoTag(tag.body));
+const audioTags = (name: string): AudioTag[] =>
+  readFlvTags(fixture(name))
+    .filter((tag) => tag.type === 8)
+    .map((tag) => parseAudioTag(tag.body));
 type Frame = Extract<VideoTag, { kind: 'video-frame' }>;
 
 t.test('HEVC from x265 over Enhanced RTMP (hvc1): record, size after the conformance window, frames', async (t) => {
@@ -28,14 +34,20 @@ t.test('HEVC from x265 over Enhanced RTMP (hvc1): record, size after the conform
   t.equal(frames.length, 15, '1 s at 15 fps');
   t.equal(frames.filter((f) => f.keyframe).length, 3, 'a keyframe every 5 frames');
   t.ok(frames[0]!.keyframe, 'the first frame is a keyframe');
-  t.ok(frames.some((f) => f.compositionOffsetMs > 0), 'B-frames give composition offsets');
+  t.ok(
+    frames.some((f) => f.compositionOffsetMs > 0),
+    'B-frames give composition offsets',
+  );
   // Length-prefixed NAL units (4-byte lengths) that add up to the frame.
   for (const f of frames) {
     let pos = 0;
     while (pos + 4 <= f.data.length) pos += 4 + new DataView(f.data.buffer, f.data.byteOffset + pos).getUint32(0);
     t.equal(pos, f.data.length, 'a frame is whole length-prefixed NAL units');
   }
-  t.ok(tags.some((v) => v.kind === 'ignored'), 'the colour-info metadata frame is ignored');
+  t.ok(
+    tags.some((v) => v.kind === 'ignored'),
+    'the colour-info metadata frame is ignored',
+  );
   t.notOk(tags.some((v) => v.kind === 'video-unsupported'));
 });
 
@@ -49,7 +61,10 @@ t.test('AV1 from SVT-AV1 over Enhanced RTMP (av01): record, sequence header size
   const frames = tags.filter((v): v is Frame => v.kind === 'video-frame');
   t.equal(frames.length, 15, '1 s at 15 fps');
   t.equal(frames.filter((f) => f.keyframe).length, 3, 'a keyframe every 5 frames');
-  t.ok(frames.every((f) => f.codec === 'av1' && f.compositionOffsetMs === 0), 'AV1 frames have no composition offset');
+  t.ok(
+    frames.every((f) => f.codec === 'av1' && f.compositionOffsetMs === 0),
+    'AV1 frames have no composition offset',
+  );
   // ffmpeg leaves the temporal delimiter in; the sample must not carry it.
   t.equal(frames[0]!.data[0], 0x12, 'the first OBU is a temporal delimiter');
   const stripped = withoutTemporalDelimiters(frames[0]!.data);
@@ -62,16 +77,44 @@ t.test('AV1 sequence header with timing and decoder model info', async (t) => {
   // seq_profile 0, timing_info_present, decoder_model_info_present, one
   // operating point with its parameters, then a 12-bit 1920x1080.
   const bits =
-    '000' + '0' + '0' + '1' + '0'.repeat(31) + '1' + '0'.repeat(31) + '1' + '0' + '1' + '00011' + '0'.repeat(31) + '1' + '00000' + '00000' +
-    '0' + '00000' + '000000000000' + '01000' + '1' + '1' + '0000' + '0000' + '0' +
-    '1011' + '1011' + (1919).toString(2).padStart(12, '0') + (1079).toString(2).padStart(12, '0');
+    '000' +
+    '0' +
+    '0' +
+    '1' +
+    '0'.repeat(31) +
+    '1' +
+    '0'.repeat(31) +
+    '1' +
+    '0' +
+    '1' +
+    '00011' +
+    '0'.repeat(31) +
+    '1' +
+    '00000' +
+    '00000' +
+    '0' +
+    '00000' +
+    '000000000000' +
+    '01000' +
+    '1' +
+    '1' +
+    '0000' +
+    '0000' +
+    '0' +
+    '1011' +
+    '1011' +
+    (1919).toString(2).padStart(12, '0') +
+    (1079).toString(2).padStart(12, '0');
   const bytes = new Uint8Array(Math.ceil(bits.length / 8));
   for (let i = 0; i < bits.length; i++) if (bits[i] === '1') bytes[i >> 3]! |= 0x80 >> (i & 7);
   t.same(parseAv1SequenceHeaderSize(bytes), { width: 1920, height: 1080 });
 });
 
 t.test('Opus over Enhanced RTMP: OpusHead, channels, 48 kHz, packet durations', async (t) => {
-  for (const [name, channels] of [['av1-opus.flv', 2], ['opus-only.flv', 1]] as const) {
+  for (const [name, channels] of [
+    ['av1-opus.flv', 2],
+    ['opus-only.flv', 1],
+  ] as const) {
     const tags = audioTags(name);
     const configs = tags.filter((a): a is Extract<AudioTag, { kind: 'audio-config' }> => a.kind === 'audio-config');
     t.equal(configs.length, 1, `${name}: one sequence start`);
@@ -80,8 +123,14 @@ t.test('Opus over Enhanced RTMP: OpusHead, channels, 48 kHz, packet durations', 
     t.ok(config.preSkip > 0, `${name}: pre-skip ${config.preSkip}`);
     const frames = tags.filter((a): a is Extract<AudioTag, { kind: 'audio-frame' }> => a.kind === 'audio-frame');
     t.ok(frames.every((f) => f.codec === 'opus'));
-    t.ok(frames.every((f) => opusPacketDuration(f.data) === 0.02), `${name}: libopus sends 20 ms packets`);
-    t.ok(tags.some((a) => a.kind === 'ignored'), `${name}: the multichannel-config message is ignored`);
+    t.ok(
+      frames.every((f) => opusPacketDuration(f.data) === 0.02),
+      `${name}: libopus sends 20 ms packets`,
+    );
+    t.ok(
+      tags.some((a) => a.kind === 'ignored'),
+      `${name}: the multichannel-config message is ignored`,
+    );
   }
   const total = audioTags('opus-only.flv').filter((a) => a.kind === 'audio-frame').length * 0.02;
   t.ok(total >= 2.98 && total <= 3.04, `3 s of audio-only Opus (${total.toFixed(2)} s)`);
@@ -113,7 +162,10 @@ t.test('multitrack (Enhanced RTMP v2): track 0 is the default, the others are na
   t.match(configs[0], { codec: 'avc' });
   const others = tags.filter((v) => v.otherTracks !== undefined);
   t.ok(others.length > 10, 'the second track comes as multitrack messages');
-  t.ok(others.every((v) => v.kind === 'ignored' && v.otherTracks?.join() === '1'), 'track 1 is ignored, by id');
+  t.ok(
+    others.every((v) => v.kind === 'ignored' && v.otherTracks?.join() === '1'),
+    'track 1 is ignored, by id',
+  );
   // A ManyTracks message whose track 0 is HEVC and track 2 AV1-less: built by hand from the spec's layout.
   const frame = Uint8Array.from([0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x26]); // cts 0, then a NAL of length 1
   const track = (id: number, payload: Uint8Array) => [id, payload.length >> 16, (payload.length >> 8) & 0xff, payload.length & 0xff, ...payload];
@@ -121,7 +173,14 @@ t.test('multitrack (Enhanced RTMP v2): track 0 is the default, the others are na
   t.match(parseVideoTag(many), { kind: 'video-frame', codec: 'hevc', keyframe: false, otherTracks: [2] });
   t.same([...(parseVideoTag(many) as Frame).data], [0, 0, 0, 1, 0x26], 'track 0 payload after its composition offset');
   // ManyTracksManyCodecs: a FourCC per track; an unsupported codec on an ignored track does not matter.
-  const manyCodecs = Uint8Array.from([0x80 | 0x10 | 6, (2 << 4) | 0, ...Buffer.from('vp09'), ...track(1, Uint8Array.from([1, 2])), ...Buffer.from('av01'), ...track(0, Uint8Array.from([0x81, 0, 0x0c, 0]))]);
+  const manyCodecs = Uint8Array.from([
+    0x80 | 0x10 | 6,
+    (2 << 4) | 0,
+    ...Buffer.from('vp09'),
+    ...track(1, Uint8Array.from([1, 2])),
+    ...Buffer.from('av01'),
+    ...track(0, Uint8Array.from([0x81, 0, 0x0c, 0])),
+  ]);
   t.match(parseVideoTag(manyCodecs), { kind: 'video-config', codec: 'av1', otherTracks: [1] });
   const audio = Uint8Array.from([0x90 | 5, (0 << 4) | 1, ...Buffer.from('Opus'), 3, 0xf8, 0xff]);
   t.match(parseAudioTag(audio), { kind: 'ignored', otherTracks: [3] }, 'a OneTrack audio message for track 3 only');
@@ -139,7 +198,10 @@ t.test('ModEx prefixes and truncated enhanced headers', async (t) => {
 t.test('codecs still unsupported are named: VP9 and MP3 from ffmpeg 9, Enhanced RTMP FourCCs', async (t) => {
   const vp9 = videoTags('vp9-only.flv');
   t.ok(vp9.length > 0);
-  t.ok(vp9.every((v) => v.kind === 'video-unsupported' && /VP9/.test(v.codecName)), 'every VP9 tag is unsupported, by name');
+  t.ok(
+    vp9.every((v) => v.kind === 'video-unsupported' && /VP9/.test(v.codecName)),
+    'every VP9 tag is unsupported, by name',
+  );
   const mp3 = audioTags('mp3-only.flv');
   t.ok(mp3.length > 0 && mp3.every((a) => a.kind === 'audio-unsupported' && /MP3/.test(a.codecName)), 'MP3 is unsupported, by name');
   t.match(parseAudioTag(Uint8Array.from([0x90, ...Buffer.from('fLaC'), 0])), { kind: 'audio-unsupported', codecName: /FLAC/ });

@@ -34,15 +34,27 @@ t.test('real H.264 tags classify like ffprobe sees them', async (t) => {
   t.equal(keyframes, 3, 'one keyframe per 1 s GOP');
   t.equal(keyframes, videoProbe.packets.filter((p) => p.flags.startsWith('K')).length, 'keyframes are the packets ffprobe flags K');
   t.ok(frames[0]!.keyframe, 'the first frame is a keyframe');
-  t.ok(frames.every((f) => f.compositionOffsetMs >= 0), 'composition offsets are non-negative for ffmpeg output');
-  t.ok(frames.some((f) => f.compositionOffsetMs > 0), 'B-frames give positive composition offsets');
+  t.ok(
+    frames.every((f) => f.compositionOffsetMs >= 0),
+    'composition offsets are non-negative for ffmpeg output',
+  );
+  t.ok(
+    frames.some((f) => f.compositionOffsetMs > 0),
+    'B-frames give positive composition offsets',
+  );
   t.same(
     frames.map((f) => f.compositionOffsetMs),
     videoProbe.packets.map((p) => p.pts - p.dts),
     'each composition offset is that packet pts - dts (ms)',
   );
-  t.ok(frames.every((f) => f.codec === 'avc' && f.data.length > 4), 'frames carry their NAL units');
-  t.ok(parsed.every((v) => v.kind === 'video-config' || v.kind === 'video-frame' || v.kind === 'video-end'), 'nothing unsupported or ignored');
+  t.ok(
+    frames.every((f) => f.codec === 'avc' && f.data.length > 4),
+    'frames carry their NAL units',
+  );
+  t.ok(
+    parsed.every((v) => v.kind === 'video-config' || v.kind === 'video-frame' || v.kind === 'video-end'),
+    'nothing unsupported or ignored',
+  );
 });
 
 t.test('real AAC tags classify like ffprobe sees them', async (t) => {

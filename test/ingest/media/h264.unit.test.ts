@@ -37,7 +37,13 @@ const CASES: Case[] = [
   { label: '1920x1080 Constrained Baseline', size: '1920x1080', x264: ['-preset', 'ultrafast'], profile: 'Constrained Baseline' },
   { label: '1920x1080 High', size: '1920x1080', x264: ['-preset', 'veryfast'], profile: 'High' },
   // Interlaced: frame_mbs_only_flag = 0, so heights are in pairs of macroblock rows.
-  { label: '1920x1080 interlaced', size: '1920x1080', x264: ['-preset', 'veryfast', '-flags', '+ildct+ilme', '-x264-params', 'interlaced=1'], profile: 'High', interlaced: true },
+  {
+    label: '1920x1080 interlaced',
+    size: '1920x1080',
+    x264: ['-preset', 'veryfast', '-flags', '+ildct+ilme', '-x264-params', 'interlaced=1'],
+    profile: 'High',
+    interlaced: true,
+  },
   // 4:4:4 crops in single pixels, so odd sizes are possible.
   { label: '425x239 High 4:4:4', size: '425x239', x264: ['-preset', 'veryfast', '-pix_fmt', 'yuv444p'], profile: 'High 4:4:4 Predictive' },
   // 4:2:2 crops in pairs of columns but single lines.

@@ -14,7 +14,12 @@ import { MAX_CODEC_CONFIG_BYTES } from '../../../ingest/media/record-size.ts';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../fixtures/${name}`, import.meta.url));
 /** The record of a fixture's first Enhanced RTMP video sequence start (after the 5-byte header). */
-const realRecord = (name: string) => Buffer.from(readFlvTags(fixture(name)).find((tag) => tag.type === 9 && (tag.body[0]! & 0x8f) === 0x80)!.body.subarray(5));
+const realRecord = (name: string) =>
+  Buffer.from(
+    readFlvTags(fixture(name))
+      .find((tag) => tag.type === 9 && (tag.body[0]! & 0x8f) === 0x80)!
+      .body.subarray(5),
+  );
 
 t.test('every parser refuses a record over 64 KiB before reading it', async (t) => {
   t.equal(MAX_CODEC_CONFIG_BYTES, 64 * 1024);
@@ -48,5 +53,9 @@ t.test('an av1C of 30,000 empty OBUs before its sequence header: found; a broken
   const real = realRecord('av1-opus.flv');
   const record = Buffer.concat([real.subarray(0, 4), Buffer.alloc(2 * 30_000, Buffer.from([0x7a, 0])), real.subarray(4)]);
   t.match(parseAv1CodecConfigurationRecord(record), { width: 160, height: 90 });
-  t.throws(() => parseAv1CodecConfigurationRecord(Buffer.concat([real, Buffer.from([0x0a, 0x05, 0x00])])), /truncated OBU/, 'an OBU cut short after the sequence header');
+  t.throws(
+    () => parseAv1CodecConfigurationRecord(Buffer.concat([real, Buffer.from([0x0a, 0x05, 0x00])])),
+    /truncated OBU/,
+    'an OBU cut short after the sequence header',
+  );
 });

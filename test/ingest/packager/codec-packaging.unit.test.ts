@@ -48,7 +48,13 @@ function writeHls(dir: string, packaged: Packaged, segmentSeconds: number): stri
   for (const { init, generation } of packaged.inits) writeFileSync(join(dir, `init-${generation}.mp4`), init);
   packaged.segments.forEach((segment, i) => {
     writeFileSync(join(dir, `${i}.m4s`), segment.data);
-    playlist.append({ uri: `${i}.m4s`, duration: segment.duration, programDateTime: segment.arrivedAt, initUri: `init-${segment.initGeneration}.mp4`, discontinuity: false });
+    playlist.append({
+      uri: `${i}.m4s`,
+      duration: segment.duration,
+      programDateTime: segment.arrivedAt,
+      initUri: `init-${segment.initGeneration}.mp4`,
+      discontinuity: false,
+    });
   });
   playlist.ended = true;
   writeFileSync(join(dir, 'index.m3u8'), playlist.render());
@@ -56,13 +62,27 @@ function writeHls(dir: string, packaged: Packaged, segmentSeconds: number): stri
 }
 
 interface Probe {
-  streams: Array<{ codec_type: string; codec_name: string; codec_tag_string: string; width?: number; height?: number; channels?: number; sample_rate?: string; nb_read_frames?: string }>;
+  streams: Array<{
+    codec_type: string;
+    codec_name: string;
+    codec_tag_string: string;
+    width?: number;
+    height?: number;
+    channels?: number;
+    sample_rate?: string;
+    nb_read_frames?: string;
+  }>;
 }
 
 /** ffprobe's view of the playlist (frames counted) and ffmpeg's complaints decoding all of it. */
 async function play(playlist: string): Promise<{ streams: Probe['streams']; errors: string }> {
   const [probe, errors] = await Promise.all([
-    ffprobe<Probe>(['-count_frames', '-show_entries', 'stream=codec_type,codec_name,codec_tag_string,width,height,channels,sample_rate,nb_read_frames', playlist]),
+    ffprobe<Probe>([
+      '-count_frames',
+      '-show_entries',
+      'stream=codec_type,codec_name,codec_tag_string,width,height,channels,sample_rate,nb_read_frames',
+      playlist,
+    ]),
     ffmpeg(['-i', playlist, '-f', 'null', '-']),
   ]);
   // ffprobe lists each stream once per program and once on its own.
@@ -110,7 +130,10 @@ t.test('HEVC open GOPs: a segment lasts from its keyframe to the next, leading p
   const durations = packaged.segments.map((s) => s.duration);
   t.ok(durations.length >= 3, `${durations.length} segments`);
   // Keyframes at frames 0, 4 and 9 (x265 moved one): GOPs of 4 and 5 frames at 15 fps.
-  t.ok(Math.abs(durations[0]! - 4 / 15) < 0.005 || Math.abs(durations[0]! - 5 / 15) < 0.005, `the first GOP lasts whole frames (${durations[0]!.toFixed(3)} s)`);
+  t.ok(
+    Math.abs(durations[0]! - 4 / 15) < 0.005 || Math.abs(durations[0]! - 5 / 15) < 0.005,
+    `the first GOP lasts whole frames (${durations[0]!.toFixed(3)} s)`,
+  );
   t.ok(Math.abs(durations[1]! - 5 / 15) < 0.005, `the second GOP lasts its 5 frames, 0.333 s, not 0.4 (${durations[1]!.toFixed(3)} s)`);
 });
 
@@ -133,7 +156,11 @@ t.test('audio-only Opus is packaged and cut on the target duration', async (t) =
   t.same(packaged.errors, []);
   t.same(packaged.drops, [], 'no packet dropped');
   t.equal(packaged.inits.length, 1);
-  t.same([...parseInitSegment(packaged.inits[0]!.init).values()].map((tr) => tr.kind), ['audio'], 'one audio track, no video');
+  t.same(
+    [...parseInitSegment(packaged.inits[0]!.init).values()].map((tr) => tr.kind),
+    ['audio'],
+    'one audio track, no video',
+  );
   t.same(sampleEntries(packaged.inits[0]!.init), ['Opus']);
   const durations = packaged.segments.map((s) => s.duration);
   // The encoder's padding makes the clip a frame or two longer than 3 s: a short last segment.
@@ -141,7 +168,10 @@ t.test('audio-only Opus is packaged and cut on the target duration', async (t) =
   durations.slice(0, -1).forEach((d) => t.ok(d >= 0.98 && d <= 1.02, `a segment lasts ${d.toFixed(3)} s, the 1 s target`));
   const total = durations.reduce((a, b) => a + b, 0);
   t.ok(Math.abs(total - 3) < 0.05, `they add up to 3 s (${total.toFixed(3)})`);
-  t.ok(packaged.segments.every((s, i) => i === 0 || s.arrivedAt >= packaged.segments[i - 1]!.arrivedAt), 'arrival times do not go back');
+  t.ok(
+    packaged.segments.every((s, i) => i === 0 || s.arrivedAt >= packaged.segments[i - 1]!.arrivedAt),
+    'arrival times do not go back',
+  );
   const { streams, errors } = await play(writeHls(join(dir, 'opus'), packaged, 1));
   t.equal(errors, '', 'ffmpeg decodes every segment with no error');
   t.match(streams, [{ codec_type: 'audio', codec_name: 'opus', channels: 1 }]);
@@ -181,7 +211,10 @@ t.test('multitrack: the default track is packaged, the other is reported as igno
   t.same(packaged.ignoredTracks, ['video 1'], 'video track 1 is reported, once');
   const { streams, errors } = await play(writeHls(join(dir, 'multitrack'), packaged, 1));
   t.equal(errors, '');
-  t.match(streams, [{ codec_type: 'video', codec_name: 'h264', width: 160, height: 90, nb_read_frames: '15' }, { codec_type: 'audio', codec_name: 'aac' }]);
+  t.match(streams, [
+    { codec_type: 'video', codec_name: 'h264', width: 160, height: 90, nb_read_frames: '15' },
+    { codec_type: 'audio', codec_name: 'aac' },
+  ]);
 });
 
 t.test('video that starts after an audio-only stream began gets a new init segment with both tracks', async (t) => {
@@ -205,8 +238,15 @@ t.test('video that starts after an audio-only stream began gets a new init segme
   }
   await session.close();
   t.same(out.errors, []);
-  t.same(out.inits.map((i) => sampleEntries(i.init)), [['mp4a'], ['hvc1', 'mp4a']], 'audio-only first, then video and audio');
-  t.ok(out.segments.some((s) => s.initGeneration === 2), 'segments with video follow');
+  t.same(
+    out.inits.map((i) => sampleEntries(i.init)),
+    [['mp4a'], ['hvc1', 'mp4a']],
+    'audio-only first, then video and audio',
+  );
+  t.ok(
+    out.segments.some((s) => s.initGeneration === 2),
+    'segments with video follow',
+  );
 });
 
 t.test('audio-only: a timeline that jumps back starts over after a discontinuity; a single late frame is dropped', async (t) => {
@@ -217,12 +257,15 @@ t.test('audio-only: a timeline that jumps back starts over after a discontinuity
   // And one frame 200 ms late, before the reset.
   shifted.splice(20, 0, { ...shifted[19]!, timestampMs: shifted[19]!.timestampMs - 200 });
   const out: Packaged = { inits: [], segments: [], drops: [], errors: [], ignoredTracks: [] };
-  const session = new PublishSession('reset', new Fragmenter(1, {
-    onInit: (init, generation) => out.inits.push({ init, generation }),
-    onSegment: (segment) => out.segments.push(segment),
-    onDroppedPacket: (reason) => out.drops.push(reason),
-    onMuxerError: (error) => out.errors.push(error),
-  }));
+  const session = new PublishSession(
+    'reset',
+    new Fragmenter(1, {
+      onInit: (init, generation) => out.inits.push({ init, generation }),
+      onSegment: (segment) => out.segments.push(segment),
+      onDroppedPacket: (reason) => out.drops.push(reason),
+      onMuxerError: (error) => out.errors.push(error),
+    }),
+  );
   for (const tag of shifted) session.audio(tag.timestampMs, tag.body);
   await session.close();
   t.same(out.errors, []);

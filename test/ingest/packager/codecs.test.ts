@@ -24,7 +24,11 @@ const run = promisify(execFile);
 
 if (!existsSync(FFMPEG9)) throw new Error(`${FFMPEG9} is missing: run test/tools/install-ffmpeg9.sh (make deps does)`);
 
-const stream = (name: string, n: number): TestStream => ({ name, key: `${name.replace(/-/g, '_')}_key_${String(n).repeat(20)}`, spec: { retention: { keepAfterEnd: true } } });
+const stream = (name: string, n: number): TestStream => ({
+  name,
+  key: `${name.replace(/-/g, '_')}_key_${String(n).repeat(20)}`,
+  spec: { retention: { keepAfterEnd: true } },
+});
 const streams = {
   hevcAac: stream('hevc-aac', 1),
   av1Opus: stream('av1-opus', 2),
@@ -74,10 +78,14 @@ async function storedPlaylist(s: TestStream): Promise<ParsedPlaylist | undefined
 }
 
 function waitForPlaylist(s: TestStream, what: string, ok: (p: ParsedPlaylist) => boolean, timeoutMs = 60_000): Promise<ParsedPlaylist> {
-  return waitFor(`${s.name}: ${what}`, async () => {
-    const p = await storedPlaylist(s);
-    return p && ok(p) ? p : undefined;
-  }, { timeoutMs, intervalMs: 200 });
+  return waitFor(
+    `${s.name}: ${what}`,
+    async () => {
+      const p = await storedPlaylist(s);
+      return p && ok(p) ? p : undefined;
+    },
+    { timeoutMs, intervalMs: 200 },
+  );
 }
 
 function publish(s: TestStream, options: Omit<PublishOptions, 'url'>) {
@@ -105,22 +113,44 @@ async function assertStoredRun(tt: Test, s: TestStream, p: ParsedPlaylist, expec
   tt.ok(Math.abs(total - expected.seconds) < 0.6, `segment durations add up to the ${expected.seconds} s published (${total.toFixed(2)})`);
   for (const seg of p.segments.slice(0, -1)) tt.ok(seg.duration >= 0.9 && seg.duration <= 1.5, `${seg.uri} lasts ${seg.duration} s, near the 1 s target`);
   const pdts = p.segments.map((x) => x.programDateTime);
-  tt.ok(pdts.every((v, i) => i === 0 || v > pdts[i - 1]!), 'program date times increase');
+  tt.ok(
+    pdts.every((v, i) => i === 0 || v > pdts[i - 1]!),
+    'program date times increase',
+  );
   for (const map of new Set(p.maps)) tt.same(await sampleEntries(s, map), expected.entries, `${map} has the ${expected.entries.join(' + ')} sample entries`);
   let missing = 0;
   for (const seg of p.segments) if (!(await headObject(s3.client, s3.bucket, objectKey(s, seg.uri)))) missing++;
   tt.equal(missing, 0, 'every segment is stored');
 
   const probe = await run('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name', '-of', 'csv=p=0', playlistUrl(s)]);
-  tt.same([...new Set(probe.stdout.split('\n').filter(Boolean))].sort(), expected.codecs, `ffprobe reads ${expected.codecs.join(' and ')} from the stored playlist over HTTP`);
+  tt.same(
+    [...new Set(probe.stdout.split('\n').filter(Boolean))].sort(),
+    expected.codecs,
+    `ffprobe reads ${expected.codecs.join(' and ')} from the stored playlist over HTTP`,
+  );
   const decode = await run('ffmpeg', ['-v', 'error', '-i', playlistUrl(s), '-f', 'null', '-']);
   tt.equal(decode.stderr.trim(), '', 'ffmpeg decodes every segment with no error');
 }
 
 const cases: Array<{ title: string; s: TestStream; options: Omit<PublishOptions, 'url'>; expected: Expected }> = [
-  { title: 'HEVC + AAC', s: streams.hevcAac, options: { video: X265, audio: AAC }, expected: { codecs: ['aac', 'hevc'], entries: ['hvc1', 'mp4a'], seconds: 5 } },
-  { title: 'AV1 + Opus', s: streams.av1Opus, options: { video: SVT_AV1, audio: OPUS }, expected: { codecs: ['av1', 'opus'], entries: ['av01', 'Opus'], seconds: 5 } },
-  { title: 'H.264 + Opus', s: streams.h264Opus, options: { video: X264, audio: OPUS }, expected: { codecs: ['h264', 'opus'], entries: ['avc1', 'Opus'], seconds: 5 } },
+  {
+    title: 'HEVC + AAC',
+    s: streams.hevcAac,
+    options: { video: X265, audio: AAC },
+    expected: { codecs: ['aac', 'hevc'], entries: ['hvc1', 'mp4a'], seconds: 5 },
+  },
+  {
+    title: 'AV1 + Opus',
+    s: streams.av1Opus,
+    options: { video: SVT_AV1, audio: OPUS },
+    expected: { codecs: ['av1', 'opus'], entries: ['av01', 'Opus'], seconds: 5 },
+  },
+  {
+    title: 'H.264 + Opus',
+    s: streams.h264Opus,
+    options: { video: X264, audio: OPUS },
+    expected: { codecs: ['h264', 'opus'], entries: ['avc1', 'Opus'], seconds: 5 },
+  },
   { title: 'audio-only AAC', s: streams.aacOnly, options: { video: false, audio: AAC }, expected: { codecs: ['aac'], entries: ['mp4a'], seconds: 5 } },
   { title: 'audio-only Opus', s: streams.opusOnly, options: { video: false, audio: OPUS }, expected: { codecs: ['opus'], entries: ['Opus'], seconds: 5 } },
 ];
@@ -148,7 +178,10 @@ t.test('HEVC: a publisher that drops and reconnects within the grace period cont
   const maps = [...new Set(p.maps)];
   tt.equal(maps.length, 2, 'a new init segment after the discontinuity');
   for (const map of maps) tt.same(await sampleEntries(s, map), ['hvc1', 'mp4a'], `${map} is HEVC + AAC`);
-  tt.ok(p.segments.every((x, i) => i === 0 || x.sequence === p.segments[i - 1]!.sequence + 1), 'media sequence numbers are continuous');
+  tt.ok(
+    p.segments.every((x, i) => i === 0 || x.sequence === p.segments[i - 1]!.sequence + 1),
+    'media sequence numbers are continuous',
+  );
   let missing = 0;
   for (const seg of p.segments) if (!(await headObject(s3.client, s3.bucket, objectKey(s, seg.uri)))) missing++;
   tt.equal(missing, 0, `all ${p.segments.length} segments are stored`);
@@ -166,11 +199,47 @@ t.test('multitrack (Enhanced RTMP v2): the default track is stored, the other is
   const s = streams.multitrack;
   // ffmpeg 9 sends a second video stream as multitrack track 1, as OBS's multitrack video does.
   const pub = spawnManaged('ffmpeg9-multitrack', FFMPEG9, [
-    '-hide_banner', '-nostats', '-loglevel', 'warning', '-re',
-    '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=15', '-f', 'lavfi', '-i', 'testsrc=size=160x90:rate=15', '-f', 'lavfi', '-i', 'sine=sample_rate=48000',
-    '-t', '4', '-map', '0:v', '-map', '1:v', '-map', '2:a',
-    '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '15', '-b:v', '200k', '-c:a', 'aac', '-b:a', '64k',
-    ...ENHANCED, '-f', 'flv', ingest.rtmpUrl(s.key),
+    '-hide_banner',
+    '-nostats',
+    '-loglevel',
+    'warning',
+    '-re',
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc2=size=320x180:rate=15',
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc=size=160x90:rate=15',
+    '-f',
+    'lavfi',
+    '-i',
+    'sine=sample_rate=48000',
+    '-t',
+    '4',
+    '-map',
+    '0:v',
+    '-map',
+    '1:v',
+    '-map',
+    '2:a',
+    '-c:v',
+    'libx264',
+    '-preset',
+    'ultrafast',
+    '-g',
+    '15',
+    '-b:v',
+    '200k',
+    '-c:a',
+    'aac',
+    '-b:a',
+    '64k',
+    ...ENHANCED,
+    '-f',
+    'flv',
+    ingest.rtmpUrl(s.key),
   ]);
   tt.equal((await pub.exited).code, 0, 'ffmpeg 9 published both tracks');
   const line = await ingest.proc.waitForLine(/multitrack publish: video track 1 is ignored/, 10_000);
@@ -184,7 +253,12 @@ t.test('multitrack (Enhanced RTMP v2): the default track is stored, the other is
 
 t.test('VP9 is still refused: the ingest names the codec and the OBS setting to change, nothing is stored', async (tt) => {
   const s = streams.vp9;
-  const pub = publish(s, { video: ['-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-b:v', '200k'], audio: false, seconds: 3, name: 'ffmpeg9-vp9' });
+  const pub = publish(s, {
+    video: ['-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-b:v', '200k'],
+    audio: false,
+    seconds: 3,
+    name: 'ffmpeg9-vp9',
+  });
   await pub.exited;
   const line = await ingest.proc.waitForLine(/VP9/, 20_000);
   tt.match(line, /video codec VP9 .*is not supported; set Settings > Output > Video Encoder to H\.264.*HEVC or AV1/i, 'the log line says what to set instead');
@@ -200,7 +274,13 @@ t.test('no stream key in any object key or log line', async (tt) => {
   const keys = await listKeys(s3.client, s3.bucket);
   tt.ok(keys.length > 10, `objects were stored (${keys.length})`);
   for (const s of Object.values(streams)) {
-    tt.notOk(keys.some((k) => k.includes(s.key)), `no object key holds ${s.name}'s key`);
-    tt.notOk(ingest.proc.lines.some((l) => l.includes(s.key)), `no log line holds ${s.name}'s key`);
+    tt.notOk(
+      keys.some((k) => k.includes(s.key)),
+      `no object key holds ${s.name}'s key`,
+    );
+    tt.notOk(
+      ingest.proc.lines.some((l) => l.includes(s.key)),
+      `no log line holds ${s.name}'s key`,
+    );
   }
 });

@@ -134,7 +134,10 @@ const packageSource = (segmentSeconds: number): Promise<Packaged> => {
 t.test('the source is what the tests assume', async (t) => {
   t.equal(videoFrameCount, 150);
   t.equal(sourcePackets.filter((p) => p.type === 'video' && p.key).length, 5, 'five 1 s GOPs');
-  t.ok(sourcePackets.some((p) => p.type === 'video' && p.cts > 0), 'B-frames');
+  t.ok(
+    sourcePackets.some((p) => p.type === 'video' && p.cts > 0),
+    'B-frames',
+  );
   t.ok(inputDuration > 4.9 && inputDuration < 5.2, `duration ${inputDuration}`);
 });
 
@@ -146,7 +149,10 @@ for (const segmentSeconds of [1, 2]) {
     t.equal(packaged.inits.length, 1, 'one init segment');
     t.equal(packaged.inits[0]?.generation, 1);
     t.ok(packaged.segments.length >= Math.floor(5 / segmentSeconds), `${packaged.segments.length} segments`);
-    t.ok(packaged.segments.every((s) => s.initGeneration === 1), 'every segment belongs to the one init');
+    t.ok(
+      packaged.segments.every((s) => s.initGeneration === 1),
+      'every segment belongs to the one init',
+    );
 
     const durations = packaged.segments.map((s) => s.duration);
     const total = durations.reduce((a, b) => a + b, 0);
@@ -263,7 +269,10 @@ t.test('joining mid-GOP: frames before the first keyframe are dropped', async (t
   ];
   const packaged = await packageAll(packets, 1);
   t.ok(packaged.drops.length >= 20, `${packaged.drops.length} packets dropped`);
-  t.ok(packaged.drops.every((r) => r === 'before_first_keyframe'), 'all before the first keyframe');
+  t.ok(
+    packaged.drops.every((r) => r === 'before_first_keyframe'),
+    'all before the first keyframe',
+  );
   t.same(packaged.errors, []);
   const played = await play(writeHls(join(dir, 'join'), packaged, 1));
   t.equal(played.errors, '', 'plays without an error');
@@ -310,7 +319,11 @@ t.test('a timeline that jumps back at a keyframe restarts packaging after a disc
   // does), so each side of it is played on its own.
   let frames = 0;
   for (const generation of [1, 2]) {
-    const part: Packaged = { ...packaged, inits: packaged.inits.filter((i) => i.generation === generation), segments: packaged.segments.filter((s) => s.initGeneration === generation) };
+    const part: Packaged = {
+      ...packaged,
+      inits: packaged.inits.filter((i) => i.generation === generation),
+      segments: packaged.segments.filter((s) => s.initGeneration === generation),
+    };
     const played = await play(writeHls(join(dir, `reset-${generation}`), part, 1));
     t.equal(played.errors, '', `timeline ${generation} plays without an error`);
     frames += played.videoFrames;
@@ -327,7 +340,10 @@ t.test('a segment is handed over as the keyframe that ends it arrives, not after
   const keyframesAt = packets.flatMap((p, i) => (p.type === 'video' && p.key ? [i] : []));
   const keyframe = packets[keyframesAt[1]!] as Extract<Packet, { type: 'video' }>;
   const packetsBeforeTheAudioPast = packets.slice(keyframesAt[1]! + 1).findIndex((p) => p.type === 'audio' && p.dts >= keyframe.dts + keyframe.cts);
-  t.ok(keyframe.cts > 0 && packetsBeforeTheAudioPast >= 1, `the source's keyframes are shown after later-arriving packets (composition offset ${keyframe.cts} ms)`);
+  t.ok(
+    keyframe.cts > 0 && packetsBeforeTheAudioPast >= 1,
+    `the source's keyframes are shown after later-arriving packets (composition offset ${keyframe.cts} ms)`,
+  );
   const emittedAfter: number[] = [];
   let fed = -1;
   const fragmenter = new Fragmenter(1, {
@@ -347,5 +363,9 @@ t.test('a segment is handed over as the keyframe that ends it arrives, not after
   const whileFeeding = emittedAfter.length;
   await fragmenter.close();
   t.ok(emittedAfter.length > whileFeeding, 'the last segment comes at the close');
-  t.same(emittedAfter.slice(0, whileFeeding), keyframesAt.slice(1), 'every other segment is handed over once the keyframe after it has been fed, before any packet after that keyframe');
+  t.same(
+    emittedAfter.slice(0, whileFeeding),
+    keyframesAt.slice(1),
+    'every other segment is handed over once the keyframe after it has been fed, before any packet after that keyframe',
+  );
 });

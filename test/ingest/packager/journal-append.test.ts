@@ -47,12 +47,20 @@ t.test('an append cut by a full volume leaves whole lines only, and is written o
   await tt.rejects(journal.append(entry(3, 6000)), { code: 'ENOSPC' }, 'and the next one too');
   const whileFull = await readJournal(path);
   tt.equal(whileFull?.badLines, 0, 'no partial line is left in the journal');
-  tt.same(whileFull?.entries.map((e) => e.uri), ['s/0.m4s', 's/1.m4s'], 'the entries written before are intact');
+  tt.same(
+    whileFull?.entries.map((e) => e.uri),
+    ['s/0.m4s', 's/1.m4s'],
+    'the entries written before are intact',
+  );
   rmSync(ballast);
   await journal.append(entry(4, 6000));
   const after = await readJournal(path);
   tt.equal(after?.badLines, 0, 'whole lines only');
-  tt.same(after?.entries.map((e) => e.uri), ['s/0.m4s', 's/1.m4s', 's/2.m4s', 's/3.m4s', 's/4.m4s'], 'the entries that failed are written with the next append, in order');
+  tt.same(
+    after?.entries.map((e) => e.uri),
+    ['s/0.m4s', 's/1.m4s', 's/2.m4s', 's/3.m4s', 's/4.m4s'],
+    'the entries that failed are written with the next append, in order',
+  );
   await journal.remove();
 });
 
@@ -61,20 +69,51 @@ t.test('a cut last line is skipped when reading; lines after a repair append cle
   writeFileSync(path, JSON.stringify(entry(0)) + '\n' + JSON.stringify(entry(1)) + '\n' + JSON.stringify(entry(2)).slice(0, 25));
   const read = await readJournal(path);
   tt.equal(read?.badLines, 1, 'one line did not parse');
-  tt.same(read?.entries.map((e) => e.uri), ['s/0.m4s', 's/1.m4s']);
+  tt.same(
+    read?.entries.map((e) => e.uri),
+    ['s/0.m4s', 's/1.m4s'],
+  );
   const journal = new SegmentJournal(path, join(volume, '.tmp'));
   await journal.replace(read!.entries);
   await journal.append(entry(2));
-  tt.same(readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as PlaylistSegment).uri), ['s/0.m4s', 's/1.m4s', 's/2.m4s'], 'the repaired journal takes appends');
+  tt.same(
+    readFileSync(path, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as PlaylistSegment).uri),
+    ['s/0.m4s', 's/1.m4s', 's/2.m4s'],
+    'the repaired journal takes appends',
+  );
   tt.equal(await readJournal(join(volume, 'missing.jsonl')), undefined, 'no journal reads as none');
 });
 
 t.test('journal and playlist window are reconciled to every segment either names, in sequence order', async (tt) => {
   const journal = [0, 1, 2, 3, 4, 5, 6].map((n) => entry(n));
-  tt.same(reconcileSegments(journal, [4, 5].map((n) => entry(n))).map((e) => e.uri), journal.map((e) => e.uri), 'journal one ahead of the playlist: the whole run');
-  tt.same(reconcileSegments(journal.slice(0, 5), [4, 5, 6].map((n) => entry(n))).map((e) => e.uri), journal.map((e) => e.uri), 'journal behind (its last lines cut): the playlist supplies the rest');
-  tt.same(reconcileSegments([], [8, 9, 10].map((n) => entry(n))).map((e) => e.uri), ['s/8.m4s', 's/9.m4s', 's/10.m4s'], 'numeric, not string, order');
+  tt.same(
+    reconcileSegments(
+      journal,
+      [4, 5].map((n) => entry(n)),
+    ).map((e) => e.uri),
+    journal.map((e) => e.uri),
+    'journal one ahead of the playlist: the whole run',
+  );
+  tt.same(
+    reconcileSegments(
+      journal.slice(0, 5),
+      [4, 5, 6].map((n) => entry(n)),
+    ).map((e) => e.uri),
+    journal.map((e) => e.uri),
+    'journal behind (its last lines cut): the playlist supplies the rest',
+  );
+  tt.same(
+    reconcileSegments(
+      [],
+      [8, 9, 10].map((n) => entry(n)),
+    ).map((e) => e.uri),
+    ['s/8.m4s', 's/9.m4s', 's/10.m4s'],
+    'numeric, not string, order',
+  );
   const window = [entry(5, 0)];
   window[0]!.discontinuity = true;
-  tt.equal(reconcileSegments(journal, window)[5]!.discontinuity, true, 'the playlist\'s copy of a segment wins');
+  tt.equal(reconcileSegments(journal, window)[5]!.discontinuity, true, "the playlist's copy of a segment wins");
 });

@@ -66,7 +66,11 @@ function storedSegments(s: TestStream): string[] {
 /** Publishes until the journal holds at least `segments` lines, then kills the ingest and the publisher. */
 async function crashMidStream(s: TestStream, segments: number): Promise<void> {
   const pub = publishTestPattern({ url: ingest.rtmpUrl(s.key), name: `publisher-${s.name}` });
-  await waitFor(`${s.name}: ${segments} journal lines`, () => existsSync(journalPath(s)) && readFileSync(journalPath(s), 'utf8').split('\n').filter(Boolean).length >= segments, { timeoutMs: 40_000 });
+  await waitFor(
+    `${s.name}: ${segments} journal lines`,
+    () => existsSync(journalPath(s)) && readFileSync(journalPath(s), 'utf8').split('\n').filter(Boolean).length >= segments,
+    { timeoutMs: 40_000 },
+  );
   await ingest.proc.stop('SIGKILL');
   await pub.stop('SIGKILL');
 }
@@ -76,22 +80,32 @@ async function restart(): Promise<void> {
 }
 
 async function assertWholeRunListed(tt: Test, s: TestStream, journalUris: string[]): Promise<void> {
-  const p = await waitFor(`${s.name}: the final playlist`, () => {
-    const x = storedPlaylist(s);
-    return x?.ended ? x : undefined;
-  }, { timeoutMs: 30_000 });
+  const p = await waitFor(
+    `${s.name}: the final playlist`,
+    () => {
+      const x = storedPlaylist(s);
+      return x?.ended ? x : undefined;
+    },
+    { timeoutMs: 30_000 },
+  );
   const listed = p.segments.map((x) => x.uri);
-  tt.equal(p.mediaSequence, 0, 'the VOD starts at the run\'s first segment');
+  tt.equal(p.mediaSequence, 0, "the VOD starts at the run's first segment");
   for (const uri of journalUris) tt.ok(listed.includes(uri), `${uri}, journalled before the crash, is in the final playlist`);
   tt.same([...listed].sort(), storedSegments(s), `the final playlist lists exactly the ${listed.length} stored segments`);
-  tt.ok(p.segments.every((x, i) => i === 0 || x.sequence === p.segments[i - 1]!.sequence + 1), 'media sequence numbers are continuous');
+  tt.ok(
+    p.segments.every((x, i) => i === 0 || x.sequence === p.segments[i - 1]!.sequence + 1),
+    'media sequence numbers are continuous',
+  );
   await waitFor(`${s.name}: the journal to be removed once the run is ended`, () => !existsSync(journalPath(s)));
 }
 
 t.test('a journal whose last line was cut is read up to the cut, with a warning', async (tt) => {
   const s = streams.truncated!;
   await crashMidStream(s, 6);
-  const journalUris = readFileSync(journalPath(s), 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { uri: string }).uri);
+  const journalUris = readFileSync(journalPath(s), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { uri: string }).uri);
   // The append of the next entry cut short by the kill (or by a full volume).
   appendFileSync(journalPath(s), '{"uri":"' + journalUris.at(-1)!.split('/')[0] + '/99.m4s","durat');
   await restart();
@@ -102,7 +116,10 @@ t.test('a journal whose last line was cut is read up to the cut, with a warning'
 t.test('a journal one entry ahead of the playlist (killed between the append and the rename) keeps the whole run', async (tt) => {
   const s = streams.ahead!;
   await crashMidStream(s, 7);
-  const journalUris = readFileSync(journalPath(s), 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { uri: string }).uri);
+  const journalUris = readFileSync(journalPath(s), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { uri: string }).uri);
   // Put the volume in the state a kill right after the journal append leaves:
   // the playlist on the volume does not list the newest segment yet.
   const playlistPath = join(streamDir(s), 'index.m3u8');

@@ -10,11 +10,16 @@ import t from 'tap';
 import { EncodedAudioPacketSource, EncodedPacket, Mp4OutputFormat, NullTarget, Output } from 'mediabunny';
 import { ROOT } from '../../tools/chart-tools.ts';
 
-const UPGRADE = 'mediabunny changed an internal that ingest/packager/fragmenter.ts relies on; read the new version\'s source, adapt the fragmenter, then this test';
+const UPGRADE =
+  "mediabunny changed an internal that ingest/packager/fragmenter.ts relies on; read the new version's source, adapt the fragmenter, then this test";
 
 t.test('mediabunny is pinned to one exact version, and that version is installed', async (t) => {
   const declared = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies.mediabunny;
-  t.match(declared, /^\d+\.\d+\.\d+$/, `package.json declares mediabunny "${declared}": it must be an exact version (no ^ or ~), since tteok uses its internals`);
+  t.match(
+    declared,
+    /^\d+\.\d+\.\d+$/,
+    `package.json declares mediabunny "${declared}": it must be an exact version (no ^ or ~), since tteok uses its internals`,
+  );
   const installed = (JSON.parse(readFileSync(join(ROOT, 'node_modules/mediabunny/package.json'), 'utf8')) as { version: string }).version;
   t.equal(installed, declared, `node_modules has mediabunny ${installed}, package.json pins ${declared}: run npm ci`);
 });
@@ -50,7 +55,8 @@ t.test('every muxer write goes through _write, and forceFragmentFinalization end
   for (let i = 0; i < 50; i++) {
     const packet = new EncodedPacket(payload, 'key', i * frame, frame);
     // AAC-LC, 48 kHz, stereo (AudioSpecificConfig 0x11 0x90); the muxer never decodes the frames.
-    if (i === 0) await audio.add(packet, { decoderConfig: { codec: 'mp4a.40.2', sampleRate: 48_000, numberOfChannels: 2, description: new Uint8Array([0x11, 0x90]) } });
+    if (i === 0)
+      await audio.add(packet, { decoderConfig: { codec: 'mp4a.40.2', sampleRate: 48_000, numberOfChannels: 2, description: new Uint8Array([0x11, 0x90]) } });
     else await audio.add(packet);
   }
   t.same(moofs, [], 'no fragment yet: mediabunny would wait for 60 s of media');
@@ -64,7 +70,10 @@ t.test('every muxer write goes through _write, and forceFragmentFinalization end
   t.equal(moofs.length, 1, `forceFragmentFinalization no longer writes the fragment at once. ${UPGRADE}`);
 
   t.ok(writes.length > writesBefore, `the forced fragment was not written through _write. ${UPGRADE}`);
-  t.ok(writes.every((w) => w.data instanceof Uint8Array && Number.isInteger(w.pos)), `_write is no longer called with (Uint8Array, integer position). ${UPGRADE}`);
+  t.ok(
+    writes.every((w) => w.data instanceof Uint8Array && Number.isInteger(w.pos)),
+    `_write is no longer called with (Uint8Array, integer position). ${UPGRADE}`,
+  );
   // The fragment's bytes, laid out by position, hold a moof at its position and the mdat after it with every frame.
   const end = Math.max(...writes.map((w) => (w.pos as number) + (w.data as Uint8Array).length));
   const file = new Uint8Array(end);

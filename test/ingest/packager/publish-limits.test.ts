@@ -22,7 +22,10 @@ const dir = mkdtempSync(join(tmpdir(), 'tteok-publish-limits-'));
 const keysFile = join(dir, 'keys.yaml');
 const streams = ['av1c', 'hvcc', 'gop', 'frozen', 'ahead', 'restarts', 'big', 'acks', 'after'] as const;
 const keyOf = (name: string) => `limits_${name}_key_aaaaaaaaaaaa`.slice(0, 32);
-writeKeyFile(keysFile, streams.map((name) => ({ name, key: keyOf(name) })));
+writeKeyFile(
+  keysFile,
+  streams.map((name) => ({ name, key: keyOf(name) })),
+);
 
 t.teardown(async () => {
   await stopAll();
@@ -79,13 +82,17 @@ async function slowestHealthz<T>(ingest: IngestProcess, work: Promise<T>): Promi
 
 /** Waits for the onStatus error the ingest ends a publish with; its description. */
 async function refusal(conn: RawConnection, code = 'NetStream.Publish.Rejected'): Promise<string> {
-  return waitFor(`an onStatus ${code}`, () => {
-    const text = receivedText(conn);
-    const at = text.indexOf(code);
-    if (at < 0) return false;
-    const description = /description\x02..([^\x00]+)/s.exec(text.slice(at));
-    return description?.[1] ?? false;
-  }, { timeoutMs: 30_000, intervalMs: 50 });
+  return waitFor(
+    `an onStatus ${code}`,
+    () => {
+      const text = receivedText(conn);
+      const at = text.indexOf(code);
+      if (at < 0) return false;
+      const description = /description\x02..([^\x00]+)/s.exec(text.slice(at));
+      return description?.[1] ?? false;
+    },
+    { timeoutMs: 30_000, intervalMs: 50 },
+  );
 }
 
 /** Segments the ingest stored for a stream (local origin). */
@@ -132,17 +139,26 @@ t.test('an 8 MiB av1C and an hvcC of 4 million empty NAL units: refused with a s
   hvcC[22] = arrays;
   for (let a = 0, pos = 23; a < arrays; a++, pos += 3 + 2 * 65535) hvcC.set([32, 0xff, 0xff], pos);
 
-  for (const [stream, fourcc, record] of [['av1c', 'av01', av1C], ['hvcc', 'hvc1', hvcC]] as const) {
+  for (const [stream, fourcc, record] of [
+    ['av1c', 'av01', av1C],
+    ['hvcc', 'hvc1', hvcC],
+  ] as const) {
     const rssBefore = await rssBytes(pid);
     resetPeak(pid);
     const conn = await openPublish(ingest.rtmpPort, keyOf(stream));
-    const { result: description, slowestMs } = await slowestHealthz(ingest, (async () => {
-      await sendAndDrain(conn, mediaMessage(9, 0, enhancedVideo(1, 0, fourcc, record)));
-      return refusal(conn);
-    })());
+    const { result: description, slowestMs } = await slowestHealthz(
+      ingest,
+      (async () => {
+        await sendAndDrain(conn, mediaMessage(9, 0, enhancedVideo(1, 0, fourcc, record)));
+        return refusal(conn);
+      })(),
+    );
     t.match(description, /is \d+ bytes; at most 64 KiB is accepted/, `${stream}: the streamer reads why (${description})`);
     const peak = await peakRssBytes(pid);
-    t.ok(peak - rssBefore < 150 * MiB, `${stream}: peak RSS grew ${((peak - rssBefore) / MiB).toFixed(0)} MiB (under 150 MiB; before ${(rssBefore / MiB).toFixed(0)} MiB)`);
+    t.ok(
+      peak - rssBefore < 150 * MiB,
+      `${stream}: peak RSS grew ${((peak - rssBefore) / MiB).toFixed(0)} MiB (under 150 MiB; before ${(rssBefore / MiB).toFixed(0)} MiB)`,
+    );
     t.ok(slowestMs < 1000, `${stream}: /healthz answered within ${slowestMs} ms throughout`);
     await conn.closed;
   }
@@ -162,7 +178,11 @@ t.test('a GOP that never ends, and timestamps that never advance, end the publis
   gop.send(Buffer.concat([mediaMessage(9, 0, HEVC.config), mediaMessage(9, 0, hevcFrame(true, 4000))]));
   for (let i = 1; i <= 600 && !gop.isClosed(); i++) await sendAndDrain(gop, mediaMessage(9, Math.round(i * 33.3), delta));
   const gopDescription = await refusal(gop);
-  t.match(gopDescription, /No keyframe for more than 12 s.*Settings > Output > Keyframe Interval/, `the streamer reads the setting to change (${gopDescription})`);
+  t.match(
+    gopDescription,
+    /No keyframe for more than 12 s.*Settings > Output > Keyframe Interval/,
+    `the streamer reads the setting to change (${gopDescription})`,
+  );
 
   // One keyframe, then 1 MiB frames whose timestamps stay at 0: only the byte bound can end it.
   const rssBefore = await rssBytes(pid);
@@ -239,7 +259,13 @@ t.test('a 6 MiB keyframe (4K at 20 Mbps) is accepted and stored', async (t) => {
   t.notMatch(receivedText(conn), /NetStream\.Publish\.(Rejected|Failed)/, 'not refused');
   t.ok(storedSegments('big', 'big') >= 3, 'its segments are stored');
   const root = join(dir, 'big', 'origin', 'default', 'big');
-  const sizes = readdirSync(root).filter((f) => statSync(join(root, f)).isDirectory()).flatMap((s) => readdirSync(join(root, s)).filter((f) => f.endsWith('.m4s')).map((f) => statSync(join(root, s, f)).size));
+  const sizes = readdirSync(root)
+    .filter((f) => statSync(join(root, f)).isDirectory())
+    .flatMap((s) =>
+      readdirSync(join(root, s))
+        .filter((f) => f.endsWith('.m4s'))
+        .map((f) => statSync(join(root, s, f)).size),
+    );
   t.ok(Math.max(...sizes) > 6 * MiB, `a segment holds the 6 MiB keyframe (largest ${(Math.max(...sizes) / MiB).toFixed(1)} MiB)`);
   await ingest.proc.stop();
 });
@@ -260,7 +286,9 @@ t.test('a Window Acknowledgement Size of 1 does not make the ingest acknowledge 
     if (i % 4 === 0) await sleep(1);
   }
   // Everything sent has been read once the ingest counted it (the handshake's 3,073 bytes included).
-  await waitFor('the ingest to read every byte', async () => metricValue(await ingest.metrics(), 'tteok_ingest_received_bytes_total') >= sent + 3073, { timeoutMs: 15_000 });
+  await waitFor('the ingest to read every byte', async () => metricValue(await ingest.metrics(), 'tteok_ingest_received_bytes_total') >= sent + 3073, {
+    timeoutMs: 15_000,
+  });
   // Acknowledgement messages from the ingest: type 0 header on chunk stream 2, length 4, type 3.
   const received = conn.received();
   const pattern = Buffer.from([0x02, 0, 0, 0, 0, 0, 4, 0x03]);

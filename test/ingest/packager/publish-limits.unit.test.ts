@@ -15,7 +15,13 @@ function limits(segmentSeconds = 1) {
 }
 
 /** Feeds a steady stream (30 fps video, keyframe every `gopMs`, 1024-sample AAC at 48 kHz) from `fromMs` to `toMs` media time. */
-function feed(l: PublishLimits, at: (ms: number) => void, fromMs: number, toMs: number, options: { gopMs?: number; wallOffsetMs?: number; wall?: (mediaMs: number) => number } = {}): void {
+function feed(
+  l: PublishLimits,
+  at: (ms: number) => void,
+  fromMs: number,
+  toMs: number,
+  options: { gopMs?: number; wallOffsetMs?: number; wall?: (mediaMs: number) => number } = {},
+): void {
   const gop = options.gopMs ?? 2000;
   let nextAudio = fromMs;
   let nextKeyframe = fromMs;
@@ -71,7 +77,7 @@ t.test('real encoders are never refused', async (t) => {
     const { l, at } = limits(4);
     l.fragmentStarted(0, { init: true });
     // OBS's keyframe interval 0 ("auto"): 250 frames, 10.4 s at 24 fps, and segments cut at each keyframe.
-    t.doesNotThrow(() => feed(l, at, 0, 120_000, { gopMs: 10_416 }), 'OBS\'s automatic keyframe interval');
+    t.doesNotThrow(() => feed(l, at, 0, 120_000, { gopMs: 10_416 }), "OBS's automatic keyframe interval");
   }
 });
 
@@ -89,33 +95,77 @@ t.test('each bound ends the publish with its reason', async (t) => {
     const { l, at } = limits();
     at(0);
     l.keyframe(0);
-    t.equal(reason(() => { for (let ms = 0; ms < 20_000; ms += 33) { at(ms); l.pace('video', ms); l.hold(1000, ms); } }), 'gop_too_long', 'no keyframe for 12 s');
+    t.equal(
+      reason(() => {
+        for (let ms = 0; ms < 20_000; ms += 33) {
+          at(ms);
+          l.pace('video', ms);
+          l.hold(1000, ms);
+        }
+      }),
+      'gop_too_long',
+      'no keyframe for 12 s',
+    );
   }
   {
     const { l, at } = limits();
     at(0);
     l.keyframe(0);
-    t.equal(reason(() => { for (let i = 0; i < 100; i++) l.hold(1024 * 1024, 0); }), 'fragment_too_large', '64 MiB at one timestamp');
+    t.equal(
+      reason(() => {
+        for (let i = 0; i < 100; i++) l.hold(1024 * 1024, 0);
+      }),
+      'fragment_too_large',
+      '64 MiB at one timestamp',
+    );
   }
   {
     const { l, at } = limits();
     at(0);
-    t.equal(reason(() => { for (let ms = 0; ms < 60_000; ms += 2000) l.pace('video', ms); }), 'ahead_of_real_time', 'keyframes 2 s apart, sent at once');
+    t.equal(
+      reason(() => {
+        for (let ms = 0; ms < 60_000; ms += 2000) l.pace('video', ms);
+      }),
+      'ahead_of_real_time',
+      'keyframes 2 s apart, sent at once',
+    );
   }
   {
     const { l, at } = limits();
     at(0);
-    t.equal(reason(() => { for (let i = 0; i < 1000; i++) l.pace('video', (i % 2) * 2000); }), 'ahead_of_real_time', 'a timeline leaping back and forth gains media time on every step forward');
+    t.equal(
+      reason(() => {
+        for (let i = 0; i < 1000; i++) l.pace('video', (i % 2) * 2000);
+      }),
+      'ahead_of_real_time',
+      'a timeline leaping back and forth gains media time on every step forward',
+    );
   }
   {
     const { l, at } = limits();
     at(0);
-    t.equal(reason(() => { for (let i = 0; i < 100; i++) l.fragmentStarted(0, { init: true }); }), 'segment_rate', 'a new init segment at every keyframe');
+    t.equal(
+      reason(() => {
+        for (let i = 0; i < 100; i++) l.fragmentStarted(0, { init: true });
+      }),
+      'segment_rate',
+      'a new init segment at every keyframe',
+    );
   }
   {
     const { l, at } = limits();
     at(0);
     // Decode times stand still while composition offsets leap: segments cut on presentation time, with no media time.
-    t.equal(reason(() => { for (let i = 0; i < 100; i++) { l.pace('video', 0); l.keyframe(0); l.fragmentStarted(0); } }), 'segment_rate', 'segments without media time');
+    t.equal(
+      reason(() => {
+        for (let i = 0; i < 100; i++) {
+          l.pace('video', 0);
+          l.keyframe(0);
+          l.fragmentStarted(0);
+        }
+      }),
+      'segment_rate',
+      'segments without media time',
+    );
   }
 });

@@ -21,8 +21,28 @@ import fc from 'fast-check';
 import t from 'tap';
 import { startIngestProcess, writeKeyFile } from '../../../harness/ingest-process.ts';
 import { stopAll } from '../../../harness/process.ts';
-import { enhancedVideo, fixtureTags, HEVC, hevcFrame, mediaMessage, openPublish, PUBLISH_CHUNK_SIZE, receivedText, sendAndDrain } from '../../../harness/rtmp-media.ts';
-import { chunk, clientHandshake, command, connectCommand, createStreamCommand, openRaw, peakRssBytes, publishCommand, rssBytes } from '../../../harness/rtmp-wire.ts';
+import {
+  enhancedVideo,
+  fixtureTags,
+  HEVC,
+  hevcFrame,
+  mediaMessage,
+  openPublish,
+  PUBLISH_CHUNK_SIZE,
+  receivedText,
+  sendAndDrain,
+} from '../../../harness/rtmp-media.ts';
+import {
+  chunk,
+  clientHandshake,
+  command,
+  connectCommand,
+  createStreamCommand,
+  openRaw,
+  peakRssBytes,
+  publishCommand,
+  rssBytes,
+} from '../../../harness/rtmp-wire.ts';
 import { waitFor } from '../../../harness/wait.ts';
 
 const CASES = Number(process.env.TTEOK_FUZZ_ADMITTED_CASES ?? 2000);
@@ -58,11 +78,18 @@ t.teardown(async () => {
 
 /** Real encoder output: every tag of the fixtures ffmpeg 9 wrote (HEVC+AAC, AV1+Opus, multitrack). */
 const REAL_TAGS = ['hevc-aac.flv', 'av1-opus.flv', 'multitrack.flv', 'opus-only.flv'].flatMap((name) => fixtureTags(name));
-const REAL_CONFIGS = REAL_TAGS.filter((tag) => (tag.type === 9 && (tag.body[0]! & 0x8f) === 0x80) || (tag.type === 8 && tag.body[0]! >> 4 === 9 && (tag.body[0]! & 0x0f) === 0));
+const REAL_CONFIGS = REAL_TAGS.filter(
+  (tag) => (tag.type === 9 && (tag.body[0]! & 0x8f) === 0x80) || (tag.type === 8 && tag.body[0]! >> 4 === 9 && (tag.body[0]! & 0x0f) === 0),
+);
 
 const bytes = (maxLength: number) => fc.uint8Array({ maxLength }).map((b) => Buffer.from(b));
 
-const mutation = fc.record({ kind: fc.constantFrom('flip', 'set', 'insert', 'delete'), at: fc.nat(), value: fc.integer({ min: 0, max: 255 }), length: fc.integer({ min: 1, max: 32 }) });
+const mutation = fc.record({
+  kind: fc.constantFrom('flip', 'set', 'insert', 'delete'),
+  at: fc.nat(),
+  value: fc.integer({ min: 0, max: 255 }),
+  length: fc.integer({ min: 1, max: 32 }),
+});
 function mutate(input: Buffer, mutations: Array<{ kind: string; at: number; value: number; length: number }>): Buffer {
   let b = Buffer.from(input);
   for (const m of mutations) {
@@ -106,23 +133,39 @@ const record = fc.oneof(
 );
 
 // Mostly codecs the ingest packages, so cases get past the codec check; sometimes one it refuses.
-const videoFourcc = fc.oneof({ arbitrary: fc.constantFrom('hvc1', 'av01', 'avc1'), weight: 8 }, { arbitrary: fc.constantFrom('vp09', 'vvc1'), weight: 1 }, { arbitrary: fc.string({ minLength: 4, maxLength: 4 }), weight: 1 });
-const audioFourcc = fc.oneof({ arbitrary: fc.constantFrom('Opus', 'mp4a'), weight: 8 }, { arbitrary: fc.constantFrom('fLaC', '.mp3', 'ac-3'), weight: 1 }, { arbitrary: fc.string({ minLength: 4, maxLength: 4 }), weight: 1 });
+const videoFourcc = fc.oneof(
+  { arbitrary: fc.constantFrom('hvc1', 'av01', 'avc1'), weight: 8 },
+  { arbitrary: fc.constantFrom('vp09', 'vvc1'), weight: 1 },
+  { arbitrary: fc.string({ minLength: 4, maxLength: 4 }), weight: 1 },
+);
+const audioFourcc = fc.oneof(
+  { arbitrary: fc.constantFrom('Opus', 'mp4a'), weight: 8 },
+  { arbitrary: fc.constantFrom('fLaC', '.mp3', 'ac-3'), weight: 1 },
+  { arbitrary: fc.string({ minLength: 4, maxLength: 4 }), weight: 1 },
+);
 const frameData = fc.oneof({ arbitrary: bytes(4096), weight: 20 }, { arbitrary: fc.constant(hevcFrame(true, MiB).subarray(5)), weight: 1 });
 
 /** ModEx prefixes (Enhanced RTMP v2): modifier data of any size, then the real packet type. */
 const modEx = fc.array(fc.tuple(bytes(300), fc.integer({ min: 0, max: 15 })), { maxLength: 2 }).map((mods) =>
-  Buffer.concat(mods.map(([data, type]) => {
-    const size = data.length === 0 ? Buffer.alloc(0) : data;
-    const header = size.length <= 256 ? Buffer.from([Math.max(0, size.length - 1)]) : Buffer.from([0xff, (size.length - 1) >> 8, (size.length - 1) & 0xff]);
-    return Buffer.concat([header, size, Buffer.from([(type << 4) | 7])]);
-  })),
+  Buffer.concat(
+    mods.map(([data, type]) => {
+      const size = data.length === 0 ? Buffer.alloc(0) : data;
+      const header = size.length <= 256 ? Buffer.from([Math.max(0, size.length - 1)]) : Buffer.from([0xff, (size.length - 1) >> 8, (size.length - 1) & 0xff]);
+      return Buffer.concat([header, size, Buffer.from([(type << 4) | 7])]);
+    }),
+  ),
 );
 
 /** Multitrack bodies (Enhanced RTMP v2): one track, many tracks of one codec, many of many codecs. */
 const multitrack = (fourcc: fc.Arbitrary<string>) =>
-  fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 7 }), fourcc, fc.array(fc.tuple(fourcc, fc.integer({ min: 0, max: 255 }), fc.oneof(record, frameData), fc.boolean()), { minLength: 1, maxLength: 4 })).map(
-    ([type, packetType, shared, tracks]) => {
+  fc
+    .tuple(
+      fc.integer({ min: 0, max: 3 }),
+      fc.integer({ min: 0, max: 7 }),
+      fourcc,
+      fc.array(fc.tuple(fourcc, fc.integer({ min: 0, max: 255 }), fc.oneof(record, frameData), fc.boolean()), { minLength: 1, maxLength: 4 }),
+    )
+    .map(([type, packetType, shared, tracks]) => {
       const parts: Buffer[] = [Buffer.from([(type << 4) | packetType])];
       if (type !== 2) parts.push(Buffer.from(shared, 'latin1'));
       for (const [own, id, data, lie] of tracks) {
@@ -136,18 +179,27 @@ const multitrack = (fourcc: fc.Arbitrary<string>) =>
         parts.push(data);
       }
       return Buffer.concat(parts);
-    },
-  );
+    });
 
 const videoTag = fc.oneof(
   // Legacy AVC: sequence header, NALUs, end of sequence.
-  fc.tuple(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 0, max: 3 }), bytes(3), fc.oneof(record, frameData)).map(([frame, packet, cts, data]) => Buffer.concat([Buffer.from([(frame << 4) | 7, packet]), Buffer.concat([cts, Buffer.alloc(3)]).subarray(0, 3), data])),
+  fc
+    .tuple(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 0, max: 3 }), bytes(3), fc.oneof(record, frameData))
+    .map(([frame, packet, cts, data]) => Buffer.concat([Buffer.from([(frame << 4) | 7, packet]), Buffer.concat([cts, Buffer.alloc(3)]).subarray(0, 3), data])),
   // Enhanced single-track: any frame type, any packet type, with or without ModEx.
-  fc.tuple(fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 5 }), modEx, videoFourcc, fc.oneof(record, frameData)).map(([frame, packet, mods, fourcc, data]) =>
-    mods.length > 0
-      ? Buffer.concat([Buffer.from([0x80 | (frame << 4) | 7]), mods.subarray(0, mods.length - 1), Buffer.from([(mods[mods.length - 1]! & 0xf0) | packet]), Buffer.from(fourcc, 'latin1'), data])
-      : enhancedVideo(frame, packet, fourcc, data),
-  ),
+  fc
+    .tuple(fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 5 }), modEx, videoFourcc, fc.oneof(record, frameData))
+    .map(([frame, packet, mods, fourcc, data]) =>
+      mods.length > 0
+        ? Buffer.concat([
+            Buffer.from([0x80 | (frame << 4) | 7]),
+            mods.subarray(0, mods.length - 1),
+            Buffer.from([(mods[mods.length - 1]! & 0xf0) | packet]),
+            Buffer.from(fourcc, 'latin1'),
+            data,
+          ])
+        : enhancedVideo(frame, packet, fourcc, data),
+    ),
   // Enhanced multitrack.
   fc.tuple(fc.integer({ min: 1, max: 2 }), multitrack(videoFourcc)).map(([frame, body]) => Buffer.concat([Buffer.from([0x80 | (frame << 4) | 6]), body])),
   // Anything at all, now and then.
@@ -156,9 +208,13 @@ const videoTag = fc.oneof(
 
 const audioTag = fc.oneof(
   // Legacy AAC: AudioSpecificConfig or raw frames; other legacy codecs.
-  fc.tuple(fc.constantFrom(0xaf, 0xaf, 0xaf, 0xae, 0x2f), fc.integer({ min: 0, max: 2 }), fc.oneof(record, bytes(700))).map(([first, packet, data]) => Buffer.concat([Buffer.from([first, packet]), data])),
+  fc
+    .tuple(fc.constantFrom(0xaf, 0xaf, 0xaf, 0xae, 0x2f), fc.integer({ min: 0, max: 2 }), fc.oneof(record, bytes(700)))
+    .map(([first, packet, data]) => Buffer.concat([Buffer.from([first, packet]), data])),
   // Enhanced audio: sequence start, coded frames, multichannel config, ModEx.
-  fc.tuple(fc.integer({ min: 0, max: 7 }), audioFourcc, fc.oneof(record, bytes(700))).map(([packet, fourcc, data]) => Buffer.concat([Buffer.from([0x90 | packet]), Buffer.from(fourcc, 'latin1'), data])),
+  fc
+    .tuple(fc.integer({ min: 0, max: 7 }), audioFourcc, fc.oneof(record, bytes(700)))
+    .map(([packet, fourcc, data]) => Buffer.concat([Buffer.from([0x90 | packet]), Buffer.from(fourcc, 'latin1'), data])),
   multitrack(audioFourcc).map((body) => Buffer.concat([Buffer.from([0x95]), body])),
 );
 
@@ -181,10 +237,9 @@ const message = fc.oneof(
 const prelude = fc.oneof(
   { arbitrary: fc.constant([] as Array<{ type: 8 | 9; body: Buffer }>), weight: 1 },
   {
-    arbitrary: fc.subarray(REAL_CONFIGS, { minLength: 1 }).map((configs) => [
-      ...configs.map((c) => ({ type: c.type, body: c.body })),
-      { type: 9 as const, body: hevcFrame(true, 2000) },
-    ]),
+    arbitrary: fc
+      .subarray(REAL_CONFIGS, { minLength: 1 })
+      .map((configs) => [...configs.map((c) => ({ type: c.type, body: c.body })), { type: 9 as const, body: hevcFrame(true, 2000) }]),
     weight: 4,
   },
 );
@@ -222,10 +277,14 @@ const setChunkSize = (() => {
 async function runCase(worker: number, media: Buffer): Promise<boolean> {
   const conn = await openRaw(ingest.rtmpPort, '127.0.0.1', `127.0.0.${2 + worker}`);
   conn.send(Buffer.concat([clientHandshake(), connectCommand(), createStreamCommand(), publishCommand(fuzzKey(worker)), setChunkSize]));
-  const admitted = await waitFor('the publish to be answered', () => {
-    const text = receivedText(conn);
-    return text.includes('NetStream.Publish.Start') ? 'yes' : text.includes('NetStream.Publish.') || conn.isClosed() ? 'no' : false;
-  }, { timeoutMs: 10_000, intervalMs: 10 }).catch(() => 'no');
+  const admitted = await waitFor(
+    'the publish to be answered',
+    () => {
+      const text = receivedText(conn);
+      return text.includes('NetStream.Publish.Start') ? 'yes' : text.includes('NetStream.Publish.') || conn.isClosed() ? 'no' : false;
+    },
+    { timeoutMs: 10_000, intervalMs: 10 },
+  ).catch(() => 'no');
   if (admitted === 'yes') {
     await sendAndDrain(conn, media);
     // Until the ingest ends the publish, or briefly.
@@ -289,18 +348,24 @@ t.test(`${CASES} fuzzed admitted publishes leave the ingest up, bounded and serv
   t.ok(alive(), 'the ingest is still running');
   if (!alive()) return;
   const metrics = await ingest.metrics();
-  for (const line of metrics.split('\n').filter((l) => /^tteok_ingest_(publishes_total|dropped_packets_total|muxer_restarts_total)/.test(l))) t.comment(`  ${line}`);
+  for (const line of metrics.split('\n').filter((l) => /^tteok_ingest_(publishes_total|dropped_packets_total|muxer_restarts_total)/.test(l)))
+    t.comment(`  ${line}`);
   t.ok(admitted >= CASES / 2, `most cases ran as an admitted publish (${admitted} of ${CASES})`);
   const health = await fetch(`http://127.0.0.1:${ingest.httpPort}/healthz`);
   t.equal(health.status, 200, '/healthz answers');
   t.same(faults(), [], 'no publish ended in a fault of the ingest itself');
   const peak = await peakRssBytes(pid);
-  t.ok(peak - rssBefore < PEAK_GROWTH_BOUND, `peak RSS grew ${((peak - rssBefore) / MiB).toFixed(0)} MiB (bound ${PEAK_GROWTH_BOUND / MiB} MiB; before ${(rssBefore / MiB).toFixed(0)} MiB)`);
+  t.ok(
+    peak - rssBefore < PEAK_GROWTH_BOUND,
+    `peak RSS grew ${((peak - rssBefore) / MiB).toFixed(0)} MiB (bound ${PEAK_GROWTH_BOUND / MiB} MiB; before ${(rssBefore / MiB).toFixed(0)} MiB)`,
+  );
 
   t.equal(description, undefined, 'the legitimate publisher was never ended');
   const playlist = join(originDir, 'default', 'legit', 'index.m3u8');
-  await waitFor('the legitimate stream\'s final playlist', () => existsSync(playlist) && readFileSync(playlist, 'utf8').includes('#EXT-X-ENDLIST'));
+  await waitFor("the legitimate stream's final playlist", () => existsSync(playlist) && readFileSync(playlist, 'utf8').includes('#EXT-X-ENDLIST'));
   const root = join(originDir, 'default', 'legit');
-  const segments = readdirSync(root).filter((f) => statSync(join(root, f)).isDirectory()).flatMap((s) => readdirSync(join(root, s)).filter((f) => f.endsWith('.m4s')));
+  const segments = readdirSync(root)
+    .filter((f) => statSync(join(root, f)).isDirectory())
+    .flatMap((s) => readdirSync(join(root, s)).filter((f) => f.endsWith('.m4s')));
   t.ok(segments.length >= 3, `the legitimate stream is stored (${segments.length} segments)`);
 });

@@ -82,7 +82,12 @@ const rawChunk = fc
     payload: fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.constant(new Uint8Array([0, 0, 0, 0])), fc.constant(new Uint8Array([0xff, 0xff, 0xff, 0xff]))),
   })
   .map((c) => {
-    const basic = c.csid < 64 ? Buffer.from([(c.fmt << 6) | c.csid]) : c.csid < 320 ? Buffer.from([c.fmt << 6, c.csid - 64]) : Buffer.from([(c.fmt << 6) | 1, (c.csid - 64) & 0xff, (c.csid - 64) >> 8]);
+    const basic =
+      c.csid < 64
+        ? Buffer.from([(c.fmt << 6) | c.csid])
+        : c.csid < 320
+          ? Buffer.from([c.fmt << 6, c.csid - 64])
+          : Buffer.from([(c.fmt << 6) | 1, (c.csid - 64) & 0xff, (c.csid - 64) >> 8]);
     const header = Buffer.alloc([11, 7, 3, 0][c.fmt]!);
     if (c.fmt <= 2) header.writeUIntBE(c.timestamp, 0, 3);
     if (c.fmt <= 1) {
@@ -99,20 +104,36 @@ const rawChunk = fc
 const amfValue: fc.Arbitrary<Buffer> = fc.letrec<{ value: Buffer }>((tie) => ({
   value: fc.oneof(
     { depthSize: 'small' },
-    fc.double().map((n) => { const b = Buffer.alloc(9); b.writeDoubleBE(n, 1); return b; }),
+    fc.double().map((n) => {
+      const b = Buffer.alloc(9);
+      b.writeDoubleBE(n, 1);
+      return b;
+    }),
     fc.boolean().map((v) => Buffer.from([1, v ? 1 : 0])),
     fc.string({ maxLength: 40 }).map((s) => amf0(s)),
     fc.constantFrom(Buffer.from([5]), Buffer.from([6]), Buffer.from([9]), Buffer.from([0, 0, 9])),
     fc.tuple(fc.integer({ min: 0, max: 255 }), bytes(16)).map(([marker, rest]) => Buffer.concat([Buffer.from([marker]), rest])),
-    fc.tuple(fc.integer({ min: 0, max: 0xffff }), bytes(8)).map(([len, rest]) => { const b = Buffer.alloc(3); b[0] = 2; b.writeUInt16BE(len, 1); return Buffer.concat([b, rest]); }),
-    fc.tuple(fc.integer({ min: 0, max: 0xffffffff }), bytes(8)).map(([len, rest]) => { const b = Buffer.alloc(5); b[0] = 12; b.writeUInt32BE(len, 1); return Buffer.concat([b, rest]); }),
-    fc.tuple(fc.constantFrom(3, 8), fc.array(fc.tuple(fc.string({ maxLength: 12 }), tie('value')), { maxLength: 4 }), fc.boolean()).map(([marker, props, closed]) => {
-      const parts: Buffer[] = [Buffer.from([marker])];
-      if (marker === 8) parts.push(Buffer.from([0, 0, 0, props.length]));
-      for (const [k, v] of props) parts.push(amf0(k).subarray(1), v);
-      if (closed) parts.push(Buffer.from([0, 0, 9]));
-      return Buffer.concat(parts);
+    fc.tuple(fc.integer({ min: 0, max: 0xffff }), bytes(8)).map(([len, rest]) => {
+      const b = Buffer.alloc(3);
+      b[0] = 2;
+      b.writeUInt16BE(len, 1);
+      return Buffer.concat([b, rest]);
     }),
+    fc.tuple(fc.integer({ min: 0, max: 0xffffffff }), bytes(8)).map(([len, rest]) => {
+      const b = Buffer.alloc(5);
+      b[0] = 12;
+      b.writeUInt32BE(len, 1);
+      return Buffer.concat([b, rest]);
+    }),
+    fc
+      .tuple(fc.constantFrom(3, 8), fc.array(fc.tuple(fc.string({ maxLength: 12 }), tie('value')), { maxLength: 4 }), fc.boolean())
+      .map(([marker, props, closed]) => {
+        const parts: Buffer[] = [Buffer.from([marker])];
+        if (marker === 8) parts.push(Buffer.from([0, 0, 0, props.length]));
+        for (const [k, v] of props) parts.push(amf0(k).subarray(1), v);
+        if (closed) parts.push(Buffer.from([0, 0, 9]));
+        return Buffer.concat(parts);
+      }),
     fc.tuple(fc.integer({ min: 0, max: 0xffffffff }), fc.array(tie('value'), { maxLength: 4 })).map(([count, values]) => {
       const b = Buffer.alloc(5);
       b[0] = 10;
@@ -124,14 +145,30 @@ const amfValue: fc.Arbitrary<Buffer> = fc.letrec<{ value: Buffer }>((tie) => ({
 })).value;
 
 const commandName = fc.oneof(
-  fc.constantFrom('connect', 'createStream', 'publish', 'play', 'deleteStream', 'releaseStream', 'FCPublish', 'FCUnpublish', '@setDataFrame', '_checkbw', '__proto__', ''),
+  fc.constantFrom(
+    'connect',
+    'createStream',
+    'publish',
+    'play',
+    'deleteStream',
+    'releaseStream',
+    'FCPublish',
+    'FCUnpublish',
+    '@setDataFrame',
+    '_checkbw',
+    '__proto__',
+    '',
+  ),
   fc.string({ maxLength: 16 }),
 );
 
 const amfCommand = fc
   .record({
     name: commandName,
-    transactionId: fc.oneof(fc.integer({ min: 0, max: 10 }).map((n) => amf0(n)), amfValue),
+    transactionId: fc.oneof(
+      fc.integer({ min: 0, max: 10 }).map((n) => amf0(n)),
+      amfValue,
+    ),
     args: fc.array(amfValue, { maxLength: 4 }),
     key: fc.oneof(fc.constant(undefined), fc.constant(SEED_KEY), fc.string({ maxLength: 140 })),
     amf3: fc.boolean(),
@@ -172,7 +209,9 @@ const session = fc.oneof(
   {
     arbitrary: fc
       .record({ connected: fc.boolean(), commands: fc.array(amfCommand, { minLength: 1, maxLength: 4 }), flips: fc.array(mutation, { maxLength: 3 }) })
-      .map(({ connected, commands, flips }) => Buffer.concat([HANDSHAKE, ...(connected ? [connectCommand(), createStreamCommand()] : []), mutate(Buffer.concat(commands), flips)])),
+      .map(({ connected, commands, flips }) =>
+        Buffer.concat([HANDSHAKE, ...(connected ? [connectCommand(), createStreamCommand()] : []), mutate(Buffer.concat(commands), flips)]),
+      ),
     weight: 25,
   },
   {
@@ -233,7 +272,10 @@ t.test(`${CASES} fuzzed RTMP sessions leave the ingest up and serving (seed ${SE
   t.comment(`replay with TTEOK_FUZZ_SEED=${SEED}`);
   const rssBefore = await rssBytes(ingest.proc.child.pid!);
   const started = Date.now();
-  await runAll(ingest.rtmpPort, REGRESSIONS.map((r) => r.bytes));
+  await runAll(
+    ingest.rtmpPort,
+    REGRESSIONS.map((r) => r.bytes),
+  );
   t.ok(alive(), 'the named regressions do not end the ingest');
 
   for (let done = 0, batch = 0; done < CASES; done += BATCH, batch++) {
@@ -246,14 +288,16 @@ t.test(`${CASES} fuzzed RTMP sessions leave the ingest up and serving (seed ${SE
   }
   const seconds = (Date.now() - started) / 1000;
   t.comment(`${CASES} sessions in ${seconds.toFixed(0)} s; how they ended:`);
-  const outcomes = (await ingest.metrics()).split('\n').filter((l) => /^tteok_ingest_(rtmp_protocol_errors_total|rtmp_deadline_closes_total|publishes_total)\{/.test(l));
+  const outcomes = (await ingest.metrics())
+    .split('\n')
+    .filter((l) => /^tteok_ingest_(rtmp_protocol_errors_total|rtmp_deadline_closes_total|publishes_total)\{/.test(l));
   for (const line of outcomes) t.comment(`  ${line}`);
   t.ok(alive(), 'the ingest is still running');
   const health = await fetch(`http://127.0.0.1:${ingest.httpPort}/healthz`);
   t.equal(health.status, 200, '/healthz answers');
   t.same(faults(), [], 'no connection ended in a fault of the ingest itself');
   // Memory is measured in rtmp-limits.test.ts; here admitted publishes of mutated media also package segments.
-  t.comment(`RSS ${(rssBefore / 2 ** 20).toFixed(0)} → ${(await rssBytes(ingest.proc.child.pid!)) / 2 ** 20 | 0} MiB`);
+  t.comment(`RSS ${(rssBefore / 2 ** 20).toFixed(0)} → ${((await rssBytes(ingest.proc.child.pid!)) / 2 ** 20) | 0} MiB`);
   const errors = new Map<string, number>();
   for (const line of ingest.proc.lines.filter((l) => l.includes('"level":"error"'))) {
     const msg = (JSON.parse(line) as { msg?: string }).msg ?? line;
@@ -267,7 +311,10 @@ t.test('a legitimate ffmpeg publisher is accepted afterwards and its stream stor
   const exit = await publisher.exited;
   t.equal(exit.code, 0, `ffmpeg published: ${publisher.lines.slice(-3).join(' | ')}`);
   const playlist = join(originDir, 'default', 'final', 'index.m3u8');
-  const text = await waitFor('the final playlist to be stored', () => existsSync(playlist) && readFileSync(playlist, 'utf8').includes('#EXT-X-ENDLIST') && readFileSync(playlist, 'utf8'));
+  const text = await waitFor(
+    'the final playlist to be stored',
+    () => existsSync(playlist) && readFileSync(playlist, 'utf8').includes('#EXT-X-ENDLIST') && readFileSync(playlist, 'utf8'),
+  );
   t.match(text, /\.m4s/, 'the stored playlist lists segments');
   t.ok(alive(), 'the ingest is still running');
 });

@@ -44,7 +44,11 @@ for (const regression of REGRESSIONS) {
     t.equal(health.status, 200, '/healthz answers');
     const after = await ingest.metrics();
     const metric = regression.closedBy === 'protocol_error' ? 'tteok_ingest_rtmp_protocol_errors_total' : 'tteok_ingest_rtmp_deadline_closes_total';
-    const sum = (text: string) => text.split('\n').filter((l) => l.startsWith(`${metric}{`)).reduce((total, l) => total + Number(l.split(' ').at(-1)), 0);
+    const sum = (text: string) =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith(`${metric}{`))
+        .reduce((total, l) => total + Number(l.split(' ').at(-1)), 0);
     t.ok(sum(after) > sum(before), `${metric} counted it`);
   });
 }
@@ -52,7 +56,10 @@ for (const regression of REGRESSIONS) {
 t.test('protocol errors are logged with the session, never a key', async (t) => {
   const lines = ingest.proc.lines.filter((l) => l.includes('RTMP protocol error') || l.includes('no publish within'));
   t.ok(lines.length >= REGRESSIONS.length, 'one log line per closed connection');
-  t.notOk(ingest.proc.lines.some((l) => l.includes(KEY)), 'no log line holds the key');
+  t.notOk(
+    ingest.proc.lines.some((l) => l.includes(KEY)),
+    'no log line holds the key',
+  );
 });
 
 t.test('a legitimate ffmpeg publisher is accepted afterwards and its stream stored', async (t) => {
@@ -61,7 +68,10 @@ t.test('a legitimate ffmpeg publisher is accepted afterwards and its stream stor
   const playlist = join(originDir, 'default', 'hardened', 'index.m3u8');
   const exit = await publisher.exited;
   t.equal(exit.code, 0, `ffmpeg published and ended cleanly: ${publisher.lines.slice(-5).join(' | ')}`);
-  const text = await waitFor('the final playlist to be stored', () => existsSync(playlist) && readFileSync(playlist, 'utf8').includes('#EXT-X-ENDLIST') && readFileSync(playlist, 'utf8'));
+  const text = await waitFor(
+    'the final playlist to be stored',
+    () => existsSync(playlist) && readFileSync(playlist, 'utf8').includes('#EXT-X-ENDLIST') && readFileSync(playlist, 'utf8'),
+  );
   t.match(text, /\.m4s/, 'the stored playlist lists segments');
   t.equal(metricValue(await ingest.metrics(), 'tteok_ingest_publishes_total', 'outcome="accepted"'), before + 1, 'the publish was accepted');
   t.ok(alive(), 'the ingest is still running');

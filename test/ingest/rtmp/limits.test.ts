@@ -72,10 +72,14 @@ t.test('16 MiB declarations and garbage connections keep RSS growth under 50 MiB
   const garbage = await Promise.all(Array.from({ length: 300 }, () => openRaw(ingest.rtmpPort)));
   for (const [i, c] of garbage.entries()) c.send(i % 2 ? randomBytes(8192) : Buffer.concat([clientHandshake(), randomBytes(8192)]));
   const peak = { rss: 0 };
-  await waitFor('the garbage connections to be closed', async () => {
-    peak.rss = Math.max(peak.rss, await rssBytes(pid));
-    return garbage.every((c) => c.isClosed());
-  }, { timeoutMs: 30_000, intervalMs: 50 });
+  await waitFor(
+    'the garbage connections to be closed',
+    async () => {
+      peak.rss = Math.max(peak.rss, await rssBytes(pid));
+      return garbage.every((c) => c.isClosed());
+    },
+    { timeoutMs: 30_000, intervalMs: 50 },
+  );
   peak.rss = Math.max(peak.rss, await rssBytes(pid));
 
   const growth = peak.rss - baseline;
@@ -83,7 +87,10 @@ t.test('16 MiB declarations and garbage connections keep RSS growth under 50 MiB
   t.ok(alive(ingest), 'the ingest is still running');
   t.ok((await healthzMs(ingest)) < 1000, '/healthz answers');
   const metrics = await ingest.metrics();
-  t.ok(metricValue(metrics, 'tteok_ingest_rtmp_protocol_errors_total', 'reason="message_too_large"') >= 61, 'every 16 MiB declaration was refused as message_too_large');
+  t.ok(
+    metricValue(metrics, 'tteok_ingest_rtmp_protocol_errors_total', 'reason="message_too_large"') >= 61,
+    'every 16 MiB declaration was refused as message_too_large',
+  );
   t.ok(metricValue(metrics, 'tteok_ingest_rtmp_protocol_errors_total', 'reason="handshake"') >= 100, 'random bytes were refused at the handshake');
 
   // Still a working ingest: a real publisher is accepted.
@@ -103,9 +110,16 @@ t.test('connections that send nothing or half a handshake are closed by the publ
   await allClosed([...silent, ...halfHandshake, ...connected], 'idle connections', 15_000);
   t.ok(Date.now() - opened >= 1900, 'not before the deadline');
   const metrics = await ingest.metrics();
-  t.equal(metricValue(metrics, 'tteok_ingest_rtmp_deadline_closes_total', 'stage="handshake"'), 80, 'the silent and half-handshake ones, at the handshake stage');
+  t.equal(
+    metricValue(metrics, 'tteok_ingest_rtmp_deadline_closes_total', 'stage="handshake"'),
+    80,
+    'the silent and half-handshake ones, at the handshake stage',
+  );
   t.equal(metricValue(metrics, 'tteok_ingest_rtmp_deadline_closes_total', 'stage="publish"'), 20, 'the connected ones, waiting for their publish');
-  t.ok(ingest.proc.lines.some((l) => l.includes('no publish within 2 s of connecting')), 'each close is logged');
+  t.ok(
+    ingest.proc.lines.some((l) => l.includes('no publish within 2 s of connecting')),
+    'each close is logged',
+  );
   await ingest.proc.stop();
 });
 
@@ -118,7 +132,10 @@ t.test('the per-address cap refuses the connection after the cap; other addresse
   await refused.exited;
   t.match(refused.lines.join('\n'), /Too many connections from your address \(at most 3 at once\)/, 'ffmpeg shows the onStatus description');
   t.equal(metricValue(await ingest.metrics(), 'tteok_ingest_rtmp_connections_refused_total', 'reason="address_full"'), 1, 'counted');
-  t.ok(ingest.proc.lines.some((l) => l.includes('over a cap') && l.includes('address_full')), 'logged');
+  t.ok(
+    ingest.proc.lines.some((l) => l.includes('over a cap') && l.includes('address_full')),
+    'logged',
+  );
 
   // Another client address (127.0.0.2 on loopback) has its own allowance.
   const other = await new Promise<RawConnection>((resolve, reject) => {
@@ -126,7 +143,12 @@ t.test('the per-address cap refuses the connection after the cap; other addresse
       const socket = connect({ port: ingest.rtmpPort, host: '127.0.0.1', localAddress: '127.0.0.2' });
       const chunks: Buffer[] = [];
       let isClosed = false;
-      const closed = new Promise<void>((r) => socket.once('close', () => { isClosed = true; r(); }));
+      const closed = new Promise<void>((r) =>
+        socket.once('close', () => {
+          isClosed = true;
+          r();
+        }),
+      );
       socket.on('data', (d) => chunks.push(d));
       socket.once('error', reject);
       socket.once('connect', () => resolve({ socket, received: () => Buffer.concat(chunks), closed, isClosed: () => isClosed, send: (d) => socket.write(d) }));
@@ -140,7 +162,10 @@ t.test('the per-address cap refuses the connection after the cap; other addresse
   const overCap = await Promise.all(Array.from({ length: 16 }, () => openRaw(ingest.rtmpPort)));
   const dropped = await openRaw(ingest.rtmpPort);
   await waitFor('a connection beyond the refusal slots to be closed', () => dropped.isClosed(), { timeoutMs: 5000 });
-  t.notOk(overCap.some((c) => c.isClosed()), 'the 16 over-cap connections in refusal slots stay until their publish or deadline');
+  t.notOk(
+    overCap.some((c) => c.isClosed()),
+    'the 16 over-cap connections in refusal slots stay until their publish or deadline',
+  );
   t.equal(metricValue(await ingest.metrics(), 'tteok_ingest_rtmp_connections_refused_total', 'reason="over_capacity"'), 1, 'counted as over_capacity');
 
   for (const c of [...held, ...overCap, other]) c.socket.destroy();

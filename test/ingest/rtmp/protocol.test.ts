@@ -40,7 +40,10 @@ function refusedWith(t: Test, fn: () => unknown, reason: string): void {
 
 t.test('messages split over chunks come out whole, whatever the read sizes', async (t) => {
   const payload = Buffer.from(Array.from({ length: 1000 }, (_, i) => i & 0xff));
-  const bytes = Buffer.concat([chunk(payload, { csid: 6, type: 9, streamId: 1, timestamp: 40 }), chunk(Buffer.from('abc'), { csid: 4, type: 8, streamId: 1, timestamp: 41 })]);
+  const bytes = Buffer.concat([
+    chunk(payload, { csid: 6, type: 9, streamId: 1, timestamp: 40 }),
+    chunk(Buffer.from('abc'), { csid: 4, type: 8, streamId: 1, timestamp: 41 }),
+  ]);
   for (const readSize of [1, 7, 128, bytes.length]) {
     const messages = readAll(new ChunkReader(LIMITS), bytes, readSize);
     t.equal(messages.length, 2, `read ${readSize} bytes at a time`);
@@ -56,8 +59,15 @@ t.test('type 1, 2 and 3 headers: deltas, and a type 3 header starting a message 
   const type2 = Buffer.from([0x86, 0, 0, 34, 0xcc, 0xdd]); // delta 34, same length and type
   const type3 = Buffer.from([0xc6, 0xee, 0xff]); // delta 34 again
   const messages = readAll(reader, Buffer.concat([chunk(Buffer.from([1, 2]), { csid: 6, type: 9, streamId: 1, timestamp: 1000 }), type1, type2, type3]));
-  t.same(messages.map((m) => m.timestamp), [1000, 1033, 1067, 1101]);
-  t.same(messages.map((m) => m.streamId), [1, 1, 1, 1], 'the message stream id carries over');
+  t.same(
+    messages.map((m) => m.timestamp),
+    [1000, 1033, 1067, 1101],
+  );
+  t.same(
+    messages.map((m) => m.streamId),
+    [1, 1, 1, 1],
+    'the message stream id carries over',
+  );
   t.same(messages[3]!.payload, Buffer.from([0xee, 0xff]));
 });
 
@@ -84,7 +94,10 @@ t.test('interleaved chunk streams and Abort', async (t) => {
   const audio = chunk(Buffer.alloc(10, 8), { csid: 4, type: 8 });
   // first chunk of video, the audio message, the rest of video
   const messages = readAll(reader, Buffer.concat([video.subarray(0, 12 + 128), audio, video.subarray(12 + 128)]));
-  t.same(messages.map((m) => m.type), [8, 9]);
+  t.same(
+    messages.map((m) => m.type),
+    [8, 9],
+  );
   t.equal(messages[1]!.payload.length, 256);
   // Abort drops a message under way; the stream can start a new one.
   readAll(reader, video.subarray(0, 12 + 128));
@@ -98,14 +111,20 @@ t.test('limits: declared size, bytes held, chunk streams at once, chunk stream i
   refusedWith(t, () => readAll(new ChunkReader(LIMITS), chunk(Buffer.alloc(10), { type: 9, declaredLength: 64 * 1024 + 1 })), 'message_too_large');
   const nine = Buffer.concat(Array.from({ length: 9 }, (_, i) => chunk(Buffer.alloc(128), { csid: 3 + i, type: 9, declaredLength: 1000 })));
   refusedWith(t, () => readAll(new ChunkReader(LIMITS), nine), 'chunk_stream');
-  const held = Buffer.concat(Array.from({ length: 2 }, (_, i) => chunk(Buffer.alloc(40_000), { csid: 3 + i, type: 9, declaredLength: 60_000, chunkSize: 40_000 }).subarray(0, 12 + 40_000)));
+  const held = Buffer.concat(
+    Array.from({ length: 2 }, (_, i) =>
+      chunk(Buffer.alloc(40_000), { csid: 3 + i, type: 9, declaredLength: 60_000, chunkSize: 40_000 }).subarray(0, 12 + 40_000),
+    ),
+  );
   const reader = new ChunkReader(LIMITS);
   reader.setChunkSize(40_000);
   refusedWith(t, () => readAll(reader, held), 'buffer_limit');
-  const manyIds = Buffer.concat(Array.from({ length: MAX_CHUNK_STREAM_IDS + 1 }, (_, i) => {
-    const c = chunk(Buffer.alloc(1), { csid: 2, type: 4 });
-    return Buffer.concat([Buffer.from([0x00, i]), c.subarray(1)]); // two-byte basic headers: csid 64 + i
-  }));
+  const manyIds = Buffer.concat(
+    Array.from({ length: MAX_CHUNK_STREAM_IDS + 1 }, (_, i) => {
+      const c = chunk(Buffer.alloc(1), { csid: 2, type: 4 });
+      return Buffer.concat([Buffer.from([0x00, i]), c.subarray(1)]); // two-byte basic headers: csid 64 + i
+    }),
+  );
   refusedWith(t, () => readAll(new ChunkReader(LIMITS), manyIds), 'chunk_stream');
   refusedWith(t, () => readAll(new ChunkReader(LIMITS), Buffer.from([0xc5, 1, 2, 3])), 'chunk_stream');
   refusedWith(t, () => readAll(new ChunkReader(LIMITS), Buffer.from([0x45, 0, 0, 0, 0, 0, 1, 9, 1])), 'chunk_stream');
@@ -118,7 +137,9 @@ t.test('limits: declared size, bytes held, chunk streams at once, chunk stream i
 t.test('memory follows what was sent, not what was declared', async (t) => {
   const reader = new ChunkReader({ maxMessageBytes: 0xffffff, maxBufferedBytes: 0x2000000, maxAssembling: 8 });
   const before = process.memoryUsage().arrayBuffers;
-  const headers = Buffer.concat(Array.from({ length: 8 }, (_, i) => chunk(Buffer.alloc(128), { csid: 3 + i, type: 9, declaredLength: 0xffffff }).subarray(0, 12 + 128)));
+  const headers = Buffer.concat(
+    Array.from({ length: 8 }, (_, i) => chunk(Buffer.alloc(128), { csid: 3 + i, type: 9, declaredLength: 0xffffff }).subarray(0, 12 + 128)),
+  );
   readAll(reader, headers);
   const grown = process.memoryUsage().arrayBuffers - before;
   t.ok(grown < 1024 * 1024, `8 messages declaring 16 MiB each hold ${grown} bytes`);
@@ -136,7 +157,11 @@ t.test('an admitted publisher: messages allocated whole come out the same, whate
     const reader = new ChunkReader(limits);
     reader.setChunkSize(4096);
     const messages = readAll(reader, bytes, readSize);
-    t.same(messages.map((m) => m.type), [8, 9, 8], `read ${readSize} bytes at a time`);
+    t.same(
+      messages.map((m) => m.type),
+      [8, 9, 8],
+      `read ${readSize} bytes at a time`,
+    );
     t.ok(messages[1]!.payload.equals(video), 'the video message is whole');
     t.ok(messages[0]!.payload.equals(audio) && messages[2]!.payload.equals(audio), 'the audio messages are whole');
   }
@@ -148,10 +173,18 @@ t.test('a message whole in one read is a view of that read when it is most of it
   const [viewed] = readAll(reader, alone);
   alone.fill(0xee);
   t.equal(viewed!.payload[0], 0xee, 'a message that is most of the read is not copied: it sees the read change');
-  const among = Buffer.concat([chunk(Buffer.alloc(100, 6), { csid: 4, type: 8 }), chunk(Buffer.alloc(100, 7), { csid: 4, type: 8 }), chunk(Buffer.alloc(100, 8), { csid: 4, type: 8 })]);
+  const among = Buffer.concat([
+    chunk(Buffer.alloc(100, 6), { csid: 4, type: 8 }),
+    chunk(Buffer.alloc(100, 7), { csid: 4, type: 8 }),
+    chunk(Buffer.alloc(100, 8), { csid: 4, type: 8 }),
+  ]);
   const copied = readAll(reader, among);
   among.fill(0xee);
-  t.same(copied.map((m) => m.payload[0]), [6, 7, 8], 'small messages among others are copied out, so they do not keep the whole read alive');
+  t.same(
+    copied.map((m) => m.payload[0]),
+    [6, 7, 8],
+    'small messages among others are copied out, so they do not keep the whole read alive',
+  );
 });
 
 t.test('an admitted publisher: messages allocated whole count as held at once, within the limit', async (t) => {
@@ -166,15 +199,27 @@ t.test('an admitted publisher: messages allocated whole count as held at once, w
   // Alone, each fits: allocated whole, then released when complete.
   const alone = new ChunkReader(limits);
   const messages = readAll(alone, Buffer.concat([first, second]), 1000);
-  t.same(messages.map((m) => m.payload.length), [60_000, 60_000]);
+  t.same(
+    messages.map((m) => m.payload.length),
+    [60_000, 60_000],
+  );
   t.ok(messages[0]!.payload.every((b) => b === 1) && messages[1]!.payload.every((b) => b === 2), 'both whole');
 });
 
 t.test('AMF0: well-formed commands decode; malformed ones are refused, never thrown as anything else', async (t) => {
-  t.same(decodeAmf0(amf0('connect', 1, { app: 'live', tcUrl: 'rtmp://x/live' }, null)), ['connect', 1, Object.assign(Object.create(null), { app: 'live', tcUrl: 'rtmp://x/live' }), null]);
+  t.same(decodeAmf0(amf0('connect', 1, { app: 'live', tcUrl: 'rtmp://x/live' }, null)), [
+    'connect',
+    1,
+    Object.assign(Object.create(null), { app: 'live', tcUrl: 'rtmp://x/live' }),
+    null,
+  ]);
   const proto = decodeAmf0(amf0({ __proto__: 'x' } as never))[0] as Record<string, unknown>;
   t.equal(Object.getPrototypeOf(proto), null, 'objects have no prototype to pollute');
-  t.same(decodeAmf0(encodeAmf0('onStatus', 0, null, { level: 'error', code: 'X', description: 'Why.' })).slice(0, 2), ['onStatus', 0], 'our encoder round-trips');
+  t.same(
+    decodeAmf0(encodeAmf0('onStatus', 0, null, { level: 'error', code: 'X', description: 'Why.' })).slice(0, 2),
+    ['onStatus', 0],
+    'our encoder round-trips',
+  );
   const malformed: Array<[string, Buffer]> = [
     ['3-byte invoke', Buffer.from([0x00, 0x01, 0x02])],
     ['string past the end', Buffer.from([0x02, 0xff, 0xff, 0x61])],
@@ -199,12 +244,16 @@ t.test('handshake: a plain C1 is echoed; a Flash-signed C1 gets a signed S1', as
   const c1 = Buffer.alloc(1536, 1);
   c1.writeUInt32BE(0x80000702, 4);
   const at = ((c1[8]! + c1[9]! + c1[10]! + c1[11]!) % 728) + 12;
-  const digest = createHmac('sha256', 'Genuine Adobe Flash Player 001').update(Buffer.concat([c1.subarray(0, at), c1.subarray(at + 32)])).digest();
+  const digest = createHmac('sha256', 'Genuine Adobe Flash Player 001')
+    .update(Buffer.concat([c1.subarray(0, at), c1.subarray(at + 32)]))
+    .digest();
   digest.copy(c1, at);
   const signed = serverHandshake(c1);
   const s1 = signed.subarray(1, 1537);
   const s1At = ((s1[8]! + s1[9]! + s1[10]! + s1[11]!) % 728) + 12;
-  const expected = createHmac('sha256', 'Genuine Adobe Flash Media Server 001').update(Buffer.concat([s1.subarray(0, s1At), s1.subarray(s1At + 32)])).digest();
+  const expected = createHmac('sha256', 'Genuine Adobe Flash Media Server 001')
+    .update(Buffer.concat([s1.subarray(0, s1At), s1.subarray(s1At + 32)]))
+    .digest();
   t.same(s1.subarray(s1At, s1At + 32), expected, 'S1 carries a valid server digest');
 });
 

@@ -78,15 +78,43 @@ t.test('already live', async (t) => {
 t.test('codec not supported, and what to set instead', async (t) => {
   // Sorenson H.263 (FLV's own codec): what an encoder left on a wrong setting sends.
   const publisher = spawnManaged('ffmpeg-h263', 'ffmpeg', [
-    '-hide_banner', '-nostats', '-loglevel', 'warning', '-re',
-    '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25', '-t', '5',
-    '-c:v', 'flv', '-an', '-f', 'flv', ingest.rtmpUrl(streams.codec.key),
+    '-hide_banner',
+    '-nostats',
+    '-loglevel',
+    'warning',
+    '-re',
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc2=size=320x240:rate=25',
+    '-t',
+    '5',
+    '-c:v',
+    'flv',
+    '-an',
+    '-f',
+    'flv',
+    ingest.rtmpUrl(streams.codec.key),
   ]);
   await refusedWith(t, ingest, publisher, 'unsupported_codec', /not supported.*H\.264/i);
 });
 
 t.test('RTMP playback', async (t) => {
-  const player = spawnManaged('ffmpeg-play', 'ffmpeg', ['-hide_banner', '-nostats', '-loglevel', 'warning', '-rw_timeout', '5000000', '-i', ingest.rtmpUrl(streams.open.key), '-t', '1', '-f', 'null', '-']);
+  const player = spawnManaged('ffmpeg-play', 'ffmpeg', [
+    '-hide_banner',
+    '-nostats',
+    '-loglevel',
+    'warning',
+    '-rw_timeout',
+    '5000000',
+    '-i',
+    ingest.rtmpUrl(streams.open.key),
+    '-t',
+    '1',
+    '-f',
+    'null',
+    '-',
+  ]);
   await refusedWith(t, ingest, player, 'play_refused', /HLS/);
 });
 

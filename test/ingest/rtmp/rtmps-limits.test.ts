@@ -32,7 +32,27 @@ const keysFile = join(dir, 'keys.yaml');
 writeKeyFile(keysFile, [{ name: 'door', key: KEY }]);
 const certFile = join(dir, 'tls.crt');
 const keyFile = join(dir, 'tls.key');
-execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=tteok-test', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+execFileSync(
+  'openssl',
+  [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=tteok-test',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+  ],
+  { stdio: 'ignore' },
+);
 
 const rtmpsPort = await freePort();
 const ingest = await startIngestProcess({
@@ -90,27 +110,56 @@ t.test('idle TCP connections from one address do not keep a streamer from anothe
   const streamer = publishTestPattern({ url: `rtmps://127.0.0.1:${rtmpsPort}/live/${KEY}`, seconds: 3, name: 'ffmpeg-rtmps-streamer' });
   let streamerExited = false;
   void streamer.exited.then(() => (streamerExited = true));
-  const accepted = await waitFor('the publish to be accepted or ffmpeg to exit', () => {
-    if (ingest.proc.lines.some((l) => l.includes('"msg":"publish accepted"'))) return 'accepted';
-    return streamerExited && 'ffmpeg exited';
-  }, { timeoutMs: 30_000, intervalMs: 20 });
+  const accepted = await waitFor(
+    'the publish to be accepted or ffmpeg to exit',
+    () => {
+      if (ingest.proc.lines.some((l) => l.includes('"msg":"publish accepted"'))) return 'accepted';
+      return streamerExited && 'ffmpeg exited';
+    },
+    { timeoutMs: 30_000, intervalMs: 20 },
+  );
   const openAtPublish = flood.filter((c) => !c.isClosed()).length;
   const exit = await streamer.exited;
   t.equal(exit.code, 0, `ffmpeg published over rtmps:// from 127.0.0.1 while ${ATTACKER} flooded the port: ${streamer.lines.slice(-3).join(' | ')}`);
   t.equal(accepted, 'accepted', 'the ingest accepted the publish');
-  t.equal(openAtPublish, PER_ADDRESS + REFUSAL_SLOTS, `the flooding address held ${PER_ADDRESS} connections and the ${REFUSAL_SLOTS} refusal slots when the streamer was admitted; the rest were closed at accept`);
+  t.equal(
+    openAtPublish,
+    PER_ADDRESS + REFUSAL_SLOTS,
+    `the flooding address held ${PER_ADDRESS} connections and the ${REFUSAL_SLOTS} refusal slots when the streamer was admitted; the rest were closed at accept`,
+  );
 
   const metrics = await ingest.metrics();
-  t.equal(metricValue(metrics, 'tteok_ingest_rtmp_connections_refused_total', 'reason="address_full"'), REFUSAL_SLOTS, 'over the per-address cap, counted before any TLS');
-  t.equal(metricValue(metrics, 'tteok_ingest_rtmp_connections_refused_total', 'reason="over_capacity"'), FLOOD - PER_ADDRESS - REFUSAL_SLOTS, 'beyond the refusal slots, closed at once');
+  t.equal(
+    metricValue(metrics, 'tteok_ingest_rtmp_connections_refused_total', 'reason="address_full"'),
+    REFUSAL_SLOTS,
+    'over the per-address cap, counted before any TLS',
+  );
+  t.equal(
+    metricValue(metrics, 'tteok_ingest_rtmp_connections_refused_total', 'reason="over_capacity"'),
+    FLOOD - PER_ADDRESS - REFUSAL_SLOTS,
+    'beyond the refusal slots, closed at once',
+  );
 
   await waitFor('the idle connections to be closed by the TLS handshake timeout', () => flood.every((c) => c.isClosed()), { timeoutMs: 20_000 });
   const closedAfter = Date.now() - opened;
   t.ok(closedAfter >= HANDSHAKE_TIMEOUT_SECONDS * 1000 - 100, `not before the handshake timeout (${closedAfter} ms)`);
   const heldUntilTimeout = (c: IdleConnection) => c.closedAt()! - opened >= HANDSHAKE_TIMEOUT_SECONDS * 1000 - 100;
-  t.ok(flood.some((c, i) => i % 2 === 1 && heldUntilTimeout(c)), 'among them, connections with half a ClientHello (closed in the TLS handshake itself)');
-  t.ok(flood.some((c, i) => i % 2 === 0 && heldUntilTimeout(c)), 'and connections that sent nothing');
-  t.equal(metricValue(await ingest.metrics(), 'tteok_ingest_rtmp_deadline_closes_total', 'stage="tls_handshake"'), PER_ADDRESS + REFUSAL_SLOTS, 'counted as closed at the TLS handshake stage');
-  t.ok(ingest.proc.lines.some((l) => l.includes(`no TLS handshake within ${HANDSHAKE_TIMEOUT_SECONDS} s of connecting`)), 'each close is logged');
+  t.ok(
+    flood.some((c, i) => i % 2 === 1 && heldUntilTimeout(c)),
+    'among them, connections with half a ClientHello (closed in the TLS handshake itself)',
+  );
+  t.ok(
+    flood.some((c, i) => i % 2 === 0 && heldUntilTimeout(c)),
+    'and connections that sent nothing',
+  );
+  t.equal(
+    metricValue(await ingest.metrics(), 'tteok_ingest_rtmp_deadline_closes_total', 'stage="tls_handshake"'),
+    PER_ADDRESS + REFUSAL_SLOTS,
+    'counted as closed at the TLS handshake stage',
+  );
+  t.ok(
+    ingest.proc.lines.some((l) => l.includes(`no TLS handshake within ${HANDSHAKE_TIMEOUT_SECONDS} s of connecting`)),
+    'each close is logged',
+  );
   await waitFor('every slot to be released', async () => metricValue(await ingest.metrics(), 'tteok_ingest_rtmp_connections') === 0);
 });

@@ -27,7 +27,27 @@ writeKeyFile(keysFile, [{ name: 'secure', key: KEY, spec: { retention: { keepAft
 function makeCertificate(name: string, commonName: string): { cert: string; key: string } {
   const cert = join(dir, `${name}.crt`);
   const key = join(dir, `${name}.key`);
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${commonName}`, '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${commonName}`,
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
   return { cert, key };
 }
 
@@ -74,10 +94,16 @@ t.test('ffmpeg publishes over rtmps:// and the stream is stored', async (t) => {
   const exit = await publisher.exited;
   t.equal(exit.code, 0, `ffmpeg published over TLS: ${publisher.lines.slice(-3).join(' | ')}`);
   const playlist = join(originDir, 'default', 'secure', 'index.m3u8');
-  const text = await waitFor('the final playlist to be stored', () => existsSync(playlist) && readFileSync(playlist, 'utf8').includes('#EXT-X-ENDLIST') && readFileSync(playlist, 'utf8'));
+  const text = await waitFor(
+    'the final playlist to be stored',
+    () => existsSync(playlist) && readFileSync(playlist, 'utf8').includes('#EXT-X-ENDLIST') && readFileSync(playlist, 'utf8'),
+  );
   t.match(text, /\.m4s/, 'its playlist lists segments');
   t.match(await presentedCertificate(), /CN=tteok-test-first/, 'the port presents the configured certificate');
-  t.ok(ingest.proc.lines.some((l) => l.includes('"rtmpsPort"')), 'the ready line names the RTMPS port');
+  t.ok(
+    ingest.proc.lines.some((l) => l.includes('"rtmpsPort"')),
+    'the ready line names the RTMPS port',
+  );
   const notAfter = metricValue(await ingest.metrics(), 'tteok_ingest_rtmps_certificate_expiry_timestamp_seconds');
   t.equal(notAfter, Date.parse(new X509Certificate(readFileSync(first.cert)).validTo) / 1000, 'the certificate expiry is a metric');
 });
@@ -108,11 +134,17 @@ t.test('plain RTMP on the RTMPS port is answered in RTMP with a sentence saying 
   const plain = publishTestPattern({ url: `rtmp://127.0.0.1:${relayPort}/live/${KEY}`, seconds: 2, name: 'ffmpeg-plain-on-tls' });
   const exit = await plain.exited;
   t.not(exit.code, 0, 'ffmpeg fails to publish');
-  t.ok(plain.lines.some((l) => l.includes(`Server error: ${sentence}`)), `ffmpeg prints the sentence: ${plain.lines.slice(-3).join(' | ')}`);
+  t.ok(
+    plain.lines.some((l) => l.includes(`Server error: ${sentence}`)),
+    `ffmpeg prints the sentence: ${plain.lines.slice(-3).join(' | ')}`,
+  );
   t.ok(Buffer.concat(sent).includes('connect'), 'ffmpeg got as far as its connect command');
   t.notOk(Buffer.concat(sent).includes(KEY), 'the stream key never crossed the network in clear text');
   await waitFor('the refusal to be logged', () => ingest.proc.lines.some((l) => l.includes(sentence)));
-  t.ok(ingest.proc.lines.some((l) => l.includes('plain RTMP to the RTMPS port')), 'the ingest logs that the client spoke plain RTMP to the RTMPS port');
+  t.ok(
+    ingest.proc.lines.some((l) => l.includes('plain RTMP to the RTMPS port')),
+    'the ingest logs that the client spoke plain RTMP to the RTMPS port',
+  );
   const metrics = await ingest.metrics();
   t.equal(metricValue(metrics, 'tteok_ingest_publishes_total', 'outcome="rtmps_required"'), 1, 'counted as a refused publish');
   t.equal(metricValue(metrics, 'tteok_ingest_publishes_total', 'outcome="accepted"'), 1, 'nothing was published');
@@ -130,8 +162,14 @@ t.test('bytes that are neither TLS nor RTMP on the RTMPS port close the connecti
     await closed;
   }
   await waitFor('both to be counted', async () => metricValue(await ingest.metrics(), 'tteok_ingest_rtmp_protocol_errors_total', 'reason="tls"') >= before + 2);
-  t.ok(ingest.proc.lines.some((l) => l.includes('neither TLS nor RTMP')), 'the HTTP request is logged');
-  t.ok(ingest.proc.lines.some((l) => l.includes('TLS handshake failed')), 'the broken TLS record is logged');
+  t.ok(
+    ingest.proc.lines.some((l) => l.includes('neither TLS nor RTMP')),
+    'the HTTP request is logged',
+  );
+  t.ok(
+    ingest.proc.lines.some((l) => l.includes('TLS handshake failed')),
+    'the broken TLS record is logged',
+  );
   t.ok(alive(), 'the ingest carries on');
 });
 
@@ -139,7 +177,10 @@ t.test('a replaced certificate is picked up without a restart', async (t) => {
   copyFileSync(second.key, keyFile);
   copyFileSync(second.cert, certFile);
   await waitFor('the new certificate to be presented', async () => /CN=tteok-test-second/.test(await presentedCertificate()), { timeoutMs: 15_000 });
-  t.ok(ingest.proc.lines.some((l) => l.includes('RTMPS: certificate reloaded')), 'the reload is logged');
+  t.ok(
+    ingest.proc.lines.some((l) => l.includes('RTMPS: certificate reloaded')),
+    'the reload is logged',
+  );
   const publisher = publishTestPattern({ url: `rtmps://127.0.0.1:${rtmpsPort}/live/${KEY}`, seconds: 2, name: 'ffmpeg-rtmps-after-reload' });
   t.equal((await publisher.exited).code, 0, 'ffmpeg publishes over the new certificate');
   t.equal(ingest.proc.child.exitCode, null, 'the same process throughout');

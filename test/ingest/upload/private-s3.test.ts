@@ -18,7 +18,11 @@ import { getObject, listKeys } from '../../../harness/s3-objects.ts';
 import { startS3Server } from '../../../harness/s3-server.ts';
 import { waitFor } from '../../../harness/wait.ts';
 
-const members: TestStream = { name: 'members', key: 'members_key_aaaaaaaaaaaaaaa1', spec: { playback: { access: 'private' }, retention: { keepAfterEnd: true } } };
+const members: TestStream = {
+  name: 'members',
+  key: 'members_key_aaaaaaaaaaaaaaa1',
+  spec: { playback: { access: 'private' }, retention: { keepAfterEnd: true } },
+};
 const open: TestStream = { name: 'open', key: 'open_key_bbbbbbbbbbbbbbbbbbb2', spec: { retention: { keepAfterEnd: true } } };
 
 const s3 = await startS3Server('tteok-private-ingest');
@@ -43,16 +47,23 @@ t.test('a private stream is stored under <prefix>/_private/, a public one where 
     const obj = await getObject(s3.client, s3.bucket, key);
     return obj ? parsePlaylist(obj.body.toString('utf8')) : undefined;
   };
-  const privatePlaylist = await waitFor('the private playlist, ended', async () => {
-    const p = await playlistOf('live/_private/default/members/index.m3u8');
-    return p?.ended ? p : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 250 });
+  const privatePlaylist = await waitFor(
+    'the private playlist, ended',
+    async () => {
+      const p = await playlistOf('live/_private/default/members/index.m3u8');
+      return p?.ended ? p : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 250 },
+  );
   await waitFor('the public playlist, ended', async () => (await playlistOf('live/default/open/index.m3u8'))?.ended, { timeoutMs: 60_000, intervalMs: 250 });
   await Promise.all(publishers.map((p) => p.exited));
 
   const privateKeys = await listKeys(s3.client, s3.bucket, 'live/_private/');
   t.ok(privateKeys.length >= 4, `${privateKeys.length} objects under live/_private/`);
-  t.ok(privateKeys.every((k) => k.startsWith('live/_private/default/members/')), 'only the private stream\'s');
+  t.ok(
+    privateKeys.every((k) => k.startsWith('live/_private/default/members/')),
+    "only the private stream's",
+  );
   t.same(await listKeys(s3.client, s3.bucket, 'live/default/members/'), [], 'nothing of it on the public path');
   t.ok((await listKeys(s3.client, s3.bucket, 'live/default/open/')).length >= 4, 'the public stream where it always was');
   for (const segment of privatePlaylist.segments) {

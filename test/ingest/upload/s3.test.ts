@@ -69,10 +69,14 @@ async function storedPlaylist(s: TestStream): Promise<ParsedPlaylist | undefined
 }
 
 async function waitForPlaylist(s: TestStream, what: string, ok: (p: ParsedPlaylist) => boolean, timeoutMs = 40_000): Promise<ParsedPlaylist> {
-  return waitFor(`${s.name}: ${what}`, async () => {
-    const p = await storedPlaylist(s);
-    return p && ok(p) ? p : undefined;
-  }, { timeoutMs, intervalMs: 100 });
+  return waitFor(
+    `${s.name}: ${what}`,
+    async () => {
+      const p = await storedPlaylist(s);
+      return p && ok(p) ? p : undefined;
+    },
+    { timeoutMs, intervalMs: 100 },
+  );
 }
 
 function filesUnder(root: string): string[] {
@@ -148,7 +152,10 @@ t.test('a publish becomes CMAF HLS in S3 with the right headers, durations and o
     tt.ok(seg.duration >= 0.9 && seg.duration <= 1.5, `${seg.uri} lasts ${seg.duration} s, near the 1 s target`);
   }
   const pdts = playlist.segments.map((x) => x.programDateTime);
-  tt.ok(pdts.every((v, i) => i === 0 || v > pdts[i - 1]!), 'program date times increase');
+  tt.ok(
+    pdts.every((v, i) => i === 0 || v > pdts[i - 1]!),
+    'program date times increase',
+  );
   tt.ok(Math.abs(pdts[0]! - Date.now()) < 60_000, 'program date time is the wall clock');
   assertUploadOrder(tt, s);
 
@@ -158,10 +165,25 @@ t.test('a publish becomes CMAF HLS in S3 with the right headers, durations and o
   tt.same([...new Set(probe.stdout.split('\n').filter(Boolean))].sort(), ['aac', 'h264'], 'ffprobe reads H.264 and AAC over HTTP');
   const decode = await run('ffmpeg', ['-v', 'error', '-i', url, '-map', '0:v', '-map', '0:a', '-f', 'null', '-']);
   tt.equal(decode.stderr.trim(), '', 'ffmpeg decodes every segment with no error');
-  const frames = await run('ffprobe', ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', url]);
+  const frames = await run('ffprobe', [
+    '-v',
+    'error',
+    '-count_frames',
+    '-select_streams',
+    'v:0',
+    '-show_entries',
+    'stream=nb_read_frames',
+    '-of',
+    'csv=p=0',
+    url,
+  ]);
   const count = Math.max(...frames.stdout.split('\n').filter(Boolean).map(Number));
   tt.ok(count >= 170 && count <= 185, `all ~180 frames of 6 s at 30 fps decode (${count})`);
-  tt.same(filesUnder(mediaDir).filter((f) => f.endsWith('.m4s')), [], 'stored segments are removed from the media volume');
+  tt.same(
+    filesUnder(mediaDir).filter((f) => f.endsWith('.m4s')),
+    [],
+    'stored segments are removed from the media volume',
+  );
 });
 
 t.test('a second publisher on a live key is refused; the first goes on', async (tt) => {
@@ -193,7 +215,10 @@ t.test('a publisher that drops and reconnects within the grace period continues 
   tt.equal(discontinuities.length, 1, 'one discontinuity where the publisher came back');
   tt.equal(new Set(p.maps).size, 2, 'a new init segment after the discontinuity');
   tt.not(p.maps[0]!.split('/')[0], p.maps[1]!.split('/')[0], 'each publish session has a folder of its own');
-  tt.ok(p.segments.every((x, i) => i === 0 || x.sequence === p.segments[i - 1]!.sequence + 1), 'media sequence numbers are continuous');
+  tt.ok(
+    p.segments.every((x, i) => i === 0 || x.sequence === p.segments[i - 1]!.sequence + 1),
+    'media sequence numbers are continuous',
+  );
   tt.equal(p.segments[0]!.sequence, 0, 'the same playlist from its first segment');
   for (const seg of p.segments) tt.ok(await headObject(s3.client, s3.bucket, objectKey(s, seg.uri)), `${seg.uri} is stored`);
   assertUploadOrder(tt, s);
@@ -207,19 +232,30 @@ t.test('S3 down for 10 s mid-stream: every segment is stored afterwards, in orde
   await sleep(10_000);
   const during = await ingest.metrics();
   tt.ok(metricValue(during, 'tteok_ingest_upload_backlog_segments') >= 5, 'segments wait on the media volume while S3 is down');
-  tt.ok(ingest.proc.lines.some((l) => l.includes('further segments wait on the media volume only')), 'the backlog outgrew its memory: the rest is read back from the volume');
+  tt.ok(
+    ingest.proc.lines.some((l) => l.includes('further segments wait on the media volume only')),
+    'the backlog outgrew its memory: the rest is read back from the volume',
+  );
   await s3.resume();
   tt.equal((await pub.exited).code, 0, 'the publisher never noticed');
   const p = await waitForPlaylist(s, 'ENDLIST', (x) => x.ended, 60_000);
   const total = p.segments.reduce((a, x) => a + x.duration, 0);
   tt.ok(Math.abs(total - 20) < 1, `the playlist covers the whole 20 s (${total.toFixed(2)})`);
-  tt.ok(p.segments.every((x, i) => i === 0 || x.sequence === p.segments[i - 1]!.sequence + 1), 'no gap in the playlist');
+  tt.ok(
+    p.segments.every((x, i) => i === 0 || x.sequence === p.segments[i - 1]!.sequence + 1),
+    'no gap in the playlist',
+  );
   tt.equal(p.segments.filter((x) => x.discontinuity).length, 0, 'no discontinuity: nothing was lost');
   let missing = 0;
   for (const seg of p.segments) if (!(await headObject(s3.client, s3.bucket, objectKey(s, seg.uri)))) missing++;
   tt.equal(missing, 0, `all ${p.segments.length} segments are stored`);
   const after = await ingest.metrics();
-  tt.ok(metricValue(after, 'tteok_ingest_upload_failures_total', 'kind="segment",reason="server_error"') + metricValue(after, 'tteok_ingest_upload_failures_total', 'kind="segment",reason="network"') > 0, 'failed attempts are counted');
+  tt.ok(
+    metricValue(after, 'tteok_ingest_upload_failures_total', 'kind="segment",reason="server_error"') +
+      metricValue(after, 'tteok_ingest_upload_failures_total', 'kind="segment",reason="network"') >
+      0,
+    'failed attempts are counted',
+  );
   await waitFor('backlog to drain', async () => metricValue(await ingest.metrics(), 'tteok_ingest_upload_backlog_segments') === 0);
   assertUploadOrder(tt, s);
   const url = `${s3.endpoint}/${s3.bucket}/${playlistKey(s)}`;
@@ -245,9 +281,15 @@ t.test('the ingest killed with SIGKILL mid-stream: what it left on the volume is
   for (const file of left) {
     const uri = file.split(`${s.name}/`)[1]!;
     tt.ok(await headObject(s3.client, s3.bucket, objectKey(s, uri)), `${uri}, left on the volume, is stored`);
-    tt.ok(p.segments.some((x) => x.uri === uri), `${uri} is in the final playlist`);
+    tt.ok(
+      p.segments.some((x) => x.uri === uri),
+      `${uri} is in the final playlist`,
+    );
   }
-  tt.ok(p.segments.every((x, i) => i === 0 || x.sequence === p.segments[i - 1]!.sequence + 1), 'the final playlist is continuous');
+  tt.ok(
+    p.segments.every((x, i) => i === 0 || x.sequence === p.segments[i - 1]!.sequence + 1),
+    'the final playlist is continuous',
+  );
   await waitFor('the media volume to empty', () => filesUnder(join(mediaDir, 'default', s.name)).filter((f) => f.endsWith('.m4s')).length === 0);
 });
 
@@ -270,8 +312,17 @@ t.test('no stream key appears in any object key or log line', async (tt) => {
   const lines = allLogLines.flat();
   tt.ok(lines.length > 10, 'the ingest logged');
   for (const key of ALL_KEYS) {
-    tt.notOk(keys.some((k) => k.includes(key)), `no object key holds ${key.slice(0, 6)}…`);
-    tt.notOk(lines.some((l) => l.includes(key)), `no log line holds ${key.slice(0, 6)}…`);
-    tt.notOk(recorder.requests.some((r) => r.key.includes(key)), `no S3 request path holds ${key.slice(0, 6)}…`);
+    tt.notOk(
+      keys.some((k) => k.includes(key)),
+      `no object key holds ${key.slice(0, 6)}…`,
+    );
+    tt.notOk(
+      lines.some((l) => l.includes(key)),
+      `no log line holds ${key.slice(0, 6)}…`,
+    );
+    tt.notOk(
+      recorder.requests.some((r) => r.key.includes(key)),
+      `no S3 request path holds ${key.slice(0, 6)}…`,
+    );
   }
 });

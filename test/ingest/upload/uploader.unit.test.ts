@@ -68,11 +68,15 @@ t.test('while the store is down, objects wait (on the volume, and in memory up t
   t.equal(await storedPlaylist(r), undefined, 'nothing stored while the store is down');
   store.down = false;
   await waitFor('the backlog stored', () => r.uploader.waitingBytes === 0 && store.puts.length === 4, { timeoutMs: 30_000, intervalMs: 50 });
-  t.same(store.puts, ['default/room/s1/init-1.mp4', 'default/room/s1/0.m4s', 'default/room/s1/1.m4s', 'default/room/index.m3u8'], 'in order, the playlist last');
+  t.same(
+    store.puts,
+    ['default/room/s1/init-1.mp4', 'default/room/s1/0.m4s', 'default/room/s1/1.m4s', 'default/room/index.m3u8'],
+    'in order, the playlist last',
+  );
   t.ok((await storedPlaylist(r))?.ended);
 });
 
-t.test('an ended run\'s media is deleted after the delay, its final playlist with it; a kept run stays', async (t) => {
+t.test("an ended run's media is deleted after the delay, its final playlist with it; a kept run stays", async (t) => {
   const r = await rig(t, undefined, { deleteDelayMs: 50 });
   for (const session of ['kept', 'gone']) {
     await hand(r, `${session}/init-1.mp4`, 'init', 'init');

@@ -23,19 +23,19 @@ export const REGRESSIONS: RegressionCase[] = [
   },
   {
     name: 'three-byte-amf-invoke',
-    why: "amf.js read a string length past the end of a 3-byte invoke (00 01 02) and threw a RangeError",
+    why: 'amf.js read a string length past the end of a 3-byte invoke (00 01 02) and threw a RangeError',
     bytes: Buffer.concat([handshake, chunk(Buffer.from([0x00, 0x01, 0x02]), { type: 20 })]),
     closedBy: 'protocol_error',
   },
   {
     name: 'publish-without-stream-name',
-    why: "node-media-server called split() on a missing publish stream name",
+    why: 'node-media-server called split() on a missing publish stream name',
     bytes: Buffer.concat([handshake, connectCommand(), createStreamCommand(), command(['publish', 3, null], { csid: 8, streamId: 1 })]),
     closedBy: 'protocol_error',
   },
   {
     name: 'set-chunk-size-zero',
-    why: "node-media-server accepted a chunk size of 0, after which its payload arithmetic is NaN",
+    why: 'node-media-server accepted a chunk size of 0, after which its payload arithmetic is NaN',
     bytes: Buffer.concat([handshake, chunk(Buffer.from([0, 0, 0, 0]), { csid: 2, type: 1 }), connectCommand()]),
     closedBy: 'protocol_error',
   },

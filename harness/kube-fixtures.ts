@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { rawJson, statusCode } from '../common/kube/client.ts';
-import { CI_VALUES, NAMESPACE, find, parseDocs, render } from '../test/tools/chart-tools.ts';
+import { CI_VALUES, NAMESPACE, find, parseDocs, render } from './chart-tools.ts';
 import type { KubeTestServer } from './kube.ts';
 import { freePort } from './ports.ts';
 import { spawnManaged, type ManagedProcess } from './process.ts';

@@ -23,6 +23,7 @@
 //
 // Each bound ends the publish with a PublishLimitError, whose message the
 // RTMP layer sends to the streamer as the onStatus description.
+import { PublishLimitError, type PublishLimitReason } from '../publish-errors.ts';
 
 export interface PublishLimitSettings {
   /** Longest media time from one video keyframe to the next (or, audio-only, within a fragment). */
@@ -45,17 +46,6 @@ export const DEFAULT_PUBLISH_LIMITS: PublishLimitSettings = {
 const SEGMENTS_PER_TARGET = 2;
 const SEGMENT_BURST = 10;
 
-export type PublishLimitReason = 'gop_too_long' | 'fragment_too_large' | 'ahead_of_real_time' | 'segment_rate';
-
-export class PublishLimitError extends Error {
-  override name = 'PublishLimitError';
-  constructor(
-    readonly reason: PublishLimitReason,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 const KEYFRAME_ADVICE = 'In OBS set Settings > Output > Keyframe Interval to 2 s (not 0, "auto"), then reconnect.';
 const PACE_ADVICE = 'Send media at its real pace (ffmpeg: -re before the input), then reconnect.';

@@ -10,10 +10,8 @@ import { parseHevcDecoderConfigurationRecord } from '../media/hevc.ts';
 import type { AudioConfig, VideoConfig } from '../media/media-config.ts';
 import { parseOpusHead } from '../media/opus.ts';
 import type { Fragmenter } from './fragmenter.ts';
+import { UnsupportedMediaError } from '../publish-errors.ts';
 
-export class UnsupportedMediaError extends Error {
-  override name = 'UnsupportedMediaError';
-}
 
 /** What to tell a streamer whose encoder sends something we cannot package (OBS's own setting names). */
 const VIDEO_ADVICE = 'set Settings > Output > Video Encoder to H.264 (x264 or a hardware H.264 encoder), HEVC or AV1';

@@ -7,7 +7,7 @@
 import t from 'tap';
 import { loadControllerConfig } from '../../controller/config.ts';
 import { WebhookAddressPolicy } from '../../controller/webhook-address-policy.ts';
-import { CI_VALUES, NAMESPACE, get, parseDocs, render, type K8sObject } from '../tools/chart-tools.ts';
+import { CI_VALUES, NAMESPACE, get, parseDocs, render, type K8sObject } from '../../harness/chart-tools.ts';
 
 const renders: Record<string, K8sObject[]> = {};
 for (const [name, file] of Object.entries(CI_VALUES)) renders[name] = parseDocs(await render({ values: [file] }));

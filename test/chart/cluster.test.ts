@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { httpsGet, startKubeApiServer } from '../../harness/kube.ts';
-import { CACHE, CHART, CI_VALUES, NAMESPACE, ROOT, get, parseDocs, render, run, runOk, tool, type K8sObject } from '../tools/chart-tools.ts';
+import { CACHE, CHART, CI_VALUES, NAMESPACE, ROOT, get, parseDocs, render, run, runOk, tool, type K8sObject } from '../../harness/chart-tools.ts';
 import { waitFor } from '../../harness/wait.ts';
 
 const kube = await startKubeApiServer();

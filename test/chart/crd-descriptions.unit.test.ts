@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
-import { ROOT } from '../tools/chart-tools.ts';
+import { ROOT } from '../../harness/chart-tools.ts';
 
 interface Schema {
   type?: string;

@@ -16,7 +16,7 @@ import { LeaseClient, microTime, type LeaseObject } from '../../common/kube/leas
 import { adminWithLiveStreams, chartIngestAccess, startTestController } from '../../harness/kube-fixtures.ts';
 import { startKubeApiServer } from '../../harness/kube.ts';
 import { waitFor } from '../../harness/wait.ts';
-import { run, tool } from '../tools/chart-tools.ts';
+import { run, tool } from '../../harness/chart-tools.ts';
 
 const NS = 'streams';
 const SYSTEM = 'tteok-system';

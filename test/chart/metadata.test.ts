@@ -8,7 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
-import { CHART, ROOT } from '../tools/chart-tools.ts';
+import { CHART, ROOT } from '../../harness/chart-tools.ts';
 
 interface ChartYaml {
   version: string;

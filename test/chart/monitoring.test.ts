@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { stringify as stringifyYaml } from 'yaml';
-import { CHART, CI_VALUES, exportedMetrics, get, metricsIn, parseDocs, render, run, tool, ROOT } from '../tools/chart-tools.ts';
+import { CHART, CI_VALUES, exportedMetrics, get, metricsIn, parseDocs, render, run, tool, ROOT } from '../../harness/chart-tools.ts';
 
 interface AlertRule {
   alert: string;

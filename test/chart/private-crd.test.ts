@@ -7,7 +7,7 @@ import type { LiveStreamObject } from '../../common/livestream.ts';
 import { stateFromLiveStream } from '../../gateway/views/kube-stream-view.ts';
 import { startKubeApiServer } from '../../harness/kube.ts';
 import { adminWithLiveStreams } from '../../harness/kube-fixtures.ts';
-import { run, tool } from '../tools/chart-tools.ts';
+import { run, tool } from '../../harness/chart-tools.ts';
 
 const kube = await startKubeApiServer();
 t.teardown(() => kube.stop());

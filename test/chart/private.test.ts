@@ -5,7 +5,7 @@
 // the chart renders.
 import t from 'tap';
 import { loadGatewayConfig } from '../../gateway/config.ts';
-import { CI_VALUES, get, helmTemplate, parseDocs, render, type K8sObject } from '../tools/chart-tools.ts';
+import { CI_VALUES, get, helmTemplate, parseDocs, render, type K8sObject } from '../../harness/chart-tools.ts';
 
 interface EnvVar {
   name: string;

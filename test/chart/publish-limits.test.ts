@@ -5,7 +5,7 @@
 import t from 'tap';
 import { loadIngestConfig } from '../../ingest/config.ts';
 import { DEFAULT_PUBLISH_LIMITS } from '../../ingest/packager/publish-limits.ts';
-import { CI_VALUES, get, helmTemplate, parseDocs, render, type K8sObject } from '../tools/chart-tools.ts';
+import { CI_VALUES, get, helmTemplate, parseDocs, render, type K8sObject } from '../../harness/chart-tools.ts';
 
 const REQUIRED = CI_VALUES['default']!;
 

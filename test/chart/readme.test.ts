@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
-import { CHART } from '../tools/chart-tools.ts';
+import { CHART } from '../../harness/chart-tools.ts';
 import { renderChartReadme, valueRows } from '../tools/chart-readme.ts';
 
 t.test('charts/tteok/README.md is what test/tools/chart-readme.ts renders from values.yaml', async (t) => {

@@ -8,7 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
-import { CHART, CI_VALUES, NAMESPACE, ROOT, find, get, helmTemplate, parseDocs, render, run, tool, type K8sObject } from '../tools/chart-tools.ts';
+import { CHART, CI_VALUES, NAMESPACE, ROOT, find, get, helmTemplate, parseDocs, render, run, tool, type K8sObject } from '../../harness/chart-tools.ts';
 import { loadGatewayConfig, type GatewayConfig } from '../../gateway/config.ts';
 import { loadIngestConfig, type IngestConfig } from '../../ingest/config.ts';
 

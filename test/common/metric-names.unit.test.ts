@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { ROOT, exportedMetrics } from '../tools/chart-tools.ts';
+import { ROOT, exportedMetrics } from '../../harness/chart-tools.ts';
 
 const metrics = exportedMetrics();
 // Words that make a name a point in time rather than an amount or a duration.

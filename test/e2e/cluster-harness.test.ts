@@ -9,7 +9,7 @@ import { startTestCluster } from '../../harness/cluster.ts';
 import { cgroupHierarchies, readSysctls, sh } from '../../harness/host-state.ts';
 import { httpsGet } from '../../harness/kube.ts';
 import { waitFor } from '../../harness/wait.ts';
-import { run, tool } from '../tools/chart-tools.ts';
+import { run, tool } from '../../harness/chart-tools.ts';
 
 t.setTimeout(10 * 60_000);
 

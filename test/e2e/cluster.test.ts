@@ -31,7 +31,7 @@ import { publishTestPattern } from '../../harness/publisher.ts';
 import { getObject, listKeys } from '../../harness/s3-objects.ts';
 import { startS3Server, TEST_ACCESS_KEY, TEST_SECRET_KEY, type S3TestServer } from '../../harness/s3-server.ts';
 import { waitFor } from '../../harness/wait.ts';
-import { CACHE, CHART, ROOT, run, runOk, tool } from '../tools/chart-tools.ts';
+import { CACHE, CHART, ROOT, run, runOk, tool } from '../../harness/chart-tools.ts';
 
 // A cold image build and cluster start take minutes on 2 cores.
 t.setTimeout(20 * 60_000);

@@ -23,7 +23,7 @@ import { freePort } from '../../harness/ports.ts';
 import { spawnManaged, stopAll } from '../../harness/process.ts';
 import { openEventStream, type SseClient } from '../../harness/sse-client.ts';
 import { httpReady, waitFor } from '../../harness/wait.ts';
-import { ROOT } from '../tools/chart-tools.ts';
+import { ROOT } from '../../harness/chart-tools.ts';
 
 const home = mkdtempSync(join(tmpdir(), 'tteok-events-limits-'));
 const clients: SseClient[] = [];

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse as parseYaml, type ScalarTag, type CollectionTag } from 'yaml';
-import { ROOT, run, tool } from '../tools/chart-tools.ts';
+import { ROOT, run, tool } from '../../harness/chart-tools.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- parsed JSON and YAML, read field by field
 type Json = Record<string, any>;

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import t from 'tap';
 import { authorizeMediaPath, mintPlaybackToken, type PlaybackKey } from '../../common/playback-token.ts';
-import { ROOT } from '../tools/chart-tools.ts';
+import { ROOT } from '../../harness/chart-tools.ts';
 
 interface CfRequest {
   method: string;

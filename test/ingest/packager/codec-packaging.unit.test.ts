@@ -11,7 +11,8 @@ import { readFlvTags } from '../../../harness/flv-file.ts';
 import { parseInitSegment } from '../../../ingest/media/fmp4.ts';
 import { Fragmenter, type DropReason, type SegmentOutput } from '../../../ingest/packager/fragmenter.ts';
 import { MediaPlaylist } from '../../../common/media-playlist.ts';
-import { PublishSession, UnsupportedMediaError } from '../../../ingest/packager/publish-session.ts';
+import { PublishSession } from '../../../ingest/packager/publish-session.ts';
+import { UnsupportedMediaError } from '../../../ingest/publish-errors.ts';
 import { encodeFlv, ffmpeg, ffprobe, tempDir } from '../../fixtures/media.ts';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../fixtures/${name}`, import.meta.url));

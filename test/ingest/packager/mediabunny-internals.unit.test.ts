@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { EncodedAudioPacketSource, EncodedPacket, Mp4OutputFormat, NullTarget, Output } from 'mediabunny';
-import { ROOT } from '../../tools/chart-tools.ts';
+import { ROOT } from '../../../harness/chart-tools.ts';
 
 const UPGRADE =
   "mediabunny changed an internal that ingest/packager/fragmenter.ts relies on; read the new version's source, adapt the fragmenter, then this test";

@@ -5,7 +5,8 @@
 // interval; none may end a publish. And what only an attacker does: each
 // bound, and a timeline that leaps back and forth.
 import t from 'tap';
-import { DEFAULT_PUBLISH_LIMITS, PublishLimitError, PublishLimits } from '../../../ingest/packager/publish-limits.ts';
+import { DEFAULT_PUBLISH_LIMITS, PublishLimits } from '../../../ingest/packager/publish-limits.ts';
+import { PublishLimitError } from '../../../ingest/publish-errors.ts';
 
 /** Limits on a clock the test moves; `segmentSeconds` 1, as the LiveStream default. */
 function limits(segmentSeconds = 1) {

@@ -14,7 +14,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const CHART = join(ROOT, 'charts', 'tteok');
 export const CACHE = process.env.TTEOK_TOOLS_CACHE ?? join(homedir(), '.cache', 'tteok');
 

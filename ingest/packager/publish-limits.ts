@@ -23,7 +23,7 @@
 //
 // Each bound ends the publish with a PublishLimitError, whose message the
 // RTMP layer sends to the streamer as the onStatus description.
-import { PublishLimitError, type PublishLimitReason } from '../publish-errors.ts';
+import { PublishLimitError } from '../publish-errors.ts';
 
 export interface PublishLimitSettings {
   /** Longest media time from one video keyframe to the next (or, audio-only, within a fragment). */
@@ -45,7 +45,6 @@ export const DEFAULT_PUBLISH_LIMITS: PublishLimitSettings = {
 /** Segments without their media time (and init segments) per target duration, sustained; and the burst above it. */
 const SEGMENTS_PER_TARGET = 2;
 const SEGMENT_BURST = 10;
-
 
 const KEYFRAME_ADVICE = 'In OBS set Settings > Output > Keyframe Interval to 2 s (not 0, "auto"), then reconnect.';
 const PACE_ADVICE = 'Send media at its real pace (ffmpeg: -re before the input), then reconnect.';

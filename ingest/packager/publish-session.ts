@@ -12,7 +12,6 @@ import { parseOpusHead } from '../media/opus.ts';
 import type { Fragmenter } from './fragmenter.ts';
 import { UnsupportedMediaError } from '../publish-errors.ts';
 
-
 /** What to tell a streamer whose encoder sends something we cannot package (OBS's own setting names). */
 const VIDEO_ADVICE = 'set Settings > Output > Video Encoder to H.264 (x264 or a hardware H.264 encoder), HEVC or AV1';
 const AUDIO_ADVICE = 'set Settings > Output > Audio Encoder to AAC (or Opus)';

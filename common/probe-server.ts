@@ -42,18 +42,6 @@ export function createProbeServer(registry: Registry, state: ProbeState): Server
   });
 }
 
-/** Listens and resolves with the port bound (the one asked for, or the kernel's pick for 0). */
-export function listenOn(server: Server, port: number, host: string): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      const a = server.address();
-      resolve(typeof a === 'object' && a ? a.port : port);
-    });
-  });
-}
-
 /** Closes the server and the connections still open on it. */
 export function closeServer(server: Server): Promise<void> {
   return new Promise<void>((resolve) => {

@@ -19,7 +19,8 @@ import {
 import { Informer } from '../common/kube/informer.ts';
 import type { LeaseObject } from '../common/kube/lease.ts';
 import { streamId, type StreamRef } from '../common/livestream.ts';
-import { closeServer, createProbeServer, listenOn } from '../common/probe-server.ts';
+import { listenOn } from '../common/listen.ts';
+import { closeServer, createProbeServer } from '../common/probe-server.ts';
 import { S3Store } from '../common/storage/s3-store.ts';
 import { CapacityManager } from './capacity.ts';
 import type { ControllerConfig } from './config.ts';

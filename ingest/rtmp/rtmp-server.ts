@@ -19,6 +19,7 @@ import type { StreamHub } from '../stream-hub.ts';
 import { addressKey, ConnectionLimits } from './connection-limits.ts';
 import { RtmpConnection } from './rtmp-connection.ts';
 import type { Refusal } from './refusal.ts';
+import { listenOn } from '../../common/listen.ts';
 
 export interface RtmpLimits {
   /** From TCP accept to an admitted publish. */
@@ -119,14 +120,7 @@ export class RtmpServer {
   }
 
   listen(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off('error', reject);
-        const address = this.server.address();
-        resolve(typeof address === 'object' && address ? address.port : this.options.port);
-      });
-    });
+    return listenOn(this.server, this.options.port, this.options.host);
   }
 
   /**

@@ -30,6 +30,7 @@ import type { IngestMetrics } from '../metrics.ts';
 import { RTMP_VERSION } from './handshake.ts';
 import type { Refusal } from './refusal.ts';
 import type { RtmpServer } from './rtmp-server.ts';
+import { listenOn } from '../../common/listen.ts';
 
 /** The first byte of every TLS ClientHello: a record of type handshake. */
 const TLS_HANDSHAKE_RECORD = 0x16;
@@ -82,14 +83,7 @@ export class RtmpsListener {
     const server = createServer((socket) => this.onConnection(socket));
     server.on('error', (error) => this.options.log.error({ err: error.message }, 'RTMPS listener error'));
     this.server = server;
-    const port = await new Promise<number>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.options.port, this.options.host, () => {
-        server.off('error', reject);
-        const address = server.address();
-        resolve(typeof address === 'object' && address ? address.port : this.options.port);
-      });
-    });
+    const port = await listenOn(server, this.options.port, this.options.host);
     this.reloadTimer = setInterval(() => void this.reload(), this.options.reloadMs);
     this.reloadTimer.unref();
     return port;

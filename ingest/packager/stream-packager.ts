@@ -56,6 +56,8 @@ export class StreamPackager {
   private session: PublishSession | undefined;
   private writes: Promise<void>;
   private nextSegmentIsDiscontinuity = false;
+  /** Set in the write chain once a stored run is continued: its next segment follows a discontinuity. */
+  private nextStoredIsDiscontinuity = false;
   private currentInitUri: string | undefined;
   /** The current init segment, while it could not be written: segments need it on the volume first. */
   private unwrittenInit: { uri: string; data: Uint8Array } | undefined;
@@ -175,9 +177,6 @@ export class StreamPackager {
       );
     });
   }
-
-  /** Set in the write chain once a stored run is continued: its next segment follows a discontinuity. */
-  private nextStoredIsDiscontinuity = false;
 
   /**
    * Starts packaging a publish session into the folder `id`. `afterDrop`: it
@@ -496,7 +495,7 @@ export class StreamPackager {
   }
 
   /** Runs `op` after every write queued before it. */
-  enqueue(op: () => Promise<void>): void {
+  private enqueue(op: () => Promise<void>): void {
     this.writes = this.writes.then(op).catch((error: unknown) => {
       this.options.log.error({ stream: streamId(this.ref), err: error }, 'media volume write step failed');
     });

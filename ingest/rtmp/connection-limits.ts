@@ -4,10 +4,6 @@
 // Only a few such connections are carried at a time (REFUSAL_SLOTS); beyond
 // that a connection over a cap is closed as soon as it is accepted, so open
 // sockets never exceed the pod cap plus those slots.
-import { clientAddressKey } from '../../common/client-address.ts';
-
-/** The key a per-address cap counts a client by (common/client-address.ts). */
-export const addressKey = clientAddressKey;
 
 /** Over-cap connections carried at once to tell them why they are refused. */
 export const REFUSAL_SLOTS = 16;

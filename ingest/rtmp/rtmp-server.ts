@@ -16,7 +16,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../../common/log.ts';
 import type { IngestMetrics } from '../metrics.ts';
 import type { StreamHub } from '../stream-hub.ts';
-import { addressKey, ConnectionLimits } from './connection-limits.ts';
+import { clientAddressKey } from '../../common/client-address.ts';
+import { ConnectionLimits } from './connection-limits.ts';
 import { RtmpConnection } from './rtmp-connection.ts';
 import type { Refusal } from './refusal.ts';
 import { listenOn } from '../../common/listen.ts';
@@ -75,7 +76,7 @@ export class RtmpServer {
   accept(socket: Socket): AcceptedConnection | undefined {
     const { log, metrics } = this.options;
     const remote = socket.remoteAddress ?? 'unknown';
-    const { verdict, release } = this.caps.accept(addressKey(socket.remoteAddress));
+    const { verdict, release } = this.caps.accept(clientAddressKey(socket.remoteAddress));
     if (verdict.kind === 'drop') {
       metrics.rtmpConnectionsRefused.inc({ reason: 'over_capacity' });
       log.warn({ remote }, 'RTMP connection closed at once: over the connection caps and no refusal slot left');

@@ -24,6 +24,11 @@ status=${PIPESTATUS[0]}
 summary="$(grep -E '^# \{ total: ' "$log" | tail -n 1)"
 pass="$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")"
 fail="$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")"
+# The failed tests again, last, so a CI log cut to its tail still names them.
+if [[ "${fail:-0}" != "0" ]]; then
+  echo "run-tests: failed:"
+  grep -E '^ *not ok ' "$log" | head -n 40
+fi
 echo "tests: ${pass:-0} passed, ${fail:-0} failed"
 if [[ $status -eq 0 && -z "$pass" ]]; then
   echo "run-tests: tap printed no summary" >&2

@@ -53,6 +53,21 @@ async function refusal(op: Promise<unknown>): Promise<{ status: number; message:
     throw err;
   }
 }
+/**
+ * The ingest's replace of the leader Lease, read fresh each time: the running
+ * controller renews it every few seconds, and a replace carrying a stale
+ * resourceVersion gets 409 before admission runs. A conflict is tried again
+ * (bounded), so the answer is the policy's, not the race's.
+ */
+async function replaceRefusal(change: (lease: LeaseObject) => LeaseObject): Promise<{ status: number; message: string } | undefined> {
+  let answer: { status: number; message: string } | undefined;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const current = await admin.get(SYSTEM, LEADER_LEASE);
+    answer = await refusal(ingest0.replace(SYSTEM, change(current!)));
+    if (answer?.status !== 409) return answer;
+  }
+  return answer;
+}
 const claim = (name: string, holder: string): LeaseObject => {
   const now = microTime();
   return {
@@ -104,10 +119,10 @@ t.test("the ingest cannot update, delete or take the controller's leader Lease",
   const del = await kubectl('--kubeconfig', kubeconfigs['ingest-0']!, 'delete', 'lease', LEADER_LEASE, '-n', SYSTEM);
   t.not(del.code, 0, "kubectl delete, with the ingest pod's own token: refused");
   t.match(del.stderr, /may write only stream claim Leases/, "kubectl shows the policy's reason");
-  const take = await refusal(ingest0.replace(SYSTEM, { ...before!, spec: { ...before!.spec, holderIdentity: 'ingest-0' } }));
+  const take = await replaceRefusal((lease) => ({ ...lease, spec: { ...lease.spec, holderIdentity: 'ingest-0' } }));
   t.equal(take?.status, 403, 'taking the leader Lease over: 403');
   t.match(take?.message, /may write only stream claim Leases/);
-  const release = await refusal(ingest0.replace(SYSTEM, { ...before!, spec: { ...before!.spec, holderIdentity: null, leaseDurationSeconds: 1 } }));
+  const release = await replaceRefusal((lease) => ({ ...lease, spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1 } }));
   t.equal(release?.status, 403, 'releasing it: 403');
   t.equal((await refusal(ingest0.delete(SYSTEM, LEADER_LEASE)))?.status, 403, 'deleting it: 403');
   t.equal((await refusal(ingest0.create(SYSTEM, claim('tteok-controller-2', 'ingest-0'))))?.status, 403, 'creating a Lease that is not a claim: 403');

@@ -4,7 +4,7 @@
 // limit. With TTEOK_MEDIA_VOLUME_BYTES set to the limit, the ingest bounds
 // its own backlog under the media directory: real ingest process, real ffmpeg,
 // and an object store that refuses connections, so the backlog only grows.
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { type Dirent, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -46,11 +46,20 @@ const ingest = await startIngestProcess({
   TTEOK_RECONNECT_GRACE_SECONDS: '10',
 });
 
+/** Bytes the files under `root` take; the ingest writes meanwhile, so a file or folder gone since its listing counts nothing. */
 function bytesUnder(root: string): number {
   let total = 0;
-  for (const e of readdirSync(root, { withFileTypes: true })) {
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(root, { withFileTypes: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw error;
+  }
+  for (const e of entries) {
     const path = join(root, e.name);
-    total += e.isDirectory() ? bytesUnder(path) : statSync(path).blocks * 512;
+    if (e.isDirectory()) total += bytesUnder(path);
+    else total += (statSync(path, { throwIfNoEntry: false })?.blocks ?? 0) * 512;
   }
   return total;
 }

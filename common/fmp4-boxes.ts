@@ -222,7 +222,11 @@ export function clearDeclaredBitrates(init: Uint8Array): void {
   const sampleEntries = (stsd: Box): void => {
     for (const entry of boxes(init, stsd.start + 8, stsd.end)) {
       // A sample entry's own fields come before its child boxes: 28 bytes for audio, 78 for video.
-      const header = ['mp4a', 'Opus', 'ac-3', 'ec-3'].includes(entry.type) ? 28 : ['avc1', 'avc3', 'hvc1', 'hev1', 'av01'].includes(entry.type) ? 78 : undefined;
+      const header = ['mp4a', 'Opus', 'ac-3', 'ec-3'].includes(entry.type)
+        ? 28
+        : ['avc1', 'avc3', 'hvc1', 'hev1', 'av01'].includes(entry.type)
+          ? 78
+          : undefined;
       if (header === undefined || entry.start + header > entry.end) continue;
       for (const box of boxes(init, entry.start + header, entry.end)) {
         if (box.type === 'btrt' && box.end - box.start >= 12) {
@@ -250,14 +254,14 @@ function clearEsdsBitrates(view: DataView, start: number, end: number): void {
     return at + length <= end ? { tag, body: at, next: at + length } : undefined;
   };
   const es = descriptor();
-  if (!es || es.tag !== 0x03 || es.body + 3 > es.next) return;
+  if (es?.tag !== 0x03 || es.body + 3 > es.next) return;
   const flags = view.getUint8(es.body + 2);
   at = es.body + 3 + (flags & 0x80 ? 2 : 0);
   if (flags & 0x40) at += 1 + (at < end ? view.getUint8(at) : 0);
   if (flags & 0x20) at += 2;
   const config = descriptor();
   // objectTypeIndication(1), streamType(1), bufferSizeDB(3), maxBitrate(4), avgBitrate(4)
-  if (!config || config.tag !== 0x04 || config.body + 13 > config.next) return;
+  if (config?.tag !== 0x04 || config.body + 13 > config.next) return;
   view.setUint32(config.body + 5, 0);
   view.setUint32(config.body + 9, 0);
 }

@@ -161,7 +161,7 @@ export function exportedMetrics(): Map<string, { type: string; file: string }> {
       }
     }
   };
-  for (const dir of ['ingest', 'gateway', 'controller']) walk(join(ROOT, dir));
+  for (const dir of ['ingest', 'gateway', 'controller', 'transcoder']) walk(join(ROOT, dir));
   return found;
 }
 

@@ -38,7 +38,7 @@ export function summariseStderr(stderr: string): string {
   const lines = stderr
     .split(/\r?\n/)
     .map((l) => l.trim())
-    .filter((l) => l.length > 0 && !/^(frame=|size=|video:|\[out#|Press \[q\])/.test(l));
+    .filter((l) => l.length > 0 && !/^(frame=|size=|video:|\[out#|Press \[q\]|Last message repeated)/.test(l));
   const tail = lines.slice(-3).join('; ');
   return tail.length > 400 ? `…${tail.slice(-400)}` : tail || 'no error output';
 }
@@ -94,7 +94,8 @@ export function runFfmpeg(run: FfmpegRun): Promise<Uint8Array[]> {
       clearTimeout(timer);
       run.signal?.removeEventListener('abort', onAbort);
       if (failure) reject(failure);
-      else if (code !== 0) reject(new FfmpegError(`ffmpeg ${signal ? `was killed by ${signal}` : `exited with status ${code}`}: ${summariseStderr(stderr)}`, 'failed'));
+      else if (code !== 0)
+        reject(new FfmpegError(`ffmpeg ${signal ? `was killed by ${signal}` : `exited with status ${code}`}: ${summariseStderr(stderr)}`, 'failed'));
       else resolve(chunks.map((c) => new Uint8Array(Buffer.concat(c))));
     });
   });

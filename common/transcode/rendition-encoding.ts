@@ -104,6 +104,23 @@ export function presetsFor(names: string[], source: { hasVideo: boolean; hasAudi
   return out;
 }
 
+/**
+ * The renditions a source gives of the presets asked, from its init segment:
+ * what a stream's ladder lists and what the encodes of its segments return
+ * (a 480p source gives no 720p). Throws UnusableMediaError for an init
+ * segment it cannot read.
+ */
+export function renditionsOfSource(presets: readonly string[], init: Uint8Array): string[] {
+  let tracks: Fmp4Track[];
+  try {
+    tracks = initTracks(init);
+  } catch (error) {
+    throw new UnusableMediaError(`the init segment is not readable: ${(error as Error).message}`);
+  }
+  const video = tracks.find((t) => t.kind === 'video');
+  return presetsFor([...presets], { hasVideo: video !== undefined, hasAudio: tracks.some((t) => t.kind === 'audio'), height: video?.height ?? 0 }).map((p) => p.name);
+}
+
 function pipeArgs(): string[] {
   return ['-hide_banner', '-nostdin', '-loglevel', 'error', '-protocol_whitelist', 'pipe'];
 }

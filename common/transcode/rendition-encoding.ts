@@ -118,7 +118,9 @@ export function renditionsOfSource(presets: readonly string[], init: Uint8Array)
     throw new UnusableMediaError(`the init segment is not readable: ${(error as Error).message}`);
   }
   const video = tracks.find((t) => t.kind === 'video');
-  return presetsFor([...presets], { hasVideo: video !== undefined, hasAudio: tracks.some((t) => t.kind === 'audio'), height: video?.height ?? 0 }).map((p) => p.name);
+  return presetsFor([...presets], { hasVideo: video !== undefined, hasAudio: tracks.some((t) => t.kind === 'audio'), height: video?.height ?? 0 }).map(
+    (p) => p.name,
+  );
 }
 
 function pipeArgs(): string[] {

@@ -9,10 +9,16 @@ export const RENDITION_ENV = {
     'TTEOK_TRANSCODER',
     'off',
     ['off', 'local', 'remote'],
-    "who encodes renditions and thumbnails: off (none), local (ffmpeg child processes of the ingest: the one-machine mode), remote (the transcoder role at TTEOK_TRANSCODER_URL)",
+    'who encodes renditions and thumbnails: off (none), local (ffmpeg child processes of the ingest: the one-machine mode), remote (the transcoder role at TTEOK_TRANSCODER_URL)',
   ),
   transcoderUrl: envVar.optional('TTEOK_TRANSCODER_URL', 'with TTEOK_TRANSCODER=remote: the transcoder Service, e.g. http://tteok-transcoder:9938'),
-  thumbnailSeconds: envVar.number('TTEOK_THUMBNAIL_SECONDS', 10, 0, 3600, "how often a live stream's thumbnail.jpg is refreshed (0: no thumbnails); needs TTEOK_TRANSCODER"),
+  thumbnailSeconds: envVar.number(
+    'TTEOK_THUMBNAIL_SECONDS',
+    10,
+    0,
+    3600,
+    "how often a live stream's thumbnail.jpg is refreshed (0: no thumbnails); needs TTEOK_TRANSCODER",
+  ),
   ...FFMPEG_ENV,
 } satisfies EnvTable;
 

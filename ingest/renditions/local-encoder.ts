@@ -45,7 +45,8 @@ export class LocalRenditionEncoder implements RenditionEncoder {
       return await work(signal);
     } catch (error) {
       if (error instanceof UnusableMediaError) throw new RenditionEncoderError(error.message, 'refused');
-      if (error instanceof FfmpegError) throw new RenditionEncoderError(error.message, error.reason === 'timeout' ? 'timeout' : error.reason === 'aborted' ? 'cancelled' : 'error');
+      if (error instanceof FfmpegError)
+        throw new RenditionEncoderError(error.message, error.reason === 'timeout' ? 'timeout' : error.reason === 'aborted' ? 'cancelled' : 'error');
       throw error;
     } finally {
       this.running--;

@@ -34,7 +34,8 @@ export class RemoteRenditionEncoder implements RenditionEncoder {
     const query = new URLSearchParams({ presets: input.presets.join(',') });
     if (input.sourceHeight !== undefined) query.set('sourceHeight', String(input.sourceHeight));
     const answer = await this.post(`/v1/renditions?${query}`, encodeSegmentBody(input), signal);
-    if (answer.type !== RENDITIONS_CONTENT_TYPE) throw new RenditionEncoderError(`the transcoder answered ${answer.type}, not ${RENDITIONS_CONTENT_TYPE}`, 'error');
+    if (answer.type !== RENDITIONS_CONTENT_TYPE)
+      throw new RenditionEncoderError(`the transcoder answered ${answer.type}, not ${RENDITIONS_CONTENT_TYPE}`, 'error');
     try {
       return decodeRenditionsBody(answer.body);
     } catch (error) {
@@ -86,7 +87,12 @@ export class RemoteRenditionEncoder implements RenditionEncoder {
           const answer = Buffer.concat(chunks);
           const status = res.statusCode ?? 0;
           if (status === 200) {
-            resolve({ type: String(res.headers['content-type'] ?? '').split(';')[0]!.trim(), body: new Uint8Array(answer.buffer, answer.byteOffset, answer.byteLength) });
+            resolve({
+              type: String(res.headers['content-type'] ?? '')
+                .split(';')[0]!
+                .trim(),
+              body: new Uint8Array(answer.buffer, answer.byteOffset, answer.byteLength),
+            });
             return;
           }
           let message = answer.toString('utf8').slice(0, 500);

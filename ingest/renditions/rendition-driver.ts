@@ -126,7 +126,10 @@ export class RenditionDriver {
       metrics.transcoderRequests.inc({ kind: 'renditions', outcome: reason });
       if (reason === 'cancelled') return;
       this.missing(event, reason);
-      log.warn({ stream: `${ref.namespace}/${ref.name}`, sequence: event.sequence, reason, err: (error as Error).message }, 'renditions of a segment were not made');
+      log.warn(
+        { stream: `${ref.namespace}/${ref.name}`, sequence: event.sequence, reason, err: (error as Error).message },
+        'renditions of a segment were not made',
+      );
       return;
     }
     for (const r of renditions) {
@@ -135,7 +138,10 @@ export class RenditionDriver {
         await this.sink?.addRenditionSegment(r.rendition, event.sequence, r.init, r.segment);
         metrics.segmentLatency.observe({ rendition: r.rendition }, (performance.now() - at) / 1000);
       } catch (error) {
-        log.error({ stream: `${ref.namespace}/${ref.name}`, rendition: r.rendition, sequence: event.sequence, err: error }, 'the packager did not take a rendition segment');
+        log.error(
+          { stream: `${ref.namespace}/${ref.name}`, rendition: r.rendition, sequence: event.sequence, err: error },
+          'the packager did not take a rendition segment',
+        );
       }
     }
   }

@@ -58,7 +58,10 @@ t.test('renditions: off by default; local, or remote with an http:// URL; thumbn
     thumbnailMs: 0,
     ffmpeg: '/opt/ffmpeg',
   });
-  t.equal(loadIngestConfig({ TTEOK_STORAGE: 'local', TTEOK_TRANSCODER: 'remote', TTEOK_TRANSCODER_URL: 'http://tteok-transcoder:9938' }).renditions.transcoderUrl, 'http://tteok-transcoder:9938');
+  t.equal(
+    loadIngestConfig({ TTEOK_STORAGE: 'local', TTEOK_TRANSCODER: 'remote', TTEOK_TRANSCODER_URL: 'http://tteok-transcoder:9938' }).renditions.transcoderUrl,
+    'http://tteok-transcoder:9938',
+  );
   t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_TRANSCODER: 'remote' }), /TTEOK_TRANSCODER_URL is required when TTEOK_TRANSCODER is "remote"/);
   t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_TRANSCODER: 'remote', TTEOK_TRANSCODER_URL: 'ftp://x' }), /TTEOK_TRANSCODER_URL must be an http:\/\/ URL/);
   t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_TRANSCODER: 'yes' }), /TTEOK_TRANSCODER must be "off" or "local" or "remote"/);

@@ -19,7 +19,7 @@ import type { StreamRef } from '../../common/livestream.ts';
 import { initTracks } from '../../common/fmp4-boxes.ts';
 import { renditionsOfSource } from '../../common/transcode/rendition-encoding.ts';
 import type { RenditionMetrics } from './rendition-metrics.ts';
-import { type EncodeFailure, RenditionEncoderError, type RenditionEncoder } from './rendition-encoder.ts';
+import { type EncodedRendition, type EncodeFailure, RenditionEncoderError, type RenditionEncoder } from './rendition-encoder.ts';
 import type { ThumbnailSink } from './thumbnail-store.ts';
 
 /** A source segment as the packager announces it once written and numbered (StreamPackagerOptions.onSourceSegment). */
@@ -117,7 +117,7 @@ export class RenditionDriver {
 
   private async encode({ event, at }: Pending): Promise<void> {
     const { metrics, log, ref } = this.options;
-    let renditions;
+    let renditions: EncodedRendition[];
     try {
       renditions = await this.options.encoder.encode({ init: event.init, segment: event.data, presets: [...this.options.renditions] }, this.cancel.signal);
       metrics.transcoderRequests.inc({ kind: 'renditions', outcome: 'ok' });

@@ -142,7 +142,8 @@ export function renditionArgs(
     // Decoded once, split once per video preset.
     const labels = video.map((_, i) => `v${i}`);
     const chains = video.map((p, i) => {
-      const filters = [`scale=-2:${p.height}`, 'format=yuv420p'];
+      // Square pixels: the even width rounds the aspect a little, and ffmpeg would otherwise keep it with a pixel aspect ratio (641x360 displayed).
+      const filters = [`scale=-2:${p.height}`, 'setsar=1', 'format=yuv420p'];
       if (p.maxFps !== undefined && source.fps !== undefined && source.fps > p.maxFps + 0.5) filters.push(`fps=${p.maxFps}`);
       return `[s${i}]${filters.join(',')}[${labels[i]}]`;
     });

@@ -25,7 +25,8 @@ export class LocalRenditionEncoder implements RenditionEncoder {
       timeoutMs: options.timeoutMs ?? DEFAULT_ENCODING_LIMITS.timeoutMs,
       maxInputBytes: options.maxInputBytes ?? DEFAULT_ENCODING_LIMITS.maxInputBytes,
     };
-    this.maxJobs = options.maxJobs ?? Math.max(1, availableParallelism() - 1);
+    // At least two: a stream's thumbnail runs beside its encode.
+    this.maxJobs = options.maxJobs ?? Math.max(2, availableParallelism());
   }
 
   encode(input: EncodeInput, signal?: AbortSignal): Promise<EncodedRendition[]> {

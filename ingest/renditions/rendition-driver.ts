@@ -68,6 +68,8 @@ export class RenditionDriver {
   private readonly given = new Map<string, string[]>();
   private readonly cancel = new AbortController();
   private closed = false;
+  /** Failure reasons logged at warn already: each once per stream, the rest at debug (a transcoder that is down would fill the log). */
+  private readonly warned = new Set<string>();
   private readonly idleWaiters: Array<() => void> = [];
 
   constructor(private readonly options: RenditionDriverOptions) {
@@ -151,7 +153,7 @@ export class RenditionDriver {
     if (!thumbnails || this.thumbnailRunning || at - this.lastThumbnailAt < thumbnails.intervalMs || !this.videoIn(event)) return;
     this.thumbnailRunning = true;
     this.lastThumbnailAt = at;
-    const { metrics, log, ref } = this.options;
+    const { metrics, ref } = this.options;
     void (async () => {
       try {
         const jpeg = await this.options.encoder.thumbnail({ init: event.init, segment: event.data }, this.cancel.signal);
@@ -162,7 +164,12 @@ export class RenditionDriver {
         if (error instanceof RenditionEncoderError) metrics.transcoderRequests.inc({ kind: 'thumbnail', outcome: reason });
         // A missed thumbnail is retried with the next segment, not in 10 s.
         this.lastThumbnailAt = -Infinity;
-        if (reason !== 'cancelled') log.warn({ stream: `${ref.namespace}/${ref.name}`, err: (error as Error).message }, 'thumbnail not made');
+        if (reason !== 'cancelled')
+          this.warnOnce(
+            `thumbnail:${reason}`,
+            { stream: `${ref.namespace}/${ref.name}`, reason, err: (error as Error).message },
+            'thumbnail not made (logged once per reason and stream)',
+          );
       } finally {
         this.thumbnailRunning = false;
         this.settleIdle();
@@ -201,6 +208,14 @@ export class RenditionDriver {
   private missing(event: SourceSegmentEvent, reason: EncodeFailure | 'superseded'): void {
     for (const rendition of this.givenBy(event)) this.options.metrics.segmentsMissing.inc({ rendition, reason });
     this.options.log.debug({ sequence: event.sequence, reason }, 'rendition segments missing');
+  }
+
+  private warnOnce(key: string, fields: Record<string, unknown>, message: string): void {
+    if (this.warned.has(key)) this.options.log.debug(fields, message);
+    else {
+      this.warned.add(key);
+      this.options.log.warn(fields, message);
+    }
   }
 
   private settleIdle(): void {

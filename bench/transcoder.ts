@@ -1,19 +1,23 @@
 // The transcoder's cost against the encoder's own (issue 19 item 6): a
 // 1080p30 source with 2 s keyframe intervals, cut into segments at its
-// keyframes, encoded to a ladder (720p/480p/360p by default) once as tteok
-// does it (one ffmpeg per segment, through the encoding code the transcoder
-// role and the one-machine mode share) and once as the same ffmpeg command
-// run alone over the whole stream. CPU seconds are ffmpeg's (reaped
-// children's) plus, for tteok, the Node process's own; the ratio is the
-// overhead of cutting the work per segment.
+// keyframes, encoded to a ladder (720p/480p/360p by default) once through
+// tteok's transcoder role as the ingest uses it (its own process, one POST
+// /v1/renditions per segment, one after the other as one stream's driver
+// sends them) and once as the same ffmpeg command run alone over the whole
+// stream. CPU seconds: for tteok the transcoder process's own and its ffmpeg
+// jobs' (the kernel's counts of the process and its reaped children), for
+// the peer ffmpeg's; the ratio is tteok's overhead over the encoder.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { initTracks, videoFrameRate } from '../common/fmp4-boxes.ts';
 import { runFfmpeg } from '../common/transcode/ffmpeg-process.ts';
-import { ownCpuSeconds, reapedChildrenCpuSeconds } from '../common/transcode/process-cpu.ts';
-import { DEFAULT_ENCODING_LIMITS, encodeRenditions, presetsFor, renditionArgs } from '../common/transcode/rendition-encoding.ts';
+import { reapedChildrenCpuSeconds } from '../common/transcode/process-cpu.ts';
+import { presetsFor, renditionArgs } from '../common/transcode/rendition-encoding.ts';
+import { decodeRenditionsBody, encodeSegmentBody, SEGMENT_CONTENT_TYPE } from '../common/transcode/wire.ts';
+import type { TteokBuild } from '../harness/ingest-process.ts';
+import { startTranscoderProcess } from '../harness/transcoder-process.ts';
 
 export interface TranscoderCost {
   presets: string[];
@@ -66,13 +70,15 @@ export function fragments(file: Uint8Array): { init: Uint8Array; segments: Uint8
   return { init, segments };
 }
 
-function cpuNow(): number {
-  return ownCpuSeconds() + reapedChildrenCpuSeconds();
+/** User + system CPU seconds of a process and of the children it has reaped (/proc/<pid>/stat utime, stime, cutime, cstime). */
+function processTreeCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100;
 }
 
-export async function transcoderCost(presetNames = ['720p', '480p', '360p'], seconds = 30): Promise<TranscoderCost> {
+export async function transcoderCost(presetNames = ['720p', '480p', '360p'], seconds = 30, build: TteokBuild = 'tsx'): Promise<TranscoderCost> {
   const { init, segments } = fragments(new Uint8Array(readFileSync(ladderSource(seconds))));
-  const limits = { ...DEFAULT_ENCODING_LIMITS, timeoutMs: 120_000 };
   // Alone: the same ffmpeg arguments over the whole stream in one run.
   const tracks = initTracks(init);
   const presets = presetsFor(presetNames, { hasVideo: true, hasAudio: true, height: 1080 });
@@ -87,26 +93,42 @@ export async function transcoderCost(presetNames = ['720p', '480p', '360p'], sec
     whole.set(part, at);
     at += part.length;
   }
-  let cpu = cpuNow();
+  let cpu = reapedChildrenCpuSeconds();
   let wall = performance.now();
   await runFfmpeg({ binary: 'ffmpeg', args, input: whole, outputs: presets.length, timeoutMs: 600_000, maxOutputBytes: 1 << 30 });
-  const aloneCpuSeconds = cpuNow() - cpu;
+  const aloneCpuSeconds = reapedChildrenCpuSeconds() - cpu;
   const aloneWallSeconds = (performance.now() - wall) / 1000;
-  // tteok: one job per segment, one after the other (as one stream's driver sends them).
-  cpu = cpuNow();
-  wall = performance.now();
-  for (const segment of segments) await encodeRenditions({ init, segment, presets: presetNames }, limits);
-  return {
-    presets: presetNames,
-    mediaSeconds: seconds,
-    segments: segments.length,
-    tteokCpuSeconds: cpuNow() - cpu,
-    tteokWallSeconds: (performance.now() - wall) / 1000,
-    aloneCpuSeconds,
-    aloneWallSeconds,
-  };
+  // tteok: the transcoder process, one request per segment, one after the other.
+  const transcoder = await startTranscoderProcess({ TTEOK_TRANSCODER_JOB_TIMEOUT_SECONDS: '600' }, { build });
+  const pid = transcoder.proc.child.pid!;
+  try {
+    cpu = processTreeCpuSeconds(pid);
+    wall = performance.now();
+    for (const segment of segments) {
+      const res = await fetch(`${transcoder.url}/v1/renditions?presets=${presetNames.join(',')}`, {
+        method: 'POST',
+        headers: { 'content-type': SEGMENT_CONTENT_TYPE },
+        body: Buffer.from(encodeSegmentBody({ init, segment })),
+      });
+      if (res.status !== 200) throw new Error(`the transcoder answered ${res.status}: ${await res.text()}`);
+      if (decodeRenditionsBody(new Uint8Array(await res.arrayBuffer())).length !== presets.length) throw new Error('the transcoder left a rendition out');
+    }
+    return {
+      presets: presetNames,
+      mediaSeconds: seconds,
+      segments: segments.length,
+      tteokCpuSeconds: processTreeCpuSeconds(pid) - cpu,
+      tteokWallSeconds: (performance.now() - wall) / 1000,
+      aloneCpuSeconds,
+      aloneWallSeconds,
+    };
+  } finally {
+    await transcoder.proc.stop();
+  }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   console.log(await transcoderCost());
+  const { stopAll } = await import('../harness/process.ts');
+  await stopAll();
 }

@@ -23,7 +23,7 @@ export async function startTranscoderProcess(
   const command = tteokCommand('transcoder', options.build);
   const proc = spawnManaged('transcoder', process.execPath, command.args, {
     cwd: ROOT,
-    env: { ...command.env, TTEOK_TRANSCODER_HOST: '127.0.0.1', TTEOK_TRANSCODER_PORT: String(port), TTEOK_LOG_LEVEL: 'debug', ...env },
+    env: { ...command.env, TTEOK_TRANSCODER_HTTP_HOST: '127.0.0.1', TTEOK_TRANSCODER_HTTP_PORT: String(port), TTEOK_LOG_LEVEL: 'debug', ...env },
   });
   await proc.waitForLine(/"msg":"transcoder ready"/, 30_000);
   const url = `http://127.0.0.1:${port}`;

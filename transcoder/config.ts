@@ -4,8 +4,8 @@ import { envVar, readEnv, type Env, type EnvTable } from '../common/env-config.t
 import { FFMPEG_ENV } from '../common/transcode/encoding-env.ts';
 
 export const TRANSCODER_ENV = {
-  host: envVar.string('TTEOK_TRANSCODER_HOST', '0.0.0.0', 'listen address for the encoding API, /metrics, /healthz, /readyz'),
-  port: envVar.int('TTEOK_TRANSCODER_PORT', 9938, 0, 65535, 'port for the same'),
+  host: envVar.string('TTEOK_TRANSCODER_HTTP_HOST', '0.0.0.0', 'listen address for the encoding API, /metrics, /healthz, /readyz'),
+  port: envVar.int('TTEOK_TRANSCODER_HTTP_PORT', 9938, 0, 65535, 'port for the same'),
   maxJobs: envVar.int(
     'TTEOK_TRANSCODER_MAX_JOBS',
     2,

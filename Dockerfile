@@ -24,6 +24,7 @@ COPY common ./common
 COPY ingest ./ingest
 COPY gateway ./gateway
 COPY controller ./controller
+COPY transcoder ./transcoder
 RUN npm run build
 
 # Production dependencies only.

@@ -4,6 +4,7 @@ import { ConfigError, envOptional, envString, envVar, readEnv, type Env, type En
 import { S3_ENV } from '../common/shared-env.ts';
 import type { RtmpLimits } from './rtmp/rtmp-server.ts';
 import { DEFAULT_PUBLISH_LIMITS, type PublishLimitSettings } from './packager/publish-limits.ts';
+import { readRenditionConfig, RENDITION_ENV, type RenditionConfig } from './renditions/config.ts';
 
 export interface IngestConfig {
   rtmpHost: string;
@@ -44,6 +45,8 @@ export interface IngestConfig {
   mediaVolumeBytes: number | undefined;
   /** What one admitted publish may hold and produce: GOP length, open fragment bytes, pace (publish-limits.ts). */
   publishLimits: PublishLimitSettings;
+  /** Renditions and thumbnails: who encodes them (renditions/config.ts). */
+  renditions: RenditionConfig;
 }
 
 /**
@@ -144,6 +147,7 @@ export const INGEST_ENV = {
     100,
     "target durations the stream's media time may run ahead of the wall clock; past it the publish ends",
   ),
+  ...RENDITION_ENV,
 } satisfies EnvTable;
 
 export function loadIngestConfig(env: Env = process.env): IngestConfig {
@@ -212,6 +216,7 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
     mediaFullPercent: e.mediaFullPercent,
     mediaVolumeBytes: e.mediaVolumeBytes,
     publishLimits: { maxGopSeconds: e.maxGopSeconds, maxFragmentBytes, maxAheadSegments: e.maxAheadSegments },
+    renditions: readRenditionConfig(env),
   };
 }
 

@@ -40,6 +40,8 @@ export interface SegmentOutput {
   data: Uint8Array;
   /** Media duration in seconds, from the fragment itself. */
   duration: number;
+  /** Presentation time of its first frame (of its video, when it has video), in seconds on its init segment's timeline. */
+  startSeconds: number;
   /** Wall-clock ms at which the segment's first video frame (first audio frame, with no video) arrived. */
   arrivedAt: number;
   /** Set on the first segment after a new init segment. */
@@ -250,6 +252,7 @@ class Generation {
     this.sink.onSegment({
       data: capture.data,
       duration: timing.duration,
+      startSeconds: timing.videoStart ?? timing.start,
       arrivedAt: this.arrivalOf(timing.videoStart ?? timing.start),
       initGeneration: this.number,
     });

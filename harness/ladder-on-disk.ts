@@ -119,8 +119,11 @@ export class LadderOnDisk {
     readonly renditions: EncodedRendition[],
     /** Segments each media playlist lists (the live window). */
     readonly window = 6,
+    /** No ladder: the source alone, its media playlist at `index.m3u8` (an ordinary publish). */
+    readonly plain = false,
   ) {
     if (renditions[0]?.name !== SOURCE_RENDITION) throw new Error('a ladder lists its source first');
+    if (plain && renditions.length !== 1) throw new Error('a stream without a ladder has its source only');
     for (const r of renditions) this.playlists.set(r.name, new MediaPlaylist(1, window));
   }
 
@@ -151,7 +154,7 @@ export class LadderOnDisk {
         });
       }
       for (const r of this.renditions) await this.writePlaylist(r.name);
-      if (seq === 0) await this.writeMultivariant();
+      if (seq === 0 && !this.plain) await this.writeMultivariant();
       this.next++;
     }
   }
@@ -163,7 +166,21 @@ export class LadderOnDisk {
     }
   }
 
+  /** Publishes the next segment every second until every encoded one is out or `stop()` is called; bounded by itself. */
+  publishEverySecond(): { stop(): void; done: Promise<void> } {
+    let stopped = false;
+    const done = (async () => {
+      while (!stopped && this.next < this.length) {
+        const started = Date.now();
+        await this.publish();
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, 1000 - (Date.now() - started))));
+      }
+    })();
+    return { stop: () => (stopped = true), done };
+  }
+
   async writeThumbnail(jpeg: Buffer): Promise<void> {
+    await mkdir(this.streamDir, { recursive: true });
     await writeAtomically(join(this.streamDir, THUMBNAIL_FILE), jpeg);
   }
 
@@ -177,6 +194,7 @@ export class LadderOnDisk {
   }
 
   private async writePlaylist(name: string): Promise<void> {
-    await writeAtomically(join(this.streamDir, renditionPlaylistFile(name)), this.playlists.get(name)!.render());
+    const file = this.plain ? PLAYLIST_FILE : renditionPlaylistFile(name);
+    await writeAtomically(join(this.streamDir, file), this.playlists.get(name)!.render());
   }
 }

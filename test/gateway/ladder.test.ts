@@ -16,37 +16,34 @@
 // - The playlist follower follows the `source` variant: each new source
 //   segment is one segment-latency observation.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { rawJson } from '../../common/kube/client.ts';
 import { parseMultivariantPlaylist } from '../../common/multivariant-playlist.ts';
-import { ROOT } from '../../harness/chart-tools.ts';
-import { metricValue, tteokCommand } from '../../harness/ingest-process.ts';
-import { startKubeApiServer } from '../../harness/kube.ts';
-import { adminWithLiveStreams } from '../../harness/kube-fixtures.ts';
+import { metricValue } from '../../harness/ingest-process.ts';
+import { startLadderGateway } from '../../harness/ladder-gateway.ts';
 import { encodeRenditions, encodeThumbnail, LadderOnDisk } from '../../harness/ladder-on-disk.ts';
-import { freePort } from '../../harness/ports.ts';
-import { spawnManaged, stopAll } from '../../harness/process.ts';
 import { openEventStream, type SseClient } from '../../harness/sse-client.ts';
-import { httpReady, waitFor } from '../../harness/wait.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 const run = promisify(execFile);
 const NS = 'ladder';
-const API_KEY = 'ladder-test-api-key-0123456789abcdefghijkl';
-const home = mkdtempSync(join(tmpdir(), 'tteok-gateway-ladder-'));
-const origin = join(home, 'origin');
 const clients: SseClient[] = [];
-const kube = await startKubeApiServer();
+const gw = await startLadderGateway({
+  namespace: NS,
+  streams: [
+    { name: 'show', access: 'public' },
+    { name: 'members', access: 'private' },
+    { name: 'idle', access: 'private' },
+  ],
+});
 t.teardown(async () => {
   for (const c of clients) c.close();
-  await stopAll();
-  await kube.stop();
-  rmSync(home, { recursive: true, force: true });
+  await gw.stop();
 });
-const { kc, custom } = await adminWithLiveStreams(kube, [NS]);
+const gateway = gw.url;
+const { setLive, mintToken } = gw;
 
 // Three renditions of one test pattern, 1 s segments, keyframes every second.
 const renditions = await encodeRenditions(
@@ -59,62 +56,12 @@ const renditions = await encodeRenditions(
 );
 const thumbnail = await encodeThumbnail();
 const SESSION = 'mk3x-1a2b3c4d';
-const show = new LadderOnDisk(join(origin, NS, 'show'), SESSION, renditions);
-const members = new LadderOnDisk(join(origin, '_private', NS, 'members'), SESSION, renditions);
+const show = new LadderOnDisk(join(gw.origin, NS, 'show'), SESSION, renditions);
+const members = new LadderOnDisk(join(gw.origin, '_private', NS, 'members'), SESSION, renditions);
 for (const ladder of [show, members]) {
   await ladder.publish(2);
   await ladder.writeThumbnail(thumbnail);
 }
-
-const GROUP = { group: 'tteok.dev', version: 'v1alpha1', plural: 'livestreams' };
-for (const [name, access] of [
-  ['show', 'public'],
-  ['members', 'private'],
-  ['idle', 'private'],
-] as const) {
-  await custom.createNamespacedCustomObject({
-    ...GROUP,
-    namespace: NS,
-    body: { apiVersion: 'tteok.dev/v1alpha1', kind: 'LiveStream', metadata: { name }, spec: { title: name, playback: { access } } },
-  });
-}
-/** The status write the controller makes when a run starts or ends. */
-async function setLive(name: string, live: boolean): Promise<void> {
-  const at = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-  await rawJson(kc, `/apis/tteok.dev/v1alpha1/namespaces/${NS}/livestreams/${name}/status`, {
-    method: 'PATCH',
-    contentType: 'application/merge-patch+json',
-    body: {
-      status: {
-        phase: live ? 'Live' : 'Ready',
-        liveSince: live ? at : null,
-        conditions: [{ type: 'Live', status: live ? 'True' : 'False', reason: live ? 'Publishing' : 'Idle', message: 'x', lastTransitionTime: at }],
-      },
-    },
-  });
-}
-
-const port = await freePort();
-const command = tteokCommand('gateway');
-const gatewayProcess = spawnManaged('gateway', process.execPath, command.args, {
-  cwd: ROOT,
-  env: {
-    ...command.env,
-    KUBECONFIG: kube.kubeconfigPath,
-    TTEOK_VIEW: 'kubernetes',
-    TTEOK_GATEWAY_HOST: '127.0.0.1',
-    TTEOK_GATEWAY_PORT: String(port),
-    TTEOK_STORAGE: 'local',
-    TTEOK_LOCAL_ORIGIN_DIR: origin,
-    TTEOK_FOLLOW_INTERVAL_MS: '200',
-    TTEOK_PLAYBACK_TOKEN_KEYS: 'k1:ladder-test-secret-0123456789abcdefghijklmnop',
-    TTEOK_PLAYBACK_API_KEY: API_KEY,
-    TTEOK_LOG_LEVEL: 'info',
-  },
-});
-const gateway = `http://127.0.0.1:${port}`;
-await gatewayProcess.waitForLine(/"msg":"gateway ready"/, 60_000);
-await httpReady(`${gateway}/readyz`);
 
 interface Lookup {
   live: boolean;
@@ -127,10 +74,6 @@ const lookup = async (name: string, token?: string): Promise<Lookup> =>
 const metrics = async (): Promise<string> => (await fetch(`${gateway}/metrics`)).text();
 const latencyCount = async (name: string): Promise<number> =>
   metricValue(await metrics(), 'tteok_gateway_segment_latency_seconds_count', `namespace="${NS}",name="${name}"`);
-async function mintToken(name: string): Promise<string> {
-  const res = await fetch(`${gateway}/v1/streams/${NS}/${name}/playback-token`, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}` } });
-  return ((await res.json()) as { token: string }).token;
-}
 /** The renditions the lookup must list: the multivariant playlist's variants without their URIs. */
 const expectedRenditions = parseMultivariantPlaylist(show.multivariant()).map(({ uri: _uri, ...rest }) => rest);
 
@@ -160,7 +103,7 @@ t.test('the origin serves every rendition, its segments and the thumbnail; nothi
     }
     // What a player does with it: its init segment and segments, fetched from the origin, decode (ffprobe counts every frame).
     const fetched = [await fetch(`${base}/${folder}/init-1.mp4`), await fetch(`${base}/${folder}/0.m4s`), await fetch(`${base}/${folder}/1.m4s`)];
-    const file = join(home, `${r.name}.mp4`);
+    const file = join(gw.origin, `${r.name}.mp4`);
     writeFileSync(file, Buffer.concat(await Promise.all(fetched.map(async (f) => Buffer.from(await f.arrayBuffer())))));
     const { stdout } = await run(
       'ffprobe',

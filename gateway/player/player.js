@@ -99,11 +99,14 @@
     bufferAhead: 0,
     playbackRate: 1,
     stalls: 0,
+    waits: [], // { start, end } (ms): each time the video element waited for data after it first played (its waiting → playing events)
+    waitingSince: null, // ms: the wait going on now
     errors: [],
     unsupportedCodec: null, // the MIME type this browser cannot decode, when that stopped playback
     hlsVersion: window.Hls ? window.Hls.version : null,
     listSource: null, // how the stream list is kept current: events | polling
     levels: [], // the renditions hls.js can play, as the quality menu labels them (index = hls.js level)
+    levelDetails: [], // the same as { name, height, bitrate } (bitrate: the playlist's BANDWIDTH)
     level: null, // the level playing now (hls.js LEVEL_SWITCHED)
     levelName: null, // its label
     autoLevel: true, // hls.autoLevelEnabled: the quality menu's Auto
@@ -149,6 +152,8 @@
   var playingUrl = null;
   // A run this browser cannot decode (HEVC in most browsers): not retried until the stream goes offline.
   var undecodableUrl = null;
+  // Whether the current playback has shown a frame yet: waits before that are start-up, not stalls.
+  var everPlayed = false;
 
   function selectedFromUrl() {
     var q = new URLSearchParams(location.search).get('stream');
@@ -438,6 +443,7 @@
 
   function buildQualityMenu(levels) {
     stats.levels = levels.map(levelLabel);
+    stats.levelDetails = levels.map((l) => ({ name: l.name || null, height: l.height || null, bitrate: l.bitrate }));
     var options = [new Option('Auto', '-1')];
     // hls.js sorts its levels by bit rate, lowest first: the menu lists the highest first.
     for (var i = levels.length - 1; i >= 0; i--) options.push(new Option(stats.levels[i], String(i)));
@@ -461,6 +467,7 @@
     ui.quality.replaceChildren(new Option('Auto', '-1'));
     ui.playingLevel.textContent = '';
     stats.levels = [];
+    stats.levelDetails = [];
     stats.level = null;
     stats.levelName = null;
     stats.autoLevel = true;
@@ -482,6 +489,8 @@
   function startPlayback(url) {
     stopPlayback();
     playingUrl = url;
+    everPlayed = false;
+    stats.waitingSince = null;
     ui.overlay.textContent = 'Loading…';
     ui.overlay.hidden = false;
     if (!window.Hls || !window.Hls.isSupported()) {
@@ -579,8 +588,15 @@
   var lastTime = 0;
   video.addEventListener('waiting', () => {
     if (stats.playing) stats.stalls++;
+    if (everPlayed && stats.waitingSince === null) stats.waitingSince = Date.now();
   });
   video.addEventListener('playing', () => {
+    everPlayed = true;
+    if (stats.waitingSince !== null) {
+      stats.waits.push({ start: stats.waitingSince, end: Date.now() });
+      if (stats.waits.length > 500) stats.waits.shift();
+      stats.waitingSince = null;
+    }
     ui.overlay.hidden = true;
     setMessage('');
   });

@@ -1,0 +1,207 @@
+// Adaptive playback as a viewer on a slow link gets it (issue 19, item 5):
+// the player page in headless Chromium (Debian's package, playwright-core)
+// with its downlink limited by Chromium's own network emulation (CDP
+// Network.emulateNetworkConditions) to 1.5 Mbit/s, watching a 1080p source
+// at 6 Mbit/s through `tteok local`:
+// - with renditions (ffmpeg 9 publishing OBS-style multitrack: the 1080p
+//   source as track 0, 480p and 360p as tracks 1 and 2), the page switches
+//   down to a rendition the link carries and, after that first switch, plays
+//   without waiting for data;
+// - the same source without renditions (track 0 alone) has nothing to switch
+//   to, and the video keeps waiting.
+// What is asserted is what the viewer sees: the video element's waiting →
+// playing intervals (window.tteokStats.waits) and the level hls.js plays.
+// The media is encoded once up front (the three tracks cut at the same
+// keyframes, a noisy test pattern so the source really needs its 6 Mbit/s)
+// and published with stream copy, so the machine's CPU goes to playback.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import t, { type Test } from 'tap';
+import { launchBrowser, type Browser } from '../../../harness/browser.ts';
+import { writeKeyFile } from '../../../harness/ingest-process.ts';
+import { localModePorts, spawnLocalMode } from '../../../harness/local-mode.ts';
+import { spawnManaged, stopAll, type ManagedProcess } from '../../../harness/process.ts';
+import { FFMPEG9 } from '../../../harness/publisher.ts';
+import { httpReady, waitFor } from '../../../harness/wait.ts';
+
+const run = promisify(execFile);
+/** The emulated downlink: 1.5 Mbit/s. */
+const DOWNLINK_BITS = 1_500_000;
+/** Seconds of media published per case; the page watches most of it. */
+const MEDIA_SECONDS = 75;
+/** How long each case watches after playback starts. */
+const WATCH_MS = 45_000;
+
+const home = mkdtempSync(join(tmpdir(), 'tteok-adaptive-'));
+const ports = await localModePorts();
+let browser: Browser | undefined;
+t.teardown(async () => {
+  await browser?.close();
+  await stopAll();
+  rmSync(home, { recursive: true, force: true });
+});
+
+const STREAMS = { ladder: 'adaptive-ladder-key-0123456789abcdefgh', single: 'adaptive-single-key-0123456789abcdefgh' };
+writeKeyFile(
+  join(home, 'keys.yaml'),
+  Object.entries(STREAMS).map(([name, key]) => ({ name, key, spec: { title: name } })),
+);
+
+// Three video tracks of one noisy 1080p test pattern, keyframes every second
+// at the same frames in each, and AAC: what OBS's multitrack video sends.
+const media = join(home, 'ladder.mkv');
+// biome-ignore format: one option and its value per line would be unreadable
+await run(FFMPEG9, [
+  '-hide_banner', '-loglevel', 'error', '-y',
+  '-f', 'lavfi', '-i', 'testsrc2=size=1920x1080:rate=30,noise=alls=12:allf=t',
+  '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
+  '-t', String(MEDIA_SECONDS),
+  '-filter_complex', '[0:v]split=3[hd][sd][ld];[sd]scale=854:480[sd2];[ld]scale=640:360[ld2]',
+  '-map', '[hd]', '-map', '[sd2]', '-map', '[ld2]', '-map', '1:a',
+  '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-g', '30', '-keyint_min', '30', '-sc_threshold', '0', '-bf', '0',
+  '-b:v:0', '6M', '-maxrate:v:0', '6.5M', '-bufsize:v:0', '6M',
+  '-b:v:1', '800k', '-maxrate:v:1', '900k', '-bufsize:v:1', '900k',
+  '-b:v:2', '450k', '-maxrate:v:2', '500k', '-bufsize:v:2', '500k',
+  '-c:a', 'aac', '-b:a', '96k', '-ac', '2',
+  media,
+], { timeout: 600_000 });
+
+const local: ManagedProcess = spawnLocalMode(home, ports, { TTEOK_LOG_LEVEL: 'info', TTEOK_RECONNECT_GRACE_SECONDS: '2' });
+const gateway = `http://127.0.0.1:${ports.gatewayPort}`;
+await local.waitForLine(/^\s+Watch:\s+http\S+\/$/, 60_000);
+await httpReady(`${gateway}/readyz`);
+
+/** ffmpeg 9 sends the file in real time with stream copy: every video track (multitrack), or track 0 alone. */
+function publish(name: keyof typeof STREAMS, tracks: 'all' | 'source'): ManagedProcess {
+  const maps = tracks === 'all' ? ['-map', '0:v:0', '-map', '0:v:1', '-map', '0:v:2', '-map', '0:a'] : ['-map', '0:v:0', '-map', '0:a'];
+  return spawnManaged(`ffmpeg9-${name}`, FFMPEG9, [
+    '-hide_banner',
+    '-nostats',
+    '-loglevel',
+    'warning',
+    '-re',
+    '-i',
+    media,
+    ...maps,
+    '-c',
+    'copy',
+    '-rtmp_enhanced_codecs',
+    'hvc1,av01,Opus',
+    '-f',
+    'flv',
+    `rtmp://127.0.0.1:${ports.rtmpPort}/live/${STREAMS[name]}`,
+  ]);
+}
+
+interface Lookup {
+  live: boolean;
+  renditions: Array<{ name: string; bandwidth: number }>;
+}
+const lookup = async (name: string): Promise<Lookup> => (await (await fetch(`${gateway}/v1/streams/default/${name}`)).json()) as Lookup;
+
+interface Stats {
+  playing: boolean;
+  currentTime: number;
+  level: number | null;
+  levelName: string | null;
+  levelDetails: Array<{ name: string | null; height: number | null; bitrate: number }>;
+  levelSwitches: Array<{ at: number; level: number; name: string | null }>;
+  waits: Array<{ start: number; end: number }>;
+  waitingSince: number | null;
+  errors: string[];
+}
+
+interface Watched {
+  stats: Stats;
+  /** When playback first showed frames (ms). */
+  startedAt: number;
+  /** When watching ended (ms). */
+  endedAt: number;
+  /** Seconds the video waited for data between `from` and the end. */
+  waitedSince(from: number): number;
+}
+
+/** Opens the page on a 1.5 Mbit/s downlink, waits for playback, then watches for WATCH_MS (polled, bounded). */
+async function watch(tt: Test, name: string): Promise<Watched> {
+  browser ??= await launchBrowser();
+  const page = await browser.context.newPage();
+  tt.teardown(() => page.close());
+  const cdp = await browser.context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', {
+    offline: false,
+    latency: 20,
+    downloadThroughput: DOWNLINK_BITS / 8,
+    uploadThroughput: DOWNLINK_BITS / 8,
+  });
+  const stats = () => page.evaluate(() => (window as unknown as { tteokStats: Stats }).tteokStats);
+  await page.goto(`${gateway}/?stream=default/${name}`);
+  await waitFor(
+    `${name} to play`,
+    async () => {
+      const s = await stats();
+      return s.playing && s.currentTime > 0.5 ? s : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 250 },
+  );
+  const startedAt = Date.now();
+  // Watch for WATCH_MS; the deadline is the bound, the stats are read as it goes.
+  const last = await waitFor('the watch to end', async () => (Date.now() - startedAt >= WATCH_MS ? stats() : undefined), {
+    timeoutMs: WATCH_MS + 10_000,
+    intervalMs: 500,
+  });
+  const endedAt = Date.now();
+  const waitedSince = (from: number) => {
+    const intervals = [...last.waits, ...(last.waitingSince !== null ? [{ start: last.waitingSince, end: endedAt }] : [])];
+    return intervals.reduce((sum, w) => sum + Math.max(0, w.end - Math.max(w.start, from)) / 1000, 0);
+  };
+  return { stats: last, startedAt, endedAt, waitedSince };
+}
+
+t.test('a 1080p source at 6 Mbit/s with renditions, on a 1.5 Mbit/s downlink: after its first switch, no stall', async (tt) => {
+  const publisher = publish('ladder', 'all');
+  tt.teardown(() => publisher.stop());
+  const renditions = await waitFor(
+    'the lookup to list the ladder',
+    async () => {
+      const l = await lookup('ladder');
+      return l.live && l.renditions.length >= 3 ? l.renditions : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 250 },
+  );
+  tt.comment(`renditions: ${renditions.map((r) => `${r.name} ${(r.bandwidth / 1e6).toFixed(2)} Mbit/s`).join(', ')}`);
+  const watched = await watch(tt, 'ladder');
+  const { stats } = watched;
+  // hls.js starts with the variant listed first, the source; its first switch is to a rendition below it
+  // (LEVEL_SWITCHED fires when a level's first fragment plays, so this is when the viewer sees it).
+  const firstSwitch = stats.levelSwitches.find((s) => (stats.levelDetails[s.level]?.height ?? 0) < 1080);
+  tt.ok(firstSwitch, `hls.js switched down to ${firstSwitch?.name} (levels played: ${stats.levelSwitches.map((s) => s.name).join(' → ')})`);
+  const playing = stats.levelDetails[stats.level ?? -1];
+  tt.ok(playing && playing.bitrate < DOWNLINK_BITS, `it plays ${stats.levelName}, a rendition the 1.5 Mbit/s link carries`);
+  tt.ok(playing && (playing.height ?? 0) < 1080, 'not the 1080p source');
+  const after = firstSwitch ? watched.waitedSince(firstSwitch.at) : Number.NaN;
+  tt.equal(after, 0, `after the first switch the video never waited (${after.toFixed(1)} s)`);
+  tt.comment(
+    `with renditions: waited ${watched.waitedSince(0).toFixed(1)} s in all, ${after.toFixed(1)} s after the first switch ` +
+      `(${firstSwitch ? ((firstSwitch.at - watched.startedAt) / 1000).toFixed(1) : '?'} s into playback); ` +
+      `levels played: ${[...new Set(stats.levelSwitches.map((s) => s.name))].join(' → ')}`,
+  );
+  tt.same(stats.errors, [], 'no fatal player error');
+});
+
+t.test('the same source without renditions: nothing to switch to, the video keeps waiting', async (tt) => {
+  const publisher = publish('single', 'source');
+  tt.teardown(() => publisher.stop());
+  await waitFor('the stream to be live', async () => ((await lookup('single')).live ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
+  tt.same((await lookup('single')).renditions, [], 'no ladder');
+  const watched = await watch(tt, 'single');
+  const { stats } = watched;
+  tt.equal(stats.levelDetails.length, 1, 'one level: the source');
+  tt.equal(stats.levelDetails[0]?.height, 1080, 'the 1080p source');
+  const waited = watched.waitedSince(watched.startedAt);
+  tt.ok(waited > 5, `the video waited ${waited.toFixed(1)} s of ${(WATCH_MS / 1000).toFixed(0)} s`);
+  tt.comment(`without renditions: waited ${waited.toFixed(1)} s in ${((watched.endedAt - watched.startedAt) / 1000).toFixed(0)} s of watching`);
+});

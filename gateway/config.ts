@@ -212,7 +212,7 @@ export const GATEWAY_ENV = {
     'open event streams per client address (IPv6: per /64); one more is answered 429',
   ),
   eventsBufferSize: envVar.int('TTEOK_EVENTS_BUFFER_SIZE', DEFAULT_EVENT_STREAMS.bufferSize, 1, 1_000_000, 'recent events kept for Last-Event-ID resume'),
-  followIntervalMs: envVar.int('TTEOK_FOLLOW_INTERVAL_MS', 500, 0, 60_000, "how often each live stream's playlist is fetched for the latency metrics (0: off)"),
+  followIntervalMs: envVar.int('TTEOK_FOLLOW_INTERVAL_MS', 500, 0, 60_000, "how often each live stream's playlist is fetched for the latency metrics and the lookup's renditions (0: off)"),
   metricsMaxStreams: envVar.int('TTEOK_METRICS_MAX_STREAMS', 100, 0, 100_000, 'streams with their own metric labels; the rest are aggregated under _other'),
   keysFile: envVar.string('TTEOK_KEYS_FILE', 'tteok-keys.yaml', 'with TTEOK_VIEW=local: the key file (names, titles, enabled, access)'),
   ...PLAYBACK_TOKEN_ENV,

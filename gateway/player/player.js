@@ -99,7 +99,7 @@
     bufferAhead: 0,
     playbackRate: 1,
     stalls: 0,
-    waits: [], // { start, end } (ms): each time the video element waited for data after it first played (its waiting → playing events)
+    waits: [], // { start, end } (ms): each time the video element waited for data (its waiting → playing events), start-up included
     waitingSince: null, // ms: the wait going on now
     errors: [],
     unsupportedCodec: null, // the MIME type this browser cannot decode, when that stopped playback
@@ -152,8 +152,6 @@
   var playingUrl = null;
   // A run this browser cannot decode (HEVC in most browsers): not retried until the stream goes offline.
   var undecodableUrl = null;
-  // Whether the current playback has shown a frame yet: waits before that are start-up, not stalls.
-  var everPlayed = false;
 
   function selectedFromUrl() {
     var q = new URLSearchParams(location.search).get('stream');
@@ -489,7 +487,6 @@
   function startPlayback(url) {
     stopPlayback();
     playingUrl = url;
-    everPlayed = false;
     stats.waitingSince = null;
     ui.overlay.textContent = 'Loading…';
     ui.overlay.hidden = false;
@@ -588,10 +585,9 @@
   var lastTime = 0;
   video.addEventListener('waiting', () => {
     if (stats.playing) stats.stalls++;
-    if (everPlayed && stats.waitingSince === null) stats.waitingSince = Date.now();
+    if (hls && stats.waitingSince === null) stats.waitingSince = Date.now();
   });
   video.addEventListener('playing', () => {
-    everPlayed = true;
     if (stats.waitingSince !== null) {
       stats.waits.push({ start: stats.waitingSince, end: Date.now() });
       if (stats.waits.length > 500) stats.waits.shift();

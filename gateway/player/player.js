@@ -101,6 +101,8 @@
     stalls: 0,
     waits: [], // { start, end } (ms): each time the video element waited for data (its waiting → playing events), start-up included
     waitingSince: null, // ms: the wait going on now
+    playingSeconds: 0, // wall-clock seconds with frames advancing, this playback
+    videoHeight: 0, // the picture on screen (video.videoHeight)
     errors: [],
     unsupportedCodec: null, // the MIME type this browser cannot decode, when that stopped playback
     hlsVersion: window.Hls ? window.Hls.version : null,
@@ -488,6 +490,7 @@
     stopPlayback();
     playingUrl = url;
     stats.waitingSince = null;
+    stats.playingSeconds = 0;
     ui.overlay.textContent = 'Loading…';
     ui.overlay.hidden = false;
     if (!window.Hls || !window.Hls.isSupported()) {
@@ -619,11 +622,16 @@
     return seconds === null || seconds === undefined || !isFinite(seconds) ? '–' : seconds.toFixed(2) + ' s';
   }
 
+  var lastSampleAt = Date.now();
   function sample() {
     var t = video.currentTime;
+    var now = Date.now();
     stats.currentTime = t;
     stats.playing = !video.paused && !video.ended && video.readyState >= 3 && t !== lastTime;
+    if (stats.playing) stats.playingSeconds += (now - lastSampleAt) / 1000;
+    lastSampleAt = now;
     lastTime = t;
+    stats.videoHeight = video.videoHeight;
     stats.bufferAhead = bufferAhead();
     stats.playbackRate = video.playbackRate;
     if (hls) {

@@ -111,6 +111,8 @@ interface Stats {
   levelSwitches: Array<{ at: number; level: number; name: string | null }>;
   waits: Array<{ start: number; end: number }>;
   waitingSince: number | null;
+  playingSeconds: number;
+  videoHeight: number;
   errors: string[];
 }
 
@@ -118,7 +120,7 @@ interface Watched {
   stats: Stats;
   /** When the player had the playlist and asked the video to play (ms). */
   startedAt: number;
-  /** Seconds of media the video played meanwhile. */
+  /** Seconds the video showed advancing frames meanwhile. */
   played: number;
   /** When watching ended (ms). */
   endedAt: number;
@@ -157,7 +159,7 @@ async function watch(tt: Test, name: string): Promise<Watched> {
     const intervals = [...last.waits, ...(last.waitingSince !== null ? [{ start: last.waitingSince, end: endedAt }] : [])];
     return intervals.reduce((sum, w) => sum + Math.max(0, w.end - Math.max(w.start, from)) / 1000, 0);
   };
-  return { stats: last, startedAt, endedAt, played: last.currentTime - first.currentTime, waitedSince };
+  return { stats: last, startedAt, endedAt, played: last.playingSeconds - first.playingSeconds, waitedSince };
 }
 
 t.test('a 1080p source at 6 Mbit/s with renditions, on a 1.5 Mbit/s downlink: after its first switch, no stall', async (tt) => {
@@ -180,11 +182,11 @@ t.test('a 1080p source at 6 Mbit/s with renditions, on a 1.5 Mbit/s downlink: af
   tt.ok(firstSwitch, `hls.js switched down to ${firstSwitch?.name} (levels played: ${stats.levelSwitches.map((s) => s.name).join(' → ')})`);
   const playing = stats.levelDetails[stats.level ?? -1];
   tt.ok(playing && playing.bitrate < DOWNLINK_BITS, `it plays ${stats.levelName}, a rendition the 1.5 Mbit/s link carries`);
-  tt.ok(playing && (playing.height ?? 0) < 1080, 'not the 1080p source');
+  tt.ok(stats.videoHeight > 0 && stats.videoHeight < 1080, `the picture on screen: ${stats.videoHeight} lines, not the 1080p source`);
   const after = firstSwitch ? watched.waitedSince(firstSwitch.at) : Number.NaN;
   tt.equal(after, 0, `after the first switch the video never waited (${after.toFixed(1)} s)`);
   tt.comment(
-    `with renditions: played ${watched.played.toFixed(1)} s of media in ${((watched.endedAt - watched.startedAt) / 1000).toFixed(0)} s; ` +
+    `with renditions: frames advanced for ${watched.played.toFixed(1)} s of ${((watched.endedAt - watched.startedAt) / 1000).toFixed(0)} s; ` +
       `waited ${watched.waitedSince(0).toFixed(1)} s in all (start-up included), ${after.toFixed(1)} s after the first switch ` +
       `(${firstSwitch ? ((firstSwitch.at - watched.startedAt) / 1000).toFixed(1) : '?'} s into playback); ` +
       `levels played: ${[...new Set(stats.levelSwitches.map((s) => s.name))].join(' → ')}`,
@@ -200,12 +202,12 @@ t.test('the same source without renditions: nothing to switch to, the video keep
   const watched = await watch(tt, 'single');
   const { stats } = watched;
   tt.equal(stats.levelDetails.length, 1, 'one level: the source');
-  tt.equal(stats.levelDetails[0]?.height, 1080, 'the 1080p source');
+  tt.ok(stats.videoHeight === 0 || stats.videoHeight === 1080, `the 1080p source, if anything (${stats.videoHeight} lines on screen)`);
   const waited = watched.waitedSince(watched.startedAt);
   tt.ok(waited > 5, `the video waited ${waited.toFixed(1)} s of ${(WATCH_MS / 1000).toFixed(0)} s`);
-  tt.ok(watched.played < (watched.endedAt - watched.startedAt) / 1000 - 5, `it played ${watched.played.toFixed(1)} s of media: far behind the clock`);
+  tt.ok(watched.played < (watched.endedAt - watched.startedAt) / 1000 - 5, `frames advanced for ${watched.played.toFixed(1)} s of the watch`);
   tt.comment(
-    `without renditions: waited ${waited.toFixed(1)} s and played ${watched.played.toFixed(1)} s of media ` +
+    `without renditions: waited ${waited.toFixed(1)} s, frames advanced for ${watched.played.toFixed(1)} s ` +
       `in ${((watched.endedAt - watched.startedAt) / 1000).toFixed(0)} s of watching; errors: ${stats.errors.join(', ') || 'none'}`,
   );
 });

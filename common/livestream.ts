@@ -42,6 +42,8 @@ export interface StreamSettings {
   keepAfterEnd: boolean;
   /** `private`: media only with a playback token (common/playback-token.ts). */
   access: PlaybackAccess;
+  /** Renditions the transcoder encodes from the source (`spec.renditions`, preset names; common/renditions.ts). */
+  renditions: string[];
 }
 
 export const DEFAULT_SETTINGS: StreamSettings = {
@@ -51,6 +53,7 @@ export const DEFAULT_SETTINGS: StreamSettings = {
   playlistLength: 6,
   keepAfterEnd: false,
   access: 'public',
+  renditions: [],
 };
 
 export const SEGMENT_SECONDS_MIN = 1;

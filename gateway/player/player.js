@@ -264,9 +264,9 @@
         renderList();
         update();
       });
+      a.append(thumbnailElement(s));
       var title = document.createElement('span');
       title.className = 'stream-title';
-      a.append(thumbnailElement(s));
       title.textContent = (s.title || s.name) + (s.live ? '  ●' : '');
       var id = document.createElement('span');
       id.className = 'stream-id';

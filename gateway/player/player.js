@@ -44,6 +44,12 @@
     initialLiveManifestSize: 1,
     startFragPrefetch: true,
     enableWorker: true,
+    // Switching up: hls.js's default asks the measured bandwidth × 0.7 to carry
+    // the higher rendition, made for its default buffer of three segments.
+    // Ours is 1.25 s, so a switch up that the link only just carries stalls:
+    // measured on a 1.5 Mbit/s emulated link (test/gateway/player/adaptive.test.ts),
+    // 360p → 480p (0.93 Mbit/s) waited 0.5 s. Switch up only with more headroom.
+    abrBandWidthUpFactor: 0.5,
     // The stream may be between segments or restarting: keep retrying quietly.
     manifestLoadPolicy: RETRYING_LOAD_POLICY,
     playlistLoadPolicy: RETRYING_LOAD_POLICY,

@@ -31,6 +31,7 @@
 // `/t/`; v1 tokens are not accepted (README, "Private streams").
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { joinKey } from './object-layout.ts';
+import { RENDITION_FOLDER_PATTERN, RENDITION_NAME_PATTERN, THUMBNAIL_FILE } from './renditions.ts';
 
 export type PlaybackAccess = 'public' | 'private';
 
@@ -48,13 +49,19 @@ export const SECRET_MIN_LENGTH = 32;
 const TOKEN_PATTERN = /^([A-Za-z0-9_-]{1,16})\.([1-9][0-9]{0,11})\.([0-9a-f]{64})$/;
 
 // A private path: the prefix's segments, `_private`, the DNS-1123 namespace
-// and name, then the media layout's file names (common/object-layout.ts):
-// the playlist, or a run folder with an init or media segment. Nothing else
-// (no `..`, no `%`).
+// and name, then the media layout's file names (common/object-layout.ts,
+// common/renditions.ts): the playlist, a rendition's playlist by a rendition
+// name, the thumbnail, or a run folder with an init or media segment,
+// directly (the source) or in a rendition's folder. Nothing else (no `..`,
+// no `%`).
 const PREFIX_SEGMENT = '[A-Za-z0-9][A-Za-z0-9_.-]{0,127}';
 const NAMESPACE = '[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?';
 const NAME = '[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?';
-const FILE = '(index\\.m3u8|[A-Za-z0-9][A-Za-z0-9_-]{0,127}/[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\\.(mp4|m4s))';
+/** A file of a stream's folder (no capturing groups): what the CDN rule and the local origin serve. */
+export const STREAM_FILE_PATTERN =
+  `(?:index\\.m3u8|${THUMBNAIL_FILE.replace('.', '\\.')}|${RENDITION_NAME_PATTERN}\\.m3u8` +
+  `|[A-Za-z0-9][A-Za-z0-9_-]{0,127}/(?:${RENDITION_FOLDER_PATTERN}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\\.(?:mp4|m4s))`;
+const FILE = `(${STREAM_FILE_PATTERN})`;
 const PRIVATE_PATH = new RegExp(`^/((?:${PREFIX_SEGMENT}/)*)${PRIVATE_SEGMENT}/(${NAMESPACE})/(${NAME})/${FILE}$`);
 
 /** Whether a key prefix (TTEOK_S3_PREFIX) can carry private streams: segments the token rule accepts. */

@@ -99,6 +99,16 @@ export function renditionFolder(sessionFolder: string, rendition: string): strin
   return rendition === SOURCE_RENDITION ? sessionFolder : `${sessionFolder}/${rendition}`;
 }
 
+/**
+ * The rendition names as a regular expression's source (no anchors, no
+ * capturing groups): `source`, `track1`–`track99` and the presets. The
+ * media path rule (common/playback-token.ts) and the local origin accept a
+ * stream-level playlist or a segment folder only by these names.
+ */
+export const RENDITION_NAME_PATTERN = `(?:${[SOURCE_RENDITION, 'track[1-9][0-9]?', ...RENDITION_PRESET_NAMES].join('|')})`;
+/** The same without `source`: the names a rendition's own segment folder may have (the source's segments sit in the session folder). */
+export const RENDITION_FOLDER_PATTERN = `(?:${['track[1-9][0-9]?', ...RENDITION_PRESET_NAMES].join('|')})`;
+
 /** A rendition name: `source`, `track<N>` or a preset's. Also what may appear as a playlist's or folder's name. */
 export function isRenditionName(value: string): boolean {
   return value === SOURCE_RENDITION || /^track[1-9][0-9]?$/.test(value) || presetNamed(value) !== undefined;

@@ -14,17 +14,32 @@
 // unknown. (When following starts before the run's first playlist exists,
 // which is the usual case since a stream is live from the publish, the
 // baseline is empty and every segment is observed.)
+//
+// A stream with an adaptive ladder has a multivariant playlist at its
+// playback URL: the follower then reads the variant named `source` (the run's
+// timeline; its segments are the ones every rendition follows) for the
+// metrics, and hands the variants to `ladders`, which the lookup lists. The
+// multivariant playlist changes rarely, so once a stream has one it is read
+// again only every LADDER_REFRESH_MS (or when the source's playlist is gone).
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../common/log.ts';
 import { streamId, type StreamRef } from '../common/livestream.ts';
 import { parseMediaPlaylist } from '../common/media-playlist.ts';
+import { isMultivariant, parseMultivariantPlaylist } from '../common/multivariant-playlist.ts';
+import { SOURCE_RENDITION } from '../common/renditions.ts';
 import type { StreamView } from '../common/stream-view.ts';
 import type { GatewayMetrics } from './metrics.ts';
+import type { StreamLadders } from './stream-ladders.ts';
+
+/** How often a stream's multivariant playlist is read again once known. */
+const LADDER_REFRESH_MS = 5_000;
 
 export interface FollowerOptions {
   view: StreamView;
   playbackUrl: (ref: StreamRef) => string;
   metrics: GatewayMetrics;
+  /** Where the renditions of each followed stream's ladder are kept for the lookup. */
+  ladders: StreamLadders;
   intervalMs: number;
   log: Logger;
   fetchTimeoutMs?: number;
@@ -74,6 +89,7 @@ export class PlaylistFollower {
         this.followed.delete(id);
         f.stop.abort();
         this.options.metrics.streamEnded(f.ref);
+        this.options.ladders.clear(f.ref);
       }
     }
     for (const [id, ref] of live) {
@@ -86,13 +102,33 @@ export class PlaylistFollower {
   }
 
   private async follow(ref: StreamRef, signal: AbortSignal): Promise<void> {
-    const { intervalMs, metrics, log } = this.options;
+    const { intervalMs, metrics, ladders, log } = this.options;
     const url = this.options.playbackUrl(ref);
     const timeoutMs = this.options.fetchTimeoutMs ?? Math.max(2000, intervalMs * 4);
     let seen: Set<string> | undefined;
+    /** The source's media playlist when `url` is multivariant, and when that was last read. */
+    let source: { url: string; readAt: number } | undefined;
     while (!signal.aborted) {
       const started = Date.now();
-      const result = await fetchPlaylist(url, AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]));
+      const fetchSignal = () => AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+      let result: FetchResult;
+      if (source && started - source.readAt < LADDER_REFRESH_MS) {
+        result = await fetchPlaylist(source.url, fetchSignal());
+        if (!result.ok) source = undefined; // read the multivariant playlist again next time
+      } else {
+        result = await fetchPlaylist(url, fetchSignal());
+        if (result.ok && isMultivariant(result.text)) {
+          const ladder = readLadder(result.text, url);
+          if (ladder.ok) {
+            ladders.set(ref, ladder.variants);
+            source = { url: ladder.sourceUrl, readAt: started };
+            result = signal.aborted ? result : await fetchPlaylist(source.url, fetchSignal());
+          } else result = { ok: false, reason: ladder.reason };
+        } else if (result.ok) {
+          ladders.clear(ref);
+          source = undefined;
+        }
+      }
       if (signal.aborted) break;
       if (result.ok) {
         const now = Date.now();
@@ -117,6 +153,22 @@ export class PlaylistFollower {
       await sleep(Math.max(0, intervalMs - (Date.now() - started)), undefined, { signal }).catch(() => undefined);
     }
   }
+}
+
+type Ladder = { ok: true; variants: ReturnType<typeof parseMultivariantPlaylist>; sourceUrl: string } | { ok: false; reason: string };
+
+/** The variants of a multivariant playlist fetched from `url`, and the absolute URL of its `source` variant. */
+function readLadder(text: string, url: string): Ladder {
+  let variants: ReturnType<typeof parseMultivariantPlaylist>;
+  try {
+    variants = parseMultivariantPlaylist(text);
+  } catch {
+    return { ok: false, reason: 'not_a_playlist' };
+  }
+  const source = variants.find((v) => v.name === SOURCE_RENDITION);
+  if (!source) return { ok: false, reason: 'no_source_variant' };
+  // Relative to the playlist's URL, so a private stream's token path carries over.
+  return { ok: true, variants, sourceUrl: new URL(source.uri, url).href };
 }
 
 type FetchResult = { ok: true; text: string } | { ok: false; reason: string };

@@ -43,6 +43,7 @@ import {
   type PlaybackTokenConfig,
 } from './config.ts';
 import { schemaFormats } from './schemas.ts';
+import { StreamLadders } from './stream-ladders.ts';
 
 export interface GatewayOptions {
   view: StreamView;
@@ -157,7 +158,7 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
   });
   // Before every route it documents.
   await app.register(openapi, { version: packageVersion() });
-  await app.register(context, { view: options.view, playbackUrl });
+  await app.register(context, { view: options.view, playbackUrl, ladders: new StreamLadders() });
   await app.register(playbackTokens, {
     config: options.playbackTokens ?? { keyring: undefined, ttlSeconds: DEFAULT_TOKEN_TTL_SECONDS, apiKey: undefined },
     mediaUrl,

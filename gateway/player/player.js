@@ -1,6 +1,9 @@
 // tteok's player page: lists the gateway's streams (kept current by its
-// live-state events, /v1/streams/events), plays the chosen one with
-// hls.js, close to the live edge, and shows how far behind live it is.
+// live-state events, /v1/streams/events) with a thumbnail of each live one,
+// plays the chosen one with hls.js, close to the live edge, and shows how far
+// behind live it is. A stream with an adaptive ladder gets a quality menu:
+// Auto (hls.js picks by the measured bandwidth) or one rendition, and the
+// rendition playing now.
 // Plain browser JavaScript, no build step. Measurements are exposed on
 // window.tteokStats for benchmarks and tests.
 (() => {
@@ -41,6 +44,12 @@
     initialLiveManifestSize: 1,
     startFragPrefetch: true,
     enableWorker: true,
+    // Switching up: hls.js's default asks the measured bandwidth × 0.7 to carry
+    // the higher rendition, made for its default buffer of three segments.
+    // Ours is 1.25 s, so a switch up that the link only just carries stalls:
+    // measured on a 1.5 Mbit/s emulated link (test/gateway/player/adaptive.test.ts),
+    // 360p → 480p (0.93 Mbit/s) waited 0.5 s. Switch up only with more headroom.
+    abrBandWidthUpFactor: 0.5,
     // The stream may be between segments or restarting: keep retrying quietly.
     manifestLoadPolicy: RETRYING_LOAD_POLICY,
     playlistLoadPolicy: RETRYING_LOAD_POLICY,
@@ -59,6 +68,8 @@
   // Events come in bursts (the current state on connecting): render once per burst.
   var EVENT_RENDER_DELAY_MS = 30;
   var STATS_INTERVAL_MS = 250;
+  // The ingest replaces a thumbnail about every 10 s.
+  var THUMBNAIL_REFRESH_MS = 10000;
   var MAX_SAMPLES = 2400; // 10 minutes at 4 samples a second
 
   var el = (id) => document.getElementById(id);
@@ -76,6 +87,9 @@
     buffer: el('buffer'),
     rate: el('rate'),
     stalls: el('stalls'),
+    qualityControl: el('quality-control'),
+    quality: el('quality'),
+    playingLevel: el('playing-level'),
   };
 
   var stats = {
@@ -91,10 +105,21 @@
     bufferAhead: 0,
     playbackRate: 1,
     stalls: 0,
+    waits: [], // { start, end } (ms): each time the video element waited for data (its waiting → playing events), start-up included
+    waitingSince: null, // ms: the wait going on now
+    playingSeconds: 0, // wall-clock seconds with frames advancing, this playback
+    videoHeight: 0, // the picture on screen (video.videoHeight)
     errors: [],
     unsupportedCodec: null, // the MIME type this browser cannot decode, when that stopped playback
     hlsVersion: window.Hls ? window.Hls.version : null,
     listSource: null, // how the stream list is kept current: events | polling
+    levels: [], // the renditions hls.js can play, as the quality menu labels them (index = hls.js level)
+    levelDetails: [], // the same as { name, height, bitrate } (bitrate: the playlist's BANDWIDTH)
+    level: null, // the level playing now (hls.js LEVEL_SWITCHED)
+    levelName: null, // its label
+    autoLevel: true, // hls.autoLevelEnabled: the quality menu's Auto
+    levelSwitches: [], // { at: ms, level, name }, each switch hls.js made, oldest first
+    thumbnails: {}, // "namespace/name" → 'loaded' | 'failed', the list page's posters
   };
   window.tteokStats = stats;
 
@@ -125,6 +150,8 @@
   // it): the lookup with the token answers a playbackUrl that carries it.
   var tokenParam = new URLSearchParams(location.search).get('token');
   var privateUrls = {}; // "namespace/name" → tokenized playbackUrl; null while asked or refused
+  var privateThumbnails = {}; // "namespace/name" → tokenized thumbnailUrl, from the same lookup
+  var thumbnails = {}; // "namespace/name" → { url, objectUrl, failed } of the poster shown
 
   var streams = [];
   var selected = selectedFromUrl();
@@ -243,6 +270,7 @@
         renderList();
         update();
       });
+      a.append(thumbnailElement(s));
       var title = document.createElement('span');
       title.className = 'stream-title';
       title.textContent = (s.title || s.name) + (s.live ? '  ●' : '');
@@ -316,6 +344,8 @@
         res.json().then((body) => {
           if (!res.ok) throw new Error(body.message || 'HTTP ' + res.status);
           privateUrls[id] = body.playbackUrl;
+          privateThumbnails[id] = body.thumbnailUrl;
+          renderList();
           update();
         }),
       )
@@ -326,6 +356,137 @@
     return null;
   }
 
+  // Thumbnails: fetched (revalidated, so a refreshed poster shows) and shown
+  // as blob: URLs; a stream that is not live, has none yet, or whose poster
+  // fails to load shows a placeholder of the same size.
+  function thumbnailUrlOf(s) {
+    if (!s.live) return null;
+    return s.access === 'private' ? privateThumbnails[idOf(s)] || null : s.thumbnailUrl || null;
+  }
+
+  function thumbnailElement(s) {
+    var id = idOf(s);
+    var url = thumbnailUrlOf(s);
+    var shown = thumbnails[id];
+    if (url && (!shown || shown.url !== url)) loadThumbnail(id, url);
+    shown = thumbnails[id];
+    if (url && shown && shown.objectUrl) {
+      var img = document.createElement('img');
+      img.className = 'thumbnail';
+      img.alt = '';
+      img.src = shown.objectUrl;
+      img.dataset.stream = id;
+      // A poster the browser cannot decode: the placeholder instead.
+      img.addEventListener('error', () => {
+        shown.failed = true;
+        stats.thumbnails[id] = 'failed';
+        img.replaceWith(placeholderElement(id));
+      });
+      return img;
+    }
+    return placeholderElement(id);
+  }
+
+  function placeholderElement(id) {
+    var div = document.createElement('div');
+    div.className = 'thumbnail placeholder';
+    div.dataset.stream = id;
+    div.setAttribute('aria-hidden', 'true');
+    div.textContent = 'No preview';
+    return div;
+  }
+
+  function loadThumbnail(id, url) {
+    var entry = thumbnails[id] && thumbnails[id].url === url ? thumbnails[id] : { url: url, objectUrl: null, failed: false, loading: false };
+    thumbnails[id] = entry;
+    if (entry.loading) return;
+    entry.loading = true;
+    fetch(url, { cache: 'no-cache' })
+      .then((res) => {
+        if (!res.ok) throw new Error('HTTP ' + res.status);
+        return res.blob();
+      })
+      .then((blob) => {
+        if (!/^image\//.test(blob.type)) throw new Error('not an image: ' + blob.type);
+        if (entry.objectUrl) URL.revokeObjectURL(entry.objectUrl);
+        entry.objectUrl = URL.createObjectURL(blob);
+        entry.failed = false;
+        stats.thumbnails[id] = 'loaded';
+      })
+      .catch(() => {
+        entry.failed = true;
+        if (entry.objectUrl) URL.revokeObjectURL(entry.objectUrl);
+        entry.objectUrl = null;
+        stats.thumbnails[id] = 'failed';
+      })
+      .finally(() => {
+        entry.loading = false;
+        if (thumbnails[id] === entry) scheduleRender();
+      });
+  }
+
+  function refreshThumbnails() {
+    streams.forEach((s) => {
+      var url = thumbnailUrlOf(s);
+      if (url) loadThumbnail(idOf(s), url);
+    });
+  }
+
+  // The quality menu: Auto, then every level hls.js has (one per rendition of
+  // the multivariant playlist it can decode, highest first), labelled by
+  // the rendition's name, its height and its bit rate; hidden when there is
+  // nothing to choose. Picking one switches at the next segment (nextLevel),
+  // Auto hands the choice back to hls.js's bandwidth estimate.
+  function levelLabel(level) {
+    var parts = [];
+    var name = level.name || (level.height ? level.height + 'p' : 'audio');
+    parts.push(name);
+    if (level.height && name.indexOf(level.height + 'p') === -1) parts.push(level.height + 'p');
+    var bps = level.averageBitrate || level.bitrate;
+    if (bps) parts.push(bps >= 1e6 ? (bps / 1e6).toFixed(1) + ' Mbit/s' : Math.round(bps / 1000) + ' kbit/s');
+    return parts.join(' · ');
+  }
+
+  function buildQualityMenu(levels) {
+    stats.levels = levels.map(levelLabel);
+    stats.levelDetails = levels.map((l) => ({ name: l.name || null, height: l.height || null, bitrate: l.bitrate }));
+    var options = [new Option('Auto', '-1')];
+    // hls.js sorts its levels by bit rate, lowest first: the menu lists the highest first.
+    for (var i = levels.length - 1; i >= 0; i--) options.push(new Option(stats.levels[i], String(i)));
+    ui.quality.replaceChildren(...options);
+    ui.quality.value = '-1';
+    ui.qualityControl.hidden = levels.length < 2;
+  }
+
+  function showPlayingLevel(index) {
+    stats.level = index;
+    stats.levelName = stats.levels[index] === undefined ? null : stats.levels[index];
+    stats.levelSwitches.push({ at: Date.now(), level: index, name: stats.levelName });
+    if (stats.levelSwitches.length > 200) stats.levelSwitches.shift();
+    ui.playingLevel.textContent = stats.levelName === null ? '' : 'Playing: ' + stats.levelName;
+    var auto = ui.quality.options[0];
+    if (auto) auto.textContent = stats.autoLevel && stats.levelName !== null ? 'Auto (' + stats.levelName + ')' : 'Auto';
+  }
+
+  function resetQualityMenu() {
+    ui.qualityControl.hidden = true;
+    ui.quality.replaceChildren(new Option('Auto', '-1'));
+    ui.playingLevel.textContent = '';
+    stats.levels = [];
+    stats.levelDetails = [];
+    stats.level = null;
+    stats.levelName = null;
+    stats.autoLevel = true;
+  }
+
+  ui.quality.addEventListener('change', () => {
+    if (!hls) return;
+    var choice = Number(ui.quality.value);
+    hls.nextLevel = choice;
+    stats.autoLevel = choice === -1;
+    if (stats.level !== null) showPlayingLevel(stats.level);
+  });
+
   function setBadge(cls, text) {
     ui.badge.className = 'badge ' + cls;
     ui.badge.textContent = text;
@@ -334,6 +495,8 @@
   function startPlayback(url) {
     stopPlayback();
     playingUrl = url;
+    stats.waitingSince = null;
+    stats.playingSeconds = 0;
     ui.overlay.textContent = 'Loading…';
     ui.overlay.hidden = false;
     if (!window.Hls || !window.Hls.isSupported()) {
@@ -349,10 +512,16 @@
     }
     hls = new window.Hls(HLS_CONFIG);
     var instance = hls;
-    hls.on(window.Hls.Events.MANIFEST_PARSED, () => {
+    hls.on(window.Hls.Events.MANIFEST_PARSED, (_event, data) => {
+      buildQualityMenu(data.levels);
       video.play().catch((err) => {
         setMessage('Press play: ' + err.message);
       });
+    });
+    hls.on(window.Hls.Events.LEVEL_SWITCHED, (_event, data) => {
+      if (instance !== hls) return;
+      stats.autoLevel = hls.autoLevelEnabled;
+      showPlayingLevel(data.level);
     });
     hls.on(window.Hls.Events.ERROR, (_event, data) => {
       if (instance !== hls) return;
@@ -401,6 +570,7 @@
     }
     playingUrl = null;
     stats.playing = false;
+    resetQualityMenu();
     if (video.getAttribute('src')) {
       video.removeAttribute('src');
       video.load();
@@ -424,8 +594,14 @@
   var lastTime = 0;
   video.addEventListener('waiting', () => {
     if (stats.playing) stats.stalls++;
+    if (hls && stats.waitingSince === null) stats.waitingSince = Date.now();
   });
   video.addEventListener('playing', () => {
+    if (stats.waitingSince !== null) {
+      stats.waits.push({ start: stats.waitingSince, end: Date.now() });
+      if (stats.waits.length > 500) stats.waits.shift();
+      stats.waitingSince = null;
+    }
     ui.overlay.hidden = true;
     setMessage('');
   });
@@ -452,11 +628,16 @@
     return seconds === null || seconds === undefined || !isFinite(seconds) ? '–' : seconds.toFixed(2) + ' s';
   }
 
+  var lastSampleAt = Date.now();
   function sample() {
     var t = video.currentTime;
+    var now = Date.now();
     stats.currentTime = t;
     stats.playing = !video.paused && !video.ended && video.readyState >= 3 && t !== lastTime;
+    if (stats.playing) stats.playingSeconds += (now - lastSampleAt) / 1000;
+    lastSampleAt = now;
     lastTime = t;
+    stats.videoHeight = video.videoHeight;
     stats.bufferAhead = bufferAhead();
     stats.playbackRate = video.playbackRate;
     if (hls) {
@@ -481,6 +662,7 @@
   }
 
   setInterval(sample, STATS_INTERVAL_MS);
+  setInterval(refreshThumbnails, THUMBNAIL_REFRESH_MS);
   if (srcMode) {
     stats.stream = srcUrl;
     stats.state = 'live';

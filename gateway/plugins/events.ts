@@ -64,6 +64,7 @@ const events: FastifyPluginAsync<EventsOptions> = async (app, options) => {
   const { heartbeatMs, maxConnections, maxConnectionsPerAddress, bufferSize } = options.config;
   const hub = new LiveStateEvents(app.streamView, options.lookupBody, bufferSize);
   app.streamView.onChange(() => hub.update());
+  app.streamLadders.onChange(() => hub.update());
   app.addHook('onListen', async () => hub.rebaseline());
 
   const open = new Set<() => void>();

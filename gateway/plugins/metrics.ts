@@ -55,6 +55,7 @@ const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async (app, options) =
     view: app.streamView,
     playbackUrl: (ref) => app.playbackUrl(ref),
     metrics,
+    ladders: app.streamLadders,
     intervalMs: options.followIntervalMs,
     log: options.log,
   });

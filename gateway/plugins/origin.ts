@@ -2,18 +2,22 @@
 // into (TTEOK_STORAGE=local), served the way S3 behind CloudFront serves the
 // bucket: the same Content-Type and Cache-Control the ingest gives each
 // object (common/object-layout.ts), HEAD and single byte ranges. Only the
-// media layout's files are served: playlists (.m3u8), init segments (.mp4)
-// and media segments (.m4s), by names whose every part starts with a letter
-// or digit, so no dot-file (the store's temporary files) and no `..`.
+// media layout's files are served (common/playback-token.ts
+// STREAM_FILE_PATTERN): a stream's `index.m3u8`, its renditions' playlists
+// (`<rendition>.m3u8`, rendition names only), `thumbnail.jpg`, and init
+// (.mp4) and media (.m4s) segments in a run folder or a rendition's folder
+// inside it, by names whose every part starts with a letter or digit, so no
+// dot-file (the store's temporary files) and no `..`.
 // Private streams (under `_private/`) follow the CDN's rule exactly
 // (common/playback-token.ts): only as `_t/<token>/_private/…` with a valid token.
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
-import { contentTypeFor, playlistCacheControl, SEGMENT_CACHE_CONTROL } from '../../common/object-layout.ts';
-import { TOKEN_SEGMENT, type MediaPathDecision } from '../../common/playback-token.ts';
+import { contentTypeFor, playlistCacheControl, SEGMENT_CACHE_CONTROL, THUMBNAIL_CACHE_CONTROL } from '../../common/object-layout.ts';
+import { STREAM_FILE_PATTERN, TOKEN_SEGMENT, type MediaPathDecision } from '../../common/playback-token.ts';
 import { parseMediaPlaylist } from '../../common/media-playlist.ts';
+import { THUMBNAIL_FILE } from '../../common/renditions.ts';
 import { errorResponses, errorSchema, noQuerystring, textBody } from '../schemas.ts';
 import { sendError } from './errors.ts';
 
@@ -26,8 +30,8 @@ export interface OriginOptions {
 }
 
 const PART = '[A-Za-z0-9][A-Za-z0-9_.-]{0,127}';
-/** `<namespace>/<name>/index.m3u8` or `<namespace>/<name>/<run>/<file>`, private ones behind `_private/` and a token; nothing else. */
-export const ORIGIN_PATH_PATTERN = `^(${TOKEN_SEGMENT}/[A-Za-z0-9_.-]{1,200}/)?(_private/)?(${PART}/){2,3}${PART}\\.(m3u8|mp4|m4s)$`;
+/** `<namespace>/<name>/<a file of the stream's folder>`, private ones behind `_private/` and a token; nothing else. */
+export const ORIGIN_PATH_PATTERN = `^(${TOKEN_SEGMENT}/[A-Za-z0-9_.-]{1,200}/)?(_private/)?${PART}/${PART}/${STREAM_FILE_PATTERN}$`;
 
 interface OriginParams {
   '*': string;
@@ -78,9 +82,12 @@ const origin: FastifyPluginAsync<OriginOptions> = async (app, options) => {
           reply.header('content-range', `bytes */${size}`);
           return sendError(reply, 416, `range not satisfiable for ${size} bytes`);
         }
+        // A multivariant playlist has no target duration: the shortest lifetime, like a 1 s segment's playlist.
         const cacheControl = body
           ? playlistCacheControl(options.playlistMaxAgeSeconds ?? (parseMediaPlaylist(body.toString('utf8')).targetDuration ?? 1) / 2)
-          : SEGMENT_CACHE_CONTROL;
+          : key.endsWith(`/${THUMBNAIL_FILE}`)
+            ? THUMBNAIL_CACHE_CONTROL
+            : SEGMENT_CACHE_CONTROL;
         const [start, end] = range ?? [0, size - 1];
         const length = size === 0 ? 0 : end - start + 1;
         reply

@@ -21,7 +21,8 @@ export function contentSecurityPolicy(mediaOrigins: string[]): string {
     "default-src 'self'",
     "script-src 'self'",
     "style-src 'self'",
-    "img-src 'self' data:",
+    // Thumbnails come from where media does, fetched and shown as blob: URLs.
+    `img-src 'self' data: blob: ${media}`.trimEnd(),
     `media-src 'self' blob: ${media}`.trimEnd(),
     "worker-src 'self' blob:",
     `connect-src 'self' ${media}`.trimEnd(),

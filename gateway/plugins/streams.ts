@@ -3,19 +3,48 @@
 // a response may carry, so nothing else (a stream key above all) can be
 // serialized into one by mistake. A private stream's playbackUrl is null
 // unless the lookup carries a valid playback token (?token=), and then it
-// carries that token.
+// carries that token. While a stream is live the answer also names its
+// thumbnail (beside the playlist, signed alike) and the renditions of its
+// ladder, which the playlist follower reads from the stored multivariant
+// playlist (stream-ladders.ts).
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import type { FastifyPluginAsync } from 'fastify';
 import type { FromSchema } from 'json-schema-to-ts';
+import { THUMBNAIL_FILE } from '../../common/renditions.ts';
 import type { StreamState } from '../../common/stream-view.ts';
 import type { EventStreamConfig } from '../config.ts';
 import events from './events.ts';
 import { errorResponses, errorSchema, httpError, namespaceSchema, noParams, streamParamsSchema } from '../schemas.ts';
 
+const renditionSchema = {
+  type: 'object',
+  description: "One rendition of a stream's ladder: a variant of its multivariant playlist.",
+  required: ['name', 'bandwidth', 'codecs'],
+  properties: {
+    name: {
+      type: 'string',
+      description:
+        "`source` (what the publisher sends), `track<N>` (a multitrack publish's other tracks) or a preset (`720p`, `480p`, `360p`, `160p`, `audio`).",
+    },
+    bandwidth: { type: 'number', description: 'Peak segment bit rate, bit/s (BANDWIDTH).' },
+    codecs: { type: 'array', items: { type: 'string' }, description: 'RFC 6381 codec strings of its tracks, e.g. ["avc1.64001f", "mp4a.40.2"].' },
+    averageBandwidth: { type: 'number', description: 'Average segment bit rate, bit/s (AVERAGE-BANDWIDTH).' },
+    resolution: {
+      type: 'object',
+      description: 'Picture size in pixels; absent for audio only.',
+      required: ['width', 'height'],
+      properties: { width: { type: 'integer' }, height: { type: 'integer' } },
+      additionalProperties: false,
+    },
+    frameRate: { type: 'number', description: 'Frames per second (FRAME-RATE).' },
+  },
+  additionalProperties: false,
+} as const;
+
 const streamSchema = {
   type: 'object',
   description: 'A stream as a frontend sees it: whether it is live and where to play it.',
-  required: ['name', 'namespace', 'title', 'phase', 'live', 'liveSince', 'access', 'playbackUrl'],
+  required: ['name', 'namespace', 'title', 'phase', 'live', 'liveSince', 'access', 'playbackUrl', 'thumbnailUrl', 'renditions'],
   properties: {
     name: { type: 'string' },
     namespace: { type: 'string' },
@@ -28,6 +57,18 @@ const streamSchema = {
       type: ['string', 'null'],
       format: 'uri',
       description: "The HLS playlist to play. A private stream's is null unless the lookup carries a valid ?token=, and then it carries that token.",
+    },
+    thumbnailUrl: {
+      type: ['string', 'null'],
+      format: 'uri',
+      description:
+        "A JPEG poster of the live stream, beside its playlist and refreshed about every 10 s (it may not exist yet, or at all when thumbnails are off). Null when not live; a private stream's is null unless the lookup carries a valid ?token=, like playbackUrl.",
+    },
+    renditions: {
+      type: 'array',
+      description:
+        "The renditions of the live stream's adaptive ladder, as its stored multivariant playlist lists them (source first, then highest bandwidth first); empty when the stream has no ladder or is not live.",
+      items: renditionSchema,
     },
   },
   additionalProperties: false,
@@ -57,6 +98,7 @@ const streams: FastifyPluginAsync<StreamsOptions> = async (plain, options) => {
   const toResource = (s: StreamState, token?: string): StreamResource => {
     const ref = { namespace: s.namespace, name: s.name };
     const access = s.access ?? 'public';
+    const playbackUrl = access === 'public' ? app.mediaUrl(ref, 'public') : token ? app.mediaUrl(ref, 'private', token) : null;
     return {
       name: s.name,
       namespace: s.namespace,
@@ -65,7 +107,9 @@ const streams: FastifyPluginAsync<StreamsOptions> = async (plain, options) => {
       live: s.live,
       liveSince: s.live ? (s.liveSince ?? null) : null,
       access,
-      playbackUrl: access === 'public' ? app.mediaUrl(ref, 'public') : token ? app.mediaUrl(ref, 'private', token) : null,
+      playbackUrl,
+      thumbnailUrl: s.live && playbackUrl ? new URL(THUMBNAIL_FILE, playbackUrl).href : null,
+      renditions: s.live ? [...app.streamLadders.get(ref)] : [],
     };
   };
 
@@ -102,6 +146,10 @@ const streams: FastifyPluginAsync<StreamsOptions> = async (plain, options) => {
   // listening, since local playback URLs carry the port.
   let serialized = new WeakMap<StreamState, string>();
   app.streamView.onChange(() => {
+    serialized = new WeakMap();
+  });
+  // The ladder a stream's state object does not carry (the follower reads it).
+  app.streamLadders.onChange(() => {
     serialized = new WeakMap();
   });
   app.addHook('onListen', async () => {

@@ -14,7 +14,7 @@ export interface RenditionDescription {
 }
 
 /** Common frame rates: a measured one within 1 % of one is that one (a segment's frame count over its duration is approximate). */
-const FRAME_RATES = [23.976, 24, 25, 29.97, 30, 48, 50, 59.94, 60];
+const FRAME_RATES = [10, 12, 15, 20, 23.976, 24, 25, 29.97, 30, 48, 50, 59.94, 60, 90, 120];
 
 /** Describes a rendition from one init segment and one of its media segments. */
 export async function describeRendition(init: Uint8Array, segment: Uint8Array): Promise<RenditionDescription> {

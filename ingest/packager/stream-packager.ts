@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../common/log.ts';
 import { PLAYLIST_FILE, sessionFolderOf } from '../../common/object-layout.ts';
-import { isRenditionName, renditionFolder, renditionPlaylistFile, SOURCE_RENDITION } from '../../common/renditions.ts';
+import { isRenditionName, renditionFolder, renditionPlaylistFile, SOURCE_RENDITION, trackRendition } from '../../common/renditions.ts';
 import { isMultivariant, parseMultivariantPlaylist, renderMultivariantPlaylist, type Variant } from '../../common/multivariant-playlist.ts';
 import { BitRate, describeRendition, variantsChanged, type RenditionDescription } from './rendition-media.ts';
 import { streamId, type StreamRef, type StreamSettings } from '../../common/livestream.ts';
@@ -26,6 +26,7 @@ import { MEDIA_TMP_DIR, writeFileAtomic } from '../../common/atomic-file.ts';
 import { Fragmenter, type SegmentOutput } from './fragmenter.ts';
 import { MediaPlaylist, RUN_HISTORY_FILE, type PlaylistSegment } from '../../common/media-playlist.ts';
 import { PublishSession } from './publish-session.ts';
+import { TrackAligner, type Misalignment, type TrackSegment } from './track-aligner.ts';
 import { DEFAULT_PUBLISH_LIMITS, PublishLimits, type PublishLimitSettings } from './publish-limits.ts';
 import type { MediaObjectKind, RunStorage } from '../run-storage.ts';
 import { JOURNAL_FILE, readJournal, reconcileSegments, SegmentJournal, sequenceOf } from './segment-journal.ts';
@@ -159,6 +160,9 @@ export class StreamPackager {
   /** The multivariant playlist's variants as last written. */
   private writtenVariants: Variant[] | undefined;
   private warnedNoLadder = false;
+  /** A multitrack publish's other video tracks' segments, lined up with the source's (track-aligner.ts). */
+  private readonly aligner = new TrackAligner((segment, why) => this.misaligned(segment, why));
+  private warnedMisaligned = false;
 
   constructor(private readonly options: StreamPackagerOptions) {
     this.ref = options.ref;
@@ -358,10 +362,79 @@ export class StreamPackager {
       onIgnoredTrack: (kind, trackId) =>
         this.options.log.info(
           { stream: streamId(this.ref), kind, trackId },
-          `multitrack publish: ${kind} track ${trackId} is ignored; only the default track 0 is packaged`,
+          kind === 'audio'
+            ? `multitrack publish: audio track ${trackId} is ignored; audio track 0 is muxed into every rendition`
+            : `multitrack publish: video track ${trackId} is ignored; this run continues a playlist written without a ladder`,
+        ),
+      openVideoTrack: (trackId) => this.openVideoTrack(id, trackId, fragmenter, startedAt),
+      onTrackFailed: (trackId, error) =>
+        this.options.log.warn(
+          { stream: streamId(this.ref), trackId, err: error.message },
+          `multitrack publish: video track ${trackId} cannot be packaged and is closed; the other tracks go on`,
         ),
     });
     return this.session;
+  }
+
+  /**
+   * Another video track of a multitrack publish: the rendition `track<N>`,
+   * cut by a fragmenter of its own on the source's timeline, muxed with the
+   * audio of track 0, with publish limits of its own (so a publish holds at
+   * most MAX_VIDEO_TRACKS times one track's bounds). Undefined (ignored) when
+   * the run cannot be a ladder: it continues a playlist written without one.
+   */
+  private openVideoTrack(sessionFolder: string, trackId: number, source: Fragmenter, startedAt: number | undefined): Fragmenter | undefined {
+    if (!this.useLadder()) return undefined;
+    const rendition = trackRendition(trackId);
+    const inits = new Map<number, Uint8Array>();
+    const limits = new PublishLimits(this.options.publishLimits ?? DEFAULT_PUBLISH_LIMITS, this.settings.segmentSeconds, startedAt);
+    this.options.log.info({ stream: streamId(this.ref), trackId, rendition }, `multitrack publish: video track ${trackId} is the rendition ${rendition}`);
+    return new Fragmenter(
+      this.settings.segmentSeconds,
+      {
+        onInit: (init, generation) => {
+          inits.clear();
+          inits.set(generation, init);
+        },
+        onSegment: (segment) => {
+          const init = inits.get(segment.initGeneration);
+          if (!init) return;
+          const trackSegment: TrackSegment = { rendition, sessionFolder, init, data: segment.data, startDtsMs: segment.startDtsMs, duration: segment.duration };
+          this.enqueue(async () => {
+            this.aligner.add(trackSegment);
+            await this.listAlignedTracks();
+          });
+        },
+        onDroppedPacket: (reason) => this.options.metrics.droppedPackets.inc({ reason }),
+        onMuxerError: (error) => {
+          this.options.metrics.muxerRestarts.inc();
+          this.options.log.warn(
+            { stream: streamId(this.ref), trackId, err: error },
+            'muxer failed on a multitrack video track; it restarts at its next keyframe',
+          );
+        },
+      },
+      limits,
+      source,
+    );
+  }
+
+  /** Lists the other tracks' segments that line up with numbered source segments (in the write chain). */
+  private async listAlignedTracks(): Promise<void> {
+    for (const { segment, sequence } of this.aligner.take()) {
+      const outcome = await this.writeRenditionSegment(segment.rendition, sequence, segment.init, segment.data);
+      if (outcome !== 'refused') this.options.metrics.renditionSegments.inc({ rendition: segment.rendition, outcome });
+    }
+  }
+
+  private misaligned(segment: TrackSegment, why: Misalignment): void {
+    this.options.metrics.multitrackMisaligned.inc({ rendition: segment.rendition });
+    if (this.warnedMisaligned) return;
+    this.warnedMisaligned = true;
+    this.options.log.warn(
+      { stream: streamId(this.ref), rendition: segment.rendition, reason: why, startMs: segment.startDtsMs, seconds: segment.duration },
+      "multitrack publish: a track's keyframes do not line up with track 0's; its segments that do not start and end where the source's do are left out (a gap in its playlist). Give every track the same keyframe interval",
+    );
   }
 
   /** Ends the current publish session (its last partial segment is written, unless the run was handed over). */
@@ -443,9 +516,10 @@ export class StreamPackager {
    * height never comes).
    */
   private async awaitRenditions(): Promise<void> {
-    if (!this.ladder || this.renditions.size === 0) return;
+    if (!this.ladder) return;
     const deadline = performance.now() + RENDITION_FINAL_WAIT_SECONDS * this.settings.segmentSeconds * 1000;
     for (;;) {
+      // What the session's last segments queued (a multitrack publish's own renditions among them) goes first.
       await this.writes;
       const last = this.playlist.nextSequence - 1;
       if ([...this.renditions.values()].every((track) => track.playlist.nextSequence > last) || performance.now() >= deadline) return;
@@ -498,6 +572,7 @@ export class StreamPackager {
     }
     const initUri = this.currentInitUri ?? `${sessionFolder}/init-${segment.initGeneration}.mp4`;
     const initData = this.currentInitData;
+    const startDtsMs = segment.startDtsMs;
     const discontinuity = this.nextSegmentIsDiscontinuity;
     this.nextSegmentIsDiscontinuity = false;
     this.enqueue(async () => {
@@ -536,6 +611,10 @@ export class StreamPackager {
         }
       }
       await this.writeLivePlaylist();
+      if (this.ladder) {
+        this.aligner.sourceNumbered({ sequence, sessionFolder, startDtsMs, duration: segment.duration });
+        await this.listAlignedTracks();
+      }
       if (this.ladder && !this.closed) {
         // Renditions more than the patience behind get a gap, so their playlists keep up with the source's.
         for (const track of this.renditions.values()) {

@@ -4,7 +4,8 @@
 // same requests and requires the same answers.
 //
 // - /_t/<token>/<rest>: <rest> must be a private stream's media path
-//   (<prefix>/_private/<namespace>/<name>/index.m3u8 or …/<run>/<file>) and the
+//   (<prefix>/_private/<namespace>/<name>/index.m3u8, …/<rendition>.m3u8,
+//   …/thumbnail.jpg, …/<run>/<file> or …/<run>/<rendition>/<file>) and the
 //   token valid now for that stream under that prefix; the token is then
 //   removed from the URI, before the cache lookup, so every viewer shares one
 //   cached copy. `_t` is not a DNS label, so no namespace collides with it.
@@ -20,7 +21,12 @@ import crypto from 'crypto';
 
 const kvs = cf.kvs();
 const TOKEN = /^([A-Za-z0-9_-]{1,16})\.([1-9][0-9]{0,11})\.([0-9a-f]{64})$/;
-const PRIVATE_PATH = /^\/((?:[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\/)*)_private\/([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?)\/(index\.m3u8|[A-Za-z0-9][A-Za-z0-9_-]{0,127}\/[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.(mp4|m4s))$/;
+// The files of a stream's folder: its playlist, a rendition's playlist (by a
+// rendition name: source, track1-track99, the presets), the thumbnail, and a
+// run folder's init and media segments, the source's directly and another
+// rendition's in a folder of its own (common/renditions.ts).
+const PRIVATE_PATH =
+  /^\/((?:[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\/)*)_private\/([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?)\/(index\.m3u8|thumbnail\.jpg|(?:source|track[1-9][0-9]?|1080p|720p|480p|360p|160p|audio)\.m3u8|[A-Za-z0-9][A-Za-z0-9_-]{0,127}\/(?:(?:track[1-9][0-9]?|1080p|720p|480p|360p|160p|audio)\/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.(?:mp4|m4s))$/;
 
 function forbidden(reason) {
   return {

@@ -138,6 +138,8 @@ t.test('GET /v1/streams lists every LiveStream of the key file with its playback
       liveSince: null,
       access: 'public',
       playbackUrl: 'https://cdn.example.test/media/tteok/default/demo/index.m3u8',
+      thumbnailUrl: null,
+      renditions: [],
     },
     'the CDN base joined with the stable playlist key under TTEOK_S3_PREFIX',
   );
@@ -171,6 +173,8 @@ t.test('GET /v1/streams/:namespace/:name', async (tt) => {
     liveSince: null,
     access: 'public',
     playbackUrl: 'https://cdn.example.test/media/tteok/other/show.v2/index.m3u8',
+    thumbnailUrl: null,
+    renditions: [],
   });
   assertJsonError(tt, await request('/v1/streams/default/nope'), 404, 'unknown stream');
   tt.match((await request('/v1/streams/default/nope')).json().message, /default\/nope/);

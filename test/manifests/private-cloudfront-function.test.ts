@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import t from 'tap';
 import { authorizeMediaPath, mintPlaybackToken, type PlaybackKey } from '../../common/playback-token.ts';
+import { RENDITION_PRESET_NAMES } from '../../common/renditions.ts';
 import { ROOT } from '../../harness/chart-tools.ts';
 
 interface CfRequest {
@@ -165,6 +166,58 @@ t.test('the CloudFront Function and common/playback-token.ts decide every reques
     reason: "a token is only for a private stream's media",
   });
   await check('token, nothing after it', `/_t/${valid}`, { allow: false, reason: 'no path after the token' });
+});
+
+t.test("an adaptive ladder's paths (issue 19): every rendition's playlist and segments and the thumbnail, with a token only", async (t) => {
+  const handler = await loadFunction();
+  kvs.clear();
+  kvs.set(`token-key-${OLD.id}`, OLD.secret);
+  const check = async (name: string, uri: string, expected: Outcome) => {
+    const fn = await viaFunction(handler, uri);
+    t.same(fn, expected, `${name}: CloudFront Function`);
+    t.same(viaModule(uri), fn, `${name}: common module agrees`);
+  };
+  const valid = tokenFor(OLD, demo);
+  const stream = '/live/_private/default/demo';
+  const refusedWithToken = { allow: false, reason: "a token is only for a private stream's media" } as const;
+  const needsToken = { allow: false, reason: 'a private stream needs a playback token' } as const;
+
+  // Every rendition name common/renditions.ts knows, so a preset added there and not here fails.
+  for (const rendition of ['source', 'track1', 'track2', 'track99', ...RENDITION_PRESET_NAMES]) {
+    const path = `${stream}/${rendition}.m3u8`;
+    await check(`${rendition}.m3u8 with a token`, `/_t/${valid}${path}`, { allow: true, uri: path });
+    await check(`${rendition}.m3u8 without`, path, needsToken);
+    if (rendition === 'source') continue; // the source's segments sit in the session folder itself
+    for (const file of ['init-1.mp4', '17.m4s']) {
+      const segmentPath = `${stream}/mk3x-1a2b3c4d/${rendition}/${file}`;
+      await check(`${rendition}/${file} with a token`, `/_t/${valid}${segmentPath}`, { allow: true, uri: segmentPath });
+      await check(`${rendition}/${file} without`, segmentPath, needsToken);
+    }
+  }
+  await check('thumbnail with a token', `/_t/${valid}${stream}/thumbnail.jpg`, { allow: true, uri: `${stream}/thumbnail.jpg` });
+  await check('thumbnail without', `${stream}/thumbnail.jpg`, needsToken);
+  await check('public thumbnail', '/live/default/demo/thumbnail.jpg', { allow: true, uri: '/live/default/demo/thumbnail.jpg' });
+  await check('public rendition segment', '/live/default/demo/mk3x-1a2b3c4d/480p/3.m4s', { allow: true, uri: '/live/default/demo/mk3x-1a2b3c4d/480p/3.m4s' });
+
+  // Nothing else: names that are not renditions, the source as a folder, other files, deeper folders.
+  for (const rest of [
+    'history.m3u8',
+    'track0.m3u8',
+    'track100.m3u8',
+    '240p.m3u8',
+    'Source.m3u8',
+    'thumbnail.png',
+    'thumbnail.jpeg',
+    'mk3x-1a2b3c4d/thumbnail.jpg',
+    'mk3x-1a2b3c4d/source/1.m4s',
+    'mk3x-1a2b3c4d/other/1.m4s',
+    'mk3x-1a2b3c4d/480p/1.m3u8',
+    'mk3x-1a2b3c4d/480p/480p/1.m4s',
+    '480p/1.m4s.m3u8',
+  ]) {
+    await check(`${rest} with a token`, `/_t/${valid}${stream}/${rest}`, refusedWithToken);
+    await check(`${rest} without`, `${stream}/${rest}`, needsToken);
+  }
 });
 
 t.test('key rotation: two secrets verify during the changeover, the retired one stops', async (t) => {

@@ -17,7 +17,8 @@ import { StreamRun } from '../../../ingest/stream-run.ts';
 import type { FlvTag } from '../../../harness/flv-file.ts';
 import { waitFor } from '../../../harness/wait.ts';
 import { ffmpeg, ffprobe, tempDir } from '../../fixtures/media.ts';
-import { clipTags, publish, REF, rig, settings, storedText, type Rig } from '../run-kit.ts';
+import { Uploader } from '../../../ingest/upload/uploader.ts';
+import { clipTags, log, publish, REF, rig, settings, storedText, volumeFiles, type Rig } from '../run-kit.ts';
 
 /** Splits an fMP4 file into its init segment (ftyp + moov) and the rest (moof + mdat…). */
 function splitInit(file: Uint8Array): { init: Uint8Array; data: Uint8Array } {
@@ -79,13 +80,14 @@ function groups(tags: FlvTag[]): FlvTag[][] {
   return out;
 }
 
-/** Wraps the store: every playlist PUT must name only objects the store already has. */
-function checkingStore(violations: string[], originDir: () => string): (store: ObjectStore) => ObjectStore {
+/** Wraps the store: every playlist PUT must name only objects the store already has; `outage.down` fails every PUT as an unreachable S3 does. */
+function checkingStore(violations: string[], originDir: () => string, outage: { down: boolean }): (store: ObjectStore) => ObjectStore {
   return (store) =>
     new Proxy(store, {
       get(target, prop, receiver) {
         if (prop !== 'put') return Reflect.get(target, prop, receiver);
         return async (key: string, body: Uint8Array, options: unknown) => {
+          if (outage.down) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
           if (key.endsWith('.m3u8')) {
             const text = Buffer.from(body).toString('utf8');
             const folder = key.split('/').slice(0, -1).join('/');
@@ -104,15 +106,22 @@ interface Ladder {
   sources: SourceSegment[];
   outcomes: string[];
   notEncoded: Set<number>;
+  outage: { down: boolean };
 }
 
 /** A rig whose runs get each source segment transcoded to 160 lines (unless `transcodeWhile` says no). */
-async function ladderRig(t: Parameters<typeof tempDir>[0], transcodeWhile: (s: SourceSegment) => boolean = () => true): Promise<Ladder> {
+async function ladderRig(
+  t: Parameters<typeof tempDir>[0],
+  transcodeWhile: (s: SourceSegment) => boolean = () => true,
+  options: Parameters<typeof rig>[2] = {},
+): Promise<Ladder> {
   const violations: string[] = [];
   let origin = '';
+  const outage = { down: false };
   const r = await rig(
     t,
-    checkingStore(violations, () => origin),
+    checkingStore(violations, () => origin, outage),
+    options,
   );
   origin = r.originDir;
   const dir = tempDir(t, 'tteok-ladder-');
@@ -138,7 +147,7 @@ async function ladderRig(t: Parameters<typeof tempDir>[0], transcodeWhile: (s: S
       ),
     );
   };
-  return { r, violations, sources, outcomes, notEncoded };
+  return { r, violations, sources, outcomes, notEncoded, outage };
 }
 
 /** Publishes the clip one keyframe interval at a time, each after the renditions of the segments before it are in. */
@@ -364,4 +373,68 @@ t.test("a kept run's VOD has every rendition, each over the source's whole timel
   );
   t.ok(sourceList.segments.length > 3);
   for (const uri of lowList.uris) t.ok(existsSync(join(r.originDir, REF.namespace, REF.name, uri)), `${uri} is stored`);
+});
+
+t.test(
+  'S3 down, then the process dies: the next one finds the ladder on the media volume (rendition folders, every playlist) and stores it in order',
+  async (t) => {
+    const l = await ladderRig(t);
+    const { r } = l;
+    const tags = await clipTags(t);
+    l.outage.down = true;
+    const killed = StreamRun.begin(r.ctx, { ref: REF, settings: settings({ renditions: ['160p'] }) });
+    const session = killed.beginSession();
+    await publishPaced(l, session, tags);
+    await killed.flushed();
+    t.equal(await storedText(r, 'index.m3u8'), undefined, 'nothing stored while S3 is down');
+    // The process dies: its uploader with it. The next process's uploader starts on the same volume.
+    await r.uploader.close();
+    l.outage.down = false;
+    const next = new Uploader({
+      mediaDir: r.mediaDir,
+      store: r.store,
+      prefix: '',
+      playlistMaxAgeSeconds: undefined,
+      concurrency: 4,
+      backlogWarnSegments: 30,
+      memoryBytes: 64 * 1024 * 1024,
+      deleteDelayMs: 60_000,
+      settleTimeoutMs: 10_000,
+      metrics: r.metrics,
+      log,
+    });
+    t.teardown(() => next.close());
+    await next.start();
+    t.ok(await next.drain(20_000), 'everything the volume held is stored');
+    t.same(l.violations, [], 'each playlist stored after what it names (the multivariant after the media playlists)');
+    const index = (await storedText(r, 'index.m3u8'))!;
+    t.ok(isMultivariant(index));
+    const low = parseMediaPlaylist((await storedText(r, '160p.m3u8'))!);
+    t.ok(low.uris.length >= 4, `the rendition's playlist and its ${low.uris.length} objects`);
+    for (const uri of low.uris) t.ok(existsSync(join(r.originDir, REF.namespace, REF.name, uri)), `${uri} stored from the volume`);
+    t.same(
+      (await volumeFiles(r)).filter((f) => f.endsWith('.m4s')),
+      [],
+      'no segment left on the volume once stored',
+    );
+  },
+);
+
+t.test('a ladder run that is not kept: its media and every playlist of the ladder are deleted after the delay', async (t) => {
+  const l = await ladderRig(t, () => true, { deleteDelayMs: 50 });
+  const { r } = l;
+  const tags = await clipTags(t);
+  const run = StreamRun.begin(r.ctx, { ref: REF, settings: settings({ renditions: ['160p'] }) });
+  const session = run.beginSession();
+  await publishPaced(l, session, tags);
+  await run.endSession(session, true);
+  await run.settled;
+  const folder = join(r.originDir, REF.namespace, REF.name);
+  await waitFor('the run deleted', () => ['index.m3u8', 'source.m3u8', '160p.m3u8', session.id].every((f) => !existsSync(join(folder, f))) || undefined, {
+    timeoutMs: 10_000,
+    intervalMs: 20,
+  });
+  t.pass('index.m3u8, source.m3u8, 160p.m3u8 and the session folder (with its rendition folder) are gone from the store');
+  await waitFor('the volume emptied', async () => ((await volumeFiles(r)).length === 0 ? true : undefined), { timeoutMs: 10_000, intervalMs: 20 });
+  t.pass('and from the media volume');
 });

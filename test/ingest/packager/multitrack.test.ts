@@ -193,7 +193,7 @@ t.test('ffmpeg 9 publishing two video tracks: a ladder of two renditions in the 
 t.test('ffmpeg 9 publishing three video tracks: a ladder of three renditions in the bucket', async (t) => {
   await checkLadder(t, streams.three, ['640x360', '426x240', '256x144']);
   const metrics = await ingest.metrics();
-  t.notMatch(metrics, /^tteok_multitrack_misaligned_segments_total\{/m, 'no segment misaligned: every track has the same keyframes');
+  t.notMatch(metrics, /^tteok_ingest_multitrack_misaligned_segments_total\{/m, 'no segment misaligned: every track has the same keyframes');
   t.ok(metricValue(metrics, 'tteok_ingest_rendition_segments_total', 'rendition="track2",outcome="listed"') >= SECONDS - 1, 'track2 segments listed, counted');
 });
 

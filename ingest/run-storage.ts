@@ -34,7 +34,8 @@ export interface StreamEnd {
   handedOver?: boolean;
 }
 
-export type MediaObjectKind = 'segment' | 'init' | 'playlist' | 'history';
+/** `thumbnail`: the live stream's poster (common/renditions.ts THUMBNAIL_FILE), from memory only, the latest one wins. */
+export type MediaObjectKind = 'segment' | 'init' | 'playlist' | 'history' | 'thumbnail';
 
 export interface MediaObject {
   /** Relative to the stream's folder: "<session>/3.m4s", "<session>/init-1.mp4", "index.m3u8", "history.m3u8". */

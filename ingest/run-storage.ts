@@ -34,8 +34,7 @@ export interface StreamEnd {
   handedOver?: boolean;
 }
 
-/** `thumbnail`: the live stream's poster (common/renditions.ts THUMBNAIL_FILE), from memory only, the latest one wins. */
-export type MediaObjectKind = 'segment' | 'init' | 'playlist' | 'history' | 'thumbnail';
+export type MediaObjectKind = 'segment' | 'init' | 'playlist' | 'history';
 
 export interface MediaObject {
   /** Relative to the stream's folder: "<session>/3.m4s", "<session>/init-1.mp4", "index.m3u8", "history.m3u8". */

@@ -265,11 +265,6 @@ export class StreamRun {
     return this.packager.addRenditionSegment(rendition, sequence, init, data);
   }
 
-  /** The live stream's thumbnail, a JPEG (StreamPackager.addThumbnail). */
-  addThumbnail(jpeg: Uint8Array): void {
-    this.packager.addThumbnail(jpeg);
-  }
-
   /** Resolves once every file the run queued so far is written. */
   flushed(): Promise<void> {
     return this.packager.flushed();

@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../common/log.ts';
 import { PLAYLIST_FILE, sessionFolderOf } from '../../common/object-layout.ts';
-import { isRenditionName, renditionFolder, renditionPlaylistFile, SOURCE_RENDITION, THUMBNAIL_FILE, trackRendition } from '../../common/renditions.ts';
+import { isRenditionName, renditionFolder, renditionPlaylistFile, SOURCE_RENDITION, trackRendition } from '../../common/renditions.ts';
 import { isMultivariant, parseMultivariantPlaylist, renderMultivariantPlaylist, type Variant } from '../../common/multivariant-playlist.ts';
 import { BitRate, describeRendition, variantsChanged, type RenditionDescription } from './rendition-media.ts';
 import { streamId, type StreamRef, type StreamSettings } from '../../common/livestream.ts';
@@ -662,19 +662,6 @@ export class StreamPackager {
           resolve(outcome);
         }
       });
-    });
-  }
-
-  /**
-   * The live stream's thumbnail (a JPEG): stored beside `index.m3u8` as
-   * `thumbnail.jpg` with a short cache (THUMBNAIL_CACHE_CONTROL), from
-   * memory only — the latest wins, and one lost to a restart is replaced by
-   * the next. Dropped once the run is over; deleted with an unkept run's media.
-   */
-  addThumbnail(jpeg: Uint8Array): void {
-    this.enqueue(async () => {
-      if (this.closed || this.left) return;
-      this.hand(THUMBNAIL_FILE, 'thumbnail', jpeg);
     });
   }
 

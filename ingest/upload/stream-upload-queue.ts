@@ -10,7 +10,7 @@ import { readFile, unlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { retry } from '../../common/backoff.ts';
 import type { Logger } from '../../common/log.ts';
-import { contentTypeFor, isPlaylistUri, joinKey, playlistCacheControl, SEGMENT_CACHE_CONTROL, THUMBNAIL_CACHE_CONTROL } from '../../common/object-layout.ts';
+import { contentTypeFor, isPlaylistUri, joinKey, playlistCacheControl, SEGMENT_CACHE_CONTROL } from '../../common/object-layout.ts';
 import { isMultivariant, parseMultivariantPlaylist } from '../../common/multivariant-playlist.ts';
 import type { IngestMetrics } from '../metrics.ts';
 import { parseMediaPlaylist } from '../../common/media-playlist.ts';
@@ -70,8 +70,6 @@ export class StreamUploadQueue {
   /** Playlists the packager has handed over: the volume's copy is never newer from then on. */
   private readonly playlistsHanded = new Set<string>();
   private readonly lastStoredPlaylists = new Map<string, Uint8Array>();
-  /** The latest thumbnail not yet stored (not on the volume: a lost one is replaced by the next). */
-  private thumbnail: { uri: string; body: Uint8Array } | undefined;
   private readonly extraTasks: Array<() => Promise<void>> = [];
   private running: Promise<void> | undefined;
   private idleWaiters: Array<() => void> = [];
@@ -93,9 +91,7 @@ export class StreamUploadQueue {
 
   /** The packager finished an object (on the volume already, unless it is a playlist the volume could not take). */
   objectFinished(object: MediaObject): void {
-    if (object.kind === 'thumbnail') {
-      this.thumbnail = { uri: object.uri, body: object.body };
-    } else if (object.kind === 'playlist') {
+    if (object.kind === 'playlist') {
       this.playlists.set(object.uri, {
         body: object.body,
         ...(object.names ? { names: object.names } : {}),
@@ -162,7 +158,7 @@ export class StreamUploadQueue {
     if (this.running || this.closed) return;
     this.running = this.drain().finally(() => {
       this.running = undefined;
-      if (!this.closed && (this.pending.size > 0 || this.playlists.size > 0 || this.thumbnail || this.extraTasks.length > 0)) this.kick();
+      if (!this.closed && (this.pending.size > 0 || this.playlists.size > 0 || this.extraTasks.length > 0)) this.kick();
       else for (const w of this.idleWaiters.splice(0)) w();
     });
   }
@@ -179,12 +175,6 @@ export class StreamUploadQueue {
         const [uri, version] = playlist.value;
         this.playlists.delete(uri);
         await this.publishPlaylist(uri, version);
-        continue;
-      }
-      const thumbnail = this.thumbnail;
-      if (thumbnail) {
-        this.thumbnail = undefined;
-        await this.putWithRetry('thumbnail', this.keyOf(thumbnail.uri), thumbnail.body, THUMBNAIL_CACHE_CONTROL);
         continue;
       }
       const task = this.extraTasks.shift();

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { parseMediaPlaylist } from '../../../common/media-playlist.ts';
 import { isMultivariant, parseMultivariantPlaylist } from '../../../common/multivariant-playlist.ts';
-import type { ObjectStore, PutOptions } from '../../../common/storage/object-store.ts';
+import type { ObjectStore } from '../../../common/storage/object-store.ts';
 import type { SourceSegment } from '../../../ingest/packager/stream-packager.ts';
 import { StreamRun } from '../../../ingest/stream-run.ts';
 import type { FlvTag } from '../../../harness/flv-file.ts';
@@ -81,14 +81,13 @@ function groups(tags: FlvTag[]): FlvTag[][] {
 }
 
 /** Wraps the store: every playlist PUT must name only objects the store already has; `outage.down` fails every PUT as an unreachable S3 does. */
-function checkingStore(violations: string[], originDir: () => string, outage: { down: boolean }, imagePuts: ImagePut[]): (store: ObjectStore) => ObjectStore {
+function checkingStore(violations: string[], originDir: () => string, outage: { down: boolean }): (store: ObjectStore) => ObjectStore {
   return (store) =>
     new Proxy(store, {
       get(target, prop, receiver) {
         if (prop !== 'put') return Reflect.get(target, prop, receiver);
         return async (key: string, body: Uint8Array, options: unknown) => {
           if (outage.down) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
-          if (key.endsWith('.jpg')) imagePuts.push({ key, ...(options as PutOptions), body: Buffer.from(body).toString() });
           if (key.endsWith('.m3u8')) {
             const text = Buffer.from(body).toString('utf8');
             const folder = key.split('/').slice(0, -1).join('/');
@@ -101,8 +100,6 @@ function checkingStore(violations: string[], originDir: () => string, outage: { 
     });
 }
 
-type ImagePut = PutOptions & { key: string; body: string };
-
 interface Ladder {
   r: Rig;
   violations: string[];
@@ -110,7 +107,6 @@ interface Ladder {
   outcomes: string[];
   notEncoded: Set<number>;
   outage: { down: boolean };
-  imagePuts: ImagePut[];
 }
 
 /** A rig whose runs get each source segment transcoded to 160 lines (unless `transcodeWhile` says no). */
@@ -122,10 +118,9 @@ async function ladderRig(
   const violations: string[] = [];
   let origin = '';
   const outage = { down: false };
-  const imagePuts: ImagePut[] = [];
   const r = await rig(
     t,
-    checkingStore(violations, () => origin, outage, imagePuts),
+    checkingStore(violations, () => origin, outage),
     options,
   );
   origin = r.originDir;
@@ -152,7 +147,7 @@ async function ladderRig(
       ),
     );
   };
-  return { r, violations, sources, outcomes, notEncoded, outage, imagePuts };
+  return { r, violations, sources, outcomes, notEncoded, outage };
 }
 
 /** Publishes the clip one keyframe interval at a time, each after the renditions of the segments before it are in. */
@@ -470,44 +465,3 @@ t.test("a rendition whose first segment could not be written starts its playlist
   );
   t.same(l.violations, []);
 });
-
-t.test(
-  'the thumbnail: stored beside index.m3u8 as thumbnail.jpg with a short cache, the latest wins, none after the end, deleted with an unkept run',
-  async (t) => {
-    const l = await ladderRig(t, () => false, { deleteDelayMs: 50 });
-    const { r } = l;
-    const puts = l.imagePuts;
-    const tags = await clipTags(t);
-    const run = StreamRun.begin(r.ctx, { ref: REF, settings: settings() });
-    const session = run.beginSession();
-    publish(session, tags);
-    run.addThumbnail(Buffer.from('first jpeg'));
-    run.addThumbnail(Buffer.from('second jpeg'));
-    await run.flushed();
-    await waitFor('the thumbnail stored', async () => ((await storedText(r, 'thumbnail.jpg')) === 'second jpeg' ? true : undefined), {
-      timeoutMs: 10_000,
-      intervalMs: 20,
-    });
-    t.same(
-      puts.at(-1),
-      { key: 'default/room/thumbnail.jpg', cacheControl: 'public, max-age=5', contentType: 'image/jpeg', body: 'second jpeg' },
-      'beside index.m3u8, image/jpeg, cached for 5 s',
-    );
-    await run.endSession(session, true);
-    await run.settled;
-    run.addThumbnail(Buffer.from('after the end'));
-    await run.flushed();
-    await waitFor('the run deleted', () => !existsSync(join(r.originDir, REF.namespace, REF.name, 'index.m3u8')) || undefined, {
-      timeoutMs: 10_000,
-      intervalMs: 20,
-    });
-    await waitFor('the thumbnail deleted with it', () => !existsSync(join(r.originDir, REF.namespace, REF.name, 'thumbnail.jpg')) || undefined, {
-      timeoutMs: 10_000,
-      intervalMs: 20,
-    });
-    t.notOk(
-      puts.some((p) => p.body === 'after the end'),
-      'a thumbnail after the end is not stored',
-    );
-  },
-);

@@ -183,7 +183,7 @@ export class IngestMetrics {
   });
 
   readonly multitrackMisaligned = new Counter({
-    name: 'tteok_multitrack_misaligned_segments_total',
+    name: 'tteok_ingest_multitrack_misaligned_segments_total',
     help: "Segments of a multitrack publish's other video tracks left out because they do not start and end where track 0's segment does (keyframes not lined up), by rendition.",
     labelNames: ['rendition'] as const,
     registers: [this.registry],

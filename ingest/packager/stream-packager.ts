@@ -700,6 +700,11 @@ export class StreamPackager {
     if (!(await this.tryWrite(uri, data, 'segment'))) return 'skipped';
     this.hand(uri, 'segment', data);
     if (this.left) return 'listed';
+    if (track.playlist.segments.length === 0) {
+      // Its first listed segment (an earlier one may have been skipped): the playlist starts here.
+      track.playlist.firstSequence = sequence;
+      track.playlist.discontinuitiesBefore = this.discontinuitiesBefore(sequence);
+    }
     this.padTrack(track, sequence - 1, false);
     // The source's entries are never gaps: the rendition's takes its duration, date and discontinuity.
     track.playlist.append({ ...source, uri, initUri: track.initUri! });

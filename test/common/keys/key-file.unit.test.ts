@@ -152,7 +152,7 @@ t.test('YAML syntax errors never echo the file', async (t) => {
 t.test('settingsFromSpec: defaults, bounds, and types', async (t) => {
   t.same(settingsFromSpec(undefined), { settings: DEFAULT_SETTINGS, problems: [] });
   t.same(settingsFromSpec({}), { settings: DEFAULT_SETTINGS, problems: [] });
-  t.same(DEFAULT_SETTINGS, { title: '', enabled: true, segmentSeconds: 1, playlistLength: 6, keepAfterEnd: false, access: 'public' });
+  t.same(DEFAULT_SETTINGS, { title: '', enabled: true, segmentSeconds: 1, playlistLength: 6, keepAfterEnd: false, access: 'public', renditions: [] });
   t.equal(settingsFromSpec({ playback: { access: 'private' } }).settings.access, 'private', 'access private accepted');
   for (const seg of [1, 10]) t.same(settingsFromSpec({ hls: { segmentSeconds: seg } }).settings.segmentSeconds, seg, `segmentSeconds ${seg} accepted`);
   for (const len of [3, 60]) t.same(settingsFromSpec({ hls: { playlistLength: len } }).settings.playlistLength, len, `playlistLength ${len} accepted`);

@@ -5,7 +5,7 @@
 // segments are real: Debian's ffmpeg encodes each source segment the packager
 // hands out (onSourceSegment) to a smaller picture, as the transcoder does.
 // Every playlist PUT is checked: it names only objects already stored.
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
@@ -437,4 +437,31 @@ t.test('a ladder run that is not kept: its media and every playlist of the ladde
   t.pass('index.m3u8, source.m3u8, 160p.m3u8 and the session folder (with its rendition folder) are gone from the store');
   await waitFor('the volume emptied', async () => ((await volumeFiles(r)).length === 0 ? true : undefined), { timeoutMs: 10_000, intervalMs: 20 });
   t.pass('and from the media volume');
+});
+
+t.test("a rendition whose first segment could not be written starts its playlist with the next one, under that one's number", async (t) => {
+  const l = await ladderRig(t);
+  const { r } = l;
+  // A file where the rendition's folder goes: its first init segment and segment cannot be written; gone once the next source segment is.
+  const transcode = r.ctx.onSourceSegment!;
+  r.ctx.onSourceSegment = (run, segment) => {
+    const blocker = join(r.mediaDir, REF.namespace, REF.name, segment.sessionFolder, '160p');
+    if (segment.sequence === 0) writeFileSync(blocker, '');
+    if (segment.sequence === 1) rmSync(blocker);
+    transcode(run, segment);
+  };
+  const tags = await clipTags(t);
+  const run = StreamRun.begin(r.ctx, { ref: REF, settings: settings({ renditions: ['160p'] }) });
+  const session = run.beginSession();
+  await publishPaced(l, session, tags);
+  await run.endSession(session, true);
+  await run.settled;
+  t.equal(l.outcomes[0], 'skipped', "the rendition's first segment could not be written");
+  const low = parseMediaPlaylist((await storedText(r, '160p.m3u8'))!);
+  t.equal(low.segments[0]!.sequence, 1, 'its playlist starts at the next sequence number');
+  t.ok(
+    low.segments.filter((s) => !s.gap).every((s) => s.uri.endsWith(`/160p/${s.sequence}.m4s`)),
+    'every segment listed under its own sequence number',
+  );
+  t.same(l.violations, []);
 });

@@ -19,7 +19,9 @@ import { isMultivariant, parseMultivariantPlaylist, type Variant } from '../../.
 import { metricValue, startIngestProcess, writeKeyFile, type TestStream } from '../../../harness/ingest-process.ts';
 import { spawnManaged, stopAll } from '../../../harness/process.ts';
 import { FFMPEG9 } from '../../../harness/publisher.ts';
-import { getObject, headObject } from '../../../harness/s3-objects.ts';
+import { fixtureTags, mediaMessage, openPublish, receivedText, sendAndDrain } from '../../../harness/rtmp-media.ts';
+import { getObject, headObject, listKeys } from '../../../harness/s3-objects.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startS3Recorder } from '../../../harness/s3-recorder.ts';
 import { startS3Server } from '../../../harness/s3-server.ts';
 import { waitFor } from '../../../harness/wait.ts';
@@ -31,6 +33,8 @@ if (!existsSync(FFMPEG9)) throw new Error(`${FFMPEG9} is missing: run test/tools
 const streams = {
   two: { name: 'two-tracks', key: `two_tracks_key_${'1'.repeat(20)}`, spec: { retention: { keepAfterEnd: true } } },
   three: { name: 'three-tracks', key: `three_tracks_key_${'2'.repeat(20)}`, spec: { retention: { keepAfterEnd: true } } },
+  malformed: { name: 'malformed-tracks', key: `malformed_tracks_key_${'3'.repeat(20)}`, spec: { retention: { keepAfterEnd: true } } },
+  nine: { name: 'nine-tracks', key: `nine_tracks_key_${'4'.repeat(20)}` },
 } satisfies Record<string, TestStream>;
 
 const s3 = await startS3Server();
@@ -44,6 +48,7 @@ const ingest = await startIngestProcess({
   TTEOK_KEYS_FILE: keysFile,
   TTEOK_MEDIA_DIR: join(dir, 'media'),
   TTEOK_DELETE_DELAY_SECONDS: '3600',
+  TTEOK_RECONNECT_GRACE_SECONDS: '2',
 });
 
 t.teardown(async () => {
@@ -188,6 +193,65 @@ t.test('ffmpeg 9 publishing two video tracks: a ladder of two renditions in the 
 t.test('ffmpeg 9 publishing three video tracks: a ladder of three renditions in the bucket', async (t) => {
   await checkLadder(t, streams.three, ['640x360', '426x240', '256x144']);
   const metrics = await ingest.metrics();
-  t.notMatch(metrics, /^tteok_multitrack_misaligned_segments_total\{/m, 'no segment misaligned: every track has the same keyframes');
+  t.notMatch(metrics, /^tteok_ingest_multitrack_misaligned_segments_total\{/m, 'no segment misaligned: every track has the same keyframes');
   t.ok(metricValue(metrics, 'tteok_ingest_rendition_segments_total', 'rendition="track2",outcome="listed"') >= SECONDS - 1, 'track2 segments listed, counted');
+});
+
+/** HEVC + AAC from ffmpeg 9 (one track, a second of media), with a multitrack message for track `trackId` built around `payload`. */
+const hevc = fixtureTags('hevc-aac.flv');
+const hvcC = hevc.find((tag) => tag.type === 9 && (tag.body[0]! & 0x0f) === 0)!.body.subarray(5);
+/** An Enhanced RTMP v2 multitrack video body carrying one track (OneTrack): frame type, packet type, track id, payload. */
+const oneTrack = (frameType: number, packetType: number, trackId: number, payload: Buffer) =>
+  Buffer.concat([Buffer.from([0x80 | (frameType << 4) | 6, packetType]), Buffer.from('hvc1', 'latin1'), Buffer.from([trackId]), payload]);
+
+/** Sends the fixture's tags at their own pace, `extra` right after the video sequence header. */
+async function sendFixture(conn: Awaited<ReturnType<typeof openPublish>>, extra: Buffer[]): Promise<void> {
+  const started = performance.now();
+  let sentExtra = false;
+  for (const tag of hevc) {
+    const wait = tag.timestampMs - (performance.now() - started);
+    if (wait > 0) await sleep(wait);
+    await sendAndDrain(conn, mediaMessage(tag.type, tag.timestampMs, tag.body));
+    if (!sentExtra && tag.type === 9) {
+      sentExtra = true;
+      for (const body of extra) await sendAndDrain(conn, mediaMessage(9, tag.timestampMs, body));
+    }
+  }
+}
+
+t.test('malformed tracks over RTMP change nothing for the source: a huge configuration on track 1, frames for a track 3 that never sent one', async (t) => {
+  const s = streams.malformed;
+  const conn = await openPublish(ingest.rtmpPort, s.key);
+  const huge = oneTrack(1, 0, 1, Buffer.concat([hvcC, Buffer.alloc(70 * 1024, 0xff)]));
+  const framesOnly = oneTrack(1, 3, 3, Buffer.from([0, 0, 0, 2, 0x26, 0x01]));
+  await sendFixture(conn, [huge, framesOnly]);
+  await sendAndDrain(conn, mediaMessage(9, 1200, framesOnly));
+  t.notMatch(receivedText(conn), /NetStream\.Publish\.(Rejected|Failed)/, 'the publish goes on');
+  const line = await ingest.proc.waitForLine(/multitrack publish: video track 1 cannot be packaged/, 10_000);
+  t.match(line, /at most 64 KiB/, 'the ingest says why track 1 is closed');
+  conn.socket.destroy();
+  const ended = await waitFor(
+    'the run ends after the grace',
+    async () => {
+      const p = await text(s, 'index.m3u8');
+      return p !== undefined && parseMediaPlaylist(p).ended ? p : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 200 },
+  );
+  t.notOk(isMultivariant(ended), 'no ladder: index.m3u8 is the media playlist, as for a one-track publish');
+  t.ok(parseMediaPlaylist(ended).segments.length >= 1, 'the source is stored');
+  const keys = await listKeys(s3.client, s3.bucket, `default/${s.name}/`);
+  t.notOk(
+    keys.some((k) => /track\d|source\.m3u8/.test(k)),
+    `nothing of another track is stored (${keys.length} objects)`,
+  );
+});
+
+t.test('a ninth video track is refused in RTMP, with a sentence the streamer can act on', async (t) => {
+  const s = streams.nine;
+  const conn = await openPublish(ingest.rtmpPort, s.key);
+  await sendFixture(conn, [oneTrack(1, 0, 8, hvcC)]);
+  await waitFor('the refusal', () => /NetStream\.Publish\.Rejected/.test(receivedText(conn)) || undefined, { timeoutMs: 10_000, intervalMs: 20 });
+  t.match(receivedText(conn), /Multitrack publish with video track 8: at most 8 video tracks \(ids 0 to 7\) are accepted; send fewer/);
+  conn.socket.destroy();
 });

@@ -127,7 +127,7 @@ t.test('three video tracks: three renditions, each with the audio, cut at the sa
       `${v.name}: with audio`,
     );
   }
-  t.notMatch(await metric(r, 'tteok_multitrack_misaligned_segments_total'), /_total\{/, 'nothing misaligned');
+  t.notMatch(await metric(r, 'tteok_ingest_multitrack_misaligned_segments_total'), /_total\{/, 'nothing misaligned');
 });
 
 t.test("a track whose keyframes do not line up: its segments that do not match the source's are left out and counted; the source is whole", async (t) => {
@@ -135,7 +135,11 @@ t.test("a track whose keyframes do not line up: its segments that do not match t
   await publishRun(r, await multitrackFlv(t, ['426x240', '256x144'], [30, 45], 6));
   const source = await stored(r, 'source.m3u8');
   t.ok(source.segments.length >= 6, `the source is cut every second (${source.segments.length} segments)`);
-  t.match(await metric(r, 'tteok_multitrack_misaligned_segments_total'), /tteok_multitrack_misaligned_segments_total\{rendition="track1"\} [1-9]/, 'counted');
+  t.match(
+    await metric(r, 'tteok_ingest_multitrack_misaligned_segments_total'),
+    /tteok_ingest_multitrack_misaligned_segments_total\{rendition="track1"\} [1-9]/,
+    'counted',
+  );
   const text = await storedText(r, 'track1.m3u8');
   if (text !== undefined) {
     const list = parseMediaPlaylist(text);

@@ -1,0 +1,98 @@
+// The other video tracks of a multitrack publish as renditions of the run's
+// ladder: each track `N` is the rendition `track<N>`, cut by a fragmenter of
+// its own on the source's timeline, and its segments are listed under the
+// source segment they line up with (track-aligner.ts). Everything it lists
+// goes through the packager's write chain (stream-packager.ts).
+import type { Logger } from '../../common/log.ts';
+import { trackRendition } from '../../common/renditions.ts';
+import { streamId, type StreamRef, type StreamSettings } from '../../common/livestream.ts';
+import type { IngestMetrics } from '../metrics.ts';
+import { Fragmenter } from './fragmenter.ts';
+import { DEFAULT_PUBLISH_LIMITS, PublishLimits, type PublishLimitSettings } from './publish-limits.ts';
+import { TrackAligner, type Misalignment, type NumberedSource, type TrackSegment } from './track-aligner.ts';
+import type { RenditionSegmentOutcome } from './stream-packager.ts';
+
+export interface MultitrackRenditionsOptions {
+  ref: StreamRef;
+  settings: StreamSettings;
+  metrics: IngestMetrics;
+  log: Logger;
+  publishLimits: PublishLimitSettings | undefined;
+  /** Makes the run a ladder; false when it cannot be one. */
+  useLadder(): boolean;
+  /** Runs `op` in the packager's write chain. */
+  enqueue(op: () => Promise<void>): void;
+  /** Lists a rendition's segment under the source's `sequence` (in the write chain). */
+  writeRenditionSegment(rendition: string, sequence: number, init: Uint8Array, data: Uint8Array): Promise<RenditionSegmentOutcome>;
+}
+
+export class MultitrackRenditions {
+  private readonly aligner = new TrackAligner((segment, why) => this.misaligned(segment, why));
+  private warnedMisaligned = false;
+
+  constructor(private readonly options: MultitrackRenditionsOptions) {}
+
+  /**
+   * Another video track of a multitrack publish: the rendition `track<N>`,
+   * cut by a fragmenter of its own on the source's timeline, muxed with the
+   * audio of track 0, with publish limits of its own (so a publish holds at
+   * most MAX_VIDEO_TRACKS times one track's bounds). Undefined (ignored) when
+   * the run cannot be a ladder: it continues a playlist written without one.
+   */
+  open(sessionFolder: string, trackId: number, source: Fragmenter, startedAt: number | undefined): Fragmenter | undefined {
+    const { settings, metrics, log } = this.options;
+    if (!this.options.useLadder()) return undefined;
+    const rendition = trackRendition(trackId);
+    const inits = new Map<number, Uint8Array>();
+    const limits = new PublishLimits(this.options.publishLimits ?? DEFAULT_PUBLISH_LIMITS, settings.segmentSeconds, startedAt);
+    log.info({ stream: streamId(this.options.ref), trackId, rendition }, `multitrack publish: video track ${trackId} is the rendition ${rendition}`);
+    return new Fragmenter(
+      settings.segmentSeconds,
+      {
+        onInit: (init, generation) => {
+          inits.clear();
+          inits.set(generation, init);
+        },
+        onSegment: (segment) => {
+          const init = inits.get(segment.initGeneration);
+          if (!init) return;
+          const trackSegment: TrackSegment = { rendition, sessionFolder, init, data: segment.data, startDtsMs: segment.startDtsMs, duration: segment.duration };
+          this.options.enqueue(async () => {
+            this.aligner.add(trackSegment);
+            await this.listAligned();
+          });
+        },
+        onDroppedPacket: (reason) => metrics.droppedPackets.inc({ reason }),
+        onMuxerError: (error) => {
+          metrics.muxerRestarts.inc();
+          log.warn({ stream: streamId(this.options.ref), trackId, err: error }, 'muxer failed on a multitrack video track; it restarts at its next keyframe');
+        },
+      },
+      limits,
+      source,
+    );
+  }
+
+  /** A source segment got its sequence number: the tracks' segments that line up with it are listed (in the write chain). */
+  async sourceNumbered(source: NumberedSource): Promise<void> {
+    this.aligner.sourceNumbered(source);
+    await this.listAligned();
+  }
+
+  private async listAligned(): Promise<void> {
+    for (const { segment, sequence } of this.aligner.take()) {
+      const outcome = await this.options.writeRenditionSegment(segment.rendition, sequence, segment.init, segment.data);
+      if (outcome !== 'refused') this.options.metrics.renditionSegments.inc({ rendition: segment.rendition, outcome });
+    }
+  }
+
+  private misaligned(segment: TrackSegment, why: Misalignment): void {
+    this.options.metrics.multitrackMisaligned.inc({ rendition: segment.rendition });
+    if (this.warnedMisaligned) return;
+    this.warnedMisaligned = true;
+    this.options.log.warn(
+      { stream: streamId(this.options.ref), rendition: segment.rendition, reason: why, startMs: segment.startDtsMs, seconds: segment.duration },
+      "multitrack publish: a track's keyframes do not line up with track 0's; its segments that do not start and end where the source's do are left out (a gap in its playlist). Give every track the same keyframe interval",
+    );
+  }
+}

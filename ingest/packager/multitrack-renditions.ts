@@ -1,13 +1,15 @@
-// The other video tracks of a multitrack publish as renditions of the run's
-// ladder: each track `N` is the rendition `track<N>`, cut by a fragmenter of
-// its own on the source's timeline, and its segments are listed under the
-// source segment they line up with (track-aligner.ts). Everything it lists
-// goes through the packager's write chain (stream-packager.ts).
+// The tracks of a multitrack publish besides track 0, for the packager: each
+// other video track `N` is the rendition `track<N>` of the run's ladder, cut
+// by a fragmenter of its own on the source's timeline, and its segments are
+// listed under the source segment they line up with (track-aligner.ts), in
+// the packager's write chain (stream-packager.ts); other audio tracks are
+// ignored.
 import type { Logger } from '../../common/log.ts';
 import { trackRendition } from '../../common/renditions.ts';
 import { streamId, type StreamRef, type StreamSettings } from '../../common/livestream.ts';
 import type { IngestMetrics } from '../metrics.ts';
 import { Fragmenter } from './fragmenter.ts';
+import type { PublishSessionHooks } from './publish-session.ts';
 import { DEFAULT_PUBLISH_LIMITS, PublishLimits, type PublishLimitSettings } from './publish-limits.ts';
 import { TrackAligner, type Misalignment, type NumberedSource, type TrackSegment } from './track-aligner.ts';
 import type { RenditionSegmentOutcome } from './stream-packager.ts';
@@ -32,6 +34,26 @@ export class MultitrackRenditions {
 
   constructor(private readonly options: MultitrackRenditionsOptions) {}
 
+  /** What a publish session `sessionFolder` (cut by `source`) does with its tracks besides video and audio track 0. */
+  sessionHooks(sessionFolder: string, source: Fragmenter, startedAt: number | undefined): PublishSessionHooks {
+    const { log, ref } = this.options;
+    return {
+      onIgnoredTrack: (kind, trackId) =>
+        log.info(
+          { stream: streamId(ref), kind, trackId },
+          kind === 'audio'
+            ? `multitrack publish: audio track ${trackId} is ignored; audio track 0 is muxed into every rendition`
+            : `multitrack publish: video track ${trackId} is ignored; this run continues a playlist written without a ladder`,
+        ),
+      openVideoTrack: (trackId) => this.open(sessionFolder, trackId, source, startedAt),
+      onTrackFailed: (trackId, error) =>
+        log.warn(
+          { stream: streamId(ref), trackId, err: error.message },
+          `multitrack publish: video track ${trackId} cannot be packaged and is closed; the other tracks go on`,
+        ),
+    };
+  }
+
   /**
    * Another video track of a multitrack publish: the rendition `track<N>`,
    * cut by a fragmenter of its own on the source's timeline, muxed with the
@@ -39,7 +61,7 @@ export class MultitrackRenditions {
    * most MAX_VIDEO_TRACKS times one track's bounds). Undefined (ignored) when
    * the run cannot be a ladder: it continues a playlist written without one.
    */
-  open(sessionFolder: string, trackId: number, source: Fragmenter, startedAt: number | undefined): Fragmenter | undefined {
+  private open(sessionFolder: string, trackId: number, source: Fragmenter, startedAt: number | undefined): Fragmenter | undefined {
     const { settings, metrics, log } = this.options;
     if (!this.options.useLadder()) return undefined;
     const rendition = trackRendition(trackId);

@@ -309,21 +309,7 @@ export class StreamPackager {
       },
       limits,
     );
-    this.session = new PublishSession(id, fragmenter, {
-      onIgnoredTrack: (kind, trackId) =>
-        this.options.log.info(
-          { stream: streamId(this.ref), kind, trackId },
-          kind === 'audio'
-            ? `multitrack publish: audio track ${trackId} is ignored; audio track 0 is muxed into every rendition`
-            : `multitrack publish: video track ${trackId} is ignored; this run continues a playlist written without a ladder`,
-        ),
-      openVideoTrack: (trackId) => this.multitrack.open(id, trackId, fragmenter, startedAt),
-      onTrackFailed: (trackId, error) =>
-        this.options.log.warn(
-          { stream: streamId(this.ref), trackId, err: error.message },
-          `multitrack publish: video track ${trackId} cannot be packaged and is closed; the other tracks go on`,
-        ),
-    });
+    this.session = new PublishSession(id, fragmenter, this.multitrack.sessionHooks(id, fragmenter, startedAt));
     return this.session;
   }
 

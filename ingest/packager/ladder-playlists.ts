@@ -14,6 +14,15 @@ import type { IngestMetrics } from '../metrics.ts';
 import { BitRate, describeRendition, variantsChanged, type RenditionDescription } from './rendition-media.ts';
 
 /**
+ * What became of a rendition's segment (addRenditionSegment): listed in the
+ * rendition's playlist; `late` (its sequence number left the source's
+ * window, or its place was already marked as a gap, or the run is over);
+ * `skipped` (the media volume could not take it: a gap); `refused` (not a
+ * rendition this run can have: no ladder, or not a rendition name).
+ */
+export type RenditionSegmentOutcome = 'listed' | 'late' | 'skipped' | 'refused';
+
+/**
  * A rendition segment may arrive until the source has listed this many more
  * segments after its own; past that its place is marked as a gap
  * (EXT-X-GAP), so a rendition that lags or stops still has a playlist that

@@ -12,7 +12,7 @@ import { Fragmenter } from './fragmenter.ts';
 import type { PublishSessionHooks } from './publish-session.ts';
 import { DEFAULT_PUBLISH_LIMITS, PublishLimits, type PublishLimitSettings } from './publish-limits.ts';
 import { TrackAligner, type Misalignment, type NumberedSource, type TrackSegment } from './track-aligner.ts';
-import type { RenditionSegmentOutcome } from './stream-packager.ts';
+import type { RenditionSegmentOutcome } from './ladder-playlists.ts';
 
 export interface MultitrackRenditionsOptions {
   ref: StreamRef;

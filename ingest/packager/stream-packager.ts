@@ -25,7 +25,7 @@ import { MEDIA_TMP_DIR, writeFileAtomic } from '../../common/atomic-file.ts';
 import { Fragmenter, type SegmentOutput } from './fragmenter.ts';
 import { MediaPlaylist, RUN_HISTORY_FILE, type PlaylistSegment } from '../../common/media-playlist.ts';
 import { PublishSession } from './publish-session.ts';
-import { LadderPlaylists, type RenderedPlaylist } from './ladder-playlists.ts';
+import { LadderPlaylists, type RenderedPlaylist, type RenditionSegmentOutcome } from './ladder-playlists.ts';
 import { MultitrackRenditions } from './multitrack-renditions.ts';
 import { DEFAULT_PUBLISH_LIMITS, PublishLimits, type PublishLimitSettings } from './publish-limits.ts';
 import type { MediaObjectKind, RunStorage } from '../run-storage.ts';
@@ -70,16 +70,7 @@ export interface SourceSegment {
   duration: number;
 }
 
-/**
- * What became of a rendition's segment (addRenditionSegment): listed in the
- * rendition's playlist; `late` (its sequence number left the source's
- * window, or its place was already marked as a gap, or the run is over);
- * `skipped` (the media volume could not take it: a gap); `refused` (not a
- * rendition this run can have: no ladder, or not a rendition name).
- */
-export type RenditionSegmentOutcome = 'listed' | 'late' | 'skipped' | 'refused';
-
-export { RENDITION_PATIENCE_SEGMENTS } from './ladder-playlists.ts';
+export { RENDITION_PATIENCE_SEGMENTS, type RenditionSegmentOutcome } from './ladder-playlists.ts';
 
 /** At the end of a run, its final playlists wait at most this many segment durations for the renditions of its last segments. */
 const RENDITION_FINAL_WAIT_SECONDS = 3;

@@ -4,6 +4,7 @@
 // to the parts that read LiveStreams from elsewhere (the local key file).
 
 import type { PlaybackAccess } from './playback-token.ts';
+import { renditionProblems } from './renditions.ts';
 
 export const API_GROUP = 'tteok.dev';
 export const API_VERSION = 'v1alpha1';
@@ -17,6 +18,8 @@ export interface LiveStreamSpec {
   retention?: { keepAfterEnd?: boolean };
   keyRotation?: number;
   playback?: { access?: PlaybackAccess };
+  /** Presets the transcoder encodes from the source (common/renditions.ts); absent: the ingest's TTEOK_DEFAULT_RENDITIONS; `[]`: none. */
+  renditions?: string[];
 }
 
 export interface LiveStreamObject {
@@ -42,6 +45,8 @@ export interface StreamSettings {
   keepAfterEnd: boolean;
   /** `private`: media only with a playback token (common/playback-token.ts). */
   access: PlaybackAccess;
+  /** The presets the transcoder encodes for this stream (common/renditions.ts); `[]`: no transcoded renditions. */
+  renditions: string[];
 }
 
 export const DEFAULT_SETTINGS: StreamSettings = {
@@ -51,6 +56,7 @@ export const DEFAULT_SETTINGS: StreamSettings = {
   playlistLength: 6,
   keepAfterEnd: false,
   access: 'public',
+  renditions: [],
 };
 
 export const SEGMENT_SECONDS_MIN = 1;
@@ -75,15 +81,21 @@ export function streamId(ref: StreamRef): string {
   return `${ref.namespace}/${ref.name}`;
 }
 
+/** What the operator chose for streams that do not say (TTEOK_DEFAULT_RENDITIONS). */
+export interface SpecDefaults {
+  /** Renditions of a LiveStream without `spec.renditions` (an explicit `[]` keeps none). */
+  renditions?: readonly string[];
+}
+
 /**
  * Checks a LiveStream read from outside Kubernetes and fills in defaults.
  * Returns the problems found, each naming the field, so a bad file is refused
  * with a message that says what to fix.
  */
-export function settingsFromSpec(spec: LiveStreamSpec | undefined): { settings: StreamSettings; problems: string[] } {
+export function settingsFromSpec(spec: LiveStreamSpec | undefined, defaults: SpecDefaults = {}): { settings: StreamSettings; problems: string[] } {
   const problems: string[] = [];
   const s = spec ?? {};
-  const settings: StreamSettings = { ...DEFAULT_SETTINGS };
+  const settings: StreamSettings = { ...DEFAULT_SETTINGS, renditions: [...(defaults.renditions ?? DEFAULT_SETTINGS.renditions)] };
   if (s.title !== undefined) {
     if (typeof s.title !== 'string') problems.push('spec.title must be a string');
     else settings.title = s.title;
@@ -113,6 +125,11 @@ export function settingsFromSpec(spec: LiveStreamSpec | undefined): { settings: 
   if (access !== undefined) {
     if (access !== 'public' && access !== 'private') problems.push('spec.playback.access must be "public" or "private"');
     else settings.access = access;
+  }
+  if (s.renditions !== undefined) {
+    const bad = renditionProblems(s.renditions);
+    if (bad.length > 0) problems.push(...bad);
+    else settings.renditions = [...s.renditions];
   }
   return { settings, problems };
 }

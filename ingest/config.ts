@@ -1,7 +1,7 @@
 // The ingest's configuration, from environment variables. README.md lists
 // every one with its default; keep the two in step.
 import { ConfigError, envOptional, envString, envVar, readEnv, type Env, type EnvTable } from '../common/env-config.ts';
-import { S3_ENV } from '../common/shared-env.ts';
+import { RENDITIONS_ENV, S3_ENV } from '../common/shared-env.ts';
 import type { RtmpLimits } from './rtmp/rtmp-server.ts';
 import { DEFAULT_PUBLISH_LIMITS, type PublishLimitSettings } from './packager/publish-limits.ts';
 
@@ -44,6 +44,8 @@ export interface IngestConfig {
   mediaVolumeBytes: number | undefined;
   /** What one admitted publish may hold and produce: GOP length, open fragment bytes, pace (publish-limits.ts). */
   publishLimits: PublishLimitSettings;
+  /** Renditions of LiveStreams without spec.renditions (TTEOK_DEFAULT_RENDITIONS). */
+  defaultRenditions: string[];
 }
 
 /**
@@ -144,6 +146,7 @@ export const INGEST_ENV = {
     100,
     "target durations the stream's media time may run ahead of the wall clock; past it the publish ends",
   ),
+  ...RENDITIONS_ENV,
 } satisfies EnvTable;
 
 export function loadIngestConfig(env: Env = process.env): IngestConfig {
@@ -212,6 +215,7 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
     mediaFullPercent: e.mediaFullPercent,
     mediaVolumeBytes: e.mediaVolumeBytes,
     publishLimits: { maxGopSeconds: e.maxGopSeconds, maxFragmentBytes, maxAheadSegments: e.maxAheadSegments },
+    defaultRenditions: e.defaultRenditions,
   };
 }
 

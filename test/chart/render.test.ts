@@ -96,6 +96,8 @@ t.test('wrong values fail at install with a message naming the value', async (t)
       /gateway\.events\.heartbeatMs \(30000\) must be below gateway\.connectionTimeoutMs \(30000\)/,
     ],
     ['player source origin "*"', [...required, '--set-string', 'gateway.playerSrcOrigins[0]=*'], /gateway\/playerSrcOrigins/],
+    ['a default rendition that is not a preset', [...required, '--set', 'defaultRenditions={480p,240p}'], /defaultRenditions\/1/],
+    ['a default rendition twice', [...required, '--set', 'defaultRenditions={480p,480p}'], /defaultRenditions/],
   ];
   for (const [what, args, message] of cases) {
     const r = await helmTemplate({ extra: args });
@@ -302,6 +304,10 @@ t.test('every pod learns its name and namespace from the downward API, and reads
   t.equal(config.TTEOK_S3_BUCKET, 'tteok-media');
   t.equal(config.TTEOK_PLAYBACK_BASE_URL, 'https://d111111abcdef8.cloudfront.net', 'cdn.baseUrl becomes TTEOK_PLAYBACK_BASE_URL');
   t.equal(config.TTEOK_STORAGE, 's3');
+  t.equal(config.TTEOK_DEFAULT_RENDITIONS, '', 'no default renditions unless asked');
+  const allConfig = get(all, 'ConfigMap', 't-tteok-config').data as Record<string, string>;
+  t.equal(allConfig.TTEOK_DEFAULT_RENDITIONS, '480p,360p', 'defaultRenditions becomes TTEOK_DEFAULT_RENDITIONS');
+  t.same(loadIngestConfig({ ...allConfig }).defaultRenditions, ['480p', '360p'], 'which the ingest reads');
 });
 
 t.test('every TTEOK_ variable the chart sets is one the code reads', async (t) => {

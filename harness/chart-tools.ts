@@ -8,7 +8,7 @@
 // test/tools/install-cfn-lint.sh (all in ${TTEOK_TOOLS_CACHE:-~/.cache/tteok}),
 // promtool from Debian's prometheus package.
 import { execFile } from 'node:child_process';
-import { constants as fsConstants, accessSync, readFileSync, readdirSync } from 'node:fs';
+import { constants as fsConstants, accessSync, existsSync, readFileSync, readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -161,7 +161,8 @@ export function exportedMetrics(): Map<string, { type: string; file: string }> {
       }
     }
   };
-  for (const dir of ['ingest', 'gateway', 'controller']) walk(join(ROOT, dir));
+  // transcoder/: the transcoder role's, where the tree has it.
+  for (const dir of ['ingest', 'gateway', 'controller', 'transcoder']) if (existsSync(join(ROOT, dir))) walk(join(ROOT, dir));
   return found;
 }
 

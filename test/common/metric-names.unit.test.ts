@@ -43,7 +43,7 @@ t.test('a point in time is a gauge named _timestamp_seconds', async (t) => {
 
 t.test('names are snake_case with the tteok_<role>_ prefix and base units', async (t) => {
   for (const [name, { file }] of metrics) {
-    t.match(name, /^tteok_(ingest|gateway|controller)_[a-z0-9]+(_[a-z0-9]+)*$/, `${name} (${file})`);
+    t.match(name, /^tteok_(ingest|gateway|controller|transcoder)_[a-z0-9]+(_[a-z0-9]+)*$/, `${name} (${file})`);
     t.notMatch(name, /_(milliseconds|ms|microseconds|minutes|hours|kilobytes|megabytes|kib|mib)(_|$)/, `${name} (${file}) uses base units (seconds, bytes)`);
   }
 });

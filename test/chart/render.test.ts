@@ -581,6 +581,16 @@ t.test('transcoder: its own Deployment, no token, CPU from its sizing, reachable
   t.equal(allPolicy.spec.ingress.length, 2, 'with a ServiceMonitor, Prometheus may scrape too');
   t.same(allPolicy.spec.ingress[1]!.from, [{ namespaceSelector: {}, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } } }]);
 
+  const fixed = parseDocs(
+    await render({ values: [CI_VALUES['default']!], set: ['transcoder.service.clusterIP=10.0.0.12', 'transcoder.url=http://10.0.0.12'] }),
+  );
+  t.equal((get(fixed, 'Service', 't-tteok-transcoder').spec as { clusterIP?: string }).clusterIP, '10.0.0.12', 'a fixed ClusterIP');
+  t.equal(
+    envOf(podSpec(get(fixed, 'StatefulSet', 't-tteok-ingest')).containers[0]!).get('TTEOK_TRANSCODER_URL')?.value,
+    'http://10.0.0.12',
+    'transcoder.url: the ingest needs no cluster DNS',
+  );
+
   t.notOk(find(def, 'HorizontalPodAutoscaler'), 'no autoscaler by default');
   const hpa = get(all, 'HorizontalPodAutoscaler', 't-tteok-transcoder') as K8sObject & {
     spec: { scaleTargetRef: { name: string }; minReplicas: number; maxReplicas: number; metrics: Array<{ resource: { name: string } }> };

@@ -32,7 +32,11 @@ limits:
 {{- end -}}
 {{- end -}}
 
-{{/* The URL the ingest reaches the transcoder Service at. */}}
+{{/* The URL the ingest reaches the transcoder Service at: transcoder.url, else the Service's DNS name. */}}
 {{- define "tteok.transcoderUrl" -}}
+{{- if .Values.transcoder.url -}}
+{{- .Values.transcoder.url -}}
+{{- else -}}
 {{- printf "http://%s.%s.svc" (include "tteok.componentName" (dict "context" . "component" "transcoder")) (include "tteok.namespace" .) -}}
+{{- end -}}
 {{- end -}}

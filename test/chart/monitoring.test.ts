@@ -134,8 +134,8 @@ t.test('the dashboard covers latency (ingest and viewers), uploads, backlog, str
     'tteok_controller_reconcile_duration_seconds',
     'tteok_controller_reconcile_errors_total',
     'tteok_controller_leader',
-    'tteok_rendition_segment_latency_seconds',
-    'tteok_rendition_segments_missing_total',
+    'tteok_ingest_rendition_segment_latency_seconds',
+    'tteok_ingest_rendition_segments_missing_total',
     'tteok_transcoder_cpu_seconds_total',
   ])
     t.ok(read.has(m), `a panel shows ${m}`);
@@ -192,11 +192,11 @@ t.test('each alert fires when things go wrong and stays quiet when they do not (
     },
     ...hist('tteok_ingest_segment_latency_seconds', 'ingest-0', !bad, '5', ['0.5', '1', '2', '3', '5', '10', '+Inf']),
     ...hist('tteok_gateway_segment_latency_seconds', 'gateway-a', !bad, '7.5', ['0.5', '1', '2', '4', '5', '7.5', '10', '+Inf']),
-    ...hist('tteok_rendition_segment_latency_seconds', 'ingest-0', !bad, '5', ['0.5', '1', '2', '3', '5', '10', '+Inf']).map((s) => ({
+    ...hist('tteok_ingest_rendition_segment_latency_seconds', 'ingest-0', !bad, '5', ['0.5', '1', '2', '3', '5', '10', '+Inf']).map((s) => ({
       ...s,
       series: s.series.replace('{', '{rendition="360p",'),
     })),
-    { series: `tteok_rendition_segments_missing_total{${ns},pod="ingest-0",rendition="480p",reason="busy"}`, values: '0x30' },
+    { series: `tteok_ingest_rendition_segments_missing_total{${ns},pod="ingest-0",rendition="480p",reason="busy"}`, values: '0x30' },
     { series: `tteok_transcoder_jobs_in_flight{${ns},pod="transcoder-a"}`, values: bad ? '4x30' : '1x30' },
     { series: `tteok_transcoder_requests_total{${ns},pod="transcoder-a",kind="renditions",outcome="ok"}`, values: '0+60x30' },
     { series: `tteok_transcoder_requests_total{${ns},pod="transcoder-a",kind="renditions",outcome="busy"}`, values: '0x30' },
@@ -218,20 +218,20 @@ t.test('each of the two conditions of the rendition and transcoder alerts fires 
   const ns = 'namespace="tteok"';
   const only = (name: string) => alerts.find((a) => a.alert === name)!;
   const healthyLatency = ['0.5', '1', '2', '3', '5', '10', '+Inf'].map((le) => ({
-    series: `tteok_rendition_segment_latency_seconds_bucket{${ns},pod="ingest-0",rendition="360p",le="${le}"}`,
+    series: `tteok_ingest_rendition_segment_latency_seconds_bucket{${ns},pod="ingest-0",rendition="360p",le="${le}"}`,
     values: '0+60x30',
   }));
   const cases: Array<{ what: string; alert: string; series: Array<{ series: string; values: string }>; fires: boolean }> = [
     {
       what: 'segments missing while the latency is fine',
       alert: 'TteokRenditionLagging',
-      series: [...healthyLatency, { series: `tteok_rendition_segments_missing_total{${ns},pod="ingest-0",rendition="480p",reason="busy"}`, values: '0+3x30' }],
+      series: [...healthyLatency, { series: `tteok_ingest_rendition_segments_missing_total{${ns},pod="ingest-0",rendition="480p",reason="busy"}`, values: '0+3x30' }],
       fires: true,
     },
     {
       what: 'nothing missing, latency fine',
       alert: 'TteokRenditionLagging',
-      series: [...healthyLatency, { series: `tteok_rendition_segments_missing_total{${ns},pod="ingest-0",rendition="480p",reason="busy"}`, values: '0x30' }],
+      series: [...healthyLatency, { series: `tteok_ingest_rendition_segments_missing_total{${ns},pod="ingest-0",rendition="480p",reason="busy"}`, values: '0x30' }],
       fires: false,
     },
     {

@@ -536,7 +536,7 @@ t.test('transcoder: its own Deployment, no token, CPU from its sizing, reachable
   );
   const env = envOf(c);
   t.equal(env.get('TTEOK_TRANSCODER_MAX_JOBS')?.value, '2');
-  t.equal(env.get('TTEOK_TRANSCODER_PORT')?.value, '9938');
+  t.equal(env.get('TTEOK_TRANSCODER_HTTP_PORT')?.value, '9938');
   t.same(c.ports, [{ name: 'http', containerPort: 9938, protocol: 'TCP' }]);
   t.equal(c.livenessProbe?.httpGet?.path, '/healthz');
   t.equal(c.readinessProbe?.httpGet?.path, '/readyz');

@@ -26,6 +26,12 @@ export interface PlaylistSegment {
   initUri: string;
   /** A discontinuity precedes this segment. */
   discontinuity: boolean;
+  /**
+   * EXT-X-GAP (RFC 8216bis 4.4.4.7): a rendition of a ladder has no segment
+   * for this stretch (it lagged or stopped). The URI is never stored, and
+   * players do not load it (hls.js ≥1.4 switches to another rendition).
+   */
+  gap?: boolean;
 }
 
 export class MediaPlaylist {
@@ -69,7 +75,7 @@ export class MediaPlaylist {
   /**
    * The rendered playlist and every URI it names, in order (each init segment
    * before its media segments): what the uploader must store before it,
-   * without parsing the text back.
+   * without parsing the text back. A gap's URI is not named: it is no object.
    */
   renderNamed(options: { vod?: boolean } = {}): { text: string; names: string[] } {
     const all = this.segments;
@@ -93,8 +99,9 @@ export class MediaPlaylist {
         currentInit = s.initUri;
         names.push(s.initUri);
       }
+      if (s.gap) text += '#EXT-X-GAP\n';
       text += `#EXT-X-PROGRAM-DATE-TIME:${new Date(s.programDateTime).toISOString()}\n#EXTINF:${s.duration.toFixed(3)},\n${s.uri}\n`;
-      names.push(s.uri);
+      if (!s.gap) names.push(s.uri);
     }
     if (this.ended) text += '#EXT-X-ENDLIST\n';
     return { text, names };
@@ -108,8 +115,8 @@ export class MediaPlaylist {
     playlist.firstSequence = parsed.mediaSequence;
     playlist.discontinuitiesBefore = parsed.discontinuitySequence;
     playlist.ended = parsed.ended;
-    for (const { uri, duration, programDateTime, initUri, discontinuity } of parsed.segments) {
-      playlist.segments.push({ uri, duration, programDateTime: programDateTime ?? 0, initUri, discontinuity });
+    for (const { uri, duration, programDateTime, initUri, discontinuity, gap } of parsed.segments) {
+      playlist.segments.push({ uri, duration, programDateTime: programDateTime ?? 0, initUri, discontinuity, ...(gap ? { gap } : {}) });
     }
     return playlist;
   }
@@ -132,6 +139,8 @@ export interface ListedSegment {
   initUri: string;
   /** An EXT-X-DISCONTINUITY precedes it. */
   discontinuity: boolean;
+  /** EXT-X-GAP: no object behind the URI (a ladder rendition's missing segment); not in `uris`. */
+  gap?: boolean;
 }
 
 export interface ParsedMediaPlaylist {
@@ -146,7 +155,7 @@ export interface ParsedMediaPlaylist {
   segments: ListedSegment[];
   /** Every EXT-X-MAP URI, in order. */
   initUris: string[];
-  /** Every URI named, init segments and media segments in the order listed (each init before the segments it applies to). */
+  /** Every URI named, init segments and media segments in the order listed (each init before the segments it applies to); gaps left out. */
   uris: string[];
 }
 
@@ -169,12 +178,22 @@ export function parseMediaPlaylist(m3u8: string): ParsedMediaPlaylist {
   let programDateTime: number | undefined;
   let initUri = '';
   let discontinuity = false;
+  let gap = false;
   for (const raw of m3u8.split('\n')) {
     const line = raw.trim();
     if (line.length === 0) continue;
     if (!line.startsWith('#')) {
-      out.segments.push({ uri: line, duration, sequence: out.mediaSequence + out.segments.length, programDateTime, initUri, discontinuity });
-      out.uris.push(line);
+      out.segments.push({
+        uri: line,
+        duration,
+        sequence: out.mediaSequence + out.segments.length,
+        programDateTime,
+        initUri,
+        discontinuity,
+        ...(gap ? { gap } : {}),
+      });
+      if (!gap) out.uris.push(line);
+      gap = false;
       // RFC 8216: a date applies to its segment; the segments after it follow on from it.
       if (programDateTime !== undefined) programDateTime += duration * 1000;
       duration = 0;
@@ -184,6 +203,7 @@ export function parseMediaPlaylist(m3u8: string): ParsedMediaPlaylist {
       const t = Date.parse(line.slice(25));
       programDateTime = Number.isNaN(t) ? undefined : t;
     } else if (line === '#EXT-X-DISCONTINUITY') discontinuity = true;
+    else if (line === '#EXT-X-GAP') gap = true;
     else if (line.startsWith('#EXT-X-MAP:')) {
       initUri = /URI="([^"]+)"/.exec(line)?.[1] ?? '';
       if (initUri) {

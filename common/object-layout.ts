@@ -5,6 +5,8 @@
 //   <prefix>/<namespace>/<name>/index.m3u8              stable playlist key (short-lived cache)
 //   <prefix>/<namespace>/<name>/<run>/init-<n>.mp4       init segment, one per publish session
 //   <prefix>/<namespace>/<name>/<run>/<n>-<seq>.m4s      media segments (cached forever)
+//   <prefix>/<namespace>/<name>/<rendition>.m3u8         with an adaptive ladder: each rendition's
+//   <prefix>/<namespace>/<name>/<run>/<rendition>/…      playlist and segments (common/renditions.ts)
 //
 // <run> is unique per publish session and never reused, so every segment name
 // is unique for all time and CDNs can cache segments as immutable. The stream
@@ -22,7 +24,16 @@ export function playlistKey(ref: StreamRef, prefix = ''): string {
   return joinKey(prefix, ref.namespace, ref.name, PLAYLIST_FILE);
 }
 
-/** The session folder of a URI a stream's playlist names ("<session>/<file>"). */
+/**
+ * A playlist in a stream's folder: `index.m3u8`, and a ladder's media
+ * playlists (`source.m3u8`, `480p.m3u8`, …; common/renditions.ts), not the
+ * run's history (`history.m3u8`, media-playlist.ts), which is stored as its own kind.
+ */
+export function isPlaylistUri(uri: string): boolean {
+  return /^[A-Za-z0-9_-]+\.m3u8$/.test(uri) && uri !== 'history.m3u8';
+}
+
+/** The session folder of a URI a stream's playlist names ("<session>/<file>", or "<session>/<rendition>/<file>"). */
 export function sessionFolderOf(uri: string): string {
   return uri.split('/')[0]!;
 }

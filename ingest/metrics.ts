@@ -167,6 +167,28 @@ export class IngestMetrics {
     registers: [this.registry],
   });
 
+  // The adaptive ladder (README "Adaptive ladder"): renditions besides the source, by rendition name (a bounded set).
+  readonly renditionSegments = new Counter({
+    name: 'tteok_ingest_rendition_segments_total',
+    help: 'Segments of ladder renditions other than the source, by rendition and outcome (listed; late: its place was gone or marked a gap; skipped: the media volume could not take it).',
+    labelNames: ['rendition', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly renditionGaps = new Counter({
+    name: 'tteok_ingest_rendition_gaps_total',
+    help: 'Segments a rendition playlist marks as a gap (EXT-X-GAP): the rendition had none for that stretch of the source in time.',
+    labelNames: ['rendition'] as const,
+    registers: [this.registry],
+  });
+
+  readonly multitrackMisaligned = new Counter({
+    name: 'tteok_ingest_multitrack_misaligned_segments_total',
+    help: "Segments of a multitrack publish's other video tracks left out because they do not start and end where track 0's segment does (keyframes not lined up), by rendition.",
+    labelNames: ['rendition'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'tteok_ingest_' });
   }

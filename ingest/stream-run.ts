@@ -20,10 +20,12 @@ import type { Logger } from '../common/log.ts';
 import { streamId, type StreamRef, type StreamSettings } from '../common/livestream.ts';
 import { MediaPlaylist, RUN_HISTORY_FILE } from '../common/media-playlist.ts';
 import { PLAYLIST_FILE } from '../common/object-layout.ts';
+import { isMultivariant, parseMultivariantPlaylist, type Variant } from '../common/multivariant-playlist.ts';
+import { renditionPlaylistFile, SOURCE_RENDITION } from '../common/renditions.ts';
 import type { MediaVolumeGuard } from './media-volume.ts';
 import type { IngestMetrics } from './metrics.ts';
 import type { PublishSession } from './packager/publish-session.ts';
-import { StreamPackager } from './packager/stream-packager.ts';
+import { StreamPackager, type RenditionSegmentOutcome, type SourceSegment, type StoredRun } from './packager/stream-packager.ts';
 import type { RunStorage } from './run-storage.ts';
 import type { PublishLimitSettings } from './packager/publish-limits.ts';
 
@@ -42,6 +44,12 @@ export interface RunContext {
   volume?: MediaVolumeGuard;
   /** What one publish may hold and produce (publish-limits.ts); the defaults when absent. */
   publishLimits?: PublishLimitSettings;
+  /**
+   * Each source segment once written and numbered (the transcoder's driver:
+   * it answers with run.addRenditionSegment). Called in the run's write
+   * chain: it must return at once.
+   */
+  onSourceSegment?(run: StreamRun, segment: SourceSegment): void;
   metrics: IngestMetrics;
   log: Logger;
 }
@@ -87,6 +95,7 @@ export class StreamRun {
       ...(ctx.volume ? { volume: ctx.volume } : {}),
       ...(ctx.publishLimits ? { publishLimits: ctx.publishLimits } : {}),
       ...(start.previous ? { after: start.previous.packager.flushed() } : {}),
+      ...(ctx.onSourceSegment ? { onSourceSegment: (segment: SourceSegment) => ctx.onSourceSegment!(this, segment) } : {}),
     });
     const ended = new Promise<void>((resolve) => (this.resolveEnded = resolve));
     // The claim says "this stream's media is being written here": the
@@ -241,6 +250,21 @@ export class StreamRun {
     else if (this.inGrace) void this.finish();
   }
 
+  /** The run's settings (its LiveStream's, as the run began). */
+  get settings(): StreamSettings {
+    return this.packager.settings;
+  }
+
+  /** Whether the run writes an adaptive ladder (a multivariant `index.m3u8`; see StreamPackager.isLadder). */
+  get isLadder(): boolean {
+    return this.packager.isLadder;
+  }
+
+  /** A segment of another rendition for the source's segment `sequence` (StreamPackager.addRenditionSegment). */
+  addRenditionSegment(rendition: string, sequence: number, init: Uint8Array, data: Uint8Array): Promise<RenditionSegmentOutcome> {
+    return this.packager.addRenditionSegment(rendition, sequence, init, data);
+  }
+
   /** Resolves once every file the run queued so far is written. */
   flushed(): Promise<void> {
     return this.packager.flushed();
@@ -261,12 +285,33 @@ export class StreamRun {
     this.graceTimer.unref();
   }
 
-  private async readStoredPlaylist(): Promise<MediaPlaylist | undefined> {
+  /**
+   * The run another ingest stored: its playlist, or for a ladder the source's
+   * playlist (the run's timeline) and every rendition's that the
+   * multivariant `index.m3u8` names.
+   */
+  private async readStoredPlaylist(): Promise<StoredRun | undefined> {
     // No playlist stored (the run before stored none yet) is an answer too: a new run.
-    const text = await this.readStoredWithRetry(PLAYLIST_FILE, () => true);
+    let text = await this.readStoredWithRetry(PLAYLIST_FILE, () => true);
     if (text === undefined) return undefined;
+    const windowLength = this.packager.settings.playlistLength;
     try {
-      return MediaPlaylist.parse(text, this.packager.settings.playlistLength);
+      if (!isMultivariant(text)) return { source: MediaPlaylist.parse(text, windowLength) };
+      const variants: Variant[] = parseMultivariantPlaylist(text);
+      text = await this.readStoredWithRetry(renditionPlaylistFile(SOURCE_RENDITION), (t) => t !== undefined);
+      if (text === undefined) throw new Error('the ladder has no source playlist stored');
+      const source = MediaPlaylist.parse(text, windowLength);
+      const renditions = new Map<string, MediaPlaylist>();
+      for (const v of variants) {
+        if (v.name === SOURCE_RENDITION) continue;
+        const body = await this.ctx.storage.readStored(this.ref, v.uri).catch(() => undefined);
+        try {
+          if (body !== undefined) renditions.set(v.name, MediaPlaylist.parse(body, windowLength));
+        } catch {
+          // A rendition unreadable: it starts over with its next segment.
+        }
+      }
+      return { source, variants, renditions };
     } catch (error) {
       this.ctx.log.warn({ stream: streamId(this.ref), err: (error as Error).message }, 'the stored playlist is unreadable; starting a new run');
       return undefined;

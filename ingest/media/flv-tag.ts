@@ -8,25 +8,30 @@
 // MP3, …) and Enhanced RTMP (veovera's enhanced-rtmp v1/v2, what OBS 30+ and
 // ffmpeg 6.1+ send for HEVC, AV1 and Opus), where a FourCC names the codec.
 // Enhanced RTMP v2 may also carry several tracks in one message (multitrack):
-// only the default track, id 0, is packaged; the ids of the others are
-// reported so the session can say they were ignored.
+// the default track, id 0, is the tag itself; the others' ids are reported,
+// and each other video track's payload is decoded the same way, for the
+// session to package as a rendition of the ladder (or ignore).
 
 export type VideoFormat = 'avc' | 'hevc' | 'av1';
 export type AudioFormat = 'aac' | 'opus';
 
 interface Tracks {
-  /** Track ids other than the default (0) that this multitrack message carried; they are not packaged. */
+  /** Track ids other than the default (0) that this multitrack message carried. */
   otherTracks?: number[];
 }
 
-export type VideoTag = (
+export type VideoTrackTag =
   | { kind: 'video-config'; codec: VideoFormat; record: Uint8Array }
   | { kind: 'video-frame'; codec: VideoFormat; keyframe: boolean; compositionOffsetMs: number; data: Uint8Array }
   | { kind: 'video-end' }
   | { kind: 'video-unsupported'; codecName: string }
-  | { kind: 'ignored' }
-) &
-  Tracks;
+  | { kind: 'ignored' };
+
+export type VideoTag = VideoTrackTag &
+  Tracks & {
+    /** The other video tracks' payloads in this multitrack message, decoded like track 0's (views into the message, not copies). */
+    trackTags?: Array<{ trackId: number; tag: VideoTrackTag }>;
+  };
 
 export type AudioTag = (
   | { kind: 'audio-config'; codec: AudioFormat; config: Uint8Array }
@@ -211,35 +216,38 @@ function parseEnhancedVideoTag(body: Uint8Array): VideoTag {
   const frameType = (first >> 4) & 0x07;
   const { packetType, tracks } = readEnhancedBody(r, r.skipModEx(first & 0x0f, VIDEO_MOD_EX), VIDEO_MULTITRACK);
   const others = otherTracksOf(tracks);
+  if (others.otherTracks) {
+    const trackTags: Array<{ trackId: number; tag: VideoTrackTag }> = [];
+    for (const [trackId, payload] of tracks) if (trackId !== DEFAULT_TRACK) trackTags.push({ trackId, tag: videoTrackTag(frameType, packetType, payload) });
+    Object.assign(others, { trackTags });
+  }
   const main = tracks.get(DEFAULT_TRACK);
   if (!main) return { kind: 'ignored', ...others };
-  const format = VIDEO_FOURCCS[main.fourcc];
-  if (!format) return { kind: 'video-unsupported', codecName: VIDEO_FOURCC_NAMES[main.fourcc] ?? `enhanced RTMP video "${main.fourcc}"`, ...others };
+  return { ...videoTrackTag(frameType, packetType, main), ...others };
+}
+
+/** One track's payload of an enhanced video message, by its packet type. */
+function videoTrackTag(frameType: number, packetType: number, track: TrackPayload): VideoTrackTag {
+  const format = VIDEO_FOURCCS[track.fourcc];
+  if (!format) return { kind: 'video-unsupported', codecName: VIDEO_FOURCC_NAMES[track.fourcc] ?? `enhanced RTMP video "${track.fourcc}"` };
   // Command frames (start/end of a seek) and metadata (HDR colour info) carry no media.
-  if (frameType === FRAME_TYPE_COMMAND || packetType === VIDEO_METADATA) return { kind: 'ignored', ...others };
-  const data = main.data;
+  if (frameType === FRAME_TYPE_COMMAND || packetType === VIDEO_METADATA) return { kind: 'ignored' };
+  const data = track.data;
   switch (packetType) {
     case VIDEO_SEQUENCE_START:
-      return { kind: 'video-config', codec: format, record: data, ...others };
+      return { kind: 'video-config', codec: format, record: data };
     case VIDEO_SEQUENCE_END:
-      return { kind: 'video-end', ...others };
+      return { kind: 'video-end' };
     case VIDEO_CODED_FRAMES: {
       // AV1 has no B-frame reordering in the container: no composition offset field.
-      if (format === 'av1') return { kind: 'video-frame', codec: format, keyframe: frameType === FRAME_TYPE_KEY, compositionOffsetMs: 0, data, ...others };
-      if (data.length < 3) return { kind: 'ignored', ...others };
-      return {
-        kind: 'video-frame',
-        codec: format,
-        keyframe: frameType === FRAME_TYPE_KEY,
-        compositionOffsetMs: readSi24(data, 0),
-        data: data.subarray(3),
-        ...others,
-      };
+      if (format === 'av1') return { kind: 'video-frame', codec: format, keyframe: frameType === FRAME_TYPE_KEY, compositionOffsetMs: 0, data };
+      if (data.length < 3) return { kind: 'ignored' };
+      return { kind: 'video-frame', codec: format, keyframe: frameType === FRAME_TYPE_KEY, compositionOffsetMs: readSi24(data, 0), data: data.subarray(3) };
     }
     case VIDEO_CODED_FRAMES_X:
-      return { kind: 'video-frame', codec: format, keyframe: frameType === FRAME_TYPE_KEY, compositionOffsetMs: 0, data, ...others };
+      return { kind: 'video-frame', codec: format, keyframe: frameType === FRAME_TYPE_KEY, compositionOffsetMs: 0, data };
     default:
-      return { kind: 'ignored', ...others }; // MPEG-2 TS sequence start and future packet types
+      return { kind: 'ignored' }; // MPEG-2 TS sequence start and future packet types
   }
 }
 

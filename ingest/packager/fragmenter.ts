@@ -40,10 +40,14 @@ export interface SegmentOutput {
   data: Uint8Array;
   /** Media duration in seconds, from the fragment itself. */
   duration: number;
+  /** Presentation time of its first frame (of its video, when it has video), in seconds on its init segment's timeline. */
+  startSeconds: number;
   /** Wall-clock ms at which the segment's first video frame (first audio frame, with no video) arrived. */
   arrivedAt: number;
   /** Set on the first segment after a new init segment. */
   initGeneration: number;
+  /** The RTMP timestamp (decode time, ms) of the keyframe that starts it: the same in every track of a multitrack publish. */
+  startDtsMs: number;
 }
 
 export interface FragmenterSink {
@@ -58,6 +62,7 @@ export type DropReason = 'before_first_keyframe' | 'timestamp_regression' | 'mux
 interface KeyframeArrival {
   pts: number;
   arrivedAt: number;
+  dtsMs: number;
 }
 
 /** mediabunny's Target write hook: internal (not in its typings), what every write of its muxer goes through. */
@@ -194,9 +199,9 @@ class Generation {
     }
   }
 
-  async addVideo(pts: number, keyframe: boolean, data: Uint8Array, arrivedAt: number, duration: number): Promise<void> {
+  async addVideo(pts: number, keyframe: boolean, data: Uint8Array, arrivedAt: number, duration: number, dtsMs: number): Promise<void> {
     if (!this.video || !this.videoConfig) return;
-    if (keyframe) this.keyframes.push({ pts, arrivedAt });
+    if (keyframe) this.keyframes.push({ pts, arrivedAt, dtsMs });
     const packet = new EncodedPacket(data, keyframe ? 'key' : 'delta', pts, duration);
     if (this.firstVideoPacket) {
       this.firstVideoPacket = false;
@@ -215,7 +220,7 @@ class Generation {
 
   async addAudio(pts: number, data: Uint8Array, arrivedAt: number): Promise<void> {
     if (!this.audio || !this.audioConfig) return;
-    if (!this.video) this.keyframes.push({ pts, arrivedAt });
+    if (!this.video) this.keyframes.push({ pts, arrivedAt, dtsMs: this.baseDtsMs + Math.round(pts * 1000) });
     const duration = this.audioConfig.format === 'opus' ? opusPacketDuration(data) : 1024 / this.audioConfig.sampleRate;
     const packet = new EncodedPacket(data, 'key', pts, duration);
     if (this.firstAudioPacket) {
@@ -247,11 +252,14 @@ class Generation {
     this.capture = undefined;
     if (!this.tracks) return;
     const timing = parseFragmentTiming(capture.moof, this.tracks);
+    const start = this.keyframeAt(timing.videoStart ?? timing.start);
     this.sink.onSegment({
       data: capture.data,
       duration: timing.duration,
-      arrivedAt: this.arrivalOf(timing.videoStart ?? timing.start),
+      startSeconds: timing.videoStart ?? timing.start,
+      arrivedAt: start?.arrivedAt ?? Date.now(),
       initGeneration: this.number,
+      startDtsMs: start?.dtsMs ?? this.baseDtsMs + Math.round((timing.videoStart ?? timing.start) * 1000),
     });
   }
 
@@ -264,18 +272,18 @@ class Generation {
     if (typeof muxer?.forceFragmentFinalization === 'function') await muxer.forceFragmentFinalization();
   }
 
-  /** The arrival time of the keyframe that starts a segment whose video begins at `mediaStart`. */
-  private arrivalOf(mediaStart: number): number {
+  /** The keyframe (its arrival time and RTMP timestamp) that starts a segment whose video begins at `mediaStart`. */
+  private keyframeAt(mediaStart: number): KeyframeArrival | undefined {
     const first = this.keyframes[0];
-    if (!first) return Date.now();
+    if (!first) return undefined;
     this.ptsShift ??= mediaStart - first.pts;
     let best = 0;
     for (let i = 1; i < this.keyframes.length; i++) {
       if (Math.abs(this.keyframes[i]!.pts + this.ptsShift - mediaStart) < Math.abs(this.keyframes[best]!.pts + this.ptsShift - mediaStart)) best = i;
     }
-    const arrivedAt = this.keyframes[best]!.arrivedAt;
+    const found = this.keyframes[best]!;
     this.keyframes.splice(0, best + 1);
-    return arrivedAt;
+    return found;
   }
 }
 
@@ -292,6 +300,8 @@ interface Step {
   keyframe: boolean;
   data: Uint8Array;
   arrivedAt: number;
+  /** A video frame's RTMP timestamp. */
+  dtsMs: number;
 }
 
 const NO_DATA = new Uint8Array(0);
@@ -313,7 +323,20 @@ export class Fragmenter {
     private readonly sink: FragmenterSink,
     /** The bounds of one publish (publish-limits.ts); they throw PublishLimitError, which ends it. */
     private readonly limits?: PublishLimits,
+    /**
+     * Another video track of a multitrack publish: its timeline is the
+     * source's (the fragmenter of track 0), so its segments' decode times are
+     * the source's. It starts with the first keyframe once the source has
+     * begun, and starts over (a new init segment) when the source does.
+     */
+    private readonly timelineOf?: Fragmenter,
   ) {}
+
+  /** The RTMP timestamp the current init segment's timeline starts at (its media time 0); undefined before the first keyframe. */
+  get timelineBaseMs(): number | undefined {
+    const gen = this.generation;
+    return gen && !gen.failed ? gen.baseDtsMs : undefined;
+  }
 
   setVideoConfig(config: VideoConfig): void {
     const changed = this.videoConfig !== undefined && !sameConfig(this.videoConfig, config);
@@ -338,13 +361,19 @@ export class Fragmenter {
     if (this.closed) return;
     this.limits?.pace('video', dtsMs);
     let gen = this.generation;
+    // A track following the source's timeline starts over at its first keyframe after the source did.
+    if (this.timelineOf && gen && keyframe && this.timelineOf.timelineBaseMs !== gen.baseDtsMs) {
+      this.retireGeneration();
+      gen = undefined;
+    }
     if (!gen || gen.failed) {
-      if (!keyframe || !this.videoConfig) {
+      const base = this.timelineOf ? this.timelineOf.timelineBaseMs : dtsMs;
+      if (!keyframe || !this.videoConfig || base === undefined || dtsMs < base) {
         this.sink.onDroppedPacket('before_first_keyframe');
         return;
       }
       if (gen) this.retireGeneration();
-      gen = this.startGeneration(dtsMs);
+      gen = this.startGeneration(base);
     }
     if (!gen.video) {
       // Frames with no sequence header while an audio-only stream runs: nothing to decode them with.
@@ -363,9 +392,14 @@ export class Fragmenter {
       // everything after it would end the stream, so start over with a new
       // init segment after a discontinuity.
       this.retireGeneration();
-      gen = this.startGeneration(dtsMs);
-      pts = compositionOffsetMs / 1000;
-      dts = 0;
+      const base = this.timelineOf?.timelineBaseMs ?? dtsMs;
+      if (dtsMs < base) {
+        this.sink.onDroppedPacket('timestamp_regression');
+        return;
+      }
+      gen = this.startGeneration(base);
+      pts = (dtsMs + compositionOffsetMs - base) / 1000;
+      dts = (dtsMs - base) / 1000;
     }
     if (keyframe) {
       gen.prevGopMaxPts = Math.max(gen.prevGopMaxPts, gen.gopMaxPts);
@@ -396,11 +430,11 @@ export class Fragmenter {
     gen.lastVideoDts = dts;
     this.limits?.hold(data.length, dtsMs);
     if (!gen.audio) {
-      this.enqueue(gen, 'video', pts, 0, keyframe, data, arrivedAt);
+      this.enqueue(gen, 'video', pts, 0, keyframe, data, arrivedAt, dtsMs);
       return;
     }
     this.feedHeldVideo(gen);
-    gen.heldVideo = { gen, kind: 'video', pts, duration: 0, keyframe, data, arrivedAt };
+    gen.heldVideo = { gen, kind: 'video', pts, duration: 0, keyframe, data, arrivedAt, dtsMs };
   }
 
   private feedHeldVideo(gen: Generation): void {
@@ -482,8 +516,8 @@ export class Fragmenter {
     this.enqueue(gen, 'finish', 0, 0, false, NO_DATA, 0);
   }
 
-  private enqueue(gen: Generation, kind: Step['kind'], pts: number, duration: number, keyframe: boolean, data: Uint8Array, arrivedAt: number): void {
-    this.steps.push({ gen, kind, pts, duration, keyframe, data, arrivedAt });
+  private enqueue(gen: Generation, kind: Step['kind'], pts: number, duration: number, keyframe: boolean, data: Uint8Array, arrivedAt: number, dtsMs = 0): void {
+    this.steps.push({ gen, kind, pts, duration, keyframe, data, arrivedAt, dtsMs });
     this.pumping ??= this.pump();
   }
 
@@ -516,7 +550,7 @@ export class Fragmenter {
     try {
       if (step.kind === 'start') await gen.output.start();
       else if (step.kind === 'cut') await gen.cut();
-      else if (step.kind === 'video') await gen.addVideo(step.pts, step.keyframe, step.data, step.arrivedAt, step.duration);
+      else if (step.kind === 'video') await gen.addVideo(step.pts, step.keyframe, step.data, step.arrivedAt, step.duration, step.dtsMs);
       else await gen.addAudio(step.pts, step.data, step.arrivedAt);
     } catch (error) {
       gen.failed = true;

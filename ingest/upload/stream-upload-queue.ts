@@ -10,7 +10,8 @@ import { readFile, unlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { retry } from '../../common/backoff.ts';
 import type { Logger } from '../../common/log.ts';
-import { contentTypeFor, joinKey, playlistCacheControl, PLAYLIST_FILE, SEGMENT_CACHE_CONTROL } from '../../common/object-layout.ts';
+import { contentTypeFor, isPlaylistUri, joinKey, playlistCacheControl, SEGMENT_CACHE_CONTROL } from '../../common/object-layout.ts';
+import { isMultivariant, parseMultivariantPlaylist } from '../../common/multivariant-playlist.ts';
 import type { IngestMetrics } from '../metrics.ts';
 import { parseMediaPlaylist } from '../../common/media-playlist.ts';
 import type { MediaObject } from '../run-storage.ts';
@@ -61,10 +62,14 @@ export class StreamUploadQueue {
   private readonly pending = new Map<string, PendingObject>();
   /** Stored segments not yet named by a stored playlist, for the latency metric. */
   private readonly awaitingPlaylist = new Map<string, number>();
-  private playlist: PlaylistVersion | undefined;
-  /** The packager has handed a playlist over: the volume's is never newer from then on. */
-  private playlistHanded = false;
-  private lastStoredPlaylist: Uint8Array | undefined;
+  /**
+   * Each playlist to store next, by file ("index.m3u8"; a ladder's
+   * "source.m3u8", "480p.m3u8", …): the latest version wins.
+   */
+  private readonly playlists = new Map<string, PlaylistVersion>();
+  /** Playlists the packager has handed over: the volume's copy is never newer from then on. */
+  private readonly playlistsHanded = new Set<string>();
+  private readonly lastStoredPlaylists = new Map<string, Uint8Array>();
   private readonly extraTasks: Array<() => Promise<void>> = [];
   private running: Promise<void> | undefined;
   private idleWaiters: Array<() => void> = [];
@@ -87,12 +92,12 @@ export class StreamUploadQueue {
   /** The packager finished an object (on the volume already, unless it is a playlist the volume could not take). */
   objectFinished(object: MediaObject): void {
     if (object.kind === 'playlist') {
-      this.playlist = {
+      this.playlists.set(object.uri, {
         body: object.body,
         ...(object.names ? { names: object.names } : {}),
         ...(object.targetDuration !== undefined ? { targetDuration: object.targetDuration } : {}),
-      };
-      this.playlistHanded = true;
+      });
+      this.playlistsHanded.add(object.uri);
     } else if (object.kind === 'history') {
       // A small text, not media: kept in memory, and not part of the segment backlog.
       this.pending.set(object.uri, {
@@ -118,9 +123,9 @@ export class StreamUploadQueue {
 
   /** A file found on the media volume (at start-up, or by the safety-net sweep). */
   foundOnVolume(uri: string, completedAt: number, bytes: number): void {
-    if (uri === PLAYLIST_FILE) {
-      if (this.playlistHanded) return;
-      this.playlist = {};
+    if (isPlaylistUri(uri)) {
+      if (this.playlistsHanded.has(uri)) return;
+      this.playlists.set(uri, {});
     } else if (!this.pending.has(uri)) {
       const kind = uri.endsWith('.mp4') ? 'init' : uri.endsWith('.m4s') ? 'segment' : 'history';
       this.pending.set(uri, { uri, kind, completedAt, ...(kind !== 'history' ? { counted: this.ctx.backlog.add(bytes, false) } : {}) });
@@ -153,7 +158,7 @@ export class StreamUploadQueue {
     if (this.running || this.closed) return;
     this.running = this.drain().finally(() => {
       this.running = undefined;
-      if (!this.closed && (this.pending.size > 0 || this.playlist || this.extraTasks.length > 0)) this.kick();
+      if (!this.closed && (this.pending.size > 0 || this.playlists.size > 0 || this.extraTasks.length > 0)) this.kick();
       else for (const w of this.idleWaiters.splice(0)) w();
     });
   }
@@ -165,10 +170,11 @@ export class StreamUploadQueue {
         await this.upload(next.value);
         continue;
       }
-      const playlist = this.playlist;
-      if (playlist) {
-        this.playlist = undefined;
-        await this.publishPlaylist(playlist);
+      const playlist = this.playlists.entries().next();
+      if (!playlist.done) {
+        const [uri, version] = playlist.value;
+        this.playlists.delete(uri);
+        await this.publishPlaylist(uri, version);
         continue;
       }
       const task = this.extraTasks.shift();
@@ -206,7 +212,8 @@ export class StreamUploadQueue {
     }
     await this.putWithRetry(object.kind, this.keyOf(object.uri), body, SEGMENT_CACHE_CONTROL);
     this.forget(object);
-    if (object.kind === 'segment') this.awaitingPlaylist.set(object.uri, object.completedAt);
+    // The latency metric is the source's: a ladder's other renditions sit one folder deeper.
+    if (object.kind === 'segment' && object.uri.split('/').length === 2) this.awaitingPlaylist.set(object.uri, object.completedAt);
     // Stored: the media volume's copy is no longer needed.
     await this.removeFromVolume(path);
   }
@@ -218,36 +225,55 @@ export class StreamUploadQueue {
     if (object.counted) this.ctx.backlog.remove(object.counted);
   }
 
-  /** Stores, in the order given, every named object still waiting. */
+  /**
+   * Stores, in the order given, every named object still waiting: segments,
+   * and (for a ladder's multivariant playlist) the media playlists it names,
+   * each after what it names in turn.
+   */
   private async storeNamed(names: readonly string[]): Promise<void> {
     for (const uri of names) {
       const waiting = this.pending.get(uri);
       if (waiting) await this.upload(waiting);
+      const playlist = this.playlists.get(uri);
+      if (playlist) {
+        this.playlists.delete(uri);
+        await this.publishPlaylist(uri, playlist);
+      }
     }
   }
 
-  private async publishPlaylist(version: PlaylistVersion): Promise<void> {
+  private async publishPlaylist(uri: string, version: PlaylistVersion): Promise<void> {
     let body = version.body;
     if (!body) {
       try {
-        body = await readFile(this.pathOf(PLAYLIST_FILE));
+        body = await readFile(this.pathOf(uri));
       } catch {
         return; // removed after the stream's media was deleted
       }
     }
-    if (this.lastStoredPlaylist && Buffer.compare(body, this.lastStoredPlaylist) === 0) return;
+    const last = this.lastStoredPlaylists.get(uri);
+    if (last && Buffer.compare(body, last) === 0) return;
     let { names, targetDuration } = version;
     if (!names) {
-      const parsed = parseMediaPlaylist(Buffer.from(body).toString('utf8'));
-      names = parsed.uris;
-      targetDuration = parsed.targetDuration;
+      const text = Buffer.from(body).toString('utf8');
+      if (isMultivariant(text)) {
+        try {
+          names = parseMultivariantPlaylist(text).map((v) => v.uri);
+        } catch {
+          names = [];
+        }
+      } else {
+        const parsed = parseMediaPlaylist(text);
+        names = parsed.uris;
+        targetDuration = parsed.targetDuration;
+      }
     }
     // Store everything the playlist names first, in the order it names them.
     await this.storeNamed(names);
     const maxAge = this.ctx.playlistMaxAgeSeconds ?? (targetDuration ?? 1) / 2;
-    await this.putWithRetry('playlist', this.keyOf(PLAYLIST_FILE), body, playlistCacheControl(maxAge));
+    await this.putWithRetry('playlist', this.keyOf(uri), body, playlistCacheControl(maxAge));
     const storedAt = Date.now();
-    this.lastStoredPlaylist = body;
+    this.lastStoredPlaylists.set(uri, body);
     for (const uri of names) {
       const completedAt = this.awaitingPlaylist.get(uri);
       if (completedAt !== undefined) {

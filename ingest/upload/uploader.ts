@@ -10,7 +10,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { retry } from '../../common/backoff.ts';
 import type { Logger } from '../../common/log.ts';
-import { joinKey, PLAYLIST_FILE, sessionFolderOf } from '../../common/object-layout.ts';
+import { isPlaylistUri, joinKey, PLAYLIST_FILE, sessionFolderOf } from '../../common/object-layout.ts';
+import { isMultivariant, parseMultivariantPlaylist } from '../../common/multivariant-playlist.ts';
+import { isRenditionName, renditionPlaylistFile, SOURCE_RENDITION } from '../../common/renditions.ts';
 import { streamId, type StreamRef } from '../../common/livestream.ts';
 import { accessRoot, type PlaybackAccess } from '../../common/playback-token.ts';
 import type { IngestMetrics } from '../metrics.ts';
@@ -152,6 +154,29 @@ export class Uploader implements RunStorage {
   }
 
   /**
+   * Reads a run's playlists with `read`: `index.m3u8`, and when it is a
+   * ladder's multivariant playlist the source's media playlist it names
+   * (the run's timeline). Undefined when there is no playlist.
+   */
+  private async storedRun(read: (file: string) => Promise<string | undefined>): Promise<StoredPlaylists | undefined> {
+    const index = await read(PLAYLIST_FILE);
+    if (index === undefined) return undefined;
+    if (!isMultivariant(index)) return { source: parseMediaPlaylist(index), playlists: [] };
+    let names: string[] = [];
+    try {
+      names = parseMultivariantPlaylist(index)
+        .filter((v) => isRenditionName(v.name) && v.uri === renditionPlaylistFile(v.name))
+        .map((v) => v.uri);
+    } catch {
+      // unreadable: only the source's playlist is known by name
+    }
+    const sourceFile = renditionPlaylistFile(SOURCE_RENDITION);
+    if (!names.includes(sourceFile)) names.push(sourceFile);
+    const source = await read(sourceFile);
+    return { source: parseMediaPlaylist(source ?? ''), playlists: names };
+  }
+
+  /**
    * Queues the files on the media volume that are not waiting already and
    * are at least `minAgeMs` old: media first, then playlists and histories,
    * so that a playlist is stored after what it names. At start-up (age 0)
@@ -170,7 +195,7 @@ export class Uploader implements RunStorage {
         for await (const found of filesOfStream(join(mediaDir, namespace, name))) {
           if (now - found.mtimeMs < minAgeMs || queue?.has(found.uri)) continue;
           const file = { ref, ...found };
-          if (found.uri === PLAYLIST_FILE || found.uri === RUN_HISTORY_FILE) lists.push(file);
+          if (isPlaylistUri(found.uri) || found.uri === RUN_HISTORY_FILE) lists.push(file);
           else media.push(file);
         }
       }
@@ -215,7 +240,6 @@ export class Uploader implements RunStorage {
   private async deleteRun(end: StreamEnd): Promise<void> {
     const { store, prefix, mediaDir, log } = this.options;
     const streamPath = streamId(end.ref);
-    const playlistPath = join(mediaDir, streamPath, PLAYLIST_FILE);
     let deleted: string[] = [];
     let kept: string[] = [];
     let playlistDeleted = false;
@@ -226,8 +250,8 @@ export class Uploader implements RunStorage {
           kept = [];
           playlistDeleted = false;
           for (const root of [accessRoot('public'), accessRoot('private')]) {
-            const stored = await this.readStoredUnder(root, end.ref, PLAYLIST_FILE);
-            const parsed = stored === undefined ? undefined : parseMediaPlaylist(stored);
+            const run = await this.storedRun((file) => this.readStoredUnder(root, end.ref, file));
+            const parsed = run?.source;
             const listed = new Set(parsed === undefined ? [] : parsed.uris.map(sessionFolderOf));
             const ours = parsed !== undefined && parsed.ended && [...listed].every((f) => end.sessionFolders.includes(f));
             for (const folder of end.sessionFolders) {
@@ -235,7 +259,8 @@ export class Uploader implements RunStorage {
               else if (!kept.includes(folder)) kept.push(folder);
             }
             if (ours) {
-              await store.delete(joinKey(prefix, root, streamPath, PLAYLIST_FILE));
+              // A ladder's media playlists first: index.m3u8 names them.
+              for (const file of [...run!.playlists, PLAYLIST_FILE]) await store.delete(joinKey(prefix, root, streamPath, file));
               playlistDeleted = true;
             }
           }
@@ -251,9 +276,16 @@ export class Uploader implements RunStorage {
       return;
     }
     // The volume's own copy of the playlist, when it is this run's final one (a new run here writes its own).
-    const local = parseMediaPlaylist(await readFile(playlistPath, 'utf8').catch(() => ''));
-    if (local.ended && local.uris.some((uri) => end.sessionFolders.includes(sessionFolderOf(uri)))) await rm(playlistPath, { force: true });
-    for (const folder of end.sessionFolders) await removeIfEmpty(join(mediaDir, streamPath, folder));
+    const local = await this.storedRun((file) => readFile(join(mediaDir, streamPath, file), 'utf8').catch(() => undefined));
+    if (local?.source.ended && local.source.uris.some((uri) => end.sessionFolders.includes(sessionFolderOf(uri)))) {
+      for (const file of [...local.playlists, PLAYLIST_FILE]) await rm(join(mediaDir, streamPath, file), { force: true });
+    }
+    for (const folder of end.sessionFolders) {
+      for (const sub of await readdir(join(mediaDir, streamPath, folder)).catch(() => [])) {
+        if (isRenditionName(sub)) await removeIfEmpty(join(mediaDir, streamPath, folder, sub));
+      }
+      await removeIfEmpty(join(mediaDir, streamPath, folder));
+    }
     log.info(
       { stream: streamId(end.ref), sessions: deleted.length, ...(kept.length > 0 ? { sessionsStillListed: kept.length } : {}), playlistDeleted },
       kept.length > 0
@@ -261,6 +293,13 @@ export class Uploader implements RunStorage {
         : "deleted an ended stream's media (retention.keepAfterEnd is false)",
     );
   }
+}
+
+/** A stored run as its playlists tell it: the source's media playlist (a ladder's `source.m3u8`) and a ladder's media playlists. */
+interface StoredPlaylists {
+  source: ReturnType<typeof parseMediaPlaylist>;
+  /** A ladder's media playlists (`source.m3u8` and the others named by `index.m3u8`); empty without a ladder. */
+  playlists: string[];
 }
 
 interface FoundFile {
@@ -281,15 +320,25 @@ async function* filesOfStream(dir: string): AsyncGenerator<FoundFile> {
   for (const entry of entries) {
     if (isTemporaryName(entry.name)) continue;
     if (entry.isDirectory()) {
-      for (const file of await readdir(join(dir, entry.name)).catch(() => [])) {
-        if (isTemporaryName(file) || !/\.(m4s|mp4)$/.test(file)) continue;
-        const s = await lstat(join(dir, entry.name, file)).catch(() => undefined);
-        if (s?.isFile()) yield { uri: `${entry.name}/${file}`, mtimeMs: s.mtimeMs, size: s.size };
+      for (const file of await readdir(join(dir, entry.name), { withFileTypes: true }).catch(() => [])) {
+        if (isTemporaryName(file.name)) continue;
+        // A ladder's other renditions: one folder deeper (`<session>/<rendition>/`).
+        if (file.isDirectory() && isRenditionName(file.name)) yield* mediaFiles(join(dir, entry.name, file.name), `${entry.name}/${file.name}`);
       }
-    } else if (entry.name === PLAYLIST_FILE || entry.name === RUN_HISTORY_FILE) {
+      yield* mediaFiles(join(dir, entry.name), entry.name);
+    } else if (isPlaylistUri(entry.name) || entry.name === RUN_HISTORY_FILE) {
       const s = await lstat(join(dir, entry.name)).catch(() => undefined);
       if (s?.isFile()) yield { uri: entry.name, mtimeMs: s.mtimeMs, size: s.size };
     }
+  }
+}
+
+/** The init and media segments in a folder. */
+async function* mediaFiles(dir: string, uriPrefix: string): AsyncGenerator<FoundFile> {
+  for (const file of await readdir(dir).catch(() => [])) {
+    if (isTemporaryName(file) || !/\.(m4s|mp4)$/.test(file)) continue;
+    const s = await lstat(join(dir, file)).catch(() => undefined);
+    if (s?.isFile()) yield { uri: `${uriPrefix}/${file}`, mtimeMs: s.mtimeMs, size: s.size };
   }
 }
 

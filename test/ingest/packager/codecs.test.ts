@@ -195,61 +195,73 @@ t.test('HEVC: a publisher that drops and reconnects within the grace period cont
   tt.equal(decode.stderr.trim(), '', 'the run after the reconnect decodes with no error');
 });
 
-t.test('multitrack (Enhanced RTMP v2): the default track is stored, the other is logged as ignored', async (tt) => {
-  const s = streams.multitrack;
-  // ffmpeg 9 sends a second video stream as multitrack track 1, as OBS's multitrack video does.
-  const pub = spawnManaged('ffmpeg9-multitrack', FFMPEG9, [
-    '-hide_banner',
-    '-nostats',
-    '-loglevel',
-    'warning',
-    '-re',
-    '-f',
-    'lavfi',
-    '-i',
-    'testsrc2=size=320x180:rate=15',
-    '-f',
-    'lavfi',
-    '-i',
-    'testsrc=size=160x90:rate=15',
-    '-f',
-    'lavfi',
-    '-i',
-    'sine=sample_rate=48000',
-    '-t',
-    '4',
-    '-map',
-    '0:v',
-    '-map',
-    '1:v',
-    '-map',
-    '2:a',
-    '-c:v',
-    'libx264',
-    '-preset',
-    'ultrafast',
-    '-g',
-    '15',
-    '-b:v',
-    '200k',
-    '-c:a',
-    'aac',
-    '-b:a',
-    '64k',
-    ...ENHANCED,
-    '-f',
-    'flv',
-    ingest.rtmpUrl(s.key),
-  ]);
-  tt.equal((await pub.exited).code, 0, 'ffmpeg 9 published both tracks');
-  const line = await ingest.proc.waitForLine(/multitrack publish: video track 1 is ignored/, 10_000);
-  tt.match(line, /"stream":"default\/multitrack"/, 'logged once, naming the stream');
-  tt.equal(ingest.proc.lines.filter((l) => /video track 1 is ignored/.test(l)).length, 1, 'once, not per message');
-  const p = await waitForPlaylist(s, 'ENDLIST', (x) => x.ended);
-  await assertStoredRun(tt, s, p, { codecs: ['aac', 'h264'], entries: ['avc1', 'mp4a'], seconds: 4 });
-  const size = await run('ffprobe', ['-v', 'error', '-select_streams', 'v', '-show_entries', 'stream=width,height', '-of', 'csv=p=0', playlistUrl(s)]);
-  tt.same([...new Set(size.stdout.split('\n').filter(Boolean))], ['320,180'], 'only the default track, 320x180, is stored');
-});
+t.test(
+  'multitrack (Enhanced RTMP v2): each video track is a rendition of the ladder (test/ingest/packager/multitrack.test.ts checks it in depth)',
+  async (tt) => {
+    const s = streams.multitrack;
+    // ffmpeg 9 sends a second video stream as multitrack track 1, as OBS's multitrack video does.
+    const pub = spawnManaged('ffmpeg9-multitrack', FFMPEG9, [
+      '-hide_banner',
+      '-nostats',
+      '-loglevel',
+      'warning',
+      '-re',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc2=size=320x180:rate=15',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc=size=160x90:rate=15',
+      '-f',
+      'lavfi',
+      '-i',
+      'sine=sample_rate=48000',
+      '-t',
+      '4',
+      '-map',
+      '0:v',
+      '-map',
+      '1:v',
+      '-map',
+      '2:a',
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      '-g',
+      '15',
+      '-b:v',
+      '200k',
+      '-c:a',
+      'aac',
+      '-b:a',
+      '64k',
+      ...ENHANCED,
+      '-f',
+      'flv',
+      ingest.rtmpUrl(s.key),
+    ]);
+    tt.equal((await pub.exited).code, 0, 'ffmpeg 9 published both tracks');
+    const line = await ingest.proc.waitForLine(/multitrack publish: video track 1 is the rendition track1/, 10_000);
+    tt.match(line, /"stream":"default\/multitrack"/, 'logged once, naming the stream');
+    tt.equal(ingest.proc.lines.filter((l) => /video track 1 is the rendition/.test(l)).length, 1, 'once, not per message');
+    // index.m3u8 is the ladder's multivariant playlist; the source's media playlist is the run's timeline.
+    const p = await waitFor(
+      'multitrack: the source playlist ends',
+      async () => {
+        const obj = await getObject(s3.client, s3.bucket, objectKey(s, 'source.m3u8'));
+        const list = obj ? parsePlaylist(obj.body.toString('utf8')) : undefined;
+        return list?.ended ? list : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 200 },
+    );
+    await assertStoredRun(tt, s, p, { codecs: ['aac', 'h264'], entries: ['avc1', 'mp4a'], seconds: 4 });
+    const size = await run('ffprobe', ['-v', 'error', '-select_streams', 'v', '-show_entries', 'stream=width,height', '-of', 'csv=p=0', playlistUrl(s)]);
+    tt.same([...new Set(size.stdout.split('\n').filter(Boolean))].sort(), ['160,90', '320,180'], 'both tracks are stored, each at its size');
+  },
+);
 
 t.test('VP9 is still refused: the ingest names the codec and the OBS setting to change, nothing is stored', async (tt) => {
   const s = streams.vp9;

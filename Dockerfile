@@ -26,6 +26,7 @@ COPY common ./common
 COPY ingest ./ingest
 COPY gateway ./gateway
 COPY controller ./controller
+COPY transcoder ./transcoder
 RUN npm run build
 
 # Production dependencies only.

@@ -4,7 +4,7 @@
 // runs it: compiled into dist/ once at the start (as `npm run build` does),
 // every process started with plain node.
 //
-//   BENCH=origin,viewer,density,codecs,gateway,controlplane  which benchmarks to run (default: all)
+//   BENCH=origin,viewer,density,codecs,gateway,controlplane,transcoder  which benchmarks to run (default: all)
 //   BENCH_SECONDS=75              length of the origin latency runs
 //   BENCH_VIEWER_SECONDS=60       length of each viewer latency sampling
 //   BENCH_GATEWAY_ROUNDS=3        alternating 10 s rounds of the gateway benchmark
@@ -25,8 +25,9 @@ import { originTableRows, originVerdict } from './lib/origin-report.ts';
 import { elapsed, fmt, ratio, table } from './lib/stats.ts';
 import { originLatency } from './origin-latency.ts';
 import { summarize, viewerLatency } from './viewer-latency.ts';
+import { transcoderCost } from './transcoder.ts';
 
-const selected = new Set((process.env.BENCH ?? 'origin,viewer,density,codecs,gateway,controlplane').split(',').map((s) => s.trim()));
+const selected = new Set((process.env.BENCH ?? 'origin,viewer,density,codecs,gateway,controlplane,transcoder').split(',').map((s) => s.trim()));
 const seconds = Number(process.env.BENCH_SECONDS ?? 75);
 const out: string[] = [];
 const print = (text: string) => {
@@ -185,6 +186,28 @@ try {
         ),
       );
       print('Target: gateway ≥ 0.8× hello-world');
+    });
+
+  if (selected.has('transcoder'))
+    await timed('transcoder', async () => {
+      const r = await transcoderCost(['720p', '480p', '360p'], 30, 'dist');
+      print(
+        table(
+          `Transcoder: a 1080p30 source (${r.segments} segments of 2 s, ${r.mediaSeconds} s) to ${r.presets.join('/')}, libx264 veryfast`,
+          ['system', 'CPU s', 'cores per ladder', 'wall s'],
+          [
+            [
+              'tteok transcoder (one POST and one ffmpeg per segment)',
+              fmt(r.tteokCpuSeconds, 1),
+              fmt(r.tteokCpuSeconds / r.mediaSeconds, 2),
+              fmt(r.tteokWallSeconds, 1),
+            ],
+            ['the same ffmpeg command alone, whole stream', fmt(r.aloneCpuSeconds, 1), fmt(r.aloneCpuSeconds / r.mediaSeconds, 2), fmt(r.aloneWallSeconds, 1)],
+            ['ratio', ratio(r.tteokCpuSeconds, r.aloneCpuSeconds), '', ''],
+          ],
+        ),
+      );
+      print('Target: tteok ≤ 1.10× the encoder alone (CPU)');
     });
 
   if (selected.has('controlplane'))

@@ -55,6 +55,8 @@ export async function startLocalMode(log: Logger): Promise<LocalMode> {
     // refuse new streams only when that disk is nearly full.
     TTEOK_MEDIA_HIGH_WATER_PERCENT: '98',
     TTEOK_MEDIA_FULL_PERCENT: '99',
+    // Renditions and thumbnails by ffmpeg child processes of this one process (TTEOK_TRANSCODER=off turns them off).
+    TTEOK_TRANSCODER: 'local',
     ...process.env,
   });
   const gatewayConfig = loadGatewayConfig({

@@ -8,12 +8,13 @@ import { CLAIM_ENV, KUBE_VIEW_ENV, POD_ENV, PROCESS_ENV, TOOLING_NAMES } from '.
 import { CONTROLLER_ENV } from '../controller/config.ts';
 import { GATEWAY_ENV } from '../gateway/config.ts';
 import { INGEST_ENV } from '../ingest/config.ts';
+import { TRANSCODER_ENV } from '../transcoder/config.ts';
 
 export const LOCAL_ENV = {
   home: envVar.string('TTEOK_LOCAL_HOME', '.tteok', 'where local mode keeps its key file, media volume and origin'),
 } satisfies EnvTable;
 
-export type RoleName = 'ingest' | 'gateway' | 'controller' | 'local';
+export type RoleName = 'ingest' | 'gateway' | 'controller' | 'transcoder' | 'local';
 
 export interface Role {
   summary: string;
@@ -42,6 +43,10 @@ export const ROLES: Record<RoleName, Role> = {
   controller: {
     summary: 'reconciles LiveStreams: keys, status, ingest capacity, webhooks (KUBECONFIG outside a pod)',
     sections: [{ title: 'Controller', tables: [CONTROLLER_ENV] }, everyRole],
+  },
+  transcoder: {
+    summary: 'encodes renditions and thumbnails of source segments for the ingest (HTTP, ffmpeg child processes)',
+    sections: [{ title: 'Transcoder', tables: [TRANSCODER_ENV] }, everyRole],
   },
   local: {
     summary: 'ingest and gateway in one process on this machine, no Kubernetes, no AWS (make run)',

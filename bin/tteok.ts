@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // tteok's one entry point: `tteok ingest`, `tteok gateway`, `tteok controller`,
-// `tteok local`. One image, one binary; the role is chosen by the command.
+// `tteok transcoder`, `tteok local`. One image, one binary; the role is chosen by the command.
 //
 // Exit codes: 0 stopped cleanly (or --help, --version), 1 a runtime failure
 // (failed to start, or the shutdown failed), 2 a usage or configuration
@@ -19,7 +19,7 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_INTERRUPTED = 130;
 
-const USAGE = 'usage: tteok [--env-file <path>] <ingest|gateway|controller|local> | tteok <role> --help | tteok --help | tteok --version';
+const USAGE = 'usage: tteok [--env-file <path>] <ingest|gateway|controller|transcoder|local> | tteok <role> --help | tteok --help | tteok --version';
 
 const EXIT_CODES = [
   'Exit codes:',
@@ -137,6 +137,13 @@ async function start(role: RoleName, log: Logger): Promise<void> {
       const { startController } = await import('../controller/controller.ts');
       const controller = await startController(loadControllerConfig(), { log });
       onTermination(log, () => controller.shutdown());
+      return;
+    }
+    case 'transcoder': {
+      const { loadTranscoderConfig } = await import('../transcoder/config.ts');
+      const { startTranscoder } = await import('../transcoder/transcoder.ts');
+      const transcoder = await startTranscoder(loadTranscoderConfig(), { log });
+      onTermination(log, () => transcoder.close());
       return;
     }
     case 'local': {

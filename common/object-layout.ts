@@ -48,10 +48,14 @@ export function joinKey(...parts: string[]): string {
 export function contentTypeFor(key: string): string {
   if (key.endsWith('.m3u8')) return 'application/vnd.apple.mpegurl';
   if (key.endsWith('.m4s') || key.endsWith('.mp4')) return 'video/mp4';
+  if (key.endsWith('.jpg')) return 'image/jpeg';
   return 'application/octet-stream';
 }
 
 export const SEGMENT_CACHE_CONTROL = 'public, max-age=31536000, immutable';
+
+/** The thumbnail (thumbnail.jpg beside the playlist) is refreshed about every 10 s: a CDN holds it only briefly. */
+export const THUMBNAIL_CACHE_CONTROL = 'public, max-age=5';
 
 /** Playlists are cached for at most half a segment, so a CDN never holds the live edge back by more. */
 export function playlistCacheControl(maxAgeSeconds: number): string {

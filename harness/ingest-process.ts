@@ -47,7 +47,10 @@ export interface IngestProcess {
 export type TteokBuild = 'tsx' | 'dist';
 
 /** The node arguments and environment that run `tteok <role>` from the given build. */
-export function tteokCommand(role: 'ingest' | 'gateway' | 'controller' | 'local', build: TteokBuild = 'tsx'): { args: string[]; env: Record<string, string> } {
+export function tteokCommand(
+  role: 'ingest' | 'gateway' | 'controller' | 'transcoder' | 'local',
+  build: TteokBuild = 'tsx',
+): { args: string[]; env: Record<string, string> } {
   if (build === 'tsx') return { args: ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), role], env: {} };
   const main = join(ROOT, 'dist', 'bin', 'tteok.js');
   if (!existsSync(main)) throw new Error(`${main} does not exist: build it first (npm run build)`);

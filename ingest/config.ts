@@ -4,6 +4,7 @@ import { ConfigError, envOptional, envString, envVar, readEnv, type Env, type En
 import { RENDITIONS_ENV, S3_ENV } from '../common/shared-env.ts';
 import type { RtmpLimits } from './rtmp/rtmp-server.ts';
 import { DEFAULT_PUBLISH_LIMITS, type PublishLimitSettings } from './packager/publish-limits.ts';
+import { readRenditionConfig, RENDITION_ENV, type RenditionConfig } from './renditions/config.ts';
 
 export interface IngestConfig {
   rtmpHost: string;
@@ -46,6 +47,8 @@ export interface IngestConfig {
   publishLimits: PublishLimitSettings;
   /** Renditions of LiveStreams without spec.renditions (TTEOK_DEFAULT_RENDITIONS). */
   defaultRenditions: string[];
+  /** Renditions and thumbnails: who encodes them (renditions/config.ts). */
+  renditions: RenditionConfig;
 }
 
 /**
@@ -147,6 +150,7 @@ export const INGEST_ENV = {
     "target durations the stream's media time may run ahead of the wall clock; past it the publish ends",
   ),
   ...RENDITIONS_ENV,
+  ...RENDITION_ENV,
 } satisfies EnvTable;
 
 export function loadIngestConfig(env: Env = process.env): IngestConfig {
@@ -216,6 +220,7 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
     mediaVolumeBytes: e.mediaVolumeBytes,
     publishLimits: { maxGopSeconds: e.maxGopSeconds, maxFragmentBytes, maxAheadSegments: e.maxAheadSegments },
     defaultRenditions: e.defaultRenditions,
+    renditions: readRenditionConfig(env),
   };
 }
 

@@ -23,6 +23,10 @@ import type { ObjectStore } from '../common/storage/object-store.ts';
 import { S3Store } from '../common/storage/s3-store.ts';
 import { StreamHub, type StreamClaims } from './stream-hub.ts';
 import { Uploader } from './upload/uploader.ts';
+import { createRenditionEncoder } from './renditions/create-encoder.ts';
+import { RenditionMetrics } from './renditions/rendition-metrics.ts';
+import { RunRenditions } from './renditions/run-renditions.ts';
+import { ThumbnailStore } from './renditions/thumbnail-store.ts';
 
 export interface IngestDeps {
   log?: Logger;
@@ -90,6 +94,23 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     log,
   });
   await volume.start();
+  // Renditions and thumbnails (TTEOK_TRANSCODER): each run's source segments go to the encoder, its answers back into the run's packager.
+  const encoder = createRenditionEncoder(config.renditions);
+  const renditions = encoder
+    ? new RunRenditions({
+        encoder,
+        ...(config.renditions.thumbnailMs > 0
+          ? {
+              thumbnails: {
+                intervalMs: config.renditions.thumbnailMs,
+                sink: new ThumbnailStore(store, config.storage === 's3' ? config.s3.prefix : '', (ref) => keys.grantOf(ref)?.settings.access ?? 'private'),
+              },
+            }
+          : {}),
+        metrics: new RenditionMetrics(metrics.registry),
+        log,
+      })
+    : undefined;
   const hub = new StreamHub({
     app: config.rtmpApp,
     mediaDir: config.mediaDir,
@@ -103,6 +124,7 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     storage: uploader,
     mediaVolume: volume,
     publishLimits: config.publishLimits,
+    ...(renditions ? { onSourceSegment: renditions.onSourceSegment } : {}),
   });
   // Files left by a previous process are uploaded first, and its unfinished
   // streams wait for their publishers to come back.
@@ -128,7 +150,17 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     : undefined;
   const rtmpsPort = await rtmps?.listen();
   rtmpUp = true;
-  log.info({ rtmpPort, ...(rtmpsPort !== undefined ? { rtmpsPort } : {}), httpPort, store: store.description, mediaDir: config.mediaDir }, 'ingest ready');
+  log.info(
+    {
+      rtmpPort,
+      ...(rtmpsPort !== undefined ? { rtmpsPort } : {}),
+      httpPort,
+      store: store.description,
+      mediaDir: config.mediaDir,
+      transcoder: config.renditions.transcoder,
+    },
+    'ingest ready',
+  );
 
   return {
     rtmpPort,
@@ -154,6 +186,7 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
       const handOverStarted = performance.now();
       await hub.finishAll({ waitForTakeoverMs: handOverMs });
       await rtmp.closeAll();
+      await renditions?.close();
       const spent = handOverMs > 0 ? performance.now() - handOverStarted : 0;
       const drained = await uploader.drain(Math.max(0, config.shutdownTimeoutMs - spent));
       if (!drained) log.error('shutdown timeout reached with uploads pending; they stay on the media volume for the next start');

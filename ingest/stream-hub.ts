@@ -113,6 +113,8 @@ export interface StreamHubOptions {
   mediaVolume?: MediaVolumeGuard & { admitsPublishes(): boolean };
   /** What one admitted publish may hold and produce (publish-limits.ts). */
   publishLimits?: PublishLimitSettings;
+  /** Each run's source segments once written (the renditions' driver: ingest/renditions/run-renditions.ts). */
+  onSourceSegment?: RunContext['onSourceSegment'];
 }
 
 export class StreamHub implements LiveEvents {
@@ -134,6 +136,7 @@ export class StreamHub implements LiveEvents {
       ...(claims ? { releaseClaim: (ref: StreamRef) => claims.release(ref) } : {}),
       ...(options.mediaVolume ? { volume: options.mediaVolume } : {}),
       ...(options.publishLimits ? { publishLimits: options.publishLimits } : {}),
+      ...(options.onSourceSegment ? { onSourceSegment: options.onSourceSegment } : {}),
       metrics: options.metrics,
       log: options.log,
     };

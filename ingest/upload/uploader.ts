@@ -12,7 +12,7 @@ import { retry } from '../../common/backoff.ts';
 import type { Logger } from '../../common/log.ts';
 import { isPlaylistUri, joinKey, PLAYLIST_FILE, sessionFolderOf } from '../../common/object-layout.ts';
 import { isMultivariant, parseMultivariantPlaylist } from '../../common/multivariant-playlist.ts';
-import { isRenditionName, renditionPlaylistFile, SOURCE_RENDITION } from '../../common/renditions.ts';
+import { isRenditionName, renditionPlaylistFile, SOURCE_RENDITION, THUMBNAIL_FILE } from '../../common/renditions.ts';
 import { streamId, type StreamRef } from '../../common/livestream.ts';
 import { accessRoot, type PlaybackAccess } from '../../common/playback-token.ts';
 import type { IngestMetrics } from '../metrics.ts';
@@ -259,8 +259,8 @@ export class Uploader implements RunStorage {
               else if (!kept.includes(folder)) kept.push(folder);
             }
             if (ours) {
-              // A ladder's media playlists first: index.m3u8 names them.
-              for (const file of [...run!.playlists, PLAYLIST_FILE]) await store.delete(joinKey(prefix, root, streamPath, file));
+              // A ladder's media playlists first: index.m3u8 names them. The run's thumbnail goes with its media.
+              for (const file of [...run!.playlists, THUMBNAIL_FILE, PLAYLIST_FILE]) await store.delete(joinKey(prefix, root, streamPath, file));
               playlistDeleted = true;
             }
           }

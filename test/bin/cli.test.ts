@@ -66,6 +66,7 @@ const README_TABLES: Record<Exclude<RoleName, 'local'>, string> = {
   ingest: '### Ingest (`tteok ingest`)',
   gateway: '### Gateway (`tteok gateway`)',
   controller: '### Controller (`tteok controller`)',
+  transcoder: '### Transcoder (`tteok transcoder`)',
 };
 
 for (const role of Object.keys(README_TABLES) as Array<keyof typeof README_TABLES>) {

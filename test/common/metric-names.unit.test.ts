@@ -13,7 +13,7 @@ const metrics = exportedMetrics();
 const POINT_IN_TIME = /(expiry|expires|not_after|not_before|since|last_seen|started_at|_at_)/;
 
 t.test('the metrics are found', async (t) => {
-  t.ok(metrics.size >= 30, `${metrics.size} metrics in ingest/, gateway/, controller/`);
+  t.ok(metrics.size >= 30, `${metrics.size} metrics in ingest/, gateway/, controller/, transcoder/`);
 });
 
 t.test('a counter ends in _total, and nothing else does', async (t) => {

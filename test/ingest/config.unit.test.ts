@@ -45,10 +45,27 @@ t.test('defaults', async (t) => {
     mediaVolumeBytes: undefined,
     publishLimits: { maxGopSeconds: 12, maxFragmentBytes: 64 * 1024 * 1024, maxAheadSegments: 3 },
     defaultRenditions: [],
+    renditions: { transcoder: 'off', transcoderUrl: undefined, thumbnailMs: 10_000, ffmpeg: 'ffmpeg' },
   };
   t.same(config, expected);
   t.same(loadIngestConfig({ TTEOK_S3_BUCKET: 'media', TTEOK_RTMP_PORT: '', TTEOK_S3_FORCE_PATH_STYLE: '' }), expected, 'an empty variable means the default');
   t.equal(loadIngestConfig({ TTEOK_STORAGE: 'local' }).storage, 'local', 'local storage needs no bucket');
+});
+
+t.test('renditions: off by default; local, or remote with an http:// URL; thumbnails every TTEOK_THUMBNAIL_SECONDS', async (t) => {
+  t.same(loadIngestConfig({ TTEOK_STORAGE: 'local', TTEOK_TRANSCODER: 'local', TTEOK_THUMBNAIL_SECONDS: '0', TTEOK_FFMPEG: '/opt/ffmpeg' }).renditions, {
+    transcoder: 'local',
+    transcoderUrl: undefined,
+    thumbnailMs: 0,
+    ffmpeg: '/opt/ffmpeg',
+  });
+  t.equal(
+    loadIngestConfig({ TTEOK_STORAGE: 'local', TTEOK_TRANSCODER: 'remote', TTEOK_TRANSCODER_URL: 'http://tteok-transcoder:9938' }).renditions.transcoderUrl,
+    'http://tteok-transcoder:9938',
+  );
+  t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_TRANSCODER: 'remote' }), /TTEOK_TRANSCODER_URL is required when TTEOK_TRANSCODER is "remote"/);
+  t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_TRANSCODER: 'remote', TTEOK_TRANSCODER_URL: 'ftp://x' }), /TTEOK_TRANSCODER_URL must be an http:\/\/ URL/);
+  t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_TRANSCODER: 'yes' }), /TTEOK_TRANSCODER must be "off" or "local" or "remote"/);
 });
 
 t.test('the publish limits are read, and refused outside their ranges', async (t) => {

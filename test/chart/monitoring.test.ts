@@ -225,13 +225,19 @@ t.test('each of the two conditions of the rendition and transcoder alerts fires 
     {
       what: 'segments missing while the latency is fine',
       alert: 'TteokRenditionLagging',
-      series: [...healthyLatency, { series: `tteok_ingest_rendition_segments_missing_total{${ns},pod="ingest-0",rendition="480p",reason="busy"}`, values: '0+3x30' }],
+      series: [
+        ...healthyLatency,
+        { series: `tteok_ingest_rendition_segments_missing_total{${ns},pod="ingest-0",rendition="480p",reason="busy"}`, values: '0+3x30' },
+      ],
       fires: true,
     },
     {
       what: 'nothing missing, latency fine',
       alert: 'TteokRenditionLagging',
-      series: [...healthyLatency, { series: `tteok_ingest_rendition_segments_missing_total{${ns},pod="ingest-0",rendition="480p",reason="busy"}`, values: '0x30' }],
+      series: [
+        ...healthyLatency,
+        { series: `tteok_ingest_rendition_segments_missing_total{${ns},pod="ingest-0",rendition="480p",reason="busy"}`, values: '0x30' },
+      ],
       fires: false,
     },
     {

@@ -1,8 +1,10 @@
 # syntax=docker/dockerfile:1
-# One image for all three roles; the container's args choose one:
-#   docker run IMAGE ingest | gateway | controller
-# (the chart sets args: ["ingest"] and so on). No ffmpeg: the ingest packages
-# RTMP into CMAF in process. Runs as uid 10001 and works with a read-only root
+# One image for all four roles; the container's args choose one:
+#   docker run IMAGE ingest | gateway | controller | transcoder
+# (the chart sets args: ["ingest"] and so on). The ingest packages RTMP into
+# CMAF in process and never runs ffmpeg; the transcoder role (spec.renditions,
+# thumbnails) does: Debian's ffmpeg package is in the image for it
+# (FFMPEG_PACKAGE below). Runs as uid 10001 and works with a read-only root
 # filesystem (writable: /tmp, and the ingest's media volume).
 #
 #   docker build -t ghcr.io/tteok/tteok:0.1.0 --build-arg REVISION=$(git rev-parse HEAD) .
@@ -34,6 +36,14 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 FROM ${NODE_IMAGE}
+# ffmpeg for the transcoder role, first so the layer stays cached across
+# builds. FFMPEG_PACKAGE="" leaves it out (test/tools/build-image.sh does, and
+# adds the static ffmpeg 9 the tests use instead, with no apt in the build).
+ARG FFMPEG_PACKAGE=ffmpeg
+RUN if [ -n "$FFMPEG_PACKAGE" ]; then \
+      apt-get update && apt-get install -y --no-install-recommends "$FFMPEG_PACKAGE" \
+      && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; \
+    fi
 # OCI image annotations (https://specs.opencontainers.org/image-spec/annotations/).
 ARG VERSION=0.1.0
 ARG REVISION=""
@@ -41,7 +51,7 @@ ARG CREATED=""
 # (declared before the first FROM; repeated so the label can name it)
 ARG NODE_IMAGE
 LABEL org.opencontainers.image.title="tteok" \
-      org.opencontainers.image.description="Self-hosted live streaming on Kubernetes: RTMP in, low-latency CMAF HLS out to S3 and a CDN. One image for the ingest, gateway and controller roles." \
+      org.opencontainers.image.description="Self-hosted live streaming on Kubernetes: RTMP in, low-latency CMAF HLS out to S3 and a CDN. One image for the ingest, gateway, controller and transcoder roles." \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}" \
@@ -59,7 +69,7 @@ COPY package.json LICENSE ./
 # finds them at /app/gateway/player from /app/dist/gateway/plugins).
 COPY gateway/player ./gateway/player
 USER 10001:10001
-# RTMP, ingest HTTP (metrics, probes), gateway, controller HTTP.
-EXPOSE 1935 9935 8080 9937
+# RTMP, ingest HTTP (metrics, probes), gateway, controller HTTP, transcoder HTTP.
+EXPOSE 1935 9935 8080 9937 9938
 ENTRYPOINT ["node", "--enable-source-maps", "/app/dist/bin/tteok.js"]
 CMD ["ingest"]

@@ -5,7 +5,8 @@
 // and documents them alike.
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { envString, envVar, type Env } from './env-config.ts';
+import { ConfigError, envList, envString, envVar, type Env } from './env-config.ts';
+import { MAX_TRANSCODED_RENDITIONS, RENDITION_PRESET_NAMES, renditionProblems } from './renditions.ts';
 
 export const SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
@@ -56,6 +57,25 @@ export const KUBE_VIEW_ENV = {
 /** Stream claims on Leases: the ingest with TTEOK_KEY_SOURCE=kubernetes, and the controller that reads them. */
 export const CLAIM_ENV = {
   claimLeaseSeconds: envVar.int('TTEOK_CLAIM_LEASE_SECONDS', 15, 2, 3600, "how long a stream claim outlives its ingest pod's last renewal"),
+};
+
+/**
+ * The renditions of LiveStreams that name none (no `spec.renditions`): the
+ * ingest has them encoded, the controller reports them in status.renditions.
+ * The chart sets both from one value.
+ */
+export const RENDITIONS_ENV = {
+  defaultRenditions: envVar.custom(
+    'TTEOK_DEFAULT_RENDITIONS',
+    (env) => {
+      const list = envList(env, 'TTEOK_DEFAULT_RENDITIONS', []);
+      const problems = renditionProblems(list, 'TTEOK_DEFAULT_RENDITIONS');
+      if (problems.length > 0) throw new ConfigError(problems.join('; '));
+      return list;
+    },
+    'renditions the transcoder encodes for LiveStreams without spec.renditions (spec.renditions: [] means none)',
+    { defaultText: '(empty: none)', rangeText: `comma-separated, at most ${MAX_TRANSCODED_RENDITIONS} of ${RENDITION_PRESET_NAMES.join(' ')}` },
+  ),
 };
 
 /** Names tteok's own tooling (tests, benchmarks, make) sets, which no role reads: never reported as unknown. */

@@ -1,7 +1,7 @@
 // The controller's configuration, from environment variables. README.md's
 // "Controller" table lists every one with its default; keep the two in step.
 import { ConfigError, envVar, readEnv, type Env, type EnvTable, type EnvValues } from '../common/env-config.ts';
-import { CLAIM_ENV, KUBE_VIEW_ENV, podNamespace, POD_ENV, S3_ENV } from '../common/shared-env.ts';
+import { CLAIM_ENV, KUBE_VIEW_ENV, podNamespace, POD_ENV, RENDITIONS_ENV, S3_ENV } from '../common/shared-env.ts';
 import { CLAIM_LEASE_PREFIX } from '../common/kube/contract.ts';
 import { parseCidr } from './webhook-address-policy.ts';
 import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from './webhook-events.ts';
@@ -26,6 +26,8 @@ export interface ControllerConfig {
     publicUrl: string | undefined;
   };
   playbackBaseUrl: string | undefined;
+  /** Renditions of LiveStreams without spec.renditions, as the ingest applies them (reported in status.renditions). */
+  defaultRenditions: string[];
   claimLeaseSeconds: number;
   /** Empty bucket: stored media is not deleted by the controller. */
   s3: { bucket: string; prefix: string; region: string; endpoint?: string; forcePathStyle: boolean; requestTimeoutMs: number };
@@ -99,6 +101,7 @@ export const CONTROLLER_ENV = {
   playbackBaseUrl: envVar.optional('TTEOK_PLAYBACK_BASE_URL', 'the CDN URL in front of the bucket; reported in status.playbackUrl', {
     defaultText: '(unset: not reported)',
   }),
+  ...RENDITIONS_ENV,
   ...CLAIM_ENV,
   ...S3_ENV,
   bucket: envVar.string('TTEOK_S3_BUCKET', '', 'bucket whose media is deleted when a LiveStream is deleted', { defaultText: '(empty: media not deleted)' }),
@@ -250,6 +253,7 @@ export function loadControllerConfig(env: Env = process.env): ControllerConfig {
       publicUrl: publicUrl?.replace(/\/+$/, ''),
     },
     playbackBaseUrl: playbackBaseUrl?.replace(/\/+$/, ''),
+    defaultRenditions: e.defaultRenditions,
     claimLeaseSeconds: e.claimLeaseSeconds,
     s3: { bucket: e.bucket, prefix: e.prefix, region: e.region, endpoint: e.endpoint, forcePathStyle: e.forcePathStyle, requestTimeoutMs: e.requestTimeoutMs },
     leaderElection: {

@@ -21,7 +21,8 @@ import type { CustomObjectsApi, KubeConfig, V1Secret } from '@kubernetes/client-
 import { isWellFormedKey, newStreamKey } from '../common/keys/key-source.ts';
 import { API_GROUP, API_VERSION, API_VERSION_FULL, KIND, settingsFromSpec, streamId, type LiveStreamObject, type StreamRef } from '../common/livestream.ts';
 import type { Logger } from '../common/log.ts';
-import { joinKey, playlistKey } from '../common/object-layout.ts';
+import { joinKey, playlistKey, streamPrefix } from '../common/object-layout.ts';
+import { THUMBNAIL_FILE } from '../common/renditions.ts';
 import { accessRoot } from '../common/playback-token.ts';
 import { JSON_PATCH, KubeHttpError, MERGE_PATCH, errorMessage, rawJson, statusCode } from '../common/kube/client.ts';
 import {
@@ -106,7 +107,7 @@ export class LiveStreamReconciler {
     let current = ls;
     if (!(ls.metadata.finalizers ?? []).includes(FINALIZER)) current = await this.addFinalizer(ls);
 
-    const { settings } = settingsFromSpec(current.spec);
+    const { settings } = settingsFromSpec(current.spec, { renditions: this.d.config.defaultRenditions });
     let secret: V1Secret | undefined;
     let userError: UserError | undefined;
     try {
@@ -122,7 +123,14 @@ export class LiveStreamReconciler {
 
     const claim = this.d.claims.get(this.d.config.ingest.namespace, claimLeaseName(ref));
     const live = leaseHeld(claim);
-    const status: StatusWithWebhooks = this.desiredStatus(current, ref, { secret, live, claim, enabled: settings.enabled, userError });
+    const status: StatusWithWebhooks = this.desiredStatus(current, ref, {
+      secret,
+      live,
+      claim,
+      enabled: settings.enabled,
+      renditions: settings.renditions,
+      userError,
+    });
     const webhooks = this.d.webhooks?.plan(
       current,
       ref,
@@ -230,7 +238,14 @@ export class LiveStreamReconciler {
   private desiredStatus(
     ls: LiveStream,
     ref: StreamRef,
-    s: { secret: V1Secret | undefined; live: boolean; claim: LeaseObject | undefined; enabled: boolean; userError: UserError | undefined },
+    s: {
+      secret: V1Secret | undefined;
+      live: boolean;
+      claim: LeaseObject | undefined;
+      enabled: boolean;
+      renditions: string[];
+      userError: UserError | undefined;
+    },
   ): LiveStreamStatus {
     const old = (ls.status ?? {}) as LiveStreamStatus;
     const generation = ls.metadata.generation;
@@ -251,6 +266,8 @@ export class LiveStreamReconciler {
       ? cond('Live', 'True', 'Publishing', `Live on ingest pod ${holder}`)
       : cond('Live', 'False', 'NoPublisher', 'No publisher is connected');
     const phase: LiveStreamStatus['phase'] = s.userError ? 'Error' : !s.enabled ? 'Disabled' : s.live ? 'Live' : secretName ? 'Ready' : 'Pending';
+    // A private stream's media, its thumbnail too, is under _private/: the URL a playback token goes in front of (common/playback-token.ts).
+    const mediaRoot = joinKey(config.s3.prefix, ls.spec?.playback?.access === 'private' ? accessRoot('private') : '');
     const status: LiveStreamStatus = {
       phase,
       ...(generation !== undefined ? { observedGeneration: generation } : {}),
@@ -258,12 +275,14 @@ export class LiveStreamReconciler {
       ...(secretName ? { streamKeySecret: secretName } : {}),
       ...(secretName && isWellFormedKey(key) ? { streamKeySha256: streamKeySha256(key) } : {}),
       ...(config.ingest.publicUrl ? { ingestUrl: config.ingest.publicUrl } : {}),
-      // A private stream's URL is the path a playback token goes in front of (common/playback-token.ts).
       ...(config.playbackBaseUrl
         ? {
-            playbackUrl: `${config.playbackBaseUrl}/${playlistKey(ref, joinKey(config.s3.prefix, ls.spec?.playback?.access === 'private' ? accessRoot('private') : ''))}`,
+            playbackUrl: `${config.playbackBaseUrl}/${playlistKey(ref, mediaRoot)}`,
+            thumbnailUrl: `${config.playbackBaseUrl}/${joinKey(streamPrefix(ref, mediaRoot), THUMBNAIL_FILE)}`,
           }
         : {}),
+      // The transcoded renditions in force: spec.renditions, else TTEOK_DEFAULT_RENDITIONS, as the ingest applies them.
+      renditions: s.renditions,
       ...(s.live && since ? { liveSince: since } : {}),
       ...(s.live && holder ? { ingestPod: holder } : {}),
     };
@@ -276,7 +295,16 @@ export class LiveStreamReconciler {
     if (sameStatus(old, status)) return ls;
     // A merge patch replaces the lists and sets fields; fields we no longer report are nulled.
     const patch: Record<string, unknown> = { ...status };
-    for (const field of ['streamKeySecret', 'streamKeySha256', 'ingestUrl', 'playbackUrl', 'liveSince', 'ingestPod', 'webhookEvents'] as const) {
+    for (const field of [
+      'streamKeySecret',
+      'streamKeySha256',
+      'ingestUrl',
+      'playbackUrl',
+      'thumbnailUrl',
+      'liveSince',
+      'ingestPod',
+      'webhookEvents',
+    ] as const) {
       if (status[field] === undefined && old[field] !== undefined) patch[field] = null;
     }
     // The pending webhook events are a queue: written only over the version they
@@ -483,6 +511,8 @@ function sameStatus(a: StatusWithWebhooks, b: StatusWithWebhooks): boolean {
       streamKeySha256: s.streamKeySha256,
       ingestUrl: s.ingestUrl,
       playbackUrl: s.playbackUrl,
+      thumbnailUrl: s.thumbnailUrl,
+      renditions: s.renditions,
       liveSince: s.liveSince,
       ingestPod: s.ingestPod,
       webhookEvents: queueOf(s),

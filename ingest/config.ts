@@ -1,7 +1,7 @@
 // The ingest's configuration, from environment variables. README.md lists
 // every one with its default; keep the two in step.
 import { ConfigError, envOptional, envString, envVar, readEnv, type Env, type EnvTable } from '../common/env-config.ts';
-import { S3_ENV } from '../common/shared-env.ts';
+import { RENDITIONS_ENV, S3_ENV } from '../common/shared-env.ts';
 import type { RtmpLimits } from './rtmp/rtmp-server.ts';
 import { DEFAULT_PUBLISH_LIMITS, type PublishLimitSettings } from './packager/publish-limits.ts';
 import { readRenditionConfig, RENDITION_ENV, type RenditionConfig } from './renditions/config.ts';
@@ -45,6 +45,8 @@ export interface IngestConfig {
   mediaVolumeBytes: number | undefined;
   /** What one admitted publish may hold and produce: GOP length, open fragment bytes, pace (publish-limits.ts). */
   publishLimits: PublishLimitSettings;
+  /** Renditions of LiveStreams without spec.renditions (TTEOK_DEFAULT_RENDITIONS). */
+  defaultRenditions: string[];
   /** Renditions and thumbnails: who encodes them (renditions/config.ts). */
   renditions: RenditionConfig;
 }
@@ -147,6 +149,7 @@ export const INGEST_ENV = {
     100,
     "target durations the stream's media time may run ahead of the wall clock; past it the publish ends",
   ),
+  ...RENDITIONS_ENV,
   ...RENDITION_ENV,
 } satisfies EnvTable;
 
@@ -216,6 +219,7 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
     mediaFullPercent: e.mediaFullPercent,
     mediaVolumeBytes: e.mediaVolumeBytes,
     publishLimits: { maxGopSeconds: e.maxGopSeconds, maxFragmentBytes, maxAheadSegments: e.maxAheadSegments },
+    defaultRenditions: e.defaultRenditions,
     renditions: readRenditionConfig(env),
   };
 }

@@ -66,7 +66,7 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
   // packager never renamed them into place, so nothing refers to them.
   await rm(join(config.mediaDir, MEDIA_TMP_DIR), { recursive: true, force: true });
   await mkdir(join(config.mediaDir, MEDIA_TMP_DIR), { recursive: true });
-  const keys = deps.keys ?? new FileKeySource(config.keysFile, log);
+  const keys = deps.keys ?? new FileKeySource(config.keysFile, log, { renditions: config.defaultRenditions });
   await keys.ready();
   const store = createStore(config);
   const uploader = new Uploader({

@@ -40,7 +40,7 @@ fi
 #
 # Before applying, edit the ConfigMap "tteok-config" below (TTEOK_S3_BUCKET,
 # TTEOK_S3_REGION, TTEOK_PLAYBACK_BASE_URL: your bucket and CloudFront URL), and
-# the image of the three workloads if you pushed it elsewhere. S3 credentials:
+# the image of the four workloads if you pushed it elsewhere. S3 credentials:
 # annotate the ServiceAccounts tteok-ingest and tteok-controller for IRSA /
 # workload identity, or add AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from a
 # Secret to their env. Then:

@@ -6,15 +6,15 @@ import { readFile } from 'node:fs/promises';
 import { watch, type FSWatcher } from 'chokidar';
 import { parseAllDocuments } from 'yaml';
 import type { Logger } from '../log.ts';
-import { API_VERSION_FULL, KIND, isValidName, isValidNamespace, settingsFromSpec, streamId, type LiveStreamObject } from '../livestream.ts';
+import { API_VERSION_FULL, KIND, isValidName, isValidNamespace, settingsFromSpec, streamId, type LiveStreamObject, type SpecDefaults } from '../livestream.ts';
 import { GrantTable, isWellFormedKey, type StreamGrant } from './key-source.ts';
 
 export interface LocalLiveStream extends LiveStreamObject {
   streamKey: string;
 }
 
-/** Parses the key file; throws with every problem found, each naming its document. */
-export function parseKeyFile(text: string): Map<string, StreamGrant> {
+/** Parses the key file; throws with every problem found, each naming its document. `defaults` fill what a LiveStream does not say. */
+export function parseKeyFile(text: string, defaults: SpecDefaults = {}): Map<string, StreamGrant> {
   const grants = new Map<string, StreamGrant>();
   const seen = new Set<string>();
   const problems: string[] = [];
@@ -50,7 +50,7 @@ export function parseKeyFile(text: string): Map<string, StreamGrant> {
       problems.push(`${label}: streamKey must be 16 to 128 characters of A-Z, a-z, 0-9, _ or -`);
       return;
     }
-    const { settings, problems: specProblems } = settingsFromSpec(obj.spec);
+    const { settings, problems: specProblems } = settingsFromSpec(obj.spec, defaults);
     problems.push(...specProblems.map((p) => `${label}: ${p}`));
     if (seen.has(id)) problems.push(`${label}: this LiveStream is listed twice`);
     if (grants.has(obj.streamKey)) problems.push(`${label}: its streamKey is already used by another LiveStream`);
@@ -68,6 +68,7 @@ export class FileKeySource extends GrantTable {
   constructor(
     private readonly path: string,
     private readonly log: Logger,
+    private readonly defaults: SpecDefaults = {},
   ) {
     super();
     this.initial = this.load(true);
@@ -87,7 +88,7 @@ export class FileKeySource extends GrantTable {
   private async load(first: boolean): Promise<void> {
     try {
       const text = await readFile(this.path, 'utf8');
-      this.replaceGrants(parseKeyFile(text), !first);
+      this.replaceGrants(parseKeyFile(text, this.defaults), !first);
       this.log.info({ file: this.path, streams: this.grants.size }, 'loaded stream keys');
     } catch (error) {
       if (first) throw error;

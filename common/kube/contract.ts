@@ -99,6 +99,10 @@ export interface LiveStreamStatus {
   streamKeySha256?: string;
   ingestUrl?: string;
   playbackUrl?: string;
+  /** The stream's poster JPEG beside its playlist (under _private/ for a private stream). */
+  thumbnailUrl?: string;
+  /** The transcoded renditions in force: spec.renditions, else the operator's default. */
+  renditions?: string[];
   liveSince?: string;
   ingestPod?: string;
 }

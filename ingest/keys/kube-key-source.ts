@@ -11,12 +11,13 @@
 // no key can publish to it yet, and none is known to anyone yet either) until
 // it is being deleted. A rotated key is a new hash: the old key is unknown from
 // then on, and StreamHub ends a publish whose key is no longer valid. Settings
-// (title, enabled, HLS, retention) come straight from the spec.
+// (title, enabled, HLS, retention, renditions) come straight from the spec,
+// renditions from TTEOK_DEFAULT_RENDITIONS when the spec names none.
 import type { KubeConfig } from '@kubernetes/client-node';
 import { readEnv, type Env } from '../../common/env-config.ts';
-import { KUBE_VIEW_ENV } from '../../common/shared-env.ts';
+import { KUBE_VIEW_ENV, RENDITIONS_ENV } from '../../common/shared-env.ts';
 import type { Logger } from '../../common/log.ts';
-import { isValidName, isValidNamespace, settingsFromSpec, streamId, type LiveStreamObject } from '../../common/livestream.ts';
+import { isValidName, isValidNamespace, settingsFromSpec, streamId, type LiveStreamObject, type SpecDefaults } from '../../common/livestream.ts';
 import { loadKubeConfig } from '../../common/kube/client.ts';
 import { STREAM_KEY_SHA256_PATTERN, liveStreamsPath, streamKeySha256, type LiveStreamStatus } from '../../common/kube/contract.ts';
 import { Informer } from '../../common/kube/informer.ts';
@@ -29,6 +30,8 @@ export interface KubeKeySourceOptions {
   namespace?: string;
   log: Logger;
   idleRelistMs?: number;
+  /** What a LiveStream that does not say gets (TTEOK_DEFAULT_RENDITIONS). */
+  defaults?: SpecDefaults;
 }
 
 type LiveStream = LiveStreamObject & { metadata: { deletionTimestamp?: string } };
@@ -37,7 +40,10 @@ type LiveStream = LiveStreamObject & { metadata: { deletionTimestamp?: string } 
  * Reads one LiveStream into a grant keyed by its key's hash; `none` when it
  * grants nothing (yet, or any more), `problem` when it is unusable.
  */
-export function grantFromLiveStream(ls: LiveStream): { keySha256: string; grant: StreamGrant } | { none: string } | { problem: string } {
+export function grantFromLiveStream(
+  ls: LiveStream,
+  defaults: SpecDefaults = {},
+): { keySha256: string; grant: StreamGrant } | { none: string } | { problem: string } {
   if (ls.metadata.deletionTimestamp) return { none: 'being deleted' };
   const hash = (ls.status as LiveStreamStatus | undefined)?.streamKeySha256;
   if (hash === undefined) return { none: 'no key published yet' };
@@ -46,7 +52,7 @@ export function grantFromLiveStream(ls: LiveStream): { keySha256: string; grant:
   const name = ls.metadata.name;
   if (!isValidNamespace(namespace) || !isValidName(name)) return { problem: 'not a valid LiveStream name' };
   // The API server validated the spec against the CRD; this fills in defaults.
-  const { settings, problems } = settingsFromSpec(ls.spec);
+  const { settings, problems } = settingsFromSpec(ls.spec, defaults);
   if (problems.length > 0) return { problem: problems.join('; ') };
   return { keySha256: hash, grant: { ref: { namespace, name }, settings } };
 }
@@ -54,12 +60,14 @@ export function grantFromLiveStream(ls: LiveStream): { keySha256: string; grant:
 export class KubeKeySource extends GrantTable {
   private readonly informer: Informer<LiveStream>;
   private readonly log: Logger;
+  private readonly defaults: SpecDefaults;
   private readonly reported = new Map<string, string>();
   private fingerprint = '';
 
   constructor(options: KubeKeySourceOptions) {
     super();
     this.log = options.log;
+    this.defaults = options.defaults ?? {};
     this.informer = new Informer<LiveStream>({
       kc: options.kc,
       path: liveStreamsPath(options.namespace),
@@ -104,7 +112,7 @@ export class KubeKeySource extends GrantTable {
     for (const ls of this.informer.list()) {
       const where = streamId({ namespace: ls.metadata.namespace ?? '', name: ls.metadata.name ?? '' });
       seen.add(where);
-      const read = grantFromLiveStream(ls);
+      const read = grantFromLiveStream(ls, this.defaults);
       if ('problem' in read) {
         // Once per LiveStream and problem.
         if (this.reported.get(where) !== read.problem) {
@@ -140,8 +148,9 @@ export async function kubernetesIngestDeps(env: Env, log: Logger): Promise<{ key
   const { LeaseStreamClaims, claimsConfigFromEnv } = await import('../claims/lease-claims.ts');
   const kc = loadKubeConfig();
   const { relistIdleSeconds, watchNamespace: namespace } = readEnv(KUBE_VIEW_ENV, env);
+  const { defaultRenditions } = readEnv(RENDITIONS_ENV, env);
   const idleRelistMs = relistIdleSeconds * 1000;
-  const keys = new KubeKeySource({ kc, log, idleRelistMs, ...(namespace ? { namespace } : {}) });
+  const keys = new KubeKeySource({ kc, log, idleRelistMs, defaults: { renditions: defaultRenditions }, ...(namespace ? { namespace } : {}) });
   const claims = new LeaseStreamClaims({ kc, log, ...claimsConfigFromEnv(env) });
   return { keys, claims };
 }

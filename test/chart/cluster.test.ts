@@ -234,6 +234,12 @@ t.test('helm install, least privilege as each service account, CRD upgrade, unin
         ['ingest', verb, 'secrets', 'default'],
       ],
     ),
+    // The transcoder decodes untrusted media: its service account may do nothing at all.
+    ['transcoder', 'list', 'livestreams.tteok.dev'],
+    ['transcoder', 'get', 'secrets', NAMESPACE],
+    ['transcoder', 'get', 'leases', NAMESPACE],
+    ['transcoder', 'list', 'pods', NAMESPACE],
+    ['transcoder', 'get', 'configmaps', NAMESPACE],
     ['ingest', 'get', 'livestreams.tteok.dev'],
     ['ingest', 'patch', 'livestreams.tteok.dev'],
     ['ingest', 'create', 'leases', 'default'],

@@ -76,8 +76,10 @@ t.test('promtool check rules accepts the alerts', async (t) => {
     'TteokControllerNoLeader',
     'TteokControllerReconcileErrors',
     'TteokLongSegments',
+    'TteokRenditionLagging',
     'TteokRtmpsCertificateExpiring',
     'TteokSegmentLatencyHigh',
+    'TteokTranscoderSaturated',
     'TteokUploadBacklogGrowing',
     'TteokUploadsFailing',
     'TteokViewerSegmentLatencyHigh',
@@ -132,6 +134,9 @@ t.test('the dashboard covers latency (ingest and viewers), uploads, backlog, str
     'tteok_controller_reconcile_duration_seconds',
     'tteok_controller_reconcile_errors_total',
     'tteok_controller_leader',
+    'tteok_ingest_rendition_segment_latency_seconds',
+    'tteok_ingest_rendition_segments_missing_total',
+    'tteok_transcoder_cpu_seconds_total',
   ])
     t.ok(read.has(m), `a panel shows ${m}`);
   t.equal(dashboard.uid, 'tteok-overview');
@@ -187,6 +192,14 @@ t.test('each alert fires when things go wrong and stays quiet when they do not (
     },
     ...hist('tteok_ingest_segment_latency_seconds', 'ingest-0', !bad, '5', ['0.5', '1', '2', '3', '5', '10', '+Inf']),
     ...hist('tteok_gateway_segment_latency_seconds', 'gateway-a', !bad, '7.5', ['0.5', '1', '2', '4', '5', '7.5', '10', '+Inf']),
+    ...hist('tteok_ingest_rendition_segment_latency_seconds', 'ingest-0', !bad, '5', ['0.5', '1', '2', '3', '5', '10', '+Inf']).map((s) => ({
+      ...s,
+      series: s.series.replace('{', '{rendition="360p",'),
+    })),
+    { series: `tteok_ingest_rendition_segments_missing_total{${ns},pod="ingest-0",rendition="480p",reason="busy"}`, values: '0x30' },
+    { series: `tteok_transcoder_jobs_in_flight{${ns},pod="transcoder-a"}`, values: bad ? '4x30' : '1x30' },
+    { series: `tteok_transcoder_requests_total{${ns},pod="transcoder-a",kind="renditions",outcome="ok"}`, values: '0+60x30' },
+    { series: `tteok_transcoder_requests_total{${ns},pod="transcoder-a",kind="renditions",outcome="busy"}`, values: '0x30' },
   ];
   const firing = (a: AlertRule) => `count(${a.expr.trim()}) or vector(0)`;
   const tests = [false, true].map((bad) => ({
@@ -199,4 +212,60 @@ t.test('each alert fires when things go wrong and stays quiet when they do not (
   const r = await run(tool('promtool'), ['test', 'rules', file]);
   t.equal(r.code, 0, r.stdout + r.stderr);
   t.match(r.stdout, /SUCCESS/);
+});
+
+t.test('each of the two conditions of the rendition and transcoder alerts fires alone', async (t) => {
+  const ns = 'namespace="tteok"';
+  const only = (name: string) => alerts.find((a) => a.alert === name)!;
+  const healthyLatency = ['0.5', '1', '2', '3', '5', '10', '+Inf'].map((le) => ({
+    series: `tteok_ingest_rendition_segment_latency_seconds_bucket{${ns},pod="ingest-0",rendition="360p",le="${le}"}`,
+    values: '0+60x30',
+  }));
+  const cases: Array<{ what: string; alert: string; series: Array<{ series: string; values: string }>; fires: boolean }> = [
+    {
+      what: 'segments missing while the latency is fine',
+      alert: 'TteokRenditionLagging',
+      series: [
+        ...healthyLatency,
+        { series: `tteok_ingest_rendition_segments_missing_total{${ns},pod="ingest-0",rendition="480p",reason="busy"}`, values: '0+3x30' },
+      ],
+      fires: true,
+    },
+    {
+      what: 'nothing missing, latency fine',
+      alert: 'TteokRenditionLagging',
+      series: [
+        ...healthyLatency,
+        { series: `tteok_ingest_rendition_segments_missing_total{${ns},pod="ingest-0",rendition="480p",reason="busy"}`, values: '0x30' },
+      ],
+      fires: false,
+    },
+    {
+      what: '503s while the jobs are below the maximum',
+      alert: 'TteokTranscoderSaturated',
+      series: [
+        { series: `tteok_transcoder_jobs_in_flight{${ns},pod="transcoder-a"}`, values: '1x30' },
+        { series: `tteok_transcoder_requests_total{${ns},pod="transcoder-a",kind="renditions",outcome="busy"}`, values: '0+2x30' },
+      ],
+      fires: true,
+    },
+    {
+      what: 'jobs at the maximum only now and then',
+      alert: 'TteokTranscoderSaturated',
+      series: [
+        { series: `tteok_transcoder_jobs_in_flight{${ns},pod="transcoder-a"}`, values: '2 4 4 1 4 4 1 4 4 1 4 4 1 4 4 1 4 4 1 4 4 1 4 4 1 4 4 1 4 4 1' },
+        { series: `tteok_transcoder_requests_total{${ns},pod="transcoder-a",kind="renditions",outcome="busy"}`, values: '0x30' },
+      ],
+      fires: false,
+    },
+  ];
+  const tests = cases.map((c) => ({
+    interval: '1m',
+    input_series: c.series,
+    promql_expr_test: [{ expr: `count(${only(c.alert).expr.trim()}) or vector(0)`, eval_time: '25m', exp_samples: [{ labels: '{}', value: c.fires ? 1 : 0 }] }],
+  }));
+  const file = join(dir, 'rendition-alerts-test.yaml');
+  await writeFile(file, stringifyYaml({ rule_files: [rulesFile], evaluation_interval: '1m', tests }));
+  const r = await run(tool('promtool'), ['test', 'rules', file]);
+  t.equal(r.code, 0, `${cases.map((c) => `${c.alert}: ${c.what}`).join('; ')}\n${r.stdout}${r.stderr}`);
 });

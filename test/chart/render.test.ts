@@ -4,7 +4,7 @@
 // settings, probes, environment, RBAC and feature toggles. The same renders
 // are validated by kubeconform and the real kube-apiserver in
 // chart-cluster.test.ts.
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
@@ -96,6 +96,8 @@ t.test('wrong values fail at install with a message naming the value', async (t)
       /gateway\.events\.heartbeatMs \(30000\) must be below gateway\.connectionTimeoutMs \(30000\)/,
     ],
     ['player source origin "*"', [...required, '--set-string', 'gateway.playerSrcOrigins[0]=*'], /gateway\/playerSrcOrigins/],
+    ['a default rendition that is not a preset', [...required, '--set', 'defaultRenditions={480p,240p}'], /defaultRenditions\/1/],
+    ['a default rendition twice', [...required, '--set', 'defaultRenditions={480p,480p}'], /defaultRenditions/],
   ];
   for (const [what, args, message] of cases) {
     const r = await helmTemplate({ extra: args });
@@ -302,6 +304,10 @@ t.test('every pod learns its name and namespace from the downward API, and reads
   t.equal(config.TTEOK_S3_BUCKET, 'tteok-media');
   t.equal(config.TTEOK_PLAYBACK_BASE_URL, 'https://d111111abcdef8.cloudfront.net', 'cdn.baseUrl becomes TTEOK_PLAYBACK_BASE_URL');
   t.equal(config.TTEOK_STORAGE, 's3');
+  t.equal(config.TTEOK_DEFAULT_RENDITIONS, '', 'no default renditions unless asked');
+  const allConfig = get(all, 'ConfigMap', 't-tteok-config').data as Record<string, string>;
+  t.equal(allConfig.TTEOK_DEFAULT_RENDITIONS, '480p,360p', 'defaultRenditions becomes TTEOK_DEFAULT_RENDITIONS');
+  t.same(loadIngestConfig({ ...allConfig }).defaultRenditions, ['480p', '360p'], 'which the ingest reads');
 });
 
 t.test('every TTEOK_ variable the chart sets is one the code reads', async (t) => {
@@ -313,7 +319,8 @@ t.test('every TTEOK_ variable the chart sets is one the code reads', async (t) =
       else if (e.name.endsWith('.ts')) for (const m of readFileSync(p, 'utf8').matchAll(/\b(TTEOK_[A-Z0-9_]+)\b/g)) read.add(m[1]!);
     }
   };
-  for (const d of ['common', 'ingest', 'gateway', 'controller', 'bin']) walk(join(ROOT, d));
+  // transcoder/: the role's own directory, once it exists on this branch.
+  for (const d of ['common', 'ingest', 'gateway', 'controller', 'transcoder', 'bin']) if (existsSync(join(ROOT, d))) walk(join(ROOT, d));
   for (const [name, objs] of Object.entries(renders)) {
     const set = new Set<string>();
     for (const w of workloads(objs)) for (const c of podSpec(w).containers) for (const e of c.env ?? []) set.add(e.name);
@@ -515,6 +522,94 @@ t.test('RTMPS: off by default; on, a second port on the same LoadBalancer and th
   );
 });
 
+t.test('transcoder: its own Deployment, no token, CPU from its sizing, reachable only from the ingest, which is pointed at it', async (t) => {
+  const deployment = get(def, 'Deployment', 't-tteok-transcoder');
+  const spec = podSpec(deployment) as PodSpec & { automountServiceAccountToken?: boolean };
+  const c = spec.containers[0]!;
+  t.same(c.args, ['transcoder']);
+  t.equal(spec.automountServiceAccountToken, false, 'the pod mounts no service account token');
+  t.equal(spec.serviceAccountName, 't-tteok-transcoder', 'its own service account');
+  t.equal(get(def, 'ServiceAccount', 't-tteok-transcoder').automountServiceAccountToken, false, 'whose token is not mounted by default either');
+  t.notOk(
+    def.some((o) => o.kind.endsWith('RoleBinding') && JSON.stringify(o.subjects ?? []).includes('t-tteok-transcoder')),
+    'and which is bound to no Role',
+  );
+  const env = envOf(c);
+  t.equal(env.get('TTEOK_TRANSCODER_MAX_JOBS')?.value, '2');
+  t.equal(env.get('TTEOK_TRANSCODER_HTTP_PORT')?.value, '9938');
+  t.same(c.ports, [{ name: 'http', containerPort: 9938, protocol: 'TCP' }]);
+  t.equal(c.livenessProbe?.httpGet?.path, '/healthz');
+  t.equal(c.readinessProbe?.httpGet?.path, '/readyz');
+  // 2 jobs × 2 renditions × 0.5 core; 2 × 256Mi + 128Mi; no CPU limit (a throttled encoder falls behind the live edge).
+  t.same(c.resources, { requests: { cpu: '2000m', memory: '640Mi' }, limits: { memory: '640Mi' } }, 'requests from the sizing values');
+  const sized = parseDocs(
+    await render({
+      values: [CI_VALUES['default']!],
+      extra: ['--set', 'transcoder.maxJobs=4', '--set', 'transcoder.renditionsPerJob=3', '--set-json', 'transcoder.cpuPerRendition=0.25'],
+    }),
+  );
+  t.same(podSpec(get(sized, 'Deployment', 't-tteok-transcoder')).containers[0]!.resources?.requests, { cpu: '3000m', memory: '1152Mi' }, '4 × 3 × 0.25 cores');
+
+  const ingest = envOf(podSpec(get(def, 'StatefulSet', 't-tteok-ingest')).containers[0]!);
+  t.equal(ingest.get('TTEOK_TRANSCODER')?.value, 'remote');
+  t.equal(ingest.get('TTEOK_TRANSCODER_URL')?.value, `http://t-tteok-transcoder.${NAMESPACE}.svc`);
+  const service = get(def, 'Service', 't-tteok-transcoder') as K8sObject & {
+    spec: { type: string; ports: Array<{ name: string; port: number; targetPort: string }> };
+  };
+  t.equal(service.spec.type, 'ClusterIP');
+  t.same(
+    service.spec.ports.map((p) => [p.name, p.port, p.targetPort]),
+    [
+      ['http', 80, 'http'],
+      ['http-metrics', 9938, 'http'],
+    ],
+  );
+
+  type Peer = { podSelector?: { matchLabels: Record<string, string> }; namespaceSelector?: object };
+  const policy = get(def, 'NetworkPolicy', 't-tteok-transcoder') as K8sObject & {
+    spec: { podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; ingress: Array<{ from: Peer[] }>; egress: unknown[] };
+  };
+  t.same(policy.spec.podSelector.matchLabels['app.kubernetes.io/component'], 'transcoder');
+  t.same(policy.spec.policyTypes, ['Ingress', 'Egress']);
+  t.same(policy.spec.egress, [], 'no egress at all');
+  t.same(
+    policy.spec.ingress.map((r) => r.from),
+    [[{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'tteok', 'app.kubernetes.io/instance': 't', 'app.kubernetes.io/component': 'ingest' } } }]],
+    'only the ingest pods, without metrics scraping',
+  );
+  const allPolicy = get(all, 'NetworkPolicy', 't-tteok-transcoder') as typeof policy;
+  t.equal(allPolicy.spec.ingress.length, 2, 'with a ServiceMonitor, Prometheus may scrape too');
+  t.same(allPolicy.spec.ingress[1]!.from, [{ namespaceSelector: {}, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } } }]);
+
+  const fixed = parseDocs(
+    await render({ values: [CI_VALUES['default']!], set: ['transcoder.service.clusterIP=10.0.0.12', 'transcoder.url=http://10.0.0.12'] }),
+  );
+  t.equal((get(fixed, 'Service', 't-tteok-transcoder').spec as { clusterIP?: string }).clusterIP, '10.0.0.12', 'a fixed ClusterIP');
+  t.equal(
+    envOf(podSpec(get(fixed, 'StatefulSet', 't-tteok-ingest')).containers[0]!).get('TTEOK_TRANSCODER_URL')?.value,
+    'http://10.0.0.12',
+    'transcoder.url: the ingest needs no cluster DNS',
+  );
+
+  t.notOk(find(def, 'HorizontalPodAutoscaler'), 'no autoscaler by default');
+  const hpa = get(all, 'HorizontalPodAutoscaler', 't-tteok-transcoder') as K8sObject & {
+    spec: { scaleTargetRef: { name: string }; minReplicas: number; maxReplicas: number; metrics: Array<{ resource: { name: string } }> };
+  };
+  t.equal(hpa.spec.scaleTargetRef.name, 't-tteok-transcoder');
+  t.equal(hpa.spec.metrics[0]!.resource.name, 'cpu');
+  t.notOk((get(all, 'Deployment', 't-tteok-transcoder').spec as { replicas?: number }).replicas, 'with the autoscaler, the chart leaves replicas alone');
+
+  const off = parseDocs(await render({ values: [CI_VALUES['default']!], extra: ['--set', 'transcoder.enabled=false'] }));
+  t.notOk(
+    off.some((o) => o.metadata.name === 't-tteok-transcoder'),
+    'transcoder.enabled=false: no transcoder objects',
+  );
+  t.notOk(envOf(podSpec(get(off, 'StatefulSet', 't-tteok-ingest')).containers[0]!).has('TTEOK_TRANSCODER_URL'), 'and the ingest is not pointed at one');
+  const refused = await helmTemplate({ extra: ['--values', CI_VALUES['default']!, '--set', 'transcoder.enabled=false', '--set', 'defaultRenditions={360p}'] });
+  t.not(refused.code, 0);
+  t.match(refused.stderr, /defaultRenditions needs transcoder\.enabled/);
+});
+
 t.test('PodDisruptionBudgets for all three, toggled per component', async (t) => {
   t.same(
     def
@@ -525,6 +620,7 @@ t.test('PodDisruptionBudgets for all three, toggled per component', async (t) =>
       ['t-tteok-controller', 1],
       ['t-tteok-gateway', 1],
       ['t-tteok-ingest', 1],
+      ['t-tteok-transcoder', 1],
     ],
   );
   t.notOk(find(namespaced, 'PodDisruptionBudget', 't-tteok-ingest'), 'ingest.pdb.create=false');
@@ -629,8 +725,8 @@ t.test('monitoring toggles: ServiceMonitor, PodMonitor, PrometheusRule, Grafana 
   const scraped = all.filter((o) => o.kind === 'Service' && Object.entries(sm.spec.selector.matchLabels).every(([k, v]) => o.metadata.labels?.[k] === v));
   t.same(
     scraped.map((s) => s.metadata.name).sort(),
-    ['t-tteok-controller', 't-tteok-gateway', 't-tteok-ingest-headless'],
-    'selects the three metrics Services',
+    ['t-tteok-controller', 't-tteok-gateway', 't-tteok-ingest-headless', 't-tteok-transcoder'],
+    'selects the four metrics Services',
   );
   for (const s of scraped) {
     const port = (s.spec as { ports: Array<{ name: string; targetPort: string }> }).ports.find((p) => p.name === 'http-metrics');

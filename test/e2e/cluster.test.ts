@@ -16,6 +16,11 @@
 //   OBS does) through the Service, the other ingest pod takes the stream, it is
 //   live again and ffmpeg decodes what is stored. That the playlist continues
 //   after a discontinuity is asserted as a TODO: not implemented across pods;
+// - a LiveStream with spec.renditions: ["360p"]: the transcoder pod (the
+//   image's ffmpeg, reached only from the ingest) encodes it; index.m3u8 in the
+//   bucket becomes a multivariant playlist naming source and 360p, ffprobe
+//   decodes the 360p rendition (360 lines) and thumbnail.jpg (a JPEG) from the
+//   bucket, the status reports both;
 // - `helm uninstall` leaves the CRD and no pods.
 //
 // `make e2e` runs this file alone (it needs root, and `make deps-e2e`).
@@ -29,6 +34,8 @@ import { parsePlaylist, type ParsedPlaylist } from '../../harness/hls.ts';
 import { stopAll, type ManagedProcess } from '../../harness/process.ts';
 import { publishTestPattern } from '../../harness/publisher.ts';
 import { getObject, listKeys } from '../../harness/s3-objects.ts';
+import { parseMediaPlaylist } from '../../common/media-playlist.ts';
+import { isMultivariant, parseMultivariantPlaylist } from '../../common/multivariant-playlist.ts';
 import { startS3Server, TEST_ACCESS_KEY, TEST_SECRET_KEY, type S3TestServer } from '../../harness/s3-server.ts';
 import { waitFor } from '../../harness/wait.ts';
 import { CACHE, CHART, ROOT, run, runOk, tool } from '../../harness/chart-tools.ts';
@@ -41,6 +48,8 @@ const NS = 'tteok';
 const STREAMS_NS = 'streams';
 const STREAM = 'demo';
 const IMAGE_ARCHIVE = join(CACHE, 'images', 'tteok-e2e.tar');
+/** The transcoder Service's fixed ClusterIP (harness/cluster.ts serves 10.0.0.0/24; .1 is the kubernetes Service). */
+const TRANSCODER_IP = '10.0.0.12';
 /** Short, so a publish after the holding pod's death gets the stream soon. */
 const CLAIM_LEASE_SECONDS = 4;
 
@@ -151,6 +160,17 @@ t.test('helm install: every pod of the release is Ready', async (tt) => {
     },
     controller: { resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { memory: '256Mi' } } },
     gateway: { resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { memory: '256Mi' } } },
+    // One pod, sized down to fit this node beside the rest: 2 jobs × 1 rendition × 0.1 core. This node
+    // runs no cluster DNS: the Service gets a fixed address (in the static band of 10.0.0.0/24) the ingest uses.
+    transcoder: {
+      replicas: 1,
+      maxJobs: 2,
+      renditionsPerJob: 1,
+      cpuPerRendition: 0.1,
+      memoryPerJobMiB: 256,
+      service: { clusterIP: TRANSCODER_IP },
+      url: `http://${TRANSCODER_IP}`,
+    },
   };
   const valuesFile = join(dir, 'values.yaml');
   await writeFile(valuesFile, stringifyYaml(values));
@@ -159,7 +179,7 @@ t.test('helm install: every pod of the release is Ready', async (tt) => {
     'every pod of the release Ready',
     async () => {
       const all = await releasePods();
-      return all.length === 6 && all.every(ready) ? all : undefined;
+      return all.length === 7 && all.every(ready) ? all : undefined;
     },
     { timeoutMs: 300_000, intervalMs: 2000 },
   ).catch(async (error: Error) => {
@@ -167,7 +187,11 @@ t.test('helm install: every pod of the release is Ready', async (tt) => {
     const logs = await kubectl('logs', '-n', NS, '--all-containers', '--prefix', '--tail=20', '-l', 'app.kubernetes.io/instance=tteok');
     throw new Error(`${error.message}\n${describe.stdout.slice(-6000)}\n${logs.stdout.slice(-4000)}${logs.stderr}`);
   });
-  tt.same(pods.map(component).sort(), ['controller', 'controller', 'gateway', 'gateway', 'ingest', 'ingest'], 'two controllers, two gateways, two ingest pods');
+  tt.same(
+    pods.map(component).sort(),
+    ['controller', 'controller', 'gateway', 'gateway', 'ingest', 'ingest', 'transcoder'],
+    'two controllers, two gateways, two ingest pods, a transcoder',
+  );
   const uids = await kubectlOk('get', 'pods', '-n', NS, '-o', 'jsonpath={range .items[*]}{.spec.containers[0].securityContext.runAsUser}{"\\n"}{end}');
   tt.same([...new Set(uids.trim().split('\n'))], ['10001'], 'every container runs as uid 10001');
 });
@@ -295,6 +319,102 @@ t.test('the ingest pod holding the stream is deleted: the publisher reconnects t
   const decode = await run('ffmpeg', ['-v', 'error', '-i', `${s3!.endpoint}/${s3!.bucket}/${playlistKey}`, '-f', 'null', '-']);
   tt.equal(decode.code, 0, 'ffmpeg decodes the stored stream');
   tt.equal(decode.stderr.trim(), '', 'with no error');
+});
+
+t.test('spec.renditions: ["360p"]: the transcoder pod encodes it; the bucket has the ladder and a thumbnail, ffprobe decodes both', async (tt) => {
+  const name = 'ladder';
+  await runOk(tool('kubectl'), ['--kubeconfig', c.kubeconfigPath, 'apply', '-f', '-'], {
+    input: stringifyYaml({
+      apiVersion: 'tteok.dev/v1alpha1',
+      kind: 'LiveStream',
+      metadata: { name, namespace: STREAMS_NS },
+      spec: { title: 'Ladder', renditions: ['360p'] },
+    }),
+  });
+  const status = await waitFor(
+    'the ladder LiveStream Ready',
+    async () => {
+      const s = (await getJson<{ status?: { phase?: string; renditions?: string[]; thumbnailUrl?: string } }>('livestream', '-n', STREAMS_NS, name)).status;
+      return s?.phase === 'Ready' ? s : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
+  tt.same(status.renditions, ['360p'], 'status.renditions');
+  tt.equal(status.thumbnailUrl, `${s3ForPods}/${s3!.bucket}/${STREAMS_NS}/${name}/thumbnail.jpg`, 'status.thumbnailUrl beside the playlist');
+  const ladderKey = Buffer.from(
+    await kubectlOk('get', 'secret', `${name}-stream-key`, '-n', STREAMS_NS, '-o', 'jsonpath={.data.streamKey}'),
+    'base64',
+  ).toString();
+
+  // 640x360 would be skipped as not below the source: the source is 1280x720.
+  const source = publishTestPattern({ url: await rtmpUrl(ladderKey), name: 'ffmpeg-ladder', size: '1280x720' });
+  try {
+    const base = `${STREAMS_NS}/${name}`;
+    const variants = await waitFor(
+      'a multivariant index.m3u8 naming source and 360p',
+      async () => {
+        const text = (await getObject(s3!.client, s3!.bucket, `${base}/index.m3u8`))?.body.toString('utf8');
+        if (!text || !isMultivariant(text)) return undefined;
+        const v = parseMultivariantPlaylist(text);
+        return v.some((x) => x.name === '360p') ? v : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 1000 },
+    );
+    tt.equal(variants[0]!.name, 'source', 'the source first');
+    // A segment the transcoder missed is listed as an EXT-X-GAP and is no object: the stored ones are the rest.
+    const stored = await waitFor(
+      'three 360p segments stored',
+      async () => {
+        const text = (await getObject(s3!.client, s3!.bucket, `${base}/360p.m3u8`))?.body.toString('utf8');
+        const listed = text ? parseMediaPlaylist(text).segments.filter((x) => !(x as { gap?: boolean }).gap) : [];
+        return listed.length >= 3 ? listed.slice(0, 3) : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 1000 },
+    );
+    for (const seg of stored) {
+      tt.match(seg.uri, /^[^/]+\/360p\/\d+\.m4s$/, `${seg.uri}: in the session's 360p folder`);
+      const init = await getObject(s3!.client, s3!.bucket, `${base}/${seg.initUri}`);
+      const media = await getObject(s3!.client, s3!.bucket, `${base}/${seg.uri}`);
+      tt.ok(init && media, `${seg.uri} and its init segment ${seg.initUri} are in the bucket`);
+      // Each segment with its init segment, as a player appends them: ffprobe reads it, ffmpeg decodes it.
+      const file = join(dir, `360p-${seg.sequence}.mp4`);
+      await writeFile(file, Buffer.concat([init?.body ?? Buffer.alloc(0), media?.body ?? Buffer.alloc(0)]));
+      const probe = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=codec_name,width,height', '-of', 'json', file]);
+      tt.equal(probe.code, 0, probe.stderr);
+      const stream = (JSON.parse(probe.stdout || '{}') as { streams?: Array<{ codec_name: string; width: number; height: number }> }).streams?.[0];
+      tt.match(stream, { codec_name: 'h264', width: 640, height: 360 }, `${seg.uri}: ffprobe reads H.264, 640x360`);
+      const decode = await run('ffmpeg', ['-v', 'error', '-i', file, '-f', 'null', '-']);
+      tt.equal(decode.code, 0, `${seg.uri}: ffmpeg decodes it`);
+      tt.equal(decode.stderr.trim(), '', 'with no error');
+    }
+
+    await waitFor('thumbnail.jpg stored', async () => Boolean(await getObject(s3!.client, s3!.bucket, `${base}/thumbnail.jpg`)), {
+      timeoutMs: 60_000,
+      intervalMs: 1000,
+    });
+    const thumb = await run('ffprobe', [
+      '-v',
+      'error',
+      '-show_entries',
+      'stream=codec_name,width,height',
+      '-of',
+      'json',
+      `${s3!.endpoint}/${s3!.bucket}/${base}/thumbnail.jpg`,
+    ]);
+    tt.equal(thumb.code, 0, thumb.stderr);
+    const image = (JSON.parse(thumb.stdout || '{}') as { streams?: Array<{ codec_name: string; width: number; height: number }> }).streams?.[0];
+    tt.equal(image?.codec_name, 'mjpeg', 'the thumbnail is a JPEG');
+    tt.ok((image?.width ?? 0) > 0 && (image?.height ?? 0) > 0, `of ${image?.width}x${image?.height}`);
+
+    // The transcoder did the work: its own /metrics count its CPU and its answered requests.
+    const slices = (await getJson<{ items: EndpointSlice[] }>('endpointslices', '-n', NS, '-l', `kubernetes.io/service-name=${RELEASE}-transcoder`)).items;
+    const port = slices.flatMap((s) => s.ports ?? []).find((p) => p.name === 'http-metrics')?.port;
+    const address = slices.flatMap((s) => s.endpoints ?? []).flatMap((e) => e.addresses)[0];
+    const metrics = await (await fetch(`http://${address}:${port}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    tt.match(metrics, /^tteok_transcoder_cpu_seconds_total [1-9]/m, 'the transcoder spent CPU');
+  } finally {
+    await source.stop('SIGTERM', 5000);
+  }
 });
 
 t.test('no log line of any pod holds the stream key', async (tt) => {

@@ -44,6 +44,7 @@ t.test('defaults', async (t) => {
     mediaFullPercent: 95,
     mediaVolumeBytes: undefined,
     publishLimits: { maxGopSeconds: 12, maxFragmentBytes: 64 * 1024 * 1024, maxAheadSegments: 3 },
+    defaultRenditions: [],
     renditions: { transcoder: 'off', transcoderUrl: undefined, thumbnailMs: 10_000, ffmpeg: 'ffmpeg' },
   };
   t.same(config, expected);
@@ -77,6 +78,20 @@ t.test('the publish limits are read, and refused outside their ranges', async (t
     refused({ TTEOK_STORAGE: 'local', TTEOK_MAX_FRAGMENT_MIB: '16', TTEOK_RTMP_MAX_MESSAGE_BYTES: String(16 * 1024 * 1024 - 1) }),
     /TTEOK_MAX_FRAGMENT_MIB \(16\) must be at least twice TTEOK_RTMP_MAX_MESSAGE_BYTES/,
     'a fragment bound that two of the largest messages do not fit in',
+  );
+});
+
+t.test('TTEOK_DEFAULT_RENDITIONS: a comma list of presets, refused with what to fix', async (t) => {
+  t.same(loadIngestConfig({ TTEOK_STORAGE: 'local', TTEOK_DEFAULT_RENDITIONS: '480p, 360p,audio' }).defaultRenditions, ['480p', '360p', 'audio']);
+  t.same(loadIngestConfig({ TTEOK_STORAGE: 'local', TTEOK_DEFAULT_RENDITIONS: '' }).defaultRenditions, [], 'empty: none');
+  t.match(
+    refused({ TTEOK_STORAGE: 'local', TTEOK_DEFAULT_RENDITIONS: '480p,4k' }),
+    /^TTEOK_DEFAULT_RENDITIONS: "4k" is not a preset; use one of 1080p, 720p, 480p, 360p, 160p, audio$/,
+  );
+  t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_DEFAULT_RENDITIONS: '480p,480p' }), /^TTEOK_DEFAULT_RENDITIONS names 480p twice$/);
+  t.match(
+    refused({ TTEOK_STORAGE: 'local', TTEOK_DEFAULT_RENDITIONS: '1080p,720p,480p,360p,160p,audio' }),
+    /^TTEOK_DEFAULT_RENDITIONS may name at most 5 renditions$/,
   );
 });
 

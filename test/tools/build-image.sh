@@ -12,6 +12,10 @@
 # 2. The project image is built from ./Dockerfile with Debian's buildah, pulls
 #    disabled (so FROM resolves to the local base image), layers cached in
 #    buildah's own storage under $cache/containers.
+#    The Dockerfile's Debian ffmpeg is left out (FFMPEG_PACKAGE=""): instead the
+#    static ffmpeg 9 the tests use (test/tools/install-ffmpeg9.sh, in the tools
+#    cache) is added as one more layer at /usr/local/bin/ffmpeg, for the
+#    transcoder role; no apt in the build, and the other layers stay cached.
 # 3. It is written as a docker-archive to $cache/images/tteok-e2e.tar, which the
 #    cluster harness imports into containerd (`ctr images import`).
 #
@@ -108,7 +112,14 @@ build_project() {
     trust=(--volume /etc/ssl/certs/ca-certificates.crt:/run/tteok-build-ca.crt:ro --volume "$npmrc:/usr/local/etc/npmrc:ro")
   fi
   bah bud --quiet --layers --pull-never --isolation chroot --network host "${trust[@]}" \
-    --build-arg NODE_IMAGE="$base_tag" -t "$tag" -f "$repo/Dockerfile" "$repo" >/dev/null
+    --build-arg NODE_IMAGE="$base_tag" --build-arg FFMPEG_PACKAGE= -t "$tag" -f "$repo/Dockerfile" "$repo" >/dev/null
+  # The transcoder's ffmpeg: the tests' static ffmpeg 9, one more layer on top.
+  bash "$here/install-ffmpeg9.sh" >/dev/null
+  local ffmpeg ctr
+  ffmpeg="$(readlink -f "$cache/bin/ffmpeg9")"
+  ctr="$(bah from --pull=never "$tag")"
+  bah copy --chown 0:0 --chmod 0755 "$ctr" "$ffmpeg" /usr/local/bin/ffmpeg >/dev/null
+  bah commit --quiet --rm "$ctr" "$tag" >/dev/null
   rm -f "$archive.tmp"
   bah push --quiet "$tag" "docker-archive:$archive.tmp:$tag"
   mv "$archive.tmp" "$archive"

@@ -217,6 +217,12 @@ express across values.
 {{- fail (printf "gateway.events.heartbeatMs (%d) must be below gateway.connectionTimeoutMs (%d), or quiet event streams are cut" (int64 .events.heartbeatMs) (int64 .connectionTimeoutMs)) -}}
 {{- end -}}
 {{- end -}}
+{{- if and .Values.defaultRenditions (not .Values.transcoder.enabled) -}}
+{{- fail "defaultRenditions needs transcoder.enabled: without transcoder pods nothing encodes them" -}}
+{{- end -}}
+{{- if and .Values.transcoder.autoscaling.enabled (lt (int .Values.transcoder.autoscaling.maxReplicas) (int .Values.transcoder.autoscaling.minReplicas)) -}}
+{{- fail "transcoder.autoscaling.maxReplicas must be at least transcoder.autoscaling.minReplicas" -}}
+{{- end -}}
 {{- if and .Values.metrics.serviceMonitor.enabled .Values.metrics.podMonitor.enabled -}}
 {{- fail "enable metrics.serviceMonitor or metrics.podMonitor, not both: every target would be scraped twice" -}}
 {{- end -}}

@@ -172,6 +172,38 @@ t.test('settingsFromSpec: defaults, bounds, and types', async (t) => {
   bad({ enabled: 'yes' }, /^spec\.enabled/);
   bad({ retention: { keepAfterEnd: 1 } }, /^spec\.retention\.keepAfterEnd/);
   bad({ playback: { access: 'secret' } }, /^spec\.playback\.access must be "public" or "private"/);
+  bad({ renditions: ['480p', '4k'] }, /^spec\.renditions: "4k" is not a preset; use one of 1080p, 720p, 480p, 360p, 160p, audio$/);
+  bad({ renditions: '480p' }, /^spec\.renditions must be a list of preset names/);
+  bad({ renditions: ['480p', '480p'] }, /^spec\.renditions names 480p twice$/);
+  bad({ renditions: ['1080p', '720p', '480p', '360p', '160p', 'audio'] }, /^spec\.renditions may name at most 5 renditions$/);
   const both = settingsFromSpec({ hls: { segmentSeconds: 0, playlistLength: 0 } });
   t.equal(both.problems.length, 2, 'every problem is listed');
+});
+
+t.test('renditions: the spec, else the operator default; [] keeps none', async (t) => {
+  const defaults = { renditions: ['480p', '360p'] };
+  t.same(settingsFromSpec({ renditions: ['720p', 'audio'] }).settings.renditions, ['720p', 'audio'], 'the spec, in its order');
+  t.same(settingsFromSpec({}, defaults).settings.renditions, ['480p', '360p'], 'no spec.renditions: the default');
+  t.same(settingsFromSpec(undefined, defaults).settings.renditions, ['480p', '360p'], 'no spec at all: the default');
+  t.same(settingsFromSpec({ renditions: [] }, defaults).settings.renditions, [], 'an explicit [] means none, whatever the default');
+  t.same(settingsFromSpec({ renditions: ['160p'] }, defaults).settings.renditions, ['160p'], 'the spec wins over the default');
+  const bad = settingsFromSpec({ renditions: ['9000p'] }, defaults);
+  t.same(bad.settings.renditions, ['480p', '360p'], 'a bad value is not applied');
+  t.equal(bad.problems.length, 1);
+});
+
+t.test('the key file: renditions read, the default filled in, a bad list refused naming the document', async (t) => {
+  const text = [doc({ name: 'ladder', key: KEY_A, spec: 'renditions: [480p, 160p]' }), '---', doc({ name: 'plain', key: KEY_B })].join('\n');
+  const grants = parseKeyFile(text, { renditions: ['360p'] });
+  t.same(grants.get(KEY_A)?.settings.renditions, ['480p', '160p']);
+  t.same(grants.get(KEY_B)?.settings.renditions, ['360p'], 'the default for a stream that names none');
+  t.same(parseKeyFile(text).get(KEY_B)?.settings.renditions, [], 'no default: none');
+  t.match(
+    refusal(t, doc({ name: 'bad', key: KEY_A, spec: 'renditions: [480p, 240p]' })),
+    /document 1 \(default\/bad\): spec\.renditions: "240p" is not a preset; use one of 1080p, 720p, 480p, 360p, 160p, audio/,
+  );
+  t.match(
+    refusal(t, doc({ name: 'twice', key: KEY_A, spec: 'renditions: [audio, audio]' })),
+    /document 1 \(default\/twice\): spec\.renditions names audio twice/,
+  );
 });

@@ -39,6 +39,25 @@ export interface RenditionLatency {
   p95: number;
   /** Segments of the measured stretch listed as gaps (the transcoder missed them). */
   gaps: number;
+  /** Mean seconds from a source segment written to this rendition's segment handed to the packager (the ingest's histogram; whole run). */
+  encodeSeconds: number;
+  /** Why segments are missing, from the ingest's counters over the whole run: "superseded 12, late 3". */
+  missing: string;
+}
+
+/** Per rendition: the ingest's own account of its encodes (tteok_ingest_rendition_* counters). */
+function ingestAccount(metrics: string, rendition: string): { encodeSeconds: number; missing: string } {
+  const samples = metrics
+    .split('\n')
+    .filter((l) => l.startsWith('tteok_ingest_rendition_') && l.includes(`rendition="${rendition}"`))
+    .map((l) => ({ line: l, value: Number(l.split(' ').at(-1)) }));
+  const value = (prefix: string) => samples.find((s) => s.line.startsWith(prefix))?.value ?? 0;
+  const sum = value('tteok_ingest_rendition_segment_latency_seconds_sum');
+  const count = value('tteok_ingest_rendition_segment_latency_seconds_count');
+  const missing = samples
+    .filter((s) => s.value > 0 && (s.line.startsWith('tteok_ingest_rendition_segments_missing_total') || /outcome="(late|skipped)"/.test(s.line)))
+    .map((s) => `${/(?:reason|outcome)="([^"]+)"/.exec(s.line)?.[1]} ${s.value}`);
+  return { encodeSeconds: count > 0 ? sum / count : Number.NaN, missing: missing.join(', ') || 'none' };
 }
 
 export async function renditionLatency(presets = ['720p', '480p', '360p'], seconds = 60): Promise<RenditionLatency[]> {
@@ -90,12 +109,14 @@ export async function renditionLatency(presets = ['720p', '480p', '360p'], secon
       await sleep(POLL_MS);
     }
     await pub.stop('SIGKILL');
+    const metrics = await ingest.metrics();
     await ingest.proc.stop('SIGTERM', 20_000);
     // The measured stretch: the source's segments after the warm-up, the same sequence numbers for every rendition.
     const measured = [...listed.get('source')!.keys()].sort((a, b) => a - b).slice(WARM_UP_SEGMENTS);
     return names.map((name) => {
       const samples = measured.flatMap((s) => (listed.get(name)!.has(s) ? [listed.get(name)!.get(s)!] : []));
-      return { rendition: name, samples, median: median(samples), p95: p95(samples), gaps: measured.filter((s) => gaps.get(name)!.has(s)).length };
+      const account = name === 'source' ? { encodeSeconds: Number.NaN, missing: '' } : ingestAccount(metrics, name);
+      return { rendition: name, samples, median: median(samples), p95: p95(samples), gaps: measured.filter((s) => gaps.get(name)!.has(s)).length, ...account };
     });
   } finally {
     await s3.stop();

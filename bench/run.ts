@@ -224,7 +224,7 @@ try {
       print(
         table(
           `Origin latency per rendition (segment's last frame at the ingest → listed in its stored playlist), ms: a 1080p30 source, ${ladderSeconds} s, TTEOK_TRANSCODER=local, SeaweedFS`,
-          ['rendition', 'segments', 'gaps', 'median', 'p95', 'median − source'],
+          ['rendition', 'segments', 'gaps', 'median', 'p95', 'median − source', 'encode s (mean)', 'missing, by reason (whole run)'],
           results.map((r) => [
             r.rendition,
             String(r.samples.length),
@@ -232,6 +232,8 @@ try {
             fmt(r.median),
             fmt(r.p95),
             r === source ? '' : fmt(r.median - source.median, 0, ' ms'),
+            r === source ? '' : fmt(r.encodeSeconds, 2),
+            r.missing,
           ]),
         ),
       );

@@ -4,15 +4,17 @@
 // runs it: compiled into dist/ once at the start (as `npm run build` does),
 // every process started with plain node.
 //
-//   BENCH=origin,viewer,density,codecs,gateway,controlplane,transcoder  which benchmarks to run (default: all)
+//   BENCH=origin,viewer,density,codecs,gateway,controlplane,transcoder,ladder  which benchmarks to run (default: all)
 //   BENCH_SECONDS=75              length of the origin latency runs
+//   BENCH_LADDER_SECONDS=60       length of the rendition origin latency run
+//   BENCH_LADDER_PRESETS=720p,480p,360p  its renditions of the 1080p30 source
 //   BENCH_VIEWER_SECONDS=60       length of each viewer latency sampling
 //   BENCH_GATEWAY_ROUNDS=3        alternating 10 s rounds of the gateway benchmark
 //   BENCH_GATEWAY_COMPARE=a=/x/dist/bin/tteok.js;…  other gateway builds measured in the same rounds
 //   BENCH_DENSITY_COUNTS=20,50    stream counts of the density benchmark (the smallest is CPU-profiled
 //                                 and also measured with the local store)
 //   BENCH_STREAMS=1000            LiveStreams the control plane benchmark creates
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { stopAll } from '../harness/process.ts';
 import { controlPlane } from './control-plane.ts';
 import { density, densityCounts, enhancedDensity, PROFILE_INTERVAL_US } from './density.ts';
@@ -26,8 +28,9 @@ import { elapsed, fmt, ratio, table } from './lib/stats.ts';
 import { originLatency } from './origin-latency.ts';
 import { summarize, viewerLatency } from './viewer-latency.ts';
 import { transcoderCost } from './transcoder.ts';
+import { renditionLatency } from './rendition-latency.ts';
 
-const selected = new Set((process.env.BENCH ?? 'origin,viewer,density,codecs,gateway,controlplane,transcoder').split(',').map((s) => s.trim()));
+const selected = new Set((process.env.BENCH ?? 'origin,viewer,density,codecs,gateway,controlplane,transcoder,ladder').split(',').map((s) => s.trim()));
 const seconds = Number(process.env.BENCH_SECONDS ?? 75);
 const out: string[] = [];
 const print = (text: string) => {
@@ -208,6 +211,34 @@ try {
         ),
       );
       print('Target: tteok ≤ 1.10× the encoder alone (CPU)');
+    });
+
+  if (selected.has('ladder'))
+    await timed('rendition origin latency', async () => {
+      const ladderSeconds = Number(process.env.BENCH_LADDER_SECONDS ?? 60);
+      const presets = (process.env.BENCH_LADDER_PRESETS ?? '720p,480p,360p').split(',').map((p) => p.trim());
+      // The encode competes with whatever else the machine runs: its load is part of the figure.
+      const load = loadavg()[0]!;
+      const results = await renditionLatency(presets, ladderSeconds);
+      const source = results.find((r) => r.rendition === 'source')!;
+      print(
+        table(
+          `Origin latency per rendition (segment's last frame at the ingest → listed in its stored playlist), ms: a 1080p30 source, ${ladderSeconds} s, TTEOK_TRANSCODER=local, SeaweedFS`,
+          ['rendition', 'segments', 'gaps', 'median', 'p95', 'median − source', 'encode s (mean)', 'missing, by reason (whole run)'],
+          results.map((r) => [
+            r.rendition,
+            String(r.samples.length),
+            String(r.gaps),
+            fmt(r.median),
+            fmt(r.p95),
+            r === source ? '' : fmt(r.median - source.median, 0, ' ms'),
+            r === source ? '' : fmt(r.encodeSeconds, 2),
+            r.missing,
+          ]),
+        ),
+      );
+      print(`Load average (1 min) before the run: ${fmt(load, 1)}, after: ${fmt(loadavg()[0]!, 1)}.`);
+      print('Target: a rendition reaches the origin at most one segment (2 s here) after the source.');
     });
 
   if (selected.has('controlplane'))

@@ -4,12 +4,13 @@
 // transcoder reads the source segment's start with it and sets each output's
 // to the same instant, whatever ffmpeg's mp4 muxer chose (it starts every
 // output at zero). Bounds-checked: the bytes come from publishers and ffmpeg.
+// The ingest's fragment timing (ingest/media/fmp4.ts) walks boxes with it too.
 
 export class Fmp4Error extends Error {
   override name = 'Fmp4Error';
 }
 
-interface Box {
+export interface Box {
   type: string;
   /** Offset of the box's first byte (its size field). */
   offset: number;
@@ -18,7 +19,8 @@ interface Box {
   end: number;
 }
 
-function* boxes(data: Uint8Array, start = 0, end = data.length): Generator<Box> {
+/** The boxes between `start` and `end`, in order; throws Fmp4Error on a box that does not fit or bytes left over. */
+export function* boxes(data: Uint8Array, start = 0, end = data.length): Generator<Box> {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   let pos = start;
   while (pos + 8 <= end) {
@@ -43,7 +45,7 @@ function children(data: Uint8Array, parent: Box, type: string): Box[] {
   return [...boxes(data, parent.start, parent.end)].filter((b) => b.type === type);
 }
 
-function child(data: Uint8Array, parent: Box, type: string): Box | undefined {
+export function child(data: Uint8Array, parent: Box, type: string): Box | undefined {
   return children(data, parent, type)[0];
 }
 

@@ -2,64 +2,14 @@
 // each track's timescale from the init segment, and each fragment's start and
 // duration from its moof. The playlist's EXTINF and the segment's start time
 // come from the media itself, so they are exact whatever cut the fragment.
+import { boxes, child, type Fmp4Track, initTracks } from '../../common/fmp4-boxes.ts';
 
-interface Box {
-  type: string;
-  start: number; // offset of the box payload
-  end: number;
-}
-
-function* boxes(data: Uint8Array, start = 0, end = data.length): Generator<Box> {
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  let pos = start;
-  while (pos + 8 <= end) {
-    let size = view.getUint32(pos);
-    const type = String.fromCharCode(data[pos + 4]!, data[pos + 5]!, data[pos + 6]!, data[pos + 7]!);
-    let header = 8;
-    if (size === 1) {
-      size = Number(view.getBigUint64(pos + 8));
-      header = 16;
-    } else if (size === 0) {
-      size = end - pos;
-    }
-    if (size < header || pos + size > end) throw new Error(`malformed ${type} box at ${pos}`);
-    yield { type, start: pos + header, end: pos + size };
-    pos += size;
-  }
-}
-
-function child(data: Uint8Array, parent: Box, type: string): Box | undefined {
-  for (const b of boxes(data, parent.start, parent.end)) if (b.type === type) return b;
-  return undefined;
-}
-
-export interface TrackInfo {
-  id: number;
-  timescale: number;
-  kind: 'video' | 'audio' | 'other';
-}
+/** An init segment's track, as common/fmp4-boxes.ts reads it (the transcoder reads the same boxes). */
+export type TrackInfo = Fmp4Track;
 
 /** Track ids, timescales and kinds from an init segment (ftyp + moov). */
 export function parseInitSegment(init: Uint8Array): Map<number, TrackInfo> {
-  const view = new DataView(init.buffer, init.byteOffset, init.byteLength);
-  const tracks = new Map<number, TrackInfo>();
-  for (const top of boxes(init)) {
-    if (top.type !== 'moov') continue;
-    for (const trak of boxes(init, top.start, top.end)) {
-      if (trak.type !== 'trak') continue;
-      const tkhd = child(init, trak, 'tkhd');
-      const mdia = child(init, trak, 'mdia');
-      if (!tkhd || !mdia) continue;
-      const id = view.getUint32(tkhd.start + (init[tkhd.start] === 1 ? 20 : 12));
-      const mdhd = child(init, mdia, 'mdhd');
-      const hdlr = child(init, mdia, 'hdlr');
-      if (!mdhd) continue;
-      const timescale = view.getUint32(mdhd.start + (init[mdhd.start] === 1 ? 20 : 12));
-      const handler = hdlr ? String.fromCharCode(...init.subarray(hdlr.start + 8, hdlr.start + 12)) : '';
-      tracks.set(id, { id, timescale, kind: handler === 'vide' ? 'video' : handler === 'soun' ? 'audio' : 'other' });
-    }
-  }
-  return tracks;
+  return new Map(initTracks(init).map((track) => [track.id, track]));
 }
 
 export interface FragmentTiming {

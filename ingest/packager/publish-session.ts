@@ -81,34 +81,8 @@ export class PublishSession {
   }
 
   private videoTrack0(timestampMs: number, tag: VideoTrackTag, arrivedAt: number): void {
-    switch (tag.kind) {
-      case 'video-config': {
-        let config: VideoConfig;
-        try {
-          config = VIDEO_PARSERS[tag.codec](tag.record);
-        } catch (error) {
-          throw new UnsupportedMediaError(`unreadable ${VIDEO_NAMES[tag.codec]} sequence header: ${(error as Error).message}`);
-        }
-        this.videoFormat = tag.codec;
-        this.fragmenter.setVideoConfig(config);
-        return;
-      }
-      case 'video-frame':
-        // Frames of another codec than the sequence header's cannot be decoded with it.
-        if (this.videoFormat !== undefined && tag.codec !== this.videoFormat) return;
-        this.fragmenter.video(
-          timestampMs,
-          tag.compositionOffsetMs,
-          tag.keyframe,
-          tag.codec === 'av1' ? withoutTemporalDelimiters(tag.data) : tag.data,
-          arrivedAt,
-        );
-        return;
-      case 'video-unsupported':
-        throw new UnsupportedMediaError(`video codec ${tag.codecName} is not supported; ${VIDEO_ADVICE}`);
-      default:
-        return;
-    }
+    // Its fragmenter drops frames before the first keyframe itself, configured or not.
+    this.videoFormat = feedVideoTag(this.fragmenter, this.videoFormat, tag, timestampMs, arrivedAt, false);
   }
 
   audio(timestampMs: number, body: Uint8Array): void {
@@ -184,27 +158,7 @@ export class PublishSession {
       return;
     }
     this.onTrack(trackId, track, (fragmenter) => {
-      switch (tag.kind) {
-        case 'video-config': {
-          let config: VideoConfig;
-          try {
-            config = VIDEO_PARSERS[tag.codec](tag.record);
-          } catch (error) {
-            throw new UnsupportedMediaError(`unreadable ${VIDEO_NAMES[tag.codec]} sequence header: ${(error as Error).message}`);
-          }
-          track.format = tag.codec;
-          fragmenter.setVideoConfig(config);
-          return;
-        }
-        case 'video-frame':
-          if (track.format === undefined || tag.codec !== track.format) return;
-          fragmenter.video(timestampMs, tag.compositionOffsetMs, tag.keyframe, tag.codec === 'av1' ? withoutTemporalDelimiters(tag.data) : tag.data, arrivedAt);
-          return;
-        case 'video-unsupported':
-          throw new UnsupportedMediaError(`video codec ${tag.codecName} is not supported; ${VIDEO_ADVICE}`);
-        default:
-          return;
-      }
+      track.format = feedVideoTag(fragmenter, track.format, tag, timestampMs, arrivedAt, true);
     });
   }
 
@@ -229,5 +183,41 @@ export class PublishSession {
       this.ignoredTracks.add(key);
       this.hooks.onIgnoredTrack?.(kind, trackId);
     }
+  }
+}
+
+/**
+ * Feeds one track's video tag to its fragmenter and returns the track's codec
+ * (the one its configuration set, else the one it had). Frames of another
+ * codec than the configuration's cannot be decoded with it and are dropped,
+ * as are frames before any configuration when `configFirst`.
+ */
+function feedVideoTag(
+  fragmenter: Fragmenter,
+  format: VideoFormat | undefined,
+  tag: VideoTrackTag,
+  timestampMs: number,
+  arrivedAt: number,
+  configFirst: boolean,
+): VideoFormat | undefined {
+  switch (tag.kind) {
+    case 'video-config': {
+      let config: VideoConfig;
+      try {
+        config = VIDEO_PARSERS[tag.codec](tag.record);
+      } catch (error) {
+        throw new UnsupportedMediaError(`unreadable ${VIDEO_NAMES[tag.codec]} sequence header: ${(error as Error).message}`);
+      }
+      fragmenter.setVideoConfig(config);
+      return tag.codec;
+    }
+    case 'video-frame':
+      if (format === undefined ? configFirst : tag.codec !== format) return format;
+      fragmenter.video(timestampMs, tag.compositionOffsetMs, tag.keyframe, tag.codec === 'av1' ? withoutTemporalDelimiters(tag.data) : tag.data, arrivedAt);
+      return format;
+    case 'video-unsupported':
+      throw new UnsupportedMediaError(`video codec ${tag.codecName} is not supported; ${VIDEO_ADVICE}`);
+    default:
+      return format;
   }
 }

@@ -21,17 +21,10 @@ import { renditionsOfSource } from '../../common/transcode/rendition-encoding.ts
 import type { RenditionMetrics } from './rendition-metrics.ts';
 import { type EncodedRendition, type EncodeFailure, RenditionEncoderError, type RenditionEncoder } from './rendition-encoder.ts';
 import type { ThumbnailSink } from './thumbnail-store.ts';
+import type { SourceSegment } from '../packager/stream-packager.ts';
 
 /** A source segment as the packager announces it once written and numbered (StreamPackagerOptions.onSourceSegment). */
-export interface SourceSegmentEvent {
-  sessionFolder: string;
-  sequence: number;
-  initUri: string;
-  init: Uint8Array;
-  data: Uint8Array;
-  startSeconds: number;
-  duration: number;
-}
+export type SourceSegmentEvent = SourceSegment;
 
 /** Where transcoded segments go: the packager (StreamPackager.addRenditionSegment). */
 export interface RenditionSink {

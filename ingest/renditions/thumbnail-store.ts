@@ -5,7 +5,7 @@
 // and a newer one replaces it within seconds, so one that fails is not
 // retried (the next one is the retry).
 import type { StreamRef } from '../../common/livestream.ts';
-import { joinKey, streamPrefix, THUMBNAIL_CACHE_CONTROL } from '../../common/object-layout.ts';
+import { contentTypeFor, joinKey, streamPrefix, THUMBNAIL_CACHE_CONTROL } from '../../common/object-layout.ts';
 import { accessRoot, type PlaybackAccess } from '../../common/playback-token.ts';
 import { THUMBNAIL_FILE } from '../../common/renditions.ts';
 import type { ObjectStore } from '../../common/storage/object-store.ts';
@@ -28,6 +28,7 @@ export class ThumbnailStore implements ThumbnailSink {
   }
 
   storeThumbnail(ref: StreamRef, jpeg: Uint8Array): Promise<void> {
-    return this.store.put(this.keyOf(ref), jpeg, { contentType: 'image/jpeg', cacheControl: THUMBNAIL_CACHE_CONTROL });
+    const key = this.keyOf(ref);
+    return this.store.put(key, jpeg, { contentType: contentTypeFor(key), cacheControl: THUMBNAIL_CACHE_CONTROL });
   }
 }

@@ -22,6 +22,8 @@ import { LOCAL_ENV } from './roles.ts';
 export interface LocalMode {
   /** The media volume: segments wait here until stored in the origin. */
   mediaDir: string;
+  /** What to tell the person at the terminal: print it once Ctrl-C is handled, since it invites streaming and stopping. */
+  banner: string;
   shutdown(): Promise<void>;
 }
 
@@ -108,9 +110,9 @@ export async function startLocalMode(log: Logger): Promise<LocalMode> {
     '  No OBS at hand? `make demo` publishes a test pattern to the first stream. Ctrl-C stops.',
     '',
   );
-  process.stdout.write(lines.join('\n') + '\n');
   return {
     mediaDir: config.mediaDir,
+    banner: lines.join('\n') + '\n',
     async shutdown() {
       // The ingest first: it ends live playlists, which viewers should still get.
       await ingest.shutdown();

@@ -107,7 +107,16 @@ function loadEnvFile(fromOption: string | undefined): string | undefined {
   return path;
 }
 
-async function start(role: RoleName, log: Logger): Promise<void> {
+/** A started role: how to stop it, and what its stop may leave behind. */
+interface Started {
+  shutdown(): Promise<void>;
+  /** Said when a second signal cuts the shutdown short. */
+  leftBehind?: string;
+  /** Printed for the person at the terminal once signals are handled. */
+  banner?: string;
+}
+
+async function start(role: RoleName, log: Logger): Promise<Started> {
   switch (role) {
     case 'ingest': {
       const { loadIngestConfig } = await import('../ingest/config.ts');
@@ -116,8 +125,7 @@ async function start(role: RoleName, log: Logger): Promise<void> {
       // TTEOK_KEY_SOURCE=kubernetes: keys checked against the SHA-256 the controller publishes on each LiveStream, fleet-wide claims on Leases.
       const kube = config.keySource === 'kubernetes' ? await (await import('../ingest/keys/kube-key-source.ts')).kubernetesIngestDeps(process.env, log) : {};
       const ingest = await startIngest(config, { log, ...kube });
-      onTermination(log, () => ingest.shutdown(), uploadsLeftMessage(config.mediaDir));
-      return;
+      return { shutdown: () => ingest.shutdown(), leftBehind: uploadsLeftMessage(config.mediaDir) };
     }
     case 'gateway': {
       const { gatewayOptionsFrom, loadGatewayConfig } = await import('../gateway/config.ts');
@@ -126,31 +134,29 @@ async function start(role: RoleName, log: Logger): Promise<void> {
       const config = loadGatewayConfig();
       const view = await createStreamView(config, log);
       const gateway = await startGateway({ ...gatewayOptionsFrom(config), view, log });
-      onTermination(log, async () => {
-        await gateway.close();
-        await view.close();
-      });
-      return;
+      return {
+        async shutdown() {
+          await gateway.close();
+          await view.close();
+        },
+      };
     }
     case 'controller': {
       const { loadControllerConfig } = await import('../controller/config.ts');
       const { startController } = await import('../controller/controller.ts');
       const controller = await startController(loadControllerConfig(), { log });
-      onTermination(log, () => controller.shutdown());
-      return;
+      return { shutdown: () => controller.shutdown() };
     }
     case 'transcoder': {
       const { loadTranscoderConfig } = await import('../transcoder/config.ts');
       const { startTranscoder } = await import('../transcoder/transcoder.ts');
       const transcoder = await startTranscoder(loadTranscoderConfig(), { log });
-      onTermination(log, () => transcoder.close());
-      return;
+      return { shutdown: () => transcoder.close() };
     }
     case 'local': {
       const { startLocalMode } = await import('./local-mode.ts');
       const local = await startLocalMode(log);
-      onTermination(log, () => local.shutdown(), uploadsLeftMessage(local.mediaDir));
-      return;
+      return { shutdown: () => local.shutdown(), leftBehind: uploadsLeftMessage(local.mediaDir), banner: local.banner };
     }
   }
 }
@@ -162,27 +168,39 @@ function uploadsLeftMessage(mediaDir: string): string {
 /**
  * The first SIGTERM or SIGINT shuts down in order (the ingest waits for its
  * uploads); a second one exits at once, for the person at the terminal who
- * pressed Ctrl-C again because they will not wait.
+ * pressed Ctrl-C again because they will not wait. Installed before the role
+ * starts: a signal that arrives while it starts (or just after it said it is
+ * ready) shuts it down once started, instead of Node's default, a kill.
  */
-function onTermination(log: Logger, shutdown: () => Promise<void>, leftBehind?: string): void {
-  let stopping = false;
+function handleTermination(log: Logger): (started: Started) => void {
+  let stopping: NodeJS.Signals | undefined;
+  let role: Started | undefined;
+  const shutdown = (started: Started, signal: NodeJS.Signals) => {
+    log.info(`${signal}: shutting down${started.leftBehind ? ' (waiting for uploads; send it again to exit at once)' : ''}`);
+    started.shutdown().then(
+      () => process.exit(EXIT_OK),
+      (error: unknown) => {
+        log.error({ err: error }, 'shutdown failed');
+        process.exit(EXIT_FAILURE);
+      },
+    );
+  };
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {
       if (stopping) {
-        log.warn(`${signal} again: exiting now without waiting for the shutdown${leftBehind ? `; ${leftBehind}` : ''}`);
+        const left = role?.leftBehind;
+        log.warn(`${signal} again: exiting now without waiting for the shutdown${left ? `; ${left}` : ''}`);
         process.exit(EXIT_INTERRUPTED);
       }
-      stopping = true;
-      log.info(`${signal}: shutting down${leftBehind ? ' (waiting for uploads; send it again to exit at once)' : ''}`);
-      shutdown().then(
-        () => process.exit(EXIT_OK),
-        (error: unknown) => {
-          log.error({ err: error }, 'shutdown failed');
-          process.exit(EXIT_FAILURE);
-        },
-      );
+      stopping = signal;
+      if (role) shutdown(role, signal);
+      else log.info(`${signal}: shutting down once started`);
     });
   }
+  return (started) => {
+    role = started;
+    if (stopping) shutdown(started, stopping);
+  };
 }
 
 async function main(): Promise<void> {
@@ -208,7 +226,10 @@ async function main(): Promise<void> {
     log = createLogger(command.role);
     if (envFile) log.info({ envFile }, 'environment loaded from file');
     for (const unknown of unknownNames(process.env, knownNames())) log.warn(unknownNameMessage(unknown));
-    await start(command.role, log);
+    const started = handleTermination(log);
+    const role = await start(command.role, log);
+    started(role);
+    if (role.banner) process.stdout.write(role.banner);
   } catch (error) {
     log ??= createLogger(command.role, 'info');
     if (error instanceof ConfigError) {

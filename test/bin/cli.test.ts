@@ -149,6 +149,30 @@ t.test('a misspelt TTEOK_* name is warned about with the closest known name; the
   tt.equal((await p.exited).code, 0, 'a clean shutdown exits 0');
 });
 
+t.test('a SIGTERM while the role is still starting shuts it down once started, exit 0 (not a kill)', async (tt) => {
+  const p = tteok(['ingest'], {
+    TTEOK_STORAGE: 'local',
+    TTEOK_LOCAL_ORIGIN_DIR: join(dir, 'origin-early'),
+    TTEOK_MEDIA_DIR: join(dir, 'media-early'),
+    TTEOK_KEYS_FILE: join(dir, 'keys.yaml'),
+    TTEOK_RTMP_HOST: '127.0.0.1',
+    TTEOK_RTMP_PORT: String(await freePort()),
+    TTEOK_HTTP_HOST: '127.0.0.1',
+    TTEOK_HTTP_PORT: String(await freePort()),
+    // Warned about before the role starts: the moment to send the signal.
+    TTEOK_NOT_A_SETTING: 'x',
+  });
+  writeFileSync(join(dir, 'keys.yaml'), '');
+  await p.waitForLine(/TTEOK_NOT_A_SETTING/);
+  p.child.kill('SIGTERM');
+  const exit = await p.exited;
+  tt.same(exit, { code: 0, signal: null }, 'the shutdown ran', { lines: p.lines.slice(-5) });
+  tt.ok(
+    p.lines.some((l) => /SIGTERM: shutting down once started/.test(l)),
+    'and said it would',
+  );
+});
+
 t.test("an env file (--env-file or TTEOK_ENV_FILE) is loaded with Node's parser; the environment wins over it", async (tt) => {
   const filePort = await freePort();
   const envPort = await freePort();

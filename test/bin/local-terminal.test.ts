@@ -55,8 +55,10 @@ t.test('on a terminal the log lines are pretty and coloured', async (tt) => {
   // script runs tteok as its child: stop that one, and script exits with its code (-e).
   const child = Number(readFileSync(`/proc/${p.child.pid}/task/${p.child.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
   tt.ok(child > 0, 'tteok runs under script');
+  const from = p.lines.length;
   process.kill(child, 'SIGTERM');
-  tt.equal((await p.exited).code, 0, 'and stops cleanly');
+  const exit = await p.exited;
+  tt.equal(exit.code, 0, 'and stops cleanly', { signal: exit.signal, said: p.lines.slice(from).map((l) => l.replace(ANSI, '')) });
 });
 
 t.test('piped, the same lines are JSON', async (tt) => {

@@ -196,6 +196,10 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
         holders: ll.holders,
         mediaPrefix,
         upstreamTimeoutMs: ll.upstreamTimeoutMs,
+        observe: (event) => {
+          if (event === 'timeout' || event === 'unreachable') app.gatewayMetrics.llUpstreamFailures.inc({ reason: event });
+          else app.gatewayMetrics.llRequests.inc({ outcome: event });
+        },
         accessOf: (ref) => {
           const state = options.view.get(ref);
           return state ? (state.access ?? 'public') : undefined;

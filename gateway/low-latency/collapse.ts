@@ -31,6 +31,11 @@ export class RequestCollapser {
     return this.flights.size;
   }
 
+  /** Whether a request for `key` is in flight (a new one would share it). */
+  has(key: string): boolean {
+    return this.flights.has(key);
+  }
+
   /** Clients waiting for those, all together. */
   get waiting(): number {
     let n = 0;

@@ -155,6 +155,8 @@ t.test('collapsing: N concurrent identical blocking requests make one upstream r
   );
   tt.match((await other).body, 'part=2');
   tt.equal(collapser.upstreamRequests, 2);
+  const counted = Object.fromEntries((await app.gatewayMetrics.llRequests.get()).values.map((v) => [v.labels.outcome, v.value]));
+  tt.same(counted, { upstream: 2, collapsed: N - 1 }, 'tteok_gateway_ll_requests_total says so');
   // Once answered, the next request is a new upstream request (collapsing is not caching).
   await app.inject({ url: '/origin/default/open/index.m3u8?_HLS_msn=7&_HLS_part=1' });
   tt.equal(source.calls.length, 3);
@@ -172,6 +174,7 @@ t.test('no holder: 404; a slow holder: 504 within the bound; an unreachable one:
   const started = performance.now();
   const timedOut = await app.inject({ url: '/origin/default/open/index.m3u8?_HLS_msn=100' });
   tt.equal(timedOut.statusCode, 504);
+  tt.equal((await app.gatewayMetrics.llUpstreamFailures.get()).values.find((v) => v.labels.reason === 'timeout')?.value, 1, 'counted');
   tt.ok(performance.now() - started < 3000, 'answered near the bound');
   tt.ok(slow.calls[0]?.signal.aborted, 'the upstream request was aborted');
 

@@ -136,9 +136,7 @@ async function start(role: RoleName, log: Logger): Promise<Started> {
       // The LL origin's holders: the claim Leases' pods (the one-machine mode has its own, bin/local-mode.ts).
       const ll = config.lowLatency;
       const holders =
-        ll.enabled && config.view === 'kubernetes'
-          ? await (await import('../gateway/low-latency/lease-holders.ts')).createLeaseHolders(process.env, log)
-          : undefined;
+        ll.enabled && config.view === 'kubernetes' ? (await import('../gateway/low-latency/lease-holders.ts')).createLeaseHolders(process.env, log) : undefined;
       const lowLatency = holders ? { holders, upstreamTimeoutMs: ll.upstreamTimeoutMs, originSecret: ll.originSecret } : undefined;
       const gateway = await startGateway({ ...gatewayOptionsFrom(config), view, lowLatency, log });
       return {

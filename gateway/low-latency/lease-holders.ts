@@ -81,10 +81,13 @@ export class LeaseHolders implements HolderResolver {
   }
 }
 
-/** The holders for TTEOK_VIEW=kubernetes: claim Leases in this pod's namespace (the release's), synced. */
-export async function createLeaseHolders(env: Env, log: Logger): Promise<LeaseHolders> {
+/**
+ * The holders for TTEOK_VIEW=kubernetes: claim Leases in this pod's namespace
+ * (the release's). Not waited for: until the first list (or without the
+ * RBAC to make it) no stream has a holder, so the CDN serves the bucket's
+ * playlists, and the gateway's API starts regardless.
+ */
+export function createLeaseHolders(env: Env, log: Logger): LeaseHolders {
   const { relistIdleSeconds } = readEnv(KUBE_VIEW_ENV, env);
-  const holders = new LeaseHolders({ kc: loadKubeConfig(), namespace: POD_ENV.podNamespace.read(env), log, idleRelistMs: relistIdleSeconds * 1000 });
-  await holders.ready();
-  return holders;
+  return new LeaseHolders({ kc: loadKubeConfig(), namespace: POD_ENV.podNamespace.read(env), log, idleRelistMs: relistIdleSeconds * 1000 });
 }

@@ -7,7 +7,7 @@ import { envRows, type EnvSection } from '../common/env-help.ts';
 import { CLAIM_ENV, KUBE_VIEW_ENV, POD_ENV, PROCESS_ENV, TOOLING_NAMES } from '../common/shared-env.ts';
 import { CONTROLLER_ENV } from '../controller/config.ts';
 import { GATEWAY_ENV } from '../gateway/config.ts';
-import { INGEST_ENV } from '../ingest/config.ts';
+import { INGEST_ENV, INGEST_POD_ENV } from '../ingest/config.ts';
 import { TRANSCODER_ENV } from '../transcoder/config.ts';
 
 export const LOCAL_ENV = {
@@ -28,7 +28,7 @@ export const ROLES: Record<RoleName, Role> = {
     summary: 'accepts RTMP(S) publishes and stores CMAF HLS in S3 (or a directory)',
     sections: [
       { title: 'Ingest', tables: [INGEST_ENV] },
-      { title: 'With TTEOK_KEY_SOURCE=kubernetes (and KUBECONFIG outside a pod)', tables: [KUBE_VIEW_ENV, POD_ENV, CLAIM_ENV] },
+      { title: 'With TTEOK_KEY_SOURCE=kubernetes (and KUBECONFIG outside a pod)', tables: [KUBE_VIEW_ENV, POD_ENV, CLAIM_ENV, INGEST_POD_ENV] },
       everyRole,
     ],
   },

@@ -133,10 +133,16 @@ async function start(role: RoleName, log: Logger): Promise<Started> {
       const { createStreamView } = await import('../gateway/views/create-view.ts');
       const config = loadGatewayConfig();
       const view = await createStreamView(config, log);
-      const gateway = await startGateway({ ...gatewayOptionsFrom(config), view, log });
+      // The LL origin's holders: the claim Leases' pods (the one-machine mode has its own, bin/local-mode.ts).
+      const ll = config.lowLatency;
+      const holders =
+        ll.enabled && config.view === 'kubernetes' ? (await import('../gateway/low-latency/lease-holders.ts')).createLeaseHolders(process.env, log) : undefined;
+      const lowLatency = holders ? { holders, upstreamTimeoutMs: ll.upstreamTimeoutMs, originSecret: ll.originSecret } : undefined;
+      const gateway = await startGateway({ ...gatewayOptionsFrom(config), view, lowLatency, log });
       return {
         async shutdown() {
           await gateway.close();
+          await holders?.close();
           await view.close();
         },
       };

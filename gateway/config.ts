@@ -81,7 +81,20 @@ export interface GatewayConfig {
   /** Private streams (common/playback-token.ts); see playbackTokensFrom. */
   playbackTokens: PlaybackTokenConfig;
   events: EventStreamConfig;
+  lowLatency: LowLatencyConfig;
 }
+
+/** The LL origin (plugins/low-latency.ts). */
+export interface LowLatencyConfig {
+  /** TTEOK_LL_ORIGIN: serve live streams' LL-HLS from their ingest under /origin/ (Kubernetes view, or the one-machine mode). */
+  enabled: boolean;
+  /** TTEOK_LL_UPSTREAM_TIMEOUT_MS: the longest a request to the holding ingest may take (a blocking one included). */
+  upstreamTimeoutMs: number;
+  /** TTEOK_ORIGIN_SECRET: what the CDN sends in x-tteok-origin-secret; such a request needs no token for `_private/`. */
+  originSecret: string | undefined;
+}
+
+export const ORIGIN_SECRET_MIN_LENGTH = 32;
 
 export interface PlaybackTokenConfig {
   /** TTEOK_PLAYBACK_TOKEN_KEYS: the first signs, all verify. Undefined: no tokens, private streams play nowhere. */
@@ -222,6 +235,23 @@ export const GATEWAY_ENV = {
   metricsMaxStreams: envVar.int('TTEOK_METRICS_MAX_STREAMS', 100, 0, 100_000, 'streams with their own metric labels; the rest are aggregated under _other'),
   keysFile: envVar.string('TTEOK_KEYS_FILE', 'tteok-keys.yaml', 'with TTEOK_VIEW=local: the key file (names, titles, enabled, access)'),
   ...PLAYBACK_TOKEN_ENV,
+  llOrigin: envVar.bool(
+    'TTEOK_LL_ORIGIN',
+    true,
+    "serve live streams' LL-HLS playlists and parts from their ingest under /origin/ (Kubernetes view, local mode)",
+  ),
+  llUpstreamTimeoutMs: envVar.int(
+    'TTEOK_LL_UPSTREAM_TIMEOUT_MS',
+    20_000,
+    100,
+    120_000,
+    'the longest a request to the ingest holding a stream may take, a blocking playlist request included',
+  ),
+  originSecret: envVar.optional(
+    'TTEOK_ORIGIN_SECRET',
+    `what the CDN sends in x-tteok-origin-secret (≥ ${ORIGIN_SECRET_MIN_LENGTH} characters); such a request may reach _private/ without a token`,
+    { defaultText: '(unset: every private path needs its token)' },
+  ),
 } satisfies EnvTable;
 
 export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
@@ -273,6 +303,9 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
       `TTEOK_EVENTS_HEARTBEAT_MS (${e.heartbeatMs}) must be below TTEOK_GATEWAY_CONNECTION_TIMEOUT_MS (${e.connectionTimeoutMs}), or quiet event streams are cut`,
     );
   }
+  if (e.originSecret !== undefined && (e.originSecret.length < ORIGIN_SECRET_MIN_LENGTH || /\s/.test(e.originSecret))) {
+    throw new ConfigError(`TTEOK_ORIGIN_SECRET must be at least ${ORIGIN_SECRET_MIN_LENGTH} characters, without blanks`);
+  }
   for (const entry of e.trustedProxies) {
     if (!isProxyEntry(entry)) {
       throw new ConfigError(
@@ -305,6 +338,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
       maxConnectionsPerAddress: e.eventsMaxConnectionsPerAddress,
       bufferSize: e.eventsBufferSize,
     },
+    lowLatency: { enabled: e.llOrigin, upstreamTimeoutMs: e.llUpstreamTimeoutMs, originSecret: e.originSecret },
   };
 }
 

@@ -11,7 +11,8 @@
 //   health                    /healthz, /readyz
 //   streams  (prefix /v1)     /v1/streams, /v1/streams/:namespace/:name
 //     events                  /v1/streams/events, /v1/streams/:namespace/:name/events (SSE)
-//   origin   (prefix /origin) the local origin directory (one-machine mode)
+//   origin   (prefix /origin) the local origin directory (one-machine mode), live streams' LL-HLS first
+//   low-latency (prefix /origin) without a directory: the LL origin behind the CDN (Kubernetes)
 //   player                    /, the player page and hls.js
 //
 // createGateway takes any StreamView: the local one (key file + live events)
@@ -30,6 +31,7 @@ import errors from './plugins/errors.ts';
 import health from './plugins/health.ts';
 import metrics from './plugins/metrics.ts';
 import openapi from './plugins/openapi.ts';
+import lowLatency, { LowLatencyOrigin } from './plugins/low-latency.ts';
 import origin from './plugins/origin.ts';
 import playbackTokens from './plugins/playback-tokens.ts';
 import player from './plugins/player.ts';
@@ -44,6 +46,7 @@ import {
 } from './config.ts';
 import { schemaFormats } from './schemas.ts';
 import { StreamLadders } from './stream-ladders.ts';
+import type { HolderResolver } from './low-latency/holders.ts';
 
 export interface GatewayOptions {
   view: StreamView;
@@ -86,7 +89,23 @@ export interface GatewayOptions {
   playbackTokens?: PlaybackTokenConfig;
   /** Live-state events (heartbeat, connection cap, resume buffer); DEFAULT_EVENT_STREAMS (heartbeat below the connection timeout) when omitted. */
   events?: EventStreamConfig;
+  /** The LL origin under /origin/: live streams' LL-HLS from their holders. Default: none. */
+  lowLatency?: LowLatencyOptions | undefined;
   log?: Logger;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The LL origin under /origin/, when configured. */
+    lowLatencyOrigin: LowLatencyOrigin | undefined;
+  }
+}
+
+export interface LowLatencyOptions {
+  holders: HolderResolver;
+  upstreamTimeoutMs: number;
+  /** TTEOK_ORIGIN_SECRET (see plugins/low-latency.ts). */
+  originSecret?: string | undefined;
 }
 
 export async function createGateway(options: GatewayOptions): Promise<FastifyInstance> {
@@ -171,12 +190,37 @@ export async function createGateway(options: GatewayOptions): Promise<FastifyIns
   });
   await app.register(health);
   await app.register(streams, { prefix: '/v1', events: eventStreams });
+  const ll = options.lowLatency;
+  const live = ll
+    ? new LowLatencyOrigin({
+        holders: ll.holders,
+        mediaPrefix,
+        upstreamTimeoutMs: ll.upstreamTimeoutMs,
+        observe: (event) => {
+          if (event === 'timeout' || event === 'unreachable') app.gatewayMetrics.llUpstreamFailures.inc({ reason: event });
+          else app.gatewayMetrics.llRequests.inc({ outcome: event });
+        },
+        accessOf: (ref) => {
+          const state = options.view.get(ref);
+          return state ? (state.access ?? 'public') : undefined;
+        },
+      })
+    : undefined;
+  app.decorate('lowLatencyOrigin', live);
   if (options.originDir) {
     await app.register(origin, {
       prefix: '/origin',
       root: options.originDir,
       playlistMaxAgeSeconds: options.playlistMaxAgeSeconds,
       authorize: (uri) => app.playbackTokens.authorizeMediaPath(uri),
+      live,
+    });
+  } else if (live) {
+    await app.register(lowLatency, {
+      prefix: '/origin',
+      origin: live,
+      authorize: (uri) => app.playbackTokens.authorizeMediaPath(uri),
+      originSecret: ll?.originSecret,
     });
   }
   if (options.player ?? true) {

@@ -85,6 +85,21 @@ export class GatewayMetrics {
     collect: (): void => this.overflowStreams.set([...this.followed].filter((id) => !this.slots.has(id)).length),
   });
 
+  /** The LL origin (plugins/low-latency.ts): what each request cost upstream. */
+  readonly llRequests = new Counter({
+    name: 'tteok_gateway_ll_requests_total',
+    help: 'Requests the LL origin answered from a holder, by outcome: upstream (a new request to the ingest), collapsed (shared one in flight), no_holder (404).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly llUpstreamFailures = new Counter({
+    name: 'tteok_gateway_ll_upstream_failures_total',
+    help: 'Requests to a holding ingest that failed, by reason: timeout (TTEOK_LL_UPSTREAM_TIMEOUT_MS, answered 504) or unreachable (502).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor(readonly maxStreams = 100) {
     collectDefaultMetrics({ register: this.registry, prefix: 'tteok_gateway_' });
   }

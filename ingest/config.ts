@@ -153,6 +153,13 @@ export const INGEST_ENV = {
   ...RENDITION_ENV,
 } satisfies EnvTable;
 
+/** With TTEOK_KEY_SOURCE=kubernetes: where the gateway reaches this pod for its streams' LL-HLS (the claim's tteok.dev/ll-origin). */
+export const INGEST_POD_ENV = {
+  podIp: envVar.optional('TTEOK_POD_IP', "this pod's IP (set it from status.podIP): claims then name http://<it>:<TTEOK_HTTP_PORT> as the LL origin", {
+    defaultText: '(unset: claims name no LL origin)',
+  }),
+} satisfies EnvTable;
+
 export function loadIngestConfig(env: Env = process.env): IngestConfig {
   const e = readEnv(INGEST_ENV, env);
   if (e.storage === 's3' && e.bucket === '') throw new ConfigError('TTEOK_S3_BUCKET is required when TTEOK_STORAGE is "s3" (or set TTEOK_STORAGE=local)');

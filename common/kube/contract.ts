@@ -24,6 +24,10 @@
 //   labels     tteok.dev/claim: "true", tteok.dev/livestream-namespace, tteok.dev/livestream
 //   spec       holderIdentity = pod name, acquireTime = when the stream went live,
 //              renewTime renewed while live, leaseDurationSeconds
+//   annotation tteok.dev/ll-origin: http://<pod IP>:<HTTP port>, where the
+//              holder serves the stream's LL-HLS playlists and parts
+//              (common/low-latency.ts); written with the claim when the pod
+//              knows its IP (TTEOK_POD_IP), read by the gateway (LL origin)
 import { createHash } from 'node:crypto';
 import { API_GROUP, API_VERSION, type StreamRef } from '../livestream.ts';
 
@@ -32,6 +36,7 @@ export const LABEL_LIVESTREAM = 'tteok.dev/livestream';
 export const LABEL_CLAIM = 'tteok.dev/claim';
 export const LABEL_LIVESTREAM_NAMESPACE = 'tteok.dev/livestream-namespace';
 export const ANNOTATION_KEY_ROTATION = 'tteok.dev/key-rotation';
+export const ANNOTATION_LL_ORIGIN = 'tteok.dev/ll-origin';
 export const FINALIZER = 'tteok.dev/cleanup';
 export const SECRET_KEY_FIELD = 'streamKey';
 

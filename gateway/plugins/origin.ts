@@ -10,6 +10,9 @@
 // dot-file (the store's temporary files) and no `..`.
 // Private streams (under `_private/`) follow the CDN's rule exactly
 // (common/playback-token.ts): only as `_t/<token>/_private/…` with a valid token.
+// With `live` (the ingest in this process), live streams' playlists and parts
+// come from it first (LL-HLS, blocking), and a segment not yet in the
+// directory from it last (plugins/low-latency.ts).
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
@@ -18,8 +21,10 @@ import { contentTypeFor, playlistCacheControl, SEGMENT_CACHE_CONTROL, THUMBNAIL_
 import { STREAM_FILE_PATTERN, TOKEN_SEGMENT, type MediaPathDecision } from '../../common/playback-token.ts';
 import { parseMediaPlaylist } from '../../common/media-playlist.ts';
 import { THUMBNAIL_FILE } from '../../common/renditions.ts';
-import { errorResponses, errorSchema, noQuerystring, textBody } from '../schemas.ts';
+import { PART_FILE_SUFFIX, type BlockingQuery } from '../../common/low-latency.ts';
+import { errorResponses, errorSchema, textBody } from '../schemas.ts';
 import { sendError } from './errors.ts';
+import { blockingOr400, blockingQuerystring, noStoreErrors, type LowLatencyOrigin } from './low-latency.ts';
 
 export interface OriginOptions {
   root: string;
@@ -27,6 +32,8 @@ export interface OriginOptions {
   playlistMaxAgeSeconds: number | undefined;
   /** The CDN's playback-token rule for a path (`/…`). */
   authorize: (uri: string) => MediaPathDecision;
+  /** Live streams' LL-HLS from their holder; the directory alone without it. */
+  live?: LowLatencyOrigin | undefined;
 }
 
 const PART = '[A-Za-z0-9][A-Za-z0-9_.-]{0,127}';
@@ -40,7 +47,9 @@ interface OriginParams {
 const origin: FastifyPluginAsync<OriginOptions> = async (app, options) => {
   const root = resolve(options.root);
 
-  app.route<{ Params: OriginParams }>({
+  const live = options.live;
+  noStoreErrors(app);
+  app.route<{ Params: OriginParams; Querystring: BlockingQuery }>({
     method: ['GET', 'HEAD'],
     url: '/*',
     exposeHeadRoute: false,
@@ -53,19 +62,26 @@ const origin: FastifyPluginAsync<OriginOptions> = async (app, options) => {
         properties: { '*': { type: 'string', pattern: ORIGIN_PATH_PATTERN, maxLength: 600 } },
         additionalProperties: false,
       },
-      querystring: noQuerystring,
-      response: { 200: textBody, 206: textBody, 403: errorSchema, 416: errorSchema, ...errorResponses },
+      querystring: blockingQuerystring,
+      response: { 200: textBody, 206: textBody, 403: errorSchema, 416: errorSchema, 502: errorSchema, 503: errorSchema, 504: errorSchema, ...errorResponses },
     },
     handler: async (request, reply) => {
       const decision = options.authorize(`/${request.params['*']}`);
       if (!decision.allow) return sendError(reply, 403, decision.reason);
       const key = decision.uri.slice(1);
+      const blocking = blockingOr400(request.query, reply);
+      if (!blocking) return reply;
+      // A live stream's playlist and parts: the holder's (the directory has the plain playlist, never parts).
+      const holderFirst = key.endsWith('.m3u8') || key.endsWith(PART_FILE_SUFFIX);
+      if (live && holderFirst && (await live.serve(request, reply, key, blocking, 'fallback'))) return reply;
       const path = resolve(root, key);
       if (!path.startsWith(root + sep)) return sendError(reply, 404, 'not found');
       let handle: FileHandle;
       try {
         handle = await open(path, 'r');
       } catch {
+        // A segment the ingest has cut but not yet stored here.
+        if (live && !holderFirst && (await live.serve(request, reply, key, blocking, 'fallback'))) return reply;
         return sendError(reply, 404, `${key} not found`);
       }
       // From here the open handle is the file, even if it is replaced or deleted meanwhile.

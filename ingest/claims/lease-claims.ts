@@ -24,18 +24,24 @@
 // the new holder continues the stored one. The renewal interval plays no part in
 // how fast a takeover happens.
 //
+// The claim also says where this pod serves the stream's LL-HLS (annotation
+// tteok.dev/ll-origin, http://<TTEOK_POD_IP>:<HTTP port>) for the gateway;
+// a claim taken over names the new holder's, or none.
+//
 // stop() (at shutdown) ends at once what is under way: a publish waiting for
 // another pod's silence mark, and any request to an API server that does not
 // answer; nothing here waits on a timer stop() cannot cut short.
+import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { Env } from '../../common/env-config.ts';
+import { ConfigError, type Env } from '../../common/env-config.ts';
 import { CLAIM_ENV, POD_ENV } from '../../common/shared-env.ts';
 import type { Logger } from '../../common/log.ts';
 import { streamId, type StreamRef } from '../../common/livestream.ts';
 import { KubeHttpError } from '../../common/kube/client.ts';
-import { CLAIM_SELECTOR, LABEL_CLAIM, LABEL_LIVESTREAM, LABEL_LIVESTREAM_NAMESPACE, claimLeaseName } from '../../common/kube/contract.ts';
+import { ANNOTATION_LL_ORIGIN, CLAIM_SELECTOR, LABEL_CLAIM, LABEL_LIVESTREAM, LABEL_LIVESTREAM_NAMESPACE, claimLeaseName } from '../../common/kube/contract.ts';
 import { LeaseClient, leaseHeld, microTime, type LeaseObject } from '../../common/kube/lease.ts';
+import { INGEST_ENV, INGEST_POD_ENV } from '../config.ts';
 import type { StreamClaims } from '../stream-hub.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -65,6 +71,16 @@ export interface ClaimsConfig {
   namespace: string;
   /** How long a claim outlives its holder's last renewal. */
   leaseDurationSeconds: number;
+  /** `http://<pod IP>:<HTTP port>`: where this pod serves LL-HLS, written in its claims; none when undefined. */
+  llOrigin?: string | undefined;
+}
+
+/** `http://<ip>:<port>` (IPv6 in brackets) from TTEOK_POD_IP; undefined without it. */
+export function llOriginOf(podIp: string | undefined, httpPort: number): string | undefined {
+  if (podIp === undefined) return undefined;
+  const family = isIP(podIp);
+  if (family === 0) throw new ConfigError(`TTEOK_POD_IP must be an IP address (status.podIP), got "${podIp}"`);
+  return `http://${family === 6 ? `[${podIp}]` : podIp}:${httpPort}`;
 }
 
 export function claimsConfigFromEnv(env: Env): ClaimsConfig {
@@ -72,6 +88,7 @@ export function claimsConfigFromEnv(env: Env): ClaimsConfig {
     podName: POD_ENV.podName.read(env),
     namespace: POD_ENV.podNamespace.read(env),
     leaseDurationSeconds: CLAIM_ENV.claimLeaseSeconds.read(env),
+    llOrigin: llOriginOf(INGEST_POD_ENV.podIp.read(env), INGEST_ENV.httpPort.read(env)),
   };
 }
 
@@ -157,6 +174,7 @@ export class LeaseStreamClaims implements StreamClaims {
             metadata: {
               name,
               labels: { [LABEL_CLAIM]: 'true', [LABEL_LIVESTREAM_NAMESPACE]: ref.namespace, [LABEL_LIVESTREAM]: ref.name },
+              ...(this.options.llOrigin ? { annotations: { [ANNOTATION_LL_ORIGIN]: this.options.llOrigin } } : {}),
             },
             spec: { holderIdentity: podName, leaseDurationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
           });
@@ -178,8 +196,10 @@ export class LeaseStreamClaims implements StreamClaims {
             // Its publisher went silent there: this publish takes the stream over.
             tookOverFrom = holder;
           }
-          // Free, expired, ours from before a restart of this pod, or silent: take it, as a new run.
-          const { [ANNOTATION_MEDIA_SILENT_SINCE]: _silent, ...annotations } = current.metadata.annotations ?? {};
+          // Free, expired, ours from before a restart of this pod, or silent: take it, as a new run,
+          // naming this pod's LL origin (never the previous holder's).
+          const { [ANNOTATION_MEDIA_SILENT_SINCE]: _silent, [ANNOTATION_LL_ORIGIN]: _origin, ...annotations } = current.metadata.annotations ?? {};
+          if (this.options.llOrigin) annotations[ANNOTATION_LL_ORIGIN] = this.options.llOrigin;
           written = await this.leases.replace(namespace, {
             ...current,
             metadata: { ...current.metadata, annotations },

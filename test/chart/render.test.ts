@@ -610,6 +610,58 @@ t.test('transcoder: its own Deployment, no token, CPU from its sizing, reachable
   t.match(refused.stderr, /defaultRenditions needs transcoder\.enabled/);
 });
 
+t.test('LL-HLS: the ingest names its pod IP, the gateway reaches only its HTTP port, the origin secret from a Secret', async (t) => {
+  const ingest = envOf(podSpec(get(def, 'StatefulSet', 't-tteok-ingest')).containers[0]!);
+  t.same(ingest.get('TTEOK_POD_IP')?.valueFrom, { fieldRef: { fieldPath: 'status.podIP' } }, 'TTEOK_POD_IP from the downward API');
+  const gateway = envOf(podSpec(get(def, 'Deployment', 't-tteok-gateway')).containers[0]!);
+  t.equal(gateway.get('TTEOK_LL_ORIGIN')?.value, 'true');
+  t.equal(gateway.get('TTEOK_LL_UPSTREAM_TIMEOUT_MS')?.value, '20000');
+  t.notOk(gateway.has('TTEOK_ORIGIN_SECRET'), 'no origin secret unless named');
+  const withSecret = parseDocs(await render({ values: [CI_VALUES['default']!], set: ['gateway.lowLatency.originSecretName=cdn-origin'] }));
+  t.same(envOf(podSpec(get(withSecret, 'Deployment', 't-tteok-gateway')).containers[0]!).get('TTEOK_ORIGIN_SECRET')?.valueFrom, {
+    secretKeyRef: { name: 'cdn-origin', key: 'TTEOK_ORIGIN_SECRET', optional: true },
+  });
+
+  type Peer = { podSelector?: { matchLabels: Record<string, string> }; namespaceSelector?: object };
+  type Policy = K8sObject & {
+    spec: { podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; ingress: Array<{ from?: Peer[]; ports: Array<{ port: string }> }> };
+  };
+  const policy = get(def, 'NetworkPolicy', 't-tteok-ingest') as Policy;
+  t.equal(policy.spec.podSelector.matchLabels['app.kubernetes.io/component'], 'ingest');
+  t.same(policy.spec.policyTypes, ['Ingress'], 'egress is not limited (API server, object store, transcoder)');
+  t.same(
+    policy.spec.ingress.map((r) => [r.from, r.ports.map((p) => p.port)]),
+    [
+      [undefined, ['rtmp']],
+      [
+        [
+          { podSelector: { matchLabels: { 'app.kubernetes.io/name': 'tteok', 'app.kubernetes.io/instance': 't', 'app.kubernetes.io/component': 'gateway' } } },
+          {
+            podSelector: {
+              matchLabels: { 'app.kubernetes.io/name': 'tteok', 'app.kubernetes.io/instance': 't', 'app.kubernetes.io/component': 'test-ingest' },
+            },
+          },
+        ],
+        ['http'],
+      ],
+    ],
+    "RTMP from anywhere, the HTTP port from the gateway pods and the ingest's helm test pod only",
+  );
+  const allPolicy = get(all, 'NetworkPolicy', 't-tteok-ingest') as Policy;
+  t.same(
+    allPolicy.spec.ingress[0]!.ports.map((p) => p.port),
+    ['rtmp', 'rtmps'],
+    'RTMPS too when on',
+  );
+  t.same(
+    allPolicy.spec.ingress[2]?.from,
+    [{ namespaceSelector: {}, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } } }],
+    'Prometheus when scraping',
+  );
+  const off = parseDocs(await render({ values: [CI_VALUES['default']!], set: ['ingest.networkPolicy.create=false'] }));
+  t.notOk(find(off, 'NetworkPolicy', 't-tteok-ingest'), 'ingest.networkPolicy.create=false');
+});
+
 t.test('PodDisruptionBudgets for all three, toggled per component', async (t) => {
   t.same(
     def
@@ -677,6 +729,8 @@ t.test('RBAC is exactly the least privilege each component needs', async (t) => 
       { apiGroups: ['apps'], resources: ['statefulsets/scale'], verbs: ['patch'] },
     ],
     ingest: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update', 'delete'] }],
+    // The LL origin: which ingest pod holds a stream (claim Leases), read only.
+    gateway: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'watch'] }],
   };
   for (const [component, expected] of Object.entries(streams)) {
     t.same(rules(def, 'ClusterRole', `${NAMESPACE}-t-tteok-${component}`), expected, `${component} ClusterRole`);
@@ -696,7 +750,6 @@ t.test('RBAC is exactly the least privilege each component needs', async (t) => 
     t.equal(role.metadata.namespace, NAMESPACE);
     t.same(role.rules, expected, `${component} Role in the release namespace`);
   }
-  t.notOk(find(def, 'Role', 't-tteok-gateway-local'), 'the gateway needs nothing in its namespace');
   for (const render of [def, namespaced]) {
     for (const o of render.filter((x) => x.kind.endsWith('Role') && x.metadata.name.includes('ingest'))) {
       t.notOk(

@@ -344,7 +344,7 @@ t.test('the local origin: content types, cache lifetimes, HEAD, ranges', async (
   const beyond = await request({ url: `/origin/default/demo/${RUN}/0.m4s`, headers: { range: 'bytes=5000-6000' } });
   assertJsonError(tt, beyond, 416, 'range beyond the end');
   tt.equal(beyond.headers['content-range'], `bytes */${SEGMENT.length}`);
-  tt.notOk(beyond.headers['cache-control'], 'an error is not cached forever');
+  tt.equal(beyond.headers['cache-control'], 'no-store', 'an error is not cached');
   const multi = await request({ url: `/origin/default/demo/${RUN}/0.m4s`, headers: { range: 'bytes=0-1,5-6' } });
   tt.equal(multi.statusCode, 200, 'several ranges: the whole file, as RFC 9110 allows');
 
@@ -641,8 +641,13 @@ t.test('configuration', async (tt) => {
       playerSrcOrigins: undefined,
       playbackTokens: { keyring: undefined, apiKey: undefined, ttlSeconds: 14400 },
       events: { heartbeatMs: 15_000, maxConnections: 1000, maxConnectionsPerAddress: 20, bufferSize: 1000 },
+      lowLatency: { enabled: true, upstreamTimeoutMs: 20_000, originSecret: undefined },
     },
     'defaults',
+  );
+  tt.throws(
+    () => loadGatewayConfig({ TTEOK_PLAYBACK_BASE_URL: 'https://d123.cloudfront.net', TTEOK_ORIGIN_SECRET: 'short' }),
+    /TTEOK_ORIGIN_SECRET must be at least 32/,
   );
   tt.throws(() => loadGatewayConfig({}), /TTEOK_PLAYBACK_BASE_URL is required/);
   tt.equal(loadGatewayConfig({ TTEOK_STORAGE: 'local' }).localOriginDir, '.tteok/origin', 'the local origin needs no CDN URL');

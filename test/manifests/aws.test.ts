@@ -4,6 +4,11 @@
 // follows the object layout (playlists at most half a segment, segments for
 // good, errors never cached), CORS allows GET and HEAD, only CloudFront reads
 // the bucket, and the IAM policies grant exactly the S3 calls the code makes.
+// With GatewayOriginDomain (LL-HLS), the gateway's LL origin is a second
+// origin: playlists gateway-first with the bucket as failover, parts from the
+// gateway alone, segments bucket-first with the gateway as failover, the
+// blocking parameters in the playlist cache key, and the token function on
+// every behavior.
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,6 +16,9 @@ import { join } from 'node:path';
 import t from 'tap';
 import { parse as parseYaml, type ScalarTag, type CollectionTag } from 'yaml';
 import { ROOT, run, tool } from '../../harness/chart-tools.ts';
+import { PART_FILE_SUFFIX } from '../../common/low-latency.ts';
+import { loadGatewayConfig, ORIGIN_SECRET_MIN_LENGTH } from '../../gateway/config.ts';
+import { blockingQuerystring, ORIGIN_SECRET_HEADER } from '../../gateway/plugins/low-latency.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- parsed JSON and YAML, read field by field
 type Json = Record<string, any>;
@@ -66,8 +74,39 @@ t.test('cfn-lint passes the template, and fails a broken copy', async (t) => {
   t.match(bad.stdout, /E3031 'sometimes' does not match/);
 });
 
-const behaviors = (): Array<{ PathPattern: string; CachePolicyId: Json; Compress: boolean; ResponseHeadersPolicyId: Json; ViewerProtocolPolicy: string }> => {
-  const config = resources.Distribution!.Properties.DistributionConfig as Json;
+/** The template as CloudFormation makes it: Fn::If decided (both LL conditions as `gateway` says), AWS::NoValue dropped. */
+function decide(value: unknown, gateway: boolean): unknown {
+  const noValue = (v: unknown) => (v as Json | undefined)?.Ref === 'AWS::NoValue';
+  if (Array.isArray(value)) return value.map((v) => decide(v, gateway)).filter((v) => !noValue(v));
+  if (value && typeof value === 'object') {
+    const obj = value as Json;
+    if (Array.isArray(obj['Fn::If'])) {
+      const [condition, yes, no] = obj['Fn::If'] as [string, unknown, unknown];
+      if (condition !== 'HasGatewayOrigin' && condition !== 'HasOriginSecret') throw new Error(`unknown condition ${condition}`);
+      return decide(gateway ? yes : no, gateway);
+    }
+    const out: Json = {};
+    for (const [k, v] of Object.entries(obj)) {
+      const decided = decide(v, gateway);
+      if (!noValue(decided)) out[k] = decided;
+    }
+    return out;
+  }
+  return value;
+}
+const distribution = (gateway = false): Json => decide(resources.Distribution!.Properties.DistributionConfig, gateway) as Json;
+
+const behaviors = (
+  gateway = false,
+): Array<{
+  PathPattern: string;
+  TargetOriginId: string;
+  CachePolicyId: Json;
+  Compress: boolean;
+  ResponseHeadersPolicyId: Json;
+  ViewerProtocolPolicy: string;
+}> => {
+  const config = distribution(gateway);
   return [{ ...config.DefaultCacheBehavior, PathPattern: '(default)' }, ...config.CacheBehaviors];
 };
 const policyOf = (pattern: string) => behaviors().find((b) => b.PathPattern === pattern)?.CachePolicyId?.Ref as string | undefined;
@@ -86,6 +125,15 @@ t.test("the object layout's file types each get the right cache policy", async (
   }
 });
 
+/** The query strings a cache policy keys on: the template's list, or the CLI document's Items. */
+function blockingParameters(p: Json): string[] {
+  const q = p.ParametersInCacheKeyAndForwardedToOrigin.QueryStringsConfig.QueryStrings as string[] | { Quantity: number; Items: string[] } | undefined;
+  if (!q) return [];
+  if (Array.isArray(q)) return q;
+  if (q.Quantity !== q.Items.length) throw new Error('Quantity is not the number of Items');
+  return q.Items;
+}
+
 t.test("playlists are cached for at most half a segment; the origin's max-age decides", async (t) => {
   const cfn = cacheConfig('PlaylistCachePolicy');
   const cli = json('cloudfront-cache-policy-playlists.json');
@@ -93,7 +141,11 @@ t.test("playlists are cached for at most half a segment; the origin's max-age de
     t.equal(p.MinTTL, 0, 'MinTTL 0: a max-age of 0 (1 s segments) is honoured');
     t.equal(p.DefaultTTL, 0, 'not cached when the origin sends no Cache-Control');
     t.ok(p.MaxTTL <= segmentSeconds.maximum / 2, `MaxTTL ${p.MaxTTL} ≤ half the longest segment (${segmentSeconds.maximum} s)`);
-    t.same(p.ParametersInCacheKeyAndForwardedToOrigin.QueryStringsConfig, { QueryStringBehavior: 'none' });
+    t.same(
+      [p.ParametersInCacheKeyAndForwardedToOrigin.QueryStringsConfig.QueryStringBehavior, ...blockingParameters(p)],
+      ['whitelist', ...Object.keys(blockingQuerystring.properties)],
+      "the blocking parameters, exactly the LL origin's query",
+    );
     t.same(p.ParametersInCacheKeyAndForwardedToOrigin.HeadersConfig, { HeaderBehavior: 'none' }, 'Origin does not split the cache');
     t.same(p.ParametersInCacheKeyAndForwardedToOrigin.CookiesConfig, { CookieBehavior: 'none' });
   }
@@ -121,10 +173,11 @@ t.test('a playlist or segment asked for before it is stored is not cached as an 
     ErrorCode: number;
     ErrorCachingMinTTL: number;
   }>;
-  t.same(errors.map((e) => [e.ErrorCode, e.ErrorCachingMinTTL]).sort(), [
-    [403, 0],
-    [404, 0],
-  ]);
+  t.same(
+    errors.map((e) => [e.ErrorCode, e.ErrorCachingMinTTL]).sort(),
+    [403, 404, 500, 502, 503, 504].map((code) => [code, 0]),
+    "neither are the LL origin's 5xx (a blocking request that timed out, an ingest gone)",
+  );
 });
 
 t.test('CORS: GET and HEAD from S3, and on every CloudFront response', async (t) => {
@@ -144,7 +197,7 @@ t.test('only the CloudFront distribution reads the bucket (Origin Access Control
   t.same(bucket.PublicAccessBlockConfiguration, { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true });
   const oac = resources.OriginAccessControl!.Properties.OriginAccessControlConfig as Json;
   t.same([oac.OriginAccessControlOriginType, oac.SigningBehavior, oac.SigningProtocol], ['s3', 'always', 'sigv4']);
-  const origin = (resources.Distribution!.Properties.DistributionConfig as Json).Origins[0] as Json;
+  const origin = distribution().Origins[0] as Json;
   t.same(origin.OriginAccessControlId, { 'Fn::GetAtt': ['OriginAccessControl', 'Id'] });
   t.same(origin.S3OriginConfig, { OriginAccessIdentity: '' }, 'no legacy origin access identity');
   for (const [where, doc] of [
@@ -218,22 +271,26 @@ t.test('private streams: the playback-token function, its KeyValueStore, on ever
   t.same(fn.FunctionConfig.KeyValueStoreAssociations, [{ KeyValueStoreARN: { 'Fn::GetAtt': ['PlaybackTokenKeys', 'Arn'] } }]);
   t.equal(resources.PlaybackTokenKeys!.Type, 'AWS::CloudFront::KeyValueStore');
   t.notOk(resources.PlaybackTokenKeys!.Properties.ImportSource, 'no secret in the template: the store is filled with put-key');
-  const all = behaviors();
-  t.equal(all.length, 4);
-  for (const b of all as Array<{ PathPattern: string; FunctionAssociations?: Json[] }>) {
-    t.same(
-      b.FunctionAssociations,
-      [{ EventType: 'viewer-request', FunctionARN: { 'Fn::GetAtt': ['PlaybackTokenFunction', 'FunctionMetadata', 'FunctionARN'] } }],
-      `${b.PathPattern}: the function runs before the cache lookup`,
-    );
+  for (const [gateway, count] of [
+    [false, 4],
+    [true, 5],
+  ] as const) {
+    const all = behaviors(gateway);
+    t.equal(all.length, count, gateway ? 'with the gateway: parts too' : 'the bucket alone');
+    for (const b of all as Array<{ PathPattern: string; FunctionAssociations?: Json[] }>) {
+      t.same(
+        b.FunctionAssociations,
+        [{ EventType: 'viewer-request', FunctionARN: { 'Fn::GetAtt': ['PlaybackTokenFunction', 'FunctionMetadata', 'FunctionARN'] } }],
+        `${b.PathPattern}: the function runs before the cache lookup`,
+      );
+    }
   }
-  for (const p of ['PlaylistCachePolicy', 'SegmentCachePolicy']) {
-    t.equal(
-      cacheConfig(p).ParametersInCacheKeyAndForwardedToOrigin.QueryStringsConfig.QueryStringBehavior,
-      'none',
-      `${p}: nothing per viewer in the cache key`,
-    );
-  }
+  // Nothing per viewer in the cache key: the token is in the path (removed by the function), never a query string.
+  t.equal(cacheConfig('SegmentCachePolicy').ParametersInCacheKeyAndForwardedToOrigin.QueryStringsConfig.QueryStringBehavior, 'none');
+  t.notOk(
+    blockingParameters(cacheConfig('PlaylistCachePolicy')).some((q) => /token|_t/i.test(q)),
+    'playlists: only the blocking parameters',
+  );
   // The same for the AWS CLI.
   const cliConfig = json('cloudfront-function-config.json');
   t.equal(cliConfig.Runtime, fn.FunctionConfig.Runtime);
@@ -247,4 +304,67 @@ t.test('private streams: the playback-token function, its KeyValueStore, on ever
   t.same(outputs.PlaybackTokenKeysArn?.Value, { 'Fn::GetAtt': ['PlaybackTokenKeys', 'Arn'] }, "the store's ARN for put-key");
   // The function reads the secrets under the names README tells operators to use.
   t.match(source, /kvs\.get\('token-key-' \+ kid\)/);
+});
+
+t.test('LL-HLS: the gateway as a second origin, only when GatewayOriginDomain is set', async (t) => {
+  const without = distribution(false);
+  t.same(
+    without.Origins.map((o: Json) => o.Id),
+    ['media'],
+    'without it: the bucket alone',
+  );
+  t.notOk(without.OriginGroups, 'and no origin groups');
+  t.ok(
+    behaviors(false).every((b) => b.TargetOriginId === 'media'),
+    'every behavior to the bucket',
+  );
+
+  const config = distribution(true);
+  const gateway = config.Origins.find((o: Json) => o.Id === 'gateway') as Json;
+  t.same(gateway.DomainName, { Ref: 'GatewayOriginDomain' });
+  t.equal(gateway.OriginPath, '/origin', "the gateway's LL origin route");
+  t.match(readFileSync(join(ROOT, 'gateway/gateway.ts'), 'utf8'), /register\(lowLatency, \{\s*prefix: '\/origin'/, 'which the gateway serves there');
+  t.equal(gateway.CustomOriginConfig.OriginProtocolPolicy, 'https-only');
+  const readTimeout = gateway.CustomOriginConfig.OriginReadTimeout as number;
+  t.ok(readTimeout >= 3 * segmentSeconds.maximum, `origin read timeout ${readTimeout} s ≥ 3 × the longest target duration (a blocking request's limit)`);
+  const upstreamMs = loadGatewayConfig({ TTEOK_STORAGE: 'local' }).lowLatency.upstreamTimeoutMs;
+  t.ok(upstreamMs < readTimeout * 1000, 'the gateway answers (504) before CloudFront gives up: its upstream timeout is shorter');
+  t.ok(readTimeout <= 60, "within CloudFront's default quota");
+  t.same(
+    gateway.OriginCustomHeaders,
+    [{ HeaderName: ORIGIN_SECRET_HEADER, HeaderValue: { Ref: 'OriginSecret' } }],
+    'the origin secret in the header the gateway checks',
+  );
+  const secret = template.Parameters.OriginSecret as Json;
+  t.equal(secret.NoEcho, true, 'the secret is not echoed');
+  t.match(secret.AllowedPattern, `{${ORIGIN_SECRET_MIN_LENGTH},`, "at least the gateway's minimum length");
+
+  const groups = Object.fromEntries(
+    (config.OriginGroups.Items as Json[]).map((g) => [
+      g.Id,
+      {
+        members: g.Members.Items.map((m: Json) => m.OriginId),
+        failover: g.FailoverCriteria.StatusCodes.Items,
+        counts: [g.Members.Quantity, g.FailoverCriteria.StatusCodes.Quantity],
+      },
+    ]),
+  );
+  t.equal(config.OriginGroups.Quantity, 2);
+  t.same(
+    groups.playlists,
+    { members: ['gateway', 'media'], failover: [404, 500, 502, 503, 504], counts: [2, 5] },
+    'playlists: the gateway, then the plain playlist in the bucket',
+  );
+  t.same(groups.segments, { members: ['media', 'gateway'], failover: [403, 404], counts: [2, 2] }, 'segments: the bucket, then the ingest (not stored yet)');
+
+  const all = behaviors(true);
+  const target = (pattern: string) => all.find((b) => b.PathPattern === pattern)?.TargetOriginId;
+  t.equal(target('*.m3u8'), 'playlists');
+  t.equal(target(`*${PART_FILE_SUFFIX}`), 'gateway', 'parts: the gateway alone (never in the bucket)');
+  t.equal(target('*.m4s'), 'segments');
+  t.equal(target('*.mp4'), 'segments');
+  t.equal(target('(default)'), 'media');
+  const order = all.map((b) => b.PathPattern);
+  t.ok(order.indexOf(`*${PART_FILE_SUFFIX}`) < order.indexOf('*.m4s'), 'parts before *.m4s: the first matching pattern wins');
+  t.same(all.find((b) => b.PathPattern === `*${PART_FILE_SUFFIX}`)?.CachePolicyId, { Ref: 'SegmentCachePolicy' }, 'a part never changes');
 });

@@ -9,7 +9,7 @@ import { type LowLatencyRequest, type LowLatencyResponse, type LowLatencySource,
 import { streamId, type StreamRef } from '../../common/livestream.ts';
 import { contentTypeFor, SEGMENT_CACHE_CONTROL } from '../../common/object-layout.ts';
 import { STREAM_FILE_PATTERN } from '../../common/playback-token.ts';
-import { LowLatencyStream, MAX_WAITERS_PER_STREAM } from './ll-stream.ts';
+import { type LowLatencyStream, MAX_WAITERS_PER_STREAM } from './ll-stream.ts';
 
 /** LL playlists change with every part: a CDN holds one for a second at most. */
 export const LL_PLAYLIST_CACHE_CONTROL = 'public, max-age=1';

@@ -152,7 +152,7 @@ export class LowLatencyStream {
   private msnOf(run: PartRun): number {
     if (run === this.open) return this.nextMsn + this.pending.length;
     const i = this.pending.indexOf(run);
-    return this.nextMsn + (i < 0 ? 0 : i);
+    return this.nextMsn + Math.max(0, i);
   }
 
   /** The last listed segment's number, and the segment in progress with its part count. */

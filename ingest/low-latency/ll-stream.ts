@@ -105,6 +105,13 @@ export class LowLatencyStream {
   segmentComplete(data: Uint8Array): void {
     if (!this.open) return;
     this.open.data = data;
+    // The segment is its parts back to back: each part becomes a view of it, so their own buffers go.
+    let at = 0;
+    for (const part of this.open.parts) {
+      if (at + part.data.length > data.length) break;
+      part.data = data.subarray(at, at + part.data.length);
+      at += part.data.length;
+    }
     this.pending.push(this.open);
     this.open = undefined;
   }

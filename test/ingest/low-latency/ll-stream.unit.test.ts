@@ -11,7 +11,7 @@ import type { PartOutput } from '../../../ingest/packager/fragmenter.ts';
 const ref = { namespace: 'default', name: 'show' };
 
 function part(index: number, independent = index === 0): PartOutput {
-  return { data: new Uint8Array([index]), index, duration: 0.333, independent, initGeneration: 1 };
+  return { data: new Uint8Array([10 + index, 20 + index]), index, duration: 0.333, independent, initGeneration: 1 };
 }
 
 /** A run with a playlist model as the packager keeps it, and its LL state. */
@@ -19,8 +19,11 @@ function run() {
   const playlist = new MediaPlaylist(1, 6);
   const stream = new LowLatencyStream(playlist, 0.333, () => 'index.m3u8');
   stream.init('s1/init-1.mp4', new Uint8Array([1]));
-  /** The packager's side: the fragmenter completes a segment, the write chain lists it. */
-  const complete = () => stream.segmentComplete(new Uint8Array([9]));
+  /** The packager's side: the fragmenter completes a segment (its parts back to back), the write chain lists it. */
+  const complete = () => {
+    const parts = stream.position().openParts;
+    stream.segmentComplete(Buffer.concat(Array.from({ length: parts }, (_, k) => part(k).data)));
+  };
   const list = () => {
     const sequence = playlist.nextSequence;
     playlist.append({ uri: `s1/${sequence}.m4s`, duration: 1, programDateTime: 0, initUri: 's1/init-1.mp4', discontinuity: false });
@@ -58,9 +61,9 @@ t.test('the playlist shows the parts so far, then the segment they make once it 
     text,
     '#EXTINF:1.000,\ns1/0.m4s\n#EXT-X-PART:DURATION=0.333,URI="s1/1.0.part.m4s",INDEPENDENT=YES\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI="s1/1.1.part.m4s"\n',
   );
-  t.same(stream.findFile('s1/0.m4s'), new Uint8Array([9]), 'the segment is served from memory');
+  t.same([...stream.findFile('s1/0.m4s')!], [10, 20, 11, 21], 'the segment is served from memory');
   const held = stream.findPart('s1', 0, 1);
-  t.ok(held && held !== 'future' && held.data[0] === 1, 'a listed part is served');
+  t.same(held && held !== 'future' ? [...held.data] : undefined, [11, 21], 'a listed part is served');
   t.equal(stream.findPart('s1', 1, 1), 'future', 'the hinted part is one to wait for');
   t.equal(stream.findPart('s1', 5, 0), undefined, 'a part far ahead is not');
 });

@@ -146,6 +146,7 @@ export class StreamPackager {
       metrics: options.metrics,
       log: options.log,
       publishLimits: options.publishLimits,
+      partSeconds: options.lowLatency?.partSeconds ?? 0,
       useLadder: () => this.useLadder(),
       enqueue: (op) => this.enqueue(op),
       writeRenditionSegment: (rendition, sequence, init, data) => this.writeRenditionSegment(rendition, sequence, init, data),

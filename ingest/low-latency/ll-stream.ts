@@ -168,11 +168,19 @@ export class LowLatencyStream {
     return { lastMsn: this.nextMsn - 1, openMsn: this.nextMsn, openParts: shown?.parts.length ?? 0 };
   }
 
-  /** Whether the playlist holds segment `msn` (part `part` of it): RFC 8216bis §6.2.5.2. */
+  /**
+   * Whether the playlist holds segment `msn`, or part `part` of it or a later
+   * part (RFC 8216bis §6.2.5.2): a segment that ended with fewer parts is
+   * followed by the next segment's first part.
+   */
   reached(msn: number, part: number | undefined): boolean {
     const { lastMsn, openMsn, openParts } = this.position();
-    if (msn <= lastMsn) return true;
-    return part !== undefined && msn === openMsn && part < openParts;
+    if (part === undefined || msn < lastMsn) return msn <= lastMsn;
+    if (msn === lastMsn) {
+      const parts = this.listedParts.get(msn)?.parts.length;
+      return parts === undefined || part < parts || openParts > 0;
+    }
+    return msn === openMsn && part < openParts;
   }
 
   /** Why a blocking request can never be answered soon (400), or undefined. */

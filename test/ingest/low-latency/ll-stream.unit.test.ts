@@ -97,11 +97,15 @@ t.test('blocked requests are answered once the playlist reaches them, those reac
   stream.part('s1', part(1));
   await Promise.resolve();
   t.same(order, ['part 0.1'], 'part 1 answers only the request for it');
-  // The segment ends with two parts: its listing answers the request for a third too (the RFC: a later segment is there).
+  // The segment ends with two parts: its listing answers the requests for it; the one for a third part gets the next segment's first (RFC 8216bis: that part or a later one).
   complete();
   list();
+  await Promise.resolve();
+  t.same(order, ['part 0.1', 'first: segment 0', 'third: segment 0']);
+  t.equal(stream.waiting, 1);
+  stream.part('s1', part(0));
   await Promise.all(waits);
-  t.same(order, ['part 0.1', 'first: segment 0', 'second: part 0.2', 'third: segment 0']);
+  t.same(order, ['part 0.1', 'first: segment 0', 'third: segment 0', 'second: part 0.2']);
   t.equal(stream.waiting, 0);
 });
 

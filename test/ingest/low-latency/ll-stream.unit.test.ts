@@ -2,6 +2,9 @@
 // parts arrive and segments are listed, and how blocked requests are
 // answered (in order, bounded, freed by the client going away). The process
 // test (ll-origin.test.ts) does the same through real media and HTTP.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { MediaPlaylist } from '../../../common/media-playlist.ts';
 import { LowLatencyRegistry } from '../../../ingest/low-latency/ll-source.ts';
@@ -151,4 +154,31 @@ t.test('the source: bounded waiters per stream, 404 when the run ends or is not 
     'the run ended: every waiter answered 404',
   );
   t.equal(registry.waiting, 0);
+});
+
+t.test("the source: a ladder's source playlist is the LL one, its other playlists as stored; segments not in memory come from the media volume", async (t) => {
+  const mediaDir = mkdtempSync(join(tmpdir(), 'tteok-ll-'));
+  t.teardown(() => rmSync(mediaDir, { recursive: true, force: true }));
+  mkdirSync(join(mediaDir, 'default', 'show', 's0'), { recursive: true });
+  writeFileSync(join(mediaDir, 'default', 'show', 's0', '3.m4s'), 'from the volume');
+  const registry = new LowLatencyRegistry(0.333, mediaDir);
+  const playlist = new MediaPlaylist(1, 6);
+  const stream = new LowLatencyStream(playlist, 0.333, () => 'source.m3u8');
+  stream.init('s1/init-1.mp4', new Uint8Array([1]));
+  stream.part('s1', part(0));
+  stream.storedPlaylists.set('index.m3u8', Buffer.from('#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nsource.m3u8\n'));
+  registry.attach(ref, stream);
+  const serve = (file: string) => registry.serve({ ref, file, blocking: {} }, new AbortController().signal);
+  const source = await serve('source.m3u8');
+  t.match(Buffer.from(source.body).toString(), '#EXT-X-PART-INF:PART-TARGET=0.333', 'source.m3u8: the LL playlist');
+  t.equal(source.cacheControl, 'public, max-age=1');
+  const multivariant = await serve('index.m3u8');
+  t.match(Buffer.from(multivariant.body).toString(), 'source.m3u8', 'index.m3u8: the multivariant playlist as stored');
+  t.equal((await serve('track1.m3u8')).status, 404, 'a playlist not stored yet: 404');
+  const init = await serve('s1/init-1.mp4');
+  t.same([...init.body], [1], 'the current init segment from memory');
+  t.equal(init.cacheControl, 'public, max-age=31536000, immutable');
+  t.equal(Buffer.from((await serve('s0/3.m4s')).body).toString(), 'from the volume');
+  t.equal((await serve('s0/4.m4s')).status, 404, 'neither in memory nor on the volume: 404 (the object store has it)');
+  t.equal((await serve('../../etc/passwd')).status, 404, 'only files of the stream folder');
 });

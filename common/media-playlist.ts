@@ -34,6 +34,28 @@ export interface PlaylistSegment {
   gap?: boolean;
 }
 
+/** An LL-HLS part as an EXT-X-PART line names it. */
+export interface PlaylistPart {
+  uri: string;
+  duration: number;
+  independent: boolean;
+}
+
+/**
+ * What an LL-HLS playlist adds to the live window (RFC 8216bis): the part
+ * target, the parts of the last segments and of the one in progress, and the
+ * part to come. Rendered by the ingest, which holds the parts in memory.
+ */
+export interface LowLatencyView {
+  partTarget: number;
+  /** The parts of a listed segment, while they are held (undefined: none, or too old to list). */
+  partsOf(sequence: number): readonly PlaylistPart[] | undefined;
+  /** The segment in progress (it gets the next sequence number): its parts so far. */
+  open: { parts: readonly PlaylistPart[]; initUri: string } | undefined;
+  /** EXT-X-PRELOAD-HINT: the next part's URI. */
+  preloadHint: string | undefined;
+}
+
 export class MediaPlaylist {
   /** Every segment since the stream went live; the window is the tail. */
   segments: PlaylistSegment[] = [];
@@ -77,7 +99,8 @@ export class MediaPlaylist {
    * before its media segments): what the uploader must store before it,
    * without parsing the text back. A gap's URI is not named: it is no object.
    */
-  renderNamed(options: { vod?: boolean } = {}): { text: string; names: string[] } {
+  renderNamed(options: { vod?: boolean; lowLatency?: LowLatencyView } = {}): { text: string; names: string[] } {
+    const ll = options.vod || this.ended ? undefined : options.lowLatency;
     const all = this.segments;
     const start = options.vod || this.windowLength <= 0 ? 0 : Math.max(0, all.length - this.windowLength);
     let discontinuitySequence = this.discontinuitiesBefore;
@@ -85,6 +108,10 @@ export class MediaPlaylist {
     let text =
       '#EXTM3U\n#EXT-X-VERSION:7\n' +
       `#EXT-X-TARGETDURATION:${this.targetDuration}\n` +
+      // Players hold back three parts (the spec's floor is two), and may block for the next update.
+      (ll
+        ? `#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=${(3 * ll.partTarget).toFixed(3)}\n#EXT-X-PART-INF:PART-TARGET=${ll.partTarget.toFixed(3)}\n`
+        : '') +
       `#EXT-X-MEDIA-SEQUENCE:${this.firstSequence + start}\n` +
       `#EXT-X-DISCONTINUITY-SEQUENCE:${discontinuitySequence}\n` +
       '#EXT-X-INDEPENDENT-SEGMENTS\n';
@@ -100,9 +127,21 @@ export class MediaPlaylist {
         names.push(s.initUri);
       }
       if (s.gap) text += '#EXT-X-GAP\n';
-      text += `#EXT-X-PROGRAM-DATE-TIME:${new Date(s.programDateTime).toISOString()}\n#EXTINF:${s.duration.toFixed(3)},\n${s.uri}\n`;
+      text += `#EXT-X-PROGRAM-DATE-TIME:${new Date(s.programDateTime).toISOString()}\n`;
+      for (const part of ll?.partsOf(this.firstSequence + i) ?? []) text += partLine(part);
+      text += `#EXTINF:${s.duration.toFixed(3)},\n${s.uri}\n`;
       if (!s.gap) names.push(s.uri);
     }
+    if (ll?.open) {
+      // A new init segment means a new timeline (a reconnect, a restarted muxer), as the packager lists it.
+      if (ll.open.initUri !== currentInit) {
+        if (currentInit !== undefined) text += '#EXT-X-DISCONTINUITY\n';
+        text += `#EXT-X-MAP:URI="${ll.open.initUri}"\n`;
+        names.push(ll.open.initUri);
+      }
+      for (const part of ll.open.parts) text += partLine(part);
+    }
+    if (ll?.preloadHint) text += `#EXT-X-PRELOAD-HINT:TYPE=PART,URI="${ll.preloadHint}"\n`;
     if (this.ended) text += '#EXT-X-ENDLIST\n';
     return { text, names };
   }
@@ -120,6 +159,10 @@ export class MediaPlaylist {
     }
     return playlist;
   }
+}
+
+function partLine(part: PlaylistPart): string {
+  return `#EXT-X-PART:DURATION=${part.duration.toFixed(3)},URI="${part.uri}"${part.independent ? ',INDEPENDENT=YES' : ''}\n`;
 }
 
 /** A media segment as a playlist lists it. */

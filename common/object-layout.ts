@@ -8,6 +8,9 @@
 //   <prefix>/<namespace>/<name>/<rendition>.m3u8         with an adaptive ladder: each rendition's
 //   <prefix>/<namespace>/<name>/<run>/<rendition>/…      playlist and segments (common/renditions.ts)
 //
+// LL-HLS parts (`<run>/<n>.<k>.part.m4s`, part k of segment n) exist only in
+// the memory of the ingest holding the stream, never here (common/low-latency.ts).
+//
 // <run> is unique per publish session and never reused, so every segment name
 // is unique for all time and CDNs can cache segments as immutable. The stream
 // key appears nowhere in this layout. A private stream's objects live under

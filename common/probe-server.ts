@@ -2,7 +2,7 @@
 // and the probes. /healthz: the process is up. /readyz: what the role says
 // (the ingest: RTMP listener up, keys loaded, not shutting down, media volume
 // below the high-water mark; the controller: informers synced).
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 
 export interface ProbeState {
@@ -13,6 +13,8 @@ export interface ProbeState {
   details?(): Record<string, unknown>;
   /** Called before /metrics is rendered, to refresh gauges sampled on demand. */
   beforeMetrics?(): void;
+  /** A role's own GET routes beside the probes (the ingest's LL-HLS); true when it answered the request. */
+  route?(path: string, req: IncomingMessage, res: ServerResponse): boolean;
 }
 
 export function createProbeServer(registry: Registry, state: ProbeState): Server {
@@ -22,6 +24,7 @@ export function createProbeServer(registry: Registry, state: ProbeState): Server
       res.writeHead(405, { 'content-type': 'application/json', allow: 'GET, HEAD' }).end('{"error":"method not allowed"}');
       return;
     }
+    if (state.route?.(path ?? '/', req, res)) return;
     if (path === '/metrics') {
       state.beforeMetrics?.();
       registry.metrics().then(

@@ -49,7 +49,12 @@ export interface IngestConfig {
   defaultRenditions: string[];
   /** Renditions and thumbnails: who encodes them (renditions/config.ts). */
   renditions: RenditionConfig;
+  /** LL-HLS part duration in seconds (TTEOK_LL_PART_SECONDS); 0: no parts, no LL playlists. */
+  llPartSeconds: number;
 }
+
+/** What hls.js and the spec's examples use: about three parts a second. */
+export const DEFAULT_LL_PART_SECONDS = 0.333;
 
 /**
  * Every variable the ingest reads, one row each: `tteok ingest --help` prints
@@ -149,6 +154,12 @@ export const INGEST_ENV = {
     100,
     "target durations the stream's media time may run ahead of the wall clock; past it the publish ends",
   ),
+  llPartSeconds: envVar.custom(
+    'TTEOK_LL_PART_SECONDS',
+    (env) => envPartSeconds(env, 'TTEOK_LL_PART_SECONDS'),
+    'LL-HLS part duration: parts and blocking playlists served from memory on the HTTP port (/ll/…); 0 turns LL-HLS off',
+    { defaultText: String(DEFAULT_LL_PART_SECONDS), rangeText: '0, or 0.1–1' },
+  ),
   ...RENDITIONS_ENV,
   ...RENDITION_ENV,
 } satisfies EnvTable;
@@ -228,7 +239,19 @@ export function loadIngestConfig(env: Env = process.env): IngestConfig {
     publishLimits: { maxGopSeconds: e.maxGopSeconds, maxFragmentBytes, maxAheadSegments: e.maxAheadSegments },
     defaultRenditions: e.defaultRenditions,
     renditions: readRenditionConfig(env),
+    llPartSeconds: e.llPartSeconds,
   };
+}
+
+/** 0 (off), or a part duration from 0.1 to 1 s: shorter parts cost more requests than they save; longer ones gain little over segments. */
+function envPartSeconds(env: Env, name: string): number {
+  const text = envOptional(env, name);
+  if (text === undefined) return DEFAULT_LL_PART_SECONDS;
+  const value = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || !(value === 0 || (value >= 0.1 && value <= 1))) {
+    throw new ConfigError(`${name} must be 0 (off) or a number of seconds from 0.1 to 1, got "${text}"`);
+  }
+  return value;
 }
 
 const QUANTITY_SUFFIXES: Record<string, number> = { '': 1, k: 1e3, K: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };

@@ -27,6 +27,9 @@ import { createRenditionEncoder } from './renditions/create-encoder.ts';
 import { RenditionMetrics } from './renditions/rendition-metrics.ts';
 import { RunRenditions } from './renditions/run-renditions.ts';
 import { ThumbnailStore } from './renditions/thumbnail-store.ts';
+import { LowLatencyRegistry } from './low-latency/ll-source.ts';
+import { routeLowLatency } from './low-latency/ll-http.ts';
+import type { LowLatencySource } from '../common/low-latency.ts';
 
 export interface IngestDeps {
   log?: Logger;
@@ -43,6 +46,8 @@ export interface RunningIngest {
   metrics: IngestMetrics;
   /** Streams going live and ending, for a gateway in the same process. */
   live: LiveEvents;
+  /** LL-HLS playlists and parts of the streams live here, for a gateway in the same process (also on the HTTP port under /ll/). */
+  lowLatency: LowLatencySource;
   shutdown(): Promise<void>;
 }
 
@@ -111,6 +116,7 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
         log,
       })
     : undefined;
+  const lowLatency = new LowLatencyRegistry(config.llPartSeconds, config.mediaDir);
   const hub = new StreamHub({
     app: config.rtmpApp,
     mediaDir: config.mediaDir,
@@ -125,6 +131,7 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     mediaVolume: volume,
     publishLimits: config.publishLimits,
     ...(renditions ? { onSourceSegment: renditions.onSourceSegment } : {}),
+    ...(config.llPartSeconds > 0 ? { lowLatency } : {}),
   });
   // Files left by a previous process are uploaded first, and its unfinished
   // streams wait for their publishers to come back.
@@ -136,6 +143,8 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
   const http: Server = createProbeServer(metrics.registry, {
     ready: () => rtmpUp && !shuttingDown && volume.admitsPublishes(),
     notReadyReason: () => (shuttingDown ? 'shutting down' : !rtmpUp ? 'RTMP listener not up' : volume.notReadyReason()),
+    beforeMetrics: () => metrics.llBlockedRequests.set(lowLatency.waiting),
+    route: (path, req, res) => routeLowLatency(lowLatency, path, req, res),
   });
   const httpPort = await listenOn(http, config.httpPort, config.httpHost);
   const rtmp = new RtmpServer({ host: config.rtmpHost, port: config.rtmpPort, hub, log, metrics, limits: config.rtmp });
@@ -168,6 +177,7 @@ export async function startIngest(config: IngestConfig, deps: IngestDeps = {}): 
     httpPort,
     metrics,
     live: hub,
+    lowLatency,
     async shutdown() {
       if (shuttingDown) return;
       shuttingDown = true;

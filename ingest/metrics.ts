@@ -31,6 +31,12 @@ export class IngestMetrics {
     registers: [this.registry],
   });
 
+  readonly llBlockedRequests = new Gauge({
+    name: 'tteok_ingest_ll_blocked_requests',
+    help: 'LL-HLS requests waiting for the playlist or part they ask for (blocking reloads, preload hints), across streams.',
+    registers: [this.registry],
+  });
+
   readonly backlogSegments = new Gauge({
     name: 'tteok_ingest_upload_backlog_segments',
     help: 'Segments on the media volume not yet uploaded.',

@@ -115,6 +115,8 @@ export interface StreamHubOptions {
   publishLimits?: PublishLimitSettings;
   /** Each run's source segments once written (the renditions' driver: ingest/renditions/run-renditions.ts). */
   onSourceSegment?: RunContext['onSourceSegment'];
+  /** LL-HLS parts and playlists of the live runs. */
+  lowLatency?: RunContext['lowLatency'];
 }
 
 export class StreamHub implements LiveEvents {
@@ -137,6 +139,7 @@ export class StreamHub implements LiveEvents {
       ...(options.mediaVolume ? { volume: options.mediaVolume } : {}),
       ...(options.publishLimits ? { publishLimits: options.publishLimits } : {}),
       ...(options.onSourceSegment ? { onSourceSegment: options.onSourceSegment } : {}),
+      ...(options.lowLatency ? { lowLatency: options.lowLatency } : {}),
       metrics: options.metrics,
       log: options.log,
     };

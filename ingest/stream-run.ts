@@ -28,6 +28,7 @@ import type { PublishSession } from './packager/publish-session.ts';
 import { StreamPackager, type RenditionSegmentOutcome, type SourceSegment, type StoredRun } from './packager/stream-packager.ts';
 import type { RunStorage } from './run-storage.ts';
 import type { PublishLimitSettings } from './packager/publish-limits.ts';
+import type { LowLatencyRegistry } from './low-latency/ll-source.ts';
 
 /** How often a stored playlist or run history is read before going on without it (backoff 250 ms to 2 s). */
 const STORED_READ_ATTEMPTS = 8;
@@ -50,6 +51,8 @@ export interface RunContext {
    * chain: it must return at once.
    */
   onSourceSegment?(run: StreamRun, segment: SourceSegment): void;
+  /** LL-HLS parts and playlists of the live runs (ingest/low-latency/). */
+  lowLatency?: LowLatencyRegistry;
   metrics: IngestMetrics;
   log: Logger;
 }
@@ -96,6 +99,7 @@ export class StreamRun {
       ...(ctx.publishLimits ? { publishLimits: ctx.publishLimits } : {}),
       ...(start.previous ? { after: start.previous.packager.flushed() } : {}),
       ...(ctx.onSourceSegment ? { onSourceSegment: (segment: SourceSegment) => ctx.onSourceSegment!(this, segment) } : {}),
+      ...(ctx.lowLatency ? { lowLatency: ctx.lowLatency } : {}),
     });
     const ended = new Promise<void>((resolve) => (this.resolveEnded = resolve));
     // The claim says "this stream's media is being written here": the

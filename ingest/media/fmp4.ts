@@ -19,14 +19,32 @@ export interface FragmentTiming {
   duration: number;
   /** Presentation start of the video track, in seconds, when the fragment has video. */
   videoStart?: number;
+  /** Duration of the video track, in seconds, when the fragment has video. */
+  videoDuration?: number;
 }
 
-/** Start and duration of a media fragment (a moof, optionally followed by its mdat). */
-export function parseFragmentTiming(fragment: Uint8Array, tracks: Map<number, TrackInfo>): FragmentTiming {
+/** One track's run through the moofs of a fragment: where it starts and how long its samples last. */
+interface TrackRun {
+  start: number;
+  /** Sum of sample durations, in the track's timescale. */
+  total: number;
+  /** Time of the first moof's leading pictures (an open GOP), in the track's timescale. */
+  leading: number;
+}
+
+/**
+ * Start and duration of a media fragment (a moof, optionally followed by its
+ * mdat), or of a segment of several (an LL-HLS segment is its parts' moof +
+ * mdat pairs back to back): each track runs on from its first moof.
+ */
+export function parseFragmentTiming(
+  fragment: Uint8Array,
+  tracks: Map<number, TrackInfo>,
+  /** It starts at a keyframe (so frames shown before its first are leading pictures); false for an LL-HLS part inside a GOP. */
+  fromKeyframe = true,
+): FragmentTiming {
   const view = new DataView(fragment.buffer, fragment.byteOffset, fragment.byteLength);
-  let start = Infinity;
-  let duration = 0;
-  let videoStart: number | undefined;
+  const runs = new Map<number, TrackRun>();
   for (const top of boxes(fragment)) {
     if (top.type !== 'moof') continue;
     for (const traf of boxes(fragment, top.start, top.end)) {
@@ -72,21 +90,37 @@ export function parseFragmentTiming(fragment: Uint8Array, tracks: Map<number, Tr
           total += sampleDuration;
         }
       }
-      const trackStart = (baseTime + firstOffset) / track.timescale;
-      start = Math.min(start, trackStart);
+      const run = runs.get(trackId);
+      if (run) {
+        run.total += total;
+        continue;
+      }
       // An open GOP (x265's default: a CRA keyframe with leading pictures
       // shown before it) puts frames from before the keyframe into the
       // fragment, and the muxer's durations then span from the earliest of
       // them, overlapping the previous fragment, which already reaches this
       // keyframe. The fragment's own time runs from its keyframe, so segment
       // durations add up to the stream's (as ffmpeg's HLS muxer counts them).
-      const leading = firstPts !== undefined && minPts < firstPts ? firstPts - minPts : 0;
-      duration = Math.max(duration, (total - leading) / track.timescale);
-      if (track.kind === 'video') videoStart = trackStart;
+      const leading = fromKeyframe && firstPts !== undefined && minPts < firstPts ? firstPts - minPts : 0;
+      runs.set(trackId, { start: (baseTime + firstOffset) / track.timescale, total, leading });
+    }
+  }
+  let start = Infinity;
+  let duration = 0;
+  let videoStart: number | undefined;
+  let videoDuration: number | undefined;
+  for (const [trackId, run] of runs) {
+    const track = tracks.get(trackId)!;
+    const seconds = (run.total - run.leading) / track.timescale;
+    start = Math.min(start, run.start);
+    duration = Math.max(duration, seconds);
+    if (track.kind === 'video') {
+      videoStart = run.start;
+      videoDuration = seconds;
     }
   }
   if (!Number.isFinite(start)) throw new Error('fragment has no track fragment');
-  return { start, duration, ...(videoStart !== undefined ? { videoStart } : {}) };
+  return { start, duration, ...(videoStart !== undefined ? { videoStart, videoDuration } : {}) };
 }
 
 /**

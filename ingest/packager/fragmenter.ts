@@ -30,6 +30,19 @@
 // the true gap to the keyframe, every other with none, as before. Should a
 // mediabunny upgrade drop the method, mediabunny's own cut (the same minimum
 // duration) still applies, only later.
+//
+// LL-HLS parts (partSeconds > 0): every cut is forced, mediabunny never cuts
+// by itself, and each fragment is a part of about partSeconds; a segment is
+// its parts' bytes back to back, cut by the same rule as above. A part ends
+// before a video frame only when no frame after it can be shown before the
+// frames already fed (its presentation time is above all of theirs): the
+// muxer derives decode times by sorting each batch of presentation times,
+// which is right for a batch only so (with B-frames: before a P frame, not
+// inside its group). Video is always held one frame, so the last frame of a
+// part is fed with its true duration: the gap to the next frame's decode time.
+// A part never exceeds partSeconds when the stream allows a cut in time
+// (CFR, B-frame groups shorter than a part); the part that would carry a
+// frame past it is ended before that frame.
 import { EncodedAudioPacketSource, EncodedPacket, EncodedVideoPacketSource, Mp4OutputFormat, NullTarget, Output } from 'mediabunny';
 import { fragmentPayloadBytes, parseFragmentTiming, parseInitSegment, type TrackInfo } from '../media/fmp4.ts';
 import type { AudioConfig, VideoConfig } from '../media/media-config.ts';
@@ -50,8 +63,24 @@ export interface SegmentOutput {
   startDtsMs: number;
 }
 
+/** An LL-HLS part: one fragment (moof + mdat) of the segment being cut. */
+export interface PartOutput {
+  data: Uint8Array;
+  /** Its index in its segment, from 0. */
+  index: number;
+  /** Media duration in seconds (its video's, when it has video). */
+  duration: number;
+  /** It starts with a keyframe (every audio-only part does): a player can start decoding with it. */
+  independent: boolean;
+  initGeneration: number;
+}
+
 export interface FragmenterSink {
   onInit(init: Uint8Array, generation: number): void;
+  /** With parts on: a part of the segment being cut, before the segment itself (onSegment) once its last part is out. */
+  onPart?(part: PartOutput): void;
+  /** With parts on: the parts of an unfinished segment were dropped (the muxer failed): no segment follows them. */
+  onPartsAbandoned?(): void;
   onSegment(segment: SegmentOutput): void;
   onDroppedPacket(reason: DropReason): void;
   onMuxerError(error: unknown): void;
@@ -100,6 +129,13 @@ interface SegmentCapture {
 const BOX_HEADER_BYTES = 8;
 
 /**
+ * Room kept below partSeconds: frame times arrive in whole milliseconds and
+ * the muxer's own timescale rounds again, so a part planned to the
+ * millisecond could end a hair past the target.
+ */
+const PART_MARGIN_SECONDS = 0.002;
+
+/**
  * An audio-only timeline that jumps back by more than this is a new timeline
  * (an encoder restarted without reconnecting); smaller steps back are single
  * bad packets, dropped.
@@ -144,6 +180,12 @@ class Generation {
   lastVideoDts = -Infinity;
   lastAudioDts = -Infinity;
   failed = false;
+  /** With parts: presentation time the part being fed starts at (on the timeline the muxer's decode times follow). */
+  partStartPts: number | undefined;
+  /** With parts: the parts of the segment being cut, in order. */
+  private parts: Uint8Array[] = [];
+  /** With parts: the part being written starts with a keyframe. */
+  partIndependent = true;
 
   /** Shortest segment: a keyframe at least this far past the segment's first cuts it. */
   readonly minimumSegmentSeconds: number;
@@ -155,6 +197,8 @@ class Generation {
     private readonly videoConfig: VideoConfig | undefined,
     private readonly audioConfig: AudioConfig | undefined,
     private readonly sink: FragmenterSink,
+    /** LL-HLS part duration; 0: no parts, a fragment is a segment. */
+    readonly partSeconds = 0,
   ) {
     this.minimumSegmentSeconds = Math.max(0.1, segmentSeconds - (videoConfig ? 0.05 : 0.001));
     const target = new SegmentTarget();
@@ -167,7 +211,8 @@ class Generation {
         // keeps a 30 fps GOP of exactly the target from waiting for the next one.
         // With no video every frame is a keyframe, so the cut can fall on the
         // target itself (less a hair for float error in the frame times).
-        minimumFragmentDuration: this.minimumSegmentSeconds,
+        // With parts every cut is forced (see the top of this file).
+        minimumFragmentDuration: partSeconds > 0 ? Number.MAX_SAFE_INTEGER : this.minimumSegmentSeconds,
         // mediabunny hands each callback a buffer of its own (its writer
         // allocates a fresh one per tracked write), so none is copied here.
         onFtyp: (data) => {
@@ -251,10 +296,50 @@ class Generation {
     if (to < capture.end || from < capture.mdatAt + BOX_HEADER_BYTES) return;
     this.capture = undefined;
     if (!this.tracks) return;
-    const timing = parseFragmentTiming(capture.moof, this.tracks);
+    if (this.partSeconds > 0) {
+      const timing = parseFragmentTiming(capture.moof, this.tracks, this.partIndependent);
+      this.sink.onPart?.({
+        data: capture.data,
+        index: this.parts.length,
+        duration: timing.videoDuration ?? timing.duration,
+        independent: this.partIndependent,
+        initGeneration: this.number,
+      });
+      this.parts.push(capture.data);
+      return;
+    }
+    this.emitSegment(capture.data);
+  }
+
+  /** With parts: the segment whose parts have been handed over is complete. */
+  endSegment(): void {
+    const parts = this.parts;
+    if (parts.length === 0) return;
+    this.parts = [];
+    let size = 0;
+    for (const part of parts) size += part.length;
+    const data = new Uint8Array(size);
+    let at = 0;
+    for (const part of parts) {
+      data.set(part, at);
+      at += part.length;
+    }
+    this.emitSegment(data);
+  }
+
+  /** With parts: the muxer failed, so the parts of the segment being cut will never make one. */
+  abandonParts(): void {
+    if (this.parts.length === 0) return;
+    this.parts = [];
+    this.sink.onPartsAbandoned?.();
+  }
+
+  private emitSegment(data: Uint8Array): void {
+    if (!this.tracks) return;
+    const timing = parseFragmentTiming(data, this.tracks);
     const start = this.keyframeAt(timing.videoStart ?? timing.start);
     this.sink.onSegment({
-      data: capture.data,
+      data,
       duration: timing.duration,
       startSeconds: timing.videoStart ?? timing.start,
       arrivedAt: start?.arrivedAt ?? Date.now(),
@@ -294,9 +379,12 @@ class Generation {
 interface Step {
   gen: Generation;
   kind: 'start' | 'video' | 'audio' | 'cut' | 'finish';
+  /** A cut that ends a segment (with parts on; without, every cut does). */
+  endsSegment?: boolean;
   pts: number;
   /** A video frame's duration as fed (see Generation.frameInterval). */
   duration: number;
+  /** A frame: a keyframe. A cut: the part after it starts with one. */
   keyframe: boolean;
   data: Uint8Array;
   arrivedAt: number;
@@ -330,6 +418,8 @@ export class Fragmenter {
      * begun, and starts over (a new init segment) when the source does.
      */
     private readonly timelineOf?: Fragmenter,
+    /** LL-HLS part duration in seconds (sink.onPart); 0: no parts. */
+    private readonly partSeconds = 0,
   ) {}
 
   /** The RTMP timestamp the current init segment's timeline starts at (its media time 0); undefined before the first keyframe. */
@@ -359,6 +449,7 @@ export class Fragmenter {
 
   video(dtsMs: number, compositionOffsetMs: number, keyframe: boolean, data: Uint8Array, arrivedAt: number): void {
     if (this.closed) return;
+    const parts = this.partSeconds > 0;
     this.limits?.pace('video', dtsMs);
     let gen = this.generation;
     // A track following the source's timeline starts over at its first keyframe after the source did.
@@ -406,14 +497,15 @@ export class Fragmenter {
       gen.gopMaxPts = pts;
       this.limits?.keyframe(dtsMs);
       const first = gen.fragmentStartPts === undefined;
-      // With an audio track only the forced cut below starts a fragment: mediabunny waits for a sample on every track.
-      if (first || (!gen.audio && pts - gen.fragmentStartPts! >= gen.minimumSegmentSeconds)) {
+      // With an audio track (or parts) only the forced cut below starts a fragment: mediabunny waits for a sample on every track.
+      if (first || (!gen.audio && !parts && pts - gen.fragmentStartPts! >= gen.minimumSegmentSeconds)) {
         this.limits?.fragmentStarted(dtsMs, { init: first });
         gen.fragmentStartPts = pts;
       }
       if (gen.segmentStartPts === undefined) {
         gen.segmentStartPts = pts;
-      } else if (gen.audioQueued && pts - gen.segmentStartPts >= gen.minimumSegmentSeconds) {
+        gen.partStartPts = pts;
+      } else if ((gen.audioQueued || (parts && !gen.audio)) && pts - gen.segmentStartPts >= gen.minimumSegmentSeconds) {
         this.limits?.fragmentStarted(dtsMs);
         gen.fragmentStartPts = pts;
         // mediabunny would wait for the first audio frame past this keyframe: cut now. The GOP's
@@ -421,20 +513,43 @@ export class Fragmenter {
         const held = gen.heldVideo;
         if (held) held.duration = Math.max(0, pts - gen.prevGopMaxPts);
         this.feedHeldVideo(gen);
-        this.enqueue(gen, 'cut', 0, 0, false, NO_DATA, 0);
+        this.enqueue(gen, 'cut', 0, 0, true, NO_DATA, 0, 0, true);
         gen.segmentStartPts = pts;
-      }
+        gen.partStartPts = pts;
+      } else if (parts) this.cutPartBefore(gen, pts, gen.prevGopMaxPts, true, dtsMs);
     } else {
+      if (parts) this.cutPartBefore(gen, pts, gen.gopMaxPts, false, dtsMs);
       gen.gopMaxPts = Math.max(gen.gopMaxPts, pts);
     }
     gen.lastVideoDts = dts;
     this.limits?.hold(data.length, dtsMs);
-    if (!gen.audio) {
+    if (!gen.audio && !parts) {
       this.enqueue(gen, 'video', pts, 0, keyframe, data, arrivedAt, dtsMs);
       return;
     }
     this.feedHeldVideo(gen);
     gen.heldVideo = { gen, kind: 'video', pts, duration: 0, keyframe, data, arrivedAt, dtsMs };
+  }
+
+  /**
+   * With parts: ends the part before the video frame at `pts` (not yet fed;
+   * `maxPtsBefore`: the largest presentation time fed before it in its GOP)
+   * when carrying that frame would take the part past partSeconds, and the
+   * cut is allowed there (see the top of this file).
+   */
+  private cutPartBefore(gen: Generation, pts: number, maxPtsBefore: number, keyframe: boolean, dtsMs: number): void {
+    const held = gen.heldVideo;
+    if (!held || gen.partStartPts === undefined || (gen.audio && !gen.audioQueued) || pts <= maxPtsBefore) return;
+    // The frame interval, from the decode times the publisher sent.
+    const interval = Math.max(0, (dtsMs - held.dtsMs) / 1000);
+    if (pts + interval - gen.partStartPts <= this.partSeconds - PART_MARGIN_SECONDS) return;
+    // The muxer's decode times are the batch's presentation times sorted: the
+    // held frame's is maxPtsBefore, and the next part's first is one interval
+    // on (a keyframe: its own presentation time).
+    held.duration = keyframe ? Math.max(0, pts - maxPtsBefore) : interval;
+    this.feedHeldVideo(gen);
+    this.enqueue(gen, 'cut', 0, 0, keyframe, NO_DATA, 0);
+    gen.partStartPts = maxPtsBefore + held.duration;
   }
 
   private feedHeldVideo(gen: Generation): void {
@@ -485,6 +600,15 @@ export class Fragmenter {
       if (first || pts - gen.fragmentStartPts! >= gen.minimumSegmentSeconds) {
         this.limits?.fragmentStarted(dtsMs, { audioOnly: true, init: first });
         gen.fragmentStartPts = pts;
+        // With parts the cut is forced here, as mediabunny's would be.
+        if (this.partSeconds > 0 && !first) this.enqueue(gen, 'cut', 0, 0, true, NO_DATA, 0, 0, true);
+        gen.partStartPts = pts;
+      } else if (this.partSeconds > 0 && gen.partStartPts !== undefined) {
+        const frame = this.audioConfig!.format === 'opus' ? opusPacketDuration(data) : 1024 / this.audioConfig!.sampleRate;
+        if (pts + frame - gen.partStartPts > this.partSeconds - PART_MARGIN_SECONDS) {
+          this.enqueue(gen, 'cut', 0, 0, true, NO_DATA, 0);
+          gen.partStartPts = pts;
+        }
       }
     }
     this.limits?.hold(data.length, dtsMs);
@@ -502,7 +626,7 @@ export class Fragmenter {
   }
 
   private startGeneration(baseDtsMs: number): Generation {
-    const gen = new Generation(++this.generationCount, baseDtsMs, this.segmentSeconds, this.videoConfig, this.audioConfig, this.sink);
+    const gen = new Generation(++this.generationCount, baseDtsMs, this.segmentSeconds, this.videoConfig, this.audioConfig, this.sink, this.partSeconds);
     this.generation = gen;
     this.enqueue(gen, 'start', 0, 0, false, NO_DATA, 0);
     return gen;
@@ -516,8 +640,18 @@ export class Fragmenter {
     this.enqueue(gen, 'finish', 0, 0, false, NO_DATA, 0);
   }
 
-  private enqueue(gen: Generation, kind: Step['kind'], pts: number, duration: number, keyframe: boolean, data: Uint8Array, arrivedAt: number, dtsMs = 0): void {
-    this.steps.push({ gen, kind, pts, duration, keyframe, data, arrivedAt, dtsMs });
+  private enqueue(
+    gen: Generation,
+    kind: Step['kind'],
+    pts: number,
+    duration: number,
+    keyframe: boolean,
+    data: Uint8Array,
+    arrivedAt: number,
+    dtsMs = 0,
+    endsSegment = false,
+  ): void {
+    this.steps.push({ gen, kind, pts, duration, keyframe, data, arrivedAt, dtsMs, endsSegment });
     this.pumping ??= this.pump();
   }
 
@@ -541,7 +675,9 @@ export class Fragmenter {
       if (gen.failed || gen.output.state !== 'started') return;
       try {
         await gen.output.finalize();
+        gen.endSegment();
       } catch (error) {
+        gen.abandonParts();
         this.sink.onMuxerError(error);
       }
       return;
@@ -549,11 +685,15 @@ export class Fragmenter {
     if (gen.failed) return;
     try {
       if (step.kind === 'start') await gen.output.start();
-      else if (step.kind === 'cut') await gen.cut();
-      else if (step.kind === 'video') await gen.addVideo(step.pts, step.keyframe, step.data, step.arrivedAt, step.duration, step.dtsMs);
+      else if (step.kind === 'cut') {
+        await gen.cut();
+        gen.partIndependent = step.keyframe;
+        if (step.endsSegment) gen.endSegment();
+      } else if (step.kind === 'video') await gen.addVideo(step.pts, step.keyframe, step.data, step.arrivedAt, step.duration, step.dtsMs);
       else await gen.addAudio(step.pts, step.data, step.arrivedAt);
     } catch (error) {
       gen.failed = true;
+      gen.abandonParts();
       if (step.kind === 'video' || step.kind === 'audio') this.sink.onDroppedPacket('muxer_error');
       this.sink.onMuxerError(error);
       await gen.output.cancel().catch(() => undefined);

@@ -20,6 +20,12 @@ export interface MultitrackRenditionsOptions {
   metrics: IngestMetrics;
   log: Logger;
   publishLimits: PublishLimitSettings | undefined;
+  /**
+   * The source's LL-HLS part duration: a track is cut by the same rules as
+   * the source (every cut forced), so its segments line up with the source's
+   * to the end. Its parts are not served (yet): its playlist stays plain.
+   */
+  partSeconds?: number;
   /** Makes the run a ladder; false when it cannot be one. */
   useLadder(): boolean;
   /** Runs `op` in the packager's write chain. */
@@ -92,6 +98,7 @@ export class MultitrackRenditions {
       },
       limits,
       source,
+      this.options.partSeconds ?? 0,
     );
   }
 

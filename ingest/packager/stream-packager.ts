@@ -30,6 +30,8 @@ import { MultitrackRenditions } from './multitrack-renditions.ts';
 import { DEFAULT_PUBLISH_LIMITS, PublishLimits, type PublishLimitSettings } from './publish-limits.ts';
 import type { MediaObjectKind, RunStorage } from '../run-storage.ts';
 import { JOURNAL_FILE, readJournal, reconcileSegments, SegmentJournal, sequenceOf } from './segment-journal.ts';
+import { LowLatencyStream } from '../low-latency/ll-stream.ts';
+import type { LowLatencyRegistry } from '../low-latency/ll-source.ts';
 
 export interface StreamPackagerOptions {
   ref: StreamRef;
@@ -52,6 +54,8 @@ export interface StreamPackagerOptions {
    * Called in the packager's write chain: it must return at once.
    */
   onSourceSegment?(segment: SourceSegment): void;
+  /** LL-HLS: where the run's parts and LL playlist are served from while it is live (absent, or parts off: none). */
+  lowLatency?: LowLatencyRegistry;
 }
 
 /** A source segment as onSourceSegment gets it. */
@@ -118,6 +122,8 @@ export class StreamPackager {
   private readonly ladderPlaylists: LadderPlaylists;
   /** A multitrack publish's other video tracks, as renditions (multitrack-renditions.ts). */
   private readonly multitrack: MultitrackRenditions;
+  /** The run's LL-HLS parts and playlist state, while it is live (ingest/low-latency/). */
+  private readonly lowLatency: LowLatencyStream | undefined;
 
   constructor(private readonly options: StreamPackagerOptions) {
     this.ref = options.ref;
@@ -140,10 +146,21 @@ export class StreamPackager {
       metrics: options.metrics,
       log: options.log,
       publishLimits: options.publishLimits,
+      partSeconds: options.lowLatency?.partSeconds ?? 0,
       useLadder: () => this.useLadder(),
       enqueue: (op) => this.enqueue(op),
       writeRenditionSegment: (rendition, sequence, init, data) => this.writeRenditionSegment(rendition, sequence, init, data),
     });
+    const registry = options.lowLatency;
+    if (registry && registry.partSeconds > 0) {
+      this.lowLatency = new LowLatencyStream(this.playlist, registry.partSeconds, () => this.sourcePlaylistFile);
+      registry.attach(options.ref, this.lowLatency);
+    }
+  }
+
+  /** The run is no longer live here: no more LL playlists from it. */
+  private endLowLatency(): void {
+    if (this.lowLatency) this.options.lowLatency?.detach(this.ref, this.lowLatency);
   }
 
   /** Whether the run writes a ladder (a multivariant `index.m3u8`). */
@@ -291,7 +308,12 @@ export class StreamPackager {
       this.settings.segmentSeconds,
       {
         onInit: (init, generation) => this.onInit(id, init, generation),
-        onSegment: (segment) => this.onSegment(id, segment),
+        onPart: (part) => this.lowLatency?.part(id, part),
+        onPartsAbandoned: () => this.lowLatency?.abandon(),
+        onSegment: (segment) => {
+          this.lowLatency?.segmentComplete(segment.data);
+          this.onSegment(id, segment);
+        },
         onDroppedPacket: (reason) => this.options.metrics.droppedPackets.inc({ reason }),
         onMuxerError: (error) => {
           this.options.metrics.muxerRestarts.inc();
@@ -299,6 +321,8 @@ export class StreamPackager {
         },
       },
       limits,
+      undefined,
+      this.lowLatency?.partSeconds ?? 0,
     );
     this.session = new PublishSession(id, fragmenter, this.multitrack.sessionHooks(id, fragmenter, startedAt));
     return this.session;
@@ -325,6 +349,7 @@ export class StreamPackager {
     await this.closeSession();
     await this.awaitRenditions();
     this.closed = true;
+    this.endLowLatency();
     this.playlist.ended = true;
     clearTimeout(this.playlistRetry);
     this.playlistRetry = undefined;
@@ -353,6 +378,7 @@ export class StreamPackager {
   async leave(history?: () => Promise<void>): Promise<void> {
     this.closed = true;
     this.left = true;
+    this.endLowLatency();
     clearTimeout(this.playlistRetry);
     this.playlistRetry = undefined;
     await this.closeSession();
@@ -411,6 +437,7 @@ export class StreamPackager {
     if (generation > 1) this.nextSegmentIsDiscontinuity = true;
     this.currentInitUri = uri;
     this.currentInitData = init;
+    this.lowLatency?.init(uri, init);
     this.enqueue(async () => {
       if (this.left) return;
       // Kept until written: it is retried before the next segment, which needs it.
@@ -445,6 +472,7 @@ export class StreamPackager {
       if (this.left) return;
       const written = await this.writeSegment(sessionFolder, segment.data);
       if (typeof written === 'string') {
+        this.lowLatency?.skipped();
         this.skipSegment(written);
         return;
       }
@@ -462,6 +490,7 @@ export class StreamPackager {
       this.closeGap();
       const sequence = this.playlist.nextSequence;
       this.playlist.append(entry);
+      this.lowLatency?.listed(sequence);
       if (this.settings.keepAfterEnd) await this.writeJournal(() => this.journal.append(entry));
       else {
         // Without retention only the live window is ever rendered again.
@@ -556,6 +585,7 @@ export class StreamPackager {
   private async writePlaylist({ file, text, names, targetDuration }: RenderedPlaylist): Promise<void> {
     const body = Buffer.from(text);
     await this.tryWrite(file, body, 'playlist');
+    if (!this.closed) this.lowLatency?.storedPlaylists.set(file, body);
     this.hand(file, 'playlist', body, { names, targetDuration });
   }
 

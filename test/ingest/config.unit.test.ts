@@ -46,6 +46,7 @@ t.test('defaults', async (t) => {
     publishLimits: { maxGopSeconds: 12, maxFragmentBytes: 64 * 1024 * 1024, maxAheadSegments: 3 },
     defaultRenditions: [],
     renditions: { transcoder: 'off', transcoderUrl: undefined, thumbnailMs: 10_000, ffmpeg: 'ffmpeg' },
+    llPartSeconds: 0.333,
   };
   t.same(config, expected);
   t.same(loadIngestConfig({ TTEOK_S3_BUCKET: 'media', TTEOK_RTMP_PORT: '', TTEOK_S3_FORCE_PATH_STYLE: '' }), expected, 'an empty variable means the default');
@@ -249,5 +250,19 @@ t.test('the media volume size takes a Kubernetes quantity, as the emptyDir sizeL
   t.equal(size('10485760'), 10485760);
   for (const raw of ['2 GB', '-1Gi', '2Gb', '100', 'lots']) {
     t.match(refused({ TTEOK_STORAGE: 'local', TTEOK_MEDIA_VOLUME_BYTES: raw }), /^TTEOK_MEDIA_VOLUME_BYTES must be a byte count/, `"${raw}" is refused`);
+  }
+});
+
+t.test('LL-HLS parts: 0 turns them off, else 0.1 to 1 s', async (t) => {
+  const part = (v: string) => loadIngestConfig({ TTEOK_STORAGE: 'local', TTEOK_LL_PART_SECONDS: v }).llPartSeconds;
+  t.equal(part('0'), 0);
+  t.equal(part('0.25'), 0.25);
+  t.equal(part('1'), 1);
+  for (const raw of ['0.05', '1.5', '-0.3', 'fast', '1e-1']) {
+    t.match(
+      refused({ TTEOK_STORAGE: 'local', TTEOK_LL_PART_SECONDS: raw }),
+      /^TTEOK_LL_PART_SECONDS must be 0 \(off\) or a number of seconds from 0.1 to 1/,
+      `"${raw}" is refused`,
+    );
   }
 });

@@ -14,7 +14,6 @@ import { gatewayOptionsFrom, loadGatewayConfig } from '../gateway/config.ts';
 import { startGateway, type RunningGateway } from '../gateway/gateway.ts';
 import { LocalStreamView } from '../gateway/views/local-stream-view.ts';
 import { inProcessHolders } from '../gateway/low-latency/holders.ts';
-import type { LowLatencySource } from '../common/low-latency.ts';
 import { loadIngestConfig } from '../ingest/config.ts';
 import { startIngest } from '../ingest/ingest.ts';
 import { parseKeyFile } from '../common/keys/file-key-source.ts';
@@ -84,9 +83,9 @@ export async function startLocalMode(log: Logger): Promise<LocalMode> {
   try {
     await view.ready();
     // Live streams' LL-HLS playlists and parts come from the ingest in this process.
-    const { lowLatency: source } = ingest as typeof ingest & { lowLatency?: LowLatencySource };
     const ll = gatewayConfig.lowLatency;
-    const lowLatency = source && ll.enabled ? { holders: inProcessHolders(source), upstreamTimeoutMs: ll.upstreamTimeoutMs } : undefined;
+    // With TTEOK_LL_PART_SECONDS=0 the ingest holds no LL playlists: the origin then serves the directory alone.
+    const lowLatency = ll.enabled ? { holders: inProcessHolders(ingest.lowLatency), upstreamTimeoutMs: ll.upstreamTimeoutMs } : undefined;
     gateway = await startGateway({ ...gatewayOptionsFrom(gatewayConfig), view, lowLatency, log: gatewayLog });
   } catch (error) {
     await view.close();

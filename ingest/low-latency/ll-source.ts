@@ -70,12 +70,23 @@ export class LowLatencyRegistry implements LowLatencySource {
     if (msn !== undefined) {
       const far = stream.tooFar(request.blocking);
       if (far) return error(400, far);
-      if (!stream.reached(msn, part)) {
-        if (stream.waiting >= MAX_WAITERS_PER_STREAM) return error(503, 'too many blocked playlist requests on this stream');
-        const outcome = await this.bounded(stream, signal, (s) => stream.waitFor(msn, part, s));
-        if (outcome === 'timeout') return error(503, `the playlist did not reach segment ${msn}${part !== undefined ? ` part ${part}` : ''} in time`);
-        if (outcome !== 'ready') return error(404, 'the stream is not live on this ingest');
+    }
+    // Until the run's first segment is listed its target duration is not known
+    // (a 2 s keyframe interval under a 1 s segment target shows 1, then 2), and a
+    // live playlist must not change it: the first answer waits for that segment.
+    const first = stream.playlist.segments.length === 0 ? stream.position().openMsn : undefined;
+    const blocked = (msn !== undefined && !stream.reached(msn, part)) || (first !== undefined && !stream.reached(first, undefined));
+    if (blocked) {
+      if (stream.waiting >= MAX_WAITERS_PER_STREAM) return error(503, 'too many blocked playlist requests on this stream');
+      const outcome = await this.bounded(stream, signal, async (s) => {
+        const reached = msn !== undefined ? await stream.waitFor(msn, part, s) : 'ready';
+        return reached === 'ready' && first !== undefined ? stream.waitFor(first, undefined, s) : reached;
+      });
+      if (outcome === 'timeout') {
+        const what = msn !== undefined ? `segment ${msn}${part !== undefined ? ` part ${part}` : ''}` : 'its first segment';
+        return error(503, `the playlist did not reach ${what} in time`);
       }
+      if (outcome !== 'ready') return error(404, 'the stream is not live on this ingest');
     }
     return ok(Buffer.from(stream.render()), contentTypeFor('index.m3u8'), LL_PLAYLIST_CACHE_CONTROL);
   }

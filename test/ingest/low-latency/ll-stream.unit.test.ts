@@ -156,6 +156,33 @@ t.test('the source: bounded waiters per stream, 404 when the run ends or is not 
   t.equal(registry.waiting, 0);
 });
 
+t.test("the source: the first answer waits for the run's first segment, so the target duration it shows never changes", async (t) => {
+  const registry = new LowLatencyRegistry(0.333, '/nonexistent');
+  const { playlist, stream, complete } = run();
+  registry.attach(ref, stream);
+  stream.part('s1', part(0));
+  stream.part('s1', part(1));
+  let answered = false;
+  const first = registry.serve({ ref, file: 'index.m3u8', blocking: {} }, new AbortController().signal).then((a) => {
+    answered = true;
+    return a;
+  });
+  const blocking = registry.serve({ ref, file: 'index.m3u8', blocking: { msn: 0, part: 1 } }, new AbortController().signal);
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(answered, false, 'parts alone: no answer yet');
+  t.equal(stream.waiting, 2, 'both wait');
+  complete();
+  // The packager lists the 2 s segment: the target duration grows from the configured 1 to 2 before anyone sees a playlist.
+  const sequence = playlist.nextSequence;
+  playlist.append({ uri: `s1/${sequence}.m4s`, duration: 2, programDateTime: 0, initUri: 's1/init-1.mp4', discontinuity: false });
+  stream.listed(sequence);
+  for (const answer of await Promise.all([first, blocking])) {
+    t.equal(answer.status, 200);
+    t.match(Buffer.from(answer.body).toString(), '#EXT-X-TARGETDURATION:2\n');
+  }
+  registry.detach(ref, stream);
+});
+
 t.test("the source: a ladder's source playlist is the LL one, its other playlists as stored; segments not in memory come from the media volume", async (t) => {
   const mediaDir = mkdtempSync(join(tmpdir(), 'tteok-ll-'));
   t.teardown(() => rmSync(mediaDir, { recursive: true, force: true }));
@@ -166,6 +193,9 @@ t.test("the source: a ladder's source playlist is the LL one, its other playlist
   const stream = new LowLatencyStream(playlist, 0.333, () => 'source.m3u8');
   stream.init('s1/init-1.mp4', new Uint8Array([1]));
   stream.part('s1', part(0));
+  stream.segmentComplete(part(0).data);
+  playlist.append({ uri: 's1/0.m4s', duration: 1, programDateTime: 0, initUri: 's1/init-1.mp4', discontinuity: false });
+  stream.listed(0);
   stream.storedPlaylists.set('index.m3u8', Buffer.from('#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nsource.m3u8\n'));
   registry.attach(ref, stream);
   const serve = (file: string) => registry.serve({ ref, file, blocking: {} }, new AbortController().signal);

@@ -36,23 +36,38 @@ export function densityCounts(env: Env): number[] {
   return counts;
 }
 
-/** Another compiled build of the ingest measured in the same run (BENCH_DENSITY_COMPARE), e.g. main's, to see a change's effect beside the noise of a shared machine. */
+/**
+ * Another configuration of the ingest measured in the same run
+ * (BENCH_DENSITY_COMPARE): another compiled build (e.g. main's, to see a
+ * change's effect beside the noise of a shared machine), or ours with other
+ * environment (e.g. LL-HLS off, to see what it costs).
+ */
 export interface DensityVariant {
   system: string;
-  main: string;
+  /** A compiled dist/bin/tteok.js; absent: ours. */
+  main?: string;
+  env: Record<string, string>;
 }
 
-/** BENCH_DENSITY_COMPARE=label=/path/to/dist/bin/tteok.js;… */
+/** BENCH_DENSITY_COMPARE=label=<dist/bin/tteok.js or "ours">[|NAME=value,…];… */
 export function densityVariants(env: Env): DensityVariant[] {
   const text = env.BENCH_DENSITY_COMPARE?.trim();
   if (!text) return [];
   return text.split(';').map((item) => {
     const at = item.indexOf('=');
     const system = item.slice(0, at).trim();
-    const main = item.slice(at + 1).trim();
-    if (at < 1 || !main) throw new ConfigError(`BENCH_DENSITY_COMPARE must be label=/path/to/dist/bin/tteok.js;…, got "${item}"`);
-    if (!existsSync(main)) throw new ConfigError(`BENCH_DENSITY_COMPARE: ${main} does not exist`);
-    return { system, main };
+    const [build = '', settings = ''] = item.slice(at + 1).split('|');
+    const main = build.trim();
+    const bad = () => new ConfigError(`BENCH_DENSITY_COMPARE must be label=<dist/bin/tteok.js or ours>[|NAME=value,…];…, got "${item}"`);
+    if (at < 1 || !main) throw bad();
+    if (main !== 'ours' && !existsSync(main)) throw new ConfigError(`BENCH_DENSITY_COMPARE: ${main} does not exist`);
+    const vars: Record<string, string> = {};
+    for (const pair of settings.split(',').filter((p) => p.trim())) {
+      const eq = pair.indexOf('=');
+      if (eq < 1) throw bad();
+      vars[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+    }
+    return { system, ...(main === 'ours' ? {} : { main }), env: vars };
   });
 }
 
@@ -116,9 +131,9 @@ async function tteokIngest(
   system: string,
   input: string,
   n: number,
-  options: { profile?: boolean; store?: 's3' | 'local'; main?: string } = {},
+  options: { profile?: boolean; store?: 's3' | 'local'; main?: string | undefined; env?: Record<string, string> } = {},
 ): Promise<DensityResult> {
-  const { profile = false, store = 's3', main } = options;
+  const { profile = false, store = 's3', main, env = {} } = options;
   const s3 = store === 's3' ? await startS3Server('density') : undefined;
   const dir = mkdtempSync(join(tmpdir(), 'tteok-density-'));
   try {
@@ -139,6 +154,7 @@ async function tteokIngest(
         // Every publisher here comes from 127.0.0.1; the default cap of 10 per address would refuse the rest.
         TTEOK_RTMP_MAX_CONNECTIONS_PER_ADDRESS: String(Math.max(10, n)),
         ...profileEnv,
+        ...env,
       },
       undefined,
       { build: main ? { main } : BENCH_BUILD },
@@ -148,7 +164,7 @@ async function tteokIngest(
     const fromUs = monotonicMicros() + WARMUP_MS * 1000;
     const r = await run(
       system,
-      s3 ? (profile ? 'tteok-s3-profiled' : main ? 'tteok-s3-other-build' : 'tteok-s3') : 'tteok-local',
+      s3 ? (profile ? 'tteok-s3-profiled' : main || Object.keys(env).length > 0 ? 'tteok-s3-variant' : 'tteok-s3') : 'tteok-local',
       n,
       () => [pid],
       (i) => replay(input, ingest.rtmpUrl(keyOf(i)), `pub-${i}`),
@@ -220,7 +236,7 @@ export async function density(
     results.push(await tteokIngest('tteok ingest (to S3)', input, n));
     await sleep(2000);
     for (const v of variants) {
-      results.push(await tteokIngest(`tteok ingest (to S3), ${v.system}`, input, n, { main: v.main }));
+      results.push(await tteokIngest(`tteok ingest (to S3), ${v.system}`, input, n, { main: v.main, env: v.env }));
       await sleep(2000);
     }
     // At the smallest count, the same again under the profiler, to show where the time goes, and

@@ -36,6 +36,41 @@ export function densityCounts(env: Env): number[] {
   return counts;
 }
 
+/**
+ * Another configuration of the ingest measured in the same run
+ * (BENCH_DENSITY_COMPARE): another compiled build (e.g. main's, to see a
+ * change's effect beside the noise of a shared machine), or ours with other
+ * environment (e.g. LL-HLS off, to see what it costs).
+ */
+export interface DensityVariant {
+  system: string;
+  /** A compiled dist/bin/tteok.js; absent: ours. */
+  main?: string;
+  env: Record<string, string>;
+}
+
+/** BENCH_DENSITY_COMPARE=label=<dist/bin/tteok.js or "ours">[|NAME=value,…];… */
+export function densityVariants(env: Env): DensityVariant[] {
+  const text = env.BENCH_DENSITY_COMPARE?.trim();
+  if (!text) return [];
+  return text.split(';').map((item) => {
+    const at = item.indexOf('=');
+    const system = item.slice(0, at).trim();
+    const [build = '', settings = ''] = item.slice(at + 1).split('|');
+    const main = build.trim();
+    const bad = () => new ConfigError(`BENCH_DENSITY_COMPARE must be label=<dist/bin/tteok.js or ours>[|NAME=value,…];…, got "${item}"`);
+    if (at < 1 || !main) throw bad();
+    if (main !== 'ours' && !existsSync(main)) throw new ConfigError(`BENCH_DENSITY_COMPARE: ${main} does not exist`);
+    const vars: Record<string, string> = {};
+    for (const pair of settings.split(',').filter((p) => p.trim())) {
+      const eq = pair.indexOf('=');
+      if (eq < 1) throw bad();
+      vars[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+    }
+    return { system, ...(main === 'ours' ? {} : { main }), env: vars };
+  });
+}
+
 const WARMUP_MS = 10_000;
 const WINDOW_MS = 30_000;
 
@@ -92,8 +127,13 @@ const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n);
  * exits (on SIGTERM the ingest drains and calls process.exit); only the
  * samples of the measurement window are summarized.
  */
-async function tteokIngest(system: string, input: string, n: number, options: { profile?: boolean; store?: 's3' | 'local' } = {}): Promise<DensityResult> {
-  const { profile = false, store = 's3' } = options;
+async function tteokIngest(
+  system: string,
+  input: string,
+  n: number,
+  options: { profile?: boolean; store?: 's3' | 'local'; main?: string | undefined; env?: Record<string, string> } = {},
+): Promise<DensityResult> {
+  const { profile = false, store = 's3', main, env = {} } = options;
   const s3 = store === 's3' ? await startS3Server('density') : undefined;
   const dir = mkdtempSync(join(tmpdir(), 'tteok-density-'));
   try {
@@ -114,16 +154,17 @@ async function tteokIngest(system: string, input: string, n: number, options: { 
         // Every publisher here comes from 127.0.0.1; the default cap of 10 per address would refuse the rest.
         TTEOK_RTMP_MAX_CONNECTIONS_PER_ADDRESS: String(Math.max(10, n)),
         ...profileEnv,
+        ...env,
       },
       undefined,
-      { build: BENCH_BUILD },
+      { build: main ? { main } : BENCH_BUILD },
     );
     const pid = ingest.proc.child.pid!;
     // run() starts the publishers at once and measures after WARMUP_MS, until it returns.
     const fromUs = monotonicMicros() + WARMUP_MS * 1000;
     const r = await run(
       system,
-      s3 ? (profile ? 'tteok-s3-profiled' : 'tteok-s3') : 'tteok-local',
+      s3 ? (profile ? 'tteok-s3-profiled' : main || Object.keys(env).length > 0 ? 'tteok-s3-variant' : 'tteok-s3') : 'tteok-local',
       n,
       () => [pid],
       (i) => replay(input, ingest.rtmpUrl(keyOf(i)), `pub-${i}`),
@@ -160,7 +201,17 @@ export async function enhancedDensity(h264Input: string, n = 10): Promise<Densit
   return results;
 }
 
-export async function density(input: string, counts = densityCounts(process.env)): Promise<DensityResult[]> {
+/**
+ * The benchmark at each count. `variants`: other builds, measured right after
+ * ours at each count. `quick` (BENCH_DENSITY_QUICK=1) leaves out the local
+ * store's run and the ffmpeg reference: the peer, ours, and ours profiled.
+ */
+export async function density(
+  input: string,
+  counts = densityCounts(process.env),
+  variants = densityVariants(process.env),
+  quick = process.env.BENCH_DENSITY_QUICK === '1',
+): Promise<DensityResult[]> {
   const results: DensityResult[] = [];
 
   for (const n of counts) {
@@ -184,16 +235,23 @@ export async function density(input: string, counts = densityCounts(process.env)
     // The target's figures come from a run without the profiler: the sampler costs CPU itself.
     results.push(await tteokIngest('tteok ingest (to S3)', input, n));
     await sleep(2000);
+    for (const v of variants) {
+      results.push(await tteokIngest(`tteok ingest (to S3), ${v.system}`, input, n, { main: v.main, env: v.env }));
+      await sleep(2000);
+    }
     // At the smallest count, the same again under the profiler, to show where the time goes, and
     // with the local store, profiled too, so that the difference (what storing into S3 costs) is
     // like for like and its profile shows our path without S3.
     if (n === Math.min(...counts)) {
       results.push(await tteokIngest('tteok ingest (to S3), profiled', input, n, { profile: true }));
       await sleep(2000);
-      results.push(await tteokIngest('tteok ingest (local store), profiled', input, n, { profile: true, store: 'local' }));
-      await sleep(2000);
+      if (!quick) {
+        results.push(await tteokIngest('tteok ingest (local store), profiled', input, n, { profile: true, store: 'local' }));
+        await sleep(2000);
+      }
     }
   }
+  if (quick) return results;
 
   // Reference: one ffmpeg per stream, remuxing to HLS itself (no RTMP hop), at the smallest count.
   const n = Math.min(...counts);

@@ -13,6 +13,9 @@
 //   BENCH_GATEWAY_COMPARE=a=/x/dist/bin/tteok.js;…  other gateway builds measured in the same rounds
 //   BENCH_DENSITY_COUNTS=20,50    stream counts of the density benchmark (the smallest is CPU-profiled
 //                                 and also measured with the local store)
+//   BENCH_DENSITY_COMPARE=main=/x/dist/bin/tteok.js;ll-off=ours|TTEOK_LL_PART_SECONDS=0  other ingest builds or
+//                                 settings measured right after ours at each count
+//   BENCH_DENSITY_QUICK=1         density: only nginx-rtmp, ours (and the compared builds), ours profiled
 //   BENCH_STREAMS=1000            LiveStreams the control plane benchmark creates
 import { cpus, loadavg, totalmem } from 'node:os';
 import { stopAll } from '../harness/process.ts';

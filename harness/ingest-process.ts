@@ -44,7 +44,7 @@ export interface IngestProcess {
  * container runs it — what the benchmarks measure, so that tsx's loader and
  * its on-the-fly compilation are not counted against us.
  */
-export type TteokBuild = 'tsx' | 'dist';
+export type TteokBuild = 'tsx' | 'dist' | { main: string };
 
 /** The node arguments and environment that run `tteok <role>` from the given build. */
 export function tteokCommand(
@@ -52,7 +52,8 @@ export function tteokCommand(
   build: TteokBuild = 'tsx',
 ): { args: string[]; env: Record<string, string> } {
   if (build === 'tsx') return { args: ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), role], env: {} };
-  const main = join(ROOT, 'dist', 'bin', 'tteok.js');
+  // Another compiled build (a benchmark comparing builds in one run): its dist/bin/tteok.js.
+  const main = build === 'dist' ? join(ROOT, 'dist', 'bin', 'tteok.js') : build.main;
   if (!existsSync(main)) throw new Error(`${main} does not exist: build it first (npm run build)`);
   // The Dockerfile's ENTRYPOINT and ENV.
   return { args: ['--enable-source-maps', main, role], env: { NODE_ENV: 'production' } };

@@ -7,9 +7,11 @@ import { fmt, ratio } from './stats.ts';
 /**
  * What a density row measured: the peer, our ingest with either store (to S3
  * also under the profiler, which costs CPU itself: the targets are judged on
- * the run without it), or the reference design.
+ * the run without it; or another build or configuration of it,
+ * BENCH_DENSITY_COMPARE), or the
+ * reference design.
  */
-export type DensityKind = 'nginx-rtmp' | 'tteok-s3' | 'tteok-s3-profiled' | 'tteok-local' | 'reference';
+export type DensityKind = 'nginx-rtmp' | 'tteok-s3' | 'tteok-s3-variant' | 'tteok-s3-profiled' | 'tteok-local' | 'reference';
 
 export interface DensityRow {
   system: string;

@@ -4,7 +4,7 @@
 // the local store; the origin latency target (p95 ≤ nginx-rtmp + 100 ms);
 // the default stream counts; durations. On made-up figures whose answer is known.
 import t from 'tap';
-import { densityCounts } from '../density.ts';
+import { densityCounts, densityVariants } from '../density.ts';
 import { DENSITY_HEADER, densitySummary, densityTableRows, type DensityRow } from '../lib/density-report.ts';
 import { MediaClock, originTableRows, originVerdict, type LatencySummary } from '../lib/origin-report.ts';
 import { elapsed } from '../lib/stats.ts';
@@ -85,6 +85,23 @@ t.test('density stream counts: 20 and 50 by default, a short run by env, a bad v
   t.same(densityCounts({ BENCH_DENSITY_COUNTS: '10, 25' }), [10, 25]);
   t.throws(() => densityCounts({ BENCH_DENSITY_COUNTS: '20,many' }), ConfigError);
   t.throws(() => densityCounts({ BENCH_DENSITY_COUNTS: '0' }), ConfigError);
+});
+
+t.test('density variants: another build, or ours with other settings (LL-HLS off), measured in the same run; a bad spec refused', async (t) => {
+  t.same(densityVariants({}), []);
+  t.same(densityVariants({ BENCH_DENSITY_COMPARE: `main=${process.execPath}` }), [{ system: 'main', main: process.execPath, env: {} }]);
+  t.same(densityVariants({ BENCH_DENSITY_COMPARE: 'LL-HLS off=ours|TTEOK_LL_PART_SECONDS=0;both=ours|A=1, B=2' }), [
+    { system: 'LL-HLS off', env: { TTEOK_LL_PART_SECONDS: '0' } },
+    { system: 'both', env: { A: '1', B: '2' } },
+  ]);
+  t.throws(() => densityVariants({ BENCH_DENSITY_COMPARE: '/no/such/dist/bin/tteok.js' }), ConfigError);
+  t.throws(() => densityVariants({ BENCH_DENSITY_COMPARE: 'main=/no/such/dist/bin/tteok.js' }), ConfigError);
+  t.throws(() => densityVariants({ BENCH_DENSITY_COMPARE: 'x=ours|NOVALUE' }), ConfigError);
+});
+
+t.test('a variant row has its ratio to nginx-rtmp but no target verdict (the targets are about our build as it is)', async (t) => {
+  const rows = densityTableRows([row('nginx-rtmp worker', 'nginx-rtmp', 20, 0.5, 0.2), row('tteok ingest (to S3), main', 'tteok-s3-variant', 20, 1, 3)]);
+  t.same(rows[1], ['tteok ingest (to S3), main', '20', '1.00 %', '2.00×', '3.00', '0', '', '']);
 });
 
 const latency = (system: string, median: number, p95: number, n = 70): LatencySummary => ({

@@ -54,6 +54,8 @@
     manifestLoadPolicy: RETRYING_LOAD_POLICY,
     playlistLoadPolicy: RETRYING_LOAD_POLICY,
   };
+  // Playlists reach hls.js as soon as they list a new segment, whatever the phase of its reload timer (edge-loader.js).
+  if (window.Hls && window.tteokEdgeLoader) HLS_CONFIG.pLoader = window.tteokEdgeLoader(window.Hls.DefaultConfig.loader);
   // ?target=<seconds> overrides the latency target (1 to 10), for benchmarks.
   var targetParam = Number(new URLSearchParams(location.search).get('target'));
   if (targetParam >= 1 && targetParam <= 10) {
@@ -105,6 +107,7 @@
     bufferAhead: 0,
     playbackRate: 1,
     stalls: 0,
+    playlistAges: [], // seconds: for each live playlist loaded, how long its newest segment had ended (by its program date time) when the answer came, oldest first
     waits: [], // { start, end } (ms): each time the video element waited for data (its waiting → playing events), start-up included
     waitingSince: null, // ms: the wait going on now
     playingSeconds: 0, // wall-clock seconds with frames advancing, this playback
@@ -517,6 +520,15 @@
       video.play().catch((err) => {
         setMessage('Press play: ' + err.message);
       });
+    });
+    hls.on(window.Hls.Events.LEVEL_LOADED, (_event, data) => {
+      if (instance !== hls || !data.details.live) return;
+      var fragments = data.details.fragments;
+      var newest = fragments[fragments.length - 1];
+      if (!newest || !newest.programDateTime || !data.stats.loading.first) return;
+      var answeredAt = Date.now() - (performance.now() - data.stats.loading.first);
+      stats.playlistAges.push((answeredAt - (newest.programDateTime + newest.duration * 1000)) / 1000);
+      if (stats.playlistAges.length > MAX_SAMPLES) stats.playlistAges.shift();
     });
     hls.on(window.Hls.Events.LEVEL_SWITCHED, (_event, data) => {
       if (instance !== hls) return;

@@ -41,9 +41,27 @@ interface Stats {
   latency: number | null;
   edgeDistance: number | null;
   stalls: number;
+  waits: Array<{ start: number; end: number }>;
+  waitingSince: number | null;
 }
 
-async function sample(pageUrl: string, seconds: number): Promise<{ endToEnd: number[]; edge: number[]; stalls: number }> {
+export interface Samples {
+  endToEnd: number[];
+  edge: number[];
+  /** Times the video waited for data while sampling. */
+  stalls: number;
+  /** Seconds the video spent waiting for data while sampling. */
+  stalledSeconds: number;
+}
+
+/** Seconds of the waits (and the one going on at `to`) inside [from, to], all in ms since the epoch. */
+export function waitedSeconds(waits: Array<{ start: number; end: number }>, waitingSince: number | null, from: number, to: number): number {
+  const all = waitingSince === null ? waits : [...waits, { start: waitingSince, end: to }];
+  return all.reduce((sum, w) => sum + Math.max(0, Math.min(w.end, to) - Math.max(w.start, from)), 0) / 1000;
+}
+
+/** Opens the player page, waits until it plays and settles, then samples its stats once a second. */
+export async function sample(pageUrl: string, seconds: number): Promise<Samples> {
   const browser = await launchBrowser();
   try {
     await browser.page.goto(pageUrl);
@@ -59,15 +77,19 @@ async function sample(pageUrl: string, seconds: number): Promise<{ endToEnd: num
     await sleep(5000);
     const endToEnd: number[] = [];
     const edge: number[] = [];
-    let stalls = 0;
+    const read = () => browser.page.evaluate(() => (window as unknown as { tteokStats: Stats }).tteokStats);
+    const stallsBefore = (await read()).stalls;
+    const from = Date.now();
+    let last: Stats | undefined;
     for (let i = 0; i < seconds; i++) {
       await sleep(1000);
-      const s = await browser.page.evaluate(() => (window as unknown as { tteokStats: Stats }).tteokStats);
-      if (s.latency !== null) endToEnd.push(s.latency);
-      if (s.edgeDistance !== null) edge.push(s.edgeDistance);
-      stalls = s.stalls;
+      last = await read();
+      if (last.latency !== null) endToEnd.push(last.latency);
+      if (last.edgeDistance !== null) edge.push(last.edgeDistance);
     }
-    return { endToEnd, edge, stalls };
+    const stalls = (last?.stalls ?? stallsBefore) - stallsBefore;
+    const stalledSeconds = last ? waitedSeconds(last.waits, last.waitingSince, from, Date.now()) : 0;
+    return { endToEnd, edge, stalls, stalledSeconds };
   } finally {
     await browser.close();
   }

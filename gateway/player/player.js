@@ -28,8 +28,7 @@
   // leave the player further behind; it then plays up to 15 % faster until it
   // is back at the target, and jumps to the target if it falls more than 5 s
   // behind. hls.js does that rate catch-up only in lowLatencyMode, hence on;
-  // its LL-HLS parts and blocking reloads stay unused, since tteok's playlists
-  // have neither (no EXT-X-PART, no EXT-X-SERVER-CONTROL).
+  // its blocking reloads are done by edge-loader.js where the origin cannot.
   var HLS_CONFIG = {
     lowLatencyMode: true,
     liveSyncDuration: 1.25,
@@ -54,8 +53,6 @@
     manifestLoadPolicy: RETRYING_LOAD_POLICY,
     playlistLoadPolicy: RETRYING_LOAD_POLICY,
   };
-  // Playlists reach hls.js as soon as they list a new segment, whatever the phase of its reload timer (edge-loader.js).
-  if (window.Hls && window.tteokEdgeLoader) HLS_CONFIG.pLoader = window.tteokEdgeLoader(window.Hls.DefaultConfig.loader);
   // ?target=<seconds> overrides the latency target (1 to 10), for benchmarks.
   var targetParam = Number(new URLSearchParams(location.search).get('target'));
   if (targetParam >= 1 && targetParam <= 10) {
@@ -513,6 +510,8 @@
       stats.state = 'error';
       return;
     }
+    // Blocking playlist reload on a plain origin too: hls.js learns of each segment as it is listed (edge-loader.js).
+    if (window.tteokEdgeLoader) HLS_CONFIG.pLoader = window.tteokEdgeLoader(window.Hls.DefaultConfig.loader);
     hls = new window.Hls(HLS_CONFIG);
     var instance = hls;
     hls.on(window.Hls.Events.MANIFEST_PARSED, (_event, data) => {

@@ -31,7 +31,7 @@ import { elapsed, fmt, ratio, table } from './lib/stats.ts';
 import { originLatency } from './origin-latency.ts';
 import { summarize, viewerLatency } from './viewer-latency.ts';
 import { transcoderCost } from './transcoder.ts';
-import { COST_HEADER, costRow, PUT_DOLLARS_PER_1000, s3Cost, STORAGE_DOLLARS_PER_GB_MONTH } from './s3-cost.ts';
+import { COST_HEADER, costModes, costRow, keptUpLadder, PUT_DOLLARS_PER_1000, s3Cost, STORAGE_DOLLARS_PER_GB_MONTH } from './s3-cost.ts';
 import { KEYFRAME_HEADER, keyframeIntervals, keyframeLatency, keyframeRow } from './keyframe-latency.ts';
 import { renditionLatency } from './rendition-latency.ts';
 
@@ -123,14 +123,22 @@ try {
   if (selected.has('s3cost'))
     await timed('S3 cost per stream-hour', async () => {
       const seconds = Number(process.env.BENCH_S3_COST_SECONDS ?? 40);
-      const results = await s3Cost(input, seconds);
+      const modes = costModes();
+      const results = await s3Cost(input, seconds, modes);
+      const derived = results.map((r, i) => keptUpLadder(r, modes[i]!.renditions));
       print(
         table(
           `S3 cost per stream-hour: requests SeaweedFS received from the ingest over ${seconds} s of each mode after start-up, scaled to an hour`,
           COST_HEADER,
-          results.map(costRow),
+          results.flatMap((r, i) => [costRow(r), ...(derived[i] ? [costRow(derived[i]!.row)] : [])]),
         ),
       );
+      for (const [i, d] of derived.entries()) {
+        if (d)
+          print(
+            `${results[i]!.mode}: the transcoder fell behind on this machine (${fmt(d.stored)} of ${fmt(d.expected)} rendition segments per hour stored); the derived row adds the missing ones at each preset's video bit rate + 128 kbit/s audio.`,
+          );
+      }
       print(
         `Price basis: S3 Standard us-east-1 list prices, PUT $${PUT_DOLLARS_PER_1000} per 1,000, storage $${STORAGE_DOLLARS_PER_GB_MONTH} per GB-month, data in free; DELETEs (free) at the run's end are not counted. LL-HLS parts are never PUT: an LL stream's S3 cost is its mode's row.`,
       );

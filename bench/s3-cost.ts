@@ -25,6 +25,7 @@ import { startS3Server } from '../harness/s3-server.ts';
 import { waitFor } from '../harness/wait.ts';
 import { BENCH_BUILD } from './lib/dist-build.ts';
 import { replay } from './lib/media.ts';
+import { RENDITION_PRESETS } from '../common/renditions.ts';
 import { fmt } from './lib/stats.ts';
 import { ladderSource } from './transcoder.ts';
 
@@ -46,6 +47,9 @@ export interface CostResult {
   puts: { segments: number; playlists: number; other: number; total: number };
   gigabytes: number;
   otherRequests: number;
+  /** Per stream-hour: segment PUTs of the source (`<ns>/<name>/<run>/<n>.m4s`) and of the renditions (one folder deeper). */
+  sourceSegments: number;
+  renditionSegments: number;
 }
 
 /** Scales the requests started inside the window to one stream-hour. */
@@ -55,6 +59,7 @@ export function perStreamHour(mode: string, requests: RecordedRequest[], from: n
   const puts = inWindow.filter((r) => r.method === 'PUT');
   const count = (f: (key: string) => boolean) => puts.filter((r) => f(r.key)).length * scale;
   const segments = count((k) => k.endsWith('.m4s') || k.endsWith('.mp4'));
+  const sourceSegments = count((k) => k.endsWith('.m4s') && k.split('/').length === 4);
   const playlists = count((k) => k.endsWith('.m3u8'));
   return {
     mode,
@@ -62,6 +67,34 @@ export function perStreamHour(mode: string, requests: RecordedRequest[], from: n
     puts: { segments, playlists, other: puts.length * scale - segments - playlists, total: puts.length * scale },
     gigabytes: (puts.reduce((sum, r) => sum + r.bytes, 0) * scale) / 1e9,
     otherRequests: (inWindow.length - puts.length) * scale,
+    sourceSegments,
+    renditionSegments: count((k) => k.endsWith('.m4s') && k.split('/').length === 5),
+  };
+}
+
+/**
+ * A ladder whose transcoder fell behind (a shared machine): the row it would
+ * have given had it kept up, each rendition storing a segment per source
+ * segment at its preset's video bit rate plus 128 kbit/s of audio. Undefined
+ * when the measured renditions have 90 % or more of that.
+ */
+export function keptUpLadder(r: CostResult, renditions: string[]): { row: CostResult; stored: number; expected: number } | undefined {
+  const expected = r.sourceSegments * renditions.length;
+  if (renditions.length === 0 || r.renditionSegments >= 0.9 * expected) return undefined;
+  const missing = expected - r.renditionSegments;
+  const kbps = renditions.reduce((sum, name) => sum + (RENDITION_PRESETS.find((p) => p.name === name)?.videoKbps ?? 0) + 128, 0);
+  const missingShare = missing / expected;
+  const gigabytes = r.gigabytes + (kbps * 1000 * 3600 * missingShare) / 8 / 1e9;
+  return {
+    row: {
+      ...r,
+      mode: `${r.mode}, derived: transcoder keeping up`,
+      puts: { ...r.puts, segments: r.puts.segments + missing, total: r.puts.total + missing },
+      gigabytes,
+      renditionSegments: expected,
+    },
+    stored: r.renditionSegments,
+    expected,
   };
 }
 

@@ -7,7 +7,7 @@ import t from 'tap';
 import type { RecordedRequest } from '../../harness/s3-recorder.ts';
 import { keyframeIntervals } from '../keyframe-latency.ts';
 import { withProgramDateTimes } from '../lib/pdt-proxy.ts';
-import { costRow, perStreamHour } from '../s3-cost.ts';
+import { costRow, keptUpLadder, perStreamHour } from '../s3-cost.ts';
 import { waitedSeconds } from '../viewer-latency.ts';
 
 t.test("nginx-rtmp's fragment names become program date times before each fragment", async (t) => {
@@ -77,4 +77,22 @@ t.test('requests in the window scale to a stream-hour, with the PUT price', asyn
   const row = costRow(r);
   t.equal(row[1], '7560');
   t.equal(row[6], '$0.038', '7,560 PUTs at $0.005 per 1,000');
+});
+
+t.test('a ladder whose transcoder fell behind gets a derived row with the missing rendition segments', async (t) => {
+  const put = (key: string, at: number, bytes: number): RecordedRequest => ({ method: 'PUT', key, startedAt: at, finishedAt: at + 5, status: 200, bytes });
+  const requests = [
+    ...Array.from({ length: 10 }, (_, i) => put(`default/s/run/${i}.m4s`, i * 1000, 1000)),
+    put('default/s/run/360p/0.m4s', 500, 100), // one of the 20 rendition segments expected
+  ];
+  const r = perStreamHour('ladder', requests, 0, 10_000);
+  t.equal(r.sourceSegments, 3600);
+  t.equal(r.renditionSegments, 360);
+  const d = keptUpLadder(r, ['480p', '360p'])!;
+  t.equal(d.expected, 7200);
+  t.equal(d.row.puts.segments, 3600 + 7200);
+  // 19 of 20 missing, at (1200 + 128) + (700 + 128) kbit/s for an hour.
+  t.equal(d.row.gigabytes.toFixed(6), (r.gigabytes + (2156 * 1000 * 3600 * 0.95) / 8 / 1e9).toFixed(6));
+  t.equal(keptUpLadder(r, []), undefined, 'no ladder, nothing derived');
+  t.equal(keptUpLadder({ ...r, renditionSegments: 7000 }, ['480p', '360p']), undefined, 'a transcoder that kept up needs no derived row');
 });

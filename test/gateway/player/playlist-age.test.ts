@@ -42,7 +42,8 @@ t.teardown(async () => {
   rmSync(home, { recursive: true, force: true });
 });
 
-const local = spawnLocalMode(home, ports, { TTEOK_LOG_LEVEL: 'info', TTEOK_TRANSCODER: 'off' });
+// Plain HLS (no LL-HLS parts): the origin without blocking reload that the page's loader is for.
+const local = spawnLocalMode(home, ports, { TTEOK_LOG_LEVEL: 'info', TTEOK_TRANSCODER: 'off', TTEOK_LL_PART_SECONDS: '0' });
 const key = (await local.waitForLine(/^\s+Stream Key:\s+\S+$/, 60_000)).trim().split(/\s+/).at(-1)!;
 const gateway = `http://127.0.0.1:${ports.gatewayPort}`;
 await httpReady(`${gateway}/readyz`);

@@ -4,11 +4,14 @@
 // runs it: compiled into dist/ once at the start (as `npm run build` does),
 // every process started with plain node.
 //
-//   BENCH=origin,viewer,density,codecs,gateway,controlplane,transcoder,ladder  which benchmarks to run (default: all)
+//   BENCH=origin,viewer,keyframes,s3cost,density,codecs,gateway,controlplane,transcoder,ladder  which benchmarks to run (default: all)
 //   BENCH_SECONDS=75              length of the origin latency runs
 //   BENCH_LADDER_SECONDS=60       length of the rendition origin latency run
 //   BENCH_LADDER_PRESETS=720p,480p,360p  its renditions of the 1080p30 source
 //   BENCH_VIEWER_SECONDS=60       length of each viewer latency sampling
+//   BENCH_KEYFRAME_INTERVALS=2    keyframe intervals of the viewer latency by keyframe interval (README's table: 1,2,4)
+//   BENCH_KEYFRAME_SECONDS=60     its sampling per system and interval
+//   BENCH_S3_COST_SECONDS=40      steady window of each S3 cost mode
 //   BENCH_GATEWAY_ROUNDS=3        alternating 10 s rounds of the gateway benchmark
 //   BENCH_GATEWAY_COMPARE=a=/x/dist/bin/tteok.js;…  other gateway builds measured in the same rounds
 //   BENCH_DENSITY_COUNTS=20,50    stream counts of the density benchmark (the smallest is CPU-profiled
@@ -31,9 +34,13 @@ import { elapsed, fmt, ratio, table } from './lib/stats.ts';
 import { originLatency } from './origin-latency.ts';
 import { summarize, viewerLatency } from './viewer-latency.ts';
 import { transcoderCost } from './transcoder.ts';
+import { COST_HEADER, costModes, costRow, keptUpLadder, PUT_DOLLARS_PER_1000, s3Cost, STORAGE_DOLLARS_PER_GB_MONTH } from './s3-cost.ts';
+import { KEYFRAME_HEADER, keyframeIntervals, keyframeLatency, keyframeRow } from './keyframe-latency.ts';
 import { renditionLatency } from './rendition-latency.ts';
 
-const selected = new Set((process.env.BENCH ?? 'origin,viewer,density,codecs,gateway,controlplane,transcoder,ladder').split(',').map((s) => s.trim()));
+const selected = new Set(
+  (process.env.BENCH ?? 'origin,viewer,keyframes,s3cost,density,codecs,gateway,controlplane,transcoder,ladder').split(',').map((s) => s.trim()),
+);
 const seconds = Number(process.env.BENCH_SECONDS ?? 75);
 const out: string[] = [];
 const print = (text: string) => {
@@ -63,7 +70,7 @@ try {
     print('tteok runs from the compiled dist/ build (tsc -p tsconfig.build.json) with plain node, as the container runs it.');
   });
   // The peer nginx-rtmp and the 720p input only for the benchmarks that publish media.
-  const needsMedia = ['origin', 'viewer', 'density', 'codecs'].some((b) => selected.has(b));
+  const needsMedia = ['origin', 'viewer', 'keyframes', 's3cost', 'density', 'codecs'].some((b) => selected.has(b));
   let input = '';
   if (needsMedia)
     await timed('set-up: nginx-rtmp and the 720p input', () => {
@@ -96,7 +103,47 @@ try {
         ),
       );
       print(
-        'Target: viewer latency median ≤ 2.5 s with 1 s segments. nginx-rtmp writes no EXT-X-PROGRAM-DATE-TIME, so only its distance to the live edge can be measured.',
+        "Target: viewer latency median ≤ 2.5 s with 1 s segments. nginx-rtmp's now − playingDate: the arrival time its fragment names carry (hls_fragment_naming system), added as program date times by a loopback proxy.",
+      );
+    });
+
+  if (selected.has('keyframes'))
+    await timed('viewer latency by keyframe interval', async () => {
+      const seconds = Number(process.env.BENCH_KEYFRAME_SECONDS ?? 60);
+      const results = await keyframeLatency(keyframeIntervals(process.env), seconds);
+      print(
+        table(
+          `Viewer latency by keyframe interval: live 720p30 2.5 Mbps x264 veryfast zerolatency, one encode to both servers; headless Chromium, sampled once a second for ${seconds} s`,
+          KEYFRAME_HEADER,
+          results.map(keyframeRow),
+        ),
+      );
+      print(
+        "nginx-rtmp's now − playingDate: the arrival time its fragment names carry (hls_fragment_naming system), added as program date times by a loopback proxy. Issue 20's targets (through the Kubernetes-shaped LL path): median ≤ 1.5 s and p95 ≤ 2.0 s with 2 s, median ≤ 1.2 s with 1 s, no stall in 60 s.",
+      );
+    });
+
+  if (selected.has('s3cost'))
+    await timed('S3 cost per stream-hour', async () => {
+      const seconds = Number(process.env.BENCH_S3_COST_SECONDS ?? 40);
+      const modes = costModes();
+      const results = await s3Cost(input, seconds, modes);
+      const derived = results.map((r, i) => keptUpLadder(r, modes[i]!.renditions));
+      print(
+        table(
+          `S3 cost per stream-hour: requests SeaweedFS received from the ingest over ${seconds} s of each mode after start-up, scaled to an hour`,
+          COST_HEADER,
+          results.flatMap((r, i) => [costRow(r), ...(derived[i] ? [costRow(derived[i]!.row)] : [])]),
+        ),
+      );
+      for (const [i, d] of derived.entries()) {
+        if (d)
+          print(
+            `${results[i]!.mode}: the transcoder fell behind on this machine (${fmt(d.stored)} of ${fmt(d.expected)} rendition segments per hour stored); the derived row adds the missing ones at each preset's video bit rate + 128 kbit/s audio.`,
+          );
+      }
+      print(
+        `Price basis: S3 Standard us-east-1 list prices, PUT $${PUT_DOLLARS_PER_1000} per 1,000, storage $${STORAGE_DOLLARS_PER_GB_MONTH} per GB-month, data in free; DELETEs (free) at the run's end are not counted. LL-HLS parts are never PUT: an LL stream's S3 cost is its mode's row.`,
       );
     });
 

@@ -3,7 +3,8 @@
 // Two figures per setup, both from hls.js:
 //   - now − hls.playingDate: the frame on screen against the wall-clock time
 //     it arrived at the ingest (EXT-X-PROGRAM-DATE-TIME). nginx-rtmp writes no
-//     program date time, so the peer has no such figure;
+//     program date time: bench/lib/pdt-proxy.ts adds the arrival time its
+//     fragment names carry (hls_fragment_naming system);
 //   - hls.latency: how far behind the playlist's live edge the player sits, as
 //     hls.js estimates it; the same measure for every setup.
 // Setups: through the S3 server (SeaweedFS), through the one-machine origin,
@@ -22,6 +23,7 @@ import { httpReady, waitFor } from '../harness/wait.ts';
 import { BENCH_BUILD } from './lib/dist-build.ts';
 import { replay } from './lib/media.ts';
 import { startNginxRtmp } from './lib/nginx-rtmp.ts';
+import { startPdtProxy } from './lib/pdt-proxy.ts';
 import { median, p95 } from './lib/stats.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -41,9 +43,27 @@ interface Stats {
   latency: number | null;
   edgeDistance: number | null;
   stalls: number;
+  waits: Array<{ start: number; end: number }>;
+  waitingSince: number | null;
 }
 
-async function sample(pageUrl: string, seconds: number): Promise<{ endToEnd: number[]; edge: number[]; stalls: number }> {
+export interface Samples {
+  endToEnd: number[];
+  edge: number[];
+  /** Times the video waited for data while sampling. */
+  stalls: number;
+  /** Seconds the video spent waiting for data while sampling. */
+  stalledSeconds: number;
+}
+
+/** Seconds of the waits (and the one going on at `to`) inside [from, to], all in ms since the epoch. */
+export function waitedSeconds(waits: Array<{ start: number; end: number }>, waitingSince: number | null, from: number, to: number): number {
+  const all = waitingSince === null ? waits : [...waits, { start: waitingSince, end: to }];
+  return all.reduce((sum, w) => sum + Math.max(0, Math.min(w.end, to) - Math.max(w.start, from)), 0) / 1000;
+}
+
+/** Opens the player page, waits until it plays and settles, then samples its stats once a second. */
+export async function sample(pageUrl: string, seconds: number): Promise<Samples> {
   const browser = await launchBrowser();
   try {
     await browser.page.goto(pageUrl);
@@ -59,15 +79,19 @@ async function sample(pageUrl: string, seconds: number): Promise<{ endToEnd: num
     await sleep(5000);
     const endToEnd: number[] = [];
     const edge: number[] = [];
-    let stalls = 0;
+    const read = () => browser.page.evaluate(() => (window as unknown as { tteokStats: Stats }).tteokStats);
+    const stallsBefore = (await read()).stalls;
+    const from = Date.now();
+    let last: Stats | undefined;
     for (let i = 0; i < seconds; i++) {
       await sleep(1000);
-      const s = await browser.page.evaluate(() => (window as unknown as { tteokStats: Stats }).tteokStats);
-      if (s.latency !== null) endToEnd.push(s.latency);
-      if (s.edgeDistance !== null) edge.push(s.edgeDistance);
-      stalls = s.stalls;
+      last = await read();
+      if (last.latency !== null) endToEnd.push(last.latency);
+      if (last.edgeDistance !== null) edge.push(last.edgeDistance);
     }
-    return { endToEnd, edge, stalls };
+    const stalls = (last?.stalls ?? stallsBefore) - stallsBefore;
+    const stalledSeconds = last ? waitedSeconds(last.waits, last.waitingSince, from, Date.now()) : 0;
+    return { endToEnd, edge, stalls, stalledSeconds };
   } finally {
     await browser.close();
   }
@@ -124,7 +148,8 @@ export async function viewerLatency(input: string, seconds = 60): Promise<Viewer
   const rtmpPort = await freePort();
   const gatewayPort = await freePort();
   // Started first: the player page plays ?src= only from origins its gateway allows (case 3).
-  const nginx = await startNginxRtmp();
+  const nginx = await startNginxRtmp({ systemNaming: true });
+  const proxy = await startPdtProxy(`http://127.0.0.1:${nginx.httpPort}`);
   const localCommand = tteokCommand('local', BENCH_BUILD);
   const local = spawnManaged('local', process.execPath, localCommand.args, {
     cwd: ROOT,
@@ -135,7 +160,7 @@ export async function viewerLatency(input: string, seconds = 60): Promise<Viewer
       TTEOK_HTTP_PORT: String(await freePort()),
       TTEOK_GATEWAY_PORT: String(gatewayPort),
       TTEOK_LOG_LEVEL: 'warn',
-      TTEOK_PLAYER_SRC_ORIGINS: `http://127.0.0.1:${nginx.httpPort}`,
+      TTEOK_PLAYER_SRC_ORIGINS: proxy.origin,
     },
   });
   try {
@@ -157,7 +182,7 @@ export async function viewerLatency(input: string, seconds = 60): Promise<Viewer
     // 3. The peer: the same page and player on nginx-rtmp's HLS.
     {
       const pubNginx = replay(input, `rtmp://127.0.0.1:${nginx.rtmpPort}/live/${KEY}`, 'nginx-publisher');
-      const playlist = `http://127.0.0.1:${nginx.httpPort}/hls/${KEY}.m3u8`;
+      const playlist = `${proxy.origin}/hls/${KEY}.m3u8`;
       await waitFor("nginx-rtmp's first playlist", async () => (await fetch(playlist)).ok || undefined, { timeoutMs: 30_000, intervalMs: 200 });
       const src = encodeURIComponent(playlist);
       const rn = await sample(`http://127.0.0.1:${gatewayPort}/?src=${src}`, seconds);
@@ -165,6 +190,7 @@ export async function viewerLatency(input: string, seconds = 60): Promise<Viewer
       await pubNginx.stop('SIGKILL');
     }
   } finally {
+    await proxy.close();
     await nginx.stop();
     await local.stop();
     rmSync(home, { recursive: true, force: true });

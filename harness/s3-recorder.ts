@@ -13,6 +13,8 @@ export interface RecordedRequest {
   startedAt: number;
   finishedAt: number;
   status: number;
+  /** Bytes of the request body. */
+  bytes: number;
   /** Request body, for playlist PUTs only. */
   body?: string;
 }
@@ -34,6 +36,7 @@ export async function startS3Recorder(target: string, bucket: string): Promise<S
     const path = decodeURIComponent((req.url ?? '/').split('?')[0]!);
     const key = path.replace(new RegExp(`^/${bucket}/?`), '');
     const chunks: Buffer[] = [];
+    let bytes = 0;
     const upstream = request({ host: targetUrl.hostname, port: targetUrl.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
       up.pipe(res);
@@ -44,16 +47,18 @@ export async function startS3Recorder(target: string, bucket: string): Promise<S
           startedAt,
           finishedAt: Date.now(),
           status: up.statusCode ?? 0,
+          bytes,
           ...(key.endsWith('.m3u8') && req.method === 'PUT' ? { body: Buffer.concat(chunks).toString('utf8') } : {}),
         });
       });
     });
     upstream.on('error', () => {
-      requests.push({ method: req.method ?? '', key, startedAt, finishedAt: Date.now(), status: 502 });
+      requests.push({ method: req.method ?? '', key, startedAt, finishedAt: Date.now(), status: 502, bytes });
       if (!res.headersSent) res.writeHead(502);
       res.end();
     });
     req.on('data', (c: Buffer) => {
+      bytes += c.length;
       if (key.endsWith('.m3u8')) chunks.push(c);
     });
     req.pipe(upstream);

@@ -23,7 +23,12 @@ export interface NginxRtmp {
   stop(): Promise<void>;
 }
 
-export async function startNginxRtmp(): Promise<NginxRtmp> {
+export interface NginxRtmpOptions {
+  /** Fragments named after the wall-clock ms at which nginx opened them (bench/lib/pdt-proxy.ts reads it). */
+  systemNaming?: boolean;
+}
+
+export async function startNginxRtmp(options: NginxRtmpOptions = {}): Promise<NginxRtmp> {
   const dir = mkdtempSync(join(tmpdir(), 'tteok-nginx-'));
   const hlsDir = join(dir, 'hls');
   mkdirSync(hlsDir);
@@ -55,7 +60,7 @@ rtmp {
       hls_fragment 1s;
       hls_playlist_length 6s;
       hls_continuous on;
-      hls_cleanup on;
+      hls_cleanup on;${options.systemNaming ? '\n      hls_fragment_naming system;' : ''}
     }
   }
 }

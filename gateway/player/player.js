@@ -28,8 +28,7 @@
   // leave the player further behind; it then plays up to 15 % faster until it
   // is back at the target, and jumps to the target if it falls more than 5 s
   // behind. hls.js does that rate catch-up only in lowLatencyMode, hence on;
-  // its LL-HLS parts and blocking reloads stay unused, since tteok's playlists
-  // have neither (no EXT-X-PART, no EXT-X-SERVER-CONTROL).
+  // its blocking reloads are done by edge-loader.js where the origin cannot.
   var HLS_CONFIG = {
     lowLatencyMode: true,
     liveSyncDuration: 1.25,
@@ -105,6 +104,7 @@
     bufferAhead: 0,
     playbackRate: 1,
     stalls: 0,
+    playlistAges: [], // seconds: for each live playlist loaded, how long its newest segment had ended (by its program date time) when the answer came, oldest first
     waits: [], // { start, end } (ms): each time the video element waited for data (its waiting → playing events), start-up included
     waitingSince: null, // ms: the wait going on now
     playingSeconds: 0, // wall-clock seconds with frames advancing, this playback
@@ -510,6 +510,8 @@
       stats.state = 'error';
       return;
     }
+    // Blocking playlist reload on a plain origin too: hls.js learns of each segment as it is listed (edge-loader.js).
+    if (window.tteokEdgeLoader) HLS_CONFIG.pLoader = window.tteokEdgeLoader(window.Hls.DefaultConfig.loader);
     hls = new window.Hls(HLS_CONFIG);
     var instance = hls;
     hls.on(window.Hls.Events.MANIFEST_PARSED, (_event, data) => {
@@ -517,6 +519,15 @@
       video.play().catch((err) => {
         setMessage('Press play: ' + err.message);
       });
+    });
+    hls.on(window.Hls.Events.LEVEL_LOADED, (_event, data) => {
+      if (instance !== hls || !data.details.live) return;
+      var fragments = data.details.fragments;
+      var newest = fragments[fragments.length - 1];
+      if (!newest || !newest.programDateTime || !data.stats.loading.first) return;
+      var answeredAt = Date.now() - (performance.now() - data.stats.loading.first);
+      stats.playlistAges.push((answeredAt - (newest.programDateTime + newest.duration * 1000)) / 1000);
+      if (stats.playlistAges.length > MAX_SAMPLES) stats.playlistAges.shift();
     });
     hls.on(window.Hls.Events.LEVEL_SWITCHED, (_event, data) => {
       if (instance !== hls) return;

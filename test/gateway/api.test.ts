@@ -402,6 +402,10 @@ t.test('the player page and its assets', async (tt) => {
   tt.match(js.headers['content-type'], /^text\/javascript/);
   tt.match(js.body, /window\.tteokStats/);
   tt.match((await request('/player.css')).headers['content-type'], /^text\/css/);
+  const loader = await request('/edge-loader.js');
+  tt.match(loader.headers['content-type'], /^text\/javascript/);
+  tt.match(loader.body, /window\.tteokEdgeLoader/, "the page's playlist loader is served");
+  tt.match(page.body, /src="\/edge-loader\.js"/);
   const hls = await request({ method: 'HEAD', url: '/vendor/hls.min.js' });
   tt.equal(hls.statusCode, 200);
   tt.match(hls.headers['content-type'], /^text\/javascript/);

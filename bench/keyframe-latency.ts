@@ -22,6 +22,7 @@ import { freePort } from '../harness/ports.ts';
 import { spawnManaged, type ManagedProcess } from '../harness/process.ts';
 import { httpReady, waitFor } from '../harness/wait.ts';
 import { BENCH_BUILD } from './lib/dist-build.ts';
+import { obsX264, testPatternInputs } from './lib/media.ts';
 import { startNginxRtmp } from './lib/nginx-rtmp.ts';
 import { startPdtProxy } from './lib/pdt-proxy.ts';
 import { fmt, median, p95 } from './lib/stats.ts';
@@ -43,54 +44,11 @@ export function keyframeIntervals(env: NodeJS.ProcessEnv): number[] {
 
 /** One live encode, sent to every URL at once (OBS's settings: x264 veryfast, zerolatency, CBR 2.5 Mbps). */
 function livePublisher(keyframeSeconds: number, urls: string[]): ManagedProcess {
-  const gop = String(Math.round(30 * keyframeSeconds));
   return spawnManaged('live-publisher', 'ffmpeg', [
-    '-hide_banner',
-    '-nostats',
-    '-loglevel',
-    'error',
-    '-re',
-    '-f',
-    'lavfi',
-    '-i',
-    'testsrc2=size=1280x720:rate=30',
-    '-re',
-    '-f',
-    'lavfi',
-    '-i',
-    'sine=frequency=440:sample_rate=48000',
-    '-map',
-    '0:v',
-    '-map',
-    '1:a',
-    '-c:v',
-    'libx264',
-    '-preset',
-    'veryfast',
-    '-tune',
-    'zerolatency',
-    '-profile:v',
-    'high',
-    '-pix_fmt',
-    'yuv420p',
-    '-b:v',
-    '2500k',
-    '-maxrate',
-    '2500k',
-    '-bufsize',
-    '2500k',
-    '-g',
-    gop,
-    '-keyint_min',
-    gop,
-    '-sc_threshold',
-    '0',
-    '-c:a',
-    'aac',
-    '-b:a',
-    '128k',
-    '-ac',
-    '2',
+    ...['-hide_banner', '-nostats', '-loglevel', 'error'],
+    ...testPatternInputs(true),
+    ...['-map', '0:v', '-map', '1:a'],
+    ...obsX264({ keyframeFrames: Math.round(30 * keyframeSeconds), zerolatency: true }),
     '-flags',
     '+global_header',
     '-f',

@@ -39,6 +39,8 @@ export interface LlResult {
   ll: boolean;
   /** now − playingDate, seconds, once a second. */
   endToEnd: number[];
+  /** hls.latency: how far behind the playlist's live edge hls.js plays, seconds, once a second. */
+  edge: number[];
   /** hls.js's target latency (PART-HOLD-BACK or the page's liveSyncDuration), seconds, at the end. */
   target: number | null;
   stalls: number;
@@ -54,6 +56,7 @@ export const LL_HEADER = [
   'LL-HLS',
   'now−playingDate median',
   'p95',
+  'behind live edge median',
   'stalls',
   'stalled s',
   'hls.js target',
@@ -68,6 +71,7 @@ export function llRow(r: LlResult, seconds: number): string[] {
     r.ll ? `on (${PART_SECONDS} s parts)` : 'off',
     s(median),
     s(p95),
+    r.edge.length ? fmt(median(r.edge), 2, ' s') : 'n/a',
     String(r.stalls),
     fmt(r.stalledSeconds, 1),
     r.target === null ? 'n/a' : fmt(r.target, 2, ' s'),
@@ -110,6 +114,7 @@ interface PageStats {
   playing: boolean;
   playingSeconds: number;
   latency: number | null;
+  edgeDistance: number | null;
   targetLatency: number | null;
   stalls: number;
   waits: Array<{ start: number; end: number | null }>;
@@ -176,10 +181,14 @@ async function run(keyframeSeconds: number, ll: boolean, seconds: number, s3: Aw
     const from = Date.now();
     const answersFrom = front.answers.length;
     const endToEnd: number[] = [];
+    const edge: number[] = [];
     for (let i = 0; i < seconds; i++) {
       await sleep(1000);
       const s = await stats();
       if (s.latency !== null && s.playing) endToEnd.push(s.latency);
+      if (s.edgeDistance !== null && s.playing) edge.push(s.edgeDistance);
+      if (process.env.BENCH_LL_TRACE)
+        process.stderr.write(`${name} ${i}: ${JSON.stringify({ latency: s.latency, edge: s.edgeDistance, target: s.targetLatency, stalls: s.stalls })}\n`);
     }
     const to = Date.now();
     const last = await stats();
@@ -188,6 +197,7 @@ async function run(keyframeSeconds: number, ll: boolean, seconds: number, s3: Aw
       keyframeSeconds,
       ll,
       endToEnd,
+      edge,
       target: last.targetLatency,
       stalls: last.stalls,
       stalledSeconds: stalledWithin(last.waits, from, to),

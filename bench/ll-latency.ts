@@ -32,7 +32,8 @@ import { BENCH_BUILD } from './lib/dist-build.ts';
 import { replay } from './lib/media.ts';
 import { fmt, median, p95 } from './lib/stats.ts';
 
-const PART_SECONDS = '0.333';
+// BENCH_LL_PART_SECONDS: the ingest's TTEOK_LL_PART_SECONDS with LL-HLS on (default: the ingest's default).
+const PART_SECONDS = process.env.BENCH_LL_PART_SECONDS ?? '0.333';
 
 export interface LlResult {
   keyframeSeconds: number;

@@ -83,9 +83,11 @@ export function llRow(r: LlResult, seconds: number): string[] {
 
 /** BENCH_LL_KEYFRAME_INTERVALS="1,2,4" (default "2", to keep `make bench` short). */
 export function llKeyframeIntervals(env: NodeJS.ProcessEnv): number[] {
-  const intervals = (env.BENCH_LL_KEYFRAME_INTERVALS ?? '2').split(',').map((s) => Number(s.trim()));
-  for (const i of intervals) if (!(i >= 0.5 && i <= 10)) throw new Error(`BENCH_LL_KEYFRAME_INTERVALS: ${i} is not a keyframe interval in seconds (0.5–10)`);
-  return intervals;
+  return (env.BENCH_LL_KEYFRAME_INTERVALS ?? '2').split(',').map((text) => {
+    const seconds = Number(text.trim());
+    if (!(seconds >= 0.5 && seconds <= 10)) throw new Error(`BENCH_LL_KEYFRAME_INTERVALS: ${text.trim()} is not a keyframe interval in seconds (0.5–10)`);
+    return seconds;
+  });
 }
 
 /**

@@ -72,3 +72,12 @@ export function publishTestPattern(options: PublishOptions): ManagedProcess {
   // SVT-AV1 prints its banner on stderr whatever ffmpeg's log level.
   return spawnManaged(options.name ?? 'ffmpeg-publisher', options.binary ?? 'ffmpeg', args, { env: { SVT_LOG: '1' } });
 }
+
+/**
+ * x264 as low-latency encoders are set up (OBS's "zerolatency" tune: no
+ * B-frames, no lookahead), for `video`; the keyframe interval still comes from
+ * gopSeconds.
+ */
+export function zerolatencyX264(bitrate: string): string[] {
+  return ['-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-profile:v', 'high', '-pix_fmt', 'yuv420p', '-sc_threshold', '0', '-b:v', bitrate];
+}

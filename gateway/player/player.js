@@ -534,6 +534,19 @@
       stats.autoLevel = hls.autoLevelEnabled;
       showPlayingLevel(data.level);
     });
+    // LL-HLS: aim at the origin's PART-HOLD-BACK (three parts), not at
+    // liveSyncDuration above, which is made for whole segments and which
+    // hls.js lets win over PART-HOLD-BACK once configured (issue 20: 0.25 s
+    // more latency at 0.333 s parts). Once per playback; ?target= still wins.
+    // (Set at the first playlist's update, after hls.js chose its start from
+    // liveSyncDuration: aiming at PART-HOLD-BACK from the start measured no
+    // lower and risks a start-up stall.)
+    var llTargetSet = targetParam >= 1 && targetParam <= 10;
+    hls.on(window.Hls.Events.LEVEL_UPDATED, (_event, data) => {
+      if (instance !== hls || llTargetSet || !data.details.partHoldBack) return;
+      llTargetSet = true;
+      hls.targetLatency = data.details.partHoldBack;
+    });
     hls.on(window.Hls.Events.ERROR, (_event, data) => {
       if (instance !== hls) return;
       if (!data.fatal) return;

@@ -7,11 +7,16 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type LowLatencyRequest, type LowLatencyResponse, type LowLatencySource, PART_FILE_SUFFIX } from '../../common/low-latency.ts';
 import { streamId, type StreamRef } from '../../common/livestream.ts';
-import { contentTypeFor, SEGMENT_CACHE_CONTROL } from '../../common/object-layout.ts';
+import { contentTypeFor, playlistCacheControl, SEGMENT_CACHE_CONTROL } from '../../common/object-layout.ts';
 import { STREAM_FILE_PATTERN } from '../../common/playback-token.ts';
 import { type LowLatencyStream, MAX_WAITERS_PER_STREAM } from './ll-stream.ts';
 
-/** LL playlists change with every part: a CDN holds one for a second at most. */
+/**
+ * A blocking reload's answer (its URL names the part it waited for): a CDN
+ * holds it for a second, collapsing every edge's viewers onto one request. A
+ * plain reload (a player's first load, a player without LL) keeps the stored
+ * playlists' rule, half a target duration, so no cache holds the live edge back.
+ */
 export const LL_PLAYLIST_CACHE_CONTROL = 'public, max-age=1';
 const ERROR_CACHE_CONTROL = 'no-store';
 
@@ -55,7 +60,7 @@ export class LowLatencyRegistry implements LowLatencySource {
     if (file === stream.playlistFile()) return this.playlist(stream, request, signal);
     if (file.endsWith('.m3u8')) {
       const body = stream.storedPlaylists.get(file);
-      return body ? ok(body, contentTypeFor(file), LL_PLAYLIST_CACHE_CONTROL) : error(404, 'no such playlist');
+      return body ? ok(body, contentTypeFor(file), plainReloadCacheControl(stream)) : error(404, 'no such playlist');
     }
     if (file.endsWith(PART_FILE_SUFFIX)) return this.part(stream, file, signal);
     const held = stream.findFile(file);
@@ -88,7 +93,7 @@ export class LowLatencyRegistry implements LowLatencySource {
       }
       if (outcome !== 'ready') return error(404, 'the stream is not live on this ingest');
     }
-    return ok(Buffer.from(stream.render()), contentTypeFor('index.m3u8'), LL_PLAYLIST_CACHE_CONTROL);
+    return ok(Buffer.from(stream.render()), contentTypeFor('index.m3u8'), msn !== undefined ? LL_PLAYLIST_CACHE_CONTROL : plainReloadCacheControl(stream));
   }
 
   private async part(stream: LowLatencyStream, file: string, signal: AbortSignal): Promise<LowLatencyResponse> {
@@ -129,6 +134,10 @@ export class LowLatencyRegistry implements LowLatencySource {
       signal.removeEventListener('abort', onAbort);
     }
   }
+}
+
+function plainReloadCacheControl(stream: LowLatencyStream): string {
+  return playlistCacheControl(stream.playlist.targetDuration / 2);
 }
 
 function ok(body: Uint8Array, contentType: string, cacheControl: string): LowLatencyResponse {

@@ -60,10 +60,12 @@ t.test("a live stream: the ingest's LL playlist, blocking, its parts; stored seg
     { timeoutMs: 30_000, intervalMs: 200 },
   );
   t.match(first.text, /CAN-BLOCK-RELOAD=YES/);
-  t.equal(first.headers.get('cache-control'), 'public, max-age=1');
+  const target = Number(/#EXT-X-TARGETDURATION:(\d+)/.exec(first.text)?.[1]);
+  t.equal(first.headers.get('cache-control'), `public, max-age=${Math.floor(target / 2)}`, 'a plain reload: half a target duration, as stored playlists');
   const hint = hintOf(first.text)!;
   const blocked = await get(`index.m3u8?_HLS_msn=${hint.msn}&_HLS_part=${hint.part}`);
   t.equal(blocked.status, 200, 'the blocking reload is answered');
+  t.equal(blocked.headers.get('cache-control'), 'public, max-age=1', 'a blocking answer: one second, for the CDN to collapse on');
   t.match(blocked.text, new RegExp(`/${hint.msn}\\.${hint.part}\\.part\\.m4s"`), 'with the part it waited for');
   const part = /#EXT-X-PART:[^\n]*URI="([^"]+)"/.exec(blocked.text)![1]!;
   const partRes = await get(part);

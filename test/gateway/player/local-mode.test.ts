@@ -239,13 +239,18 @@ t.test('after a fatal network error the page starts over by itself while the str
   const before = (await pageStats()).errors.length;
   // The playlist unreachable long enough for hls.js to give up on it (a CDN outage):
   // nothing about the stream changes, so no list event will restart the player.
-  await page.route('**/*.m3u8', (route) => route.abort());
-  await waitFor('hls.js to give up on the playlist (a fatal error)', async () => ((await pageStats()).errors.length > before ? true : undefined), {
-    timeoutMs: 60_000,
-    intervalMs: 250,
-  });
-  tt.equal((await pageStats()).playing, false, 'playback stopped on the fatal error');
-  await page.unroute('**/*.m3u8');
+  // By path: LL-HLS reloads carry a query (_HLS_msn, _HLS_part), which a `**/*.m3u8` glob would miss.
+  const playlists = (url: URL) => url.pathname.endsWith('.m3u8');
+  await page.route(playlists, (route) => route.abort());
+  try {
+    await waitFor('hls.js to give up on the playlist (a fatal error)', async () => ((await pageStats()).errors.length > before ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 250,
+    });
+    tt.equal((await pageStats()).playing, false, 'playback stopped on the fatal error');
+  } finally {
+    await page.unroute(playlists);
+  }
   const resumed = await waitFor(
     'playback to start over',
     async () => {

@@ -9,7 +9,6 @@
 // origin answers 502 at once, the front serves the bucket's playlist, and the
 // viewer sees no fatal hls.js error.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +19,7 @@ import { createGateway } from '../../../gateway/gateway.ts';
 import { HttpLowLatencySource } from '../../../gateway/low-latency/http-source.ts';
 import { LocalStreamView } from '../../../gateway/views/local-stream-view.ts';
 import { launchBrowser, type Browser } from '../../../harness/browser.ts';
+import { type CdnFront, startCdnFront } from '../../../harness/cdn-front.ts';
 import { startIngestProcess, writeKeyFile, type TestStream } from '../../../harness/ingest-process.ts';
 import { stopAll } from '../../../harness/process.ts';
 import { publishTestPattern } from '../../../harness/publisher.ts';
@@ -36,12 +36,11 @@ writeKeyFile(keysFile, [stream]);
 const log = createLogger('gateway', 'silent');
 const view = LocalStreamView.fromFile(keysFile, log);
 let browser: Browser | undefined;
+let front: CdnFront | undefined;
 const apps: FastifyInstance[] = [];
-const front = createServer((req, res) => void route(req, res));
 t.teardown(async () => {
   await browser?.close();
-  front.closeAllConnections();
-  front.close();
+  await front?.close();
   for (const app of apps) await app.close();
   await view.close();
   await stopAll();
@@ -58,14 +57,17 @@ const ingest = await startIngestProcess({
   TTEOK_LL_PART_SECONDS: '0.333',
 });
 
-await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
-const frontUrl = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
-
 async function listen(app: FastifyInstance): Promise<string> {
   apps.push(app);
   await app.listen({ host: '127.0.0.1', port: 0 });
   return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 }
+// The bucket: the directory the ingest stores into, served as S3 serves it.
+const bucket = await listen(await createGateway({ view, log, followIntervalMs: 0, player: false, originDir: bucketDir }));
+// CloudFront's behaviors and origin groups as manifests/aws/cloudformation.yaml configures them.
+const cdn = await startCdnFront(`${bucket}/origin`);
+front = cdn;
+const frontUrl = cdn.url;
 const upstream = `http://127.0.0.1:${ingest.httpPort}`;
 // The LL origin, which also serves the player page (allowed to play from the front).
 const llGateway = await listen(
@@ -81,35 +83,10 @@ const llGateway = await listen(
     },
   }),
 );
-// The bucket: the directory the ingest stores into, served as S3 serves it.
-const bucket = await listen(await createGateway({ view, log, followIntervalMs: 0, player: false, originDir: bucketDir }));
 
-/** Who answered the front's requests, by kind, after `since` (ms). */
-const served: Array<{ at: number; kind: string; by: 'gateway' | 'bucket'; status: number; blocking: boolean }> = [];
-
-/** CloudFront's behaviors and origin groups as manifests/aws/cloudformation.yaml configures them. */
-async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const url = req.url ?? '/';
-  const path = url.split('?')[0]!;
-  const gatewayFirst = path.endsWith('.m3u8');
-  const gatewayOnly = path.endsWith('.part.m4s');
-  const order: Array<'gateway' | 'bucket'> = gatewayOnly ? ['gateway'] : gatewayFirst ? ['gateway', 'bucket'] : ['bucket', 'gateway'];
-  const failover = gatewayFirst ? [404, 500, 502, 503, 504] : [403, 404];
-  for (const [i, by] of order.entries()) {
-    const answer = await fetch(`${by === 'gateway' ? llGateway : bucket}/origin${url}`).catch(() => undefined);
-    const status = answer?.status ?? 502;
-    if (i < order.length - 1 && failover.includes(status)) continue;
-    const body = answer ? Buffer.from(await answer.arrayBuffer()) : Buffer.alloc(0);
-    served.push({ at: Date.now(), kind: path.slice(path.lastIndexOf('.')), by, status, blocking: url.includes('_HLS_msn') });
-    res.writeHead(status, {
-      'access-control-allow-origin': '*',
-      'content-type': answer?.headers.get('content-type') ?? 'application/json',
-      'cache-control': answer?.headers.get('cache-control') ?? 'no-store',
-    });
-    res.end(body);
-    return;
-  }
-}
+cdn.gateway = `${llGateway}/origin`;
+/** Who answered the front's requests. */
+const served = cdn.answers;
 
 interface Stats {
   playing: boolean;

@@ -210,6 +210,10 @@ t.test('helm install, least privilege as each service account, CRD upgrade, unin
     ['ingest', 'create', 'leases', NAMESPACE],
     ['ingest', 'delete', 'leases', NAMESPACE],
     ['gateway', 'watch', 'livestreams.tteok.dev'],
+    // The LL origin follows the claim Leases to find the ingest holding a stream (issue 20): read only, its release's namespace only.
+    ['gateway', 'get', 'leases', NAMESPACE],
+    ['gateway', 'list', 'leases', NAMESPACE],
+    ['gateway', 'watch', 'leases', NAMESPACE],
   ];
   const denied: Array<[string, string, string, string?]> = [
     ['controller', 'create', 'livestreams.tteok.dev'],
@@ -247,7 +251,11 @@ t.test('helm install, least privilege as each service account, CRD upgrade, unin
     ['ingest', 'patch', 'livestreams.tteok.dev/status'],
     ['gateway', 'get', 'secrets'],
     ['gateway', 'patch', 'livestreams.tteok.dev'],
-    ['gateway', 'get', 'leases', NAMESPACE],
+    ['gateway', 'create', 'leases', NAMESPACE],
+    ['gateway', 'update', 'leases', NAMESPACE],
+    ['gateway', 'patch', 'leases', NAMESPACE],
+    ['gateway', 'delete', 'leases', NAMESPACE],
+    ['gateway', 'get', 'leases', 'default'],
   ];
   const results = await Promise.all([...allowed, ...denied].map(([sa, verb, res, ns]) => can(sa, verb, res, ns)));
   allowed.forEach(([sa, verb, res, ns], i) => t.ok(results[i], `${sa} may ${verb} ${res}${ns ? ` in ${ns}` : ''}`));

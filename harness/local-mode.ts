@@ -29,3 +29,8 @@ export function spawnLocalMode(home: string, ports: LocalModePorts, env: Record<
     },
   });
 }
+
+/** The stream key `tteok local` prints in its banner for the first stream of a new home. */
+export async function bannerStreamKey(local: ManagedProcess): Promise<string> {
+  return (await local.waitForLine(/^\s+Stream Key:\s+\S+$/, 60_000)).trim().split(/\s+/).at(-1)!;
+}

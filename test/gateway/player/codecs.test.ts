@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import t, { type Test } from 'tap';
 import { launchBrowser, type Browser } from '../../../harness/browser.ts';
 import { parsePlaylist } from '../../../harness/hls.ts';
-import { localModePorts, spawnLocalMode } from '../../../harness/local-mode.ts';
+import { bannerStreamKey, localModePorts, spawnLocalMode } from '../../../harness/local-mode.ts';
 import { stopAll, type ManagedProcess } from '../../../harness/process.ts';
 import { FFMPEG9, publishTestPattern, type PublishOptions } from '../../../harness/publisher.ts';
 import { httpReady, waitFor } from '../../../harness/wait.ts';
@@ -32,7 +32,7 @@ const local: ManagedProcess = spawnLocalMode(home, ports, {
   TTEOK_RECONNECT_GRACE_SECONDS: '2',
   TTEOK_LOG_LEVEL: 'info',
 });
-const key = (await local.waitForLine(/^\s+Stream Key:\s+\S+$/, 60_000)).trim().split(/\s+/).at(-1)!;
+const key = await bannerStreamKey(local);
 const gateway = `http://127.0.0.1:${gatewayPort}`;
 await httpReady(`${gateway}/readyz`);
 browser = await launchBrowser();

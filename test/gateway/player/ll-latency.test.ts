@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { launchBrowser, type Browser } from '../../../harness/browser.ts';
-import { localModePorts, spawnLocalMode } from '../../../harness/local-mode.ts';
+import { bannerStreamKey, localModePorts, spawnLocalMode } from '../../../harness/local-mode.ts';
 import { stopAll } from '../../../harness/process.ts';
 import { publishTestPattern, zerolatencyX264 } from '../../../harness/publisher.ts';
 import { httpReady, waitFor } from '../../../harness/wait.ts';
@@ -56,7 +56,7 @@ t.teardown(async () => {
 });
 
 const local = spawnLocalMode(home, ports, { TTEOK_LOG_LEVEL: 'info', TTEOK_LL_PART_SECONDS: '0.333' });
-const key = (await local.waitForLine(/^\s+Stream Key:\s+\S+$/, 60_000)).trim().split(/\s+/).at(-1)!;
+const key = await bannerStreamKey(local);
 const gateway = `http://127.0.0.1:${ports.gatewayPort}`;
 await httpReady(`${gateway}/readyz`);
 

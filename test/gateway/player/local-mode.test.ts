@@ -19,7 +19,7 @@ import t from 'tap';
 import { launchBrowser, type Browser } from '../../../harness/browser.ts';
 import { parsePlaylist } from '../../../harness/hls.ts';
 import { metricValue } from '../../../harness/ingest-process.ts';
-import { localModePorts, spawnLocalMode } from '../../../harness/local-mode.ts';
+import { bannerStreamKey, localModePorts, spawnLocalMode } from '../../../harness/local-mode.ts';
 import { stopAll, type ManagedProcess } from '../../../harness/process.ts';
 import { publishTestPattern } from '../../../harness/publisher.ts';
 import { httpReady, waitFor } from '../../../harness/wait.ts';
@@ -73,7 +73,7 @@ const local: ManagedProcess = spawnLocalMode(home, ports, {
   TTEOK_LOG_LEVEL: 'info',
   TTEOK_PLAYER_SRC_ORIGINS: allowedRelay.origin,
 });
-const key = (await local.waitForLine(/^\s+Stream Key:\s+\S+$/, 60_000)).trim().split(/\s+/).at(-1)!;
+const key = await bannerStreamKey(local);
 const watchUrl = (await local.waitForLine(/^\s+Watch:\s+http\S+\/$/, 10_000)).trim().split(/\s+/).at(-1)!;
 const gateway = `http://127.0.0.1:${gatewayPort}`;
 await httpReady(`${gateway}/readyz`);

@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { launchBrowser, type Browser } from '../../../harness/browser.ts';
-import { localModePorts, spawnLocalMode } from '../../../harness/local-mode.ts';
+import { bannerStreamKey, localModePorts, spawnLocalMode } from '../../../harness/local-mode.ts';
 import { stopAll } from '../../../harness/process.ts';
 import { publishTestPattern } from '../../../harness/publisher.ts';
 import { httpReady, waitFor } from '../../../harness/wait.ts';
@@ -44,7 +44,7 @@ t.teardown(async () => {
 
 // Plain HLS (no LL-HLS parts): the origin without blocking reload that the page's loader is for.
 const local = spawnLocalMode(home, ports, { TTEOK_LOG_LEVEL: 'info', TTEOK_TRANSCODER: 'off', TTEOK_LL_PART_SECONDS: '0' });
-const key = (await local.waitForLine(/^\s+Stream Key:\s+\S+$/, 60_000)).trim().split(/\s+/).at(-1)!;
+const key = await bannerStreamKey(local);
 const gateway = `http://127.0.0.1:${ports.gatewayPort}`;
 await httpReady(`${gateway}/readyz`);
 publishTestPattern({ url: `rtmp://127.0.0.1:${ports.rtmpPort}/live/${key}`, size: '640x360', gopSeconds: 1 });

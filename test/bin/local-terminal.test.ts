@@ -32,11 +32,14 @@ const KEY = 'terminal-demo-key-0123456789abcdefghij';
 t.test('on a terminal the log lines are pretty and coloured', async (tt) => {
   const ports = await localModePorts();
   const h = home();
-  const command = [process.execPath, '--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'local'].map((a) => `'${a}'`).join(' ');
+  // `exec`: script runs the command with $SHELL -c; Debian's dash (a CI's /bin/sh) stays as tteok's parent without
+  // it, and the SIGTERM below would reach the shell instead of tteok (the failure CI saw; bash execs by itself).
+  const command = `exec ${[process.execPath, '--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'local'].map((a) => `'${a}'`).join(' ')}`;
   // util-linux script(1) gives the command a pseudo-terminal of its own, as a terminal window does.
   const p = spawnManaged('script-tteok-local', 'script', ['-qfec', command, '/dev/null'], {
     cwd: ROOT,
     env: {
+      SHELL: '/bin/sh',
       TTEOK_LOCAL_HOME: h,
       TTEOK_RTMP_PORT: String(ports.rtmpPort),
       TTEOK_HTTP_PORT: String(ports.httpPort),
@@ -54,7 +57,7 @@ t.test('on a terminal the log lines are pretty and coloured', async (tt) => {
   );
   // script runs tteok as its child: stop that one, and script exits with its code (-e).
   const child = Number(readFileSync(`/proc/${p.child.pid}/task/${p.child.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
-  tt.ok(child > 0, 'tteok runs under script');
+  tt.match(readFileSync(`/proc/${child}/cmdline`, 'utf8'), /bin\/tteok\.ts\0local/, 'tteok runs under script, as its child');
   const from = p.lines.length;
   process.kill(child, 'SIGTERM');
   const exit = await p.exited;

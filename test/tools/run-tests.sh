@@ -24,10 +24,19 @@ status=${PIPESTATUS[0]}
 summary="$(grep -E '^# \{ total: ' "$log" | tail -n 1)"
 pass="$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")"
 fail="$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")"
-# The failed tests again, last, so a CI log cut to its tail still names them.
+# The failed tests again, last, so a CI log cut to its tail still names them,
+# then each failed assertion with its diagnostics (tap's YAML block: what was
+# found, what was wanted), so the log says why without a second run.
 if [[ "${fail:-0}" != "0" ]]; then
   echo "run-tests: failed:"
   grep -E '^ *not ok ' "$log" | head -n 40
+  echo "run-tests: why (each failed assertion's diagnostics, 25 lines at most):"
+  awk '
+    /^ *not ok / { block = 1; shown = 0; print; next }
+    block && /^ *(ok|not ok|# Subtest:|1\.\.)/ { block = 0 }
+    block && shown < 25 { print; shown++ }
+    block && /^ *\.\.\.$/ { block = 0 }
+  ' "$log" | head -n 300
 fi
 echo "tests: ${pass:-0} passed, ${fail:-0} failed"
 if [[ $status -eq 0 && -z "$pass" ]]; then

@@ -24,7 +24,7 @@ import { createGateway } from '../gateway/gateway.ts';
 import { HttpLowLatencySource } from '../gateway/low-latency/http-source.ts';
 import { LocalStreamView } from '../gateway/views/local-stream-view.ts';
 import { launchBrowser } from '../harness/browser.ts';
-import { startCdnFront } from '../harness/cdn-front.ts';
+import { type CdnFront, startCdnFront } from '../harness/cdn-front.ts';
 import { startIngestProcess, writeKeyFile } from '../harness/ingest-process.ts';
 import { startS3Server } from '../harness/s3-server.ts';
 import { waitFor } from '../harness/wait.ts';
@@ -115,6 +115,9 @@ export function zerolatencyInput(keyframeSeconds: number): string {
 
 interface PageStats {
   playing: boolean;
+  bufferAhead: number;
+  playbackRate: number;
+  catchUp: string;
   playingSeconds: number;
   latency: number | null;
   edgeDistance: number | null;
@@ -172,9 +175,12 @@ async function run(keyframeSeconds: number, ll: boolean, seconds: number, s3: Aw
   try {
     const playlist = `${front.url}/default/${name}/index.m3u8`;
     await waitFor('the first playlist at the front', async () => ((await fetch(playlist)).ok ? true : undefined), { timeoutMs: 30_000, intervalMs: 200 });
+    // The viewer joins a stream that is already running, as most do (BENCH_LL_JOIN_SECONDS, default 10; 0: at its first playlist).
+    await sleep(JOIN_SECONDS * 1000);
     const { page } = browser;
     const stats = () => page.evaluate(() => (window as unknown as { tteokStats: PageStats }).tteokStats);
     await page.goto(`${gatewayUrl}/?src=${encodeURIComponent(playlist)}`);
+    if (process.env.BENCH_LL_TRACE) void traceStartUp(name, stats, front);
     // Start-up sits further back and catches up at ≤ 1.15×: measured from 8 s of playback on.
     await waitFor('8 s of playback', async () => ((await stats()).playingSeconds >= 8 ? true : undefined), { timeoutMs: 60_000, intervalMs: 250 }).catch(
       (error: Error) => {
@@ -217,6 +223,27 @@ async function run(keyframeSeconds: number, ll: boolean, seconds: number, s3: Aw
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** BENCH_LL_TRACE: the first 6 s of the page, every 250 ms, and the front's requests meanwhile, on stderr (where start-up loses its time). */
+async function traceStartUp(name: string, stats: () => Promise<PageStats>, front: CdnFront): Promise<void> {
+  const start = Date.now();
+  const answersFrom = front.answers.length;
+  for (let i = 0; i < 24; i++) {
+    await sleep(250);
+    const s = await stats().catch(() => undefined);
+    if (!s) break;
+    const t = ((Date.now() - start) / 1000).toFixed(2);
+    process.stderr.write(
+      `${name} start ${t}s: ${JSON.stringify({ played: s.playingSeconds.toFixed(2), latency: s.latency?.toFixed(2), edge: s.edgeDistance?.toFixed(2), target: s.targetLatency, ahead: s.bufferAhead.toFixed(2), rate: s.playbackRate, catchUp: s.catchUp, stalls: s.stalls, waits: s.waits.map((w) => [(w.start - start) / 1000, w.end === null ? null : (w.end - start) / 1000]) })}\n`,
+    );
+  }
+  for (const a of front.answers.slice(answersFrom, answersFrom + 60))
+    process.stderr.write(
+      `${name} request ${((a.at - a.ms - start) / 1000).toFixed(2)}s +${a.ms.toFixed(0)} ms: ${a.by} ${a.status} ${a.path}${a.blocking ? ' (blocking)' : ''}\n`,
+    );
+}
+
+const JOIN_SECONDS = Number(process.env.BENCH_LL_JOIN_SECONDS ?? 10);
 
 /** For each keyframe interval, LL on then off, one SeaweedFS for all. */
 export async function llLatency(intervals: number[], seconds = 60): Promise<LlResult[]> {

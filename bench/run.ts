@@ -14,6 +14,8 @@
 //   BENCH_S3_COST_SECONDS=40      steady window of each S3 cost mode
 //   BENCH_LL_KEYFRAME_INTERVALS=2 keyframe intervals of the LL-HLS viewer latency (README's table: 1,2,4)
 //   BENCH_LL_SECONDS=60           its sampling per interval, LL on and off
+//   BENCH_LL_JOIN_SECONDS=10      its viewer joins this long after the stream's first playlist
+//   BENCH_LL_TRACE=1              its page's start-up and the front's requests, on stderr
 //   BENCH_GATEWAY_ROUNDS=3        alternating 10 s rounds of the gateway benchmark
 //   BENCH_GATEWAY_COMPARE=a=/x/dist/bin/tteok.js;…  other gateway builds measured in the same rounds
 //   BENCH_DENSITY_COUNTS=20,50    stream counts of the density benchmark (the smallest is CPU-profiled

@@ -27,7 +27,8 @@
   // behind its arrival at the ingest, without stalls. Start-up and stalls (network, a slow segment)
   // leave the player further behind; it then plays up to 15 % faster until it
   // is back at the target, and jumps to the target if it falls more than 5 s
-  // behind. hls.js does that rate catch-up only in lowLatencyMode, hence on;
+  // behind. hls.js does that rate catch-up only in lowLatencyMode, hence on
+  // (with LL-HLS parts live-catch-up.js does it instead, closer to the edge);
   // its blocking reloads are done by edge-loader.js where the origin cannot.
   var HLS_CONFIG = {
     lowLatencyMode: true,
@@ -103,6 +104,7 @@
     targetLatency: null, // hls.targetLatency
     bufferAhead: 0,
     playbackRate: 1,
+    catchUp: 'off', // LL-HLS latency keeping (live-catch-up.js): off | idle | jumped | catching-up | at-target
     stalls: 0,
     playlistAges: [], // seconds: for each live playlist loaded, how long its newest segment had ended (by its program date time) when the answer came, oldest first
     waits: [], // { start, end } (ms): each time the video element waited for data (its waiting → playing events), start-up included
@@ -157,6 +159,7 @@
   var selected = selectedFromUrl();
   var current = null; // the stream object being played
   var hls = null;
+  var catchUp = null; // tick of live-catch-up.js for the playback going on
   var playingUrl = null;
   // A run this browser cannot decode (HEVC in most browsers): not retried until the stream goes offline.
   var undecodableUrl = null;
@@ -514,6 +517,8 @@
     if (window.tteokEdgeLoader) HLS_CONFIG.pLoader = window.tteokEdgeLoader(window.Hls.DefaultConfig.loader);
     hls = new window.Hls(HLS_CONFIG);
     var instance = hls;
+    // LL-HLS: the page keeps the latency target itself (live-catch-up.js says why).
+    catchUp = window.tteokLiveCatchUp ? window.tteokLiveCatchUp(hls, video) : null;
     hls.on(window.Hls.Events.MANIFEST_PARSED, (_event, data) => {
       buildQualityMenu(data.levels);
       video.play().catch((err) => {
@@ -592,6 +597,7 @@
       hls.destroy();
       hls = null;
     }
+    catchUp = null;
     playingUrl = null;
     stats.playing = false;
     resetQualityMenu();
@@ -617,7 +623,8 @@
 
   var lastTime = 0;
   video.addEventListener('waiting', () => {
-    if (stats.playing) stats.stalls++;
+    // A seek's wait for the decoder (the start-up jump, Go live) is not a stall.
+    if (stats.playing && !video.seeking) stats.stalls++;
     if (hls && stats.waitingSince === null) stats.waitingSince = Date.now();
   });
   video.addEventListener('playing', () => {
@@ -663,6 +670,7 @@
     lastTime = t;
     stats.videoHeight = video.videoHeight;
     stats.bufferAhead = bufferAhead();
+    if (catchUp) stats.catchUp = catchUp(stats.playingSeconds);
     stats.playbackRate = video.playbackRate;
     if (hls) {
       stats.edgeDistance = typeof hls.latency === 'number' ? hls.latency : null;

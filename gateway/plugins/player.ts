@@ -80,6 +80,7 @@ const player: FastifyPluginAsync<PlayerOptions> = async (app, options) => {
     },
     '/player.js': local('player.js', 'text/javascript; charset=utf-8'),
     '/edge-loader.js': local('edge-loader.js', 'text/javascript; charset=utf-8'),
+    '/live-catch-up.js': local('live-catch-up.js', 'text/javascript; charset=utf-8'),
     '/player.css': local('player.css', 'text/css; charset=utf-8'),
     '/vendor/hls.min.js': {
       body: readFileSync(createRequire(import.meta.url).resolve('hls.js/dist/hls.min.js')),

@@ -126,8 +126,9 @@ export class LowLatencyStream {
   listed(sequence: number): void {
     const run = this.pending.shift();
     if (run) this.listedParts.set(sequence, run);
-    // Held a while after they leave the playlist, so a playlist just served never names a part already gone.
-    for (const old of this.listedParts.keys()) if (old <= sequence - 2 * PARTS_LISTED_SEGMENTS) this.listedParts.delete(old);
+    // Held one segment longer than listed, so a playlist just served never names a part already gone
+    // (players ask for parts near the live edge; CloudFront keeps an LL playlist 1 s at most).
+    for (const old of this.listedParts.keys()) if (old < sequence - PARTS_LISTED_SEGMENTS) this.listedParts.delete(old);
     this.changed();
   }
 

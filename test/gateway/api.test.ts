@@ -406,6 +406,10 @@ t.test('the player page and its assets', async (tt) => {
   tt.match(loader.headers['content-type'], /^text\/javascript/);
   tt.match(loader.body, /window\.tteokEdgeLoader/, "the page's playlist loader is served");
   tt.match(page.body, /src="\/edge-loader\.js"/);
+  const catchUp = await request('/live-catch-up.js');
+  tt.match(catchUp.headers['content-type'], /^text\/javascript/);
+  tt.match(catchUp.body, /window\.tteokLiveCatchUp/, "the page's LL-HLS latency keeping is served");
+  tt.match(page.body, /src="\/live-catch-up\.js"/);
   const hls = await request({ method: 'HEAD', url: '/vendor/hls.min.js' });
   tt.equal(hls.statusCode, 200);
   tt.match(hls.headers['content-type'], /^text\/javascript/);

@@ -31,9 +31,16 @@ import { httpReady, waitFor } from '../../../harness/wait.ts';
  * player falls back to whole segments.
  */
 const MEDIAN_BAND_S = 2.0;
+/**
+ * How far behind hls.js's target (PART-HOLD-BACK, raised 0.25 s per stall)
+ * the page may play, median. hls.js's own rate control measured 0.25–0.30 s
+ * (it speeds up only with more than 1 s buffered); the page's measured
+ * 0.00–0.07 s in BENCH=ll-latency.
+ */
+const OVER_TARGET_BAND_S = 0.18;
 /** Samples of the page's readout (every 250 ms) that the median is taken over: 20 s of playback. */
 const SAMPLES = 80;
-/** Seconds of playback before sampling: start-up sits further back and catches up at ≤ 1.15×. */
+/** Seconds of playback before sampling: start-up sits further back until the page's jump or catch-up. */
 const SETTLE_PLAYING_S = 8;
 
 interface Stats {
@@ -44,6 +51,7 @@ interface Stats {
   edgeDistance: number | null;
   stalls: number;
   errors: string[];
+  catchUp: string;
 }
 
 const home = mkdtempSync(join(tmpdir(), 'tteok-ll-latency-'));
@@ -97,10 +105,13 @@ t.test('the player plays LL-HLS with blocking reloads and parts, in the LL laten
     throw error;
   });
   const from = settled.latencies.length;
+  // How far behind hls.js's own target the page plays (hls.js alone stays 0.25–0.3 s behind a 1 s target: live-catch-up.js).
+  const overTarget: number[] = [];
   const done = await waitFor(
     `${SAMPLES} latency samples`,
     async () => {
       const s = await stats();
+      if (s.playing && s.edgeDistance !== null && s.targetLatency !== null) overTarget.push(s.edgeDistance - s.targetLatency);
       return s.errors.length > 0 || s.latencies.length >= from + SAMPLES ? s : undefined;
     },
     { timeoutMs: 60_000, intervalMs: 500 },
@@ -120,4 +131,11 @@ t.test('the player plays LL-HLS with blocking reloads and parts, in the LL laten
       `hls.js target ${done.targetLatency?.toFixed(2)} s, behind the live edge ${done.edgeDistance?.toFixed(2)} s, stalls ${done.stalls}`,
   );
   tt.ok(median < MEDIAN_BAND_S, `median latency ${median.toFixed(2)} s < ${MEDIAN_BAND_S} s (plain HLS with 2 s GOPs cannot)`);
+  overTarget.sort((a, b) => a - b);
+  const over = overTarget[Math.floor(overTarget.length / 2)];
+  tt.equal(done.catchUp === 'at-target' || done.catchUp === 'catching-up', true, `the page keeps the LL latency target (${done.catchUp})`);
+  tt.ok(
+    over !== undefined && over < OVER_TARGET_BAND_S,
+    `it plays ${over?.toFixed(2)} s behind hls.js's target (median over ${overTarget.length} readings), under ${OVER_TARGET_BAND_S} s`,
+  );
 });

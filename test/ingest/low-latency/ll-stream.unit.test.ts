@@ -82,7 +82,8 @@ t.test('parts of old segments leave the playlist after about three target durati
   const text = stream.render();
   t.notMatch(text, 's1/2.0.part.m4s');
   t.match(text, 's1/3.0.part.m4s');
-  t.ok(stream.findPart('s1', 1, 0), 'held a while longer than listed');
+  t.ok(stream.findPart('s1', 2, 0), 'held one segment longer than listed');
+  t.equal(stream.findPart('s1', 1, 0), undefined, 'and then let go (memory per stream)');
 });
 
 t.test('blocked requests are answered once the playlist reaches them, those reached together in the order they came', async (t) => {

@@ -182,8 +182,18 @@ class Generation {
   failed = false;
   /** With parts: presentation time the part being fed starts at (on the timeline the muxer's decode times follow). */
   partStartPts: number | undefined;
-  /** With parts: the parts of the segment being cut, in order. */
-  private parts: Uint8Array[] = [];
+  /** With parts: how many parts of the segment being cut have been handed over. */
+  private partCount = 0;
+  /**
+   * With parts: the segment being cut, written part by part where it will
+   * stay (each part handed over is a view of it), so a segment's bytes are
+   * allocated and copied once, not once as parts and again as the segment
+   * (the allocation rate is what the ingest's garbage collection follows).
+   * Sized from the previous segment; grown by copying when a segment is larger.
+   */
+  private segmentBytes: Uint8Array | undefined;
+  private segmentLength = 0;
+  private lastSegmentLength = 0;
   /** With parts: the part being written starts with a keyframe. */
   partIndependent = true;
 
@@ -228,7 +238,8 @@ class Generation {
           if (this.capture) throw new Error('a fragment began before the previous one was complete');
           const payload = fragmentPayloadBytes(moof);
           const mdatAt = at + moof.length;
-          const data = new Uint8Array(moof.length + BOX_HEADER_BYTES + payload);
+          const size = moof.length + BOX_HEADER_BYTES + payload;
+          const data = this.partSeconds > 0 ? this.nextPartBytes(size) : new Uint8Array(size);
           data.set(moof, 0);
           this.capture = { data, moof, mdatAt, end: mdatAt + BOX_HEADER_BYTES + payload };
         },
@@ -300,38 +311,48 @@ class Generation {
       const timing = parseFragmentTiming(capture.moof, this.tracks, this.partIndependent);
       this.sink.onPart?.({
         data: capture.data,
-        index: this.parts.length,
+        index: this.partCount++,
         duration: timing.videoDuration ?? timing.duration,
         independent: this.partIndependent,
         initGeneration: this.number,
       });
-      this.parts.push(capture.data);
       return;
     }
     this.emitSegment(capture.data);
   }
 
+  /** With parts: room for the next part at the end of the segment being cut. */
+  private nextPartBytes(size: number): Uint8Array {
+    const end = this.segmentLength + size;
+    if (!this.segmentBytes || end > this.segmentBytes.length) {
+      // A tenth over the last segment: most segments fit at once; one that does not is copied once per doubling.
+      const grown = Buffer.allocUnsafeSlow(Math.max(end, Math.ceil(this.lastSegmentLength * 1.1), (this.segmentBytes?.length ?? 0) * 2));
+      if (this.segmentBytes) grown.set(this.segmentBytes.subarray(0, this.segmentLength));
+      this.segmentBytes = grown;
+    }
+    const part = this.segmentBytes.subarray(this.segmentLength, end);
+    this.segmentLength = end;
+    return part;
+  }
+
   /** With parts: the segment whose parts have been handed over is complete. */
   endSegment(): void {
-    const parts = this.parts;
-    if (parts.length === 0) return;
-    this.parts = [];
-    let size = 0;
-    for (const part of parts) size += part.length;
-    const data = new Uint8Array(size);
-    let at = 0;
-    for (const part of parts) {
-      data.set(part, at);
-      at += part.length;
-    }
+    if (this.partCount === 0 || !this.segmentBytes) return;
+    const data = this.segmentBytes.subarray(0, this.segmentLength);
+    this.lastSegmentLength = this.segmentLength;
+    this.segmentBytes = undefined;
+    this.segmentLength = 0;
+    this.partCount = 0;
     this.emitSegment(data);
   }
 
   /** With parts: the muxer failed, so the parts of the segment being cut will never make one. */
   abandonParts(): void {
-    if (this.parts.length === 0) return;
-    this.parts = [];
-    this.sink.onPartsAbandoned?.();
+    const handedOver = this.partCount > 0;
+    this.segmentBytes = undefined;
+    this.segmentLength = 0;
+    this.partCount = 0;
+    if (handedOver) this.sink.onPartsAbandoned?.();
   }
 
   private emitSegment(data: Uint8Array): void {

@@ -309,9 +309,11 @@ class Generation {
     if (!this.tracks) return;
     if (this.partSeconds > 0) {
       const timing = parseFragmentTiming(capture.moof, this.tracks, this.partIndependent);
+      // Counted apart from the call: a sink without onPart (a multitrack rendition) still gets its segments.
+      const index = this.partCount++;
       this.sink.onPart?.({
         data: capture.data,
-        index: this.partCount++,
+        index,
         duration: timing.videoDuration ?? timing.duration,
         independent: this.partIndependent,
         initGeneration: this.number,

@@ -33,13 +33,14 @@ interface Packaged {
 }
 
 /** Feeds the FLV's tags to a fragmenter with parts on, as the publish session does. */
-async function packageFlv(path: string): Promise<Packaged> {
+async function packageFlv(path: string, options: { partSink?: boolean } = {}): Promise<Packaged> {
   const out: Packaged = { inits: [], parts: [], segments: [], drops: [], errors: [], videoFrames: 0, audioFrames: 0 };
   const fragmenter = new Fragmenter(
     SEGMENT_SECONDS,
     {
       onInit: (init) => out.inits.push(init),
-      onPart: (part) => out.parts.push({ ...part, segment: out.segments.length }),
+      // Without it, as a multitrack rendition's sink: parts are cut, nobody takes them, segments still come.
+      ...(options.partSink === false ? {} : { onPart: (part: PartOutput) => out.parts.push({ ...part, segment: out.segments.length }) }),
       onSegment: (segment) => out.segments.push(segment),
       onDroppedPacket: (reason) => out.drops.push(reason),
       onMuxerError: (error) => out.errors.push(error),
@@ -205,3 +206,18 @@ for (const c of cases) {
     }
   });
 }
+
+t.test('a sink that takes no parts (a multitrack rendition) gets the same segments, byte for byte', async (t) => {
+  const folder = join(dir, 'no-part-sink');
+  mkdirSync(folder, { recursive: true });
+  const flv = await encodeFlv(folder, 'clip.flv', { seconds: 6 });
+  const withParts = await packageFlv(flv);
+  const without = await packageFlv(flv, { partSink: false });
+  t.ok(withParts.segments.length >= 3, `${withParts.segments.length} segments with a part sink`);
+  t.equal(without.segments.length, withParts.segments.length, 'as many without one');
+  t.same(
+    without.segments.map((s) => Buffer.from(s.data).toString('base64')),
+    withParts.segments.map((s) => Buffer.from(s.data).toString('base64')),
+    'the same bytes',
+  );
+});

@@ -17,8 +17,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { tteokCommand } from '../harness/ingest-process.ts';
-import { freePort } from '../harness/ports.ts';
+import { localModePorts, spawnLocalMode } from '../harness/local-mode.ts';
 import { spawnManaged, type ManagedProcess } from '../harness/process.ts';
 import { httpReady, waitFor } from '../harness/wait.ts';
 import { BENCH_BUILD } from './lib/dist-build.ts';
@@ -28,7 +27,6 @@ import { startPdtProxy } from './lib/pdt-proxy.ts';
 import { fmt, median, p95 } from './lib/stats.ts';
 import { sample, type Samples } from './viewer-latency.ts';
 
-const ROOT = join(import.meta.dirname, '..');
 const NGINX_KEY = 'keyframe_bench_key_0123456789';
 
 export interface KeyframeResult extends Samples {
@@ -63,23 +61,19 @@ export async function keyframeLatency(intervals: number[], seconds: number): Pro
     const nginx = await startNginxRtmp({ systemNaming: true });
     const proxy = await startPdtProxy(`http://127.0.0.1:${nginx.httpPort}`);
     const home = mkdtempSync(join(tmpdir(), 'tteok-keyframe-'));
-    const gatewayPort = await freePort();
-    const rtmpPort = await freePort();
-    const command = tteokCommand('local', BENCH_BUILD);
-    const local = spawnManaged('local', process.execPath, command.args, {
-      cwd: ROOT,
-      env: {
-        ...command.env,
-        TTEOK_LOCAL_HOME: home,
-        TTEOK_RTMP_PORT: String(rtmpPort),
-        TTEOK_HTTP_PORT: String(await freePort()),
-        TTEOK_GATEWAY_PORT: String(gatewayPort),
+    const ports = await localModePorts();
+    const { rtmpPort, gatewayPort } = ports;
+    const local = spawnLocalMode(
+      home,
+      ports,
+      {
         TTEOK_LOG_LEVEL: 'warn',
         // Renditions and thumbnails are not what is measured here: no ffmpeg children beside the publisher.
         TTEOK_TRANSCODER: 'off',
         TTEOK_PLAYER_SRC_ORIGINS: proxy.origin,
       },
-    });
+      BENCH_BUILD,
+    );
     let publisher: ManagedProcess | undefined;
     try {
       await httpReady(`http://127.0.0.1:${gatewayPort}/readyz`);

@@ -16,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAllDocuments } from 'yaml';
 import { launchBrowser } from '../harness/browser.ts';
 import { startIngestProcess, tteokCommand, writeKeyFile } from '../harness/ingest-process.ts';
+import { localModePorts, spawnLocalMode } from '../harness/local-mode.ts';
 import { freePort } from '../harness/ports.ts';
 import { spawnManaged, type ManagedProcess } from '../harness/process.ts';
 import { startS3Server } from '../harness/s3-server.ts';
@@ -145,24 +146,12 @@ export async function viewerLatency(input: string, seconds = 60): Promise<Viewer
 
   // 2. The one-machine mode: the gateway serves the origin itself.
   const home = mkdtempSync(join(tmpdir(), 'tteok-viewer-local-'));
-  const rtmpPort = await freePort();
-  const gatewayPort = await freePort();
+  const ports = await localModePorts();
+  const { rtmpPort, gatewayPort } = ports;
   // Started first: the player page plays ?src= only from origins its gateway allows (case 3).
   const nginx = await startNginxRtmp({ systemNaming: true });
   const proxy = await startPdtProxy(`http://127.0.0.1:${nginx.httpPort}`);
-  const localCommand = tteokCommand('local', BENCH_BUILD);
-  const local = spawnManaged('local', process.execPath, localCommand.args, {
-    cwd: ROOT,
-    env: {
-      ...localCommand.env,
-      TTEOK_LOCAL_HOME: home,
-      TTEOK_RTMP_PORT: String(rtmpPort),
-      TTEOK_HTTP_PORT: String(await freePort()),
-      TTEOK_GATEWAY_PORT: String(gatewayPort),
-      TTEOK_LOG_LEVEL: 'warn',
-      TTEOK_PLAYER_SRC_ORIGINS: proxy.origin,
-    },
-  });
+  const local = spawnLocalMode(home, ports, { TTEOK_LOG_LEVEL: 'warn', TTEOK_PLAYER_SRC_ORIGINS: proxy.origin }, BENCH_BUILD);
   try {
     await httpReady(`http://127.0.0.1:${gatewayPort}/readyz`);
     const doc = parseAllDocuments(readFileSync(join(home, 'keys.yaml'), 'utf8'))[0]!.toJSON() as {

@@ -1,6 +1,7 @@
 // `tteok local` (ingest and gateway in one process, as `make run` starts it)
 // as a child process for tests, on free loopback ports.
 import { join } from 'node:path';
+import { type TteokBuild, tteokCommand } from './ingest-process.ts';
 import { freePort } from './ports.ts';
 import { spawnManaged, type ManagedProcess } from './process.ts';
 
@@ -16,11 +17,17 @@ export async function localModePorts(): Promise<LocalModePorts> {
   return { rtmpPort: await freePort(), httpPort: await freePort(), gatewayPort: await freePort() };
 }
 
-/** Starts `tteok local` with its state in `home`; `env` adds or overrides settings. */
-export function spawnLocalMode(home: string, ports: LocalModePorts, env: Record<string, string> = {}): ManagedProcess {
-  return spawnManaged('tteok-local', process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 'tteok.ts'), 'local'], {
+/**
+ * Starts `tteok local` with its state in `home`; `env` adds or overrides
+ * settings. `build`: the sources through tsx (the tests), or the compiled
+ * build the benchmarks measure.
+ */
+export function spawnLocalMode(home: string, ports: LocalModePorts, env: Record<string, string> = {}, build: TteokBuild = 'tsx'): ManagedProcess {
+  const command = tteokCommand('local', build);
+  return spawnManaged('tteok-local', process.execPath, command.args, {
     cwd: ROOT,
     env: {
+      ...command.env,
       TTEOK_LOCAL_HOME: home,
       TTEOK_RTMP_PORT: String(ports.rtmpPort),
       TTEOK_HTTP_PORT: String(ports.httpPort),

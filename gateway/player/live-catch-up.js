@@ -27,14 +27,6 @@
   var JUMP_WITHIN_SECONDS = 4;
   var MIN_JUMP_SECONDS = 0.5;
 
-  /** The end of the buffered range holding `time`, or null. */
-  function bufferedEnd(video, time) {
-    var b = video.buffered;
-    var i;
-    for (i = 0; i < b.length; i++) if (b.start(i) <= time + 0.1 && time <= b.end(i)) return b.end(i);
-    return null;
-  }
-
   /** hls.js's rate curve (latency-controller.ts): 1.05× a tenth of a second behind, 1.1× at 0.3 s, capped. */
   function rateFor(distance) {
     var rate = Math.round((2 / (1 + Math.exp(-0.75 * distance))) * 20) / 20;
@@ -42,20 +34,20 @@
   }
 
   /**
-   * tick(playingSeconds) every few hundred milliseconds from the start of
-   * playback; a no-op until the playlist has parts. Returns what it did, for
-   * the page's stats.
+   * tick(playingSeconds, ahead) every few hundred milliseconds from the start
+   * of playback, `ahead` being the seconds buffered ahead of the playhead (0
+   * when it is outside what is buffered: the page's bufferAhead()); a no-op
+   * until the playlist has parts. Returns what it did, for the page's stats.
    */
   window.tteokLiveCatchUp = function (hls, video) {
-    return function tick(playingSeconds) {
+    return function tick(playingSeconds, ahead) {
       var details = hls.latestLevelDetails;
       var partTarget = details && details.partTarget;
       if (!partTarget || !details.live) return 'off';
       if (hls.config.maxLiveSyncPlaybackRate !== 1) hls.config.maxLiveSyncPlaybackRate = 1;
       var latency = hls.latency;
       var target = hls.targetLatency;
-      var end = bufferedEnd(video, video.currentTime);
-      if (typeof latency !== 'number' || typeof target !== 'number' || end === null || video.paused || video.seeking) {
+      if (typeof latency !== 'number' || typeof target !== 'number' || ahead <= 0 || video.paused || video.seeking) {
         // Nothing to play ahead (start-up, a stall): never faster than real time.
         if (video.playbackRate > 1) video.playbackRate = 1;
         return 'idle';
@@ -64,14 +56,14 @@
       var floor = FLOOR_PARTS * partTarget;
       var jump;
       if (playingSeconds >= JUMP_AFTER_SECONDS && playingSeconds < JUMP_WITHIN_SECONDS) {
-        jump = Math.min(distance, end - floor - video.currentTime);
+        jump = Math.min(distance, ahead - floor);
         if (jump >= MIN_JUMP_SECONDS) {
           video.currentTime += jump;
           if (video.playbackRate !== 1) video.playbackRate = 1;
           return 'jumped';
         }
       }
-      var rate = distance > 0 && distance < target + details.targetduration && end - video.currentTime > floor ? rateFor(distance) : 1;
+      var rate = distance > 0 && distance < target + details.targetduration && ahead > floor ? rateFor(distance) : 1;
       if (video.playbackRate !== rate) video.playbackRate = rate;
       return rate > 1 ? 'catching-up' : 'at-target';
     };

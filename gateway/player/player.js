@@ -670,7 +670,7 @@
     lastTime = t;
     stats.videoHeight = video.videoHeight;
     stats.bufferAhead = bufferAhead();
-    if (catchUp) stats.catchUp = catchUp(stats.playingSeconds);
+    if (catchUp) stats.catchUp = catchUp(stats.playingSeconds, stats.bufferAhead);
     stats.playbackRate = video.playbackRate;
     if (hls) {
       stats.edgeDistance = typeof hls.latency === 'number' ? hls.latency : null;

@@ -105,7 +105,9 @@ export class LowLatencyStream {
   segmentComplete(data: Uint8Array): void {
     if (!this.open) return;
     this.open.data = data;
-    // The segment is its parts back to back: each part becomes a view of it, so their own buffers go.
+    // The segment is its parts back to back. The fragmenter cuts parts as views of the segment's own buffer,
+    // except those cut before that buffer grew (a segment larger than the last): they become views of it too,
+    // so the outgrown buffer goes.
     let at = 0;
     for (const part of this.open.parts) {
       if (at + part.data.length > data.length) break;

@@ -95,18 +95,29 @@ async function run(
   baselinePids: () => number[],
   start: (i: number) => ManagedProcess,
   playlistPath: (i: number) => string,
+  fullGcCount?: () => Promise<number>,
 ): Promise<DensityResult> {
   const baseline = baselinePids().reduce((a, p) => a + rssMiB(p), 0);
   const publishers = Array.from({ length: n }, (_, i) => start(i));
   await sleep(WARMUP_MS);
   const before = segmentsSeen(playlistPath, n);
+  const gcBefore = await fullGcCount?.();
   const usage = await measure(baselinePids, WINDOW_MS);
+  const gcAfter = await fullGcCount?.();
   const after = segmentsSeen(playlistPath, n);
   await Promise.all(publishers.map((p) => p.stop('SIGKILL')));
   // A stream that produced fewer than 80 % of the 1 s segments the window holds stalled.
   const expected = WINDOW_MS / 1000;
   const stalled = after.filter((a, i) => a - before[i]! < expected * 0.8).length;
-  return { system, kind, streams: n, cpuPerStream: usage.cpuPercent / n, memPerStreamMiB: Math.max(0, usage.rssMiB - baseline) / n, stalledStreams: stalled };
+  return {
+    system,
+    kind,
+    streams: n,
+    cpuPerStream: usage.cpuPercent / n,
+    memPerStreamMiB: Math.max(0, usage.rssMiB - baseline) / n,
+    stalledStreams: stalled,
+    ...(gcBefore !== undefined && gcAfter !== undefined ? { fullGcPerSecond: (gcAfter - gcBefore) / (WINDOW_MS / 1000) } : {}),
+  };
 }
 
 /**
@@ -169,6 +180,7 @@ async function tteokIngest(
       () => [pid],
       (i) => replay(input, ingest.rtmpUrl(keyOf(i)), `pub-${i}`),
       (i) => join(mediaDir, 'default', `s${i}`, 'index.m3u8'),
+      async () => metricValue(await ingest.metrics(), 'tteok_ingest_nodejs_gc_duration_seconds_count', 'kind="major"'),
     );
     const toUs = monotonicMicros();
     const backlog = metricValue(await ingest.metrics(), 'tteok_ingest_upload_backlog_segments');

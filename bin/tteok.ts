@@ -12,6 +12,7 @@ import { formatEnvHelp, unknownNameMessage, unknownNames } from '../common/env-h
 import { createLogger, type Logger } from '../common/log.ts';
 import { packageVersion } from '../common/package-version.ts';
 import { PROCESS_ENV } from '../common/shared-env.ts';
+import { tuneHeapGrowth } from './heap-growth.ts';
 import { isRoleName, knownNames, ROLES, type RoleName } from './roles.ts';
 
 export const EXIT_OK = 0;
@@ -232,6 +233,8 @@ async function main(): Promise<void> {
     log = createLogger(command.role);
     if (envFile) log.info({ envFile }, 'environment loaded from file');
     for (const unknown of unknownNames(process.env, knownNames())) log.warn(unknownNameMessage(unknown));
+    const heapFlag = tuneHeapGrowth(process.execArgv);
+    if (heapFlag) log.debug({ flag: heapFlag }, 'V8 heap growth set');
     const started = handleTermination(log);
     const role = await start(command.role, log);
     started(role);

@@ -21,6 +21,8 @@ export interface DensityRow {
   cpuPerStream: number;
   memPerStreamMiB: number;
   stalledStreams: number;
+  /** Our ingest's full (mark-compact) garbage collections per second in the window, from its own metrics. */
+  fullGcPerSecond?: number;
 }
 
 export const DENSITY_TARGETS = {
@@ -83,6 +85,12 @@ export function densitySummary(rows: DensityRow[]): string[] {
     const extra = s3.cpuPerStream - local.cpuPerStream;
     lines.push(
       `Storing into S3 instead of the local store at ${local.streams} streams: ${fmt(extra, 2, ' %')} of a core per stream more (${s3.cpuPerStream > 0 ? fmt((extra / s3.cpuPerStream) * 100, 0, ' %') : 'n/a'} of the S3 run's CPU; measured one after the other, so noise on a shared machine falls on the difference).`,
+    );
+  }
+  const collected = rows.filter((r) => r.fullGcPerSecond !== undefined);
+  if (collected.length > 0) {
+    lines.push(
+      `Full (mark-compact) garbage collections per second in the ingest during the window: ${collected.map((r) => `${fmt(r.fullGcPerSecond!, 2)} (${r.system}, ${r.streams})`).join('; ')}.`,
     );
   }
   return lines;

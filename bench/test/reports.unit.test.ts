@@ -62,6 +62,22 @@ t.test('the summary states each target at each count, the ratio, and what S3 cos
   t.same(densitySummary(rows.filter((r) => r.kind === 'nginx-rtmp')), [], 'nothing to judge without our rows');
 });
 
+t.test("the ingest's full garbage collections per second, where its metrics gave them", async (t) => {
+  const withGc: DensityRow[] = [
+    row('nginx-rtmp worker', 'nginx-rtmp', 20, 0.5, 0.2),
+    { ...row('tteok ingest (to S3)', 'tteok-s3', 20, 0.9, 3.5), fullGcPerSecond: 0.2 },
+    { ...row('LL-HLS off', 'tteok-s3-variant', 20, 0.8, 3.4), fullGcPerSecond: 1.4667 },
+  ];
+  t.equal(
+    densitySummary(withGc).at(-1),
+    'Full (mark-compact) garbage collections per second in the ingest during the window: 0.20 (tteok ingest (to S3), 20); 1.47 (LL-HLS off, 20).',
+  );
+  t.notOk(
+    densitySummary(rows).some((l) => l.includes('garbage')),
+    'no line when no row has them',
+  );
+});
+
 t.test('the targets are judged on the run without the profiler; S3 against the local store like for like, both profiled', async (t) => {
   const withProfiles: DensityRow[] = [
     row('nginx-rtmp worker', 'nginx-rtmp', 20, 0.5, 0.2),

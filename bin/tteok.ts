@@ -233,7 +233,7 @@ async function main(): Promise<void> {
     log = createLogger(command.role);
     if (envFile) log.info({ envFile }, 'environment loaded from file');
     for (const unknown of unknownNames(process.env, knownNames())) log.warn(unknownNameMessage(unknown));
-    const heapFlag = tuneHeapGrowth(process.execArgv);
+    const heapFlag = tuneHeapGrowth(command.role, process.execArgv);
     if (heapFlag) log.debug({ flag: heapFlag }, 'V8 heap growth set');
     const started = handleTermination(log);
     const role = await start(command.role, log);

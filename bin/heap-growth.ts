@@ -1,13 +1,12 @@
 // V8's old-generation growth, set for a media server.
 //
-// V8 sizes the old generation's next collection limit from its own estimate
-// of the collector's speed, aiming to spend about 3 % of the main thread on
-// garbage collection. For a process like the ingest, whose live heap is small
-// (about 25–30 MB at 20 streams) and whose marking runs mostly on helper
-// threads that estimate does not see, the factor it picks leaves less room
-// than the young generation holds, so incremental marking starts again right
-// after each full collection: about 1.5 full (mark-compact) collections a
-// second at 20 streams, whatever the stream count's media rate.
+// V8 sets the old generation's next collection limit at its live size times
+// a factor it derives from how fast its collector seems. For the ingest's
+// small heap (about 25–30 MB at 20 streams) that factor leaves less room than
+// the young generation holds, which is V8's rule for starting to mark again,
+// so incremental marking restarted right after each full collection: about
+// 1.5 full (mark-compact) collections a second at 20 streams (`--trace-gc`,
+// `--trace-incremental-marking`).
 //
 // A fixed growth factor of 2 (the heap may reach twice its live size before
 // the next full collection) brought that down to 4–5 in 15 s and the ingest's
